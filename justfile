@@ -1,0 +1,93 @@
+# ssmd developer recipes. `just --list` shows them; `just test` and `just demo`
+# work on a fresh clone: each runs whatever setup is missing.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := justfile_directory() / ".venv"
+export VIRTUAL_ENV := venv
+export PATH := venv / "bin" + ":" + env_var("PATH")
+
+# Show the recipes.
+default:
+    @just --list
+
+# The virtualenv at .venv with every dependency, and the extension (release build).
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    stamp=".venv/.deps-$(sha256sum pyproject.toml | cut -c1-16)"
+    if [ ! -f "$stamp" ]; then
+        .venv/bin/python -m pip install -q --upgrade pip
+        .venv/bin/python -m pip install -q "maturin>=1.9.4,<2"
+        rm -f .venv/.deps-*
+        touch "$stamp.pending"
+    fi
+    just build
+    [ -f "$stamp" ] || mv "$stamp.pending" "$stamp"
+
+# Build the extension in release mode into the virtualenv (stale binaries removed first).
+build:
+    rm -f python/ssmd/_core*.so
+    maturin develop --release --extras dev -q
+
+# Every test: Rust unit tests, then pytest (parallel where safe).
+test: setup
+    cargo test --workspace --release -q
+    python -m pytest -q -n 2 --dist loadgroup
+
+# Rust tests only.
+test-rust:
+    cargo test --workspace --release -q
+
+# pytest only (assumes `just setup` has run); pass arguments through, e.g. `just pytest -k book`.
+pytest *ARGS: setup
+    python -m pytest {{ARGS}}
+
+# Benchmarks: writes figures to benches/RESULTS.md (see benches/README.md).
+bench: setup
+    python benches/run.py
+
+# ruff, mypy, cargo clippy and stubtest of python/ssmd/_core.pyi against the built module.
+lint: setup
+    ruff check python tests benches
+    ruff format --check python tests benches
+    mypy
+    cargo fmt --all --check
+    cargo clippy --workspace --release --all-targets -q -- -D warnings
+    python -m mypy.stubtest ssmd._core --allowlist .mypy-stubtest-allowlist
+
+# Format Python and Rust sources.
+fmt: setup
+    ruff format python tests benches
+    ruff check --fix -q python tests benches
+    cargo fmt --all
+
+# Build a wheel into dist/.
+wheel: setup
+    maturin build --release --out dist -q
+
+# Regenerate the Cap'n Proto code from schemas/ and fail if the committed copy differs (needs `capnp`).
+check-schemas:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v capnp >/dev/null || { echo "check-schemas needs the capnp compiler (Debian: apt-get install capnproto)"; exit 1; }
+    out=$(mktemp -d)
+    trap 'rm -rf "$out"' EXIT
+    cargo run -q -p ssmd-schemagen -- "$out"
+    if ! diff -u rust/ssmd-core/src/generated/ssmd_capnp.rs "$out/ssmd_capnp.rs"; then
+        echo "schemas/ssmd.capnp changed: run 'just gen-schemas' and commit the result"; exit 1
+    fi
+    echo "generated Cap'n Proto code matches schemas/"
+
+# Regenerate the committed Cap'n Proto code after editing schemas/ssmd.capnp.
+gen-schemas:
+    cargo run -q -p ssmd-schemagen -- rust/ssmd-core/src/generated
+
+# The demo: normalizes a bundled sample of Kalshi frames and prints the records.
+demo: setup
+    ssmd normalize
+
+# Remove build outputs and the virtualenv.
+clean:
+    rm -rf .venv target dist python/ssmd/_core*.so

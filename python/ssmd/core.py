@@ -1,0 +1,33 @@
+"""The only module that imports the compiled extension ssmd._core.
+
+Everything else imports from here, so the rest of the package can be read and
+typed without the binary, and a stale or mismatched binary fails loudly at
+import instead of misbehaving later.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ssmd import __version__
+from ssmd.exceptions import CoreVersionError
+
+try:
+    from ssmd import _core
+except ImportError as exc:  # pragma: no cover - exercised only on broken installs
+    raise CoreVersionError(
+        "ssmd._core (the Rust extension) is not built; run `just setup` "
+        f"(or `maturin develop --release`): {exc}"
+    ) from exc
+
+if _core.__version__ != __version__:
+    raise CoreVersionError(
+        f"ssmd._core is version {_core.__version__} but the ssmd package is {__version__}; "
+        "rebuild the extension with `just setup`"
+    )
+
+logging.getLogger(__name__).debug(
+    "ssmd._core %s (%s build)", _core.__version__, _core.build_profile
+)
+
+build_profile: str = _core.build_profile

@@ -1,0 +1,2 @@
+//! One module per exchange: wire structs (`messages`) and wire -> normalized (`parse`).
+pub mod kalshi;

@@ -1,0 +1,25 @@
+//! PyO3 bindings: the extension module `ssmd._core`.
+//!
+//! Thin by design: each module converts arguments, releases the GIL around
+//! the work in ssmd-core, and converts results. One file per area; each has a
+//! `register` function called below.
+
+use pyo3::prelude::*;
+
+mod archive;
+mod book;
+mod errors;
+mod normalize;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add(
+        "build_profile",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+    )?;
+    normalize::register(m)?;
+    archive::register(m)?;
+    book::register(m)?;
+    Ok(())
+}
