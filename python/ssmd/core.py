@@ -31,3 +31,14 @@ logging.getLogger(__name__).debug(
 )
 
 build_profile: str = _core.build_profile
+
+# Normalization and records (rust/ssmd-py/src/normalize.rs).
+FRAME_KINDS: tuple[str, ...] = _core.FRAME_KINDS
+RECORD_TYPES: tuple[str, ...] = _core.RECORD_TYPES
+SCALE_E6: int = _core.SCALE_E6
+NormalizedBatch = _core.NormalizedBatch
+normalize_kalshi = _core.normalize_kalshi
+decode_records = _core.decode_records
+encode_records = _core.encode_records
+record_spans = _core.record_spans
+records_to_columns = _core.records_to_columns

@@ -1,1 +1,271 @@
-//! (in progress)
+//! Records as Arrow-layout columns, so that Python can build pyarrow arrays
+//! (and so Polars frames) from a few buffers without a per-row Python loop.
+//!
+//! Layouts follow the Arrow columnar format: little-endian values, validity
+//! bitmaps with bit i = row i (least significant bit first), i32 offsets for
+//! UTF-8 columns, bit-packed booleans.
+
+use crate::codec::{for_each_record, CodecError};
+use crate::model::{Body, Outcome, Record};
+
+/// Arrow type of a column, as Python maps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    Int64,
+    UInt64,
+    UInt32,
+    /// Int64 nanoseconds since the Unix epoch, UTC.
+    TimestampNs,
+    Bool,
+    Utf8,
+}
+
+impl ColumnType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Int64 => "int64",
+            ColumnType::UInt64 => "uint64",
+            ColumnType::UInt32 => "uint32",
+            ColumnType::TimestampNs => "timestamp_ns",
+            ColumnType::Bool => "bool",
+            ColumnType::Utf8 => "utf8",
+        }
+    }
+}
+
+/// One column's buffers.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: &'static str,
+    pub column_type: ColumnType,
+    /// Values: fixed-width little-endian, bit-packed for Bool, UTF-8 bytes for Utf8.
+    pub values: Vec<u8>,
+    /// i32 offsets (Utf8 only).
+    pub offsets: Vec<u8>,
+    /// Validity bitmap; empty when every value is valid.
+    pub validity: Vec<u8>,
+    pub null_count: usize,
+    len: usize,
+    string_len: i32,
+}
+
+impl Column {
+    fn new(name: &'static str, column_type: ColumnType) -> Column {
+        let mut offsets = Vec::new();
+        if column_type == ColumnType::Utf8 {
+            offsets.extend_from_slice(&0i32.to_le_bytes());
+        }
+        Column { name, column_type, values: Vec::new(), offsets, validity: Vec::new(), null_count: 0, len: 0, string_len: 0 }
+    }
+
+    fn set_bit(bits: &mut Vec<u8>, index: usize, on: bool) {
+        if index / 8 >= bits.len() {
+            bits.push(0);
+        }
+        if on {
+            bits[index / 8] |= 1 << (index % 8);
+        }
+    }
+
+    fn mark(&mut self, valid: bool) {
+        if !valid && self.null_count == 0 {
+            // First null: materialize the bitmap for the rows so far, all valid.
+            self.validity = vec![0xFF; self.len.div_ceil(8)];
+            if self.len % 8 != 0 {
+                let last = self.validity.len() - 1;
+                self.validity[last] = (1u8 << (self.len % 8)) - 1;
+            }
+        }
+        if !valid {
+            self.null_count += 1;
+        }
+        if self.null_count > 0 {
+            Self::set_bit(&mut self.validity, self.len, valid);
+        }
+        self.len += 1;
+    }
+
+    fn i64(&mut self, v: Option<i64>) {
+        self.values.extend_from_slice(&v.unwrap_or(0).to_le_bytes());
+        self.mark(v.is_some());
+    }
+
+    fn u64(&mut self, v: u64) {
+        self.values.extend_from_slice(&v.to_le_bytes());
+        self.mark(true);
+    }
+
+    fn u32(&mut self, v: u32) {
+        self.values.extend_from_slice(&v.to_le_bytes());
+        self.mark(true);
+    }
+
+    /// A timestamp; 0 means "none".
+    fn ts(&mut self, ns: u64) {
+        let v = i64::try_from(ns).ok().filter(|v| *v != 0);
+        self.i64(v);
+    }
+
+    fn flag(&mut self, v: bool) {
+        Self::set_bit(&mut self.values, self.len, v);
+        self.mark(true);
+    }
+
+    fn text(&mut self, v: Option<&str>) {
+        if let Some(s) = v {
+            self.values.extend_from_slice(s.as_bytes());
+            // Offsets are i32 per Arrow's utf8 type; a column is capped far below 2 GiB by callers.
+            self.string_len = self.string_len.saturating_add(i32::try_from(s.len()).unwrap_or(i32::MAX));
+        }
+        self.offsets.extend_from_slice(&self.string_len.to_le_bytes());
+        self.mark(v.is_some());
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+fn outcome(o: Outcome) -> Option<&'static str> {
+    match o {
+        Outcome::Yes => Some("yes"),
+        Outcome::No => Some("no"),
+        Outcome::Unknown => None,
+    }
+}
+
+/// Which records a table holds: one table per record kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    Trade,
+    Ticker,
+    BookDelta,
+    Lifecycle,
+}
+
+impl TableKind {
+    pub fn from_name(name: &str) -> Option<TableKind> {
+        match name {
+            "trade" => Some(TableKind::Trade),
+            "ticker" => Some(TableKind::Ticker),
+            "book_delta" => Some(TableKind::BookDelta),
+            "lifecycle" => Some(TableKind::Lifecycle),
+            _ => None,
+        }
+    }
+}
+
+const COMMON: [(&str, ColumnType); 6] = [
+    ("receive_ts", ColumnType::TimestampNs),
+    ("exchange_ts", ColumnType::TimestampNs),
+    ("conn_id", ColumnType::UInt64),
+    ("sid", ColumnType::UInt32),
+    ("seq", ColumnType::UInt64),
+    ("ticker", ColumnType::Utf8),
+];
+
+fn specific(kind: TableKind) -> &'static [(&'static str, ColumnType)] {
+    use ColumnType::*;
+    match kind {
+        TableKind::Trade => &[
+            ("trade_id", Utf8),
+            ("price_e6", Int64),
+            ("no_price_e6", Int64),
+            ("size_e6", Int64),
+            ("taker_outcome", Utf8),
+            ("is_block_trade", Bool),
+        ],
+        TableKind::Ticker => &[
+            ("last_price_e6", Int64),
+            ("yes_bid_e6", Int64),
+            ("yes_ask_e6", Int64),
+            ("yes_bid_size_e6", Int64),
+            ("yes_ask_size_e6", Int64),
+            ("volume_e6", Int64),
+            ("open_interest_e6", Int64),
+        ],
+        TableKind::BookDelta => &[("side", Utf8), ("price_e6", Int64), ("delta_e6", Int64)],
+        TableKind::Lifecycle => &[
+            ("event_type", Utf8),
+            ("open_ts", TimestampNs),
+            ("close_ts", TimestampNs),
+            ("determination_ts", TimestampNs),
+            ("settled_ts", TimestampNs),
+            ("result", Utf8),
+            ("settlement_value_e6", Int64),
+        ],
+    }
+}
+
+fn push(cols: &mut [Column], r: &Record<'_>) {
+    let (common, rest) = cols.split_at_mut(COMMON.len());
+    common[0].ts(r.receive_ts);
+    common[1].ts(r.exchange_ts);
+    common[2].u64(r.conn_id);
+    common[3].u32(r.sid);
+    common[4].u64(r.seq);
+    common[5].text(r.body.ticker());
+    match &r.body {
+        Body::Trade(t) => {
+            rest[0].text(t.trade_id.as_deref());
+            rest[1].i64(t.price_e6);
+            rest[2].i64(t.no_price_e6);
+            rest[3].i64(t.size_e6);
+            rest[4].text(outcome(t.taker_outcome));
+            rest[5].flag(t.is_block_trade);
+        }
+        Body::Ticker(t) => {
+            rest[0].i64(t.last_price_e6);
+            rest[1].i64(t.yes_bid_e6);
+            rest[2].i64(t.yes_ask_e6);
+            rest[3].i64(t.yes_bid_size_e6);
+            rest[4].i64(t.yes_ask_size_e6);
+            rest[5].i64(t.volume_e6);
+            rest[6].i64(t.open_interest_e6);
+        }
+        Body::BookDelta(d) => {
+            rest[0].text(outcome(d.side));
+            rest[1].i64(d.price_e6);
+            rest[2].i64(d.delta_e6);
+        }
+        Body::Lifecycle(l) => {
+            rest[0].text(l.event_type_text.as_deref());
+            rest[1].ts(l.open_ts);
+            rest[2].ts(l.close_ts);
+            rest[3].ts(l.determination_ts);
+            rest[4].ts(l.settled_ts);
+            rest[5].text(l.result.as_deref());
+            rest[6].i64(l.settlement_value_e6);
+        }
+        _ => {}
+    }
+}
+
+fn matches(kind: TableKind, body: &Body<'_>) -> bool {
+    matches!(
+        (kind, body),
+        (TableKind::Trade, Body::Trade(_))
+            | (TableKind::Ticker, Body::Ticker(_))
+            | (TableKind::BookDelta, Body::BookDelta(_))
+            | (TableKind::Lifecycle, Body::Lifecycle(_))
+    )
+}
+
+/// The records of `kind` in a stream of packed Record messages, as columns.
+/// Records of other kinds are skipped.
+pub fn to_columns(data: &[u8], kind: TableKind) -> Result<(usize, Vec<Column>), CodecError> {
+    let mut cols: Vec<Column> =
+        COMMON.iter().chain(specific(kind)).map(|(name, t)| Column::new(name, *t)).collect();
+    let mut rows = 0;
+    for_each_record(data, |r| {
+        if matches(kind, &r.body) {
+            push(&mut cols, &r);
+            rows += 1;
+        }
+    })?;
+    Ok((rows, cols))
+}

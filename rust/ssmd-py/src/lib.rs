@@ -10,6 +10,7 @@ mod archive;
 mod book;
 mod errors;
 mod normalize;
+mod records;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
