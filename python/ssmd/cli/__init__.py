@@ -18,9 +18,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+@app.callback()
+def _root() -> None:
+    """ssmd: capture, stream and archive prediction-market data."""
+
+
 # (module under ssmd.cli, group name); a group named "" mounts its commands at the top level.
 _GROUPS: list[tuple[str, str]] = [
     ("demo", ""),
+    ("sim", "sim"),
 ]
 
 for _module, _name in _GROUPS:
