@@ -91,3 +91,7 @@ demo: setup
 # Remove build outputs and the virtualenv.
 clean:
     rm -rf .venv target dist python/ssmd/_core*.so
+
+# Regenerate the JSON Schemas of the config kinds (exchanges/schema/*.json) from the models.
+gen-config-schema:
+    python -m ssmd.config.jsonschema exchanges/schema

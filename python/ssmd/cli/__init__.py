@@ -28,6 +28,10 @@ def _root() -> None:
 # (module under ssmd.cli, group name); a group named "" mounts its commands at the top level.
 _GROUPS: list[tuple[str, str]] = [
     ("demo", ""),
+    ("meta", ""),
+    ("feed", "feed"),
+    ("schema", "schema"),
+    ("env", "env"),
     ("sim", "sim"),
 ]
 

@@ -1,1 +1,1116 @@
-//! (in progress)
+//! Order books rebuilt from Kalshi snapshots and deltas.
+//!
+//! Kalshi publishes two bid books per market, YES bids and NO bids; a NO bid
+//! at p is a YES ask at 1 - p (unless the subscription set `use_yes_price`,
+//! in which case NO levels already arrive on the YES scale). Sizes are exact
+//! 1e-6 integers, so a level is removed exactly when it reaches zero; float
+//! accumulation left phantom levels in earlier implementations.
+//!
+//! [`Book`] is one market; [`BookSet`] feeds records in stream order to the
+//! books of many markets and checks their sequence numbers.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use crate::fixed::SCALE;
+use crate::model::{Body, BookDelta, BookSnapshot, BookView, Level, Outcome, Record};
+use crate::seq::{SeqOutcome, SeqTracker};
+
+/// Why a book stopped being exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookError {
+    /// A delta without a yes/no side.
+    MissingSide,
+    /// A delta or snapshot level without a price.
+    MissingPrice,
+    /// A delta without its size change, or a snapshot level without a size.
+    MissingSize,
+    /// A price outside 0..=1 (in 1e-6 units): no binary-contract price.
+    PriceOutOfRange { price_e6: i64 },
+    /// A level would hold less than nothing: a delta was missed or applied twice.
+    NegativeSize { price_e6: i64, size_e6: i64 },
+    /// A size beyond i64.
+    Overflow { price_e6: i64 },
+    /// A delta arrived on another (conn_id, sid) than the book's snapshot,
+    /// so it cannot be sequenced against it.
+    OtherStream,
+    /// A delta without a ticker arrived on the book's (conn_id, sid): some
+    /// book on it missed a change, and which one is unknown.
+    UnattributedDelta,
+}
+
+impl BookError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BookError::MissingSide => "missing_side",
+            BookError::MissingPrice => "missing_price",
+            BookError::MissingSize => "missing_size",
+            BookError::PriceOutOfRange { .. } => "price_out_of_range",
+            BookError::NegativeSize { .. } => "negative_size",
+            BookError::Overflow { .. } => "overflow",
+            BookError::OtherStream => "other_stream",
+            BookError::UnattributedDelta => "unattributed_delta",
+        }
+    }
+}
+
+/// What [`Book::apply_delta`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeltaOutcome {
+    Applied,
+    /// The book is invalid; only a snapshot makes it exact again.
+    Ignored,
+    /// The delta cannot be applied; the book is now invalid and unchanged.
+    Rejected(BookError),
+}
+
+/// One market's YES-bid and NO-bid books, price_e6 -> size_e6.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Book {
+    yes: BTreeMap<i64, i64>,
+    no: BTreeMap<i64, i64>,
+    use_yes_price: bool,
+    valid: bool,
+    snapshotted: bool,
+}
+
+impl Book {
+    /// An empty book, invalid until its first snapshot.
+    pub fn new() -> Book {
+        Book::default()
+    }
+
+    /// Replaces both sides. A bad level leaves the book empty and invalid.
+    pub fn apply_snapshot(&mut self, snapshot: &BookSnapshot<'_>) -> Result<(), BookError> {
+        let sides = levels_to_map(&snapshot.yes).and_then(|yes| {
+            let no = levels_to_map(&snapshot.no)?;
+            Ok((yes, no))
+        });
+        match sides {
+            Ok((yes, no)) => {
+                self.yes = yes;
+                self.no = no;
+                self.use_yes_price = snapshot.use_yes_price;
+                self.valid = true;
+                self.snapshotted = true;
+                Ok(())
+            }
+            Err(err) => {
+                self.yes.clear();
+                self.no.clear();
+                self.valid = false;
+                Err(err)
+            }
+        }
+    }
+
+    /// new size = old size + delta; the level goes at exactly 0.
+    pub fn apply_delta(&mut self, delta: &BookDelta<'_>) -> DeltaOutcome {
+        if !self.valid {
+            return DeltaOutcome::Ignored;
+        }
+        match self.try_delta(delta) {
+            Ok(()) => DeltaOutcome::Applied,
+            Err(err) => {
+                self.valid = false;
+                DeltaOutcome::Rejected(err)
+            }
+        }
+    }
+
+    fn try_delta(&mut self, delta: &BookDelta<'_>) -> Result<(), BookError> {
+        let side = match delta.side {
+            Outcome::Yes => &mut self.yes,
+            Outcome::No => &mut self.no,
+            Outcome::Unknown => return Err(BookError::MissingSide),
+        };
+        let price = checked_price(delta.price_e6)?;
+        let change = delta.delta_e6.ok_or(BookError::MissingSize)?;
+        let old = side.get(&price).copied().unwrap_or(0);
+        let new = old
+            .checked_add(change)
+            .ok_or(BookError::Overflow { price_e6: price })?;
+        match new {
+            n if n < 0 => Err(BookError::NegativeSize {
+                price_e6: price,
+                size_e6: n,
+            }),
+            0 => {
+                side.remove(&price);
+                Ok(())
+            }
+            n => {
+                side.insert(price, n);
+                Ok(())
+            }
+        }
+    }
+
+    /// Marks the book inexact (a gap, a lost connection) until the next snapshot.
+    pub fn invalidate(&mut self) {
+        self.valid = false;
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.valid
+    }
+
+    /// Whether any snapshot was ever applied.
+    pub fn has_snapshot(&self) -> bool {
+        self.snapshotted
+    }
+
+    pub fn use_yes_price(&self) -> bool {
+        self.use_yes_price
+    }
+
+    /// YES bids as (price_e6, size_e6), best (highest) first.
+    pub fn bids(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.yes.iter().rev().map(|(p, s)| (*p, *s))
+    }
+
+    /// YES asks derived from NO bids as (price_e6, size_e6), best (lowest) first.
+    pub fn asks(&self) -> Box<dyn Iterator<Item = (i64, i64)> + '_> {
+        if self.use_yes_price {
+            // NO levels are already YES-scale ask prices: the lowest is best.
+            Box::new(self.no.iter().map(|(p, s)| (*p, *s)))
+        } else {
+            // The highest NO bid is the lowest YES ask. Prices were checked
+            // to lie in 0..=SCALE, so SCALE - p cannot overflow.
+            Box::new(self.no.iter().rev().map(|(p, s)| (SCALE - *p, *s)))
+        }
+    }
+
+    pub fn best_bid(&self) -> Option<(i64, i64)> {
+        self.bids().next()
+    }
+
+    pub fn best_ask(&self) -> Option<(i64, i64)> {
+        self.asks().next()
+    }
+
+    /// The YES-centric view, `depth` levels per side (0: all). No ticker.
+    pub fn view(&self, depth: usize) -> BookView<'static> {
+        let take = if depth == 0 { usize::MAX } else { depth };
+        BookView {
+            ticker: None,
+            bids: self.bids().take(take).map(level).collect(),
+            asks: self.asks().take(take).map(level).collect(),
+            valid: self.valid,
+        }
+    }
+}
+
+fn level((price, size): (i64, i64)) -> Level {
+    Level {
+        price_e6: Some(price),
+        size_e6: Some(size),
+    }
+}
+
+fn checked_price(price: Option<i64>) -> Result<i64, BookError> {
+    match price {
+        None => Err(BookError::MissingPrice),
+        Some(p) if (0..=SCALE).contains(&p) => Ok(p),
+        Some(p) => Err(BookError::PriceOutOfRange { price_e6: p }),
+    }
+}
+
+/// Snapshot levels to a side. Arrays are not trusted to be sorted or unique:
+/// a price listed twice holds the sum, and a zero size holds nothing.
+fn levels_to_map(levels: &[Level]) -> Result<BTreeMap<i64, i64>, BookError> {
+    let mut side = BTreeMap::new();
+    for lvl in levels {
+        let price = checked_price(lvl.price_e6)?;
+        let size = lvl.size_e6.ok_or(BookError::MissingSize)?;
+        let slot = side.entry(price).or_insert(0i64);
+        *slot = slot
+            .checked_add(size)
+            .ok_or(BookError::Overflow { price_e6: price })?;
+    }
+    if let Some((&price, &size)) = side.iter().find(|(_, s)| **s < 0) {
+        return Err(BookError::NegativeSize {
+            price_e6: price,
+            size_e6: size,
+        });
+    }
+    side.retain(|_, s| *s != 0);
+    Ok(side)
+}
+
+/// What happened to the books when a record was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BookEvent {
+    /// Seqs were skipped on (conn_id, sid): every book on it is invalid until
+    /// its next snapshot (a multi-market sid's gap cannot be attributed).
+    Gap {
+        conn_id: u64,
+        sid: u32,
+        expected: u64,
+        received: u64,
+        tickers: Vec<String>,
+    },
+    /// A redelivered record (seq at or below the last seen); skipped.
+    Duplicate { conn_id: u64, sid: u32, seq: u64 },
+    /// A snapshot made an invalid book exact again.
+    Resynced { ticker: String },
+    /// A delta for a market with no snapshot yet; not applied.
+    DeltaWithoutSnapshot { ticker: String },
+    /// A record made one book invalid.
+    Invalidated { ticker: String, reason: BookError },
+}
+
+struct Entry {
+    book: Book,
+    /// The (conn_id, sid) of the book's last update.
+    conn_id: u64,
+    sid: u32,
+}
+
+/// Books keyed by ticker, fed normalized records in stream order.
+#[derive(Default)]
+pub struct BookSet {
+    books: HashMap<String, Entry>,
+    seqs: SeqTracker,
+    ignored_deltas: u64,
+}
+
+impl BookSet {
+    pub fn new() -> BookSet {
+        BookSet::default()
+    }
+
+    /// Applies an orderbook snapshot or delta; other records are ignored.
+    pub fn apply(&mut self, record: &Record<'_>) -> Vec<BookEvent> {
+        let mut events = Vec::new();
+        let (conn_id, sid) = (record.conn_id, record.sid);
+        if !matches!(record.body, Body::BookSnapshot(_) | Body::BookDelta(_)) {
+            return events;
+        }
+        // Snapshot and delta share the sid's sequence.
+        match self.seqs.observe(conn_id, sid, record.seq) {
+            SeqOutcome::Duplicate => {
+                events.push(BookEvent::Duplicate {
+                    conn_id,
+                    sid,
+                    seq: record.seq,
+                });
+                return events;
+            }
+            SeqOutcome::Gap { expected, received } => {
+                let tickers = self.invalidate_where(|e| e.conn_id == conn_id && e.sid == sid);
+                events.push(BookEvent::Gap {
+                    conn_id,
+                    sid,
+                    expected,
+                    received,
+                    tickers,
+                });
+            }
+            SeqOutcome::First | SeqOutcome::InOrder | SeqOutcome::Unsequenced => {}
+        }
+        match &record.body {
+            Body::BookSnapshot(snapshot) => self.snapshot(conn_id, sid, snapshot, &mut events),
+            Body::BookDelta(delta) => self.delta(conn_id, sid, delta, &mut events),
+            _ => {}
+        }
+        events
+    }
+
+    fn snapshot(
+        &mut self,
+        conn_id: u64,
+        sid: u32,
+        snapshot: &BookSnapshot<'_>,
+        events: &mut Vec<BookEvent>,
+    ) {
+        // A snapshot without a ticker replaces no book; the books it was
+        // meant for stay as they are, which is still exact.
+        let Some(ticker) = snapshot.ticker.as_deref() else {
+            return;
+        };
+        let existed = self.books.contains_key(ticker);
+        let Some(entry) = self.entry(ticker, conn_id, sid) else {
+            return;
+        };
+        entry.conn_id = conn_id;
+        entry.sid = sid;
+        let was_invalid = existed && !entry.book.is_valid();
+        match entry.book.apply_snapshot(snapshot) {
+            Ok(()) if was_invalid => events.push(BookEvent::Resynced {
+                ticker: ticker.to_string(),
+            }),
+            Ok(()) => {}
+            Err(reason) => events.push(BookEvent::Invalidated {
+                ticker: ticker.to_string(),
+                reason,
+            }),
+        }
+    }
+
+    fn delta(
+        &mut self,
+        conn_id: u64,
+        sid: u32,
+        delta: &BookDelta<'_>,
+        events: &mut Vec<BookEvent>,
+    ) {
+        let Some(ticker) = delta.ticker.as_deref() else {
+            for ticker in
+                self.invalidate_where(|e| e.conn_id == conn_id && e.sid == sid && e.book.is_valid())
+            {
+                events.push(BookEvent::Invalidated {
+                    ticker,
+                    reason: BookError::UnattributedDelta,
+                });
+            }
+            return;
+        };
+        let Some(entry) = self.entry(ticker, conn_id, sid) else {
+            return;
+        };
+        let same_stream = entry.conn_id == conn_id && entry.sid == sid;
+        entry.conn_id = conn_id;
+        entry.sid = sid;
+        if !entry.book.has_snapshot() {
+            events.push(BookEvent::DeltaWithoutSnapshot {
+                ticker: ticker.to_string(),
+            });
+            return;
+        }
+        let outcome = if same_stream {
+            entry.book.apply_delta(delta)
+        } else if entry.book.is_valid() {
+            entry.book.invalidate();
+            DeltaOutcome::Rejected(BookError::OtherStream)
+        } else {
+            DeltaOutcome::Ignored
+        };
+        match outcome {
+            DeltaOutcome::Applied => {}
+            DeltaOutcome::Ignored => self.ignored_deltas += 1,
+            DeltaOutcome::Rejected(reason) => events.push(BookEvent::Invalidated {
+                ticker: ticker.to_string(),
+                reason,
+            }),
+        }
+    }
+
+    /// The entry of `ticker`, created (invalid, on this stream) if missing.
+    /// Its stream is left for the caller to update. Looked up before
+    /// inserting so that the common case does not allocate the key.
+    fn entry(&mut self, ticker: &str, conn_id: u64, sid: u32) -> Option<&mut Entry> {
+        if !self.books.contains_key(ticker) {
+            let entry = Entry {
+                book: Book::new(),
+                conn_id,
+                sid,
+            };
+            self.books.insert(ticker.to_string(), entry);
+        }
+        self.books.get_mut(ticker)
+    }
+
+    /// Invalidates the books that match; returns their tickers, sorted.
+    fn invalidate_where(&mut self, matches: impl Fn(&Entry) -> bool) -> Vec<String> {
+        let mut tickers: Vec<String> = self
+            .books
+            .iter_mut()
+            .filter(|(_, e)| matches(e))
+            .map(|(ticker, e)| {
+                e.book.invalidate();
+                ticker.clone()
+            })
+            .collect();
+        tickers.sort_unstable();
+        tickers
+    }
+
+    pub fn book(&self, ticker: &str) -> Option<&Book> {
+        self.books.get(ticker).map(|e| &e.book)
+    }
+
+    /// The (conn_id, sid) of the book's last update.
+    pub fn stream(&self, ticker: &str) -> Option<(u64, u32)> {
+        self.books.get(ticker).map(|e| (e.conn_id, e.sid))
+    }
+
+    /// The view of one book, `depth` levels per side (0: all).
+    pub fn view(&self, ticker: &str, depth: usize) -> Option<BookView<'static>> {
+        let entry = self.books.get(ticker)?;
+        let mut view = entry.book.view(depth);
+        view.ticker = Some(Cow::Owned(ticker.to_string()));
+        Some(view)
+    }
+
+    /// Every ticker held, sorted.
+    pub fn tickers(&self) -> Vec<&str> {
+        let mut tickers: Vec<&str> = self.books.keys().map(String::as_str).collect();
+        tickers.sort_unstable();
+        tickers
+    }
+
+    /// Drops a market's book (unsubscribed, settled). Returns whether it existed.
+    pub fn remove(&mut self, ticker: &str) -> bool {
+        self.books.remove(ticker).is_some()
+    }
+
+    /// A connection closed: its books are invalid (the next connection brings
+    /// new sids and snapshots) and its seq state is dropped. Returns the
+    /// tickers invalidated, sorted.
+    pub fn close_connection(&mut self, conn_id: u64) -> Vec<String> {
+        self.seqs.forget_connection(conn_id);
+        self.invalidate_where(|e| e.conn_id == conn_id)
+    }
+
+    /// A resubscribe restarts the seq of (conn_id, sid).
+    pub fn reset_stream(&mut self, conn_id: u64, sid: u32) {
+        self.seqs.reset(conn_id, sid);
+    }
+
+    /// Deltas skipped because their book was invalid, since creation.
+    pub fn ignored_deltas(&self) -> u64 {
+        self.ignored_deltas
+    }
+
+    pub fn len(&self) -> usize {
+        self.books.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.books.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const C: i64 = SCALE / 100; // one cent
+    const N: i64 = SCALE; // one contract
+
+    fn lv(price: i64, size: i64) -> Level {
+        Level {
+            price_e6: Some(price),
+            size_e6: Some(size),
+        }
+    }
+
+    fn snap(ticker: &str, yes: &[(i64, i64)], no: &[(i64, i64)]) -> BookSnapshot<'static> {
+        BookSnapshot {
+            ticker: Some(Cow::Owned(ticker.to_string())),
+            yes: yes.iter().map(|&(p, s)| lv(p, s)).collect(),
+            no: no.iter().map(|&(p, s)| lv(p, s)).collect(),
+            ..BookSnapshot::default()
+        }
+    }
+
+    fn delta(ticker: &str, side: Outcome, price: i64, change: i64) -> BookDelta<'static> {
+        BookDelta {
+            ticker: Some(Cow::Owned(ticker.to_string())),
+            side,
+            price_e6: Some(price),
+            delta_e6: Some(change),
+            ..BookDelta::default()
+        }
+    }
+
+    fn record(conn_id: u64, sid: u32, seq: u64, body: Body<'static>) -> Record<'static> {
+        Record {
+            receive_ts: 0,
+            exchange_ts: 0,
+            conn_id,
+            sid,
+            seq,
+            body,
+        }
+    }
+
+    fn pairs(levels: &[Level]) -> Vec<(i64, i64)> {
+        levels
+            .iter()
+            .map(|l| (l.price_e6.unwrap_or(-1), l.size_e6.unwrap_or(-1)))
+            .collect()
+    }
+
+    /// The protocol reference's example moment: YES 0.31/0.33/0.34, NO 0.62/0.64.
+    fn example_book() -> Book {
+        let mut book = Book::new();
+        book.apply_snapshot(&snap(
+            "T",
+            &[(31 * C, 120 * N), (33 * C, 45_500_000), (34 * C, 210 * N)],
+            &[(62 * C, 80 * N), (64 * C, 12_250_000)],
+        ))
+        .expect("valid snapshot");
+        book
+    }
+
+    #[test]
+    fn derives_the_yes_quote_from_no_bids() {
+        let mut book = example_book();
+        assert_eq!(
+            book.apply_delta(&delta("T", Outcome::Yes, 34 * C, -60 * N)),
+            DeltaOutcome::Applied
+        );
+        assert_eq!(book.best_bid(), Some((34 * C, 150 * N)));
+        // Best NO bid 0.64 is a YES ask of 0.36 for 12.25.
+        assert_eq!(book.best_ask(), Some((36 * C, 12_250_000)));
+        let view = book.view(0);
+        assert!(view.valid);
+        assert_eq!(
+            pairs(&view.bids),
+            vec![(34 * C, 150 * N), (33 * C, 45_500_000), (31 * C, 120 * N)]
+        );
+        assert_eq!(
+            pairs(&view.asks),
+            vec![(36 * C, 12_250_000), (38 * C, 80 * N)]
+        );
+        assert_eq!(pairs(&book.view(1).bids), vec![(34 * C, 150 * N)]);
+    }
+
+    #[test]
+    fn use_yes_price_keeps_no_levels_on_the_yes_scale() {
+        let mut book = Book::new();
+        let mut s = snap("T", &[(34 * C, N)], &[(36 * C, 2 * N), (38 * C, 3 * N)]);
+        s.use_yes_price = true;
+        book.apply_snapshot(&s).expect("valid");
+        assert_eq!(book.best_ask(), Some((36 * C, 2 * N)));
+        assert_eq!(
+            pairs(&book.view(0).asks),
+            vec![(36 * C, 2 * N), (38 * C, 3 * N)]
+        );
+    }
+
+    #[test]
+    fn level_goes_at_exactly_zero_and_fractions_are_exact() {
+        let mut book = Book::new();
+        book.apply_snapshot(&snap("T", &[(50 * C, 100 * N)], &[]))
+            .expect("valid");
+        for change in [-25_230_000, -74_770_000] {
+            assert_eq!(
+                book.apply_delta(&delta("T", Outcome::Yes, 50 * C, change)),
+                DeltaOutcome::Applied
+            );
+        }
+        assert_eq!(book.best_bid(), None);
+        assert!(book.is_valid());
+        // A new level appears from a positive delta.
+        book.apply_delta(&delta("T", Outcome::No, 10 * C, 7_470_000));
+        assert_eq!(book.best_ask(), Some((90 * C, 7_470_000)));
+    }
+
+    #[test]
+    fn negative_size_invalidates_and_leaves_levels() {
+        let mut book = example_book();
+        let before = book.view(0);
+        assert_eq!(
+            book.apply_delta(&delta("T", Outcome::No, 62 * C, -81 * N)),
+            DeltaOutcome::Rejected(BookError::NegativeSize {
+                price_e6: 62 * C,
+                size_e6: -N
+            })
+        );
+        assert!(!book.is_valid());
+        assert_eq!(book.view(0).bids, before.bids);
+        assert_eq!(book.view(0).asks, before.asks);
+        // Invalid books ignore deltas until a snapshot.
+        assert_eq!(
+            book.apply_delta(&delta("T", Outcome::No, 62 * C, N)),
+            DeltaOutcome::Ignored
+        );
+        book.apply_snapshot(&snap("T", &[], &[])).expect("valid");
+        assert!(book.is_valid());
+        assert_eq!(
+            book.view(0),
+            BookView {
+                valid: true,
+                ..BookView::default()
+            }
+        );
+    }
+
+    #[test]
+    fn missing_fields_are_rejected_not_panics() {
+        let bad = [
+            (
+                BookDelta {
+                    side: Outcome::Unknown,
+                    ..delta("T", Outcome::Yes, C, N)
+                },
+                BookError::MissingSide,
+            ),
+            (
+                BookDelta {
+                    price_e6: None,
+                    ..delta("T", Outcome::Yes, C, N)
+                },
+                BookError::MissingPrice,
+            ),
+            (
+                BookDelta {
+                    delta_e6: None,
+                    ..delta("T", Outcome::Yes, C, N)
+                },
+                BookError::MissingSize,
+            ),
+            (
+                delta("T", Outcome::Yes, SCALE + 1, N),
+                BookError::PriceOutOfRange {
+                    price_e6: SCALE + 1,
+                },
+            ),
+            (
+                delta("T", Outcome::Yes, 31 * C, i64::MAX),
+                BookError::Overflow { price_e6: 31 * C },
+            ),
+        ];
+        for (d, err) in bad {
+            let mut book = example_book();
+            assert_eq!(book.apply_delta(&d), DeltaOutcome::Rejected(err));
+            assert!(!book.is_valid());
+        }
+    }
+
+    #[test]
+    fn snapshot_levels_are_checked_and_merged() {
+        let mut book = Book::new();
+        // Unsorted, a duplicate price (summed) and a zero level (dropped).
+        book.apply_snapshot(&snap(
+            "T",
+            &[(40 * C, N), (30 * C, 0), (40 * C, 2 * N)],
+            &[],
+        ))
+        .expect("valid");
+        assert_eq!(pairs(&book.view(0).bids), vec![(40 * C, 3 * N)]);
+        let mut s = snap("T", &[(40 * C, N)], &[]);
+        s.no.push(Level {
+            price_e6: Some(C),
+            size_e6: None,
+        });
+        assert_eq!(book.apply_snapshot(&s), Err(BookError::MissingSize));
+        assert!(!book.is_valid());
+        assert_eq!(book.view(0).bids, vec![]);
+        assert_eq!(
+            book.apply_snapshot(&snap("T", &[(C, -N)], &[])),
+            Err(BookError::NegativeSize {
+                price_e6: C,
+                size_e6: -N
+            })
+        );
+    }
+
+    fn snap_rec(conn: u64, sid: u32, seq: u64, ticker: &str) -> Record<'static> {
+        record(
+            conn,
+            sid,
+            seq,
+            Body::BookSnapshot(snap(ticker, &[(40 * C, 10 * N)], &[(50 * C, 10 * N)])),
+        )
+    }
+
+    fn delta_rec(conn: u64, sid: u32, seq: u64, ticker: &str, change: i64) -> Record<'static> {
+        record(
+            conn,
+            sid,
+            seq,
+            Body::BookDelta(delta(ticker, Outcome::Yes, 40 * C, change)),
+        )
+    }
+
+    fn bid_size(set: &BookSet, ticker: &str) -> Option<i64> {
+        set.book(ticker)?.best_bid().map(|(_, s)| s)
+    }
+
+    #[test]
+    fn gap_invalidates_every_book_on_the_sid_until_resnapshot() {
+        let mut set = BookSet::new();
+        assert!(set.apply(&snap_rec(1, 5, 1, "A")).is_empty());
+        assert!(set.apply(&snap_rec(1, 5, 2, "B")).is_empty());
+        assert!(set.apply(&snap_rec(1, 6, 1, "C")).is_empty());
+        assert!(set.apply(&delta_rec(1, 5, 3, "A", N)).is_empty());
+        assert_eq!(bid_size(&set, "A"), Some(11 * N));
+        // seq 4 is lost.
+        let events = set.apply(&delta_rec(1, 5, 5, "B", N));
+        assert_eq!(
+            events,
+            vec![BookEvent::Gap {
+                conn_id: 1,
+                sid: 5,
+                expected: 4,
+                received: 5,
+                tickers: vec!["A".to_string(), "B".to_string()],
+            }]
+        );
+        assert!(!set.book("A").is_some_and(Book::is_valid));
+        assert!(!set.book("B").is_some_and(Book::is_valid));
+        assert!(set.book("C").is_some_and(Book::is_valid));
+        // The delta that revealed the gap was not applied; later ones neither.
+        assert_eq!(bid_size(&set, "B"), Some(10 * N));
+        assert!(set.apply(&delta_rec(1, 5, 6, "A", N)).is_empty());
+        assert_eq!(bid_size(&set, "A"), Some(11 * N));
+        assert_eq!(set.ignored_deltas(), 2);
+        // A fresh snapshot for A resyncs A only.
+        assert_eq!(
+            set.apply(&snap_rec(1, 5, 7, "A")),
+            vec![BookEvent::Resynced {
+                ticker: "A".to_string()
+            }]
+        );
+        assert!(set.book("A").is_some_and(Book::is_valid));
+        assert!(!set.book("B").is_some_and(Book::is_valid));
+        assert!(set.apply(&delta_rec(1, 5, 8, "A", -N)).is_empty());
+        assert_eq!(bid_size(&set, "A"), Some(9 * N));
+        let view = set.view("A", 0).expect("held");
+        assert_eq!(view.ticker.as_deref(), Some("A"));
+        assert!(view.valid);
+    }
+
+    #[test]
+    fn a_gap_revealed_by_a_snapshot_resyncs_that_book() {
+        let mut set = BookSet::new();
+        set.apply(&snap_rec(1, 5, 1, "A"));
+        set.apply(&snap_rec(1, 5, 2, "B"));
+        let events = set.apply(&snap_rec(1, 5, 9, "A"));
+        assert_eq!(events.len(), 2);
+        assert!(matches!(&events[0], BookEvent::Gap { tickers, .. } if tickers.len() == 2));
+        assert_eq!(
+            events[1],
+            BookEvent::Resynced {
+                ticker: "A".to_string()
+            }
+        );
+        assert!(set.book("A").is_some_and(Book::is_valid));
+        assert!(!set.book("B").is_some_and(Book::is_valid));
+    }
+
+    #[test]
+    fn duplicates_and_redeliveries_are_skipped() {
+        let mut set = BookSet::new();
+        set.apply(&snap_rec(1, 5, 1, "A"));
+        set.apply(&delta_rec(1, 5, 2, "A", N));
+        set.apply(&delta_rec(1, 5, 3, "A", N));
+        // A redelivered batch: 2 and 3 again must not be applied twice.
+        for seq in [2, 3, 1] {
+            assert_eq!(
+                set.apply(&delta_rec(1, 5, seq, "A", N)),
+                vec![BookEvent::Duplicate {
+                    conn_id: 1,
+                    sid: 5,
+                    seq
+                }]
+            );
+        }
+        assert_eq!(bid_size(&set, "A"), Some(12 * N));
+        // The redelivery did not pull the sequence back: 4 is in order.
+        assert!(set.apply(&delta_rec(1, 5, 4, "A", N)).is_empty());
+        assert_eq!(bid_size(&set, "A"), Some(13 * N));
+        assert!(set.book("A").is_some_and(Book::is_valid));
+    }
+
+    #[test]
+    fn delta_before_snapshot_is_not_applied() {
+        let mut set = BookSet::new();
+        assert_eq!(
+            set.apply(&delta_rec(1, 5, 1, "A", N)),
+            vec![BookEvent::DeltaWithoutSnapshot {
+                ticker: "A".to_string()
+            }]
+        );
+        assert!(!set.book("A").is_some_and(Book::is_valid));
+        assert_eq!(set.view("A", 0).map(|v| v.bids.len()), Some(0));
+        assert_eq!(
+            set.apply(&snap_rec(1, 5, 2, "A")),
+            vec![BookEvent::Resynced {
+                ticker: "A".to_string()
+            }]
+        );
+        assert!(set.apply(&delta_rec(1, 5, 3, "A", N)).is_empty());
+        assert_eq!(bid_size(&set, "A"), Some(11 * N));
+    }
+
+    #[test]
+    fn reconnect_starts_fresh_without_a_gap() {
+        let mut set = BookSet::new();
+        set.apply(&snap_rec(1, 5, 1, "A"));
+        set.apply(&delta_rec(1, 5, 2, "A", N));
+        assert_eq!(set.stream("A"), Some((1, 5)));
+        assert_eq!(set.close_connection(1), vec!["A".to_string()]);
+        assert!(!set.book("A").is_some_and(Book::is_valid));
+        // New connection: sid 1, seq restarting at 1, never a gap.
+        assert_eq!(
+            set.apply(&snap_rec(2, 1, 1, "A")),
+            vec![BookEvent::Resynced {
+                ticker: "A".to_string()
+            }]
+        );
+        assert!(set.apply(&delta_rec(2, 1, 2, "A", N)).is_empty());
+        assert_eq!(bid_size(&set, "A"), Some(11 * N));
+        assert_eq!(set.stream("A"), Some((2, 1)));
+    }
+
+    #[test]
+    fn a_delta_from_another_stream_invalidates() {
+        let mut set = BookSet::new();
+        set.apply(&snap_rec(1, 5, 1, "A"));
+        assert_eq!(
+            set.apply(&delta_rec(2, 1, 1, "A", N)),
+            vec![BookEvent::Invalidated {
+                ticker: "A".to_string(),
+                reason: BookError::OtherStream
+            }]
+        );
+        assert_eq!(bid_size(&set, "A"), Some(10 * N));
+    }
+
+    #[test]
+    fn a_delta_without_ticker_invalidates_its_sid() {
+        let mut set = BookSet::new();
+        set.apply(&snap_rec(1, 5, 1, "A"));
+        set.apply(&snap_rec(1, 6, 1, "B"));
+        let mut d = delta("A", Outcome::Yes, C, N);
+        d.ticker = None;
+        assert_eq!(
+            set.apply(&record(1, 5, 2, Body::BookDelta(d))),
+            vec![BookEvent::Invalidated {
+                ticker: "A".to_string(),
+                reason: BookError::UnattributedDelta
+            }]
+        );
+        assert!(set.book("B").is_some_and(Book::is_valid));
+    }
+
+    #[test]
+    fn resubscribe_reset_and_bounded_removal() {
+        let mut set = BookSet::new();
+        set.apply(&snap_rec(1, 5, 40, "A"));
+        set.reset_stream(1, 5);
+        // The resubscribed sid restarts at 1: not a duplicate, not a gap.
+        assert!(set.apply(&snap_rec(1, 5, 1, "A")).is_empty());
+        set.apply(&snap_rec(1, 5, 2, "B"));
+        assert_eq!(set.tickers(), vec!["A", "B"]);
+        assert!(set.remove("A"));
+        assert!(!set.remove("A"));
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.view("A", 0), None);
+    }
+
+    #[test]
+    fn non_book_records_are_ignored() {
+        let mut set = BookSet::new();
+        let trade = record(1, 5, 1, Body::Trade(crate::model::Trade::default()));
+        assert!(set.apply(&trade).is_empty());
+        assert!(set.is_empty());
+        // The trade did not consume a seq of the sid either.
+        assert!(set.apply(&snap_rec(1, 5, 1, "A")).is_empty());
+    }
+
+    /// What a book should hold, recomputed from scratch after every step.
+    #[derive(Default)]
+    struct Naive {
+        levels: Vec<(Outcome, i64, i64)>,
+        use_yes_price: bool,
+        valid: bool,
+    }
+
+    impl Naive {
+        fn snapshot(&mut self, s: &BookSnapshot<'_>) {
+            self.levels.clear();
+            self.valid = false;
+            let all = s
+                .yes
+                .iter()
+                .map(|l| (Outcome::Yes, l))
+                .chain(s.no.iter().map(|l| (Outcome::No, l)));
+            let mut levels: Vec<(Outcome, i64, i64)> = Vec::new();
+            for (side, l) in all {
+                let (Some(p), Some(sz)) = (l.price_e6, l.size_e6) else {
+                    return;
+                };
+                if !(0..=SCALE).contains(&p) {
+                    return;
+                }
+                match levels.iter_mut().find(|(o, q, _)| *o == side && *q == p) {
+                    Some(slot) => slot.2 += sz,
+                    None => levels.push((side, p, sz)),
+                }
+            }
+            if levels.iter().any(|l| l.2 < 0) {
+                return;
+            }
+            levels.retain(|l| l.2 != 0);
+            self.levels = levels;
+            self.use_yes_price = s.use_yes_price;
+            self.valid = true;
+        }
+
+        fn delta(&mut self, d: &BookDelta<'_>) {
+            if !self.valid {
+                return;
+            }
+            let (Some(p), Some(ch)) = (d.price_e6, d.delta_e6) else {
+                self.valid = false;
+                return;
+            };
+            if d.side == Outcome::Unknown || !(0..=SCALE).contains(&p) {
+                self.valid = false;
+                return;
+            }
+            let old = self
+                .levels
+                .iter()
+                .find(|l| l.0 == d.side && l.1 == p)
+                .map_or(0, |l| l.2);
+            let new = old + ch;
+            if new < 0 {
+                self.valid = false;
+                return;
+            }
+            self.levels.retain(|l| !(l.0 == d.side && l.1 == p));
+            if new > 0 {
+                self.levels.push((d.side, p, new));
+            }
+        }
+
+        fn bids(&self) -> Vec<(i64, i64)> {
+            let mut v: Vec<_> = self
+                .levels
+                .iter()
+                .filter(|l| l.0 == Outcome::Yes)
+                .map(|l| (l.1, l.2))
+                .collect();
+            v.sort_by_key(|l| std::cmp::Reverse(l.0));
+            v
+        }
+
+        fn asks(&self) -> Vec<(i64, i64)> {
+            let mut v: Vec<_> = self
+                .levels
+                .iter()
+                .filter(|l| l.0 == Outcome::No)
+                .map(|l| (if self.use_yes_price { l.1 } else { SCALE - l.1 }, l.2))
+                .collect();
+            v.sort_by_key(|l| l.0);
+            v
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Snap(BookSnapshot<'static>),
+        Delta(BookDelta<'static>),
+    }
+
+    fn price() -> impl Strategy<Value = Option<i64>> {
+        // Few distinct prices so that deltas hit existing levels; rare misses.
+        prop_oneof![
+            20 => (1i64..=6).prop_map(|k| Some(k * 15 * C)),
+            1 => Just(None),
+            1 => Just(Some(SCALE + C)),
+        ]
+    }
+
+    fn size() -> impl Strategy<Value = Option<i64>> {
+        prop_oneof![
+            20 => (0i64..=400).prop_map(|k| Some(k * 10_000)),
+            1 => Just(None),
+            1 => Just(Some(-N)),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let level =
+            || (price(), size()).prop_map(|(price_e6, size_e6)| Level { price_e6, size_e6 });
+        let snapshot = (
+            proptest::collection::vec(level(), 0..5),
+            proptest::collection::vec(level(), 0..5),
+            any::<bool>(),
+        )
+            .prop_map(|(yes, no, use_yes_price)| {
+                Op::Snap(BookSnapshot {
+                    ticker: Some(Cow::Borrowed("T")),
+                    yes,
+                    no,
+                    use_yes_price,
+                    ..BookSnapshot::default()
+                })
+            });
+        let side = prop_oneof![10 => Just(Outcome::Yes), 10 => Just(Outcome::No), 1 => Just(Outcome::Unknown)];
+        let change = prop_oneof![
+            20 => (-300i64..=300).prop_map(|k| Some(k * 10_000)),
+            1 => Just(None),
+        ];
+        let delta = (side, price(), change).prop_map(|(side, price_e6, delta_e6)| {
+            Op::Delta(BookDelta {
+                ticker: Some(Cow::Borrowed("T")),
+                side,
+                price_e6,
+                delta_e6,
+                ..BookDelta::default()
+            })
+        });
+        prop_oneof![1 => snapshot, 8 => delta]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn book_matches_a_naive_model(ops in proptest::collection::vec(op(), 1..80)) {
+            let mut book = Book::new();
+            let mut naive = Naive::default();
+            for op in &ops {
+                match op {
+                    Op::Snap(s) => {
+                        let _ = book.apply_snapshot(s);
+                        naive.snapshot(s);
+                    }
+                    Op::Delta(d) => {
+                        let was_valid = book.is_valid();
+                        let outcome = book.apply_delta(d);
+                        naive.delta(d);
+                        prop_assert_eq!(outcome == DeltaOutcome::Ignored, !was_valid);
+                    }
+                }
+                prop_assert_eq!(book.is_valid(), naive.valid);
+                if naive.valid {
+                    let view = book.view(0);
+                    prop_assert_eq!(pairs(&view.bids), naive.bids());
+                    prop_assert_eq!(pairs(&view.asks), naive.asks());
+                    prop_assert_eq!(book.best_bid(), naive.bids().first().copied());
+                    prop_assert_eq!(book.best_ask(), naive.asks().first().copied());
+                    let top = book.view(2);
+                    prop_assert_eq!(pairs(&top.bids), naive.bids().into_iter().take(2).collect::<Vec<_>>());
+                }
+            }
+        }
+
+        /// Whatever order records arrive in, BookSet never applies a record
+        /// twice and agrees with a book fed only the in-order prefix.
+        #[test]
+        fn bookset_applies_each_seq_once(order in proptest::collection::vec(1u64..12, 1..40)) {
+            let mut set = BookSet::new();
+            set.apply(&snap_rec(1, 1, 1, "A"));
+            let mut highest = 1u64;
+            let mut gapped = false;
+            let mut expected_size = 10 * N;
+            for seq in order.into_iter().map(|s| s + 1) {
+                let events = set.apply(&delta_rec(1, 1, seq, "A", N));
+                if seq <= highest {
+                    let is_duplicate = matches!(events.as_slice(), [BookEvent::Duplicate { .. }]);
+                    prop_assert!(is_duplicate);
+                } else {
+                    if seq != highest + 1 {
+                        gapped = true;
+                    }
+                    if !gapped {
+                        expected_size += N;
+                    }
+                    highest = seq;
+                }
+                prop_assert_eq!(set.book("A").map(Book::is_valid), Some(!gapped));
+                prop_assert_eq!(bid_size(&set, "A"), Some(expected_size));
+            }
+        }
+    }
+}

@@ -47,8 +47,13 @@ fn opt_e6(value: i64) -> Option<i64> {
 }
 
 /// Encodes records as packed messages, reusing one scratch segment.
+///
+/// Every message is written as a single segment: it is smaller than a
+/// multi-segment one and every reader handles it (pycapnp's stream reader
+/// aborts on multi-segment packed messages).
 pub struct Encoder {
     scratch: Vec<capnp::Word>,
+    large: Vec<capnp::Word>,
 }
 
 impl Default for Encoder {
@@ -58,21 +63,39 @@ impl Default for Encoder {
 }
 
 impl Encoder {
-    /// Scratch for the first segment: most records fit in 1 KiB; larger ones spill to the heap.
-    const SCRATCH_WORDS: usize = 128;
+    /// Most records fit in 384 bytes; a smaller scratch is less to zero per record.
+    const SCRATCH_WORDS: usize = 48;
 
     pub fn new() -> Encoder {
-        Encoder { scratch: capnp::Word::allocate_zeroed_vec(Self::SCRATCH_WORDS) }
+        Encoder { scratch: capnp::Word::allocate_zeroed_vec(Self::SCRATCH_WORDS), large: Vec::new() }
     }
 
-    /// Appends `record` as one packed message to `out`.
+    /// Appends `record` as one packed single-segment message to `out`.
     pub fn encode(&mut self, record: &Record<'_>, out: &mut Vec<u8>) {
-        let mut allocator =
-            ScratchSpaceHeapAllocator::new(capnp::Word::words_to_bytes_mut(&mut self.scratch));
+        let spilled = Self::write_if_single(&mut self.scratch, record, out);
+        if let Some(words) = spilled {
+            // The record outgrew the scratch: build it again in one segment big enough.
+            if self.large.len() < words {
+                self.large = capnp::Word::allocate_zeroed_vec(words);
+            }
+            let again = Self::write_if_single(&mut self.large, record, out);
+            debug_assert!(again.is_none(), "a segment of the total size holds the record");
+        }
+    }
+
+    /// Writes the record if it fits `scratch` in one segment; otherwise returns the words it needs.
+    fn write_if_single(scratch: &mut [capnp::Word], record: &Record<'_>, out: &mut Vec<u8>) -> Option<usize> {
+        let mut allocator = ScratchSpaceHeapAllocator::new(capnp::Word::words_to_bytes_mut(scratch));
         let mut message = capnp::message::Builder::new(&mut allocator);
         build_record(message.init_root::<record::Builder>(), record);
+        let segments = message.get_segments_for_output();
+        if segments.len() > 1 {
+            let bytes: usize = segments.iter().map(|s| s.len()).sum();
+            return Some(bytes / 8 + 8);
+        }
         // Writing into a Vec cannot fail.
         let _ = serialize_packed::write_message(&mut *out, &message);
+        None
     }
 }
 

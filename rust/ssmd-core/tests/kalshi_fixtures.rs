@@ -292,3 +292,27 @@ proptest::proptest! {
         let _ = parse_frame(&bytes[..keep.min(bytes.len())], 0, 0);
     }
 }
+
+#[test]
+fn large_records_are_single_segment_messages() {
+    use ssmd_core::model::{BookSnapshot, Level};
+    let level = Level { price_e6: Some(1), size_e6: Some(2) };
+    let record = Record {
+        receive_ts: 1,
+        exchange_ts: 2,
+        conn_id: 3,
+        sid: 4,
+        seq: 5,
+        body: Body::BookSnapshot(BookSnapshot { ticker: Some("T".into()), market_id: None, yes: vec![level; 500], no: vec![level; 3], use_yes_price: false }),
+    };
+    let mut buf = Vec::new();
+    let mut encoder = ssmd_core::codec::Encoder::new();
+    encoder.encode(&record, &mut buf);
+    encoder.encode(&record, &mut buf);
+    // A message starts with its segment table, whose first u32 is the segment
+    // count minus one; packing marks each non-zero byte of a word in a tag byte.
+    for (start, _) in ssmd_core::codec::message_spans(&buf).unwrap() {
+        assert_eq!(buf[start] & 0x0F, 0, "more than one segment");
+    }
+    assert_eq!(decode_all(&buf).unwrap().len(), 2);
+}

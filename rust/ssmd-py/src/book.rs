@@ -1,5 +1,154 @@
-use pyo3::prelude::*;
+//! BookSet: order books rebuilt from normalized record bytes.
+//!
+//! Python never sees Rust records, so `apply` takes a stream of packed
+//! Record messages (what the normalizer emits and NATS carries), decodes and
+//! applies it with the GIL released, and returns the events as tuples.
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use crate::errors::ssmd_error;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use ssmd_core::book::{BookEvent, BookSet};
+use ssmd_core::codec;
+use ssmd_core::model::Level;
+
+/// Books keyed by ticker, with sequence checks per (conn_id, sid).
+///
+/// `apply` returns events as tuples whose first item names the kind:
+/// ("gap", conn_id, sid, expected, received, [tickers]),
+/// ("duplicate", conn_id, sid, seq), ("resynced", ticker),
+/// ("delta_without_snapshot", ticker), ("invalidated", ticker, reason).
+#[pyclass(module = "ssmd._core", name = "BookSet")]
+pub struct PyBookSet {
+    inner: BookSet,
+}
+
+fn event_to_py<'py>(py: Python<'py>, event: BookEvent) -> PyResult<Bound<'py, PyAny>> {
+    let tuple = match event {
+        BookEvent::Gap {
+            conn_id,
+            sid,
+            expected,
+            received,
+            tickers,
+        } => ("gap", conn_id, sid, expected, received, tickers)
+            .into_pyobject(py)?
+            .into_any(),
+        BookEvent::Duplicate { conn_id, sid, seq } => ("duplicate", conn_id, sid, seq)
+            .into_pyobject(py)?
+            .into_any(),
+        BookEvent::Resynced { ticker } => ("resynced", ticker).into_pyobject(py)?.into_any(),
+        BookEvent::DeltaWithoutSnapshot { ticker } => ("delta_without_snapshot", ticker)
+            .into_pyobject(py)?
+            .into_any(),
+        BookEvent::Invalidated { ticker, reason } => ("invalidated", ticker, reason.as_str())
+            .into_pyobject(py)?
+            .into_any(),
+    };
+    Ok(tuple)
+}
+
+/// Book views always fill both fields; a level without them is not shown.
+fn pairs(levels: &[Level]) -> Vec<(i64, i64)> {
+    levels
+        .iter()
+        .filter_map(|l| Some((l.price_e6?, l.size_e6?)))
+        .collect()
+}
+
+#[pymethods]
+impl PyBookSet {
+    #[new]
+    fn new() -> Self {
+        PyBookSet {
+            inner: BookSet::new(),
+        }
+    }
+
+    /// Applies a stream of packed Record messages in order; records other
+    /// than book snapshots and deltas are skipped. All or nothing: when any
+    /// record fails to decode, DecodeError is raised and no book changes.
+    fn apply<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
+        let books = &mut self.inner;
+        let events = py
+            .detach(|| {
+                // Validate first so that a bad record cannot leave the books
+                // half-updated with the events of the first half lost.
+                codec::for_each_record(data, |_| {})?;
+                let mut events = Vec::new();
+                codec::for_each_record(data, |record| events.extend(books.apply(&record)))?;
+                Ok::<_, codec::CodecError>(events)
+            })
+            .map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))?;
+        let out = PyList::empty(py);
+        for event in events {
+            out.append(event_to_py(py, event)?)?;
+        }
+        Ok(out)
+    }
+
+    /// The book of `ticker` with `depth` levels per side (0: all), or None:
+    /// {"ticker", "bids", "asks", "valid", "conn_id", "sid"}; bids best
+    /// (highest) first, asks (derived from NO bids) best (lowest) first, as
+    /// (price_e6, size_e6) tuples.
+    #[pyo3(signature = (ticker, depth = 0))]
+    fn view<'py>(
+        &self,
+        py: Python<'py>,
+        ticker: &str,
+        depth: usize,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let (Some(view), Some((conn_id, sid))) =
+            (self.inner.view(ticker, depth), self.inner.stream(ticker))
+        else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        d.set_item("ticker", ticker)?;
+        d.set_item("bids", pairs(&view.bids))?;
+        d.set_item("asks", pairs(&view.asks))?;
+        d.set_item("valid", view.valid)?;
+        d.set_item("conn_id", conn_id)?;
+        d.set_item("sid", sid)?;
+        Ok(Some(d))
+    }
+
+    /// Every ticker held, sorted.
+    fn tickers(&self) -> Vec<String> {
+        self.inner
+            .tickers()
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Drops a market's book; returns whether it was held.
+    fn remove(&mut self, ticker: &str) -> bool {
+        self.inner.remove(ticker)
+    }
+
+    /// A connection closed: its books become invalid and its seq state is
+    /// dropped. Returns the tickers invalidated, sorted.
+    fn close_connection(&mut self, conn_id: u64) -> Vec<String> {
+        self.inner.close_connection(conn_id)
+    }
+
+    /// A resubscribe restarts the seq of (conn_id, sid).
+    fn reset_stream(&mut self, conn_id: u64, sid: u32) {
+        self.inner.reset_stream(conn_id, sid);
+    }
+
+    /// Deltas skipped because their book was invalid.
+    #[getter]
+    fn ignored_deltas(&self) -> u64 {
+        self.inner.ignored_deltas()
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyBookSet>()?;
     Ok(())
 }

@@ -7,39 +7,128 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use ssmd_core::codec::{self, Encoder};
 use ssmd_core::columns::{self, TableKind};
 use ssmd_core::model::RecordType;
-use ssmd_core::normalize::normalize_kalshi as normalize_frames;
+use ssmd_core::normalize::{normalize_kalshi as normalize_frames, Batch};
+use std::collections::HashMap;
 use ssmd_core::venues::kalshi::parse::FrameKind;
 
 /// The result of normalizing one batch of frames.
-#[pyclass(module = "ssmd._core", frozen)]
+///
+/// `data` holds every record; the per-record and per-frame lists are built on
+/// first access, so a caller pays only for what it reads.
+#[pyclass(module = "ssmd._core")]
 pub struct NormalizedBatch {
-    /// Every record as packed Cap'n Proto messages back to back.
-    #[pyo3(get)]
+    batch: Batch,
     data: Py<PyBytes>,
-    /// One (frame index, record type, ticker, start, end) per record; data[start:end] is the record.
-    #[pyo3(get)]
-    records: Py<PyList>,
-    /// One (frame index, problem, detail) per problem: "malformed", "unknown_type", or "field".
-    #[pyo3(get)]
-    problems: Py<PyList>,
-    /// Frame kind code per frame (index into FRAME_KINDS).
-    #[pyo3(get)]
-    kinds: Py<PyBytes>,
-    /// Indices of control frames (subscribed, ok, unsubscribed, error), for the caller to read.
-    #[pyo3(get)]
-    control: Py<PyList>,
-    frames: usize,
+    records: Option<Py<PyList>>,
+    problems: Option<Py<PyList>>,
+    control: Option<Py<PyList>>,
+}
+
+fn kind_code(kind: FrameKind) -> u8 {
+    FrameKind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
 }
 
 #[pymethods]
 impl NormalizedBatch {
     fn __len__(&self) -> usize {
-        self.frames
+        self.batch.frames.len()
     }
-}
 
-fn kind_code(kind: FrameKind) -> u8 {
-    FrameKind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
+    /// Every record as packed Cap'n Proto messages back to back.
+    #[getter]
+    fn data(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.data.clone_ref(py)
+    }
+
+    /// One (frame index, record type, ticker, start, end) per record; data[start:end] is the record.
+    #[getter]
+    fn records(&mut self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        if let Some(cached) = &self.records {
+            return Ok(cached.clone_ref(py));
+        }
+        let type_names: Vec<Bound<'_, PyString>> =
+            RecordType::ALL.iter().map(|t| PyString::intern(py, t.name())).collect();
+        // Records of one batch share few tickers: one Python string each.
+        let mut tickers: HashMap<&str, Bound<'_, PyString>> = HashMap::new();
+        let out = PyList::empty(py);
+        for span in &self.batch.records {
+            let ticker = tickers
+                .entry(span.ticker.as_str())
+                .or_insert_with(|| PyString::new(py, &span.ticker))
+                .clone();
+            let type_index = RecordType::ALL.iter().position(|t| *t == span.record_type).unwrap_or(0);
+            out.append((span.frame, type_names[type_index].clone(), ticker, span.start, span.end))?;
+        }
+        let out = out.unbind();
+        self.records = Some(out.clone_ref(py));
+        Ok(out)
+    }
+
+    /// One (frame index, problem, detail) per problem: "malformed", "unknown_type",
+    /// "field" (a field was nulled) or "no_record" (a data frame without a readable ticker).
+    #[getter]
+    fn problems(&mut self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        if let Some(cached) = &self.problems {
+            return Ok(cached.clone_ref(py));
+        }
+        let out = PyList::empty(py);
+        for (index, frame) in self.batch.frames.iter().enumerate() {
+            if let Some(why) = &frame.malformed {
+                out.append((index, "malformed", why.as_str()))?;
+            }
+            if frame.kind == FrameKind::Unknown {
+                out.append((index, "unknown_type", frame.unknown_type.as_deref().unwrap_or("")))?;
+            }
+            for e in &frame.field_errors {
+                out.append((index, "field", e.to_string()))?;
+            }
+            if frame.kind.is_data() && frame.record.is_none() {
+                out.append((index, "no_record", "no market ticker could be read"))?;
+            }
+        }
+        let out = out.unbind();
+        self.problems = Some(out.clone_ref(py));
+        Ok(out)
+    }
+
+    /// Indices of control frames (subscribed, ok, unsubscribed, error), for the caller to read.
+    #[getter]
+    fn control(&mut self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        if let Some(cached) = &self.control {
+            return Ok(cached.clone_ref(py));
+        }
+        let out = PyList::empty(py);
+        for (index, frame) in self.batch.frames.iter().enumerate() {
+            if matches!(frame.kind, FrameKind::Subscribed | FrameKind::Ok | FrameKind::Unsubscribed | FrameKind::Error) {
+                out.append(index)?;
+            }
+        }
+        let out = out.unbind();
+        self.control = Some(out.clone_ref(py));
+        Ok(out)
+    }
+
+    /// Frame kind code per frame (an index into FRAME_KINDS).
+    #[getter]
+    fn kinds<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let codes: Vec<u8> = self.batch.frames.iter().map(|f| kind_code(f.kind)).collect();
+        PyBytes::new(py, &codes)
+    }
+
+    /// How many frames had at least one problem.
+    #[getter]
+    fn problem_frames(&self) -> usize {
+        self.batch
+            .frames
+            .iter()
+            .filter(|f| {
+                f.malformed.is_some()
+                    || f.kind == FrameKind::Unknown
+                    || !f.field_errors.is_empty()
+                    || (f.kind.is_data() && f.record.is_none())
+            })
+            .count()
+    }
 }
 
 /// Normalizes Kalshi frames received on connection `conn_id`.
@@ -61,52 +150,15 @@ fn normalize_kalshi(
             receive_ns.len()
         )));
     }
-    let inputs: Vec<(u64, &[u8])> = receive_ns.iter().copied().zip(frames.iter().map(|f| f.as_bytes())).collect();
+    let inputs: Vec<(u64, &[u8])> =
+        receive_ns.iter().copied().zip(frames.iter().map(|f| f.as_bytes())).collect();
     let batch = py.detach(|| normalize_frames(inputs, conn_id));
-
-    let type_names: Vec<Bound<'_, PyString>> = RecordType::ALL.iter().map(|t| PyString::intern(py, t.name())).collect();
-    let type_name = |t: RecordType| type_names[RecordType::ALL.iter().position(|x| *x == t).unwrap_or(0)].clone();
-    let records = PyList::empty(py);
-    for span in &batch.records {
-        records.append(PyTuple::new(
-            py,
-            [
-                span.frame.into_pyobject(py)?.into_any(),
-                type_name(span.record_type).into_any(),
-                PyString::new(py, &span.ticker).into_any(),
-                span.start.into_pyobject(py)?.into_any(),
-                span.end.into_pyobject(py)?.into_any(),
-            ],
-        )?)?;
-    }
-    let problems = PyList::empty(py);
-    let control = PyList::empty(py);
-    let mut kinds = Vec::with_capacity(batch.frames.len());
-    for (index, frame) in batch.frames.iter().enumerate() {
-        kinds.push(kind_code(frame.kind));
-        if matches!(frame.kind, FrameKind::Subscribed | FrameKind::Ok | FrameKind::Unsubscribed | FrameKind::Error) {
-            control.append(index)?;
-        }
-        if let Some(why) = &frame.malformed {
-            problems.append((index, "malformed", why.as_str()))?;
-        }
-        if frame.kind == FrameKind::Unknown {
-            problems.append((index, "unknown_type", frame.unknown_type.as_deref().unwrap_or("")))?;
-        }
-        for e in &frame.field_errors {
-            problems.append((index, "field", e.to_string()))?;
-        }
-        if frame.kind.is_data() && frame.record.is_none() {
-            problems.append((index, "no_record", "no market ticker could be read"))?;
-        }
-    }
     Ok(NormalizedBatch {
         data: PyBytes::new(py, &batch.data).unbind(),
-        records: records.unbind(),
-        problems: problems.unbind(),
-        kinds: PyBytes::new(py, &kinds).unbind(),
-        control: control.unbind(),
-        frames: batch.frames.len(),
+        batch,
+        records: None,
+        problems: None,
+        control: None,
     })
 }
 

@@ -4,172 +4,390 @@
 //! `Msg` is the union of the `msg` fields of every message type, so that one
 //! pass over the frame reads it whatever the order of its keys.
 
-use crate::scalar::{Levels, ObjectOr, Scalar};
-use serde::Deserialize;
+use crate::scalar::{Levels, Scalar};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::fmt;
 use serde_json::value::RawValue;
 
-/// `{"type": ..., "sid": ..., "seq": ..., "id": ..., "msg": {...}}`
-#[derive(Debug, Default, Deserialize)]
-pub struct Envelope<'a> {
-    #[serde(rename = "type", default, borrow)]
-    pub kind: Scalar<'a>,
-    #[serde(default, borrow)]
-    pub sid: Scalar<'a>,
-    #[serde(default, borrow)]
-    pub seq: Scalar<'a>,
-    #[serde(default, borrow)]
-    pub id: Scalar<'a>,
-    #[serde(default, borrow)]
-    pub msg: ObjectOr<Msg<'a>>,
-}
-
 /// Every field any message type carries in `msg`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub struct Msg<'a> {
     // Identity.
-    #[serde(borrow)]
     pub market_ticker: Scalar<'a>,
-    #[serde(borrow)]
     pub market_id: Scalar<'a>,
-    #[serde(borrow)]
     pub event_ticker: Scalar<'a>,
-    #[serde(borrow)]
     pub trade_id: Scalar<'a>,
 
     // Time: `ts` is integer seconds (ticker, trade) or RFC3339 (orderbook_delta).
-    #[serde(borrow)]
     pub ts: Scalar<'a>,
-    #[serde(borrow)]
     pub ts_ms: Scalar<'a>,
-    #[serde(borrow)]
     pub time: Scalar<'a>,
 
     // orderbook_snapshot: C, B, A forms of each side.
-    #[serde(borrow)]
     pub yes_dollars_fp: Levels<'a>,
-    #[serde(borrow)]
     pub no_dollars_fp: Levels<'a>,
-    #[serde(borrow)]
     pub yes_dollars: Levels<'a>,
-    #[serde(borrow)]
     pub no_dollars: Levels<'a>,
-    #[serde(borrow)]
     pub yes: Levels<'a>,
-    #[serde(borrow)]
     pub no: Levels<'a>,
 
     // orderbook_delta (and ticker's last price).
-    #[serde(borrow)]
     pub price_dollars: Scalar<'a>,
-    #[serde(borrow)]
     pub price: Scalar<'a>,
-    #[serde(borrow)]
     pub delta_fp: Scalar<'a>,
-    #[serde(borrow)]
     pub delta: Scalar<'a>,
-    #[serde(borrow)]
     pub side: Scalar<'a>,
-    #[serde(borrow)]
     pub client_order_id: Scalar<'a>,
 
     // trade.
-    #[serde(borrow)]
     pub yes_price_dollars: Scalar<'a>,
-    #[serde(borrow)]
     pub no_price_dollars: Scalar<'a>,
-    #[serde(borrow)]
     pub yes_price: Scalar<'a>,
-    #[serde(borrow)]
     pub no_price: Scalar<'a>,
-    #[serde(borrow)]
     pub count_fp: Scalar<'a>,
-    #[serde(borrow)]
     pub count: Scalar<'a>,
-    #[serde(borrow)]
     pub taker_side: Scalar<'a>,
-    #[serde(borrow)]
     pub taker_outcome_side: Scalar<'a>,
-    #[serde(borrow)]
     pub taker_book_side: Scalar<'a>,
-    #[serde(borrow)]
     pub is_block_trade: Scalar<'a>,
 
     // ticker.
-    #[serde(borrow)]
     pub yes_bid_dollars: Scalar<'a>,
-    #[serde(borrow)]
     pub yes_ask_dollars: Scalar<'a>,
-    #[serde(borrow)]
     pub yes_bid: Scalar<'a>,
-    #[serde(borrow)]
     pub yes_ask: Scalar<'a>,
-    #[serde(borrow)]
     pub yes_bid_size_fp: Scalar<'a>,
-    #[serde(borrow)]
     pub yes_ask_size_fp: Scalar<'a>,
-    #[serde(borrow)]
     pub last_trade_size_fp: Scalar<'a>,
-    #[serde(borrow)]
     pub volume_fp: Scalar<'a>,
-    #[serde(borrow)]
     pub volume: Scalar<'a>,
-    #[serde(borrow)]
     pub open_interest_fp: Scalar<'a>,
-    #[serde(borrow)]
     pub open_interest: Scalar<'a>,
-    #[serde(borrow)]
     pub dollar_volume: Scalar<'a>,
-    #[serde(borrow)]
     pub dollar_open_interest: Scalar<'a>,
 
     // market_lifecycle_v2.
-    #[serde(borrow)]
     pub event_type: Scalar<'a>,
-    #[serde(borrow)]
     pub open_ts: Scalar<'a>,
-    #[serde(borrow)]
     pub close_ts: Scalar<'a>,
-    #[serde(borrow)]
     pub determination_ts: Scalar<'a>,
-    #[serde(borrow)]
     pub settled_ts: Scalar<'a>,
-    #[serde(borrow)]
     pub result: Scalar<'a>,
-    #[serde(borrow)]
     pub settlement_value: Scalar<'a>,
-    #[serde(borrow)]
     pub is_deactivated: Scalar<'a>,
-    #[serde(borrow)]
     pub additional_metadata: Option<&'a RawValue>,
 
     // event_lifecycle.
-    #[serde(borrow)]
     pub title: Scalar<'a>,
-    #[serde(borrow)]
     pub subtitle: Scalar<'a>,
-    #[serde(borrow)]
     pub sub_title: Scalar<'a>,
-    #[serde(borrow)]
     pub collateral_return_type: Scalar<'a>,
-    #[serde(borrow)]
     pub series_ticker: Scalar<'a>,
-    #[serde(borrow)]
     pub strike_date: Scalar<'a>,
-    #[serde(borrow)]
     pub strike_period: Scalar<'a>,
 
     // Control frames: error {code, msg}, subscribed {channel, sid}.
-    #[serde(borrow)]
     pub code: Scalar<'a>,
-    #[serde(rename = "msg", borrow)]
     pub error_text: Scalar<'a>,
-    #[serde(borrow)]
     pub channel: Scalar<'a>,
 }
 
+
+impl<'a> Msg<'a> {
+    /// Reads one `key: value` pair into its field. Dispatching on the key's
+    /// length first keeps this a jump plus one or two comparisons, where a
+    /// derived 60-arm string match compares against every name in turn.
+    fn read_entry<'de: 'a, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key.len() {
+            2 => match key {
+                "ts" => self.ts = map.next_value()?,
+                "no" => self.no = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            3 => match key {
+                "msg" => self.error_text = map.next_value()?,
+                "yes" => self.yes = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            4 => match key {
+                "time" => self.time = map.next_value()?,
+                "side" => self.side = map.next_value()?,
+                "code" => self.code = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            5 => match key {
+                "ts_ms" => self.ts_ms = map.next_value()?,
+                "price" => self.price = map.next_value()?,
+                "delta" => self.delta = map.next_value()?,
+                "count" => self.count = map.next_value()?,
+                "title" => self.title = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            6 => match key {
+                "volume" => self.volume = map.next_value()?,
+                "result" => self.result = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            7 => match key {
+                "yes_bid" => self.yes_bid = map.next_value()?,
+                "yes_ask" => self.yes_ask = map.next_value()?,
+                "open_ts" => self.open_ts = map.next_value()?,
+                "channel" => self.channel = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            8 => match key {
+                "trade_id" => self.trade_id = map.next_value()?,
+                "delta_fp" => self.delta_fp = map.next_value()?,
+                "no_price" => self.no_price = map.next_value()?,
+                "count_fp" => self.count_fp = map.next_value()?,
+                "close_ts" => self.close_ts = map.next_value()?,
+                "subtitle" => self.subtitle = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            9 => match key {
+                "market_id" => self.market_id = map.next_value()?,
+                "yes_price" => self.yes_price = map.next_value()?,
+                "volume_fp" => self.volume_fp = map.next_value()?,
+                "sub_title" => self.sub_title = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            10 => match key {
+                "taker_side" => self.taker_side = map.next_value()?,
+                "event_type" => self.event_type = map.next_value()?,
+                "settled_ts" => self.settled_ts = map.next_value()?,
+                "no_dollars" => self.no_dollars = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            11 => match key {
+                "strike_date" => self.strike_date = map.next_value()?,
+                "yes_dollars" => self.yes_dollars = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            12 => match key {
+                "event_ticker" => self.event_ticker = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            13 => match key {
+                "market_ticker" => self.market_ticker = map.next_value()?,
+                "price_dollars" => self.price_dollars = map.next_value()?,
+                "open_interest" => self.open_interest = map.next_value()?,
+                "dollar_volume" => self.dollar_volume = map.next_value()?,
+                "series_ticker" => self.series_ticker = map.next_value()?,
+                "strike_period" => self.strike_period = map.next_value()?,
+                "no_dollars_fp" => self.no_dollars_fp = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            14 => match key {
+                "is_block_trade" => self.is_block_trade = map.next_value()?,
+                "is_deactivated" => self.is_deactivated = map.next_value()?,
+                "yes_dollars_fp" => self.yes_dollars_fp = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            15 => match key {
+                "client_order_id" => self.client_order_id = map.next_value()?,
+                "taker_book_side" => self.taker_book_side = map.next_value()?,
+                "yes_bid_dollars" => self.yes_bid_dollars = map.next_value()?,
+                "yes_ask_dollars" => self.yes_ask_dollars = map.next_value()?,
+                "yes_bid_size_fp" => self.yes_bid_size_fp = map.next_value()?,
+                "yes_ask_size_fp" => self.yes_ask_size_fp = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            16 => match key {
+                "no_price_dollars" => self.no_price_dollars = map.next_value()?,
+                "open_interest_fp" => self.open_interest_fp = map.next_value()?,
+                "determination_ts" => self.determination_ts = map.next_value()?,
+                "settlement_value" => self.settlement_value = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            17 => match key {
+                "yes_price_dollars" => self.yes_price_dollars = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            18 => match key {
+                "taker_outcome_side" => self.taker_outcome_side = map.next_value()?,
+                "last_trade_size_fp" => self.last_trade_size_fp = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            19 => match key {
+                "additional_metadata" => self.additional_metadata = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            20 => match key {
+                "dollar_open_interest" => self.dollar_open_interest = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            22 => match key {
+                "collateral_return_type" => self.collateral_return_type = map.next_value()?,
+                _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+            },
+            _ => map.next_value::<IgnoredAny>().map(|_| ())?,
+        }
+        Ok(())
+    }
+}
+
+/// The envelope of a frame; its `msg` is read in place into a caller's `Msg`.
+#[derive(Debug, Default)]
+pub struct Envelope<'a> {
+    pub kind: Scalar<'a>,
+    pub sid: Scalar<'a>,
+    pub seq: Scalar<'a>,
+    pub id: Scalar<'a>,
+    pub msg: MsgShape,
+}
+
+/// What the frame's `msg` was.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum MsgShape {
+    #[default]
+    Missing,
+    Object,
+    NotObject,
+}
+
+/// Reads a frame. `Ok(None)` when the JSON is valid but not an object.
+///
+/// `msg` is filled in place: it is large (one slot per field of every message
+/// type) and moving it through serde's return values cost a quarter of the
+/// parse time.
+pub fn read_frame<'a>(bytes: &'a [u8], msg: &mut Msg<'a>) -> Result<Option<Envelope<'a>>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let envelope = FrameSeed { msg }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(envelope)
+}
+
+struct FrameSeed<'m, 'a> {
+    msg: &'m mut Msg<'a>,
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for FrameSeed<'_, 'a> {
+    type Value = Option<Envelope<'a>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for FrameSeed<'_, 'a> {
+    type Value = Option<Envelope<'a>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a frame object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut envelope = Envelope::default();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match key.0.as_ref() {
+                "type" => envelope.kind = map.next_value()?,
+                "sid" => envelope.sid = map.next_value()?,
+                "seq" => envelope.seq = map.next_value()?,
+                "id" => envelope.id = map.next_value()?,
+                "msg" => envelope.msg = map.next_value_seed(MsgSeed { msg: &mut *self.msg })?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Some(envelope))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+struct MsgSeed<'m, 'a> {
+    msg: &'m mut Msg<'a>,
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for MsgSeed<'_, 'a> {
+    type Value = MsgShape;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for MsgSeed<'_, 'a> {
+    type Value = MsgShape;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a message object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            self.msg.read_entry(&key.0, &mut map)?;
+        }
+        Ok(MsgShape::Object)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(MsgShape::NotObject)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(MsgShape::NotObject)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(MsgShape::NotObject)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(MsgShape::NotObject)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(MsgShape::NotObject)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(MsgShape::NotObject)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(MsgShape::Missing)
+    }
+}
+
+/// An object key, borrowed unless it contains escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
 /// The fields of `additional_metadata` that the normalized record keeps apart.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct AdditionalMetadata<'a> {
     #[serde(borrow)]

@@ -10,7 +10,7 @@
 //!   integers are wrong types.
 //! - When eras overlap (era B sends cents and dollars), the exact string wins.
 
-use super::messages::{AdditionalMetadata, Envelope, Msg};
+use super::messages::{read_frame, AdditionalMetadata, Msg, MsgShape};
 use crate::fixed::{self, NumberError};
 use crate::model::{
     Body, BookDelta, BookSnapshot, EventLifecycle, Level, LifecycleEvent, MarketLifecycle,
@@ -162,9 +162,10 @@ impl<'a> Parsed<'a> {
 
 /// Parses one Kalshi WebSocket frame. Never panics, whatever the bytes.
 pub fn parse_frame(frame: &[u8], receive_ts: u64, conn_id: u64) -> Parsed<'_> {
-    let envelope: Envelope<'_> = match serde_json::from_slice::<ObjectOr<Envelope<'_>>>(frame) {
-        Ok(ObjectOr::Object(e)) => e,
-        Ok(_) => return Parsed::malformed("not a JSON object".to_owned()),
+    let mut msg = Msg::default();
+    let envelope = match read_frame(frame, &mut msg) {
+        Ok(Some(e)) => e,
+        Ok(None) => return Parsed::malformed("not a JSON object".to_owned()),
         Err(e) => return Parsed::malformed(format!("invalid JSON: {e}")),
     };
     let mut errors = Vec::new();
@@ -178,12 +179,12 @@ pub fn parse_frame(frame: &[u8], receive_ts: u64, conn_id: u64) -> Parsed<'_> {
     let cmd_id = f.uint("id", &envelope.id);
 
     let msg = match envelope.msg {
-        ObjectOr::Object(m) => Some(m),
-        ObjectOr::NotObject if kind.is_data() => {
+        MsgShape::Object => Some(msg),
+        MsgShape::NotObject if kind.is_data() => {
             f.error("msg", Problem::WrongType("not an object"));
             None
         }
-        ObjectOr::Missing if kind.is_data() => {
+        MsgShape::Missing if kind.is_data() => {
             f.error("msg", Problem::Missing);
             None
         }

@@ -1,0 +1,45 @@
+"""`ssmd sim`: run the local Kalshi simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="A local Kalshi (WebSocket + REST) for tests and demos.", no_args_is_help=True)
+
+
+@app.command()
+def run(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8765, help="Port for WebSocket and REST (0 = any free port)."),
+    seed: int = typer.Option(0, help="Seed of the universe and the order flow."),
+    era: str = typer.Option("C", help="Wire format era: A (cents), B (cents + dollars), C (dollars/fp only)."),
+    rate: float = typer.Option(200.0, help="Order-flow actions per second; 0 = as fast as clients read."),
+    markets: int = typer.Option(200, help="Approximate number of markets in the universe."),
+    scenario: Path | None = typer.Option(None, help="YAML fault scenario (see docs/simulator.md)."),
+) -> None:
+    """Serve a simulated Kalshi until Ctrl-C."""
+    from ssmd.sim import Scenario, Simulator
+
+    if era not in ("A", "B", "C"):
+        raise typer.BadParameter("era must be A, B or C")
+    scen = Scenario.load(scenario) if scenario else None
+
+    async def main() -> None:
+        async with Simulator(host=host, port=port, seed=seed, era=era, rate=rate or None,
+                             markets=markets, scenario=scen) as sim:
+            typer.echo(f"WebSocket: {sim.ws_url}")
+            typer.echo(f"REST:      {sim.rest_url}")
+            typer.echo(f"export KALSHI_API_KEY={sim.key_id}")
+            typer.echo(f"export KALSHI_PRIVATE_KEY_PATH={sim.private_key_path}")
+            typer.echo(f"export SSMD_KALSHI_WS_URL={sim.ws_url}")
+            typer.echo(f"export SSMD_KALSHI_REST_URL={sim.rest_url}")
+            typer.echo("Ctrl-C to stop.")
+            await asyncio.Event().wait()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    typer.echo("simulator stopped")

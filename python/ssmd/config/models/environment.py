@@ -1,0 +1,177 @@
+"""Environment: one deployment of one feed (exchanges/environments/<name>.yaml).
+
+An environment says which feed and endpoint to use, when to run, which markets
+to capture, where records go (NATS) and where they are kept (local disk or S3).
+Everything here is as written in the file; `ssmd.config.load_environment`
+applies overrides and returns the effective values.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, Discriminator, Field, StringConstraints, Tag
+
+from ssmd.config.models.common import (
+    PATTERN_HINTS,
+    ClockTime,
+    Document,
+    Duration,
+    HttpUrl,
+    Key,
+    Name,
+    StrictModel,
+    WsUrl,
+)
+
+EMBEDDED_NATS: Final = "embedded"
+
+NATS_URL_PATTERN: Final = r"^(embedded|(nats|tls|ws|wss)://[^\s,]+(,(nats|tls|ws|wss)://[^\s,]+)*)$"
+STREAM_PATTERN: Final = r"^[A-Za-z0-9_-]{1,255}$"
+BUCKET_PATTERN: Final = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+REDIS_URL_PATTERN: Final = r"^rediss?://\S+$"
+DATABASE_URL_PATTERN: Final = r"^postgres(ql)?(\+[a-z0-9]+)?://\S+$"
+HOST_PORT_PATTERN: Final = r"^[^\s:/]+:[0-9]{1,5}$"
+SECRET_REF_PATTERN: Final = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:\S.*)$"
+
+PATTERN_HINTS.update(
+    {
+        NATS_URL_PATTERN: "embedded, or NATS URLs such as nats://127.0.0.1:4222 (comma-separated for a cluster)",
+        STREAM_PATTERN: "a JetStream stream name of letters, digits, '_' and '-', e.g. SSMD_KALSHI_DEV",
+        BUCKET_PATTERN: "an S3 bucket name (3-63 lower-case letters, digits, '.' and '-')",
+        REDIS_URL_PATTERN: "a Redis URL such as redis://127.0.0.1:6379/0",
+        DATABASE_URL_PATTERN: "a PostgreSQL URL such as postgresql://ssmd@127.0.0.1:5432/ssmd",
+        HOST_PORT_PATTERN: "host:port, such as 127.0.0.1:7233",
+        SECRET_REF_PATTERN: "a secret reference: env:VARIABLE_NAME or file:/path/to/file",
+    }
+)
+
+NatsUrl = Annotated[str, StringConstraints(pattern=NATS_URL_PATTERN)]
+SecretRefText = Annotated[str, StringConstraints(pattern=SECRET_REF_PATTERN)]
+MarketStatusFilter = Literal["unopened", "open", "paused", "closed", "settled"]
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA name such as America/New_York or UTC"
+        ) from None
+    return name
+
+
+TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
+
+
+class FeedSelection(StrictModel):
+    name: Name = Field(description="A feed under feeds/.")
+    endpoint: Name = Field(description="An endpoint set of the feed (prod, demo, ...) or custom.")
+    ws_url: WsUrl | None = Field(default=None, description="Only with endpoint: custom.")
+    rest_url: HttpUrl | None = Field(default=None, description="Only with endpoint: custom.")
+    channels: list[Key] | None = Field(
+        default=None, description="Subset of the feed's channels; absent = all."
+    )
+
+
+class Schedule(StrictModel):
+    timezone: TimeZoneName = "UTC"
+    startup: ClockTime | None = Field(
+        default=None, description="Daily start; absent = run continuously."
+    )
+    teardown: ClockTime | None = Field(
+        default=None, description="Daily stop; absent = run continuously."
+    )
+
+
+def _open_markets() -> list[MarketStatusFilter]:
+    return ["open"]
+
+
+class Symbols(StrictModel):
+    tickers: list[str] = Field(default_factory=list, description="Explicit market tickers.")
+    series: list[str] = Field(default_factory=list, description="Series tickers, e.g. KXBTCD.")
+    categories: list[str] = Field(default_factory=list, description="Categories, e.g. Crypto.")
+    statuses: list[MarketStatusFilter] = Field(default_factory=_open_markets)
+    sync: bool = Field(
+        default=False, description="Expand series/categories to tickers via the secmaster."
+    )
+    sync_interval: Duration = "15m"
+
+
+class Transport(StrictModel):
+    nats_url: NatsUrl = Field(
+        description="NATS server URL(s), or embedded: `ssmd up` starts its own server."
+    )
+    stream: Annotated[str, StringConstraints(pattern=STREAM_PATTERN)] | None = Field(
+        default=None, description="JetStream stream; absent = SSMD_<ENV>."
+    )
+    retention: Duration = "48h"
+    duplicate_window: Duration = "2m"
+    replicas: int = Field(default=1, ge=1, le=5)
+
+
+class LocalStorage(StrictModel):
+    path: str = Field(min_length=1, description="Directory; relative paths are under the data dir.")
+
+
+class S3Storage(StrictModel):
+    bucket: Annotated[str, StringConstraints(pattern=BUCKET_PATTERN)]
+    endpoint: HttpUrl | None = Field(
+        default=None, description="S3-compatible endpoint; absent = AWS."
+    )
+    region: str | None = None
+
+
+def _storage_kind(value: Any) -> str:
+    # Keys decide the kind, so a location with a typo gets the errors of the kind it meant.
+    if isinstance(value, S3Storage) or (
+        isinstance(value, dict) and {"bucket", "endpoint", "region"} & value.keys()
+    ):
+        return "S3Storage"
+    return "LocalStorage"
+
+
+StorageLocation = Annotated[
+    Annotated[LocalStorage, Tag("LocalStorage")] | Annotated[S3Storage, Tag("S3Storage")],
+    Discriminator(_storage_kind),
+]
+
+
+class Storage(StrictModel):
+    raw: StorageLocation
+    normalized: StorageLocation
+
+
+class Cache(StrictModel):
+    redis_url: Annotated[str, StringConstraints(pattern=REDIS_URL_PATTERN)]
+
+
+class Database(StrictModel):
+    url: Annotated[str, StringConstraints(pattern=DATABASE_URL_PATTERN)]
+
+
+class Temporal(StrictModel):
+    address: Annotated[str, StringConstraints(pattern=HOST_PORT_PATTERN)]
+    namespace: str = "default"
+
+
+class EnvironmentSpec(StrictModel):
+    feed: FeedSelection
+    schedule: Schedule = Field(default_factory=Schedule)
+    symbols: Symbols
+    transport: Transport
+    storage: Storage
+    cache: Cache | None = None
+    database: Database | None = None
+    temporal: Temporal | None = None
+    secrets: dict[Key, SecretRefText] = Field(
+        default_factory=dict,
+        description="Name -> env:VAR or file:/path; values are never stored here.",
+    )
+
+
+class Environment(Document):
+    kind: Literal["Environment"]
+    spec: EnvironmentSpec
