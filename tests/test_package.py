@@ -9,11 +9,11 @@ import venv
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 from typer.testing import CliRunner
 
 from ssmd import __version__, core
 from ssmd.cli import app
+from support import ROOT
 
 
 def test_the_extension_matches_the_package() -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import kalshi_fixture, kalshi_fixture_names
 
 from reference import kalshi as reference
 from ssmd import core
 from ssmd.exceptions import DecodeError, SsmdError
+from support import kalshi_fixture, kalshi_fixture_names
 
 GOOD = [
     n for n in kalshi_fixture_names()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import capnp  # type: ignore[import-untyped]
 import pytest
-from conftest import ROOT, kalshi_fixture, kalshi_fixture_names, require_binary
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ssmd.records
 from ssmd import core
+from support import ROOT, kalshi_fixture, kalshi_fixture_names, require_binary
 
 SCHEMA_PATH = ROOT / "schemas" / "ssmd.capnp"
 schema = capnp.load(str(SCHEMA_PATH))
