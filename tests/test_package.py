@@ -51,7 +51,9 @@ def test_the_wheel_installs_into_a_fresh_virtualenv(tmp_path: Path) -> None:
     maturin = Path(sys.executable).parent / "maturin"
     subprocess.run(
         [str(maturin), "build", "--release", "--out", str(tmp_path / "dist"), "-q"],
-        cwd=ROOT, check=True, capture_output=True,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
         env={**os.environ, "VIRTUAL_ENV": str(Path(sys.executable).parent.parent)},
     )
     [wheel] = (tmp_path / "dist").glob("ssmd-*.whl")
@@ -60,5 +62,7 @@ def test_the_wheel_installs_into_a_fresh_virtualenv(tmp_path: Path) -> None:
     python = env_dir / "bin" / "python"
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True)
     probe = "import ssmd.core, ssmd._core as c; print(c.__version__, c.build_profile, ssmd.core.SCALE_E6)"
-    out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True)
+    out = subprocess.run(
+        [str(python), "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
     assert out.stdout.split() == [__version__, "release", "1000000"]

@@ -2,15 +2,47 @@
 # Checked against the built module by `just lint` (mypy.stubtest).
 # Import from ssmd.core, never from here directly.
 
+from typing import Any, final
+
 __version__: str
 build_profile: str
 
 # --- normalize (rust/ssmd-py/src/normalize.rs) ---
 
+
+FRAME_KINDS: tuple[str, ...]
+RECORD_TYPES: tuple[str, ...]
+SCALE_E6: int
+
+@final
+class NormalizedBatch:
+    """The result of normalize_kalshi: one buffer of records plus routing."""
+
+    def __len__(self) -> int: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def records(self) -> list[tuple[int, str, str, int, int]]: ...
+    @property
+    def problems(self) -> list[tuple[int, str, str]]: ...
+    @property
+    def control(self) -> list[int]: ...
+    @property
+    def kinds(self) -> bytes: ...
+    @property
+    def problem_frames(self) -> int: ...
+
+def normalize_kalshi(frames: list[bytes], receive_ns: list[int], conn_id: int) -> NormalizedBatch: ...
+def decode_records(data: bytes) -> list[dict[str, Any]]: ...
+def encode_records(records: list[dict[str, Any]]) -> bytes: ...
+def record_spans(data: bytes) -> list[tuple[int, int]]: ...
+def records_to_columns(
+    data: bytes, kind: str
+) -> tuple[int, list[tuple[str, str, bytes, bytes | None, bytes | None, int]]]: ...
+
 # --- archive (rust/ssmd-py/src/archive.rs) ---
 
 # Here rather than at the top so that each section stays self-contained.
-from typing import final  # noqa: E402
 
 ARCHIVE_DEFAULT_LEVEL: int
 

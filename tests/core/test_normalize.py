@@ -10,7 +10,8 @@ from ssmd.exceptions import DecodeError, SsmdError
 from support import kalshi_fixture, kalshi_fixture_names
 
 GOOD = [
-    n for n in kalshi_fixture_names()
+    n
+    for n in kalshi_fixture_names()
     if not n.startswith(("bad_", "malformed_", "unknown_", "no_type", "control_"))
 ]
 RECEIVE_NS = 1_800_000_000_123_456_789
@@ -57,18 +58,32 @@ def test_batch_routes_every_frame() -> None:
     # Records point at their frame and slice the buffer into whole messages.
     records = core.decode_records(batch.data)
     assert len(records) == len(batch.records)
-    for (frame, record_type, ticker, start, end), record in zip(batch.records, records, strict=True):
+    for (frame, record_type, ticker, start, end), record in zip(
+        batch.records, records, strict=True
+    ):
         assert record["receive_ts"] == frame
         assert record["type"] == record_type
         assert record["ticker"] == ticker
         assert core.decode_records(batch.data[start:end]) == [record]
     assert [core.FRAME_KINDS[batch.kinds[i]] for i in batch.control] == [
-        "error", "ok", "ok", "ok", "subscribed", "unsubscribed",
+        "error",
+        "ok",
+        "ok",
+        "ok",
+        "subscribed",
+        "unsubscribed",
     ]
 
 
 def test_problems_are_reported_per_frame_and_the_batch_goes_on() -> None:
-    names = ["trade_c", "malformed_truncated", "bad_wrong_types", "unknown_type_fill", "bad_missing_ticker", "trade_a"]
+    names = [
+        "trade_c",
+        "malformed_truncated",
+        "bad_wrong_types",
+        "unknown_type_fill",
+        "bad_missing_ticker",
+        "trade_a",
+    ]
     batch = core.normalize_kalshi([kalshi_fixture(n) for n in names], [1] * len(names), 1)
     by_frame: dict[int, list[tuple[str, str]]] = {}
     for frame, problem, detail in batch.problems:

@@ -36,7 +36,9 @@ def pycapnp_values(message: object) -> dict[str, object]:
         "kind": body_kind,
     }
     if body_kind == "trade":
-        out.update(ticker=body.ticker, trade_id=body.tradeId, price_e6=body.priceE6, size_e6=body.sizeE6)
+        out.update(
+            ticker=body.ticker, trade_id=body.tradeId, price_e6=body.priceE6, size_e6=body.sizeE6
+        )
     elif body_kind == "bookSnapshot":
         out.update(ticker=body.ticker, yes=[(lv.priceE6, lv.sizeE6) for lv in body.yes])
     elif body_kind == "bookDelta":
@@ -46,8 +48,14 @@ def pycapnp_values(message: object) -> dict[str, object]:
     return out
 
 
-KIND_NAMES = {"trade": "trade", "book_snapshot": "bookSnapshot", "book_delta": "bookDelta", "ticker": "ticker",
-              "lifecycle": "lifecycle", "event_lifecycle": "eventLifecycle"}
+KIND_NAMES = {
+    "trade": "trade",
+    "book_snapshot": "bookSnapshot",
+    "book_delta": "bookDelta",
+    "ticker": "ticker",
+    "lifecycle": "lifecycle",
+    "event_lifecycle": "eventLifecycle",
+}
 
 
 def test_pycapnp_reads_what_rust_writes() -> None:
@@ -88,7 +96,11 @@ def test_rust_reads_what_pycapnp_writes() -> None:
     records = core.decode_records(data)
     assert len(records) == 2
     assert records[0]["ticker"] == "KXBTCD-26MAR1213-T69499.99"
-    assert (records[0]["price_e6"], records[0]["size_e6"], records[0]["taker_outcome"]) == (999_000, 110_000, "yes")
+    assert (records[0]["price_e6"], records[0]["size_e6"], records[0]["taker_outcome"]) == (
+        999_000,
+        110_000,
+        "yes",
+    )
     assert records[0]["conn_id"] == 77
 
 
@@ -97,7 +109,9 @@ def test_the_capnp_tool_decodes_our_records(tmp_path: Path) -> None:
     data = core.normalize_kalshi([kalshi_fixture("trade_c_subcent_fractional")], [5], 1).data
     out = subprocess.run(
         [tool, "decode", "--packed", "-I", str(SCHEMA_PATH.parent), str(SCHEMA_PATH), "Record"],
-        input=data, capture_output=True, check=True,
+        input=data,
+        capture_output=True,
+        check=True,
     ).stdout.decode()
     assert "priceE6 = 999000" in out
     assert "sizeE6 = 110000" in out
@@ -136,25 +150,75 @@ outcomes = st.sampled_from([None, "yes", "no"])
 e6 = st.one_of(st.none(), st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1))
 texts = st.one_of(st.none(), st.text(min_size=1, max_size=80))
 u64 = st.integers(min_value=0, max_value=2**64 - 1)
-common = {"receive_ts": u64, "exchange_ts": u64, "conn_id": u64,
-          "sid": st.integers(min_value=0, max_value=2**32 - 1), "seq": u64}
+common = {
+    "receive_ts": u64,
+    "exchange_ts": u64,
+    "conn_id": u64,
+    "sid": st.integers(min_value=0, max_value=2**32 - 1),
+    "seq": u64,
+}
 record_dicts = st.one_of(
-    st.fixed_dictionaries({**common, "kind": st.just("trade"), "ticker": texts, "trade_id": texts,
-                           "price_e6": e6, "no_price_e6": e6, "size_e6": e6, "taker_outcome": outcomes,
-                           "taker_book_side": outcomes, "is_block_trade": st.booleans()}),
-    st.fixed_dictionaries({**common, "kind": st.just("book_snapshot"), "ticker": texts, "market_id": texts,
-                           "yes": st.lists(st.tuples(e6, e6), max_size=5),
-                           "no": st.lists(st.tuples(e6, e6), max_size=5), "use_yes_price": st.booleans()}),
-    st.fixed_dictionaries({**common, "kind": st.just("book_delta"), "ticker": texts, "market_id": texts,
-                           "side": outcomes, "price_e6": e6, "delta_e6": e6, "client_order_id": texts}),
-    st.fixed_dictionaries({**common, "kind": st.just("connector_event"),
-                           "event": st.sampled_from(["connected", "disconnected", "gap", "resync", "buffer_full"]),
-                           "shard": st.integers(min_value=0, max_value=2**32 - 1), "reason": texts,
-                           "duration_ns": u64, "expected_seq": u64, "received_seq": u64,
-                           "tickers": st.lists(st.text(max_size=20), max_size=4)}),
-    st.fixed_dictionaries({**common, "kind": st.just("status"), "ticker": texts,
-                           "status": st.sampled_from(["open", "closed", "halted", "initialized", "determined", "settled", "unknown"]),
-                           "status_text": texts}),
+    st.fixed_dictionaries(
+        {
+            **common,
+            "kind": st.just("trade"),
+            "ticker": texts,
+            "trade_id": texts,
+            "price_e6": e6,
+            "no_price_e6": e6,
+            "size_e6": e6,
+            "taker_outcome": outcomes,
+            "taker_book_side": outcomes,
+            "is_block_trade": st.booleans(),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            **common,
+            "kind": st.just("book_snapshot"),
+            "ticker": texts,
+            "market_id": texts,
+            "yes": st.lists(st.tuples(e6, e6), max_size=5),
+            "no": st.lists(st.tuples(e6, e6), max_size=5),
+            "use_yes_price": st.booleans(),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            **common,
+            "kind": st.just("book_delta"),
+            "ticker": texts,
+            "market_id": texts,
+            "side": outcomes,
+            "price_e6": e6,
+            "delta_e6": e6,
+            "client_order_id": texts,
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            **common,
+            "kind": st.just("connector_event"),
+            "event": st.sampled_from(["connected", "disconnected", "gap", "resync", "buffer_full"]),
+            "shard": st.integers(min_value=0, max_value=2**32 - 1),
+            "reason": texts,
+            "duration_ns": u64,
+            "expected_seq": u64,
+            "received_seq": u64,
+            "tickers": st.lists(st.text(max_size=20), max_size=4),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            **common,
+            "kind": st.just("status"),
+            "ticker": texts,
+            "status": st.sampled_from(
+                ["open", "closed", "halted", "initialized", "determined", "settled", "unknown"]
+            ),
+            "status_text": texts,
+        }
+    ),
 )
 
 
@@ -166,13 +230,17 @@ def test_encode_decode_round_trip(records: list[dict[str, object]]) -> None:
     for original, back in zip(records, decoded, strict=True):
         for key, value in original.items():
             if key == "tickers" or key in ("yes", "no"):
-                assert list(back[key]) == [tuple(v) if isinstance(v, tuple) else v for v in value], key  # type: ignore[union-attr]
+                assert list(back[key]) == [
+                    tuple(v) if isinstance(v, tuple) else v for v in value
+                ], key  # type: ignore[union-attr]
             elif key == "ticker" and original["kind"] == "connector_event":
                 continue
             else:
                 assert back[key] == value, key
     # And pycapnp agrees on how many messages there are.
-    assert len(list(schema.Record.read_multiple_bytes_packed(core.encode_records(records)))) == len(records)
+    assert len(list(schema.Record.read_multiple_bytes_packed(core.encode_records(records)))) == len(
+        records
+    )
 
 
 @settings(max_examples=500)
@@ -184,7 +252,10 @@ def test_random_bytes_never_break_a_batch(frames: list[bytes]) -> None:
 
 
 @settings(max_examples=500)
-@given(st.sampled_from(kalshi_fixture_names()), st.lists(st.tuples(st.integers(0, 600), st.integers(0, 255)), min_size=1, max_size=6))
+@given(
+    st.sampled_from(kalshi_fixture_names()),
+    st.lists(st.tuples(st.integers(0, 600), st.integers(0, 255)), min_size=1, max_size=6),
+)
 def test_mutated_frames_never_break_a_batch(name: str, edits: list[tuple[int, int]]) -> None:
     frame = bytearray(kalshi_fixture(name))
     for at, byte in edits:

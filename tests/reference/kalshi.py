@@ -72,7 +72,15 @@ def _outcome(value: Any) -> str | None:
     return {"yes": "yes", "bid": "yes", "no": "no", "ask": "no"}.get(value)
 
 
-_LIFECYCLE = {"created", "activated", "deactivated", "close_date_updated", "determined", "settled", "metadata_updated"}
+_LIFECYCLE = {
+    "created",
+    "activated",
+    "deactivated",
+    "close_date_updated",
+    "determined",
+    "settled",
+    "metadata_updated",
+}
 
 
 def normalize(frame: bytes, receive_ts: int, conn_id: int) -> dict[str, Any] | None:
@@ -89,7 +97,9 @@ def normalize(frame: bytes, receive_ts: int, conn_id: int) -> dict[str, Any] | N
     if kind == "trade":
         taker = msg.get("taker_outcome_side") or msg.get("taker_side")
         body = {
-            "kind": "trade", "type": "trade", "ticker": msg["market_ticker"],
+            "kind": "trade",
+            "type": "trade",
+            "ticker": msg["market_ticker"],
             "trade_id": msg.get("trade_id"),
             "price_e6": _pick(msg, "yes_price_dollars", "yes_price"),
             "no_price_e6": _pick(msg, "no_price_dollars", "no_price"),
@@ -100,7 +110,9 @@ def normalize(frame: bytes, receive_ts: int, conn_id: int) -> dict[str, Any] | N
         }
     elif kind == "ticker":
         body = {
-            "kind": "ticker", "type": "ticker", "ticker": msg["market_ticker"],
+            "kind": "ticker",
+            "type": "ticker",
+            "ticker": msg["market_ticker"],
             "market_id": msg.get("market_id"),
             "last_price_e6": _pick(msg, "price_dollars", "price"),
             "yes_bid_e6": _pick(msg, "yes_bid_dollars", "yes_bid"),
@@ -115,14 +127,21 @@ def normalize(frame: bytes, receive_ts: int, conn_id: int) -> dict[str, Any] | N
         }
     elif kind == "orderbook_snapshot":
         body = {
-            "kind": "book_snapshot", "type": "orderbook", "ticker": msg["market_ticker"],
+            "kind": "book_snapshot",
+            "type": "orderbook",
+            "ticker": msg["market_ticker"],
             "market_id": msg.get("market_id"),
-            "yes": _levels(msg, "yes"), "no": _levels(msg, "no"), "use_yes_price": False,
+            "yes": _levels(msg, "yes"),
+            "no": _levels(msg, "no"),
+            "use_yes_price": False,
         }
     elif kind == "orderbook_delta":
         body = {
-            "kind": "book_delta", "type": "orderbook", "ticker": msg["market_ticker"],
-            "market_id": msg.get("market_id"), "side": _outcome(msg.get("side")),
+            "kind": "book_delta",
+            "type": "orderbook",
+            "ticker": msg["market_ticker"],
+            "market_id": msg.get("market_id"),
+            "side": _outcome(msg.get("side")),
             "price_e6": _pick(msg, "price_dollars", "price"),
             "delta_e6": _pick(msg, "delta_fp", "delta"),
             "client_order_id": msg.get("client_order_id"),
@@ -132,10 +151,13 @@ def normalize(frame: bytes, receive_ts: int, conn_id: int) -> dict[str, Any] | N
         value = msg.get("settlement_value")
         event_type = msg.get("event_type")
         body = {
-            "kind": "lifecycle", "type": "lifecycle", "ticker": msg["market_ticker"],
+            "kind": "lifecycle",
+            "type": "lifecycle",
+            "ticker": msg["market_ticker"],
             "event_type": event_type if event_type in _LIFECYCLE else "other",
             "event_type_text": event_type,
-            "open_ts": _ns(msg.get("open_ts")), "close_ts": _ns(msg.get("close_ts")),
+            "open_ts": _ns(msg.get("open_ts")),
+            "close_ts": _ns(msg.get("close_ts")),
             "determination_ts": _ns(msg.get("determination_ts")),
             "settled_ts": _ns(msg.get("settled_ts")),
             "result": msg.get("result") or meta.get("result"),
@@ -147,8 +169,11 @@ def normalize(frame: bytes, receive_ts: int, conn_id: int) -> dict[str, Any] | N
         }
     elif kind == "event_lifecycle":
         body = {
-            "kind": "event_lifecycle", "type": "lifecycle", "ticker": msg["event_ticker"],
-            "event_ticker": msg["event_ticker"], "title": msg.get("title"),
+            "kind": "event_lifecycle",
+            "type": "lifecycle",
+            "ticker": msg["event_ticker"],
+            "event_ticker": msg["event_ticker"],
+            "title": msg.get("title"),
             "subtitle": msg.get("subtitle") or msg.get("sub_title"),
             "collateral_return_type": msg.get("collateral_return_type") or None,
             "series_ticker": msg.get("series_ticker"),

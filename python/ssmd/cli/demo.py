@@ -43,7 +43,9 @@ def _summary(record: dict[str, Any]) -> str:
 def normalize(
     path: Annotated[
         Path | None,
-        typer.Argument(help="JSONL file, one raw Kalshi frame per line (default: a bundled sample)."),
+        typer.Argument(
+            help="JSONL file, one raw Kalshi frame per line (default: a bundled sample)."
+        ),
     ] = None,
 ) -> None:
     """Normalize captured Kalshi frames and print every record and problem.
@@ -62,12 +64,21 @@ def normalize(
     records = core.decode_records(batch.data)
 
     console = Console()
-    console.print(f"{len(frames)} frames from {source} -> {len(records)} normalized records", soft_wrap=True)
+    console.print(
+        f"{len(frames)} frames from {source} -> {len(records)} normalized records", soft_wrap=True
+    )
     table = Table()
     for column in ("frame", "type", "kind", "ticker", "sid/seq", "values"):
         table.add_column(column)
     for (frame, record_type, ticker, _, _), record in zip(batch.records, records, strict=True):
-        table.add_row(str(frame), record_type, record["kind"], ticker, f"{record['sid']}/{record['seq']}", _summary(record))
+        table.add_row(
+            str(frame),
+            record_type,
+            record["kind"],
+            ticker,
+            f"{record['sid']}/{record['seq']}",
+            _summary(record),
+        )
     console.print(table)
     if batch.problems:
         problems = Table(title="problems (the raw frame is always kept)")

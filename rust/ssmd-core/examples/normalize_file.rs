@@ -4,9 +4,14 @@
 use std::time::Instant;
 
 fn main() {
-    let path = std::env::args().nth(1).expect("usage: normalize_file FILE.jsonl");
+    let path = std::env::args()
+        .nth(1)
+        .expect("usage: normalize_file FILE.jsonl");
     let data = std::fs::read(&path).expect("readable capture");
-    let frames: Vec<&[u8]> = data.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    let frames: Vec<&[u8]> = data
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
     let mut best = f64::MAX;
     for _ in 0..5 {
         let start = Instant::now();
@@ -21,7 +26,12 @@ fn main() {
     }
     let parse = start.elapsed().as_secs_f64();
     lower_bound(&frames);
-    println!("{} frames: normalize+encode {:.0} frames/s; parse only {:.0} frames/s", frames.len(), frames.len() as f64 / best, frames.len() as f64 / parse);
+    println!(
+        "{} frames: normalize+encode {:.0} frames/s; parse only {:.0} frames/s",
+        frames.len(),
+        frames.len() as f64 / best,
+        frames.len() as f64 / parse
+    );
 }
 
 #[allow(dead_code)]
@@ -31,12 +41,18 @@ fn lower_bound(frames: &[&[u8]]) {
         let _ = serde_json::from_slice::<serde::de::IgnoredAny>(f);
     }
     let t = start.elapsed().as_secs_f64();
-    println!("serde_json skim (IgnoredAny): {:.0} frames/s", frames.len() as f64 / t);
+    println!(
+        "serde_json skim (IgnoredAny): {:.0} frames/s",
+        frames.len() as f64 / t
+    );
     let start = Instant::now();
     for f in frames {
         let mut m = ssmd_core::venues::kalshi::messages::Msg::default();
         let _ = ssmd_core::venues::kalshi::messages::read_frame(f, &mut m);
     }
     let t = start.elapsed().as_secs_f64();
-    println!("envelope+msg deserialize: {:.0} frames/s", frames.len() as f64 / t);
+    println!(
+        "envelope+msg deserialize: {:.0} frames/s",
+        frames.len() as f64 / t
+    );
 }

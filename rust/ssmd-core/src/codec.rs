@@ -5,12 +5,12 @@
 //! holds (before zstd), and what `capnp decode --packed` and pycapnp's
 //! `read_multiple_packed` read.
 
+use crate::fixed;
 use crate::model::{
     Body, BookDelta, BookSnapshot, BookView, ConnectorEvent, ConnectorEventKind, EventLifecycle,
     Level, LifecycleEvent, MarketLifecycle, MarketStatus, Outcome, Record, Status, Ticker, Trade,
 };
 use crate::ssmd_capnp::{self as schema, record};
-use crate::fixed;
 use capnp::message::{ReaderOptions, ScratchSpaceHeapAllocator};
 use capnp::serialize_packed;
 use std::borrow::Cow;
@@ -67,7 +67,10 @@ impl Encoder {
     const SCRATCH_WORDS: usize = 48;
 
     pub fn new() -> Encoder {
-        Encoder { scratch: capnp::Word::allocate_zeroed_vec(Self::SCRATCH_WORDS), large: Vec::new() }
+        Encoder {
+            scratch: capnp::Word::allocate_zeroed_vec(Self::SCRATCH_WORDS),
+            large: Vec::new(),
+        }
     }
 
     /// Appends `record` as one packed single-segment message to `out`.
@@ -79,13 +82,21 @@ impl Encoder {
                 self.large = capnp::Word::allocate_zeroed_vec(words);
             }
             let again = Self::write_if_single(&mut self.large, record, out);
-            debug_assert!(again.is_none(), "a segment of the total size holds the record");
+            debug_assert!(
+                again.is_none(),
+                "a segment of the total size holds the record"
+            );
         }
     }
 
     /// Writes the record if it fits `scratch` in one segment; otherwise returns the words it needs.
-    fn write_if_single(scratch: &mut [capnp::Word], record: &Record<'_>, out: &mut Vec<u8>) -> Option<usize> {
-        let mut allocator = ScratchSpaceHeapAllocator::new(capnp::Word::words_to_bytes_mut(scratch));
+    fn write_if_single(
+        scratch: &mut [capnp::Word],
+        record: &Record<'_>,
+        out: &mut Vec<u8>,
+    ) -> Option<usize> {
+        let mut allocator =
+            ScratchSpaceHeapAllocator::new(capnp::Word::words_to_bytes_mut(scratch));
         let mut message = capnp::message::Builder::new(&mut allocator);
         build_record(message.init_root::<record::Builder>(), record);
         let segments = message.get_segments_for_output();
@@ -152,7 +163,11 @@ fn build_record(mut b: record::Builder<'_>, r: &Record<'_>) {
             if let Some(s) = t.size_e6 {
                 x.set_size(fixed::e6_to_u32(s));
             }
-            x.set_side(if t.taker_outcome == Outcome::No { schema::Side::Sell } else { schema::Side::Buy });
+            x.set_side(if t.taker_outcome == Outcome::No {
+                schema::Side::Sell
+            } else {
+                schema::Side::Buy
+            });
             x.set_price_e6(e6(t.price_e6));
             x.set_no_price_e6(e6(t.no_price_e6));
             x.set_size_e6(e6(t.size_e6));
@@ -222,7 +237,9 @@ fn build_record(mut b: record::Builder<'_>, r: &Record<'_>) {
             set_text(&e.event_ticker, |v| x.set_event_ticker(v));
             set_text(&e.title, |v| x.set_title(v));
             set_text(&e.subtitle, |v| x.set_subtitle(v));
-            set_text(&e.collateral_return_type, |v| x.set_collateral_return_type(v));
+            set_text(&e.collateral_return_type, |v| {
+                x.set_collateral_return_type(v)
+            });
             set_text(&e.series_ticker, |v| x.set_series_ticker(v));
             x.set_strike_date(e.strike_date);
             set_text(&e.strike_period, |v| x.set_strike_period(v));
@@ -289,7 +306,10 @@ pub fn for_each_record(data: &[u8], mut f: impl FnMut(Record<'_>)) -> Result<usi
     let mut count = 0;
     while !rest.is_empty() {
         let offset = data.len() - rest.len();
-        let fail = |e: capnp::Error| CodecError { offset, reason: e.to_string() };
+        let fail = |e: capnp::Error| CodecError {
+            offset,
+            reason: e.to_string(),
+        };
         let message = serialize_packed::read_message(&mut rest, reader_options()).map_err(fail)?;
         let root = message.get_root::<record::Reader<'_>>().map_err(fail)?;
         f(read_record(root).map_err(fail)?);
@@ -311,18 +331,25 @@ pub fn message_spans(data: &[u8]) -> Result<Vec<(usize, usize)>, CodecError> {
     let mut spans = Vec::new();
     while !rest.is_empty() {
         let offset = data.len() - rest.len();
-        serialize_packed::read_message(&mut rest, reader_options())
-            .map_err(|e| CodecError { offset, reason: e.to_string() })?;
+        serialize_packed::read_message(&mut rest, reader_options()).map_err(|e| CodecError {
+            offset,
+            reason: e.to_string(),
+        })?;
         spans.push((offset, data.len() - rest.len() - offset));
     }
     Ok(spans)
 }
 
-fn text<'a>(has: bool, get: capnp::Result<capnp::text::Reader<'a>>) -> capnp::Result<Option<Cow<'a, str>>> {
+fn text<'a>(
+    has: bool,
+    get: capnp::Result<capnp::text::Reader<'a>>,
+) -> capnp::Result<Option<Cow<'a, str>>> {
     if !has {
         return Ok(None);
     }
-    let s = get?.to_str().map_err(|e| capnp::Error::failed(format!("text is not UTF-8: {e}")))?;
+    let s = get?
+        .to_str()
+        .map_err(|e| capnp::Error::failed(format!("text is not UTF-8: {e}")))?;
     Ok(Some(Cow::Borrowed(s)))
 }
 
@@ -336,7 +363,10 @@ fn read_outcome(o: Result<schema::Outcome, capnp::NotInSchema>) -> Outcome {
 
 fn read_levels(list: capnp::struct_list::Reader<'_, schema::level::Owned>) -> Vec<Level> {
     list.iter()
-        .map(|l| Level { price_e6: opt_e6(l.get_price_e6()), size_e6: opt_e6(l.get_size_e6()) })
+        .map(|l| Level {
+            price_e6: opt_e6(l.get_price_e6()),
+            size_e6: opt_e6(l.get_size_e6()),
+        })
         .collect()
 }
 
@@ -403,7 +433,9 @@ fn read_record<'a>(r: record::Reader<'a>) -> capnp::Result<Record<'a>> {
                     Ok(schema::LifecycleEvent::Created) => LifecycleEvent::Created,
                     Ok(schema::LifecycleEvent::Activated) => LifecycleEvent::Activated,
                     Ok(schema::LifecycleEvent::Deactivated) => LifecycleEvent::Deactivated,
-                    Ok(schema::LifecycleEvent::CloseDateUpdated) => LifecycleEvent::CloseDateUpdated,
+                    Ok(schema::LifecycleEvent::CloseDateUpdated) => {
+                        LifecycleEvent::CloseDateUpdated
+                    }
                     Ok(schema::LifecycleEvent::Determined) => LifecycleEvent::Determined,
                     Ok(schema::LifecycleEvent::Settled) => LifecycleEvent::Settled,
                     Ok(schema::LifecycleEvent::MetadataUpdated) => LifecycleEvent::MetadataUpdated,
@@ -428,7 +460,10 @@ fn read_record<'a>(r: record::Reader<'a>) -> capnp::Result<Record<'a>> {
                 event_ticker: text(x.has_event_ticker(), x.get_event_ticker())?,
                 title: text(x.has_title(), x.get_title())?,
                 subtitle: text(x.has_subtitle(), x.get_subtitle())?,
-                collateral_return_type: text(x.has_collateral_return_type(), x.get_collateral_return_type())?,
+                collateral_return_type: text(
+                    x.has_collateral_return_type(),
+                    x.get_collateral_return_type(),
+                )?,
                 series_ticker: text(x.has_series_ticker(), x.get_series_ticker())?,
                 strike_date: x.get_strike_date(),
                 strike_period: text(x.has_strike_period(), x.get_strike_period())?,
@@ -454,16 +489,23 @@ fn read_record<'a>(r: record::Reader<'a>) -> capnp::Result<Record<'a>> {
             let x = x?;
             let mut tickers = Vec::new();
             for t in x.get_tickers()?.iter() {
-                tickers.push(Cow::Borrowed(t?.to_str().map_err(|e| capnp::Error::failed(e.to_string()))?));
+                tickers.push(Cow::Borrowed(
+                    t?.to_str()
+                        .map_err(|e| capnp::Error::failed(e.to_string()))?,
+                ));
             }
             Body::ConnectorEvent(ConnectorEvent {
                 kind: match x.get_kind() {
                     Ok(schema::ConnectorEventKind::Connected) => ConnectorEventKind::Connected,
-                    Ok(schema::ConnectorEventKind::Disconnected) => ConnectorEventKind::Disconnected,
+                    Ok(schema::ConnectorEventKind::Disconnected) => {
+                        ConnectorEventKind::Disconnected
+                    }
                     Ok(schema::ConnectorEventKind::Gap) => ConnectorEventKind::Gap,
                     Ok(schema::ConnectorEventKind::Resync) => ConnectorEventKind::Resync,
                     Ok(schema::ConnectorEventKind::Subscribed) => ConnectorEventKind::Subscribed,
-                    Ok(schema::ConnectorEventKind::Unsubscribed) => ConnectorEventKind::Unsubscribed,
+                    Ok(schema::ConnectorEventKind::Unsubscribed) => {
+                        ConnectorEventKind::Unsubscribed
+                    }
                     Ok(schema::ConnectorEventKind::BufferFull) => ConnectorEventKind::BufferFull,
                     _ => ConnectorEventKind::Error,
                 },
@@ -502,8 +544,22 @@ fn own(s: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
 /// A record that no longer borrows from its source.
 pub fn into_owned(r: Record<'_>) -> Record<'static> {
     let body = match r.body {
-        Body::Trade(t) => Body::Trade(Trade { ticker: own(t.ticker), trade_id: own(t.trade_id), ..Trade { ticker: None, trade_id: None, ..t } }),
-        Body::BookSnapshot(s) => Body::BookSnapshot(BookSnapshot { ticker: own(s.ticker), market_id: own(s.market_id), yes: s.yes, no: s.no, use_yes_price: s.use_yes_price }),
+        Body::Trade(t) => Body::Trade(Trade {
+            ticker: own(t.ticker),
+            trade_id: own(t.trade_id),
+            ..Trade {
+                ticker: None,
+                trade_id: None,
+                ..t
+            }
+        }),
+        Body::BookSnapshot(s) => Body::BookSnapshot(BookSnapshot {
+            ticker: own(s.ticker),
+            market_id: own(s.market_id),
+            yes: s.yes,
+            no: s.no,
+            use_yes_price: s.use_yes_price,
+        }),
         Body::BookDelta(d) => Body::BookDelta(BookDelta {
             ticker: own(d.ticker),
             market_id: own(d.market_id),
@@ -512,7 +568,15 @@ pub fn into_owned(r: Record<'_>) -> Record<'static> {
             delta_e6: d.delta_e6,
             client_order_id: own(d.client_order_id),
         }),
-        Body::Ticker(t) => Body::Ticker(Ticker { ticker: own(t.ticker), market_id: own(t.market_id), ..Ticker { ticker: None, market_id: None, ..t } }),
+        Body::Ticker(t) => Body::Ticker(Ticker {
+            ticker: own(t.ticker),
+            market_id: own(t.market_id),
+            ..Ticker {
+                ticker: None,
+                market_id: None,
+                ..t
+            }
+        }),
         Body::Lifecycle(l) => Body::Lifecycle(MarketLifecycle {
             ticker: own(l.ticker),
             event_type: l.event_type,
@@ -537,7 +601,11 @@ pub fn into_owned(r: Record<'_>) -> Record<'static> {
             strike_date: e.strike_date,
             strike_period: own(e.strike_period),
         }),
-        Body::Status(s) => Body::Status(MarketStatus { ticker: own(s.ticker), status: s.status, status_text: own(s.status_text) }),
+        Body::Status(s) => Body::Status(MarketStatus {
+            ticker: own(s.ticker),
+            status: s.status,
+            status_text: own(s.status_text),
+        }),
         Body::ConnectorEvent(e) => Body::ConnectorEvent(ConnectorEvent {
             kind: e.kind,
             shard: e.shard,
@@ -545,9 +613,25 @@ pub fn into_owned(r: Record<'_>) -> Record<'static> {
             duration_ns: e.duration_ns,
             expected_seq: e.expected_seq,
             received_seq: e.received_seq,
-            tickers: e.tickers.into_iter().map(|t| Cow::Owned(t.into_owned())).collect(),
+            tickers: e
+                .tickers
+                .into_iter()
+                .map(|t| Cow::Owned(t.into_owned()))
+                .collect(),
         }),
-        Body::Book(v) => Body::Book(BookView { ticker: own(v.ticker), bids: v.bids, asks: v.asks, valid: v.valid }),
+        Body::Book(v) => Body::Book(BookView {
+            ticker: own(v.ticker),
+            bids: v.bids,
+            asks: v.asks,
+            valid: v.valid,
+        }),
     };
-    Record { receive_ts: r.receive_ts, exchange_ts: r.exchange_ts, conn_id: r.conn_id, sid: r.sid, seq: r.seq, body }
+    Record {
+        receive_ts: r.receive_ts,
+        exchange_ts: r.exchange_ts,
+        conn_id: r.conn_id,
+        sid: r.sid,
+        seq: r.seq,
+        body,
+    }
 }

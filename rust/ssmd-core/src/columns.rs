@@ -55,7 +55,16 @@ impl Column {
         if column_type == ColumnType::Utf8 {
             offsets.extend_from_slice(&0i32.to_le_bytes());
         }
-        Column { name, column_type, values: Vec::new(), offsets, validity: Vec::new(), null_count: 0, len: 0, string_len: 0 }
+        Column {
+            name,
+            column_type,
+            values: Vec::new(),
+            offsets,
+            validity: Vec::new(),
+            null_count: 0,
+            len: 0,
+            string_len: 0,
+        }
     }
 
     fn set_bit(bits: &mut Vec<u8>, index: usize, on: bool) {
@@ -115,9 +124,12 @@ impl Column {
         if let Some(s) = v {
             self.values.extend_from_slice(s.as_bytes());
             // Offsets are i32 per Arrow's utf8 type; a column is capped far below 2 GiB by callers.
-            self.string_len = self.string_len.saturating_add(i32::try_from(s.len()).unwrap_or(i32::MAX));
+            self.string_len = self
+                .string_len
+                .saturating_add(i32::try_from(s.len()).unwrap_or(i32::MAX));
         }
-        self.offsets.extend_from_slice(&self.string_len.to_le_bytes());
+        self.offsets
+            .extend_from_slice(&self.string_len.to_le_bytes());
         self.mark(v.is_some());
     }
 
@@ -258,8 +270,11 @@ fn matches(kind: TableKind, body: &Body<'_>) -> bool {
 /// The records of `kind` in a stream of packed Record messages, as columns.
 /// Records of other kinds are skipped.
 pub fn to_columns(data: &[u8], kind: TableKind) -> Result<(usize, Vec<Column>), CodecError> {
-    let mut cols: Vec<Column> =
-        COMMON.iter().chain(specific(kind)).map(|(name, t)| Column::new(name, *t)).collect();
+    let mut cols: Vec<Column> = COMMON
+        .iter()
+        .chain(specific(kind))
+        .map(|(name, t)| Column::new(name, *t))
+        .collect();
     let mut rows = 0;
     for_each_record(data, |r| {
         if matches(kind, &r.body) {

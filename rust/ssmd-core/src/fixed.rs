@@ -88,7 +88,7 @@ pub fn f64_to_e6(value: f64) -> Result<i64, NumberError> {
     }
     let scaled = (value * SCALE as f64).round();
     // 2^63 is exactly representable; anything at or beyond it overflows.
-    if scaled >= 9.223_372_036_854_776e18 || scaled < -9.223_372_036_854_776e18 {
+    if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&scaled) {
         return Err(NumberError::Overflow);
     }
     Ok(scaled as i64)
@@ -96,7 +96,9 @@ pub fn f64_to_e6(value: f64) -> Result<i64, NumberError> {
 
 /// An integer count of `unit`ths (cents: unit = 100) to 1e-6 units.
 pub fn int_to_e6(value: i64, per_unit: i64) -> Result<i64, NumberError> {
-    value.checked_mul(SCALE / per_unit).ok_or(NumberError::Overflow)
+    value
+        .checked_mul(SCALE / per_unit)
+        .ok_or(NumberError::Overflow)
 }
 
 /// Nearest f64 to a 1e-6 value, for the seed schema's Float64 fields.
@@ -174,7 +176,7 @@ mod tests {
         assert_eq!(format_e6(-60_000_000), "-60");
         assert_eq!(format_e6(2_233_487_480_000), "2233487.48");
         assert_eq!(format_e6(0), "0");
-        assert_eq!(format_e6(i64::MIN + 1).parse::<f64>().is_ok(), true);
+        assert!(format_e6(i64::MIN + 1).parse::<f64>().is_ok());
     }
 
     #[test]

@@ -12,14 +12,14 @@ pub mod ssmd_capnp {
     include!("generated/ssmd_capnp.rs");
 }
 
-pub mod fixed;
-pub mod model;
-pub mod scalar;
-pub mod time;
-pub mod venues;
 pub mod archive;
 pub mod book;
 pub mod codec;
 pub mod columns;
+pub mod fixed;
+pub mod model;
 pub mod normalize;
+pub mod scalar;
 pub mod seq;
+pub mod time;
+pub mod venues;

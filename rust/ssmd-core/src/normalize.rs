@@ -39,7 +39,10 @@ pub struct Batch {
 
 /// Normalizes Kalshi frames received on connection `conn_id`; each frame comes
 /// with its receive time in Unix nanoseconds.
-pub fn normalize_kalshi<'f>(frames: impl IntoIterator<Item = (u64, &'f [u8])>, conn_id: u64) -> Batch {
+pub fn normalize_kalshi<'f>(
+    frames: impl IntoIterator<Item = (u64, &'f [u8])>,
+    conn_id: u64,
+) -> Batch {
     let frames = frames.into_iter();
     let mut batch = Batch {
         data: Vec::with_capacity(frames.size_hint().0 * 96),

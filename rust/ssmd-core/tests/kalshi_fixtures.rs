@@ -6,7 +6,9 @@ use ssmd_core::venues::kalshi::parse::{parse_frame, FrameKind, Parsed, Problem};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/kalshi").join(format!("{name}.json"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/kalshi")
+        .join(format!("{name}.json"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -16,7 +18,12 @@ fn all_fixtures() -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_stem().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
         .collect();
     out.sort();
     out
@@ -29,7 +36,12 @@ fn parse(name: &str) -> Parsed<'static> {
 
 fn record(name: &str) -> Record<'static> {
     let p = parse(name);
-    p.record.unwrap_or_else(|| panic!("{name}: no record; errors {:?} {:?}", p.field_errors, p.malformed))
+    p.record.unwrap_or_else(|| {
+        panic!(
+            "{name}: no record; errors {:?} {:?}",
+            p.field_errors, p.malformed
+        )
+    })
 }
 
 /// A record with provenance and exchange time zeroed, for comparing values across eras.
@@ -41,7 +53,11 @@ fn values(mut r: Record<'static>) -> Record<'static> {
 #[test]
 fn every_fixture_is_classified_by_its_name() {
     let fixtures = all_fixtures();
-    assert!(fixtures.len() >= 50, "fixture tree shrank: {}", fixtures.len());
+    assert!(
+        fixtures.len() >= 50,
+        "fixture tree shrank: {}",
+        fixtures.len()
+    );
     for (name, bytes) in &fixtures {
         let p = parse_frame(bytes, 1, 1);
         let expected = if name.starts_with("malformed") {
@@ -54,7 +70,14 @@ fn every_fixture_is_classified_by_its_name() {
             FrameKind::OrderbookSnapshot
         } else if name.starts_with("orderbook_delta") || name == "bad_price_above_one" {
             FrameKind::OrderbookDelta
-        } else if name.starts_with("trade") || ["bad_wrong_types", "bad_absurd_numbers", "bad_missing_ticker"].contains(&name.as_str()) {
+        } else if name.starts_with("trade")
+            || [
+                "bad_wrong_types",
+                "bad_absurd_numbers",
+                "bad_missing_ticker",
+            ]
+            .contains(&name.as_str())
+        {
             FrameKind::Trade
         } else if name.starts_with("ticker") || name == "bad_msg_not_object" {
             FrameKind::Ticker
@@ -82,7 +105,9 @@ fn the_same_trade_in_every_era_normalizes_to_the_same_values() {
     let a = record("trade_a");
     assert_eq!(values(a.clone()), values(b.clone()));
     // Era C adds the book side; everything else matches.
-    let Body::Trade(mut tc) = values(c.clone()).body else { panic!() };
+    let Body::Trade(mut tc) = values(c.clone()).body else {
+        panic!()
+    };
     assert_eq!(tc.taker_book_side, Outcome::No);
     tc.taker_book_side = Outcome::Unknown;
     assert_eq!(Body::Trade(tc), values(a.clone()).body);
@@ -102,7 +127,9 @@ fn the_same_book_in_every_era_normalizes_to_the_same_values() {
     let c = values(record("orderbook_snapshot_c"));
     assert_eq!(c, values(record("orderbook_snapshot_b")));
     assert_eq!(c, values(record("orderbook_snapshot_a")));
-    let Body::BookSnapshot(s) = &c.body else { panic!() };
+    let Body::BookSnapshot(s) = &c.body else {
+        panic!()
+    };
     assert_eq!(s.yes.len(), 3);
     assert_eq!(s.yes[2].price_e6, Some(340_000));
     assert_eq!(s.no[1].size_e6, Some(12_000_000));
@@ -113,34 +140,52 @@ fn the_same_book_in_every_era_normalizes_to_the_same_values() {
     assert_eq!(values(dc.clone()), values(record("orderbook_delta_a")));
     // RFC 3339 `ts` (microseconds) is more precise than ts_ms and wins.
     assert_eq!(dc.exchange_ts, 1_784_557_805_412_731_000);
-    let Body::BookDelta(d) = &dc.body else { panic!() };
-    assert_eq!((d.side, d.price_e6, d.delta_e6), (Outcome::Yes, Some(340_000), Some(-60_000_000)));
+    let Body::BookDelta(d) = &dc.body else {
+        panic!()
+    };
+    assert_eq!(
+        (d.side, d.price_e6, d.delta_e6),
+        (Outcome::Yes, Some(340_000), Some(-60_000_000))
+    );
 }
 
 #[test]
 fn the_same_ticker_in_every_era_keeps_the_fields_every_era_has() {
     for name in ["ticker_a", "ticker_b", "ticker_c"] {
-        let Body::Ticker(t) = record(name).body else { panic!() };
+        let Body::Ticker(t) = record(name).body else {
+            panic!()
+        };
         assert_eq!(t.last_price_e6, Some(340_000), "{name}");
         assert_eq!(t.yes_bid_e6, Some(340_000), "{name}");
         assert_eq!(t.yes_ask_e6, Some(360_000), "{name}");
         assert_eq!(t.dollar_volume, Some(6120), "{name}");
         assert_eq!(t.dollar_open_interest, Some(3050), "{name}");
     }
-    let Body::Ticker(c) = record("ticker_c").body else { panic!() };
+    let Body::Ticker(c) = record("ticker_c").body else {
+        panic!()
+    };
     assert_eq!(c.volume_e6, Some(18_422_370_000));
     assert_eq!(c.yes_ask_size_e6, Some(12_250_000));
 }
 
 #[test]
 fn precision_is_never_lost() {
-    let Body::Ticker(t) = record("ticker_c_fractional_volume").body else { panic!() };
+    let Body::Ticker(t) = record("ticker_c_fractional_volume").body else {
+        panic!()
+    };
     assert_eq!(t.last_price_e6, Some(999_000));
     assert_eq!(t.volume_e6, Some(2_233_487_480_000));
     assert_eq!(t.yes_bid_size_e6, Some(618_700_140_000));
-    let Body::Trade(tr) = record("trade_c_subcent_fractional").body else { panic!() };
-    assert_eq!((tr.price_e6, tr.size_e6, tr.is_block_trade), (Some(999_000), Some(110_000), true));
-    let Body::BookDelta(d) = record("orderbook_delta_c_fractional").body else { panic!() };
+    let Body::Trade(tr) = record("trade_c_subcent_fractional").body else {
+        panic!()
+    };
+    assert_eq!(
+        (tr.price_e6, tr.size_e6, tr.is_block_trade),
+        (Some(999_000), Some(110_000), true)
+    );
+    let Body::BookDelta(d) = record("orderbook_delta_c_fractional").body else {
+        panic!()
+    };
     assert_eq!(d.delta_e6, Some(-74_770_000));
     assert_eq!(d.client_order_id.as_deref(), Some("cap-test-0001"));
     let r = record("orderbook_delta_a_nanoseconds");
@@ -149,40 +194,72 @@ fn precision_is_never_lost() {
 
 #[test]
 fn empty_and_never_traded_values_are_null_not_zero() {
-    let Body::Ticker(t) = record("ticker_c_never_traded").body else { panic!() };
+    let Body::Ticker(t) = record("ticker_c_never_traded").body else {
+        panic!()
+    };
     assert_eq!(t.last_price_e6, None);
     assert_eq!(t.yes_bid_e6, Some(0));
     assert_eq!(t.yes_ask_e6, Some(1_000_000));
-    let Body::BookSnapshot(s) = record("orderbook_snapshot_c_empty_side").body else { panic!() };
+    let Body::BookSnapshot(s) = record("orderbook_snapshot_c_empty_side").body else {
+        panic!()
+    };
     assert_eq!(s.yes.len(), 1);
     assert!(s.no.is_empty());
 }
 
 #[test]
 fn seconds_and_milliseconds_are_told_apart() {
-    assert_eq!(record("ticker_ts_in_milliseconds").exchange_ts, 1_784_557_805_412_000_000);
+    assert_eq!(
+        record("ticker_ts_in_milliseconds").exchange_ts,
+        1_784_557_805_412_000_000
+    );
     assert_eq!(record("ticker_a").exchange_ts, 1_784_557_805_000_000_000);
 }
 
 #[test]
 fn lifecycle_events() {
-    let Body::Lifecycle(c) = record("market_lifecycle_created").body else { panic!() };
+    let Body::Lifecycle(c) = record("market_lifecycle_created").body else {
+        panic!()
+    };
     assert_eq!(c.event_type, LifecycleEvent::Created);
     assert_eq!(c.open_ts, 1_784_557_800_000_000_000);
     assert_eq!(c.event_ticker.as_deref(), Some("KXBTC15M-26JUL201045"));
     assert_eq!(c.title.as_deref(), Some("BTC 15 min"));
-    assert!(c.metadata_json.as_deref().unwrap().contains("\"floor_strike\":118412.55"));
-    let Body::Lifecycle(d) = record("market_lifecycle_determined").body else { panic!() };
-    assert_eq!((d.result.as_deref(), d.settlement_value_e6), (Some("yes"), Some(1_000_000)));
+    assert!(c
+        .metadata_json
+        .as_deref()
+        .unwrap()
+        .contains("\"floor_strike\":118412.55"));
+    let Body::Lifecycle(d) = record("market_lifecycle_determined").body else {
+        panic!()
+    };
+    assert_eq!(
+        (d.result.as_deref(), d.settlement_value_e6),
+        (Some("yes"), Some(1_000_000))
+    );
     assert_eq!(d.determination_ts, 1_784_558_706_000_000_000);
-    let Body::Lifecycle(m) = record("market_lifecycle_determined_result_in_metadata").body else { panic!() };
-    assert_eq!((m.result.as_deref(), m.settlement_value_e6), (Some("no"), Some(0)));
-    let Body::Lifecycle(u) = record("market_lifecycle_unknown_event_type").body else { panic!() };
+    let Body::Lifecycle(m) = record("market_lifecycle_determined_result_in_metadata").body else {
+        panic!()
+    };
+    assert_eq!(
+        (m.result.as_deref(), m.settlement_value_e6),
+        (Some("no"), Some(0))
+    );
+    let Body::Lifecycle(u) = record("market_lifecycle_unknown_event_type").body else {
+        panic!()
+    };
     assert_eq!(u.event_type, LifecycleEvent::Other);
-    assert_eq!(u.event_type_text.as_deref(), Some("price_level_structure_updated"));
-    let Body::Lifecycle(x) = record("market_lifecycle_deactivated").body else { panic!() };
+    assert_eq!(
+        u.event_type_text.as_deref(),
+        Some("price_level_structure_updated")
+    );
+    let Body::Lifecycle(x) = record("market_lifecycle_deactivated").body else {
+        panic!()
+    };
     assert!(x.is_deactivated);
-    let Body::EventLifecycle(e) = record("event_lifecycle_sub_title").body else { panic!() };
+    let Body::EventLifecycle(e) = record("event_lifecycle_sub_title").body else {
+        panic!()
+    };
     assert_eq!(e.subtitle.as_deref(), Some("Dec 31, 5 PM ET"));
     assert_eq!(e.strike_period.as_deref(), Some("hourly"));
 }
@@ -192,12 +269,18 @@ fn control_frames() {
     let s = parse("control_subscribed");
     assert_eq!((s.kind, s.cmd_id), (FrameKind::Subscribed, Some(1)));
     let ok = parse("control_ok_update");
-    assert_eq!((ok.kind, ok.sid, ok.seq), (FrameKind::Ok, Some(3), Some(1882)));
+    assert_eq!(
+        (ok.kind, ok.sid, ok.seq),
+        (FrameKind::Ok, Some(3), Some(1882))
+    );
     assert_eq!(parse("control_ok_list_subscriptions").kind, FrameKind::Ok);
     assert_eq!(parse("control_ok_top_level_tickers").kind, FrameKind::Ok);
     assert_eq!(parse("control_unsubscribed").kind, FrameKind::Unsubscribed);
     let e = parse("control_error");
-    assert_eq!((e.kind, e.error_code, e.cmd_id), (FrameKind::Error, Some(16), Some(11)));
+    assert_eq!(
+        (e.kind, e.error_code, e.cmd_id),
+        (FrameKind::Error, Some(16), Some(11))
+    );
     for p in [s, ok, e] {
         assert!(p.record.is_none() && p.field_errors.is_empty());
     }
@@ -209,26 +292,47 @@ fn wrong_types_null_only_their_field() {
     let r = p.record.clone().expect("the record survives");
     let Body::Trade(t) = &r.body else { panic!() };
     assert_eq!(t.ticker.as_deref(), Some("KXBTCD-26JUL2017-T119999.99"));
-    assert_eq!(t.trade_id.as_deref(), Some("b7e1f0c2-5a44-4d0e-9a61-2c7f3e8d9b15"));
+    assert_eq!(
+        t.trade_id.as_deref(),
+        Some("b7e1f0c2-5a44-4d0e-9a61-2c7f3e8d9b15")
+    );
     assert_eq!((t.price_e6, t.no_price_e6, t.size_e6), (None, None, None));
     assert_eq!(r.seq, 5124);
     let fields: Vec<_> = p.field_errors.iter().map(|e| e.field).collect();
-    for f in ["sid", "yes_price_dollars", "no_price_dollars", "count", "taker_side", "is_block_trade", "ts"] {
+    for f in [
+        "sid",
+        "yes_price_dollars",
+        "no_price_dollars",
+        "count",
+        "taker_side",
+        "is_block_trade",
+        "ts",
+    ] {
         assert!(fields.contains(&f), "{f} not reported in {fields:?}");
     }
-    assert!(p.field_errors.iter().any(|e| e.field == "count" && e.problem == Problem::WrongType("string")));
+    assert!(p
+        .field_errors
+        .iter()
+        .any(|e| e.field == "count" && e.problem == Problem::WrongType("string")));
 }
 
 #[test]
 fn absurd_numbers_are_rejected_not_stored() {
     let p = parse("bad_absurd_numbers");
-    let Body::Trade(t) = &p.record.as_ref().unwrap().body else { panic!() };
-    assert_eq!((t.price_e6, t.no_price_e6, t.size_e6, t.taker_outcome), (None, None, None, Outcome::Unknown));
+    let Body::Trade(t) = &p.record.as_ref().unwrap().body else {
+        panic!()
+    };
+    assert_eq!(
+        (t.price_e6, t.no_price_e6, t.size_e6, t.taker_outcome),
+        (None, None, None, Outcome::Unknown)
+    );
     assert_eq!(p.record.as_ref().unwrap().exchange_ts, 0);
     assert!(p.field_errors.len() >= 5, "{:?}", p.field_errors);
     let q = parse("bad_price_above_one");
     assert!(q.field_errors.iter().any(|e| e.field == "price_dollars"));
-    let Body::BookDelta(d) = &q.record.as_ref().unwrap().body else { panic!() };
+    let Body::BookDelta(d) = &q.record.as_ref().unwrap().body else {
+        panic!()
+    };
     assert_eq!(d.price_e6, None);
 }
 
@@ -236,12 +340,17 @@ fn absurd_numbers_are_rejected_not_stored() {
 fn unattributable_frames_have_no_record_but_say_why() {
     let p = parse("bad_missing_ticker");
     assert!(p.record.is_none());
-    assert!(p.field_errors.iter().any(|e| e.field == "market_ticker" && e.problem == Problem::Missing));
+    assert!(p
+        .field_errors
+        .iter()
+        .any(|e| e.field == "market_ticker" && e.problem == Problem::Missing));
     let q = parse("bad_msg_not_object");
     assert!(q.record.is_none());
     assert!(q.field_errors.iter().any(|e| e.field == "msg"));
     let l = parse("bad_levels");
-    let Body::BookSnapshot(s) = &l.record.as_ref().unwrap().body else { panic!() };
+    let Body::BookSnapshot(s) = &l.record.as_ref().unwrap().body else {
+        panic!()
+    };
     assert_eq!(s.yes.len(), 1, "only the one good level survives");
     assert_eq!(s.yes[0].price_e6, Some(350_000));
     assert!(l.field_errors.iter().any(|e| e.field == "no_dollars_fp"));
@@ -296,14 +405,23 @@ proptest::proptest! {
 #[test]
 fn large_records_are_single_segment_messages() {
     use ssmd_core::model::{BookSnapshot, Level};
-    let level = Level { price_e6: Some(1), size_e6: Some(2) };
+    let level = Level {
+        price_e6: Some(1),
+        size_e6: Some(2),
+    };
     let record = Record {
         receive_ts: 1,
         exchange_ts: 2,
         conn_id: 3,
         sid: 4,
         seq: 5,
-        body: Body::BookSnapshot(BookSnapshot { ticker: Some("T".into()), market_id: None, yes: vec![level; 500], no: vec![level; 3], use_yes_price: false }),
+        body: Body::BookSnapshot(BookSnapshot {
+            ticker: Some("T".into()),
+            market_id: None,
+            yes: vec![level; 500],
+            no: vec![level; 3],
+            use_yes_price: false,
+        }),
     };
     let mut buf = Vec::new();
     let mut encoder = ssmd_core::codec::Encoder::new();

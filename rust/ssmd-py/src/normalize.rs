@@ -8,8 +8,8 @@ use ssmd_core::codec::{self, Encoder};
 use ssmd_core::columns::{self, TableKind};
 use ssmd_core::model::RecordType;
 use ssmd_core::normalize::{normalize_kalshi as normalize_frames, Batch};
-use std::collections::HashMap;
 use ssmd_core::venues::kalshi::parse::FrameKind;
+use std::collections::HashMap;
 
 /// The result of normalizing one batch of frames.
 ///
@@ -46,8 +46,10 @@ impl NormalizedBatch {
         if let Some(cached) = &self.records {
             return Ok(cached.clone_ref(py));
         }
-        let type_names: Vec<Bound<'_, PyString>> =
-            RecordType::ALL.iter().map(|t| PyString::intern(py, t.name())).collect();
+        let type_names: Vec<Bound<'_, PyString>> = RecordType::ALL
+            .iter()
+            .map(|t| PyString::intern(py, t.name()))
+            .collect();
         // Records of one batch share few tickers: one Python string each.
         let mut tickers: HashMap<&str, Bound<'_, PyString>> = HashMap::new();
         let out = PyList::empty(py);
@@ -56,8 +58,17 @@ impl NormalizedBatch {
                 .entry(span.ticker.as_str())
                 .or_insert_with(|| PyString::new(py, &span.ticker))
                 .clone();
-            let type_index = RecordType::ALL.iter().position(|t| *t == span.record_type).unwrap_or(0);
-            out.append((span.frame, type_names[type_index].clone(), ticker, span.start, span.end))?;
+            let type_index = RecordType::ALL
+                .iter()
+                .position(|t| *t == span.record_type)
+                .unwrap_or(0);
+            out.append((
+                span.frame,
+                type_names[type_index].clone(),
+                ticker,
+                span.start,
+                span.end,
+            ))?;
         }
         let out = out.unbind();
         self.records = Some(out.clone_ref(py));
@@ -77,7 +88,11 @@ impl NormalizedBatch {
                 out.append((index, "malformed", why.as_str()))?;
             }
             if frame.kind == FrameKind::Unknown {
-                out.append((index, "unknown_type", frame.unknown_type.as_deref().unwrap_or("")))?;
+                out.append((
+                    index,
+                    "unknown_type",
+                    frame.unknown_type.as_deref().unwrap_or(""),
+                ))?;
             }
             for e in &frame.field_errors {
                 out.append((index, "field", e.to_string()))?;
@@ -99,7 +114,10 @@ impl NormalizedBatch {
         }
         let out = PyList::empty(py);
         for (index, frame) in self.batch.frames.iter().enumerate() {
-            if matches!(frame.kind, FrameKind::Subscribed | FrameKind::Ok | FrameKind::Unsubscribed | FrameKind::Error) {
+            if matches!(
+                frame.kind,
+                FrameKind::Subscribed | FrameKind::Ok | FrameKind::Unsubscribed | FrameKind::Error
+            ) {
                 out.append(index)?;
             }
         }
@@ -111,7 +129,12 @@ impl NormalizedBatch {
     /// Frame kind code per frame (an index into FRAME_KINDS).
     #[getter]
     fn kinds<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let codes: Vec<u8> = self.batch.frames.iter().map(|f| kind_code(f.kind)).collect();
+        let codes: Vec<u8> = self
+            .batch
+            .frames
+            .iter()
+            .map(|f| kind_code(f.kind))
+            .collect();
         PyBytes::new(py, &codes)
     }
 
@@ -150,8 +173,11 @@ fn normalize_kalshi(
             receive_ns.len()
         )));
     }
-    let inputs: Vec<(u64, &[u8])> =
-        receive_ns.iter().copied().zip(frames.iter().map(|f| f.as_bytes())).collect();
+    let inputs: Vec<(u64, &[u8])> = receive_ns
+        .iter()
+        .copied()
+        .zip(frames.iter().map(|f| f.as_bytes()))
+        .collect();
     let batch = py.detach(|| normalize_frames(inputs, conn_id));
     Ok(NormalizedBatch {
         data: PyBytes::new(py, &batch.data).unbind(),
@@ -188,13 +214,15 @@ fn decode_records<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyLi
 
 /// Encodes dicts (in the shape decode_records returns) as a stream of packed Record messages.
 #[pyfunction]
-fn encode_records<'py>(py: Python<'py>, records: Vec<Bound<'py, PyDict>>) -> PyResult<Bound<'py, PyBytes>> {
+fn encode_records<'py>(
+    py: Python<'py>,
+    records: Vec<Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyBytes>> {
     let mut out = Vec::new();
     let mut encoder = Encoder::new();
     for (i, d) in records.iter().enumerate() {
-        let record = dict_to_record(d).map_err(|e| {
-            pyo3::exceptions::PyValueError::new_err(format!("record {i}: {e}"))
-        })?;
+        let record = dict_to_record(d)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("record {i}: {e}")))?;
         encoder.encode(&record, &mut out);
     }
     Ok(PyBytes::new(py, &out))
@@ -203,8 +231,13 @@ fn encode_records<'py>(py: Python<'py>, records: Vec<Bound<'py, PyDict>>) -> PyR
 /// Byte spans (start, end) of each message in a stream of packed Record messages.
 #[pyfunction]
 fn record_spans(py: Python<'_>, data: &[u8]) -> PyResult<Vec<(usize, usize)>> {
-    let spans = py.detach(|| codec::message_spans(data)).map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))?;
-    Ok(spans.into_iter().map(|(start, len)| (start, start + len)).collect())
+    let spans = py
+        .detach(|| codec::message_spans(data))
+        .map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))?;
+    Ok(spans
+        .into_iter()
+        .map(|(start, len)| (start, start + len))
+        .collect())
 }
 
 /// The records of one kind as Arrow-layout column buffers:
@@ -215,7 +248,17 @@ fn records_to_columns<'py>(
     py: Python<'py>,
     data: &[u8],
     kind: &str,
-) -> PyResult<(usize, Vec<(&'static str, &'static str, Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>, Option<Bound<'py, PyBytes>>, usize)>)> {
+) -> PyResult<(
+    usize,
+    Vec<(
+        &'static str,
+        &'static str,
+        Bound<'py, PyBytes>,
+        Option<Bound<'py, PyBytes>>,
+        Option<Bound<'py, PyBytes>>,
+        usize,
+    )>,
+)> {
     let table_kind = TableKind::from_name(kind).ok_or_else(|| {
         pyo3::exceptions::PyValueError::new_err(format!(
             "no column layout for record kind {kind:?}; use trade, ticker, book_delta or lifecycle"
@@ -229,7 +272,14 @@ fn records_to_columns<'py>(
         .map(|c| {
             let offsets = (!c.offsets.is_empty()).then(|| PyBytes::new(py, &c.offsets));
             let validity = (c.null_count > 0).then(|| PyBytes::new(py, &c.validity));
-            (c.name, c.column_type.name(), PyBytes::new(py, &c.values), offsets, validity, c.null_count)
+            (
+                c.name,
+                c.column_type.name(),
+                PyBytes::new(py, &c.values),
+                offsets,
+                validity,
+                c.null_count,
+            )
         })
         .collect();
     Ok((rows, out))

@@ -141,7 +141,10 @@ pub fn record_to_dict<'py>(py: Python<'py>, r: &Record<'_>) -> PyResult<Bound<'p
             d.set_item("event_ticker", e.event_ticker.as_deref())?;
             d.set_item("title", e.title.as_deref())?;
             d.set_item("subtitle", e.subtitle.as_deref())?;
-            d.set_item("collateral_return_type", e.collateral_return_type.as_deref())?;
+            d.set_item(
+                "collateral_return_type",
+                e.collateral_return_type.as_deref(),
+            )?;
             d.set_item("series_ticker", e.series_ticker.as_deref())?;
             d.set_item("strike_date", e.strike_date)?;
             d.set_item("strike_period", e.strike_period.as_deref())?;
@@ -184,20 +187,43 @@ impl Reader<'_, '_> {
     }
     fn text(&self, key: &str) -> Result<Option<Cow<'static, str>>, String> {
         self.any(key)?
-            .map(|v| v.extract::<String>().map(Cow::Owned).map_err(|_| format!("{key}: expected str")))
+            .map(|v| {
+                v.extract::<String>()
+                    .map(Cow::Owned)
+                    .map_err(|_| format!("{key}: expected str"))
+            })
             .transpose()
     }
     fn opt_i64(&self, key: &str) -> Result<Option<i64>, String> {
-        self.any(key)?.map(|v| v.extract::<i64>().map_err(|_| format!("{key}: expected int"))).transpose()
+        self.any(key)?
+            .map(|v| {
+                v.extract::<i64>()
+                    .map_err(|_| format!("{key}: expected int"))
+            })
+            .transpose()
     }
     fn u64(&self, key: &str) -> Result<u64, String> {
-        Ok(self.any(key)?.map(|v| v.extract::<u64>().map_err(|_| format!("{key}: expected int >= 0"))).transpose()?.unwrap_or(0))
+        Ok(self
+            .any(key)?
+            .map(|v| {
+                v.extract::<u64>()
+                    .map_err(|_| format!("{key}: expected int >= 0"))
+            })
+            .transpose()?
+            .unwrap_or(0))
     }
     fn u32(&self, key: &str) -> Result<u32, String> {
         u32::try_from(self.u64(key)?).map_err(|_| format!("{key}: out of range"))
     }
     fn flag(&self, key: &str) -> Result<bool, String> {
-        Ok(self.any(key)?.map(|v| v.extract::<bool>().map_err(|_| format!("{key}: expected bool"))).transpose()?.unwrap_or(false))
+        Ok(self
+            .any(key)?
+            .map(|v| {
+                v.extract::<bool>()
+                    .map_err(|_| format!("{key}: expected bool"))
+            })
+            .transpose()?
+            .unwrap_or(false))
     }
     fn outcome(&self, key: &str) -> Result<Outcome, String> {
         match self.text(key)? {
@@ -206,10 +232,19 @@ impl Reader<'_, '_> {
         }
     }
     fn levels(&self, key: &str) -> Result<Vec<Level>, String> {
-        let Some(v) = self.any(key)? else { return Ok(Vec::new()) };
-        let pairs: Vec<(Option<i64>, Option<i64>)> =
-            v.extract().map_err(|_| format!("{key}: expected a list of (price_e6, size_e6)"))?;
-        Ok(pairs.into_iter().map(|(p, s)| Level { price_e6: p, size_e6: s }).collect())
+        let Some(v) = self.any(key)? else {
+            return Ok(Vec::new());
+        };
+        let pairs: Vec<(Option<i64>, Option<i64>)> = v
+            .extract()
+            .map_err(|_| format!("{key}: expected a list of (price_e6, size_e6)"))?;
+        Ok(pairs
+            .into_iter()
+            .map(|(p, s)| Level {
+                price_e6: p,
+                size_e6: s,
+            })
+            .collect())
     }
 }
 

@@ -5,10 +5,12 @@
 //! pass over the frame reads it whatever the order of its keys.
 
 use crate::scalar::{Levels, Scalar};
-use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
-use serde_json::value::RawValue;
 
 /// Every field any message type carries in `msg`.
 #[derive(Debug, Default)]
@@ -93,12 +95,15 @@ pub struct Msg<'a> {
     pub channel: Scalar<'a>,
 }
 
-
 impl<'a> Msg<'a> {
     /// Reads one `key: value` pair into its field. Dispatching on the key's
     /// length first keeps this a jump plus one or two comparisons, where a
     /// derived 60-arm string match compares against every name in turn.
-    fn read_entry<'de: 'a, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+    fn read_entry<'de: 'a, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
         match key.len() {
             2 => match key {
                 "ts" => self.ts = map.next_value()?,
@@ -251,7 +256,10 @@ pub enum MsgShape {
 /// `msg` is filled in place: it is large (one slot per field of every message
 /// type) and moving it through serde's return values cost a quarter of the
 /// parse time.
-pub fn read_frame<'a>(bytes: &'a [u8], msg: &mut Msg<'a>) -> Result<Option<Envelope<'a>>, serde_json::Error> {
+pub fn read_frame<'a>(
+    bytes: &'a [u8],
+    msg: &mut Msg<'a>,
+) -> Result<Option<Envelope<'a>>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let envelope = FrameSeed { msg }.deserialize(&mut de)?;
     de.end()?;
@@ -284,7 +292,11 @@ impl<'de: 'a, 'a> Visitor<'de> for FrameSeed<'_, 'a> {
                 "sid" => envelope.sid = map.next_value()?,
                 "seq" => envelope.seq = map.next_value()?,
                 "id" => envelope.id = map.next_value()?,
-                "msg" => envelope.msg = map.next_value_seed(MsgSeed { msg: &mut *self.msg })?,
+                "msg" => {
+                    envelope.msg = map.next_value_seed(MsgSeed {
+                        msg: &mut *self.msg,
+                    })?
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }

@@ -13,8 +13,8 @@
 use super::messages::{read_frame, AdditionalMetadata, Msg, MsgShape};
 use crate::fixed::{self, NumberError};
 use crate::model::{
-    Body, BookDelta, BookSnapshot, EventLifecycle, Level, LifecycleEvent, MarketLifecycle,
-    Outcome, Record, Ticker, Trade,
+    Body, BookDelta, BookSnapshot, EventLifecycle, Level, LifecycleEvent, MarketLifecycle, Outcome,
+    Record, Ticker, Trade,
 };
 use crate::scalar::{Levels, ObjectOr, Scalar};
 use crate::time;
@@ -169,12 +169,16 @@ pub fn parse_frame(frame: &[u8], receive_ts: u64, conn_id: u64) -> Parsed<'_> {
         Err(e) => return Parsed::malformed(format!("invalid JSON: {e}")),
     };
     let mut errors = Vec::new();
-    let mut f = Fields { errors: &mut errors };
+    let mut f = Fields {
+        errors: &mut errors,
+    };
     let (kind, type_text) = match &envelope.kind {
         Scalar::Str(t) => (FrameKind::from_type(t), Some(t.clone())),
         _ => (FrameKind::Unknown, None),
     };
-    let sid = f.uint("sid", &envelope.sid).and_then(|v| u32::try_from(v).ok());
+    let sid = f
+        .uint("sid", &envelope.sid)
+        .and_then(|v| u32::try_from(v).ok());
     let seq = f.uint("seq", &envelope.seq);
     let cmd_id = f.uint("id", &envelope.id);
 
@@ -271,7 +275,12 @@ impl Fields<'_> {
         self.errors.push(FieldError { field, problem });
     }
 
-    fn text<'a>(&mut self, field: &'static str, v: &Scalar<'a>, required: bool) -> Option<Cow<'a, str>> {
+    fn text<'a>(
+        &mut self,
+        field: &'static str,
+        v: &Scalar<'a>,
+        required: bool,
+    ) -> Option<Cow<'a, str>> {
         match v {
             Scalar::Str(s) if !s.is_empty() => Some(s.clone()),
             Scalar::Str(_) | Scalar::Missing | Scalar::Null => {
@@ -338,14 +347,18 @@ impl Fields<'_> {
                 }
                 fixed::parse_e6(s)
             }
-            (Scalar::I64(n), Unit::Dollars | Unit::Contracts | Unit::IntContracts) => fixed::int_to_e6(*n, 1),
+            (Scalar::I64(n), Unit::Dollars | Unit::Contracts | Unit::IntContracts) => {
+                fixed::int_to_e6(*n, 1)
+            }
             (Scalar::U64(n), Unit::Dollars | Unit::Contracts | Unit::IntContracts) => {
-                i64::try_from(*n).map_err(|_| NumberError::Overflow).and_then(|n| fixed::int_to_e6(n, 1))
+                i64::try_from(*n)
+                    .map_err(|_| NumberError::Overflow)
+                    .and_then(|n| fixed::int_to_e6(n, 1))
             }
             (Scalar::I64(n), Unit::Cents) => fixed::int_to_e6(*n, 100),
-            (Scalar::U64(n), Unit::Cents) => {
-                i64::try_from(*n).map_err(|_| NumberError::Overflow).and_then(|n| fixed::int_to_e6(n, 100))
-            }
+            (Scalar::U64(n), Unit::Cents) => i64::try_from(*n)
+                .map_err(|_| NumberError::Overflow)
+                .and_then(|n| fixed::int_to_e6(n, 100)),
             (Scalar::F64(x), Unit::Cents) => fixed::f64_to_e6(*x / 100.0),
             (Scalar::F64(x), _) => fixed::f64_to_e6(*x),
             (other, _) => return Err(Problem::WrongType(other.type_name())),
@@ -353,7 +366,13 @@ impl Fields<'_> {
         converted.map(Some).map_err(number_problem)
     }
 
-    fn checked(&mut self, field: &'static str, v: &Scalar<'_>, unit: Unit, range: Range) -> Option<i64> {
+    fn checked(
+        &mut self,
+        field: &'static str,
+        v: &Scalar<'_>,
+        unit: Unit,
+        range: Range,
+    ) -> Option<i64> {
         match Self::value_e6(v, unit) {
             Ok(Some(x)) => {
                 let ok = match range {
@@ -474,7 +493,13 @@ impl Fields<'_> {
         }
     }
 
-    fn levels(&mut self, field: &'static str, v: &Levels<'_>, price_unit: Unit, size_unit: Unit) -> Vec<Level> {
+    fn levels(
+        &mut self,
+        field: &'static str,
+        v: &Levels<'_>,
+        price_unit: Unit,
+        size_unit: Unit,
+    ) -> Vec<Level> {
         let entries = match v {
             Levels::List(entries) => entries,
             Levels::NotList => {
@@ -492,7 +517,10 @@ impl Fields<'_> {
             let price = self.checked(field, price, price_unit, Range::Price);
             let size = self.checked(field, size, size_unit, Range::NonNegative);
             match (price, size) {
-                (Some(p), Some(s)) => out.push(Level { price_e6: Some(p), size_e6: Some(s) }),
+                (Some(p), Some(s)) => out.push(Level {
+                    price_e6: Some(p),
+                    size_e6: Some(s),
+                }),
                 _ => self.error(field, Problem::Invalid("level dropped")),
             }
         }
@@ -500,7 +528,12 @@ impl Fields<'_> {
     }
 
     /// A snapshot side in whichever era's form is present (C, then B, then A).
-    fn side(&mut self, fp: (&'static str, &Levels<'_>), dollars: (&'static str, &Levels<'_>), cents: (&'static str, &Levels<'_>)) -> Vec<Level> {
+    fn side(
+        &mut self,
+        fp: (&'static str, &Levels<'_>),
+        dollars: (&'static str, &Levels<'_>),
+        cents: (&'static str, &Levels<'_>),
+    ) -> Vec<Level> {
         let present = |l: &Levels<'_>| !matches!(l, Levels::Missing | Levels::Null);
         if present(fp.1) {
             self.levels(fp.0, fp.1, Unit::Dollars, Unit::Contracts)
@@ -566,9 +599,24 @@ impl Fields<'_> {
                 Range::Price,
                 false,
             ),
-            yes_bid_size_e6: self.checked("yes_bid_size_fp", &m.yes_bid_size_fp, Unit::Contracts, Range::NonNegative),
-            yes_ask_size_e6: self.checked("yes_ask_size_fp", &m.yes_ask_size_fp, Unit::Contracts, Range::NonNegative),
-            last_trade_size_e6: self.checked("last_trade_size_fp", &m.last_trade_size_fp, Unit::Contracts, Range::NonNegative),
+            yes_bid_size_e6: self.checked(
+                "yes_bid_size_fp",
+                &m.yes_bid_size_fp,
+                Unit::Contracts,
+                Range::NonNegative,
+            ),
+            yes_ask_size_e6: self.checked(
+                "yes_ask_size_fp",
+                &m.yes_ask_size_fp,
+                Unit::Contracts,
+                Range::NonNegative,
+            ),
+            last_trade_size_e6: self.checked(
+                "last_trade_size_fp",
+                &m.last_trade_size_fp,
+                Unit::Contracts,
+                Range::NonNegative,
+            ),
             volume_e6: self.dual(
                 ("volume_fp", &m.volume_fp, Unit::Contracts),
                 ("volume", &m.volume, Unit::IntContracts),
@@ -590,8 +638,16 @@ impl Fields<'_> {
         BookSnapshot {
             ticker: self.text("market_ticker", &m.market_ticker, true),
             market_id: self.text("market_id", &m.market_id, false),
-            yes: self.side(("yes_dollars_fp", &m.yes_dollars_fp), ("yes_dollars", &m.yes_dollars), ("yes", &m.yes)),
-            no: self.side(("no_dollars_fp", &m.no_dollars_fp), ("no_dollars", &m.no_dollars), ("no", &m.no)),
+            yes: self.side(
+                ("yes_dollars_fp", &m.yes_dollars_fp),
+                ("yes_dollars", &m.yes_dollars),
+                ("yes", &m.yes),
+            ),
+            no: self.side(
+                ("no_dollars_fp", &m.no_dollars_fp),
+                ("no_dollars", &m.no_dollars),
+                ("no", &m.no),
+            ),
             use_yes_price: false,
         }
     }
@@ -646,7 +702,11 @@ impl Fields<'_> {
         } else {
             self.text("additional_metadata.result", &meta.result, false)
         };
-        let title = if meta.title.is_present() { &meta.title } else { &meta.name };
+        let title = if meta.title.is_present() {
+            &meta.title
+        } else {
+            &meta.name
+        };
         MarketLifecycle {
             ticker: self.text("market_ticker", &m.market_ticker, true),
             event_type,
@@ -658,25 +718,56 @@ impl Fields<'_> {
             result,
             // A dollar string since 2026-02; integer cents before.
             settlement_value_e6: self.dual(
-                ("settlement_value", if matches!(m.settlement_value, Scalar::Str(_) | Scalar::F64(_)) { &m.settlement_value } else { &Scalar::Missing }, Unit::Dollars),
-                ("settlement_value", if matches!(m.settlement_value, Scalar::I64(_) | Scalar::U64(_) | Scalar::Bool(_) | Scalar::Complex) { &m.settlement_value } else { &Scalar::Missing }, Unit::Cents),
+                (
+                    "settlement_value",
+                    if matches!(m.settlement_value, Scalar::Str(_) | Scalar::F64(_)) {
+                        &m.settlement_value
+                    } else {
+                        &Scalar::Missing
+                    },
+                    Unit::Dollars,
+                ),
+                (
+                    "settlement_value",
+                    if matches!(
+                        m.settlement_value,
+                        Scalar::I64(_) | Scalar::U64(_) | Scalar::Bool(_) | Scalar::Complex
+                    ) {
+                        &m.settlement_value
+                    } else {
+                        &Scalar::Missing
+                    },
+                    Unit::Cents,
+                ),
                 Range::Price,
                 false,
             ),
             is_deactivated: self.boolean("is_deactivated", &m.is_deactivated),
-            event_ticker: self.text("additional_metadata.event_ticker", &meta.event_ticker, false),
+            event_ticker: self.text(
+                "additional_metadata.event_ticker",
+                &meta.event_ticker,
+                false,
+            ),
             title: self.text("additional_metadata.title", title, false),
             metadata_json,
         }
     }
 
     fn event_lifecycle<'a>(&mut self, m: &Msg<'a>) -> EventLifecycle<'a> {
-        let subtitle = if m.subtitle.is_present() { ("subtitle", &m.subtitle) } else { ("sub_title", &m.sub_title) };
+        let subtitle = if m.subtitle.is_present() {
+            ("subtitle", &m.subtitle)
+        } else {
+            ("sub_title", &m.sub_title)
+        };
         EventLifecycle {
             event_ticker: self.text("event_ticker", &m.event_ticker, true),
             title: self.text("title", &m.title, false),
             subtitle: self.text(subtitle.0, subtitle.1, false),
-            collateral_return_type: self.text("collateral_return_type", &m.collateral_return_type, false),
+            collateral_return_type: self.text(
+                "collateral_return_type",
+                &m.collateral_return_type,
+                false,
+            ),
             series_ticker: self.text("series_ticker", &m.series_ticker, false),
             strike_date: self.timestamp("strike_date", &m.strike_date),
             strike_period: self.text("strike_period", &m.strike_period, false),
