@@ -24,6 +24,7 @@ FIELDS = {
         "no_price_e6": "noPriceE6",
         "size_e6": "sizeE6",
         "taker_outcome": "takerOutcome",
+        "taker_book_side": "takerBookSide",
         "is_block_trade": "isBlockTrade",
     },
     "ticker": {
@@ -76,7 +77,12 @@ def encode(record: dict[str, Any]) -> bytes:
             if key.endswith("_e6"):
                 setattr(body, field, UNDEF)
             continue
-        if isinstance(value, str) and field in ("takerOutcome", "side", "eventType"):
+        if isinstance(value, str) and field in (
+            "takerOutcome",
+            "takerBookSide",
+            "side",
+            "eventType",
+        ):
             value = ENUMS.get(value, value)
         setattr(body, field, value)
     return bytes(message.to_bytes_packed())

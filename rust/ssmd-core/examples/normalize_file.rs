@@ -48,7 +48,10 @@ fn lower_bound(frames: &[&[u8]]) {
     let start = Instant::now();
     for f in frames {
         let mut m = ssmd_core::venues::kalshi::messages::Msg::default();
-        let _ = ssmd_core::venues::kalshi::messages::read_frame(f, &mut m);
+        let _ = ssmd_core::venues::kalshi::messages::read_frame(
+            std::str::from_utf8(f).unwrap_or(""),
+            &mut m,
+        );
     }
     let t = start.elapsed().as_secs_f64();
     println!(

@@ -162,8 +162,13 @@ impl<'a> Parsed<'a> {
 
 /// Parses one Kalshi WebSocket frame. Never panics, whatever the bytes.
 pub fn parse_frame(frame: &[u8], receive_ts: u64, conn_id: u64) -> Parsed<'_> {
+    // One UTF-8 check over the whole frame is cheaper than one per string.
+    let text = match std::str::from_utf8(frame) {
+        Ok(text) => text,
+        Err(e) => return Parsed::malformed(format!("invalid JSON: not UTF-8 ({e})")),
+    };
     let mut msg = Msg::default();
-    let envelope = match read_frame(frame, &mut msg) {
+    let envelope = match read_frame(text, &mut msg) {
         Ok(Some(e)) => e,
         Ok(None) => return Parsed::malformed("not a JSON object".to_owned()),
         Err(e) => return Parsed::malformed(format!("invalid JSON: {e}")),
