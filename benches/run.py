@@ -24,9 +24,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import baseline  # noqa: E402
-from framemix import frame_mix, trades_only  # noqa: E402
-
 import ssmd.records  # noqa: E402
+from framemix import frame_mix, trades_only  # noqa: E402
 from ssmd import _core, core  # noqa: E402
 
 
