@@ -42,3 +42,11 @@ decode_records = _core.decode_records
 encode_records = _core.encode_records
 record_spans = _core.record_spans
 records_to_columns = _core.records_to_columns
+
+# Archives (rust/ssmd-py/src/archive.rs) and order books (rust/ssmd-py/src/book.rs).
+ArchiveWriter = _core.ArchiveWriter
+ArchiveReader = _core.ArchiveReader
+ArchiveContents = _core.ArchiveContents
+read_archive = _core.read_archive
+ARCHIVE_DEFAULT_LEVEL: int = _core.ARCHIVE_DEFAULT_LEVEL
+BookSet = _core.BookSet
