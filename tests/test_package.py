@@ -66,3 +66,9 @@ def test_the_wheel_installs_into_a_fresh_virtualenv(tmp_path: Path) -> None:
         [str(python), "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True
     )
     assert out.stdout.split() == [__version__, "release", "1000000"]
+
+
+def test_the_cli_scale_matches_the_core() -> None:
+    from ssmd.cli import demo
+
+    assert demo.SCALE_E6 == core.SCALE_E6

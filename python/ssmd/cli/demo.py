@@ -11,10 +11,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ssmd import core
-from ssmd.records import SCALE_E6
-
 app = typer.Typer()
+
+# Units per dollar or contract in E6 fields (schemas/ssmd.capnp `scaleE6`); the
+# extension is imported only when a command runs, so `ssmd --help` and the
+# config commands work without it.
+SCALE_E6 = 1_000_000
 
 
 def _dollars(value: Any) -> str:
@@ -52,6 +54,8 @@ def normalize(
 
     Example: ssmd normalize capture.jsonl
     """
+    from ssmd import core
+
     if path is None:
         data = resources.files("ssmd.data").joinpath("kalshi_sample.jsonl").read_bytes()
         source = "bundled sample"
