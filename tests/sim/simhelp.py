@@ -26,7 +26,9 @@ class Client:
         self.bad: list[str] = []
         self._next_id = 1
 
-    async def send(self, cmd: str, params: dict[str, Any] | None = None, cid: int | None = None) -> int:
+    async def send(
+        self, cmd: str, params: dict[str, Any] | None = None, cid: int | None = None
+    ) -> int:
         if cid is None:
             cid = self._next_id
             self._next_id += 1
@@ -36,7 +38,9 @@ class Client:
         await self.ws.send(orjson.dumps(body).decode())
         return cid
 
-    async def until(self, pred: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0) -> list[dict[str, Any]]:
+    async def until(
+        self, pred: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
         async with asyncio.timeout(timeout):
             while not pred(self.frames):
                 raw = await self.ws.recv()
@@ -56,7 +60,11 @@ class Client:
 
         Only meaningful once the server has answered this client's last command."""
         await sim.wait_idle(timeout)
-        rec = next(r for r in sim.truth.connections.values() if r.closed_at is None and r.number == max(sim.connections))
+        rec = next(
+            r
+            for r in sim.truth.connections.values()
+            if r.closed_at is None and r.number == max(sim.connections)
+        )
         return await self.until(lambda fs: len(self.raw) >= rec.frames_sent, timeout)
 
     def of(self, typ: str) -> list[dict[str, Any]]:
@@ -65,8 +73,14 @@ class Client:
 
 @asynccontextmanager
 async def client(sim: Simulator, headers: dict[str, str] | None = None) -> AsyncIterator[Client]:
-    async with connect(sim.ws_url, additional_headers=sim.auth_headers() if headers is None else headers,
-                       max_size=None, compression=None, open_timeout=5, ping_interval=None) as ws:
+    async with connect(
+        sim.ws_url,
+        additional_headers=sim.auth_headers() if headers is None else headers,
+        max_size=None,
+        compression=None,
+        open_timeout=5,
+        ping_interval=None,
+    ) as ws:
         yield Client(ws)
 
 
@@ -84,7 +98,8 @@ def apply_book(frames: list[dict[str, Any]]) -> dict[str, dict[str, dict[Decimal
         if f.get("type") == "orderbook_snapshot":
             m = f["msg"]
             books[m["market_ticker"]] = {
-                side: {Decimal(p): Decimal(s) for p, s in m.get(f"{side}_dollars_fp", [])} for side in ("yes", "no")
+                side: {Decimal(p): Decimal(s) for p, s in m.get(f"{side}_dollars_fp", [])}
+                for side in ("yes", "no")
             }
         elif f.get("type") == "orderbook_delta":
             m = f["msg"]
@@ -99,5 +114,3 @@ def apply_book(frames: list[dict[str, Any]]) -> dict[str, dict[str, dict[Decimal
 
 def as_decimal(levels: tuple[tuple[str, str], ...]) -> dict[Decimal, Decimal]:
     return {Decimal(p): Decimal(s) for p, s in levels}
-
-

@@ -21,8 +21,10 @@ def test_signature_verifies_with_cryptography_pss_digest_salt(key: rsa.RSAPrivat
     sig = auth.sign(key, 1784557800123, "get", "/trade-api/ws/v2")
     # Independent check: the documented scheme, done directly with the cryptography library.
     key.public_key().verify(
-        base64.b64decode(sig), b"1784557800123GET/trade-api/ws/v2",
-        padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256(),
+        base64.b64decode(sig),
+        b"1784557800123GET/trade-api/ws/v2",
+        padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+        hashes.SHA256(),
     )
     assert auth.verify(key.public_key(), sig, 1784557800123, "GET", "/trade-api/ws/v2")
 
@@ -49,8 +51,12 @@ def test_headers(key: rsa.RSAPrivateKey) -> None:
     assert auth.verify(key.public_key(), h[auth.HEADER_SIGNATURE], 42, "GET", "/trade-api/ws/v2")
 
 
-@pytest.mark.parametrize("fmt", [serialization.PrivateFormat.TraditionalOpenSSL, serialization.PrivateFormat.PKCS8])
-def test_loads_pkcs1_and_pkcs8(tmp_path: Path, key: rsa.RSAPrivateKey, fmt: serialization.PrivateFormat) -> None:
+@pytest.mark.parametrize(
+    "fmt", [serialization.PrivateFormat.TraditionalOpenSSL, serialization.PrivateFormat.PKCS8]
+)
+def test_loads_pkcs1_and_pkcs8(
+    tmp_path: Path, key: rsa.RSAPrivateKey, fmt: serialization.PrivateFormat
+) -> None:
     p = tmp_path / "k.pem"
     p.write_bytes(key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption()))
     loaded = auth.load_private_key(p)

@@ -17,7 +17,11 @@ async def test_handshake_requires_valid_signature() -> None:
     async with sim:
         good = sim.auth_headers()
         bad = dict(good, **{auth.HEADER_TIMESTAMP: str(int(good[auth.HEADER_TIMESTAMP]) + 1)})
-        for headers in ({}, bad, dict(good, **{auth.HEADER_KEY: "00000000-0000-4000-8000-000000000000"})):
+        for headers in (
+            {},
+            bad,
+            dict(good, **{auth.HEADER_KEY: "00000000-0000-4000-8000-000000000000"}),
+        ):
             with pytest.raises(InvalidStatus) as exc:
                 async with connect(sim.ws_url, additional_headers=headers):
                     pass
@@ -34,11 +38,20 @@ async def test_subscribe_snapshot_deltas_and_exact_book() -> None:
     async with sim:
         tickers = sorted(m.ticker for m in sim.universe.active())
         async with client(sim) as c:
-            await c.send("subscribe", {"channels": ["orderbook_delta", "trade", "ticker"], "market_tickers": tickers})
-            await c.until(lambda fs: len([f for f in fs if f["type"] == "orderbook_snapshot"]) == len(tickers))
+            await c.send(
+                "subscribe",
+                {"channels": ["orderbook_delta", "trade", "ticker"], "market_tickers": tickers},
+            )
+            await c.until(
+                lambda fs: len([f for f in fs if f["type"] == "orderbook_snapshot"]) == len(tickers)
+            )
             await c.drain(sim)
             subscribed = c.of("subscribed")
-            assert sorted(f["msg"]["channel"] for f in subscribed) == ["orderbook_delta", "ticker", "trade"]
+            assert sorted(f["msg"]["channel"] for f in subscribed) == [
+                "orderbook_delta",
+                "ticker",
+                "trade",
+            ]
             assert all(f["id"] == 1 for f in subscribed)
             assert len({f["msg"]["sid"] for f in subscribed}) == 3
             for _ in range(5):
@@ -69,12 +82,18 @@ async def test_subscribe_snapshot_deltas_and_exact_book() -> None:
             status, body = sim.rest.handle(f"/trade-api/v2/markets/{tickers[0]}/orderbook", {})
             assert status == 200
             fp = orjson.loads(body)["orderbook_fp"]
-            assert {Decimal(p): Decimal(s) for p, s in fp["yes_dollars"]} == books[tickers[0]]["yes"]
+            assert {Decimal(p): Decimal(s) for p, s in fp["yes_dollars"]} == books[tickers[0]][
+                "yes"
+            ]
             # trades consume book levels: every trade is preceded by a negative delta at its price
             for i, f in enumerate(c.frames):
                 if f["type"] == "trade":
-                    prev = [g for g in c.frames[:i] if g["type"] == "orderbook_delta"
-                            and g["msg"]["market_ticker"] == f["msg"]["market_ticker"]][-1]["msg"]
+                    prev = [
+                        g
+                        for g in c.frames[:i]
+                        if g["type"] == "orderbook_delta"
+                        and g["msg"]["market_ticker"] == f["msg"]["market_ticker"]
+                    ][-1]["msg"]
                     assert prev["delta_fp"].startswith("-")
                     assert Decimal(prev["delta_fp"]) == -Decimal(f["msg"]["count_fp"])
 
@@ -90,17 +109,24 @@ async def test_commands_and_error_codes() -> None:
             await c.send("subscribe", {"market_tickers": [t1]})
             await c.send("subscribe", {"channels": ["nope"]})
             await c.send("subscribe", {"channels": ["orderbook_delta"]})
-            await c.send("subscribe", {"channels": ["orderbook_delta"], "market_tickers": ["KXNOPE-1"]})
+            await c.send(
+                "subscribe", {"channels": ["orderbook_delta"], "market_tickers": ["KXNOPE-1"]}
+            )
             await c.send("unsubscribe", {})
             await c.send("unsubscribe", {"sids": [99]})
-            await c.send("update_subscription", {"sids": [1, 2], "action": "add_markets", "market_tickers": [t1]})
+            await c.send(
+                "update_subscription",
+                {"sids": [1, 2], "action": "add_markets", "market_tickers": [t1]},
+            )
             await c.until(lambda fs: len(fs) >= 10)
             codes = [f["msg"]["code"] for f in c.frames]
             assert codes == [1, 5, 2, 3, 8, 14, 16, 4, 7, 12]
             assert "id" not in c.frames[0] and c.frames[1]["id"] == 1
             assert c.frames[6]["msg"]["market_ticker"] == "KXNOPE-1"
             c.frames.clear()
-            sid_cmd = await c.send("subscribe", {"channels": ["orderbook_delta"], "market_tickers": [t1]})
+            sid_cmd = await c.send(
+                "subscribe", {"channels": ["orderbook_delta"], "market_tickers": [t1]}
+            )
             await c.until(lambda fs: any(f["type"] == "orderbook_snapshot" for f in fs))
             sid = c.of("subscribed")[0]["msg"]["sid"]
             assert c.of("subscribed")[0]["id"] == sid_cmd
@@ -108,28 +134,50 @@ async def test_commands_and_error_codes() -> None:
             await c.send("subscribe", {"channels": ["orderbook_delta"], "market_tickers": [t1, t2]})
             await c.until(lambda fs: any(f["type"] == "ok" for f in fs))
             ok = c.of("ok")[0]
-            assert ok["sid"] == sid and ok["msg"]["market_tickers"] == sorted([t1, t2]) and "seq" in ok
+            assert (
+                ok["sid"] == sid and ok["msg"]["market_tickers"] == sorted([t1, t2]) and "seq" in ok
+            )
             await c.send("update_subscription", {"sid": sid, "market_tickers": [t3]})
-            await c.send("update_subscription", {"sids": [sid], "action": "bogus", "market_tickers": [t3]})
+            await c.send(
+                "update_subscription", {"sids": [sid], "action": "bogus", "market_tickers": [t3]}
+            )
             await c.send("update_subscription", {"sids": [sid], "action": "add_markets"})
             await c.until(lambda fs: len([f for f in fs if f["type"] == "error"]) == 3)
             assert [f["msg"]["code"] for f in c.of("error")] == [15, 13, 14]
             c.frames.clear()
-            await c.send("update_subscription", {"sids": [sid], "action": "add_markets", "market_tickers": [t3]})
+            await c.send(
+                "update_subscription",
+                {"sids": [sid], "action": "add_markets", "market_tickers": [t3]},
+            )
             await c.until(lambda fs: any(f["type"] == "ok" for f in fs))
             assert c.of("ok")[0]["msg"]["market_tickers"] == sorted([t1, t2, t3])
             assert [f["msg"]["market_ticker"] for f in c.of("orderbook_snapshot")] == [t3]
             c.frames.clear()
-            await c.send("update_subscription", {"sids": [sid], "action": "delete_markets", "market_tickers": [t2]})
-            await c.send("update_subscription", {"sids": [sid], "action": "get_snapshot", "market_tickers": [t1]})
+            await c.send(
+                "update_subscription",
+                {"sids": [sid], "action": "delete_markets", "market_tickers": [t2]},
+            )
+            await c.send(
+                "update_subscription",
+                {"sids": [sid], "action": "get_snapshot", "market_tickers": [t1]},
+            )
             await c.until(lambda fs: len([f for f in fs if f["type"] == "ok"]) == 2)
             assert c.of("ok")[0]["msg"]["market_tickers"] == sorted([t1, t3])
             assert [f["msg"]["market_ticker"] for f in c.of("orderbook_snapshot")] == [t1]
-            await c.send("subscribe", {"channels": ["ticker", "market_lifecycle_v2"], "skip_ticker_ack": True})
+            await c.send(
+                "subscribe",
+                {"channels": ["ticker", "market_lifecycle_v2"], "skip_ticker_ack": True},
+            )
             await c.send("list_subscriptions")
-            await c.until(lambda fs: any(f["type"] == "ok" and isinstance(f["msg"], list) for f in fs))
-            listing = [f for f in c.of("ok") if isinstance(f["msg"], list)][0]["msg"]
-            assert [x["channel"] for x in listing] == ["orderbook_delta", "ticker", "market_lifecycle_v2"]
+            await c.until(
+                lambda fs: any(f["type"] == "ok" and isinstance(f["msg"], list) for f in fs)
+            )
+            listing = next(f for f in c.of("ok") if isinstance(f["msg"], list))["msg"]
+            assert [x["channel"] for x in listing] == [
+                "orderbook_delta",
+                "ticker",
+                "market_lifecycle_v2",
+            ]
             await c.send("unsubscribe", {"sids": [sid]})
             await c.until(lambda fs: any(f["type"] == "unsubscribed" for f in fs))
             unsub = c.of("unsubscribed")[0]
@@ -143,7 +191,9 @@ async def test_new_connection_restarts_sids() -> None:
         sids = []
         for _ in range(2):
             async with client(sim) as c:
-                await c.send("subscribe", {"channels": ["trade", "orderbook_delta"], "market_tickers": [t]})
+                await c.send(
+                    "subscribe", {"channels": ["trade", "orderbook_delta"], "market_tickers": [t]}
+                )
                 await c.until(lambda fs: any(f["type"] == "orderbook_snapshot" for f in fs))
                 sids.append(sorted(f["msg"]["sid"] for f in c.of("subscribed")))
                 assert c.of("orderbook_snapshot")[0]["seq"] == 1
@@ -156,16 +206,32 @@ async def test_era_shapes(era: str) -> None:
     async with sim:
         tickers = sorted(m.ticker for m in sim.universe.active())
         async with client(sim) as c:
-            await c.send("subscribe", {"channels": ["orderbook_delta", "trade", "ticker"], "market_tickers": tickers})
-            await c.until(lambda fs: len(c.of("subscribed")) == 3 and len(c.of("orderbook_snapshot")) == len(tickers))
+            await c.send(
+                "subscribe",
+                {"channels": ["orderbook_delta", "trade", "ticker"], "market_tickers": tickers},
+            )
+            await c.until(
+                lambda fs: (
+                    len(c.of("subscribed")) == 3 and len(c.of("orderbook_snapshot")) == len(tickers)
+                )
+            )
             clock.advance(3.0)
-            await c.until(lambda fs: any(f["type"] == "trade" for f in fs) and any(f["type"] == "orderbook_delta" for f in fs))
+            await c.until(
+                lambda fs: (
+                    any(f["type"] == "trade" for f in fs)
+                    and any(f["type"] == "orderbook_delta" for f in fs)
+                )
+            )
         d = c.of("orderbook_delta")[0]["msg"]
         tr = c.of("trade")[0]["msg"]
         tk = c.of("ticker")[0]["msg"]
         snap = next(f["msg"] for f in c.of("orderbook_snapshot") if len(f["msg"]) > 2)
         if era == "A":
-            assert isinstance(d["price"], int) and isinstance(d["delta"], int) and "price_dollars" not in d
+            assert (
+                isinstance(d["price"], int)
+                and isinstance(d["delta"], int)
+                and "price_dollars" not in d
+            )
             assert "count" in tr and "count_fp" not in tr and "Clock" in tk
             assert "yes" in snap and "yes_dollars_fp" not in snap
         elif era == "B":
@@ -180,18 +246,26 @@ async def test_era_shapes(era: str) -> None:
 
 
 async def test_era_switch_mid_stream_and_use_yes_price() -> None:
-    sim, clock = manual_sim(seed=9)
+    sim, _clock = manual_sim(seed=9)
     async with sim:
         t = sorted(m.ticker for m in sim.universe.active())[0]
         async with client(sim) as c:
-            await c.send("subscribe", {"channels": ["orderbook_delta"], "market_tickers": [t], "use_yes_price": True})
+            await c.send(
+                "subscribe",
+                {"channels": ["orderbook_delta"], "market_tickers": [t], "use_yes_price": True},
+            )
             await c.until(lambda fs: any(f["type"] == "orderbook_snapshot" for f in fs))
             snap = c.of("orderbook_snapshot")[0]["msg"]
             truth = sim.book(t)
             flipped = sorted((str(Decimal(1) - Decimal(p)), s) for p, s in truth.no)
-            assert [(str(Decimal(p)), s) for p, s in snap.get("no_dollars_fp", [])] == [(str(Decimal(p)), s) for p, s in flipped]
+            assert [(str(Decimal(p)), s) for p, s in snap.get("no_dollars_fp", [])] == [
+                (str(Decimal(p)), s) for p, s in flipped
+            ]
             sim.set_era("A")
-            await c.send("update_subscription", {"sids": [1], "action": "get_snapshot", "market_tickers": [t]})
+            await c.send(
+                "update_subscription",
+                {"sids": [1], "action": "get_snapshot", "market_tickers": [t]},
+            )
             await c.until(lambda fs: len(c.of("orderbook_snapshot")) == 2)
             assert "yes_dollars_fp" not in c.of("orderbook_snapshot")[1]["msg"]
 
@@ -202,8 +276,13 @@ async def test_same_seed_same_frames() -> None:
         async with sim:
             tickers = sorted(m.ticker for m in sim.universe.active())
             async with client(sim) as c:
-                await c.send("subscribe", {"channels": ["orderbook_delta", "trade", "ticker", "market_lifecycle_v2"],
-                                           "market_tickers": tickers})
+                await c.send(
+                    "subscribe",
+                    {
+                        "channels": ["orderbook_delta", "trade", "ticker", "market_lifecycle_v2"],
+                        "market_tickers": tickers,
+                    },
+                )
                 await c.until(lambda fs: len(c.of("orderbook_snapshot")) == len(tickers))
                 for _ in range(3):
                     clock.advance(1.0)
@@ -225,7 +304,9 @@ async def test_rolling_15m_lifecycle() -> None:
             for _ in range(20):  # 20 minutes of clock, one minute at a time
                 clock.advance(60.0)
                 await c.drain(sim)
-        events = [(f["msg"]["market_ticker"], f["msg"]["event_type"]) for f in c.of("market_lifecycle_v2")]
+        events = [
+            (f["msg"]["market_ticker"], f["msg"]["event_type"]) for f in c.of("market_lifecycle_v2")
+        ]
         kinds = {e for _, e in events}
         assert {"created", "determined", "settled", "metadata_updated"} <= kinds
         assert "activated" not in kinds  # opening at open_time is silent
@@ -235,9 +316,15 @@ async def test_rolling_15m_lifecycle() -> None:
         for t in closing:
             assert (t, "settled") in events
             assert events.index((t, "determined")) < events.index((t, "settled"))
-        created = [f["msg"] for f in c.of("market_lifecycle_v2") if f["msg"]["event_type"] == "created"]
-        assert any("15M" in m["market_ticker"] and m["open_ts"] > clock.now() for m in created)  # created ahead
-        det = next(f["msg"] for f in c.of("market_lifecycle_v2") if f["msg"]["event_type"] == "determined")
+        created = [
+            f["msg"] for f in c.of("market_lifecycle_v2") if f["msg"]["event_type"] == "created"
+        ]
+        assert any(
+            "15M" in m["market_ticker"] and m["open_ts"] > clock.now() for m in created
+        )  # created ahead
+        det = next(
+            f["msg"] for f in c.of("market_lifecycle_v2") if f["msg"]["event_type"] == "determined"
+        )
         assert isinstance(det["settlement_value"], str)
         assert any("." in t for t in sim.universe.markets)  # dotted ladder tickers
 
@@ -246,8 +333,15 @@ async def test_unauthenticated_mode_rejects_private_channels() -> None:
     async with Simulator(allow_unauthenticated=True, markets=20) as sim:
         t = sorted(m.ticker for m in sim.universe.active())[0]
         async with client(sim, {}) as c:
-            await c.send("subscribe", {"channels": ["orderbook_delta", "trade"], "market_tickers": [t]})
-            await c.until(lambda fs: len(fs) >= 2 and any(f["type"] == "subscribed" for f in fs)
-                          and any(f["type"] == "error" for f in fs))
+            await c.send(
+                "subscribe", {"channels": ["orderbook_delta", "trade"], "market_tickers": [t]}
+            )
+            await c.until(
+                lambda fs: (
+                    len(fs) >= 2
+                    and any(f["type"] == "subscribed" for f in fs)
+                    and any(f["type"] == "error" for f in fs)
+                )
+            )
             assert c.of("error")[0]["msg"]["code"] == 9
             assert c.of("subscribed")[0]["msg"]["channel"] == "trade"

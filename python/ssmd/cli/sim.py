@@ -8,7 +8,9 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="A local Kalshi (WebSocket + REST) for tests and demos.", no_args_is_help=True)
+app = typer.Typer(
+    help="A local Kalshi (WebSocket + REST) for tests and demos.", no_args_is_help=True
+)
 
 
 @app.command()
@@ -16,8 +18,12 @@ def run(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8765, help="Port for WebSocket and REST (0 = any free port)."),
     seed: int = typer.Option(0, help="Seed of the universe and the order flow."),
-    era: str = typer.Option("C", help="Wire format era: A (cents), B (cents + dollars), C (dollars/fp only)."),
-    rate: float = typer.Option(200.0, help="Order-flow actions per second; 0 = as fast as clients read."),
+    era: str = typer.Option(
+        "C", help="Wire format era: A (cents), B (cents + dollars), C (dollars/fp only)."
+    ),
+    rate: float = typer.Option(
+        200.0, help="Order-flow actions per second; 0 = as fast as clients read."
+    ),
     markets: int = typer.Option(200, help="Approximate number of markets in the universe."),
     scenario: Path | None = typer.Option(None, help="YAML fault scenario (see docs/simulator.md)."),
 ) -> None:
@@ -29,8 +35,15 @@ def run(
     scen = Scenario.load(scenario) if scenario else None
 
     async def main() -> None:
-        async with Simulator(host=host, port=port, seed=seed, era=era, rate=rate or None,
-                             markets=markets, scenario=scen) as sim:
+        async with Simulator(
+            host=host,
+            port=port,
+            seed=seed,
+            era=era,
+            rate=rate or None,
+            markets=markets,
+            scenario=scen,
+        ) as sim:
             typer.echo(f"WebSocket: {sim.ws_url}")
             typer.echo(f"REST:      {sim.rest_url}")
             typer.echo(f"export KALSHI_API_KEY={sim.key_id}")

@@ -1,0 +1,444 @@
+"""`Simulator`: the async context manager that runs a local Kalshi (WebSocket + REST on one port)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import logging
+import math
+import time
+import urllib.parse
+from collections.abc import Coroutine
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from ssmd.sim.book import BookState
+from ssmd.sim.clock import Clock, RealClock
+from ssmd.sim.faults import CONNECTION_KINDS, Fault, FaultKind, Scenario
+from ssmd.sim.flow import FlowEngine
+from ssmd.sim.frames import ERAS, Msg
+from ssmd.sim.rest import RestApi
+from ssmd.sim.truth import Truth
+from ssmd.sim.universe import Universe
+from ssmd.sim.ws import Connection
+from ssmd.venues.kalshi import auth
+
+__all__ = ["DEMO_KEY_ID", "DEMO_PRIVATE_KEY_PATH", "DEMO_PUBLIC_KEY_PATH", "WS_PATH", "Simulator"]
+
+log = logging.getLogger(__name__)
+
+KEYS_DIR = Path(__file__).parent / "keys"
+DEMO_KEY_ID = "6d656d6f-7373-4d64-8000-000000000001"
+DEMO_PRIVATE_KEY_PATH = KEYS_DIR / "demo_private_key.pem"
+DEMO_PUBLIC_KEY_PATH = KEYS_DIR / "demo_public_key.pem"
+WS_PATH = "/trade-api/ws/v2"
+REST_PREFIX = "/trade-api/v2"
+
+
+def _response(status: int, body: bytes, content_type: str = "application/json") -> Response:
+    headers = Headers(
+        [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+        ]
+    )
+    return Response(status, http.HTTPStatus(status).phrase, headers, body)
+
+
+class Simulator:
+    """A local Kalshi. Use as ``async with Simulator(...) as sim:``.
+
+    rate: order-flow actions per second of clock (each makes 1-4 frames per fully
+    subscribed client); None runs flat out, paced only by the clients (block mode).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int = 0,
+        era: str = "C",
+        rate: float | None = 200.0,
+        markets: int = 200,
+        scenario: Scenario | None = None,
+        clock: Clock | None = None,
+        keys: dict[str, rsa.RSAPublicKey] | None = None,
+        allow_unauthenticated: bool = False,
+        max_clock_skew: float | None = None,
+        ping_interval: float = 10.0,
+        pong_timeout: float | None = None,
+        max_queue: int = 10_000,
+        block_when_full: bool | None = None,
+        record_limit: int = 200_000,
+        rest_tokens_per_s: float = 200.0,
+        rest_bucket: float = 200.0,
+        rest_cost: float = 10.0,
+        max_connections_per_key: int = 200,
+        subpenny: bool | None = None,
+        fractional: bool | None = None,
+    ) -> None:
+        if era not in ERAS:
+            raise ValueError(f"era must be one of {ERAS}")
+        self.host, self._port = host, port
+        self.seed = seed
+        self.era = era
+        self.rate = rate
+        self.scenario = scenario or Scenario()
+        self.clock: Clock = clock or RealClock()
+        self.key_id = DEMO_KEY_ID
+        self.private_key_path = DEMO_PRIVATE_KEY_PATH
+        self.keys = (
+            keys if keys is not None else {DEMO_KEY_ID: auth.load_public_key(DEMO_PUBLIC_KEY_PATH)}
+        )
+        self.allow_unauthenticated = allow_unauthenticated
+        self.max_clock_skew = max_clock_skew
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
+        self.max_queue = max_queue
+        self.block_when_full = rate is None if block_when_full is None else block_when_full
+        self.max_connections_per_key = max_connections_per_key
+        self.truth = Truth(record_limit)
+        self.started_at = self.clock.now()
+        self.universe = Universe(
+            seed, self.started_at, markets, subpenny=era == "C" if subpenny is None else subpenny
+        )
+        self.flow = FlowEngine(
+            self.universe, seed, fractional=era == "C" if fractional is None else fractional
+        )
+        self.rest = RestApi(self)
+        self.connections: dict[int, Connection] = {}
+        self._conn_numbers = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._server: Server | None = None
+        self._time_faults = sorted(
+            (f for f in self.scenario.faults if f.at is not None), key=lambda f: f.at or 0.0
+        )
+        self._frame_faults = [f for f in self.scenario.faults if f.after_frames is not None]
+        self._reject_numbers = {
+            f.connection + i
+            for f in self.scenario.faults
+            if f.kind is FaultKind.REJECT_AUTH and f.connection is not None
+            for i in range(f.count)
+        }
+        self._reject_remaining = 0
+        self._rest_429_remaining = 0
+        self._bucket = rest_bucket
+        self._bucket_cap = rest_bucket
+        self._bucket_rate = rest_tokens_per_s
+        self._rest_cost = rest_cost
+        self._bucket_t = time.monotonic()
+        self.frames_published = 0
+        self._processed_until = -math.inf
+        self.failure: BaseException | None = None  # set when an internal task crashed
+
+    # ---- public API ---------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("simulator not started")
+        sock = next(iter(self._server.sockets))
+        return int(sock.getsockname()[1])
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}{WS_PATH}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.port}{REST_PREFIX}"
+
+    def auth_headers(self, method: str = "GET", path: str = WS_PATH) -> dict[str, str]:
+        """Valid KALSHI-ACCESS-* headers for the demo key (at the simulator's clock time)."""
+        key = auth.load_private_key(self.private_key_path)
+        return auth.auth_headers(
+            self.key_id, key, method, path, now_ms=int(self.clock.now() * 1000)
+        )
+
+    def set_era(self, era: str) -> None:
+        """Switch the wire format; frames rendered from now on use the new era."""
+        if era not in ERAS:
+            raise ValueError(f"era must be one of {ERAS}")
+        self.era = era
+
+    def book(self, ticker: str) -> BookState:
+        """The current book of a market (exact decimal strings, ascending)."""
+        return self.universe.markets[ticker].book.state(ticker)
+
+    def books(self) -> dict[str, BookState]:
+        return {t: m.book.state(t) for t, m in self.universe.markets.items()}
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until the flow has caught up with the clock and every queued frame was written."""
+        async with asyncio.timeout(timeout):
+            while (self.failure is None and self._processed_until < self.clock.now()) or any(
+                c.out or c.writing
+                for c in self.connections.values()
+                if not c.closed and not c.stalled
+            ):
+                await asyncio.sleep(0)
+
+        if self.failure is not None:
+            raise RuntimeError("simulator task failed") from self.failure
+
+    def inject(self, fault: Fault) -> None:
+        """Apply a fault now (its trigger fields are ignored)."""
+        self._apply(fault)
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Simulator:
+        self._server = await serve(
+            self._handler,
+            self.host,
+            self._port,
+            process_request=self._process_request,
+            ping_interval=None,
+            compression=None,
+            max_queue=16,
+            close_timeout=1.0,
+        )
+        self.spawn(self._run_flow())
+        if self._time_faults:
+            self.spawn(self._run_time_faults())
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self._server is not None:
+            await self._server.wait_closed()
+        self.truth.freeze_books(self.books())
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.failure = task.exception()
+            log.error("simulator task failed", exc_info=task.exception())
+
+    # ---- engine -------------------------------------------------------------------------
+
+    def publish(self, msgs: list[Msg]) -> None:
+        if not msgs:
+            return
+        self.frames_published += len(msgs)
+        for conn in list(self.connections.values()):
+            conn.deliver(msgs)
+
+    def _transitions_until(self, t: float) -> None:
+        u, flow = self.universe, self.flow
+        while True:
+            tr = u.pop_due(t)
+            if tr is None:
+                nt = u.next_time()
+                if nt is None or nt > t:
+                    return
+                continue
+            self.publish(flow.transition(tr))
+
+    async def _wait_room(self) -> None:
+        for conn in list(self.connections.values()):
+            if not conn.closed and not conn.stalled and not conn.room.is_set():
+                await conn.room.wait()
+
+    async def _run_flow(self) -> None:
+        clock, flow = self.clock, self.flow
+        if self.rate is None:
+            while True:
+                if not any(c.subs for c in self.connections.values()):
+                    self._transitions_until(clock.now())
+                    self._processed_until = clock.now()
+                    await asyncio.sleep(0.005)  # idle: nobody to stream to
+                    continue
+                now = clock.now()
+                self._transitions_until(now)
+                batch: list[Msg] = []
+                for _ in range(64):
+                    batch.extend(flow.step(now))
+                self.publish(batch)
+                self._processed_until = now
+                await self._wait_room()
+                await asyncio.sleep(0)
+        interval = 1.0 / self.rate
+        k = 0
+        t0 = self.started_at  # the schedule is anchored at construction, not at task start
+        while True:
+            now = clock.now()
+            n = 0
+            t = t0 + k * interval
+            while t <= now and n < 1000:
+                self._transitions_until(t)
+                self.publish(flow.step(t))
+                k += 1
+                n += 1
+                t = t0 + k * interval
+            self._transitions_until(min(now, t))
+            self._processed_until = now if n < 1000 else t - interval
+            if self.block_when_full:
+                await self._wait_room()
+            if n >= 1000:
+                await asyncio.sleep(0)
+                continue
+            nt = self.universe.next_time()
+            await clock.wait_until(min(t, nt if nt is not None else math.inf))
+
+    # ---- faults -------------------------------------------------------------------------
+
+    async def _run_time_faults(self) -> None:
+        for f in self._time_faults:
+            assert f.at is not None
+            await self.clock.wait_until(self.started_at + f.at)
+            self._apply(f)
+
+    def _apply(self, f: Fault) -> None:
+        now = self.clock.now()
+        if f.kind is FaultKind.REJECT_AUTH:
+            self._reject_remaining += f.count
+            self.truth.fault("reject_auth_armed", None, now, str(f.count))
+        elif f.kind is FaultKind.REST_429:
+            self._rest_429_remaining += f.count
+            self.truth.fault("rest_429_armed", None, now, str(f.count))
+        elif f.kind in CONNECTION_KINDS:
+            targets = [
+                c for n, c in self.connections.items() if f.connection is None or n == f.connection
+            ]
+            for c in targets:
+                c.apply(f)
+
+    def _refresh_triggers(self) -> None:
+        for conn in self.connections.values():
+            ts = [
+                f.after_frames
+                for f in self._frame_faults
+                if f.after_frames is not None
+                and (f.connection is None or f.connection == conn.number)
+            ]
+            conn.next_trigger = min(ts) if ts else 1 << 62
+
+    def fire_frame_faults(self, conn: Connection) -> None:
+        due = [
+            f
+            for f in self._frame_faults
+            if (f.connection is None or f.connection == conn.number)
+            and f.after_frames is not None
+            and conn.data_frames >= f.after_frames
+        ]
+        for f in due:
+            self._frame_faults.remove(f)
+            conn.apply(f)
+        self._refresh_triggers()
+
+    # ---- HTTP: handshake auth and REST --------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        bare, _, query = request.path.partition("?")
+        if bare == WS_PATH:
+            return self._authenticate(connection, request)
+        if bare == REST_PREFIX or bare.startswith(REST_PREFIX + "/"):
+            return self._rest(bare, query)
+        return _response(404, b'{"error":{"code":"not_found","message":"not found"}}')
+
+    def _authenticate(self, connection: ServerConnection, request: Request) -> Response | None:
+        truth = self.truth
+        truth.handshakes += 1
+        number = truth.handshakes
+        now = self.clock.now()
+
+        def reject(why: str, status: int = 401) -> Response:
+            truth.rejected_handshakes += 1
+            log.info("handshake %d rejected: %s", number, why)
+            return _response(
+                status,
+                b"authentication failed" if status == 401 else b"too many connections",
+                "text/plain",
+            )
+
+        if number in self._reject_numbers or self._reject_remaining > 0:
+            if number not in self._reject_numbers:
+                self._reject_remaining -= 1
+            truth.fault("reject_auth", None, now, f"handshake {number}")
+            return reject("scheduled fault")
+        h = request.headers
+        key_id, ts, sig = (
+            h.get(auth.HEADER_KEY),
+            h.get(auth.HEADER_TIMESTAMP),
+            h.get(auth.HEADER_SIGNATURE),
+        )
+        if not (key_id or ts or sig) and self.allow_unauthenticated:
+            connection.ssmd_key_id = None  # type: ignore[attr-defined]
+            return None
+        if not key_id or not ts or not sig:
+            return reject("missing KALSHI-ACCESS-* header")
+        pub = self.keys.get(key_id)
+        if pub is None:
+            return reject("unknown key id")
+        if not ts.isdigit():
+            return reject("timestamp is not integer milliseconds")
+        if self.max_clock_skew is not None and abs(int(ts) / 1000 - now) > self.max_clock_skew:
+            return reject("timestamp outside the allowed skew")
+        if not auth.verify(pub, sig, ts, "GET", WS_PATH):
+            return reject("bad signature")
+        open_for_key = sum(
+            1 for c in self.connections.values() if c.rec.key_id == key_id and not c.closed
+        )
+        if open_for_key >= self.max_connections_per_key:
+            return reject("connection cap per key", 429)
+        connection.ssmd_key_id = key_id  # type: ignore[attr-defined]
+        return None
+
+    def _rest(self, path: str, query: str) -> Response:
+        self.truth.rest_requests += 1
+        if self._rest_429_remaining > 0:
+            self._rest_429_remaining -= 1
+            self.truth.rest_429 += 1
+            self.truth.fault("rest_429", None, self.clock.now(), path)
+            return _response(429, b'{"error":"too many requests"}')
+        mono = time.monotonic()
+        self._bucket = min(
+            self._bucket_cap, self._bucket + (mono - self._bucket_t) * self._bucket_rate
+        )
+        self._bucket_t = mono
+        if self._bucket < self._rest_cost:
+            self.truth.rest_429 += 1
+            return _response(429, b'{"error":"too many requests"}')
+        self._bucket -= self._rest_cost
+        status, body = self.rest.handle(path, urllib.parse.parse_qs(query, keep_blank_values=True))
+        return _response(status, body)
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        self._conn_numbers += 1
+        number = self._conn_numbers
+        key_id = getattr(ws, "ssmd_key_id", None)
+        rec = self.truth.open(number, key_id, self.clock.now())
+        conn = Connection(self, ws, number, rec, authenticated=key_id is not None)
+        self.connections[number] = conn
+        self._refresh_triggers()
+        try:
+            await conn.run()
+        finally:
+            rec.closed_at = self.clock.now()
+            self.connections.pop(number, None)

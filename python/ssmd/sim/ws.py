@@ -1,0 +1,542 @@
+"""The WebSocket side: one `Connection` per client with its subscriptions, sids and seqs,
+commands and their replies, server pings, and the per-connection faults.
+
+Outbound frames go through one bounded deque per connection (`max_queue` frames). When
+a data frame finds it full the subscription it belongs to is killed with error 25
+(Kalshi's "Subscription buffer overflow"), unless the hub runs in `block` mode, where the
+flow engine waits for room instead (used at maximum rate, so a benchmark measures the
+client, not the overflow policy). Replies and error frames are never refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+
+from ssmd.sim.faults import Fault, FaultKind
+from ssmd.sim.frames import Msg, envelope, error_frame, register_opaque
+from ssmd.sim.truth import ConnectionRecord, SidRecord
+
+if TYPE_CHECKING:
+    from ssmd.sim.server import Simulator
+
+__all__ = ["CHANNELS", "Connection", "Sub"]
+
+log = logging.getLogger(__name__)
+
+PUBLIC = {
+    "orderbook_delta",
+    "ticker",
+    "trade",
+    "market_lifecycle_v2",
+    "multivariate",
+    "multivariate_market_lifecycle",
+}
+PRIVATE = {"fill", "market_positions", "user_orders", "order_group_updates", "communications"}
+CHANNELS = PUBLIC | PRIVATE
+AUTH_REQUIRED = PRIVATE | {"orderbook_delta"}
+GLOBAL_ONLY = {
+    "market_lifecycle_v2",
+    "multivariate",
+    "multivariate_market_lifecycle",
+    "communications",
+    "order_group_updates",
+}
+UPDATABLE = {"orderbook_delta", "ticker", "trade", "fill", "user_orders"}
+ACTIONS = {"add_markets", "delete_markets", "get_snapshot"}
+UNKNOWN_TYPE = "market_heartbeat_v3"
+register_opaque(UNKNOWN_TYPE)
+
+
+@dataclass
+class Sub:
+    sid: int
+    channel: str
+    tickers: set[str] | None  # None: every market
+    use_yes_price: bool = False
+    skip_ticker_ack: bool = False
+    seq: int = 0
+
+
+class CommandError(Exception):
+    def __init__(self, code: int, text: str, **extra: Any) -> None:
+        super().__init__(text)
+        self.code, self.text, self.extra = code, text, extra
+
+
+class Connection:
+    def __init__(
+        self,
+        sim: Simulator,
+        ws: ServerConnection,
+        number: int,
+        rec: ConnectionRecord,
+        authenticated: bool,
+    ) -> None:
+        self.sim = sim
+        self.ws = ws
+        self.number = number
+        self.rec = rec
+        self.authenticated = authenticated
+        self.subs: dict[int, Sub] = {}
+        self.by_channel: dict[str, Sub] = {}
+        self._next_sid = 1
+        self.out: deque[bytes] = deque()
+        self.max_queue = sim.max_queue
+        self.wake = asyncio.Event()
+        self.room = asyncio.Event()
+        self.room.set()
+        self.data_frames = 0
+        self.dropped_while_stalled = 0
+        self.stalled = False
+        self.withhold_pongs = False
+        self.closed = False
+        self.writing = False
+        self._ping_waiter: Awaitable[float] | None = None
+        self._seq_faults: dict[int, list[FaultKind]] = {}
+        self._held: dict[int, bytes] = {}
+        self._cmd_times: deque[float] = deque()
+        self.pongs_received = 0
+        self.next_trigger = 1 << 62  # data-frame count at which a scheduled fault fires
+        self._install_pong_filter()
+
+    # ---- outbound ---------------------------------------------------------------------
+
+    def _install_pong_filter(self) -> None:
+        protocol = self.ws.protocol
+        original: Callable[[Frame], None] = protocol.send_frame
+
+        def send_frame(frame: Frame) -> None:
+            if frame.opcode is Opcode.PONG and (self.withhold_pongs or self.stalled):
+                return
+            original(frame)
+
+        protocol.send_frame = send_frame  # type: ignore[method-assign]
+
+    def push_control(self, frame: bytes) -> None:
+        if self.stalled or self.closed:
+            return
+        self.out.append(frame)
+        self.wake.set()
+
+    def _push_data(self, sub: Sub, frame: bytes) -> None:
+        if self.stalled:
+            self.dropped_while_stalled += 1
+            return
+        if len(self.out) >= self.max_queue and not self.sim.block_when_full:
+            self._kill_sub(sub, 25, "Subscription buffer overflow")
+            return
+        self.out.append(frame)
+        self.wake.set()
+        self.data_frames += 1
+        if self.data_frames >= self.next_trigger:
+            self.sim.fire_frame_faults(self)
+        if len(self.out) >= self.max_queue:
+            self.room.clear()
+
+    def _kill_sub(self, sub: Sub, code: int, text: str) -> None:
+        self.subs.pop(sub.sid, None)
+        if self.by_channel.get(sub.channel) is sub:
+            del self.by_channel[sub.channel]
+        self.out.append(
+            orjson.dumps({"type": "error", "sid": sub.sid, "msg": {"code": code, "msg": text}})
+        )
+        self.wake.set()
+        self.sim.truth.fault("buffer_overflow", self.number, self.sim.clock.now(), f"sid {sub.sid}")
+
+    def emit(self, sub: Sub, msg: Msg) -> None:
+        seq: int | None = None
+        if msg.sequenced:
+            sub.seq += 1
+            seq = sub.seq
+        frame = msg.frame(self.sim.era, sub.sid, seq, sub.use_yes_price)
+        r = self.rec.sids.get(sub.sid)
+        if r is not None:
+            r.frames += 1
+            if seq is not None:
+                if r.first_seq is None:
+                    r.first_seq = seq
+                r.last_seq = seq
+        pending = self._seq_faults.get(sub.sid)
+        held = self._held.pop(sub.sid, None)
+        if pending and seq is not None:
+            kind = pending.pop(0)
+            if not pending:
+                del self._seq_faults[sub.sid]
+            if kind is FaultKind.SEQ_GAP:
+                sub.seq += (
+                    1  # this frame takes a number one higher: the previous number is never sent
+                )
+                frame = msg.frame(self.sim.era, sub.sid, sub.seq, sub.use_yes_price)
+            elif kind is FaultKind.SEQ_DUPLICATE:
+                self._push_data(sub, frame)
+            elif kind is FaultKind.SEQ_REORDER:
+                self._held[sub.sid] = frame
+                return
+        self._push_data(sub, frame)
+        if held is not None:
+            self._push_data(sub, held)
+
+    def deliver(self, msgs: Iterable[Msg]) -> None:
+        if self.closed:
+            return
+        by_channel = self.by_channel
+        for msg in msgs:
+            sub = by_channel.get(msg.channel)
+            if sub is None or (sub.tickers is not None and msg.ticker not in sub.tickers):
+                continue
+            self.emit(sub, msg)
+
+    async def writer(self) -> None:
+        ws = self.ws
+        out = self.out
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while out and not self.stalled:
+                n = min(len(out), 256)
+                batch = [out.popleft() for _ in range(n)]
+                self.writing = True
+                try:
+                    async with ws.send_context():
+                        send = ws.protocol.send_text
+                        for f in batch:
+                            send(f)
+                finally:
+                    self.writing = False
+                self.sim.truth.sent(self.rec, batch)
+                if len(out) < self.max_queue // 2:
+                    self.room.set()
+            if not out:
+                self.room.set()
+
+    async def keepalive(self) -> None:
+        clock = self.sim.clock
+        interval = self.sim.ping_interval
+        while True:
+            await clock.wait_until(clock.now() + interval)
+            if self.stalled or (
+                isinstance(self._ping_waiter, asyncio.Future) and not self._ping_waiter.done()
+            ):
+                continue  # silent while stalled; one outstanding heartbeat at a time
+            try:
+                waiter = await self.ws.ping(b"heartbeat")
+            except ConnectionClosed:
+                return
+            self._ping_waiter = waiter
+            if self.sim.pong_timeout is None:
+                continue
+            try:
+                async with asyncio.timeout(self.sim.pong_timeout):
+                    await waiter
+                self.pongs_received += 1
+            except TimeoutError:
+                log.info(
+                    "connection %d: no pong within %.1fs, closing",
+                    self.number,
+                    self.sim.pong_timeout,
+                )
+                self.sim.truth.fault("pong_timeout_close", self.number, clock.now())
+                await self.ws.close(1011, "keepalive ping timeout")
+                return
+
+    # ---- faults -----------------------------------------------------------------------
+
+    def apply(self, fault: Fault) -> None:
+        sim = self.sim
+        now = sim.clock.now()
+        sim.truth.fault(fault.kind.value, self.number, now, fault.channel)
+        kind = fault.kind
+        if fault.at is not None:
+            now = sim.started_at + fault.at  # durations count from the scheduled time
+        if kind is FaultKind.DISCONNECT:
+            self.closed = True
+            self.ws.transport.abort()
+        elif kind is FaultKind.STALL:
+            self.stalled = True
+            if fault.duration is not None:
+                sim.spawn(self._end_stall(now + fault.duration))
+        elif kind is FaultKind.WITHHOLD_PONGS:
+            self.withhold_pongs = True
+            if fault.duration is not None:
+                sim.spawn(self._end_withhold(now + fault.duration))
+        elif kind in (FaultKind.SEQ_GAP, FaultKind.SEQ_DUPLICATE, FaultKind.SEQ_REORDER):
+            sub = self.by_channel.get(fault.channel)
+            if sub is not None:
+                reps = fault.count if kind is FaultKind.SEQ_GAP else 1
+                self._seq_faults.setdefault(sub.sid, []).extend([kind] * reps)
+        elif kind is FaultKind.MALFORMED_FRAME:
+            sub = self.by_channel.get(fault.channel)
+            sid = sub.sid if sub else 1
+            self.push_control(b'{"type":"orderbook_delta","sid":%d,"seq":' % sid)
+        elif kind is FaultKind.UNKNOWN_TYPE:
+            sub = self.by_channel.get(fault.channel)
+            self.push_control(
+                envelope(UNKNOWN_TYPE, sub.sid if sub else 1, None, b'{"note":"unknown type"}')
+            )
+        elif kind is FaultKind.BUFFER_OVERFLOW:
+            sub = self.by_channel.get(fault.channel)
+            if sub is not None:
+                self.subs.pop(sub.sid, None)
+                del self.by_channel[sub.channel]
+                self.push_control(
+                    orjson.dumps(
+                        {
+                            "type": "error",
+                            "sid": sub.sid,
+                            "msg": {"code": 25, "msg": "Subscription buffer overflow"},
+                        }
+                    )
+                )
+
+    async def _end_stall(self, t: float) -> None:
+        await self.sim.clock.wait_until(t)
+        self.stalled = False
+        self.wake.set()
+
+    async def _end_withhold(self, t: float) -> None:
+        await self.sim.clock.wait_until(t)
+        self.withhold_pongs = False
+
+    # ---- commands ---------------------------------------------------------------------
+
+    async def reader(self) -> None:
+        async for raw in self.ws:
+            if self.stalled:
+                continue
+            self.rec.commands += 1
+            self.on_command(raw)
+
+    def _reply(self, frame: dict[str, Any]) -> None:
+        data = orjson.dumps(frame)
+        delay = self.sim.scenario.ack_delay
+        if delay > 0 and frame.get("type") in ("subscribed", "ok", "unsubscribed"):
+            self.sim.spawn(self._later(self.sim.clock.now() + delay, data))
+        else:
+            self.push_control(data)
+
+    async def _later(self, t: float, data: bytes) -> None:
+        await self.sim.clock.wait_until(t)
+        self.push_control(data)
+
+    def on_command(self, raw: str | bytes) -> None:
+        cid: int | None = None
+        try:
+            try:
+                cmd = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise CommandError(1, "Unable to process message") from None
+            if not isinstance(cmd, dict):
+                raise CommandError(1, "Unable to process message")
+            raw_id = cmd.get("id")
+            cid = (
+                raw_id
+                if isinstance(raw_id, int) and not isinstance(raw_id, bool) and raw_id != 0
+                else None
+            )
+            self._rate_check()
+            name = cmd.get("cmd")
+            params = cmd.get("params")
+            if name == "list_subscriptions":
+                self._reply(
+                    {
+                        "id": cid,
+                        "type": "ok",
+                        "msg": [
+                            {"channel": s.channel, "sid": s.sid}
+                            for s in sorted(self.subs.values(), key=lambda s: s.sid)
+                        ],
+                    }
+                )
+                return
+            if name not in ("subscribe", "unsubscribe", "update_subscription"):
+                raise CommandError(5, "Unknown command")
+            if not isinstance(params, dict):
+                raise CommandError(2, "Params required")
+            if name == "subscribe":
+                self._subscribe(cid, params)
+            elif name == "unsubscribe":
+                self._unsubscribe(cid, params)
+            else:
+                self._update(cid, params)
+        except CommandError as exc:
+            self.push_control(error_frame(cid, exc.code, exc.text, **exc.extra))
+
+    def _rate_check(self) -> None:
+        rate = self.sim.scenario.command_rate
+        if rate is None:
+            return
+        now = self.sim.clock.now()
+        times = self._cmd_times
+        while times and times[0] <= now - rate.per_seconds:
+            times.popleft()
+        if len(times) >= rate.max_commands:
+            self.sim.truth.fault("command_rate_limited", self.number, now)
+            raise CommandError(27, "Too many requests")
+        times.append(now)
+
+    def _tickers(self, params: dict[str, Any]) -> list[str] | None:
+        if "market_tickers" in params:
+            raw = params["market_tickers"]
+            if not isinstance(raw, list) or not all(isinstance(t, str) for t in raw):
+                raise CommandError(11, "Invalid parameter")
+        elif "market_ticker" in params:
+            if not isinstance(params["market_ticker"], str):
+                raise CommandError(11, "Invalid parameter")
+            raw = [params["market_ticker"]]
+        else:
+            return None
+        markets = self.sim.universe.markets
+        for t in raw:
+            if t not in markets:
+                raise CommandError(16, "Market not found", market_ticker=t)
+        return list(dict.fromkeys(raw))
+
+    def _cap(self, n: int) -> None:
+        cap = self.sim.scenario.market_cap
+        if cap is not None and n > cap:
+            self.sim.truth.fault("market_cap", self.number, self.sim.clock.now(), str(n))
+            raise CommandError(26, "Subscription market limit exceeded")
+
+    def _subscribe(self, cid: int | None, params: dict[str, Any]) -> None:
+        channels = params.get("channels")
+        if not isinstance(channels, list) or not channels:
+            raise CommandError(3, "Channels required")
+        for ch in channels:
+            if ch not in CHANNELS:
+                raise CommandError(8, "Unknown channel name")
+        tickers = self._tickers(params)
+        for ch in channels:
+            try:
+                self._subscribe_one(cid, ch, params, tickers)
+            except CommandError as exc:
+                self.push_control(error_frame(cid, exc.code, exc.text, **exc.extra))
+
+    def _subscribe_one(
+        self, cid: int | None, ch: str, params: dict[str, Any], tickers: list[str] | None
+    ) -> None:
+        if ch in AUTH_REQUIRED and not self.authenticated:
+            raise CommandError(9, "Authentication required")
+        if ch == "orderbook_delta" and not tickers:
+            raise CommandError(14, "Market Ticker required")
+        wanted = None if ch in GLOBAL_ONLY else (set(tickers) if tickers else None)
+        existing = self.by_channel.get(ch)
+        if existing is not None:
+            if existing.tickers is None or wanted is None:
+                new: list[str] = []
+                if wanted is None:
+                    existing.tickers = None
+            else:
+                new = [t for t in tickers or [] if t not in existing.tickers]
+                self._cap(len(existing.tickers) + len(new))
+                existing.tickers.update(new)
+            self._after_add(existing, new, params)
+            self._ok(cid, existing)
+            return
+        if wanted is not None:
+            self._cap(len(wanted))
+        sub = Sub(
+            self._next_sid,
+            ch,
+            wanted,
+            bool(params.get("use_yes_price", False)),
+            bool(params.get("skip_ticker_ack", False)),
+        )
+        self._next_sid += 1
+        self.subs[sub.sid] = sub
+        self.by_channel[ch] = sub
+        self.rec.sids.setdefault(sub.sid, SidRecord(ch))
+        self._reply({"id": cid, "type": "subscribed", "msg": {"channel": ch, "sid": sub.sid}})
+        self._after_add(sub, list(tickers or []) if wanted is not None else [], params)
+
+    def _after_add(self, sub: Sub, new: list[str], params: dict[str, Any]) -> None:
+        sim = self.sim
+        now = sim.clock.now()
+        if sub.channel == "orderbook_delta":
+            for t in new:
+                self.emit(sub, sim.flow.snapshot_msg(sim.universe.markets[t], now))
+        elif sub.channel == "ticker" and params.get("send_initial_snapshot"):
+            for t in new:
+                self.emit(sub, sim.flow.ticker_msg(sim.universe.markets[t], now))
+
+    def _ok(self, cid: int | None, sub: Sub) -> None:
+        msg: dict[str, Any] = {}
+        if not sub.skip_ticker_ack and sub.tickers is not None:
+            msg["market_tickers"] = sorted(sub.tickers)
+        self._reply({"id": cid, "sid": sub.sid, "seq": sub.seq, "type": "ok", "msg": msg})
+
+    def _unsubscribe(self, cid: int | None, params: dict[str, Any]) -> None:
+        sids = params.get("sids")
+        if not isinstance(sids, list) or not sids:
+            raise CommandError(4, "Subscription IDs required")
+        for sid in sids:
+            if sid not in self.subs:
+                raise CommandError(7, "Unknown subscription ID")
+        for sid in sids:
+            sub = self.subs.pop(sid)
+            if self.by_channel.get(sub.channel) is sub:
+                del self.by_channel[sub.channel]
+            self._reply({"id": cid, "sid": sid, "seq": sub.seq, "type": "unsubscribed"})
+
+    def _update(self, cid: int | None, params: dict[str, Any]) -> None:
+        if "sids" in params:
+            sids = params["sids"]
+            if not isinstance(sids, list) or len(sids) != 1:
+                raise CommandError(12, "Exactly one subscription ID is required")
+            sid = sids[0]
+        elif "sid" in params:
+            sid = params["sid"]
+        else:
+            raise CommandError(12, "Exactly one subscription ID is required")
+        sub = self.subs.get(sid)
+        if sub is None:
+            raise CommandError(7, "Unknown subscription ID")
+        action = params.get("action")
+        if action is None:
+            raise CommandError(15, "Action required")
+        if action not in ACTIONS or sub.channel not in UPDATABLE:
+            raise CommandError(13, "Unsupported action")
+        if action == "get_snapshot" and sub.channel != "orderbook_delta":
+            raise CommandError(13, "Unsupported action")
+        tickers = self._tickers(params)
+        if not tickers:
+            raise CommandError(14, "Market Ticker required")
+        if action == "add_markets":
+            if sub.tickers is not None:
+                new = [t for t in tickers if t not in sub.tickers]
+                self._cap(len(sub.tickers) + len(new))
+                sub.tickers.update(new)
+                self._after_add(sub, new, params)
+        elif action == "delete_markets":
+            if sub.tickers is not None:
+                sub.tickers.difference_update(tickers)
+        else:
+            now = self.sim.clock.now()
+            for t in tickers:
+                if sub.tickers is None or t in sub.tickers:
+                    self.emit(sub, self.sim.flow.snapshot_msg(self.sim.universe.markets[t], now))
+        self._ok(cid, sub)
+
+    async def run(self) -> None:
+        tasks = [asyncio.create_task(c) for c in (self.writer(), self.keepalive())]
+        try:
+            await self.reader()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed = True
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                    await t
