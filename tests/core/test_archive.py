@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 
 import pytest
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 
 from ssmd import _core
 from ssmd.exceptions import ArchiveError
+from support import require_binary
 
 
 def jsonl(n: int, tag: str) -> bytes:
@@ -59,13 +59,11 @@ def test_round_trip() -> None:
     assert result.truncated_tail is None
 
 
-@pytest.mark.skipif(
-    shutil.which("zstd") is None, reason="the zstd command-line tool is not installed"
-)
 def test_frames_are_standard_zstd() -> None:
+    tool = require_binary("zstd", "Debian package zstd")
     data, _ = build(PARTS)
     # The reference decoder reads the concatenated frames as one stream.
-    out = subprocess.run(["zstd", "-d", "-c"], input=data, capture_output=True, check=True)
+    out = subprocess.run([tool, "-d", "-c"], input=data, capture_output=True, check=True)
     assert out.stdout == b"".join(PARTS)
 
 

@@ -333,8 +333,14 @@ impl FrameDecoder {
     }
 
     /// Streams one frame into `out`. Output grows with what is actually
-    /// decoded, so a damaged content size cannot force a huge allocation.
+    /// decoded, so a damaged content size cannot force a huge allocation;
+    /// a plausible stated size (at most 64 times the frame) is reserved up
+    /// front so that a healthy frame decodes in one pass without regrowing.
     fn decode_frame(&mut self, frame: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        if let Ok(Some(size)) = zstd_safe::get_frame_content_size(frame) {
+            let plausible = size.min(frame.len() as u64 * 64).min(1 << 28);
+            out.reserve(usize::try_from(plausible).unwrap_or(0));
+        }
         self.dctx
             .reset(ResetDirective::SessionOnly)
             .map_err(error_name)?;
