@@ -25,3 +25,7 @@ class ArchiveError(SsmdError, ValueError):
 
 class ConfigError(SsmdError):
     """Configuration is invalid. The message names the file, the field and the fix."""
+
+
+class AuthenticationError(SsmdError):
+    """The exchange refused the credentials (HTTP 401 on the WebSocket upgrade or REST)."""

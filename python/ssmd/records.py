@@ -22,7 +22,18 @@ if TYPE_CHECKING:
     import pyarrow
 
 SCALE_E6 = core.SCALE_E6
-TABLE_KINDS = ("trade", "ticker", "book_delta", "lifecycle")
+# Tables one stream of records yields, one per record kind; book snapshots give
+# one row per level ("book_level"), connector events list their tickers comma-separated.
+TABLE_KINDS = (
+    "trade",
+    "ticker",
+    "book_delta",
+    "book_level",
+    "lifecycle",
+    "event_lifecycle",
+    "status",
+    "connector_event",
+)
 
 
 def decode(data: bytes) -> list[dict[str, Any]]:

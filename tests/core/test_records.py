@@ -118,22 +118,62 @@ def test_the_capnp_tool_decodes_our_records(tmp_path: Path) -> None:
     assert 'ticker = "KXBTC15M-26JUL201045-45"' in out
 
 
+def expected_rows(decoded: list[dict[str, object]], kind: str) -> list[dict[str, object]]:
+    """The rows a table of `kind` should hold, from decoded records."""
+    if kind != "book_level":
+        rows = [dict(r) for r in decoded if r["kind"] == kind]
+        for row in rows:
+            if kind == "lifecycle":
+                row["event_type"] = row["event_type_text"]
+            if kind == "connector_event":
+                row["tickers"] = ",".join(row["tickers"])  # type: ignore[arg-type]
+        return rows
+    rows = []
+    for r in decoded:
+        if r["kind"] == "book_snapshot":
+            for side in ("yes", "no"):
+                for i, (price, size) in enumerate(r[side]):  # type: ignore[arg-type]
+                    rows.append({**r, "side": side, "level": i, "price_e6": price, "size_e6": size})
+    return rows
+
+
 def test_arrow_columns_equal_decoded_records() -> None:
-    data = all_fixture_records()
+    extra = core.encode_records(
+        [
+            {
+                "kind": "status",
+                "ticker": "KXBTC15M-26JUL201045-45",
+                "status": "open",
+                "status_text": "active",
+                "receive_ts": 5,
+                "exchange_ts": 0,
+            },
+            {
+                "kind": "connector_event",
+                "event": "gap",
+                "shard": 2,
+                "reason": "seq gap on sid 3",
+                "expected_seq": 10,
+                "received_seq": 12,
+                "tickers": ["A-1", "B.2"],
+                "receive_ts": 6,
+            },
+        ]
+    )
+    data = all_fixture_records() + extra
     decoded = core.decode_records(data)
     for kind in ssmd.records.TABLE_KINDS:
         frame = ssmd.records.to_polars(data, kind)
-        expected = [r for r in decoded if r["kind"] == kind]
+        expected = expected_rows(decoded, kind)
         assert frame.height == len(expected) > 0, kind
-        rows = frame.to_dicts()
-        for row, record in zip(rows, expected, strict=True):
+        for row, record in zip(frame.to_dicts(), expected, strict=True):
             for column, value in row.items():
-                want = record[column] if column != "event_type" else record["event_type_text"]
-                if column.endswith("_ts"):
+                want = record[column]
+                if column.endswith("_ts") or column == "strike_date":
                     got = None if value is None else int(value.timestamp() * 1_000_000) * 1000
                     want = None if want == 0 else want
                     # Python datetimes hold microseconds; compare at that precision.
-                    assert got == (None if want is None else want // 1000 * 1000), (kind, column)
+                    assert got == (None if want is None else want // 1000 * 1000), (kind, column)  # type: ignore[operator]
                 else:
                     assert value == want, (kind, column)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -10,21 +11,57 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 
-from ssmd.sim import ManualClock, Simulator
+from ssmd.sim import ConnectionRecord, ManualClock, Simulator
 
 T0 = 1_784_557_805.0  # 2026-07-20 14:30:05 UTC, inside a 15-minute window
 
 
-class Client:
-    """Keeps every frame received (raw text) and can wait for a predicate over them."""
+async def wait_for(pred: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Yield to the event loop until `pred()` holds (a condition, not a time)."""
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0)
 
-    def __init__(self, ws: ClientConnection) -> None:
+
+class Client:
+    """Keeps every frame received (raw text) and can wait for a predicate over them.
+
+    It also records the control frames it gets: the payloads of server pings (with the
+    simulator clock time they were seen at) and of pongs; `answer_pings=False` makes it
+    stop answering server pings."""
+
+    def __init__(self, ws: ClientConnection, sim: Simulator | None = None) -> None:
         self.ws = ws
+        self.sim = sim
         self.raw: list[str] = []
         self.frames: list[dict[str, Any]] = []
         self.bad: list[str] = []
         self._next_id = 1
+        self.commands_sent = 0
+        self.server_pings: list[tuple[float, bytes]] = []
+        self.pongs: list[bytes] = []
+        self.answer_pings = True
+        protocol = ws.protocol
+        recv_frame = protocol.recv_frame
+        send_frame = protocol.send_frame
+
+        def spy_recv(frame: Frame) -> None:
+            if frame.opcode is Opcode.PING:
+                self.server_pings.append((sim.clock.now() if sim else 0.0, bytes(frame.data)))
+            elif frame.opcode is Opcode.PONG:
+                self.pongs.append(bytes(frame.data))
+            recv_frame(frame)
+
+        def gate_send(frame: Frame) -> None:
+            if frame.opcode is Opcode.PONG and not self.answer_pings:
+                return
+            send_frame(frame)
+
+        protocol.recv_frame = spy_recv  # type: ignore[method-assign]
+        protocol.send_frame = gate_send  # type: ignore[method-assign]
 
     async def send(
         self, cmd: str, params: dict[str, Any] | None = None, cid: int | None = None
@@ -36,7 +73,30 @@ class Client:
         if params is not None:
             body["params"] = params
         await self.ws.send(orjson.dumps(body).decode())
+        self.commands_sent += 1
         return cid
+
+    async def send_raw(self, text: str) -> None:
+        await self.ws.send(text)
+        self.commands_sent += 1
+
+    def record(self, sim: Simulator) -> ConnectionRecord:
+        """The simulator's record of this connection (matched by socket address)."""
+        here = self.ws.local_address
+        for rec in sim.truth.connections.values():
+            if rec.peer is not None and rec.peer == (here[0], here[1]):
+                return rec
+        raise LookupError("connection not known to the simulator")
+
+    async def settle(self, sim: Simulator, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The server read every command sent, the flow caught up with the clock, and every
+        frame the server wrote on this connection has been received."""
+        rec = self.record(sim)
+        await wait_for(
+            lambda: rec.commands >= self.commands_sent or rec.closed_at is not None, timeout
+        )
+        await sim.wait_idle(timeout)
+        return await self.until(lambda fs: len(self.raw) >= rec.frames_sent, timeout)
 
     async def until(
         self, pred: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
@@ -56,32 +116,36 @@ class Client:
         return await self.until(lambda fs: len(fs) + len(self.bad) >= n, timeout)
 
     async def drain(self, sim: Simulator, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """Wait until the simulator is idle and every frame it sent on this connection arrived.
-
-        Only meaningful once the server has answered this client's last command."""
-        await sim.wait_idle(timeout)
-        rec = next(
-            r
-            for r in sim.truth.connections.values()
-            if r.closed_at is None and r.number == max(sim.connections)
-        )
-        return await self.until(lambda fs: len(self.raw) >= rec.frames_sent, timeout)
+        return await self.settle(sim, timeout)
 
     def of(self, typ: str) -> list[dict[str, Any]]:
         return [f for f in self.frames if f.get("type") == typ]
 
 
+async def _discard(ws: ClientConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        async for _ in ws:
+            pass
+
+
 @asynccontextmanager
 async def client(sim: Simulator, headers: dict[str, str] | None = None) -> AsyncIterator[Client]:
-    async with connect(
+    """A connected `Client`. On exit it keeps reading while it closes, so the closing
+    handshake is not stuck behind unread frames."""
+    ws = await connect(
         sim.ws_url,
         additional_headers=sim.auth_headers() if headers is None else headers,
         max_size=None,
         compression=None,
         open_timeout=5,
         ping_interval=None,
-    ) as ws:
-        yield Client(ws)
+    )
+    try:
+        yield Client(ws, sim)
+    finally:
+        reader = asyncio.create_task(_discard(ws))
+        await ws.close()
+        await reader
 
 
 def manual_sim(**kw: Any) -> tuple[Simulator, ManualClock]:

@@ -1,36 +1,53 @@
+"""Every fault appears when it is scheduled and only then.
+
+`_session` runs the same client session against a simulator: it subscribes, floods a
+few commands, streams eight seconds of clock while pinging the server, reconnects twice
+and makes three REST calls; `_symptoms` names every anomaly the client saw. A baseline
+run without a scenario shows none; each scheduled fault shows exactly its own.
+"""
+
 from __future__ import annotations
 
 import asyncio
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 import pytest
-from simhelp import Client, client, manual_sim
+from simhelp import Client, client, manual_sim, wait_for
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ssmd.exceptions import ConfigError
-from ssmd.sim import CommandRate, Fault, FaultKind, Scenario, Simulator
+from ssmd.sim import DEMO_PRIVATE_KEY_PATH, CommandRate, Fault, FaultKind, Scenario, Simulator
+from ssmd.venues.kalshi import auth
+
+PING = 2.0  # server heartbeat interval in these tests
+DATA = {"orderbook_snapshot", "orderbook_delta", "trade"}
+KNOWN = DATA | {"ticker", "subscribed", "ok", "error"}
 
 
-async def _stream(sim: Simulator, c: Client, seconds: int = 3) -> None:
-    tickers = sorted(m.ticker for m in sim.universe.active())
-    await c.send("subscribe", {"channels": ["orderbook_delta", "trade"], "market_tickers": tickers})
-    await c.until(
-        lambda fs: len(c.of("orderbook_snapshot")) == len(tickers) and len(c.of("subscribed")) == 2
-    )
-    clock = sim.clock
-    for _ in range(seconds):
-        clock.advance(1.0)  # type: ignore[attr-defined]
-        await c.drain(sim)
+@dataclass
+class Observed:
+    frames: list[dict[str, object]] = field(default_factory=list)
+    bad: int = 0
+    abrupt_close: bool = False
+    missed_pongs: int = 0
+    unanswered: int = 0
+    server_pings: list[float] = field(default_factory=list)
+    handshakes: list[int] = field(default_factory=list)
+    rest: list[int] = field(default_factory=list)
 
 
-def _seq_problems(c: Client) -> tuple[int, int, int]:
+def _seq_problems(frames: list[dict[str, object]]) -> tuple[int, int, int]:
     gaps = dups = back = 0
-    last: dict[int, int] = {}
-    for f in c.frames:
-        if "seq" in f and f.get("type") not in ("ok", "unsubscribed"):
+    last: dict[object, int] = {}
+    for f in frames:
+        if f.get("type") in DATA:
             sid, seq = f["sid"], f["seq"]
+            assert isinstance(seq, int)
             if sid in last:
                 if seq == last[sid]:
                     dups += 1
@@ -42,198 +59,295 @@ def _seq_problems(c: Client) -> tuple[int, int, int]:
     return gaps, dups, back
 
 
-async def test_no_fault_without_a_schedule() -> None:
-    sim, _ = manual_sim(seed=4)
-    async with sim, client(sim) as c:
-        await _stream(sim, c, 4)
-        assert not c.bad
-        assert _seq_problems(c) == (0, 0, 0)
-        assert {f["type"] for f in c.frames} <= {
-            "subscribed",
-            "orderbook_snapshot",
-            "orderbook_delta",
-            "trade",
-        }
-    assert sim.truth.faults == []
+def _symptoms(o: Observed) -> set[str]:
+    gaps, dups, back = _seq_problems(o.frames)
+    types = [f.get("type") for f in o.frames]
+    codes = {
+        f["msg"]["code"]  # type: ignore[index]
+        for f in o.frames
+        if f.get("type") == "error"
+    }
+    out = {f"error_{c}" for c in codes}
+    if gaps:
+        out.add("seq_gap")
+    if dups:
+        out.add("seq_duplicate")
+    if back:
+        out.add("seq_back")
+    if o.bad:
+        out.add("malformed")
+    if any(t not in KNOWN for t in types):
+        out.add("unknown_type")
+    if types.index("subscribed") > types.index("orderbook_snapshot"):
+        out.add("late_ack")
+    if o.abrupt_close:
+        out.add("abrupt_close")
+    if o.missed_pongs:
+        out.add("missed_pongs")
+    if o.unanswered:
+        out.add("unanswered_commands")
+    if any(b - a > PING for a, b in zip(o.server_pings, o.server_pings[1:], strict=False)):
+        out.add("server_ping_gap")
+    if 401 in o.handshakes:
+        out.add("http_401")
+    if 429 in o.rest:
+        out.add("rest_429")
+    return out
 
 
-@pytest.mark.parametrize(
-    ("kind", "expect"),
-    [
-        (FaultKind.SEQ_GAP, (1, 0, 0)),
-        (FaultKind.SEQ_DUPLICATE, (0, 1, 0)),
-        (FaultKind.SEQ_REORDER, (1, 0, 1)),
-    ],
-)
-async def test_seq_faults(kind: FaultKind, expect: tuple[int, int, int]) -> None:
-    sim, _ = manual_sim(seed=4, scenario=Scenario([Fault(kind, after_frames=120, connection=1)]))
-    async with sim, client(sim) as c:
-        await _stream(sim, c, 4)
-    assert _seq_problems(c) == expect
-    assert [f.kind for f in sim.truth.faults] == [kind.value]
+def _rest_get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        assert orjson.loads(e.read()) == {"error": "too many requests"}
+        assert e.headers.get("Retry-After") is None
+        return int(e.code)
 
 
-@pytest.mark.parametrize(
-    "kind", [FaultKind.MALFORMED_FRAME, FaultKind.UNKNOWN_TYPE, FaultKind.BUFFER_OVERFLOW]
-)
-async def test_frame_faults(kind: FaultKind) -> None:
-    sim, _ = manual_sim(seed=4, scenario=Scenario([Fault(kind, after_frames=100)]))
-    async with sim, client(sim) as c:
-        await _stream(sim, c, 3)
-    if kind is FaultKind.MALFORMED_FRAME:
-        assert len(c.bad) == 1
-    elif kind is FaultKind.UNKNOWN_TYPE:
-        assert (
-            len(
-                [
-                    f
-                    for f in c.frames
-                    if f["type"]
-                    not in {"subscribed", "orderbook_snapshot", "orderbook_delta", "trade"}
-                ]
-            )
-            == 1
-        )
-    else:
-        err = c.of("error")
-        assert [e["msg"]["code"] for e in err] == [25]
-        dead = err[0]["sid"]
-        idx = c.frames.index(err[0])
-        assert not [f for f in c.frames[idx + 1 :] if f.get("sid") == dead]
+async def _stream(sim: Simulator, c: Client, o: Observed) -> None:
+    clock = sim.clock
+    ts = sorted(m.ticker for m in sim.universe.active())
+    await c.send("subscribe", {"channels": ["orderbook_delta", "trade"], "market_tickers": ts[:6]})
+    await c.send("subscribe", {"channels": ["ticker"], "market_tickers": ts[:10]})
+    for _ in range(3):
+        await c.send("list_subscriptions")
+    await c.settle(sim)
+    markers: list[tuple[bytes, int]] = []
+    try:
+        for step in range(1, 9):
+            clock.advance(1.0)  # type: ignore[attr-defined]
+            payload = b"ping-%d" % step
+            await c.ws.ping(payload)
+            markers.append((payload, await c.send("list_subscriptions")))
+            await c.settle(sim)
+    finally:
+        answered = {f.get("id") for f in c.frames}
+        last = max((cid for _, cid in markers if cid in answered), default=0)
+        # a pong or a reply that never came although a later reply did was lost
+        o.missed_pongs = sum(1 for p, cid in markers if cid <= last and p not in c.pongs)
+        o.unanswered = sum(1 for _, cid in markers if cid < last and cid not in answered)
 
 
-async def test_disconnect_and_401_on_reconnect() -> None:
-    scen = Scenario(
-        [Fault(FaultKind.DISCONNECT, after_frames=50), Fault(FaultKind.REJECT_AUTH, connection=2)]
-    )
-    sim, _clock = manual_sim(scenario=scen)
+async def _session(scenario: Scenario | None) -> tuple[Observed, Simulator]:
+    sim, _clock = manual_sim(seed=4, scenario=scenario, ping_interval=PING)
+    o = Observed()
     async with sim:
-        with pytest.raises(ConnectionClosed) as exc:
+        c: Client | None = None
+        try:
             async with client(sim) as c:
-                await _stream(sim, c, 3)
-        assert exc.value.rcvd is None  # abrupt: no close frame
-        with pytest.raises(InvalidStatus) as rej:
-            async with connect(sim.ws_url, additional_headers=sim.auth_headers()):
-                pass
-        assert rej.value.response.status_code == 401
-        async with client(sim) as c3:  # the third handshake is accepted again
-            await c3.send("list_subscriptions")
-            await c3.until(lambda fs: bool(fs))
-    assert [f.kind for f in sim.truth.faults] == ["disconnect", "reject_auth"]
-
-
-async def test_stall_is_half_open_then_resumes() -> None:
-    sim, clock = manual_sim(
-        scenario=Scenario([Fault(FaultKind.STALL, at=2.5, duration=2.0)]), ping_interval=1.0
-    )
-    async with sim, client(sim) as c:
-        await _stream(sim, c, 2)
-        before = len(c.frames)
-        clock.advance(1.0)  # stall starts at +2.5
-        await c.drain(sim)
-        during = len(c.frames)
-        pong = await c.ws.ping(b"x")
-        clock.advance(1.0)
-        await c.drain(sim)
-        assert len(c.frames) == during and not pong.done()  # no data, no pongs, socket open
-        clock.advance(1.0)  # stall over at +4.5
-        await sim.wait_idle()
-        async with asyncio.timeout(5):
-            while sim.connections[1].stalled:
-                await asyncio.sleep(0)
-        clock.advance(1.0)
-        await c.until(lambda fs: len(fs) > during)
-        assert not pong.done()  # a pong withheld during the stall is lost, as on a dead link
-        assert before > 0
-    assert [f.kind for f in sim.truth.faults] == ["stall"]
-
-
-async def test_withhold_pongs_keeps_data_flowing() -> None:
-    sim, clock = manual_sim(scenario=Scenario([Fault(FaultKind.WITHHOLD_PONGS, after_frames=1)]))
-    async with sim, client(sim) as c:
-        await _stream(sim, c, 1)
-        pong = await c.ws.ping(b"y")
-        n = len(c.frames)
-        clock.advance(1.0)
-        await c.drain(sim)
-        assert len(c.frames) > n and not pong.done()
-
-
-async def test_server_pings_heartbeat() -> None:
-    sim, clock = manual_sim(ping_interval=10.0)
-    async with sim, client(sim) as c:
-        await c.send("list_subscriptions")
-        await c.until(lambda fs: bool(fs))
-        got: list[bytes] = []
-        c.ws.protocol.recv_frame  # noqa: B018
-        original = c.ws.protocol.recv_frame
-
-        def spy(frame):  # type: ignore[no-untyped-def]
-            if frame.opcode.name == "PING":
-                got.append(frame.data)
-            original(frame)
-
-        c.ws.protocol.recv_frame = spy  # type: ignore[method-assign]
-        clock.advance(10.0)
-        await c.drain(sim)
-        await c.send("list_subscriptions")
-        await c.until(lambda fs: len(fs) >= 2)
-        assert got == [b"heartbeat"]
-
-
-async def test_market_cap_command_rate_and_slow_ack() -> None:
-    scen = Scenario(market_cap=3, command_rate=CommandRate(4, 10.0), ack_delay=1.0)
-    sim, clock = manual_sim(scenario=scen)
-    async with sim:
-        ts = sorted(m.ticker for m in sim.universe.active())
-        async with client(sim) as c:
-            await c.send("subscribe", {"channels": ["orderbook_delta"], "market_tickers": ts[:4]})
-            await c.until(lambda fs: bool(fs))
-            assert c.frames[0]["msg"]["code"] == 26
-            await c.send("subscribe", {"channels": ["orderbook_delta"], "market_tickers": ts[:2]})
-            await c.until(lambda fs: len(c.of("orderbook_snapshot")) == 2)
-            assert not c.of("subscribed")  # data before the acknowledgement
-            clock.advance(1.0)
-            await c.until(lambda fs: bool(c.of("subscribed")))
-            assert c.frames.index(c.of("subscribed")[0]) > c.frames.index(
-                c.of("orderbook_snapshot")[1]
-            )
-            await c.send(
-                "update_subscription",
-                {"sids": [1], "action": "add_markets", "market_tickers": ts[2:4]},
-            )
-            await c.send("list_subscriptions")
-            await c.send("list_subscriptions")
-            await c.until(lambda fs: len(c.of("error")) == 3)
-            assert [e["msg"]["code"] for e in c.of("error")] == [26, 26, 27]
-
-
-async def test_rest_429_burst_only_when_scheduled() -> None:
-    import urllib.request
-
-    sim, clock = manual_sim(
-        scenario=Scenario([Fault(FaultKind.REST_429, at=1.0, count=2)]),
-        rest_tokens_per_s=1e6,
-        rest_bucket=1e6,
-    )
-    async with sim:
-
-        def get() -> int:
+                await _stream(sim, c, o)
+        except ConnectionClosed as exc:
+            o.abrupt_close = exc.rcvd is None
+        assert c is not None
+        o.frames, o.bad = c.frames, len(c.bad)
+        o.server_pings = [t - sim.started_at for t, data in c.server_pings]
+        assert {data for _, data in c.server_pings} <= {b"heartbeat"}
+        for _ in range(2):
             try:
-                with urllib.request.urlopen(sim.rest_url + "/series") as r:
-                    return int(r.status)
-            except urllib.error.HTTPError as e:
-                assert orjson.loads(e.read()) == {"error": "too many requests"}
-                assert e.headers.get("Retry-After") is None
-                return int(e.code)
+                async with connect(sim.ws_url, additional_headers=sim.auth_headers()):
+                    o.handshakes.append(101)
+            except InvalidStatus as exc:
+                o.handshakes.append(exc.response.status_code)
+        for _ in range(3):
+            o.rest.append(await asyncio.to_thread(_rest_get, sim.rest_url + "/series"))
+    return o, sim
 
-        assert await asyncio.to_thread(get) == 200
+
+FAULTS: list[tuple[str, Scenario, set[str]]] = [
+    ("seq_gap", Scenario([Fault(FaultKind.SEQ_GAP, after_frames=40, connection=1)]), {"seq_gap"}),
+    (
+        "seq_duplicate",
+        Scenario([Fault(FaultKind.SEQ_DUPLICATE, after_frames=40)]),
+        {"seq_duplicate"},
+    ),
+    (
+        "seq_reorder",
+        Scenario([Fault(FaultKind.SEQ_REORDER, after_frames=40)]),
+        {"seq_gap", "seq_back"},
+    ),
+    ("malformed_frame", Scenario([Fault(FaultKind.MALFORMED_FRAME, at=2.5)]), {"malformed"}),
+    ("unknown_type", Scenario([Fault(FaultKind.UNKNOWN_TYPE, at=2.5)]), {"unknown_type"}),
+    (
+        "buffer_overflow",
+        Scenario([Fault(FaultKind.BUFFER_OVERFLOW, after_frames=40, channel="trade")]),
+        {"error_25"},
+    ),
+    ("market_cap", Scenario(market_cap=6), {"error_26"}),
+    ("command_rate", Scenario(command_rate=CommandRate(6, 60.0)), {"error_27"}),
+    ("slow_ack", Scenario(ack_delay=1.0), {"late_ack"}),
+    (
+        "withhold_pongs",
+        Scenario([Fault(FaultKind.WITHHOLD_PONGS, at=2.0, duration=3.0)]),
+        {"missed_pongs"},
+    ),
+    (
+        "stall",
+        Scenario([Fault(FaultKind.STALL, at=3.0, duration=3.0)]),
+        {"seq_gap", "missed_pongs", "unanswered_commands", "server_ping_gap"},
+    ),
+    ("disconnect", Scenario([Fault(FaultKind.DISCONNECT, at=4.5)]), {"abrupt_close"}),
+    ("reject_auth", Scenario([Fault(FaultKind.REJECT_AUTH, connection=2)]), {"http_401"}),
+    ("rest_429", Scenario([Fault(FaultKind.REST_429, at=1.0, count=2)]), {"rest_429"}),
+]
+
+
+async def test_baseline_without_a_scenario_has_no_fault() -> None:
+    o, sim = await _session(None)
+    assert _symptoms(o) == set()
+    assert _seq_problems(o.frames) == (0, 0, 0)
+    assert o.server_pings == [2.0, 4.0, 6.0, 8.0]
+    assert o.handshakes == [101, 101] and o.rest == [200, 200, 200]
+    assert len([f for f in o.frames if f.get("type") in DATA]) > 100
+    assert sim.truth.faults == []
+    assert sim.truth.rest_429 == 0 and sim.truth.rejected_handshakes == 0
+
+
+@pytest.mark.parametrize(("name", "scenario", "expected"), FAULTS, ids=[f[0] for f in FAULTS])
+async def test_fault_appears_when_scheduled(
+    name: str, scenario: Scenario, expected: set[str]
+) -> None:
+    o, sim = await _session(scenario)
+    assert _symptoms(o) == expected
+    kinds = {f.kind for f in sim.truth.faults}
+    for f in scenario.faults:
+        assert {f.kind.value, f.kind.value + "_armed"} & kinds
+    if name == "seq_gap":
+        assert _seq_problems(o.frames) == (1, 0, 0)
+    elif name == "buffer_overflow":
+        err = next(f for f in o.frames if f.get("type") == "error")
+        dead = err["sid"]
+        assert not [f for f in o.frames[o.frames.index(err) + 1 :] if f.get("sid") == dead]
+    elif name == "rest_429":
+        assert o.rest == [429, 429, 200]
+    elif name == "reject_auth":
+        assert o.handshakes == [401, 101]  # only the scheduled handshake is refused
+    elif name == "command_rate":
+        codes = [f["msg"]["code"] for f in o.frames if f.get("type") == "error"]  # type: ignore[index]
+        assert codes == [27] * (2 + 3 + 8 - 6)
+
+
+async def test_stall_is_silent_loses_what_it_would_send_and_leaves_a_seq_gap() -> None:
+    sim, clock = manual_sim(
+        seed=4,
+        scenario=Scenario([Fault(FaultKind.STALL, at=3.0, duration=3.0)]),
+        ping_interval=PING,
+    )
+    async with sim, client(sim) as c:
+        ts = sorted(m.ticker for m in sim.universe.active())
+        await c.send("subscribe", {"channels": ["orderbook_delta"], "market_tickers": ts[:6]})
+        await c.until(lambda fs: len(c.of("orderbook_snapshot")) == 6)
+        for _ in range(3):
+            clock.advance(1.0)
+            await c.settle(sim)
+        assert sim.connections[1].stalled  # stalled from t=3
+        seqs_before = [f["seq"] for f in c.frames if f["type"].startswith("orderbook")]
+        n_frames, n_pings = len(c.raw), len(c.server_pings)
+        lost_ping = await c.ws.ping(b"during")
+        await c.send("list_subscriptions")  # lost as well
+        for _ in range(2):  # t=4 and t=5: order flow goes on, the link is dead
+            clock.advance(1.0)
+            await c.settle(sim)
+        assert len(c.raw) == n_frames and len(c.server_pings) == n_pings  # nothing at all
+        assert c.ws.state.name == "OPEN"  # and no close
+        assert sim.connections[1].dropped_while_stalled > 0
+        clock.advance(1.0)  # t=6: the stall ends
+        await c.settle(sim)
+        assert not sim.connections[1].stalled
+        # the first ping after the stall is answered; the one sent during it never is
+        after = await c.ws.ping(b"after")
+        async with asyncio.timeout(5):
+            await after
+        assert b"after" in c.pongs and b"during" not in c.pongs
+        assert lost_ping.done()  # a later pong acknowledges earlier pings, client-side
         clock.advance(1.0)
-        await sim.wait_idle()
-        while not sim.truth.faults:
-            await asyncio.sleep(0)
-        codes = [await asyncio.to_thread(get) for _ in range(3)]
-        assert codes == [429, 429, 200]
+        await c.settle(sim)
+        seqs_after = [f["seq"] for f in c.frames if f["type"].startswith("orderbook")][
+            len(seqs_before) :
+        ]
+        assert seqs_after, "data flows again after the stall"
+        assert seqs_after[0] > seqs_before[-1] + 1  # the lost frames leave a gap on the sid
+        assert seqs_after == list(range(seqs_after[0], seqs_after[0] + len(seqs_after)))
+        assert seqs_after[0] - seqs_before[-1] - 1 == sim.connections[1].dropped_while_stalled
+        assert [t - sim.started_at for t, _ in c.server_pings] == [2.0, 6.0]
+        assert c.of("ok") == []  # the command sent during the stall got no reply
+    assert [f.kind for f in sim.truth.faults] == ["stall", "stall_end"]
+
+
+async def _pong_session(pong_timeout: float | None, answer: bool) -> tuple[Simulator, Client, bool]:
+    sim, clock = manual_sim(ping_interval=10.0, pong_timeout=pong_timeout)
+    closed_by_server = False
+    async with sim, client(sim) as c:
+        c.answer_pings = answer
+        for k in range(1, 4):  # heartbeats at 10, 20, 30
+            clock.set(sim.started_at + 10.0 * k)
+            await wait_for(lambda k=k: len(c.server_pings) >= (k if answer else 1))
+            if answer:
+                await wait_for(lambda k=k: sim.connections[1].pongs_received == k)
+            try:
+                clock.set(sim.started_at + 10.0 * k + 5.0)  # this heartbeat's pong deadline
+                await c.send("list_subscriptions")
+                await c.until(lambda fs, k=k: len(c.of("ok")) == k)
+            except ConnectionClosed as exc:
+                assert exc.rcvd is not None and exc.rcvd.code == 1011
+                closed_by_server = True
+                break
+    return sim, c, closed_by_server
+
+
+async def test_pong_timeout_closes_only_when_configured_and_pongs_stop() -> None:
+    sim, c, closed = await _pong_session(5.0, answer=False)
+    assert closed and [f.kind for f in sim.truth.faults] == ["pong_timeout_close"]
+    assert len(c.server_pings) == 1
+    sim, c, closed = await _pong_session(5.0, answer=True)
+    assert not closed and sim.truth.faults == [] and len(c.server_pings) == 3
+    sim, c, closed = await _pong_session(None, answer=False)
+    assert not closed and sim.truth.faults == []
+    assert len(c.server_pings) == 1  # one outstanding heartbeat at a time
+
+
+async def _handshake(sim: Simulator, headers: dict[str, str] | None = None) -> int:
+    try:
+        async with connect(
+            sim.ws_url, additional_headers=sim.auth_headers() if headers is None else headers
+        ):
+            return 101
+    except InvalidStatus as exc:
+        return exc.response.status_code
+
+
+@pytest.mark.parametrize("cap", [2, None])
+async def test_connection_cap_per_key(cap: int | None) -> None:
+    sim, _ = manual_sim(**({"max_connections_per_key": cap} if cap else {}))
+    async with sim, client(sim) as a, client(sim):
+        await wait_for(lambda: len(sim.connections) == 2)
+        third = await _handshake(sim)
+        if cap is None:
+            assert third == 101 and sim.truth.rejected_handshakes == 0
+            return
+        assert third == 429 and sim.truth.rejected_handshakes == 1
+        await a.ws.close()
+        await wait_for(lambda: len(sim.connections) == 1)
+        assert await _handshake(sim) == 101  # room again once one closed
+
+
+@pytest.mark.parametrize("skew", [5.0, None])
+async def test_clock_skew_window(skew: float | None) -> None:
+    key = auth.load_private_key(DEMO_PRIVATE_KEY_PATH)
+    sim, clock = manual_sim(max_clock_skew=skew)
+    async with sim:
+
+        def headers(offset: float) -> dict[str, str]:
+            ms = int((clock.now() + offset) * 1000)
+            return auth.auth_headers(sim.key_id, key, "GET", "/trade-api/ws/v2", now_ms=ms)
+
+        statuses = [await _handshake(sim, headers(off)) for off in (-3.0, 3.0, -10.0, 3600.0)]
+    if skew is None:
+        assert statuses == [101, 101, 101, 101]
+        assert sim.truth.rejected_handshakes == 0
+    else:
+        assert statuses == [101, 101, 401, 401]
+        assert sim.truth.rejected_handshakes == 2
 
 
 def test_scenario_yaml(tmp_path: Path) -> None:

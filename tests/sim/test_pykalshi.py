@@ -1,38 +1,75 @@
+"""A third-party client reads the simulator: pykalshi's own AsyncFeed streams its WebSocket."""
+
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import pytest
-from pykalshi.feed import _MESSAGE_MODELS, _parse_message
-from simhelp import client, manual_sim
+from pykalshi import AsyncKalshiClient
+from pykalshi.afeed import AsyncFeed
+from pykalshi.feed import (
+    MarketLifecycleMessage,
+    OrderbookDeltaMessage,
+    OrderbookSnapshotMessage,
+    TickerMessage,
+    TradeMessage,
+)
+from simhelp import manual_sim, wait_for
 
 
-async def test_pykalshi_parses_every_frame(caplog: pytest.LogCaptureFixture) -> None:
-    sim, clock = manual_sim(seed=21)
+class SimulatorFeed(AsyncFeed):
+    """pykalshi's AsyncFeed, pointed at the simulator instead of Kalshi's WebSocket host."""
+
+    def __init__(self, client: AsyncKalshiClient, ws_url: str) -> None:
+        super().__init__(client)
+        self._ws_url = ws_url
+
+
+async def test_pykalshi_async_feed_streams_every_channel(caplog: pytest.LogCaptureFixture) -> None:
+    sim, clock = manual_sim(seed=21, rate=20.0)
+    got: list[Any] = []
     async with sim:
-        tickers = sorted(m.ticker for m in sim.universe.active())
-        async with client(sim) as c:
-            await c.send(
-                "subscribe",
-                {
-                    "channels": ["orderbook_delta", "trade", "ticker", "market_lifecycle_v2"],
-                    "market_tickers": tickers,
-                },
-            )
-            await c.until(
-                lambda fs: (
-                    len(c.of("orderbook_snapshot")) == len(tickers) and len(c.of("subscribed")) == 4
-                )
-            )
-            clock.advance(3.0)
-            await c.drain(sim)
-    with caplog.at_level(logging.WARNING, logger="pykalshi"):
-        typed = 0
-        for raw in c.raw:
-            msg_type, _channel, parsed, _data = _parse_message(raw)
-            assert msg_type is not None
-            if msg_type in _MESSAGE_MODELS:
-                assert not isinstance(parsed, dict), raw
-                typed += 1
-    assert typed > 100
+        tickers = sorted(m.ticker for m in sim.universe.active())[:8]
+        kalshi = AsyncKalshiClient(
+            api_key_id=sim.key_id, private_key_path=str(sim.private_key_path), api_base=sim.rest_url
+        )
+        feed = SimulatorFeed(kalshi, sim.ws_url)
+        feed.subscribe("orderbook_delta", market_tickers=tickers)
+        feed.subscribe("ticker", market_tickers=tickers)
+        feed.subscribe("trade")
+        feed.subscribe("market_lifecycle_v2")
+
+        async def consume() -> None:
+            async for msg in feed:
+                got.append(msg)
+
+        with caplog.at_level(logging.WARNING, logger="pykalshi"):
+            async with kalshi, feed:
+                task = asyncio.create_task(consume())
+                await wait_for(lambda: len(sim.truth.connections) == 1)
+                rec = sim.truth.connections[1]
+                await wait_for(lambda: rec.commands == 4)
+                for _ in range(13):  # 130 s of clock: flow, and a market paused at +123 s
+                    clock.advance(10.0)
+                    await sim.wait_idle()
+                    await wait_for(lambda: feed.messages_received >= rec.frames_sent)
+                task.cancel()  # the feed handles cancellation itself: it disconnects and ends
+                await task
+    assert feed.reconnect_count == 0
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert feed.messages_received == rec.frames_sent
+    kinds = {
+        OrderbookSnapshotMessage,
+        OrderbookDeltaMessage,
+        TradeMessage,
+        TickerMessage,
+        MarketLifecycleMessage,
+    }
+    seen = {type(m) for m in got if type(m) in kinds}
+    assert seen == kinds
+    # frames of a type pykalshi models all arrive typed, never as raw dicts
+    raw = [m for m in got if isinstance(m, dict)]
+    assert all("event_ticker" in m and "market_ticker" not in m for m in raw)  # event_lifecycle
+    assert len(got) - len(raw) > 100

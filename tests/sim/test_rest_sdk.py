@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import asyncio
+import urllib.request
+from decimal import Decimal
+
 import orjson
 import pytest
 from kalshi_python_async.models import (
@@ -10,7 +14,7 @@ from kalshi_python_async.models import (
     GetSeriesListResponse,
     GetTradesResponse,
 )
-from simhelp import manual_sim
+from simhelp import as_decimal, manual_sim
 
 
 async def test_rest_validates_with_official_sdk_models_era_b() -> None:
@@ -74,3 +78,42 @@ async def test_bad_limit(limit: str) -> None:
     sim, _ = manual_sim()
     async with sim:
         assert sim.rest.handle("/trade-api/v2/events", {"limit": [limit]})[0] == 400
+
+
+@pytest.mark.parametrize("ttl", [15.0, None])
+async def test_rest_edge_cache_lag_only_when_configured(ttl: float | None) -> None:
+    sim, clock = manual_sim(seed=8, rest_cache_ttl=ttl)
+    async with sim:
+        t = sorted(m.ticker for m in sim.universe.active())[0]
+
+        def get() -> tuple[str | None, dict[str, list[list[str]]]]:
+            with urllib.request.urlopen(f"{sim.rest_url}/markets/{t}/orderbook") as r:
+                return r.headers.get("Cache-Control"), orjson.loads(r.read())["orderbook_fp"]
+
+        def matches(fp: dict[str, list[list[str]]]) -> bool:
+            book = sim.book(t)
+            return all(
+                {Decimal(p): Decimal(s) for p, s in fp.get(f"{side}_dollars", [])}
+                == as_decimal(getattr(book, side))
+                for side in ("yes", "no")
+            )
+
+        header, first = await asyncio.to_thread(get)
+        assert matches(first)
+        while matches(first):  # let the order flow change this book (well within 15 s)
+            clock.advance(1.0)
+            await sim.wait_idle()
+        assert clock.now() - sim.started_at < 15.0
+        header2, second = await asyncio.to_thread(get)
+        if ttl is None:
+            assert header is None and header2 is None
+            assert matches(second)  # fresh at once
+            assert sim.truth.rest_cache_hits == 0
+            return
+        assert header == header2 == "public, max-age=15"
+        assert second == first and not matches(second)  # served stale from the edge cache
+        clock.set(sim.started_at + 15.0)
+        await sim.wait_idle()
+        _, third = await asyncio.to_thread(get)
+        assert matches(third)  # refreshed once the entry is 15 s old
+        assert sim.truth.rest_cache_hits == 1

@@ -26,6 +26,10 @@ def run(
     ),
     markets: int = typer.Option(200, help="Approximate number of markets in the universe."),
     scenario: Path | None = typer.Option(None, help="YAML fault scenario (see docs/simulator.md)."),
+    rest_cache: float = typer.Option(
+        0.0,
+        help="Serve REST responses from an edge cache this many seconds old (0 = off; Kalshi ~15).",
+    ),
 ) -> None:
     """Serve a simulated Kalshi until Ctrl-C."""
     from ssmd.sim import Scenario, Simulator
@@ -43,6 +47,7 @@ def run(
             rate=rate or None,
             markets=markets,
             scenario=scen,
+            rest_cache_ttl=rest_cache or None,
         ) as sim:
             typer.echo(f"WebSocket: {sim.ws_url}")
             typer.echo(f"REST:      {sim.rest_url}")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import heapq
 import http
+import itertools
 import logging
 import math
 import time
 import urllib.parse
-from collections.abc import Coroutine
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -42,12 +46,21 @@ WS_PATH = "/trade-api/ws/v2"
 REST_PREFIX = "/trade-api/v2"
 
 
-def _response(status: int, body: bytes, content_type: str = "application/json") -> Response:
+REST_CACHE_ENTRIES = 4096  # bound of the optional edge cache
+
+
+def _response(
+    status: int,
+    body: bytes,
+    content_type: str = "application/json",
+    extra: list[tuple[str, str]] | None = None,
+) -> Response:
     headers = Headers(
         [
             ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
             ("Connection", "close"),
+            *(extra or []),
         ]
     )
     return Response(status, http.HTTPStatus(status).phrase, headers, body)
@@ -58,6 +71,11 @@ class Simulator:
 
     rate: order-flow actions per second of clock (each makes 1-4 frames per fully
     subscribed client); None runs flat out, paced only by the clients (block mode).
+
+    Everything that happens at a time of the simulator clock (order flow, lifecycle
+    transitions, scheduled faults and their ends, server pings, pong deadlines, delayed
+    acknowledgements) runs on one timeline in time order, so a run on a `ManualClock` is
+    the same whatever steps the clock is advanced in.
     """
 
     def __init__(
@@ -85,6 +103,7 @@ class Simulator:
         max_connections_per_key: int = 200,
         subpenny: bool | None = None,
         fractional: bool | None = None,
+        rest_cache_ttl: float | None = None,
     ) -> None:
         if era not in ERAS:
             raise ValueError(f"era must be one of {ERAS}")
@@ -136,6 +155,18 @@ class Simulator:
         self._bucket_rate = rest_tokens_per_s
         self._rest_cost = rest_cost
         self._bucket_t = time.monotonic()
+        # optional edge cache: (path?query) -> (clock time stored, status, body)
+        self.rest_cache_ttl = rest_cache_ttl
+        self._rest_cache: OrderedDict[str, tuple[float, int, bytes]] = OrderedDict()
+        # the timeline: (clock time, insertion order, callback)
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_order = itertools.count()
+        self._wake = asyncio.Event()
+        self._sleeping_until = math.inf
+        for f in self._time_faults:
+            assert f.at is not None
+            t = self.started_at + f.at
+            self.schedule(t, functools.partial(self._apply, f, t))
         self.frames_published = 0
         self._processed_until = -math.inf
         self.failure: BaseException | None = None  # set when an internal task crashed
@@ -181,9 +212,7 @@ class Simulator:
         """Wait until the flow has caught up with the clock and every queued frame was written."""
         async with asyncio.timeout(timeout):
             while (self.failure is None and self._processed_until < self.clock.now()) or any(
-                c.out or c.writing
-                for c in self.connections.values()
-                if not c.closed and not c.stalled
+                c.out or c.writing for c in self.connections.values() if not c.closed
             ):
                 await asyncio.sleep(0)
 
@@ -191,8 +220,38 @@ class Simulator:
             raise RuntimeError("simulator task failed") from self.failure
 
     def inject(self, fault: Fault) -> None:
-        """Apply a fault now (its trigger fields are ignored)."""
-        self._apply(fault)
+        """Apply a fault now (its trigger fields are ignored; a duration counts from now)."""
+        self._apply(fault, self.clock.now())
+
+    def schedule(self, t: float, callback: Callable[[], None]) -> None:
+        """Run `callback` when the timeline reaches clock time `t` (in time order with the flow)."""
+        heapq.heappush(self._timers, (t, next(self._timer_order), callback))
+        if t < self._sleeping_until:
+            self._wake.set()
+
+    def _run_timers(self, t: float) -> None:
+        timers = self._timers
+        while timers and timers[0][0] <= t:
+            _, _, callback = heapq.heappop(timers)
+            callback()
+
+    async def _sleep_until(self, t: float) -> None:
+        """Wait for the clock to reach `t`, or for an earlier timer to be scheduled."""
+        if self._timers:
+            t = min(t, self._timers[0][0])
+        if t <= self.clock.now():
+            await asyncio.sleep(0)
+            return
+        self._wake.clear()
+        self._sleeping_until = t
+        waiter = asyncio.ensure_future(self.clock.wait_until(t))
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({waiter, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._sleeping_until = math.inf
+            waiter.cancel()
+            woken.cancel()
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -208,8 +267,6 @@ class Simulator:
             close_timeout=1.0,
         )
         self.spawn(self._run_flow())
-        if self._time_faults:
-            self.spawn(self._run_time_faults())
         return self
 
     async def __aexit__(
@@ -270,11 +327,14 @@ class Simulator:
         if self.rate is None:
             while True:
                 if not any(c.subs for c in self.connections.values()):
-                    self._transitions_until(clock.now())
-                    self._processed_until = clock.now()
+                    now = clock.now()
+                    self._run_timers(now)
+                    self._transitions_until(now)
+                    self._processed_until = now
                     await asyncio.sleep(0.005)  # idle: nobody to stream to
                     continue
                 now = clock.now()
+                self._run_timers(now)
                 self._transitions_until(now)
                 batch: list[Msg] = []
                 for _ in range(64):
@@ -291,11 +351,13 @@ class Simulator:
             n = 0
             t = t0 + k * interval
             while t <= now and n < 1000:
+                self._run_timers(t)
                 self._transitions_until(t)
                 self.publish(flow.step(t))
                 k += 1
                 n += 1
                 t = t0 + k * interval
+            self._run_timers(min(now, t))
             self._transitions_until(min(now, t))
             self._processed_until = now if n < 1000 else t - interval
             if self.block_when_full:
@@ -304,18 +366,11 @@ class Simulator:
                 await asyncio.sleep(0)
                 continue
             nt = self.universe.next_time()
-            await clock.wait_until(min(t, nt if nt is not None else math.inf))
+            await self._sleep_until(min(t, nt if nt is not None else math.inf))
 
     # ---- faults -------------------------------------------------------------------------
 
-    async def _run_time_faults(self) -> None:
-        for f in self._time_faults:
-            assert f.at is not None
-            await self.clock.wait_until(self.started_at + f.at)
-            self._apply(f)
-
-    def _apply(self, f: Fault) -> None:
-        now = self.clock.now()
+    def _apply(self, f: Fault, now: float) -> None:
         if f.kind is FaultKind.REJECT_AUTH:
             self._reject_remaining += f.count
             self.truth.fault("reject_auth_armed", None, now, str(f.count))
@@ -327,7 +382,7 @@ class Simulator:
                 c for n, c in self.connections.items() if f.connection is None or n == f.connection
             ]
             for c in targets:
-                c.apply(f)
+                c.apply(f, now)
 
     def _refresh_triggers(self) -> None:
         for conn in self.connections.values():
@@ -349,7 +404,7 @@ class Simulator:
         ]
         for f in due:
             self._frame_faults.remove(f)
-            conn.apply(f)
+            conn.apply(f, self.clock.now())
         self._refresh_triggers()
 
     # ---- HTTP: handshake auth and REST --------------------------------------------------
@@ -426,14 +481,41 @@ class Simulator:
             self.truth.rest_429 += 1
             return _response(429, b'{"error":"too many requests"}')
         self._bucket -= self._rest_cost
-        status, body = self.rest.handle(path, urllib.parse.parse_qs(query, keep_blank_values=True))
-        return _response(status, body)
+        ttl = self.rest_cache_ttl
+        if ttl is None:
+            status, body = self.rest.handle(
+                path, urllib.parse.parse_qs(query, keep_blank_values=True)
+            )
+            return _response(status, body)
+        # edge cache: a response is served unchanged for `ttl` seconds of clock
+        now = self.clock.now()
+        key = f"{path}?{query}"
+        hit = self._rest_cache.get(key)
+        if hit is not None and now - hit[0] < ttl:
+            stored, status, body = hit
+            self.truth.rest_cache_hits += 1
+        else:
+            stored = now
+            status, body = self.rest.handle(
+                path, urllib.parse.parse_qs(query, keep_blank_values=True)
+            )
+            self._rest_cache[key] = (now, status, body)
+            self._rest_cache.move_to_end(key)
+            while len(self._rest_cache) > REST_CACHE_ENTRIES:
+                self._rest_cache.popitem(last=False)
+        headers = [
+            ("Cache-Control", f"public, max-age={math.ceil(ttl)}"),
+            ("Age", str(int(now - stored))),
+        ]
+        return _response(status, body, extra=headers)
 
     async def _handler(self, ws: ServerConnection) -> None:
         self._conn_numbers += 1
         number = self._conn_numbers
         key_id = getattr(ws, "ssmd_key_id", None)
         rec = self.truth.open(number, key_id, self.clock.now())
+        peer = ws.remote_address
+        rec.peer = (str(peer[0]), int(peer[1])) if peer else None
         conn = Connection(self, ws, number, rec, authenticated=key_id is not None)
         self.connections[number] = conn
         self._refresh_triggers()

@@ -38,6 +38,7 @@ class ConnectionRecord:
     key_id: str | None
     opened_at: float
     closed_at: float | None = None
+    peer: tuple[str, int] | None = None  # the client's address
     frames: list[bytes] = field(default_factory=list)
     frames_sent: int = 0
     frames_unrecorded: int = 0
@@ -61,6 +62,7 @@ class Truth:
         self.rejected_handshakes = 0
         self.rest_requests = 0
         self.rest_429 = 0
+        self.rest_cache_hits = 0
         self._books: dict[str, BookState] | None = None
 
     def open(self, number: int, key_id: str | None, ts: float) -> ConnectionRecord:

@@ -14,7 +14,8 @@ import itertools
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from ssmd.sim.book import ONE, Book
 
@@ -95,8 +96,12 @@ class Transition:
     ticker: str
 
 
+EXCHANGE_TZ = ZoneInfo("America/New_York")  # Kalshi's tickers and titles use US Eastern time
+
+
 def _tk(ts: float, fmt: str) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime(fmt).upper()
+    """A ticker date/hour code in US Eastern time: `_tk(ts, "%y%b%d%H")` -> "26JUL2017"."""
+    return datetime.fromtimestamp(ts, EXCHANGE_TZ).strftime(fmt).upper()
 
 
 _COINS = {"BTC": 118_412.55, "ETH": 3_812.40, "SOL": 182.37}
@@ -208,16 +213,18 @@ class Universe:
             self._at(m.close_ts, "close", m.ticker)
         self._at(max(m.close_ts, now) + DETERMINE_DELAY, "determine", m.ticker)
 
-    def _create_15m(self, coin: str, win_start: int, now: float) -> Market:
+    def _create_15m(self, coin: str, win_start: int, now: float) -> Market | None:
         series = f"KX{coin}15M"
         close = win_start + WINDOW_15M
         event_ticker = f"{series}-{_tk(close, '%y%b%d%H%M')}"
+        if event_ticker in self.events:
+            return None  # the repeated hour when daylight saving time ends: the code is taken
         strike = round(_COINS[coin] * (1 + self.rng.uniform(-0.002, 0.002)), 2)
         self.events[event_ticker] = Event(
             event_ticker,
             series,
             f"{coin} price up in next 15 mins?",
-            datetime.fromtimestamp(close, UTC).strftime("%b %d, %H:%M UTC"),
+            datetime.fromtimestamp(close, EXCHANGE_TZ).strftime("%b %d, %H:%M ET"),
             False,
             close,
         )
@@ -244,10 +251,12 @@ class Universe:
     def _create_ladder(self, coin: str, hour_close: int, now: float) -> list[Market]:
         series = f"KX{coin}D"
         event_ticker = f"{series}-{_tk(hour_close, '%y%b%d%H')}"
+        if event_ticker in self.events:
+            return []  # the repeated hour when daylight saving time ends: the code is taken
         self.events[event_ticker] = Event(
             event_ticker,
             series,
-            f"{coin} price on {_tk(hour_close, '%b %d, %H:00')} UTC?",
+            f"{coin} price on {_tk(hour_close, '%b %d, %H:00')} ET?",
             "At the top of the hour",
             False,
             hour_close,
@@ -263,7 +272,7 @@ class Universe:
                 event_ticker=event_ticker,
                 series_ticker=series,
                 market_id=self.new_uuid(),
-                title=f"{coin} price at {_tk(hour_close, '%H:00')} UTC",
+                title=f"{coin} price at {_tk(hour_close, '%H:00')} ET",
                 yes_sub_title=f"${strike + 0.01:,.0f} or above",
                 no_sub_title=f"${strike + 0.01:,.0f} or above",
                 created_ts=int(min(now, hour_close - 2 * HOUR)),
@@ -345,11 +354,13 @@ class Universe:
             w = int(ts)
             self._at(w + WINDOW_15M, "roll15", key)
             m = self._create_15m(key, w + 4 * WINDOW_15M, ts)
-            return Transition(ts, "create", m.ticker)
+            return None if m is None else Transition(ts, "create", m.ticker)
         if kind == "rollH":
             h = int(ts)
             self._at(h + HOUR, "rollH", key)
             ms = self._create_ladder(key, h + HOUR, ts)
+            if not ms:
+                return None
             for extra in ms[1:]:
                 self._at(ts, "created", extra.ticker)
             return Transition(ts, "create", ms[0].ticker)

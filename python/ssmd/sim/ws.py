@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -102,11 +103,12 @@ class Connection:
         self.withhold_pongs = False
         self.closed = False
         self.writing = False
-        self._ping_waiter: Awaitable[float] | None = None
+        self._ping_outstanding = False  # a heartbeat is in flight, its pong not yet back
         self._seq_faults: dict[int, list[FaultKind]] = {}
         self._held: dict[int, bytes] = {}
         self._cmd_times: deque[float] = deque()
-        self.pongs_received = 0
+        self.pongs_received = 0  # pongs that answered the server's heartbeat pings
+        self.pings_sent = 0
         self.next_trigger = 1 << 62  # data-frame count at which a scheduled fault fires
         self._install_pong_filter()
 
@@ -203,8 +205,8 @@ class Connection:
         while True:
             await self.wake.wait()
             self.wake.clear()
-            while out and not self.stalled:
-                n = min(len(out), 256)
+            while out:  # only frames queued before a stall: during one, nothing is queued
+                n = min(len(out), 1024)
                 batch = [out.popleft() for _ in range(n)]
                 self.writing = True
                 try:
@@ -220,56 +222,70 @@ class Connection:
             if not out:
                 self.room.set()
 
-    async def keepalive(self) -> None:
-        clock = self.sim.clock
+    def start_keepalive(self) -> None:
+        """Put the first heartbeat on the simulator's timeline (then one every interval)."""
         interval = self.sim.ping_interval
-        while True:
-            await clock.wait_until(clock.now() + interval)
-            if self.stalled or (
-                isinstance(self._ping_waiter, asyncio.Future) and not self._ping_waiter.done()
-            ):
-                continue  # silent while stalled; one outstanding heartbeat at a time
-            try:
-                waiter = await self.ws.ping(b"heartbeat")
-            except ConnectionClosed:
-                return
-            self._ping_waiter = waiter
-            if self.sim.pong_timeout is None:
-                continue
-            try:
-                async with asyncio.timeout(self.sim.pong_timeout):
-                    await waiter
-                self.pongs_received += 1
-            except TimeoutError:
-                log.info(
-                    "connection %d: no pong within %.1fs, closing",
-                    self.number,
-                    self.sim.pong_timeout,
-                )
-                self.sim.truth.fault("pong_timeout_close", self.number, clock.now())
-                await self.ws.close(1011, "keepalive ping timeout")
-                return
+        if interval > 0:
+            t = self.rec.opened_at + interval
+            self.sim.schedule(t, functools.partial(self._heartbeat, t))
+
+    def _heartbeat(self, t: float) -> None:
+        if self.closed:
+            return
+        self.sim.schedule(
+            t + self.sim.ping_interval,
+            functools.partial(self._heartbeat, t + self.sim.ping_interval),
+        )
+        if self.stalled or self._ping_outstanding:
+            return  # silent while stalled; one outstanding heartbeat at a time
+        self._ping_outstanding = True
+        self.sim.spawn(self._ping(t))
+
+    async def _ping(self, t: float) -> None:
+        try:
+            waiter = asyncio.ensure_future(await self.ws.ping(b"heartbeat"))
+        except ConnectionClosed:
+            return
+        self.pings_sent += 1
+        waiter.add_done_callback(self._on_pong)
+        timeout = self.sim.pong_timeout
+        if timeout is not None:
+            self.sim.schedule(t + timeout, functools.partial(self._pong_deadline, waiter))
+
+    def _on_pong(self, fut: asyncio.Future[float]) -> None:
+        self._ping_outstanding = False
+        if not fut.cancelled() and fut.exception() is None:
+            self.pongs_received += 1
+
+    def _pong_deadline(self, waiter: asyncio.Future[float]) -> None:
+        if self.closed or waiter.done():
+            return
+        log.info("connection %d: no pong within %.1fs, closing", self.number, self.sim.pong_timeout)
+        self.sim.truth.fault("pong_timeout_close", self.number, self.sim.clock.now())
+        self.sim.spawn(self._close(1011, "keepalive ping timeout"))
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.ws.close(code, reason)
 
     # ---- faults -----------------------------------------------------------------------
 
-    def apply(self, fault: Fault) -> None:
+    def apply(self, fault: Fault, now: float) -> None:
+        """Apply a fault at clock time `now` (a duration counts from there)."""
         sim = self.sim
-        now = sim.clock.now()
         sim.truth.fault(fault.kind.value, self.number, now, fault.channel)
         kind = fault.kind
-        if fault.at is not None:
-            now = sim.started_at + fault.at  # durations count from the scheduled time
         if kind is FaultKind.DISCONNECT:
             self.closed = True
             self.ws.transport.abort()
         elif kind is FaultKind.STALL:
             self.stalled = True
             if fault.duration is not None:
-                sim.spawn(self._end_stall(now + fault.duration))
+                sim.schedule(now + fault.duration, self._end_stall)
         elif kind is FaultKind.WITHHOLD_PONGS:
             self.withhold_pongs = True
             if fault.duration is not None:
-                sim.spawn(self._end_withhold(now + fault.duration))
+                sim.schedule(now + fault.duration, self._end_withhold)
         elif kind in (FaultKind.SEQ_GAP, FaultKind.SEQ_DUPLICATE, FaultKind.SEQ_REORDER):
             sub = self.by_channel.get(fault.channel)
             if sub is not None:
@@ -299,35 +315,37 @@ class Connection:
                     )
                 )
 
-    async def _end_stall(self, t: float) -> None:
-        await self.sim.clock.wait_until(t)
+    def _end_stall(self) -> None:
         self.stalled = False
-        self.wake.set()
+        self.sim.truth.fault(
+            "stall_end",
+            self.number,
+            self.sim.clock.now(),
+            f"{self.dropped_while_stalled} frames lost",
+        )
 
-    async def _end_withhold(self, t: float) -> None:
-        await self.sim.clock.wait_until(t)
+    def _end_withhold(self) -> None:
         self.withhold_pongs = False
 
     # ---- commands ---------------------------------------------------------------------
 
     async def reader(self) -> None:
         async for raw in self.ws:
-            if self.stalled:
-                continue
             self.rec.commands += 1
+            if self.stalled:
+                continue  # lost on the dead link
             self.on_command(raw)
 
-    def _reply(self, frame: dict[str, Any]) -> None:
+    def _reply(self, frame: dict[str, Any], subscribe_ack: bool = False) -> None:
+        """Queue a reply; acknowledgements of `subscribe` wait `ack_delay` when one is set."""
         data = orjson.dumps(frame)
         delay = self.sim.scenario.ack_delay
-        if delay > 0 and frame.get("type") in ("subscribed", "ok", "unsubscribed"):
-            self.sim.spawn(self._later(self.sim.clock.now() + delay, data))
+        if subscribe_ack and delay > 0:
+            self.sim.schedule(
+                self.sim.clock.now() + delay, functools.partial(self.push_control, data)
+            )
         else:
             self.push_control(data)
-
-    async def _later(self, t: float, data: bytes) -> None:
-        await self.sim.clock.wait_until(t)
-        self.push_control(data)
 
     def on_command(self, raw: str | bytes) -> None:
         cid: int | None = None
@@ -441,7 +459,7 @@ class Connection:
                 self._cap(len(existing.tickers) + len(new))
                 existing.tickers.update(new)
             self._after_add(existing, new, params)
-            self._ok(cid, existing)
+            self._ok(cid, existing, subscribe_ack=True)
             return
         if wanted is not None:
             self._cap(len(wanted))
@@ -456,7 +474,10 @@ class Connection:
         self.subs[sub.sid] = sub
         self.by_channel[ch] = sub
         self.rec.sids.setdefault(sub.sid, SidRecord(ch))
-        self._reply({"id": cid, "type": "subscribed", "msg": {"channel": ch, "sid": sub.sid}})
+        self._reply(
+            {"id": cid, "type": "subscribed", "msg": {"channel": ch, "sid": sub.sid}},
+            subscribe_ack=True,
+        )
         self._after_add(sub, list(tickers or []) if wanted is not None else [], params)
 
     def _after_add(self, sub: Sub, new: list[str], params: dict[str, Any]) -> None:
@@ -469,11 +490,13 @@ class Connection:
             for t in new:
                 self.emit(sub, sim.flow.ticker_msg(sim.universe.markets[t], now))
 
-    def _ok(self, cid: int | None, sub: Sub) -> None:
+    def _ok(self, cid: int | None, sub: Sub, subscribe_ack: bool = False) -> None:
         msg: dict[str, Any] = {}
         if not sub.skip_ticker_ack and sub.tickers is not None:
             msg["market_tickers"] = sorted(sub.tickers)
-        self._reply({"id": cid, "sid": sub.sid, "seq": sub.seq, "type": "ok", "msg": msg})
+        self._reply(
+            {"id": cid, "sid": sub.sid, "seq": sub.seq, "type": "ok", "msg": msg}, subscribe_ack
+        )
 
     def _unsubscribe(self, cid: int | None, params: dict[str, Any]) -> None:
         sids = params.get("sids")
@@ -528,7 +551,8 @@ class Connection:
         self._ok(cid, sub)
 
     async def run(self) -> None:
-        tasks = [asyncio.create_task(c) for c in (self.writer(), self.keepalive())]
+        self.start_keepalive()
+        tasks = [asyncio.create_task(self.writer())]
         try:
             await self.reader()
         except ConnectionClosed:

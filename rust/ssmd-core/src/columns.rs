@@ -6,7 +6,7 @@
 //! UTF-8 columns, bit-packed booleans.
 
 use crate::codec::{for_each_record, CodecError};
-use crate::model::{Body, Outcome, Record};
+use crate::model::{Body, ConnectorEventKind, Outcome, Record, Status};
 
 /// Arrow type of a column, as Python maps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,13 +150,18 @@ fn outcome(o: Outcome) -> Option<&'static str> {
     }
 }
 
-/// Which records a table holds: one table per record kind.
+/// Which records a table holds: one table per record kind (book snapshots: one row per level).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableKind {
     Trade,
     Ticker,
     BookDelta,
+    /// Book snapshots, one row per level.
+    BookLevel,
     Lifecycle,
+    EventLifecycle,
+    Status,
+    ConnectorEvent,
 }
 
 impl TableKind {
@@ -165,7 +170,11 @@ impl TableKind {
             "trade" => Some(TableKind::Trade),
             "ticker" => Some(TableKind::Ticker),
             "book_delta" => Some(TableKind::BookDelta),
+            "book_level" => Some(TableKind::BookLevel),
             "lifecycle" => Some(TableKind::Lifecycle),
+            "event_lifecycle" => Some(TableKind::EventLifecycle),
+            "status" => Some(TableKind::Status),
+            "connector_event" => Some(TableKind::ConnectorEvent),
             _ => None,
         }
     }
@@ -201,6 +210,29 @@ fn specific(kind: TableKind) -> &'static [(&'static str, ColumnType)] {
             ("open_interest_e6", Int64),
         ],
         TableKind::BookDelta => &[("side", Utf8), ("price_e6", Int64), ("delta_e6", Int64)],
+        TableKind::BookLevel => &[
+            ("side", Utf8),
+            ("level", UInt32),
+            ("price_e6", Int64),
+            ("size_e6", Int64),
+        ],
+        TableKind::EventLifecycle => &[
+            ("title", Utf8),
+            ("subtitle", Utf8),
+            ("series_ticker", Utf8),
+            ("strike_date", TimestampNs),
+            ("strike_period", Utf8),
+        ],
+        TableKind::Status => &[("status", Utf8), ("status_text", Utf8)],
+        TableKind::ConnectorEvent => &[
+            ("event", Utf8),
+            ("shard", UInt32),
+            ("reason", Utf8),
+            ("duration_ns", UInt64),
+            ("expected_seq", UInt64),
+            ("received_seq", UInt64),
+            ("tickers", Utf8),
+        ],
         TableKind::Lifecycle => &[
             ("event_type", Utf8),
             ("open_ts", TimestampNs),
@@ -213,14 +245,36 @@ fn specific(kind: TableKind) -> &'static [(&'static str, ColumnType)] {
     }
 }
 
-fn push(cols: &mut [Column], r: &Record<'_>) {
-    let (common, rest) = cols.split_at_mut(COMMON.len());
+fn push_common(common: &mut [Column], r: &Record<'_>) {
     common[0].ts(r.receive_ts);
     common[1].ts(r.exchange_ts);
     common[2].u64(r.conn_id);
     common[3].u32(r.sid);
     common[4].u64(r.seq);
     common[5].text(r.body.ticker());
+}
+
+/// Appends the rows of one record (several for a snapshot, one per level).
+fn push(cols: &mut [Column], r: &Record<'_>) -> usize {
+    let (common, rest) = cols.split_at_mut(COMMON.len());
+    match &r.body {
+        Body::BookSnapshot(s) => {
+            let sides = [("yes", &s.yes), ("no", &s.no)];
+            let mut rows = 0;
+            for (side, levels) in sides {
+                for (i, level) in levels.iter().enumerate() {
+                    push_common(common, r);
+                    rest[0].text(Some(side));
+                    rest[1].u32(u32::try_from(i).unwrap_or(u32::MAX));
+                    rest[2].i64(level.price_e6);
+                    rest[3].i64(level.size_e6);
+                    rows += 1;
+                }
+            }
+            return rows;
+        }
+        _ => push_common(common, r),
+    }
     match &r.body {
         Body::Trade(t) => {
             rest[0].text(t.trade_id.as_deref());
@@ -253,7 +307,55 @@ fn push(cols: &mut [Column], r: &Record<'_>) {
             rest[5].text(l.result.as_deref());
             rest[6].i64(l.settlement_value_e6);
         }
-        _ => {}
+        Body::EventLifecycle(e) => {
+            rest[0].text(e.title.as_deref());
+            rest[1].text(e.subtitle.as_deref());
+            rest[2].text(e.series_ticker.as_deref());
+            rest[3].ts(e.strike_date);
+            rest[4].text(e.strike_period.as_deref());
+        }
+        Body::Status(s) => {
+            rest[0].text(Some(status_name(s.status)));
+            rest[1].text(s.status_text.as_deref());
+        }
+        Body::ConnectorEvent(e) => {
+            rest[0].text(Some(event_name(e.kind)));
+            rest[1].u32(e.shard);
+            rest[2].text(e.reason.as_deref());
+            rest[3].u64(e.duration_ns);
+            rest[4].u64(e.expected_seq);
+            rest[5].u64(e.received_seq);
+            // Markets affected, comma-separated (tickers never contain commas).
+            let tickers: Vec<&str> = e.tickers.iter().map(|t| t.as_ref()).collect();
+            rest[6].text(Some(&tickers.join(",")));
+        }
+        Body::BookSnapshot(_) | Body::Book(_) => {}
+    }
+    1
+}
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Open => "open",
+        Status::Closed => "closed",
+        Status::Halted => "halted",
+        Status::Initialized => "initialized",
+        Status::Determined => "determined",
+        Status::Settled => "settled",
+        Status::Unknown => "unknown",
+    }
+}
+
+fn event_name(k: ConnectorEventKind) -> &'static str {
+    match k {
+        ConnectorEventKind::Connected => "connected",
+        ConnectorEventKind::Disconnected => "disconnected",
+        ConnectorEventKind::Gap => "gap",
+        ConnectorEventKind::Resync => "resync",
+        ConnectorEventKind::Subscribed => "subscribed",
+        ConnectorEventKind::Unsubscribed => "unsubscribed",
+        ConnectorEventKind::BufferFull => "buffer_full",
+        ConnectorEventKind::Error => "error",
     }
 }
 
@@ -263,7 +365,11 @@ fn matches(kind: TableKind, body: &Body<'_>) -> bool {
         (TableKind::Trade, Body::Trade(_))
             | (TableKind::Ticker, Body::Ticker(_))
             | (TableKind::BookDelta, Body::BookDelta(_))
+            | (TableKind::BookLevel, Body::BookSnapshot(_))
             | (TableKind::Lifecycle, Body::Lifecycle(_))
+            | (TableKind::EventLifecycle, Body::EventLifecycle(_))
+            | (TableKind::Status, Body::Status(_))
+            | (TableKind::ConnectorEvent, Body::ConnectorEvent(_))
     )
 }
 
@@ -278,8 +384,7 @@ pub fn to_columns(data: &[u8], kind: TableKind) -> Result<(usize, Vec<Column>), 
     let mut rows = 0;
     for_each_record(data, |r| {
         if matches(kind, &r.body) {
-            push(&mut cols, &r);
-            rows += 1;
+            rows += push(&mut cols, &r);
         }
     })?;
     Ok((rows, cols))

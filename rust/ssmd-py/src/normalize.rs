@@ -261,7 +261,7 @@ fn records_to_columns<'py>(
 )> {
     let table_kind = TableKind::from_name(kind).ok_or_else(|| {
         pyo3::exceptions::PyValueError::new_err(format!(
-            "no column layout for record kind {kind:?}; use trade, ticker, book_delta or lifecycle"
+            "no column layout for record kind {kind:?}; use one of trade, ticker, book_delta, book_level, lifecycle, event_lifecycle, status, connector_event"
         ))
     })?;
     let (rows, columns) = py
