@@ -32,6 +32,7 @@ _GROUPS: list[tuple[str, str]] = [
     ("schema", "schema"),
     ("env", "env"),
     ("sim", "sim"),
+    ("connector", "connector"),
 ]
 
 for _module, _name in _GROUPS:

@@ -1,0 +1,118 @@
+"""The one subject builder. Every producer and consumer of ssmd subjects calls this module.
+
+Subjects (DESIGN.md section 4):
+    {env}.{feed}.raw.{msgtype}      raw exchange frames, exactly as received
+    {env}.{feed}.{type}.{ticker}    normalized records (type: trade, orderbook, ticker, lifecycle, ...)
+    {env}.{feed}.events.{kind}      connector events (connected, disconnected, gap, resync, ...)
+
+Tickers go into a subject token through `escape_token`, a reversible percent-style
+escape: `%`, `.`, `*`, `>`, whitespace, control and non-ASCII characters become `%XX`
+(one per UTF-8 byte, upper-case hex). Everything else is kept, so ordinary tickers read
+as themselves. The empty string is the lone token `%`. Consumers read tickers from
+payloads; `unescape_token` exists for tools and tests.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "covers",
+    "escape_token",
+    "event",
+    "matches",
+    "prefix",
+    "raw",
+    "record",
+    "unescape_token",
+]
+
+_SPECIAL: Final = frozenset("%.*>")
+_EMPTY: Final = "%"
+
+
+def _needs_escape(ch: str) -> bool:
+    return ch in _SPECIAL or ch.isspace() or not (0x21 <= ord(ch) <= 0x7E)
+
+
+def escape_token(value: str) -> str:
+    """A valid, reversible NATS subject token for any string (tickers contain dots)."""
+    if not value:
+        return _EMPTY
+    if not any(_needs_escape(ch) for ch in value):
+        return value
+    out: list[str] = []
+    for ch in value:
+        if _needs_escape(ch):
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def unescape_token(token: str) -> str:
+    """The inverse of escape_token; ValueError for a token escape_token cannot produce."""
+    if token == _EMPTY:
+        return ""
+    if "%" not in token:
+        return token
+    buf = bytearray()
+    i = 0
+    while i < len(token):
+        ch = token[i]
+        if ch == "%":
+            hexpart = token[i + 1 : i + 3]
+            if len(hexpart) != 2 or hexpart.upper() != hexpart:
+                raise ValueError(f"bad escape in subject token {token!r}")
+            buf.append(int(hexpart, 16))
+            i += 3
+        else:
+            buf.extend(ch.encode("utf-8"))
+            i += 1
+    return buf.decode("utf-8")
+
+
+def prefix(env: str, feed: str) -> str:
+    return f"{env}.{feed}"
+
+
+def raw(env: str, feed: str, msgtype: str) -> str:
+    """Subject of a raw frame; msgtype is a FRAME_KINDS name (unknown, malformed included)."""
+    return f"{env}.{feed}.raw.{msgtype}"
+
+
+def record(env: str, feed: str, record_type: str, ticker: str) -> str:
+    """Subject of a normalized record."""
+    return f"{env}.{feed}.{record_type}.{escape_token(ticker)}"
+
+
+def event(env: str, feed: str, kind: str) -> str:
+    """Subject of a connector event."""
+    return f"{env}.{feed}.events.{kind}"
+
+
+def matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: `*` matches one token, a final `>` one or more."""
+    p, s = pattern.split("."), subject.split(".")
+    for i, tok in enumerate(p):
+        if tok == ">":
+            return i == len(p) - 1 and len(s) > i
+        if i >= len(s):
+            return False
+        if tok != "*" and tok != s[i]:
+            return False
+    return len(p) == len(s)
+
+
+def covers(patterns: list[str] | tuple[str, ...], subject_pattern: str) -> bool:
+    """True when every subject matching `subject_pattern` matches one of `patterns`.
+
+    Checked by treating the wildcards of `subject_pattern` as concrete tokens, which is
+    exact for the shapes ssmd uses (a fixed prefix, then `*` or `>`).
+    """
+    probe = subject_pattern.replace("*", "x")
+    if probe.endswith(">"):
+        probe = probe[:-1] + "x"
+        deeper = probe + ".y"
+        return any(matches(p, probe) and matches(p, deeper) for p in patterns)
+    return any(matches(p, probe) for p in patterns)

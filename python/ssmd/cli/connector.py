@@ -1,0 +1,64 @@
+"""`ssmd connector run`: capture Kalshi into NATS JetStream (docs/connector.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="The Kalshi connector: capture frames into NATS JetStream.", no_args_is_help=True
+)
+
+
+@app.command()
+def run(
+    env: str = typer.Option(..., "--env", help="Environment under exchanges/environments/."),
+    config_dir: Path | None = typer.Option(
+        None, help="The exchanges/ tree (default: $SSMD_CONFIG_DIR or ./exchanges)."
+    ),
+    ws_url: str | None = typer.Option(None, help="Override the WebSocket URL."),
+    rest_url: str | None = typer.Option(None, help="Override the REST URL."),
+    nats_url: str | None = typer.Option(None, help="Override the NATS URL."),
+    data_dir: str | None = typer.Option(None, help="Override the data dir (spool lives under it)."),
+    health_port: int = typer.Option(9464, help="Port of /health and /metrics (0 = any)."),
+    health_host: str = typer.Option("127.0.0.1", help="Interface of /health and /metrics."),
+    log_level: str = typer.Option("INFO", help="Log level."),
+) -> None:
+    """Capture until SIGTERM/SIGINT, then flush what is buffered and exit 0."""
+    from ssmd.config import Overrides, load_environment
+    from ssmd.connector.runner import Connector, Settings
+    from ssmd.exceptions import AuthenticationError, ConfigError
+    from ssmd.obs import logs
+
+    logs.setup(log_level)
+    try:
+        resolved = load_environment(
+            env,
+            config_dir,
+            Overrides(ws_url=ws_url, rest_url=rest_url, nats_url=nats_url, data_dir=data_dir),
+        )
+        settings = Settings.from_environment(
+            resolved, health_port=health_port, health_host=health_host
+        )
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Connector(settings).run(stop)
+
+    try:
+        asyncio.run(main())
+    except AuthenticationError as exc:
+        typer.echo(f"authentication failed: {exc}", err=True)
+        raise typer.Exit(3) from None
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None

@@ -1,0 +1,143 @@
+"""From captured frames to messages: batch normalization, seq tracking, routing.
+
+`Pipeline.process(items)` is synchronous and runs once per batch: it calls
+ssmd.core.normalize_kalshi once per run of frames from one connection, builds the raw
+and normalized messages (subjects from ssmd.bus.subjects, ids `{conn}:{frame}` and
+`{conn}:{frame}:n`), feeds the records to a BookSet (sequence tracking per
+(connection, sid), books) and returns what to publish plus what happened (gaps,
+resyncs, lifecycle records) for the runner to act on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ssmd import core
+from ssmd.bus import subjects
+from ssmd.bus.publisher import OutMsg
+from ssmd.connector.spool import Item
+
+__all__ = ["Gap", "Outcome", "Pipeline"]
+
+HDR_RECEIVE = "Ssmd-Receive-Ns"
+HDR_CONN = "Ssmd-Conn-Id"
+
+
+@dataclass
+class Gap:
+    conn_id: int
+    sid: int
+    expected: int
+    received: int
+    tickers: list[str]
+
+
+@dataclass
+class Outcome:
+    messages: list[OutMsg] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    resynced: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    lifecycle: list[dict[str, Any]] = field(default_factory=list)
+    frames: Counter[str] = field(default_factory=Counter)
+    problems: Counter[str] = field(default_factory=Counter)
+
+
+class Pipeline:
+    def __init__(self, env: str, feed: str) -> None:
+        self.env, self.feed = env, feed
+        self.raw_subjects = [subjects.raw(env, feed, k) for k in core.FRAME_KINDS]
+        self.kind_names = list(core.FRAME_KINDS)
+        self._tokens: dict[str, str] = {}
+        self._record_prefix = f"{env}.{feed}."
+        self.books = core.BookSet()
+
+    def _subject(self, record_type: str, ticker: str) -> str:
+        token = self._tokens.get(ticker)
+        if token is None:
+            if len(self._tokens) > 200_000:
+                self._tokens.clear()
+            token = self._tokens[ticker] = subjects.escape_token(ticker)
+        return f"{self._record_prefix}{record_type}.{token}"
+
+    def event_message(self, item: Item) -> OutMsg:
+        return OutMsg(
+            subjects.event(self.env, self.feed, item.event),
+            item.data,
+            f"ev:{item.conn_id}:{item.frame_no}",
+            None,
+            item.receive_ns,
+        )
+
+    def process(self, items: list[Item]) -> Outcome:
+        out = Outcome()
+        i, n = 0, len(items)
+        while i < n:
+            item = items[i]
+            if item.event:
+                out.messages.append(self.event_message(item))
+                i += 1
+                continue
+            j = i + 1
+            conn = item.conn_id
+            while j < n and items[j].conn_id == conn and not items[j].event:
+                j += 1
+            self._frames(items[i:j], out)
+            i = j
+        return out
+
+    def _frames(self, group: list[Item], out: Outcome) -> None:
+        conn = group[0].conn_id
+        frames = [it.data for it in group]
+        rns = [it.receive_ns for it in group]
+        batch = core.normalize_kalshi(frames, rns, conn)
+        msgs = out.messages
+        raw_subjects = self.raw_subjects
+        kinds = batch.kinds
+        conn_s = str(conn)
+        for k, it in enumerate(group):
+            msgs.append(
+                OutMsg(
+                    raw_subjects[kinds[k]],
+                    it.data,
+                    f"{conn_s}:{it.frame_no}",
+                    {HDR_RECEIVE: str(it.receive_ns), HDR_CONN: conn_s},
+                    it.receive_ns,
+                )
+            )
+        out.frames.update(self.kind_names[k] for k in kinds)
+        data = batch.data
+        last_fi, dup_n = -1, 0
+        for fi, rtype, ticker, start, end in batch.records:
+            dup_n = dup_n + 1 if fi == last_fi else 0
+            last_fi = fi
+            it = group[fi]
+            suffix = ":n" if dup_n == 0 else f":n{dup_n}"
+            payload = data[start:end]
+            msgs.append(
+                OutMsg(
+                    self._subject(rtype, ticker),
+                    payload,
+                    f"{conn_s}:{it.frame_no}{suffix}",
+                    None,
+                    it.receive_ns,
+                )
+            )
+            if rtype == "lifecycle":
+                out.lifecycle.extend(core.decode_records(payload))
+        for _, problem, _detail in batch.problems:
+            out.problems[problem] += 1
+        if data:
+            for ev in self.books.apply(data):
+                kind = ev[0]
+                if kind == "gap":
+                    _, c, sid, expected, received, tickers = ev
+                    out.gaps.append(
+                        Gap(int(c), int(sid), int(expected), int(received), list(tickers))  # type: ignore[call-overload]
+                    )
+                elif kind == "resynced":
+                    out.resynced.append(str(ev[1]))
+                elif kind == "duplicate":
+                    out.duplicates += 1

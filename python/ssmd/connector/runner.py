@@ -1,0 +1,526 @@
+"""The connector: shards -> capture queue -> pipeline -> JetStream, plus selection and health.
+
+    settings = Settings.from_environment(load_environment("kalshi-dev"))
+    await Connector(settings).run(stop_event)
+
+Queues and their policies:
+  - websockets' receive buffer per shard (max_queue frames): the socket's own flow
+    control; our reader never blocks on anything else.
+  - the capture queue (spool.py): memory, then spool file, then drop-with-event.
+  - the publisher window (max_inflight unacked messages): the pump blocks, frames wait in
+    the capture queue (and spill to the spool when NATS is slow or down).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ssmd import core
+from ssmd.bus.connection import NatsClient, connect
+from ssmd.bus.publisher import OutMsg, Publisher
+from ssmd.bus.stream import ensure_stream
+from ssmd.config import NatsSettings, ResolvedEnvironment, parse_duration
+from ssmd.config.models.environment import Symbols
+from ssmd.connector.health import HealthServer
+from ssmd.connector.pipeline import Outcome, Pipeline
+from ssmd.connector.selection import Selection
+from ssmd.connector.shards import Shard, ShardConfig, ShardSet
+from ssmd.connector.spool import CaptureQueue, Item
+from ssmd.exceptions import ConfigError
+from ssmd.obs.metrics import Registry
+from ssmd.venues.kalshi import auth
+from ssmd.venues.kalshi.rest import RestClient
+from ssmd.venues.kalshi.ws import Credentials, Liveness
+
+__all__ = ["Connector", "Settings", "load_credentials"]
+
+log = logging.getLogger(__name__)
+
+GLOBAL_ONLY = ("market_lifecycle_v2",)
+
+
+def _secs(value: object) -> float:
+    if isinstance(value, str):
+        return parse_duration(value).total_seconds()
+    return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(str(value))
+
+
+def load_credentials(env: ResolvedEnvironment) -> Credentials:
+    """KALSHI_API_KEY and the PEM at KALSHI_PRIVATE_KEY_PATH; ConfigError (no secret shown)."""
+    try:
+        key_id = env.secret("kalshi_api_key").reveal()
+        path = env.secret("kalshi_private_key").reveal()
+    except ConfigError as exc:
+        raise ConfigError(
+            f"Kalshi credentials are missing: {exc}. Fix: export KALSHI_API_KEY (the key id) and "
+            "KALSHI_PRIVATE_KEY_PATH (the PEM file)"
+        ) from None
+    return Credentials(key_id, auth.load_private_key(path))
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    feed: str
+    nats: NatsSettings
+    ws_url: str
+    rest_url: str
+    credentials: Credentials | None
+    symbols: Symbols
+    market_channels: tuple[str, ...] = ("orderbook_delta", "trade", "ticker")
+    global_channels: tuple[str, ...] = ("market_lifecycle_v2",)
+    markets_per_connection: int = 200
+    subscribe_batch: int = 200
+    liveness: Liveness = field(default_factory=Liveness)
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    max_auth_failures: int = 5
+    sync_interval: float = 900.0
+    sweep_interval: float = 1.0
+    spool_path: Path = Path("data/spool/connector.spool")
+    memory_bytes: int = 64 * 1024 * 1024
+    spool_bytes: int = 1024 * 1024 * 1024
+    max_inflight: int = 8192
+    ack_timeout: float = 5.0
+    batch_size: int = 1024
+    linger: float = 0.002
+    drain_timeout: float = 20.0
+    health_host: str = "127.0.0.1"
+    health_port: int | None = None
+    record_latency: bool = False
+    clock: Callable[[], float] = field(default=time.time, compare=False)
+
+    @classmethod
+    def from_environment(cls, env: ResolvedEnvironment, **changes: Any) -> Settings:
+        ws = env.limits.ws
+        chans = tuple(c.name for c in env.channels)
+        if env.nats.embedded and "nats" not in changes:
+            raise ConfigError(
+                f"environment {env.name} uses the embedded NATS server, which `ssmd up` starts; "
+                "for `ssmd connector run` pass --nats-url (or set SSMD_NATS_URL)"
+            )
+        base = cls(
+            env=env.name,
+            feed=env.feed.metadata.name,
+            nats=env.nats,
+            ws_url=env.endpoint.ws_url,
+            rest_url=env.endpoint.rest_url,
+            credentials=None,
+            symbols=env.symbols,
+            market_channels=tuple(c for c in chans if c not in GLOBAL_ONLY),
+            global_channels=tuple(c for c in chans if c in GLOBAL_ONLY),
+            markets_per_connection=ws.markets_per_connection,
+            subscribe_batch=ws.subscribe_batch,
+            liveness=Liveness(
+                ping_interval=_secs(ws.ping_interval),
+                ping_timeout=_secs(ws.ping_timeout),
+                stale_after=_secs(ws.stale_after),
+            ),
+            sync_interval=_secs(env.symbols.sync_interval),
+            spool_path=env.data_dir / "spool" / f"connector-{env.name}.spool",
+        )
+        if "credentials" not in changes:
+            changes["credentials"] = load_credentials(env)
+        return replace(base, **changes)
+
+
+class Connector:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = s = settings
+        self.prefix = s.nats.subject_prefix
+        self.pipeline = Pipeline(*self.prefix.split(".", 1))
+        self.queue = CaptureQueue(
+            s.spool_path, memory_bytes=s.memory_bytes, spool_bytes=s.spool_bytes
+        )
+        self.shards = ShardSet(
+            ShardConfig(
+                url=s.ws_url,
+                credentials=s.credentials,
+                market_channels=s.market_channels,
+                global_channels=s.global_channels,
+                markets_per_connection=s.markets_per_connection,
+                subscribe_batch=s.subscribe_batch,
+                liveness=s.liveness,
+                backoff_base=s.backoff_base,
+                backoff_cap=s.backoff_cap,
+                max_auth_failures=s.max_auth_failures,
+            ),
+            self,
+        )
+        self.shards.on_task = self._watch
+        self.selection: Selection | None = None
+        self.publisher: Publisher | None = None
+        self.nc: NatsClient | None = None
+        self.health_server: HealthServer | None = None
+        self._event_base = time.time_ns()
+        self._event_no = itertools.count(1)
+        self._pending_resync: dict[tuple[int, int], set[str]] = {}
+        self._dirty = asyncio.Event()
+        self._fatal: BaseException | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._bg: set[asyncio.Task[Any]] = set()
+        self.latencies_ns: deque[int] = deque(maxlen=200_000)
+        self.frames_in = 0
+        self.events: list[tuple[str, int, str]] = []  # (kind, shard, reason), last 10,000
+        self._build_metrics()
+
+    # ---- metrics ----------------------------------------------------------------------
+
+    def _build_metrics(self) -> None:
+        r = self.registry = Registry()
+        feed = self.settings.feed
+        self.m_received = r.counter(
+            "ssmd_connector_messages_received_total", "Frames received, by type", ("feed", "type")
+        )
+        self.m_published = r.counter(
+            "ssmd_connector_messages_published_total", "Messages acked by JetStream", ("feed",)
+        )
+        self.m_lag = r.gauge(
+            "ssmd_connector_lag_seconds", "Receive to PubAck of the last frame", ("feed",)
+        )
+        self.m_errors = r.counter(
+            "ssmd_connector_errors_total", "Errors, by type", ("feed", "error_type")
+        )
+        self.m_events = r.counter(
+            "ssmd_connector_events_total", "Connector events, by kind", ("feed", "kind")
+        )
+        self.m_dropped = r.counter(
+            "ssmd_connector_dropped_total", "Frames dropped with the spool full", ("feed",)
+        )
+
+        def shard_states() -> dict[tuple[str, ...], float]:
+            out: dict[tuple[str, ...], float] = {}
+            for sh in self.shards.shards.values():
+                key = (feed, sh.state)
+                out[key] = out.get(key, 0) + 1
+            return out
+
+        r.gauge("ssmd_connector_shards", "Shards, by state", ("feed", "state"), shard_states)
+        r.gauge(
+            "ssmd_connector_markets_subscribed",
+            "Markets acknowledged by the exchange",
+            ("feed",),
+            lambda: {(feed,): float(sum(len(sh.subscribed) for sh in self.shards.shards.values()))},
+        )
+        r.gauge(
+            "ssmd_connector_markets_desired",
+            "Markets the selection asks for",
+            ("feed",),
+            lambda: {(feed,): float(len(self.shards.owner))},
+        )
+        r.gauge(
+            "ssmd_connector_queue_bytes",
+            "Capture queue usage",
+            ("feed", "where"),
+            lambda: {
+                (feed, "memory"): float(self.queue.memory_used),
+                (feed, "spool"): float(self.queue.spool_used),
+            },
+        )
+        r.gauge(
+            "ssmd_connector_publish_inflight",
+            "Unacked JetStream publishes",
+            ("feed",),
+            lambda: {(feed,): float(self.publisher.inflight if self.publisher else 0)},
+        )
+
+    # ---- shard hooks ------------------------------------------------------------------
+
+    def frame(self, shard: Shard, data: bytes, receive_ns: int) -> None:
+        self.frames_in += 1
+        q = self.queue
+        if not q.put(Item(shard.conn_id, shard.frame_no, receive_ns, data)):
+            self.m_dropped.inc(self.settings.feed)
+        if q.transitions:
+            self._report_queue()
+
+    def _report_queue(self) -> None:
+        while self.queue.transitions:
+            state, detail = self.queue.transitions.popleft()
+            if state == "memory":
+                log.info("capture queue back in memory")
+                continue
+            self.m_errors.inc(self.settings.feed, f"buffer_{state}")
+            self.event("buffer_full", None, f"{state}: {detail}")
+
+    def event(
+        self,
+        kind: str,
+        shard: Shard | None,
+        reason: str = "",
+        *,
+        duration_ns: int = 0,
+        tickers: Iterable[str] = (),
+        conn_id: int | None = None,
+        expected_seq: int = 0,
+        received_seq: int = 0,
+        sid: int = 0,
+    ) -> None:
+        now = time.time_ns()
+        rec: dict[str, Any] = {
+            "kind": "connector_event",
+            "event": kind,
+            "receive_ts": now,
+            "conn_id": conn_id if conn_id is not None else (shard.conn_id if shard else 0),
+            "sid": sid,
+            "shard": shard.number if shard else 0,
+            "reason": reason,
+            "duration_ns": duration_ns,
+            "expected_seq": expected_seq,
+            "received_seq": received_seq,
+            "tickers": list(tickers),
+        }
+        self.m_events.inc(self.settings.feed, kind)
+        self.events.append((kind, rec["shard"], reason))
+        del self.events[:-10_000]
+        level = (
+            logging.INFO
+            if kind in ("connected", "subscribed", "unsubscribed", "resync")
+            else logging.WARNING
+        )
+        log.log(
+            level,
+            "connector event %s",
+            kind,
+            extra={
+                "fields": {k: v for k, v in rec.items() if k != "tickers"}
+                | {"markets": len(rec["tickers"])}
+            },
+        )
+        payload = core.encode_records([rec])
+        self.queue.put_event(Item(self._event_base, next(self._event_no), now, payload, kind))
+
+    # ---- tasks ------------------------------------------------------------------------
+
+    def _watch(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.append(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            if t.cancelled():
+                return
+            exc = t.exception()
+            if exc is not None and self._fatal is None:
+                log.error("task %s failed: %r", t.get_name(), exc)
+                self._fatal = exc
+                self._stop.set()
+
+        task.add_done_callback(done)
+
+    def _spawn(self, coro: Any) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._bg.add(t)
+        t.add_done_callback(self._bg.discard)
+
+    def _acked(self, msg: OutMsg, seq: int, dup: bool) -> None:
+        self.m_published.inc(self.settings.feed)
+        if msg.headers is not None and msg.receive_ns:
+            lag = time.time_ns() - msg.receive_ns
+            self.m_lag.set(lag / 1e9, self.settings.feed)
+            if self.settings.record_latency:
+                self.latencies_ns.append(lag)
+
+    async def _pump(self) -> None:
+        q, s = self.queue, self.settings
+        assert self.publisher is not None
+        publish = self.publisher.publish
+        while True:
+            items = await q.get_batch(s.batch_size, s.linger)
+            outcome = self.pipeline.process(items)
+            self._account(outcome)
+            for msg in outcome.messages:
+                await publish(msg)
+            self._react(outcome)
+
+    def _account(self, o: Outcome) -> None:
+        feed = self.settings.feed
+        for kind, n in o.frames.items():
+            self.m_received.inc(feed, kind, by=n)
+        for problem, n in o.problems.items():
+            self.m_errors.inc(feed, problem, by=n)
+        if o.duplicates:
+            self.m_errors.inc(feed, "seq_duplicate", by=o.duplicates)
+
+    def _react(self, o: Outcome) -> None:
+        for gap in o.gaps:
+            shard = self.shards.by_conn(gap.conn_id)
+            self.event(
+                "gap",
+                shard,
+                f"sid {gap.sid}: expected seq {gap.expected}, received {gap.received}",
+                tickers=gap.tickers,
+                conn_id=gap.conn_id,
+                sid=gap.sid,
+                expected_seq=gap.expected,
+                received_seq=gap.received,
+            )
+            if shard is not None:
+                tickers = gap.tickers or sorted(shard.markets)
+                self._pending_resync[(gap.conn_id, gap.sid)] = set(tickers)
+                self._spawn(shard.snapshot(gap.sid, tickers))
+        for ticker in o.resynced:
+            for key, waiting in list(self._pending_resync.items()):
+                waiting.discard(ticker)
+                if not waiting:
+                    del self._pending_resync[key]
+                    self.event(
+                        "resync",
+                        self.shards.by_conn(key[0]),
+                        f"sid {key[1]}: books exact again",
+                        conn_id=key[0],
+                        sid=key[1],
+                    )
+        changed = False
+        if self.selection is not None:
+            for rec in o.lifecycle:
+                changed |= self.selection.on_lifecycle(rec)
+        if changed:
+            self._dirty.set()
+
+    async def _selection_loop(self) -> None:
+        sel, s = self.selection, self.settings
+        assert sel is not None
+        last_sync = time.monotonic()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(s.sweep_interval):
+                    await self._dirty.wait()
+            self._dirty.clear()
+            if time.monotonic() - last_sync >= s.sync_interval:
+                last_sync = time.monotonic()
+                await sel.refresh()
+                if sel.refresh_errors:
+                    self.m_errors.inc(s.feed, "selection_refresh")
+            await self.apply_selection()
+
+    async def apply_selection(self) -> None:
+        assert self.selection is not None
+        desired = self.selection.desired()
+        current = self.shards.markets
+        if desired - current:
+            await self.shards.add(desired - current)
+        if current - desired:
+            await self.shards.remove(current - desired)
+
+    # ---- health -----------------------------------------------------------------------
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        shards = [sh.health() for sh in sorted(self.shards.shards.values(), key=lambda x: x.number)]
+        nats_ok = bool(self.nc is not None and self.nc.is_connected)
+        ok = nats_ok and all(sh["state"] == "streaming" for sh in shards) and self._fatal is None
+        return ok, {
+            "status": "ok" if ok else "degraded",
+            "nats": "connected" if nats_ok else "disconnected",
+            "queue": {
+                "state": self.queue.state,
+                "memory_bytes": self.queue.memory_used,
+                "spool_bytes": self.queue.spool_used,
+                "dropped": self.queue.dropped,
+            },
+            "publisher": {
+                "inflight": self.publisher.inflight if self.publisher else 0,
+                "acked": self.publisher.acked if self.publisher else 0,
+            },
+            "markets": len(self.shards.owner),
+            "shards": shards,
+        }
+
+    # ---- run --------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Capture until `stop` is set (or stop() is called); then drain and return.
+
+        Raises the error that ended it (AuthenticationError, ConfigError) when not stopped.
+        """
+        s = self.settings
+        publisher: Publisher | None = None
+
+        def nats_state(state: str) -> None:
+            if state == "disconnected" and publisher is not None:
+                publisher.connection_lost()
+                self.m_errors.inc(s.feed, "nats_disconnected")
+
+        self.nc = nc = await connect(s.nats.url, f"ssmd-connector-{s.env}", on_state=nats_state)
+        rest: RestClient | None = None
+        try:
+            await ensure_stream(nc.jetstream(), s.nats)
+            publisher = self.publisher = Publisher(
+                nc,
+                max_inflight=s.max_inflight,
+                ack_timeout=s.ack_timeout,
+                on_ack=self._acked,
+                on_error=lambda why: self.m_errors.inc(s.feed, "publish"),
+            )
+            await publisher.start()
+            if s.health_port is not None:
+                self.health_server = HealthServer(
+                    self.health, self.registry.expose, s.health_host, s.health_port
+                )
+                await self.health_server.start()
+            sym = s.symbols
+            if sym.series or sym.categories or sym.tickers:
+                rest = RestClient(s.rest_url, s.credentials)
+            self.selection = Selection(sym, rest, s.clock)
+            pump = asyncio.create_task(self._pump(), name="pump")
+            self._watch(pump)
+            self.shards.start_global()
+            await self.selection.refresh()
+            await self.apply_selection()
+            sel_task = asyncio.create_task(self._selection_loop(), name="selection")
+            self._watch(sel_task)
+            waiter = asyncio.create_task(self._stop.wait())
+            outer = asyncio.create_task(stop.wait()) if stop is not None else None
+            await asyncio.wait(
+                [t for t in (waiter, outer) if t], return_when=asyncio.FIRST_COMPLETED
+            )
+            for t in (waiter, outer, sel_task):
+                if t is not None:
+                    t.cancel()
+            await self._shutdown(pump)
+        finally:
+            for t in self._bg:
+                t.cancel()
+            if publisher is not None:
+                await publisher.close()
+            if self.health_server is not None:
+                await self.health_server.stop()
+            if rest is not None:
+                await rest.aclose()
+            self.queue.close()
+            with contextlib.suppress(Exception):
+                await nc.close()
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _shutdown(self, pump: asyncio.Task[Any]) -> None:
+        """Stop reading, then publish what is buffered, within drain_timeout."""
+        s = self.settings
+        await self.shards.stop()
+        deadline = time.monotonic() + s.drain_timeout
+        while not self.queue.empty() and not pump.done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert self.publisher is not None
+        left = max(0.0, deadline - time.monotonic())
+        flushed = await self.publisher.flush(left)
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await pump
+        if not (flushed and self.queue.empty()):
+            log.error(
+                "shutdown: %d unacked messages and %d queued bytes left (kept in the spool: %s)",
+                self.publisher.inflight,
+                self.queue.memory_used + self.queue.spool_used,
+                s.spool_path,
+            )

@@ -1,0 +1,187 @@
+"""Which markets to capture: explicit tickers, series, categories and status filters,
+following the market lifecycle live.
+
+The REST API (through the secmaster once it exists) gives the initial picture; lifecycle
+records (created, activated, deactivated, close date updated, determined, settled) keep
+it current; and because Kalshi opens markets at `open_time` without any message, the
+status is also derived from the clock: an initialized market whose open time has passed
+counts as open, an open market whose close time has passed counts as closed. The runner
+calls `desired()` on a short sweep and diffs it against what the shards hold.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ssmd.config.models.environment import Symbols
+from ssmd.venues.kalshi.rest import RestClient
+
+__all__ = ["MarketInfo", "Selection", "series_of"]
+
+log = logging.getLogger(__name__)
+
+# Kalshi status words -> the environment's status filter words.
+_FILTER_OF = {
+    "initialized": "unopened",
+    "unopened": "unopened",
+    "active": "open",
+    "open": "open",
+    "inactive": "paused",
+    "paused": "paused",
+    "closed": "closed",
+    "determined": "settled",
+    "disputed": "settled",
+    "amended": "settled",
+    "settled": "settled",
+    "finalized": "settled",
+}
+_LIFECYCLE_STATUS = {
+    "created": "initialized",
+    "activated": "active",
+    "deactivated": "inactive",
+    "determined": "determined",
+    "settled": "settled",
+}
+
+
+def series_of(ticker: str) -> str:
+    return ticker.split("-", 1)[0]
+
+
+def _ts(value: Any) -> float | None:
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass
+class MarketInfo:
+    ticker: str
+    status: str
+    open_ts: float | None = None
+    close_ts: float | None = None
+
+    def effective_status(self, now: float) -> str:
+        s = self.status
+        if s == "initialized" and self.open_ts is not None and self.open_ts <= now:
+            s = "active"  # opened silently at open_time
+        if s == "active" and self.close_ts is not None and self.close_ts <= now:
+            s = "closed"
+        return s
+
+
+class Selection:
+    def __init__(
+        self,
+        symbols: Symbols,
+        rest: RestClient | None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.tickers = set(symbols.tickers)
+        self.series = set(symbols.series)
+        self.categories = list(symbols.categories)
+        self.statuses = set(symbols.statuses)
+        self.rest = rest
+        self.clock = clock
+        self.known: dict[str, MarketInfo] = {}
+        self.refreshes = 0
+        self.refresh_errors = 0
+
+    def matches(self, ticker: str) -> bool:
+        return ticker in self.tickers or series_of(ticker) in self.series
+
+    def _query_statuses(self) -> list[str]:
+        wanted = set(self.statuses)
+        if "open" in wanted:
+            wanted.add("unopened")  # to know open_time ahead of the silent open
+        return sorted(wanted)
+
+    async def refresh(self) -> None:
+        """Re-read the selection from REST; on failure keep what is known (and count it)."""
+        if self.rest is None:
+            return
+        try:
+            for cat in self.categories:
+                for s in await self.rest.series(cat):
+                    if isinstance(s.get("ticker"), str):
+                        self.series.add(s["ticker"])
+            fresh: dict[str, MarketInfo] = {}
+            for status in self._query_statuses():
+                for series in sorted(self.series):
+                    async for m in self.rest.markets(series_ticker=series, status=status):
+                        self._put(fresh, m)
+                if self.tickers:
+                    tickers = sorted(self.tickers)
+                    for i in range(0, len(tickers), 100):
+                        async for m in self.rest.markets(
+                            tickers=",".join(tickers[i : i + 100]), status=status
+                        ):
+                            self._put(fresh, m)
+        except Exception as exc:
+            self.refresh_errors += 1
+            log.warning(
+                "selection refresh failed, keeping %d known markets: %s", len(self.known), exc
+            )
+            return
+        self.refreshes += 1
+        # Lifecycle news newer than the REST answer (e.g. created after the query) is kept.
+        for t, info in self.known.items():
+            if (
+                t not in fresh
+                and info.status in ("initialized", "active")
+                and self.matches(t)
+                and info.effective_status(self.clock()) in ("initialized", "active")
+            ):
+                fresh[t] = info
+        self.known = fresh
+
+    def _put(self, into: dict[str, MarketInfo], m: dict[str, Any]) -> None:
+        ticker = m.get("ticker")
+        if not isinstance(ticker, str):
+            return
+        into[ticker] = MarketInfo(
+            ticker,
+            str(m.get("status", "")),
+            _ts(m.get("open_time")),
+            _ts(m.get("close_time")),
+        )
+
+    def on_lifecycle(self, rec: dict[str, Any]) -> bool:
+        """Apply one decoded lifecycle record; True when the selection may have changed."""
+        ticker = rec.get("ticker")
+        if not isinstance(ticker, str) or not self.matches(ticker):
+            return False
+        event = rec.get("event_type")
+        info = self.known.get(ticker)
+        if info is None:
+            info = self.known[ticker] = MarketInfo(ticker, "initialized")
+        open_ns, close_ns = rec.get("open_ts") or 0, rec.get("close_ts") or 0
+        if open_ns:
+            info.open_ts = open_ns / 1e9
+        if close_ns:
+            info.close_ts = close_ns / 1e9
+        status = _LIFECYCLE_STATUS.get(str(event))
+        if status is not None:
+            info.status = status
+        return True
+
+    def desired(self) -> set[str]:
+        now = self.clock()
+        out = {
+            t
+            for t, info in self.known.items()
+            if _FILTER_OF.get(info.effective_status(now)) in self.statuses
+        }
+        # Explicit tickers that REST did not describe are still asked for.
+        out.update(t for t in self.tickers if t not in self.known)
+        return out

@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics (text exposition, no dependency) and JSON logs."""

@@ -1,0 +1,180 @@
+"""Helpers for connector tests: settings pointed at a simulator and a test nats-server,
+a running connector, waiting for conditions, and ground-truth comparisons."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from natsfix import NatsServer, client, read_stream
+
+from ssmd import core
+from ssmd.config import Overrides, load_environment
+from ssmd.config.models.environment import Symbols
+from ssmd.connector.runner import Connector, Settings
+from ssmd.sim import ManualClock, Simulator
+from ssmd.venues.kalshi.ws import Liveness
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = 1_784_557_805.0  # 2026-07-20 14:30:05 UTC, inside a 15-minute window
+
+
+def manual_sim(**kw: Any) -> tuple[Simulator, ManualClock]:
+    clock = ManualClock(T0)
+    kw.setdefault("rate", 100.0)
+    kw.setdefault("markets", 40)
+    return Simulator(clock=clock, **kw), clock
+
+
+STREAM = "SSMD_KALSHI_SIM"
+PREFIX = "kalshi-sim.kalshi"
+
+
+def settings_for(sim: Simulator, nats: NatsServer, tmp: Path, **changes: Any) -> Settings:
+    env = load_environment(
+        "kalshi-sim",
+        ROOT / "exchanges",
+        Overrides(ws_url=sim.ws_url, rest_url=sim.rest_url, nats_url=nats.url, data_dir=str(tmp)),
+        environ={
+            "KALSHI_API_KEY": sim.key_id,
+            "KALSHI_PRIVATE_KEY_PATH": str(sim.private_key_path),
+        },
+    )
+    changes.setdefault("liveness", Liveness(ping_interval=0.5, ping_timeout=1.0, stale_after=3.0))
+    changes.setdefault("backoff_base", 0.05)
+    changes.setdefault("backoff_cap", 0.5)
+    changes.setdefault("sweep_interval", 0.1)
+    changes.setdefault("clock", sim.clock.now)
+    return Settings.from_environment(env, **changes)
+
+
+def open_markets(sim: Simulator, n: int, dotted: bool = False) -> list[str]:
+    ts = sorted(
+        t
+        for t, m in sim.universe.markets.items()
+        if m.status == "active" and not m.paused and (("." in t) or not dotted)
+    )
+    return ts[:n]
+
+
+def tickers_symbols(tickers: list[str]) -> Symbols:
+    return Symbols(tickers=tickers, statuses=["open"])
+
+
+async def until(pred: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not pred():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Connector]:
+    conn = Connector(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(conn.run(stop))
+    try:
+        yield conn
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def streaming(conn: Connector, markets: int) -> bool:
+    shards = conn.shards.shards.values()
+    return (
+        bool(shards)
+        and all(s.state == "streaming" for s in shards)
+        and sum(len(s.subscribed) for s in shards) == markets
+    )
+
+
+def sent(sim: Simulator) -> int:
+    return sum(r.frames_sent for r in sim.truth.connections.values())
+
+
+def settled(conn: Connector, sim: Simulator) -> bool:
+    p = conn.publisher
+    return (
+        conn.frames_in >= sent(sim)
+        and conn.queue.empty()
+        and p is not None
+        and p.inflight == 0
+        and not p.recovering
+    )
+
+
+async def drive(sim: Simulator, conn: Connector, seconds: float, step: float = 0.5) -> None:
+    clock = sim.clock
+    t = 0.0
+    while t < seconds:
+        clock.advance(step)  # type: ignore[attr-defined]
+        await sim.wait_idle(20)
+        t += step
+    await until(lambda: settled(conn, sim), 30, "connector to publish everything sent")
+
+
+async def stream_messages(url: str) -> list[Any]:
+    async with client(url) as nc:
+        return await read_stream(nc, STREAM)
+
+
+def check_exactly_once(sim: Simulator, msgs: list[Any]) -> dict[int, list[bytes]]:
+    """Every frame the simulator sent is in the stream exactly once, per connection in order."""
+    by_conn: dict[int, list[bytes]] = defaultdict(list)
+    ids: set[str] = set()
+    for m in msgs:
+        if ".raw." in m.subject:
+            assert m.headers["Nats-Msg-Id"] not in ids
+            ids.add(m.headers["Nats-Msg-Id"])
+            by_conn[int(m.headers["Ssmd-Conn-Id"])].append(m.data)
+    truth = {r.digest: r.frames_sent for r in sim.truth.connections.values() if r.frames_sent}
+    got = {}
+    for frames in by_conn.values():
+        h = hashlib.sha256()
+        for f in frames:
+            h.update(f)
+            h.update(b"\n")
+        got[h.hexdigest()] = len(frames)
+    assert got == truth, (sorted(got.values()), sorted(truth.values()))
+    return by_conn
+
+
+def _e6(text: str) -> int:
+    return int(Decimal(text) * 1_000_000)
+
+
+def check_books(sim: Simulator, msgs: list[Any], tickers: list[str]) -> None:
+    """Books rebuilt from the stream's normalized records equal the simulator's final books."""
+    books = core.BookSet()
+    for m in msgs:
+        if m.subject.startswith(f"{PREFIX}.orderbook."):
+            books.apply(m.data)
+    final = sim.truth.books
+    for t in tickers:
+        view = books.view(t)
+        assert view is not None, t
+        assert view["valid"], t
+        state = final[t]
+        bids = sorted(((_e6(p), _e6(s)) for p, s in state.yes), reverse=True)
+        asks = sorted((1_000_000 - _e6(p), _e6(s)) for p, s in state.no)
+        assert view["bids"] == bids, t
+        assert view["asks"] == asks, t
+
+
+def events(msgs: list[Any], kind: str | None = None) -> list[dict[str, Any]]:
+    out = []
+    for m in msgs:
+        if m.subject.startswith(f"{PREFIX}.events."):
+            (rec,) = core.decode_records(m.data)
+            if kind is None or rec["event"] == kind:
+                out.append(rec)
+    return out

@@ -1,0 +1,143 @@
+"""ssmd.bus: the subject escape, the stream check and the publisher (real nats-server)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from nats.js.api import StreamConfig
+from natsfix import client, nats_server, read_stream
+
+from ssmd.bus import subjects
+from ssmd.bus.publisher import OutMsg, Publisher
+from ssmd.bus.stream import check_stream, ensure_stream, required_subjects
+from ssmd.config import NatsSettings
+from ssmd.exceptions import ConfigError
+
+
+@pytest.mark.parametrize(
+    "ticker",
+    [
+        "KXBTCD-26MAR1213-T69499.99",
+        "KXBTCD-26MAR1213-T6949999",
+        "a*b>c",
+        "with space\tand\nnewline",
+        "100%",
+        "%2E",
+        "",
+        "KXÜ-é",
+        "slash/ok",
+    ],
+)
+def test_escape_round_trip_and_valid_token(ticker: str) -> None:
+    token = subjects.escape_token(ticker)
+    assert subjects.unescape_token(token) == ticker
+    assert token and not any(c in token for c in ".*> \t\r\n")
+    assert all(0x21 <= ord(c) <= 0x7E for c in token)
+
+
+def test_dotted_tickers_do_not_collide_and_stay_one_token() -> None:
+    a = subjects.record("prod", "kalshi", "trade", "KXBTCD-26MAR1213-T69499.99")
+    b = subjects.record("prod", "kalshi", "trade", "KXBTCD-26MAR1213-T6949999")
+    assert a != b
+    assert subjects.matches("prod.kalshi.trade.*", a)
+    assert a == "prod.kalshi.trade.KXBTCD-26MAR1213-T69499%2E99"
+
+
+@given(st.text())
+def test_escape_round_trip_any_text(value: str) -> None:
+    assert subjects.unescape_token(subjects.escape_token(value)) == value
+
+
+def test_matches_and_covers() -> None:
+    assert subjects.matches("a.b.>", "a.b.c.d")
+    assert not subjects.matches("a.b.>", "a.b")
+    assert subjects.matches("a.*.c", "a.x.c")
+    assert not subjects.matches("a.*", "a.x.c")
+    assert subjects.covers(["a.b.>"], "a.b.raw.*")
+    assert not subjects.covers(["a.b.raw.>"], "a.b.trade.*")
+    assert not subjects.covers(["a.b.*"], "a.b.raw.*")
+
+
+def _settings(stream: str = "SSMD_T") -> NatsSettings:
+    return NatsSettings(
+        url="nats://x",
+        stream=stream,
+        subject_prefix="t.kalshi",
+        retention=timedelta(hours=48),
+        duplicate_window=timedelta(minutes=2),
+        replicas=1,
+    )
+
+
+async def test_ensure_stream_creates_and_checks(tmp_path: Path) -> None:
+    async with nats_server(tmp_path) as srv, client(srv.url) as nc:
+        js = nc.jetstream()
+        info = await ensure_stream(js, _settings())
+        assert info.config.subjects == ["t.kalshi.>"]
+        assert info.config.duplicate_window == 120
+        await check_stream(js, "SSMD_T", required_subjects("t.kalshi"))
+        # A stream that does not cover what the connector publishes fails loudly.
+        await js.add_stream(StreamConfig(name="NARROW", subjects=["u.kalshi.raw.>"]))
+        with pytest.raises(ConfigError, match=r"do not cover"):
+            await ensure_stream(
+                js,
+                dataclasses.replace(_settings("NARROW"), subject_prefix="u.kalshi"),
+            )
+        with pytest.raises(ConfigError, match="does not exist"):
+            await check_stream(js, "MISSING", ["x.>"])
+
+
+async def test_publisher_acks_and_dedupes_by_msg_id(tmp_path: Path) -> None:
+    async with nats_server(tmp_path) as srv, client(srv.url) as nc:
+        await ensure_stream(nc.jetstream(), _settings())
+        acks: list[tuple[str, int, bool]] = []
+        pub = Publisher(
+            nc, max_inflight=8, on_ack=lambda m, seq, dup: acks.append((m.msg_id, seq, dup))
+        )
+        await pub.start()
+        for i in range(100):
+            await pub.publish(
+                OutMsg("t.kalshi.raw.trade", b"%d" % i, f"c:{i}", {"Ssmd-Conn-Id": "1"})
+            )
+            assert pub.inflight <= 8
+        # Re-publishing the same ids (as after a reconnect) stores nothing new.
+        for i in range(50):
+            await pub.publish(OutMsg("t.kalshi.raw.trade", b"%d" % i, f"c:{i}"))
+        assert await pub.flush(5)
+        await pub.close()
+        msgs = await read_stream(nc, "SSMD_T")
+        assert [m.data for m in msgs] == [b"%d" % i for i in range(100)]
+        assert msgs[0].headers is not None and msgs[0].headers["Ssmd-Conn-Id"] == "1"
+        assert sum(1 for a in acks if a[2]) == 50
+        assert len(acks) == 150
+
+
+async def test_publisher_replays_in_order_across_a_nats_restart(tmp_path: Path) -> None:
+    from ssmd.bus.connection import connect
+
+    async with nats_server(tmp_path) as srv:
+        pub: Publisher | None = None
+
+        def state(s: str) -> None:
+            if s == "disconnected" and pub is not None:
+                pub.connection_lost()
+
+        nc = await connect(srv.url, "test", on_state=state)
+        await ensure_stream(nc.jetstream(), _settings())
+        pub = Publisher(nc, max_inflight=64, ack_timeout=2.0)
+        await pub.start()
+        for i in range(300):
+            await pub.publish(OutMsg("t.kalshi.raw.trade", b"%d" % i, f"c:{i}"))
+            if i == 150:
+                srv.stop()
+                await srv.start()
+        assert await pub.flush(20)
+        await pub.close()
+        msgs = await read_stream(nc, "SSMD_T")
+        await nc.close()
+        assert [m.data for m in msgs] == [b"%d" % i for i in range(300)]

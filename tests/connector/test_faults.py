@@ -1,0 +1,171 @@
+"""Each simulator fault, and what the stream holds afterwards (exactly once, exact books, events)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from connfix import (
+    check_books,
+    check_exactly_once,
+    drive,
+    events,
+    manual_sim,
+    open_markets,
+    running,
+    settings_for,
+    stream_messages,
+    streaming,
+    tickers_symbols,
+    until,
+)
+from natsfix import nats_server
+
+from ssmd.connector.runner import Connector
+from ssmd.exceptions import AuthenticationError
+from ssmd.sim import Fault, FaultKind, Scenario, Simulator
+
+
+def market_conn(sim: Simulator, conn: Connector, shard: int = 1) -> int:
+    """The simulator's connection number serving a connector shard (the newest with data subs)."""
+    return max(n for n, c in sim.connections.items() if "orderbook_delta" in c.by_channel)
+
+
+@pytest.mark.parametrize("kind", [FaultKind.DISCONNECT, FaultKind.STALL])
+async def test_dead_connection_reconnects_resubscribes_and_loses_nothing(
+    tmp_path: Path, kind: FaultKind
+) -> None:
+    sim, _ = manual_sim(seed=5)
+    async with nats_server(tmp_path / "nats") as srv, sim:
+        tickers = open_markets(sim, 6)
+        settings = settings_for(sim, srv, tmp_path, symbols=tickers_symbols(tickers))
+        async with running(settings) as conn:
+            await until(lambda: streaming(conn, 6))
+            await drive(sim, conn, 3)
+            shard = conn.shards.shards[1]
+            before, old_conn = set(shard.subscribed), shard.conn_id
+            sim.inject(Fault(kind, at=0, connection=market_conn(sim, conn)))
+            await until(lambda: shard.conn_id != old_conn and streaming(conn, 6), 20, "reconnect")
+            assert shard.subscribed == before
+            assert conn.shards.shards[0].reconnects == 0  # the other shard never noticed
+            await drive(sim, conn, 3)
+        msgs = await stream_messages(srv.url)
+    check_exactly_once(sim, msgs)
+    check_books(sim, msgs, tickers)
+    (ev,) = events(msgs, "disconnected")
+    assert ev["duration_ns"] > 0 and sorted(ev["tickers"]) == sorted(tickers)
+    if kind is FaultKind.STALL:
+        assert "no frame and no pong" in ev["reason"]
+
+
+@pytest.mark.parametrize(
+    "kind", [FaultKind.SEQ_GAP, FaultKind.SEQ_REORDER, FaultKind.SEQ_DUPLICATE]
+)
+async def test_seq_faults_gap_event_and_resync(tmp_path: Path, kind: FaultKind) -> None:
+    sim, _ = manual_sim(seed=7)
+    async with nats_server(tmp_path / "nats") as srv, sim:
+        tickers = open_markets(sim, 6)
+        settings = settings_for(sim, srv, tmp_path, symbols=tickers_symbols(tickers))
+        async with running(settings) as conn:
+            await until(lambda: streaming(conn, 6))
+            await drive(sim, conn, 2)
+            sim.inject(Fault(kind, at=0, connection=market_conn(sim, conn)))
+            await drive(sim, conn, 4)
+            if kind is not FaultKind.SEQ_DUPLICATE:
+                await until(lambda: any(e[0] == "resync" for e in conn.events), 10, "resync")
+                await drive(sim, conn, 2)
+        msgs = await stream_messages(srv.url)
+    check_exactly_once(sim, msgs)
+    check_books(sim, msgs, tickers)
+    if kind is FaultKind.SEQ_DUPLICATE:
+        assert not events(msgs, "gap")
+        assert conn.m_errors.get("kalshi", "seq_duplicate") >= 1
+    else:
+        (gap,) = events(msgs, "gap")
+        assert gap["expected_seq"] > 0 and gap["received_seq"] > gap["expected_seq"]
+        assert len(events(msgs, "resync")) == 1
+
+
+@pytest.mark.parametrize("kind", [FaultKind.MALFORMED_FRAME, FaultKind.UNKNOWN_TYPE])
+async def test_malformed_and_unknown_frames_are_published_raw_and_counted(
+    tmp_path: Path, kind: FaultKind
+) -> None:
+    sim, _ = manual_sim(seed=9)
+    async with nats_server(tmp_path / "nats") as srv, sim:
+        tickers = open_markets(sim, 3)
+        settings = settings_for(sim, srv, tmp_path, symbols=tickers_symbols(tickers))
+        async with running(settings) as conn:
+            await until(lambda: streaming(conn, 3))
+            sim.inject(Fault(kind, at=0, connection=market_conn(sim, conn)))
+            await drive(sim, conn, 2)
+        msgs = await stream_messages(srv.url)
+    check_exactly_once(sim, msgs)
+    sub = "malformed" if kind is FaultKind.MALFORMED_FRAME else "unknown"
+    assert [m for m in msgs if m.subject.endswith(f".raw.{sub}")]
+    problem = "malformed" if kind is FaultKind.MALFORMED_FRAME else "unknown_type"
+    assert conn.m_errors.get("kalshi", problem) == 1
+    assert conn.m_received.get("kalshi", sub) == 1
+
+
+async def test_buffer_overflow_error_resubscribes_the_channel(tmp_path: Path) -> None:
+    sim, _ = manual_sim(seed=4)
+    async with nats_server(tmp_path / "nats") as srv, sim:
+        tickers = open_markets(sim, 4)
+        settings = settings_for(sim, srv, tmp_path, symbols=tickers_symbols(tickers))
+        async with running(settings) as conn:
+            await until(lambda: streaming(conn, 4))
+            n = market_conn(sim, conn)
+            old = sim.connections[n].by_channel["trade"].sid
+            sim.inject(Fault(FaultKind.BUFFER_OVERFLOW, at=0, connection=n, channel="trade"))
+            await until(
+                lambda: (
+                    "trade" in sim.connections[n].by_channel
+                    and sim.connections[n].by_channel["trade"].sid != old
+                ),
+                10,
+                "trade resubscribed",
+            )
+            await drive(sim, conn, 2)
+        msgs = await stream_messages(srv.url)
+    check_exactly_once(sim, msgs)
+    assert any("error 25" in e["reason"] for e in events(msgs, "error"))
+
+
+async def test_withheld_pongs_with_data_and_quiet_markets_with_pongs_stay_connected(
+    tmp_path: Path,
+) -> None:
+    sim, clock = manual_sim(seed=2)
+    async with nats_server(tmp_path / "nats") as srv, sim:
+        tickers = open_markets(sim, 3)
+        settings = settings_for(sim, srv, tmp_path, symbols=tickers_symbols(tickers))
+        async with running(settings) as conn:
+            await until(lambda: streaming(conn, 3))
+            # Quiet: no market data at all for longer than stale_after (3 s); pongs keep it alive.
+            await asyncio.sleep(4.0)
+            assert all(s.reconnects == 0 for s in conn.shards.shards.values())
+            # Pongs withheld but data flowing: frames keep it alive.
+            n = market_conn(sim, conn)
+            sim.inject(Fault(FaultKind.WITHHOLD_PONGS, at=0, connection=n))
+            for _ in range(40):
+                clock.advance(0.5)
+                await sim.wait_idle()
+                await asyncio.sleep(0.1)
+            assert conn.shards.shards[1].reconnects == 0
+
+
+async def test_auth_rejections_are_retried_then_fatal(tmp_path: Path) -> None:
+    scenario = Scenario(faults=[Fault(FaultKind.REJECT_AUTH, connection=2, count=2)])
+    sim, _ = manual_sim(seed=1, scenario=scenario)
+    async with nats_server(tmp_path / "nats") as srv, sim:
+        tickers = open_markets(sim, 2)
+        settings = settings_for(sim, srv, tmp_path, symbols=tickers_symbols(tickers))
+        async with running(settings) as conn:
+            await until(lambda: streaming(conn, 2), 20)
+            assert sum(1 for e in conn.events if "authentication failed" in e[2]) == 2
+    bad = Scenario(faults=[Fault(FaultKind.REJECT_AUTH, connection=1, count=100)])
+    sim2, _ = manual_sim(seed=1, scenario=bad)
+    async with nats_server(tmp_path / "nats2") as srv2, sim2:
+        settings = settings_for(sim2, srv2, tmp_path / "b", max_auth_failures=3)
+        with pytest.raises(AuthenticationError, match="401"):
+            await asyncio.wait_for(Connector(settings).run(), 20)
