@@ -50,3 +50,4 @@ ArchiveContents = _core.ArchiveContents
 read_archive = _core.read_archive
 ARCHIVE_DEFAULT_LEVEL: int = _core.ARCHIVE_DEFAULT_LEVEL
 BookSet = _core.BookSet
+SeqTracker = _core.SeqTracker

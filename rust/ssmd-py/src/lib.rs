@@ -11,6 +11,7 @@ mod book;
 mod errors;
 mod normalize;
 mod records;
+mod seq;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -26,5 +27,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     normalize::register(m)?;
     archive::register(m)?;
     book::register(m)?;
+    seq::register(m)?;
     Ok(())
 }
