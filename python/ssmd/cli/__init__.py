@@ -33,6 +33,7 @@ _GROUPS: list[tuple[str, str]] = [
     ("env", "env"),
     ("sim", "sim"),
     ("connector", "connector"),
+    ("market", "market"),
 ]
 
 for _module, _name in _GROUPS:

@@ -1,0 +1,275 @@
+"""`ssmd market`: the security master (docs/secmaster.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ssmd.cli.output import print_json, print_table
+
+app = typer.Typer(
+    help="The security master: sync, list, show and history of markets.", no_args_is_help=True
+)
+
+_ENV = typer.Option(..., "--env", help="Environment under exchanges/environments/.")
+_CONFIG = typer.Option(None, help="The exchanges/ tree (default: $SSMD_CONFIG_DIR or ./exchanges).")
+_DATA = typer.Option(None, help="Override the data dir (the SQLite store lives under it).")
+_DB = typer.Option(None, help="Override the database URL (PostgreSQL).")
+_LIST_COLUMNS = (
+    "ticker",
+    "status",
+    "category",
+    "series_ticker",
+    "open_time",
+    "close_time",
+    "title",
+)
+
+
+def _env(env: str, config_dir: Path | None, **overrides: str | None) -> Any:
+    from ssmd.config import Overrides, load_environment
+    from ssmd.exceptions import ConfigError
+
+    try:
+        return load_environment(env, config_dir, Overrides(**overrides))
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _store(resolved: Any) -> Any:
+    from ssmd.exceptions import ConfigError
+    from ssmd.secmaster import StoreError, open_store
+
+    try:
+        return open_store(resolved)
+    except (ConfigError, StoreError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def sync(
+    env: str = _ENV,
+    config_dir: Path | None = _CONFIG,
+    everything: bool = typer.Option(
+        False, "--all", help="Every series, event and market, not only the environment's selection."
+    ),
+    journal: bool = typer.Option(True, help="Publish changes to {env}.journal.secmaster."),
+    rest_url: str | None = typer.Option(None, help="Override the REST URL."),
+    nats_url: str | None = typer.Option(None, help="Override the NATS URL."),
+    redis_url: str | None = typer.Option(None, help="Override the Redis URL."),
+    database_url: str | None = _DB,
+    data_dir: str | None = _DATA,
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    log_level: str = typer.Option("INFO", help="Log level."),
+) -> None:
+    """Fetch series, events and markets from Kalshi REST and upsert them; idempotent."""
+    from ssmd.exceptions import ConfigError, SsmdError
+    from ssmd.obs import logs
+    from ssmd.secmaster import sync_environment
+
+    logs.setup(log_level)
+    resolved = _env(
+        env,
+        config_dir,
+        rest_url=rest_url,
+        nats_url=nats_url,
+        redis_url=redis_url,
+        database_url=database_url,
+        data_dir=data_dir,
+    )
+    try:
+        report = asyncio.run(sync_environment(resolved, everything=everything, journal=journal))
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except SsmdError as exc:
+        typer.echo(f"sync failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        print_json(report.as_dict())
+        return
+    d = report.as_dict()
+    typer.echo(
+        f"synced {d['series']} series, {d['events']} events, {d['markets']} markets "
+        f"({d['pages']} pages, {d['seconds']} s): created {d['created']}, updated {d['updated']}, "
+        f"{d['history_rows']} history rows, {d['missing_events']} missing events"
+    )
+
+
+@app.command("list")
+def list_(
+    env: str = _ENV,
+    config_dir: Path | None = _CONFIG,
+    status: list[str] = typer.Option(
+        [], "--status", help="ssmd status (open, closed, halted, ...) or Kalshi word; repeatable."
+    ),
+    category: list[str] = typer.Option([], "--category", help="Series category; repeatable."),
+    series: list[str] = typer.Option([], "--series", help="Series ticker; repeatable."),
+    search: str | None = typer.Option(None, help="Substring of ticker, title or subtitle."),
+    limit: int | None = typer.Option(None, help="At most this many rows."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON array of market objects."),
+    database_url: str | None = _DB,
+    data_dir: str | None = _DATA,
+) -> None:
+    """Markets in the store."""
+    from ssmd.secmaster import map_status
+
+    resolved = _env(env, config_dir, database_url=database_url, data_dir=data_dir)
+    statuses = {s if s == "unknown" else map_status(s) for s in status}
+    with _store(resolved) as store:
+        rows = store.markets(
+            statuses=statuses or None,
+            categories=category or None,
+            series=series or None,
+            search=search,
+            limit=limit,
+        )
+        if as_json:
+            typer.echo("[", nl=False)
+            for i, r in enumerate(rows):
+                typer.echo(("," if i else "") + json.dumps(r), nl=False)
+            typer.echo("]")
+            return
+        table = [[r[c] if r[c] is not None else "" for c in _LIST_COLUMNS] for r in rows]
+    print_table(f"markets ({len(table)})", _LIST_COLUMNS, table)
+
+
+@app.command()
+def show(
+    ticker: str = typer.Argument(..., help="Market ticker."),
+    env: str = _ENV,
+    config_dir: Path | None = _CONFIG,
+    as_json: bool = typer.Option(False, "--json"),
+    database_url: str | None = _DB,
+    data_dir: str | None = _DATA,
+) -> None:
+    """One market, every field."""
+    resolved = _env(env, config_dir, database_url=database_url, data_dir=data_dir)
+    with _store(resolved) as store:
+        row = store.market(ticker)
+    if row is None:
+        typer.echo(f"error: no market {ticker!r} in the store of {env}", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        print_json(row)
+        return
+    print_table(ticker, ("field", "value"), [[k, "" if v is None else v] for k, v in row.items()])
+
+
+@app.command()
+def history(
+    ticker: str = typer.Argument(..., help="Market ticker."),
+    env: str = _ENV,
+    config_dir: Path | None = _CONFIG,
+    as_json: bool = typer.Option(False, "--json"),
+    database_url: str | None = _DB,
+    data_dir: str | None = _DATA,
+) -> None:
+    """Every recorded change of one market, oldest first."""
+    resolved = _env(env, config_dir, database_url=database_url, data_dir=data_dir)
+    with _store(resolved) as store:
+        rows = store.history(ticker)
+        known = store.market(ticker) is not None
+    if not known and not rows:
+        typer.echo(f"error: no market {ticker!r} in the store of {env}", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        print_json(rows)
+        return
+    cols = ("changed_at", "source", "field", "old_value", "new_value")
+    print_table(
+        f"{ticker} history", cols, [[r[c] if r[c] is not None else "" for c in cols] for r in rows]
+    )
+
+
+@app.command()
+def migrate(
+    env: str = _ENV,
+    config_dir: Path | None = _CONFIG,
+    to: int | None = typer.Option(None, "--to", help="Target version (0 = remove everything)."),
+    database_url: str | None = _DB,
+    data_dir: str | None = _DATA,
+) -> None:
+    """Apply (or revert, with --to) the store's schema migrations."""
+    from ssmd.secmaster import Store, StoreError
+    from ssmd.secmaster.store import SQLITE_FILE
+
+    resolved = _env(env, config_dir, database_url=database_url, data_dir=data_dir)
+    target = resolved.database_url or resolved.data_dir / SQLITE_FILE
+    try:
+        with Store.open(target) as store:
+            done = store.migrate(to)
+            typer.echo(
+                f"{store.description}: version {store.version()} (applied {done or 'nothing'})"
+            )
+    except StoreError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def live(
+    env: str = _ENV,
+    config_dir: Path | None = _CONFIG,
+    nats_url: str | None = typer.Option(None, help="Override the NATS URL."),
+    redis_url: str | None = typer.Option(None, help="Override the Redis URL."),
+    database_url: str | None = _DB,
+    data_dir: str | None = _DATA,
+    sweep_every: float = typer.Option(10.0, help="Seconds between open/close sweeps."),
+    log_level: str = typer.Option("INFO", help="Log level."),
+) -> None:
+    """Apply lifecycle records from the stream and sweep open/close times until SIGTERM."""
+    import signal
+
+    from ssmd.obs import logs
+    from ssmd.secmaster import Live, run_live, services
+    from ssmd.secmaster.journal import journal_subject
+
+    logs.setup(log_level)
+    resolved = _env(
+        env,
+        config_dir,
+        nats_url=nats_url,
+        redis_url=redis_url,
+        database_url=database_url,
+        data_dir=data_dir,
+    )
+    if resolved.nats.embedded:
+        typer.echo("error: NATS is 'embedded' in this environment; pass --nats-url", err=True)
+        raise typer.Exit(2)
+
+    async def main() -> None:
+        from ssmd.bus.connection import connect
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        async with services(resolved) as svc:
+            nc = await connect(resolved.nats.url, "ssmd-secmaster-live")
+            js = nc.jetstream()
+
+            async def publish(msgs: list[tuple[str, bytes, str]]) -> None:
+                for subject, data, msg_id in msgs:
+                    await js.publish(subject, data, headers={"Nats-Msg-Id": msg_id})
+
+            runner = Live(
+                svc.store,
+                resolved.name,
+                resolved.feed.name,
+                journal_subject=journal_subject(resolved.name) if svc.journal else None,
+                on_changes=svc.changed,
+                publish_status=publish,
+            )
+            try:
+                await run_live(runner, js, resolved.nats.stream, stop=stop, sweep_every=sweep_every)
+            finally:
+                await nc.drain()
+
+    asyncio.run(main())

@@ -1,0 +1,105 @@
+"""The change journal: every secmaster change, published to `{env}.journal.secmaster`.
+
+Changes are written to the `secmaster_outbox` table in the same transaction as the
+change itself; `Journal.flush` publishes the outbox in order through JetStream with a
+`Nats-Msg-Id` derived from the entry, waits for the acks and only then deletes the
+rows. A crash between commit and ack republishes the same ids, which the stream's
+duplicate window turns into no-ops. The stream `SSMD_<ENV>_JOURNAL` (subjects
+`{env}.journal.>`) is created when missing and checked to cover the subject.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Final
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from ssmd.bus.subjects import covers
+from ssmd.config.models.common import env_var_token
+from ssmd.exceptions import ConfigError
+from ssmd.secmaster.store import Store
+
+__all__ = ["Journal", "journal_stream", "journal_subject"]
+
+log = logging.getLogger(__name__)
+
+MSG_ID: Final = "Nats-Msg-Id"
+
+
+def journal_subject(env: str, kind: str = "secmaster") -> str:
+    return f"{env}.journal.{kind}"
+
+
+def journal_stream(env: str) -> str:
+    return f"SSMD_{env_var_token(env)}_JOURNAL"
+
+
+class Journal:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        env: str,
+        *,
+        retention: timedelta = timedelta(days=7),
+        duplicate_window: timedelta = timedelta(minutes=2),
+        replicas: int = 1,
+        batch: int = 500,
+    ) -> None:
+        self.js = js
+        self.env = env
+        self.subject = journal_subject(env)
+        self.stream = journal_stream(env)
+        self.retention = retention
+        self.duplicate_window = duplicate_window
+        self.replicas = replicas
+        self.batch = batch
+        self.published = 0
+        self.duplicates = 0
+
+    async def ensure_stream(self) -> None:
+        """Create the journal stream when missing; ConfigError when it does not cover us."""
+        try:
+            info = await self.js.stream_info(self.stream)
+        except NotFoundError:
+            info = await self.js.add_stream(
+                StreamConfig(
+                    name=self.stream,
+                    subjects=[f"{self.env}.journal.>"],
+                    storage=StorageType.FILE,
+                    retention=RetentionPolicy.LIMITS,
+                    discard=DiscardPolicy.OLD,
+                    max_age=self.retention.total_seconds(),
+                    duplicate_window=self.duplicate_window.total_seconds(),
+                    num_replicas=self.replicas,
+                )
+            )
+            log.info("created journal stream %s", self.stream)
+        have = list(info.config.subjects or [])
+        if not covers(have, self.subject):
+            raise ConfigError(
+                f"stream {self.stream} has subjects {have} which do not cover {self.subject}. "
+                f"Fix: add {self.env}.journal.> to it"
+            )
+
+    async def flush(self, store: Store) -> int:
+        """Publish everything in the outbox, in order; returns how many entries were sent."""
+        sent = 0
+        while True:
+            rows = store.outbox(self.batch)
+            if not rows:
+                return sent
+            acks = await asyncio.gather(
+                *(
+                    self.js.publish(subject, payload, headers={MSG_ID: msg_id})
+                    for _, subject, msg_id, payload in rows
+                )
+            )
+            self.duplicates += sum(1 for a in acks if a.duplicate)
+            store.outbox_done([r[0] for r in rows])
+            sent += len(rows)
+            self.published += len(rows)

@@ -1,0 +1,133 @@
+"""Entry points for other components and the CLI.
+
+store = open_store(env)                                   # migrated, ready
+tickers = selected_tickers(store, env.symbols)            # the connector's selection
+rows = list(store.markets(statuses={"open"}, series=["KXBTCD"]))   # the gateway's /v1/markets
+report = await sync_environment(env)                      # one sync run (journal, Redis)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ssmd.secmaster.cache import Cache
+from ssmd.secmaster.journal import Journal, journal_subject
+from ssmd.secmaster.status import filter_to_statuses
+from ssmd.secmaster.store import Change, Store, open_store
+from ssmd.secmaster.sync import Rest, Syncer, SyncOptions, SyncReport
+
+if TYPE_CHECKING:
+    from ssmd.config import ResolvedEnvironment
+    from ssmd.config.models.environment import Symbols
+
+__all__ = ["Services", "open_markets", "selected_tickers", "services", "sync_environment"]
+
+log = logging.getLogger(__name__)
+
+
+def selected_tickers(store: Store, symbols: Symbols) -> list[str]:
+    """Stored markets an environment's `symbols` select: its tickers, series and categories
+    (a union; nothing listed = every market), in the selected statuses."""
+    statuses = filter_to_statuses(str(s) for s in symbols.statuses)
+    return [
+        str(r["ticker"])
+        for r in store.markets(
+            statuses=statuses or None,
+            series=symbols.series or None,
+            categories=symbols.categories or None,
+            tickers=symbols.tickers or None,
+        )
+    ]
+
+
+def open_markets(env: ResolvedEnvironment, **filters: Any) -> list[dict[str, Any]]:
+    """Markets of an environment's store as dicts (filters as in `Store.markets`)."""
+    with open_store(env) as store:
+        return list(store.markets(**filters))
+
+
+@dataclass
+class Services:
+    store: Store
+    journal: Journal | None
+    cache: Cache | None
+
+    async def changed(self, changes: list[Change]) -> None:
+        """After a committed write: publish the journal outbox, update Redis."""
+        if self.journal is not None:
+            await self.journal.flush(self.store)
+        if self.cache is not None:
+            try:
+                await self.cache.apply(changes)
+            except Exception as exc:  # the store is the truth; the cache is rebuilt on demand
+                log.warning(
+                    "redis update failed (%s); the cache will be rebuilt", type(exc).__name__
+                )
+                await self.cache.r.delete(self.cache.marker)
+
+
+@contextlib.asynccontextmanager
+async def services(
+    env: ResolvedEnvironment, *, journal: bool = True, redis: bool = True
+) -> AsyncIterator[Services]:
+    """The store, the journal (NATS) and the cache (Redis) an environment configures."""
+    store = open_store(env)
+    nc = None
+    cache = None
+    try:
+        jr = None
+        if journal:
+            if env.nats.embedded:
+                log.warning(
+                    "journal off: NATS is 'embedded' (started by `ssmd up`); pass --nats-url"
+                )
+            else:
+                from ssmd.bus.connection import connect
+
+                nc = await connect(env.nats.url, "ssmd-secmaster")
+                jr = Journal(nc.jetstream(), env.name, replicas=env.nats.replicas)
+                await jr.ensure_stream()
+                await jr.flush(store)  # what a previous run committed but did not publish
+        if redis and env.redis_url:
+            cache = Cache.from_url(env.redis_url, env.name, env.feed.name)
+            await cache.ensure(store)
+        yield Services(store, jr, cache)
+    finally:
+        if cache is not None:
+            await cache.aclose()
+        if nc is not None:
+            await nc.drain()
+        store.close()
+
+
+async def sync_environment(
+    env: ResolvedEnvironment,
+    *,
+    everything: bool = False,
+    journal: bool = True,
+    redis: bool = True,
+    rest: Rest | None = None,
+) -> SyncReport:
+    """One sync run of an environment: its symbol selection (or `everything`)."""
+    from ssmd.venues.kalshi.rest import RestClient
+
+    options = SyncOptions.from_symbols(env.symbols, everything=everything)
+    async with services(env, journal=journal, redis=redis) as svc:
+        own = rest is None
+        client: Any = rest if rest is not None else RestClient(env.endpoint.rest_url)
+        try:
+            syncer = Syncer(
+                svc.store,
+                client,
+                options,
+                journal_subject=journal_subject(env.name) if svc.journal else None,
+                on_changes=svc.changed,
+            )
+            return await syncer.run()
+        finally:
+            if own:
+                await client.aclose()

@@ -1,0 +1,136 @@
+"""The store on SQLite and on PostgreSQL: migrations up and down, diffing upserts, history."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from secmaster_fixtures import fresh_database, postgres_server
+
+from ssmd.secmaster.store import Store, migrations
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def pg_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with postgres_server(tmp_path_factory.mktemp("pg")) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s = Store.open(tmp_path / "sm.sqlite3")
+    else:
+        admin = request.getfixturevalue("pg_admin")
+        s = Store.open(fresh_database(admin, f"store{next(_names)}"))
+    yield s
+    s.close()
+
+
+TABLES = {"series", "events", "markets", "market_history", "secmaster_outbox"}
+
+
+def test_migrations_up_and_down(store: Store) -> None:
+    latest = migrations()[-1].version
+    assert store.version() == 0
+    assert store.migrate() == list(range(1, latest + 1))
+    assert store.tables() >= TABLES
+    assert store.migrate() == []  # already there
+    assert store.migrate(1) == [-2]
+    assert "secmaster_outbox" not in store.tables() and "markets" in store.tables()
+    assert store.migrate(0) == [-1]
+    assert store.tables() & TABLES == set()
+    assert store.version() == 0
+    assert store.migrate() == list(range(1, latest + 1))  # and up again, cleanly
+    store.check_schema()
+
+
+def _market(ticker: str, **kw: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "ticker": ticker,
+        "event_ticker": ticker.rsplit("-", 1)[0],
+        "series_ticker": ticker.split("-", 1)[0],
+        "title": "t",
+        "status": "open",
+        "kalshi_status": "active",
+        "close_time": "2026-07-20T21:00:00Z",
+        "last_price_e6": 340_000,
+    }
+    row.update(kw)
+    return row
+
+
+def test_upsert_diffs_and_records_history(store: Store) -> None:
+    store.migrate()
+    long_ticker = "KXMENTION-26JUL20-" + "A.B" * 50  # 150+ characters with dots
+    changes = store.apply_markets(
+        [_market("KXA-1-X"), _market(long_ticker)], journal="e.journal.secmaster"
+    )
+    assert [c.created for c in changes] == [True, True]
+    assert store.count("market_history") == 2
+    assert store.count("secmaster_outbox") == 2
+    # the same rows again: nothing written
+    assert store.apply_markets([_market("KXA-1-X"), _market(long_ticker)], journal="x") == []
+    assert store.count("market_history") == 2 and store.count("secmaster_outbox") == 2
+    # a quote change alone: stored, no history, no journal
+    assert store.apply_markets([_market("KXA-1-X", last_price_e6=350_000)], journal="x") == []
+    assert store.market("KXA-1-X")["last_price_e6"] == 350_000  # type: ignore[index]
+    assert store.count("market_history") == 2
+    # a reference change: one history row per field
+    ch = store.apply_markets(
+        [
+            _market(
+                "KXA-1-X",
+                status="closed",
+                kalshi_status="closed",
+                close_time="2026-07-20T22:00:00Z",
+            )
+        ],
+        "sync",
+    )
+    assert ch[0].fields["status"] == ("open", "closed")
+    hist = store.history("KXA-1-X")
+    assert [(h["field"], h["old_value"], h["new_value"], h["source"]) for h in hist] == [
+        ("status", None, "open", "sync"),
+        ("status", "open", "closed", "sync"),
+        ("kalshi_status", "active", "closed", "sync"),
+        ("close_time", "2026-07-20T21:00:00Z", "2026-07-20T22:00:00Z", "sync"),
+    ]
+    assert store.market(long_ticker)["ticker"] == long_ticker  # type: ignore[index]
+
+
+def test_settled_market_is_not_moved_back_by_a_lagging_source(store: Store) -> None:
+    store.migrate()
+    store.apply_markets(
+        [_market("KXB-1-Y", status="settled", kalshi_status="settled", result="yes")]
+    )
+    assert (
+        store.apply_markets([_market("KXB-1-Y", status="determined", kalshi_status="determined")])
+        == []
+    )
+    assert store.market("KXB-1-Y")["status"] == "settled"  # type: ignore[index]
+    assert store.regressions_ignored == 1
+
+
+def test_duplicates_within_a_batch_keep_the_last(store: Store) -> None:
+    store.migrate()
+    changes = store.apply_markets(
+        [_market("KXC-1-Z", title="first"), _market("KXC-1-Z", title="second")]
+    )
+    assert len(changes) == 1
+    assert store.market("KXC-1-Z")["title"] == "second"  # type: ignore[index]
+
+
+def test_batch_beyond_the_parameter_limit(store: Store) -> None:
+    """3,000 markets x ~47 columns = 140k values in one call: chunked, never one statement."""
+    store.migrate()
+    rows = [_market(f"KXBIG-{i // 10}-{i}", yes_sub_title=f"s{i}") for i in range(3000)]
+    assert len(store.apply_markets(rows)) == 3000
+    assert store.count("markets") == 3000
+    assert store.apply_markets(rows) == []
+    assert len(list(store.markets(series=["KXBIG"], statuses=["open"]))) == 3000
+    assert [r["ticker"] for r in store.markets(search="s2999")] == ["KXBIG-299-2999"]
