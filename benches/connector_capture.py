@@ -1,10 +1,34 @@
-"""Sustained capture: simulator (flat out) -> connector -> nats-server, one JSON line of figures.
+"""Connector capture: simulator (own process) -> connector (this process) -> nats-server.
 
-    .venv/bin/python benches/connector_capture.py [--seconds 15] [--markets 200]
+    .venv/bin/python benches/connector_capture.py [--mode all|throughput|latency|memory]
+        [--seconds 20] [--markets 200] [--rate R] [--latency-rate 1000]
+        [--memory-markets 10000] [--minutes 2] [--profile FILE]
 
-The simulator runs in this process (so the figure is a lower bound for the connector on
-its own core); nats-server is a child process. Zero loss is checked against ground truth:
-raw messages in the stream == frames the simulator sent.
+Three processes: the simulator runs in a child started with multiprocessing `spawn` (as
+benches/sim_throughput.py), nats-server in its own, the connector in this one, so the
+connector's figures are its own (the three still share the machine's cores).
+
+- throughput: the simulator at maximum rate (`rate=None`: it sends as fast as the
+  connector reads). Frames/s received and published over `--seconds` after the
+  subscriptions settle; then the flow stops and zero loss is checked against ground
+  truth: raw messages in the stream == frames the simulator sent, none dropped, no
+  error 25. "Kept up": the backlog (capture queue + publisher window) grew by less than
+  4 MiB over the window. If a run lost anything or did not keep up, it is repeated at a
+  fixed rate of 90% of the frames/s last received, until one keeps up with zero loss:
+  that run's published frames/s is `max_zero_loss_frames_per_s`.
+  `--rate R` makes one throughput run at simulator rate R (order-flow actions/s; about
+  1.8 frames each with every market subscribed) instead of the search.
+- latency: the simulator at a fixed rate tuned to `--latency-rate` frames/s; local
+  receive time -> PubAck of each raw frame, p50 and p99.
+- memory: `--memory-markets` markets subscribed, simulator at maximum rate, the
+  connector's RSS (/proc/self/status VmRSS) sampled every 5 s for `--minutes`; flat when
+  the mean of the last third is within 5% of the first third's.
+
+Each run also reports the connector's own CPU: its share of one core, microseconds per
+frame published, and the frames/s that would make on a core of its own.
+`--profile FILE` writes a cProfile of this process (the connector).
+
+Prints one JSON line with everything.
 """
 
 from __future__ import annotations
@@ -12,66 +36,263 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
+import multiprocessing as mp
+import os
+import platform
 import sys
 import tempfile
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "connector"))
 
-from connfix import settings_for, settled, streaming, tickers_symbols, until
+from connfix import STREAM, settings_for, streaming, tickers_symbols, until
 from natsfix import client, nats_server
 
 from ssmd.connector.runner import Connector
-from ssmd.sim import Simulator
 
 
-async def main(seconds: float, markets: int) -> dict[str, object]:
-    tmp = Path(tempfile.mkdtemp())
-    async with (
-        nats_server(tmp / "nats") as srv,
-        Simulator(rate=None, markets=markets, record_limit=0) as sim,
-    ):
-        tickers = sorted(t for t, m in sim.universe.markets.items() if m.status == "active")
-        settings = settings_for(
-            sim, srv, tmp, symbols=tickers_symbols(tickers), record_latency=True, clock=time.time
+def _serve(conn: Connection, markets: int, rate: float | None) -> None:
+    """Child process: a simulator; on "quiesce" the flow stops and, once every queued frame
+    is written, the frames sent are reported; on "stop" it closes."""
+    from ssmd.sim import Simulator
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        sim = Simulator(rate=rate, markets=markets, record_limit=0)
+        async with sim:
+            conn.send(
+                {
+                    "ws_url": sim.ws_url,
+                    "rest_url": sim.rest_url,
+                    "key_id": sim.key_id,
+                    "private_key_path": str(sim.private_key_path),
+                    "tickers": sorted(m.ticker for m in sim.universe.active()),
+                }
+            )
+            await loop.run_in_executor(None, conn.recv)  # "quiesce"
+            sim.publish = lambda msgs: None  # type: ignore[method-assign]
+            while any(c.out or c.writing for c in sim.connections.values() if not c.closed):
+                await asyncio.sleep(0.01)
+            truth = sim.truth
+            conn.send(
+                {
+                    "frames_sent": sum(r.frames_sent for r in truth.connections.values()),
+                    "connections": len(truth.connections),
+                    "overflows": sum(1 for f in truth.faults if "overflow" in str(f.kind)),
+                }
+            )
+            await loop.run_in_executor(None, conn.recv)  # "stop"
+
+    asyncio.run(main())
+
+
+class SimProcess:
+    def __init__(self, markets: int, rate: float | None) -> None:
+        self.parent, child = mp.Pipe()
+        self.proc = mp.get_context("spawn").Process(
+            target=_serve, args=(child, markets, rate), daemon=True
         )
-        conn = Connector(settings)
-        stop = asyncio.Event()
-        task = asyncio.create_task(conn.run(stop))
-        await until(lambda: streaming(conn, len(tickers)), 60)
-        t0, f0 = time.monotonic(), conn.frames_in
-        await asyncio.sleep(seconds)
-        sim.rate = 0.0  # not used in block mode; stop the flow by closing the server below
-        t1, f1 = time.monotonic(), conn.frames_in
-        await sim.aclose()
-        await until(lambda: settled(conn, sim), 120)
-        stop.set()
-        await task
-        sent = sum(r.frames_sent for r in sim.truth.connections.values())
-        async with client(srv.url) as nc:
-            info = await nc.jetstream().stream_info("SSMD_KALSHI_SIM")
+        self.proc.start()
+        self.info: dict[str, Any] = self.parent.recv()
+
+    def quiesce(self) -> dict[str, Any]:
+        self.parent.send("quiesce")
+        result: dict[str, Any] = self.parent.recv()
+        return result
+
+    def stop(self) -> None:
+        self.parent.send("stop")
+        self.proc.join(20)
+
+
+def _backlog(conn: Connector) -> int:
+    """Bytes waiting in the capture queue plus messages in the publisher window."""
+    pub = conn.publisher
+    return conn.queue.memory_used + conn.queue.spool_used + (pub.inflight if pub else 0)
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def _run(
+    markets: int,
+    rate: float | None,
+    seconds: float,
+    *,
+    latency: bool = False,
+    sample_every: float = 0.0,
+) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp())
+    sim = SimProcess(markets, rate)
+    info = sim.info
+    fake = SimpleNamespace(
+        ws_url=info["ws_url"],
+        rest_url=info["rest_url"],
+        key_id=info["key_id"],
+        private_key_path=info["private_key_path"],
+        clock=SimpleNamespace(now=time.time),
+    )
+    tickers: list[str] = info["tickers"]
+    stopped: dict[str, Any] | None = None
+    try:
+        async with nats_server(tmp / "nats") as srv:
+            settings = settings_for(
+                fake,  # type: ignore[arg-type]
+                srv,
+                tmp,
+                symbols=tickers_symbols(tickers),
+                record_latency=latency,
+                clock=time.time,
+            )
+            conn = Connector(settings)
+            stop = asyncio.Event()
+            task = asyncio.create_task(conn.run(stop))
+            await until(lambda: streaming(conn, len(tickers)), 300, "subscriptions")
+            await asyncio.sleep(2.0)  # snapshots and set-up out of the window
+            pub = conn.publisher
+            assert pub is not None
+            conn.latencies_ns.clear()
+            t0, f0, a0, b0 = time.monotonic(), conn.frames_in, conn.frames_acked, _backlog(conn)
+            c0 = time.process_time()
+            rss: list[float] = []
+            while time.monotonic() - t0 < seconds:
+                step = sample_every or seconds
+                await asyncio.sleep(min(step, seconds - (time.monotonic() - t0)))
+                if sample_every:
+                    rss.append(round(_rss_mb(), 1))
+            t1, f1, a1, b1 = time.monotonic(), conn.frames_in, conn.frames_acked, _backlog(conn)
+            c1 = time.process_time()
+            stopped = await asyncio.get_running_loop().run_in_executor(None, sim.quiesce)
+            await until(
+                lambda: (
+                    conn.frames_in >= stopped["frames_sent"]
+                    and conn.queue.empty()
+                    and pub.inflight == 0
+                ),
+                300,
+                "drain",
+            )
+            stop.set()
+            await task
+            sim.stop()
+            async with client(srv.url) as nc:
+                js = nc.jetstream()
+                raw_info = await js.stream_info(STREAM, subjects_filter="kalshi-sim.kalshi.raw.>")
+                raw_in_stream = sum((raw_info.state.subjects or {}).values())
         lat = sorted(conn.latencies_ns)
-        raw = int(conn.m_received.values and sum(conn.m_received.values.values()))
-        return {
-            "bench": "connector_capture",
+        errors25 = sum(1 for e in conn.events if "error 25" in e[2])
+        out: dict[str, Any] = {
             "markets": len(tickers),
-            "seconds": round(t1 - t0, 2),
-            "frames_per_s": round((f1 - f0) / (t1 - t0)),
-            "frames_sent": sent,
-            "raw_frames_published": raw,
-            "stream_messages": info.state.messages,
-            "zero_loss": raw == sent,
-            "latency_p50_ms": round(lat[len(lat) // 2] / 1e6, 2) if lat else None,
-            "latency_p99_ms": round(lat[int(len(lat) * 0.99)] / 1e6, 2) if lat else None,
-            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "sim_rate": rate,
+            "seconds": round(t1 - t0, 1),
+            "received_frames_per_s": round((f1 - f0) / (t1 - t0)),
+            "frames_per_s": round((a1 - a0) / (t1 - t0)),  # raw frames acked by JetStream
+            "backlog_bytes": [b0, b1],
+            # CPU of this process (the connector) per frame published, and what that
+            # means for one core of its own.
+            "connector_cpu_share": round((c1 - c0) / (t1 - t0), 2),
+            "cpu_us_per_frame": round((c1 - c0) / max(1, a1 - a0) * 1e6, 1),
+            "one_core_frames_per_s": round(max(1, a1 - a0) / max(1e-9, c1 - c0)),
+            "kept_up": b1 - b0 < 4 * 1024 * 1024,
+            "frames_sent": stopped["frames_sent"],
+            "raw_in_stream": raw_in_stream,
+            "dropped": conn.queue.dropped,
+            "error_25": errors25,
+            "sim_connections": stopped["connections"],
+            "zero_loss": raw_in_stream == stopped["frames_sent"]
+            and raw_in_stream == conn.frames_acked
+            and conn.queue.dropped == 0
+            and errors25 == 0,
         }
+        if latency and lat:
+            out["latency_p50_ms"] = round(lat[len(lat) // 2] / 1e6, 3)
+            out["latency_p99_ms"] = round(lat[int(len(lat) * 0.99)] / 1e6, 3)
+            out["latency_samples"] = len(lat)
+        if sample_every:
+            out["rss_mb_samples"] = rss
+        return out
+    finally:
+        if sim.proc.is_alive():
+            sim.proc.kill()
+
+
+async def throughput(markets: int, seconds: float) -> dict[str, Any]:
+    """Flat out first; if the connector fell behind or lost anything, fixed rates just below
+    what it published, stepping down until a run keeps up with zero loss."""
+    tries = [await _run(markets, None, seconds)]
+    per_action = 1.8  # frames per order-flow action with every market subscribed (measured)
+    target = tries[-1]["received_frames_per_s"] * 0.9
+    while not (tries[-1]["zero_loss"] and tries[-1]["kept_up"]) and target > 100:
+        tries.append(await _run(markets, round(target / per_action), seconds))
+        last = tries[-1]
+        per_action = last["received_frames_per_s"] / last["sim_rate"]
+        target = last["received_frames_per_s"] * 0.9
+    best = next((t for t in reversed(tries) if t["zero_loss"] and t["kept_up"]), None)
+    return {"max_zero_loss_frames_per_s": best and best["frames_per_s"], "runs": tries}
+
+
+async def latency(markets: int, target: int, seconds: float) -> dict[str, Any]:
+    # rate is order-flow actions/s; calibrate actions -> frames with a short first run.
+    probe = await _run(markets, target / 2, 5.0)
+    rate = round((target / 2) * target / max(1, probe["received_frames_per_s"]), 1)
+    return await _run(markets, rate, seconds, latency=True)
+
+
+async def memory(markets: int, minutes: float) -> dict[str, Any]:
+    r = await _run(markets, None, minutes * 60, sample_every=5.0)
+    s = r["rss_mb_samples"]
+    third = max(1, len(s) // 3)
+    first, last = sum(s[:third]) / third, sum(s[-third:]) / third
+    r["rss_mb_first_third_avg"] = round(first, 1)
+    r["rss_mb_last_third_avg"] = round(last, 1)
+    r["rss_flat"] = last <= first * 1.05
+    return r
+
+
+async def main(a: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "bench": "connector_capture",
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    if a.mode in ("all", "throughput") and a.rate:
+        out["throughput"] = await _run(a.markets, a.rate, a.seconds)
+    elif a.mode in ("all", "throughput"):
+        out["throughput"] = await throughput(a.markets, a.seconds)
+    if a.mode in ("all", "latency"):
+        out["latency"] = await latency(a.markets, a.latency_rate, a.seconds)
+    if a.mode in ("all", "memory"):
+        out["memory"] = await memory(a.memory_markets, a.minutes)
+    return out
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=float, default=15.0)
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--mode", choices=("all", "throughput", "latency", "memory"), default="all")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--rate", type=float, help="throughput: one run at this simulator rate")
     ap.add_argument("--markets", type=int, default=200)
-    a = ap.parse_args()
-    print(json.dumps(asyncio.run(main(a.seconds, a.markets))))
+    ap.add_argument("--latency-rate", type=int, default=1000)
+    ap.add_argument("--memory-markets", type=int, default=10_000)
+    ap.add_argument("--minutes", type=float, default=2.0)
+    ap.add_argument("--profile", help="write a cProfile of this (the connector) process here")
+    args = ap.parse_args()
+    if args.profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+        result = asyncio.run(main(args))
+        prof.disable()
+        prof.dump_stats(args.profile)
+    else:
+        result = asyncio.run(main(args))
+    print(json.dumps(result))

@@ -29,3 +29,10 @@ class ConfigError(SsmdError):
 
 class AuthenticationError(SsmdError):
     """The exchange refused the credentials (HTTP 401 on the WebSocket upgrade or REST)."""
+
+
+class StorageError(SsmdError):
+    """Object storage failed or refused the request (credentials, permissions, network).
+
+    Never an empty result: an authentication failure raises this instead.
+    """

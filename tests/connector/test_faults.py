@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from connfix import (
 )
 from natsfix import nats_server
 
+from ssmd import core
 from ssmd.connector.runner import Connector
 from ssmd.exceptions import AuthenticationError
 from ssmd.sim import Fault, FaultKind, Scenario, Simulator
@@ -50,9 +52,21 @@ async def test_dead_connection_reconnects_resubscribes_and_loses_nothing(
             assert shard.subscribed == before
             assert conn.shards.shards[0].reconnects == 0  # the other shard never noticed
             await drive(sim, conn, 3)
+            live = {s.conn_id for s in conn.shards.shards.values()}
         msgs = await stream_messages(srv.url)
+    # The dead connection's trade/lifecycle sequence state was dropped: what is tracked is
+    # exactly the sequenced (conn, sid) pairs of the live connections.
+    seen = {
+        (r["conn_id"], r["sid"])
+        for m in msgs
+        if m.subject.startswith(("kalshi-sim.kalshi.trade.", "kalshi-sim.kalshi.lifecycle."))
+        for r in core.decode_records(m.data)
+    }
+    assert any(c == old_conn for c, _ in seen)
+    assert len(conn.pipeline.seq) == len({(c, s) for c, s in seen if c in live})
     check_exactly_once(sim, msgs)
     check_books(sim, msgs, tickers)
+    assert not events(msgs, "gap")
     (ev,) = events(msgs, "disconnected")
     assert ev["duration_ns"] > 0 and sorted(ev["tickers"]) == sorted(tickers)
     if kind is FaultKind.STALL:
@@ -169,3 +183,96 @@ async def test_auth_rejections_are_retried_then_fatal(tmp_path: Path) -> None:
         settings = settings_for(sim2, srv2, tmp_path / "b", max_auth_failures=3)
         with pytest.raises(AuthenticationError, match="401"):
             await asyncio.wait_for(Connector(settings).run(), 20)
+
+
+@pytest.mark.parametrize("kind", [FaultKind.SEQ_GAP, FaultKind.SEQ_DUPLICATE])
+async def test_trade_channel_seq_faults_are_detected(tmp_path: Path, kind: FaultKind) -> None:
+    sim, _ = manual_sim(seed=8)
+    async with nats_server(tmp_path / "nats") as srv, sim:
+        tickers = open_markets(sim, 6)
+        settings = settings_for(sim, srv, tmp_path, symbols=tickers_symbols(tickers))
+        async with running(settings) as conn:
+            await until(lambda: streaming(conn, 6))
+            await drive(sim, conn, 2)
+            n = market_conn(sim, conn)
+            trade_sid = sim.connections[n].by_channel["trade"].sid
+            sim.inject(Fault(kind, at=0, connection=n, channel="trade", count=2))
+            await drive(sim, conn, 6)
+            faults = [f for f in sim.truth.faults if f.kind == kind]
+            assert len(faults) == 1, sim.truth.faults
+        msgs = await stream_messages(srv.url)
+    check_exactly_once(sim, msgs)
+    check_books(sim, msgs, tickers)
+    assert not events(msgs, "resync")  # trades cannot be re-fetched: no snapshot, no resync
+    if kind is FaultKind.SEQ_DUPLICATE:
+        assert not events(msgs, "gap")
+        assert conn.m_errors.get("kalshi", "seq_duplicate") == 1
+    else:
+        # count=2: the next two trade frames each skip one number -> two gaps, two events.
+        gaps = events(msgs, "gap")
+        assert len(gaps) == 2
+        for gap in gaps:
+            assert gap["sid"] == trade_sid
+            assert gap["received_seq"] == gap["expected_seq"] + 1
+            assert gap["tickers"] == sorted(tickers)
+            assert "(trade)" in gap["reason"]
+        assert conn.m_errors.get("kalshi", "seq_gap_lost") == 2
+        # The holes in the stream's trade records are exactly the ones the events report.
+        cid = gaps[0]["conn_id"]
+        seqs = sorted(
+            r["seq"]
+            for m in msgs
+            if m.subject.startswith("kalshi-sim.kalshi.trade.")
+            for r in core.decode_records(m.data)
+            if r["sid"] == trade_sid and r["conn_id"] == cid
+        )
+        holes = [(a, b) for a, b in itertools.pairwise(seqs) if b != a + 1]
+        assert holes == [(g["expected_seq"] - 1, g["received_seq"]) for g in gaps]
+
+
+@pytest.mark.parametrize("lost", [1, 2])
+async def test_resync_timeout_retries_then_resubscribes(tmp_path: Path, lost: int) -> None:
+    """The snapshots asked for after a gap do not come (the request is lost on the way):
+    one lost -> asked again; both lost (resync_retries=1) -> the channel is resubscribed."""
+    sim, _ = manual_sim(seed=7)
+    async with nats_server(tmp_path / "nats") as srv, sim:
+        tickers = open_markets(sim, 6)
+        settings = settings_for(
+            sim, srv, tmp_path, symbols=tickers_symbols(tickers), resync_timeout=0.5
+        )
+        async with running(settings) as conn:
+            await until(lambda: streaming(conn, 6))
+            await drive(sim, conn, 2)
+            shard = conn.shards.shards[1]
+            real = shard.snapshot
+            asked: list[list[str]] = []
+
+            async def lossy(sid: int, tickers: list[str]) -> None:
+                asked.append(tickers)
+                if len(asked) > lost:
+                    await real(sid, tickers)
+
+            shard.snapshot = lossy  # type: ignore[method-assign]
+            n = market_conn(sim, conn)
+            old_sid = sim.connections[n].by_channel["orderbook_delta"].sid
+            sim.inject(Fault(FaultKind.SEQ_GAP, at=0, connection=n))
+            await drive(sim, conn, 2)
+            await until(lambda: any(e[0] == "resync" for e in conn.events), 10, "resync")
+            await drive(sim, conn, 2)
+            new_sub = sim.connections[n].by_channel["orderbook_delta"]
+            new_sid, book_tickers = new_sub.sid, set(new_sub.tickers or ())
+        msgs = await stream_messages(srv.url)
+    check_exactly_once(sim, msgs)
+    check_books(sim, msgs, tickers)
+    assert len(events(msgs, "gap")) == 1
+    assert len(events(msgs, "resync")) == 1
+    assert conn.m_errors.get("kalshi", "resync_timeout") == lost
+    assert shard.reconnects == 0
+    if lost == 1:
+        assert len(asked) == 2 and asked[1] == asked[0]  # asked again for the same markets
+        assert new_sid == old_sid
+    else:
+        assert len(asked) == 2  # no third get_snapshot: resubscribed instead
+        assert new_sid != old_sid
+        assert book_tickers == set(tickers)
+        assert any("resubscribing" in e["reason"] for e in events(msgs, "error"))

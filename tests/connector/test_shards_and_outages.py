@@ -29,6 +29,7 @@ from natsfix import nats_server
 from ssmd.bus import subjects
 from ssmd.config.models.environment import Symbols
 from ssmd.connector.spool import CaptureQueue, Item
+from ssmd.sim import Scenario
 
 
 async def test_cap_forces_new_shards_and_delete_markets_spares_the_rest(tmp_path: Path) -> None:
@@ -151,3 +152,43 @@ async def test_spool_keeps_order_drops_with_count_and_survives_restart(tmp_path:
     while not again.empty():
         got.extend(it.frame_no for it in await again.get_batch(3, 0))
     assert got == sorted(got) and got[0] == 10 and not path.exists()
+
+
+async def test_market_limit_error_26_moves_markets_to_other_shards(tmp_path: Path) -> None:
+    """The exchange allows 3 markets per subscription; the connector is configured for 200
+    per connection: every market still ends up subscribed, none on a sid above the cap."""
+    sim, _ = manual_sim(seed=15, scenario=Scenario(market_cap=3))
+    async with nats_server(tmp_path / "nats") as srv, sim:
+        tickers = open_markets(sim, 8)
+        settings = settings_for(sim, srv, tmp_path, symbols=tickers_symbols(tickers))
+        async with running(settings) as conn:
+            await until(lambda: streaming(conn, 8), 20)
+            await drive(sim, conn, 1)
+            # Ground truth: what each simulator connection is subscribed to, per channel.
+            live = [c for c in sim.connections.values() if not c.closed]
+            per_channel: dict[str, list[str]] = {}
+            for c in live:
+                for ch, sub in c.by_channel.items():
+                    if sub.tickers is not None:
+                        assert len(sub.tickers) <= 3, (ch, sub.tickers)
+                        per_channel.setdefault(ch, []).extend(sub.tickers)
+            for ch in ("orderbook_delta", "trade", "ticker"):
+                assert sorted(per_channel[ch]) == sorted(tickers), ch  # each exactly once
+            assert conn.shards.cap == 3
+            sizes = sorted(len(s.subscribed) for n, s in conn.shards.shards.items() if n > 0)
+            assert sizes == [2, 3, 3]
+            # A market added later goes to the shard with room, not above the cap.
+            extra = open_markets(sim, 9)[8]
+            await conn.shards.add([extra])
+            await until(lambda: streaming(conn, 9), 10, "extra market")
+            assert sorted(len(s.subscribed) for n, s in conn.shards.shards.items() if n > 0) == [
+                3,
+                3,
+                3,
+            ]
+            await drive(sim, conn, 2)
+        msgs = await stream_messages(srv.url)
+    check_exactly_once(sim, msgs)
+    check_books(sim, msgs, [*tickers, extra])
+    assert [f for f in sim.truth.faults if f.kind == "market_cap"]
+    assert any("error 26" in e["reason"] for e in events(msgs, "error"))

@@ -11,6 +11,12 @@ connection, and republishes every unacked message *in the original order* with t
 no-ops. Only then does it take new messages again, so the stream keeps the order in
 which frames were received. The client's own reconnect buffer is cleared on disconnect
 so that nothing older can overtake the ordered replay.
+
+Cost per message is kept low because the connector publishes every frame twice (raw
+and normalized): `publish_many` encodes a whole batch of HPUB commands into one buffer
+handed to the client's writer at once (one flush per batch), and PubAcks are taken
+straight from the client's protocol parser for our inbox subscription (no Msg object,
+no per-message task or queue).
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.protocol.parser import AWAITING_CONTROL_LINE as _AWAITING_CONTROL_LINE
 
 __all__ = ["OutMsg", "Publisher"]
 
@@ -41,6 +49,17 @@ class OutMsg:
     msg_id: str
     headers: dict[str, str] | None = None
     receive_ns: int = 0  # local receive time of the frame behind it; 0 = not a frame
+    # Further header lines already encoded ("Key: value\r\n" ...), sent after `headers`;
+    # for the hot path (raw frames), where building a dict per message costs too much.
+    header_lines: bytes = b""
+
+
+_SEQ_RE = re.compile(rb'"seq":\s*(\d+)')
+_DUP_RE = re.compile(rb'"duplicate":\s*true')
+
+
+async def _no_parser(data: bytes) -> None:
+    raise RuntimeError("publisher not started")
 
 
 AckCallback = Callable[[OutMsg, int, bool], None]  # (message, stream seq, duplicate)
@@ -61,9 +80,17 @@ class Publisher:
         self.ack_timeout = ack_timeout
         self._on_ack = on_ack
         self._on_error = on_error
-        self._pending: dict[str, tuple[OutMsg, float]] = {}  # token -> (msg, sent monotonic)
+        self._pending: dict[int, tuple[OutMsg, float]] = {}  # token -> (msg, sent monotonic)
         self._tokens = itertools.count()
         self._prefix = ""
+        self._prefix_b = b""
+        self._prefix_len = 0
+        self._sid = -1
+        self._dispatch = nc._process_msg
+        self._rest = b""  # a split ack kept for the next read
+        self._ack_re: re.Pattern[bytes] | None = None
+        self._ack_head = b""
+        self._parse_orig: Callable[[bytes], Awaitable[None]] = _no_parser
         self._room = asyncio.Event()
         self._room.set()
         self._idle = asyncio.Event()
@@ -86,15 +113,90 @@ class Publisher:
 
     async def start(self) -> None:
         self._prefix = f"{self._nc.new_inbox()}."
-        await self._nc.subscribe(
-            self._prefix + "*", cb=self._handle_ack, pending_msgs_limit=1_000_000
+        self._prefix_b = self._prefix.encode()
+        self._prefix_len = len(self._prefix_b)
+        sub = await self._nc.subscribe(self._prefix + "*", cb=self._unexpected)
+        self._sid = sub._id
+        self._ack_head = b"MSG " + self._prefix_b
+        self._ack_re = re.compile(
+            re.escape(self._ack_head) + rb"(\d+) %d (\d+)\r\n([^\r\n]*)\r\n" % self._sid
         )
+        self._dispatch = self._nc._process_msg
+        self._nc._process_msg = self._process_msg  # type: ignore[method-assign]
+        self._install_parser()
         self._tasks = [
             asyncio.create_task(self._watch_timeouts(), name="publisher-timeouts"),
             asyncio.create_task(self._recover_loop(), name="publisher-recovery"),
         ]
 
+    def _install_parser(self) -> None:
+        ps = self._nc._ps
+        if ps is not None and ps.parse != self._parse:
+            self._parse_orig = ps.parse
+            ps.parse = self._parse  # type: ignore[method-assign]
+
+    async def _parse(self, data: bytes = b"") -> None:
+        """Takes `MSG <our inbox>.<token> <sid> <n>` acks off each read directly, keeping
+        a split one for the next read; anything else (and all that follows it in this
+        read) goes to the client's own parser."""
+        ps = self._nc._ps
+        if self._rest:
+            data, self._rest = self._rest + data, b""
+        if self._ack_re is None or ps.state != _AWAITING_CONTROL_LINE or ps.buf:
+            await self._parse_orig(data)
+            return
+        pos, n = 0, len(data)
+        match = self._ack_re.match
+        pending, on_ack = self._pending, self._on_ack
+        acked = 0
+        while pos < n:
+            m = match(data, pos)
+            if m is None:
+                rest = data[pos:]
+                head = self._ack_head
+                if rest[: len(head)] == head[: len(rest)] and rest.count(b"\r\n") < 2:
+                    self._rest = rest  # an ack split across reads
+                    pos = n
+                break
+            token_b, size_b, payload = m.groups()
+            if len(payload) != int(size_b):
+                break
+            pos = m.end()
+            token = int(token_b)
+            entry = pending.get(token)
+            if entry is None:
+                continue  # a late ack of a message already replayed
+            if b'"error"' in payload:
+                self._ack(token, payload, None)
+                continue
+            del pending[token]
+            acked += 1
+            dup = b'"duplicate"' in payload and _DUP_RE.search(payload) is not None
+            if dup:
+                self.duplicates += 1
+            if on_ack is not None:
+                seq = _SEQ_RE.search(payload)
+                on_ack(entry[0], int(seq.group(1)) if seq else 0, dup)
+        if acked:
+            self.acked += acked
+            if not pending:
+                self._idle.set()
+            if not self._recovering and len(pending) < self.max_inflight:
+                self._room.set()
+        if pos < n:
+            await self._parse_orig(data[pos:] if pos else data)
+
+    async def _unexpected(self, m: Msg) -> None:
+        """Never called: the acks are taken before the client's dispatch."""
+
     async def close(self) -> None:
+        if self._sid >= 0:
+            self._nc._process_msg = self._dispatch  # type: ignore[method-assign]
+            ps = self._nc._ps
+            if ps is not None and ps.parse == self._parse:
+                ps.parse = self._parse_orig  # type: ignore[method-assign,assignment]
+            self._sid = -1
+            self._ack_re = None
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -108,13 +210,23 @@ class Publisher:
         # replayed in order; flushing it first could reorder the stream.
         self._nc._pending.clear()
         self._nc._pending_data_size = 0
+        self._rest = b""  # the client's parser starts afresh on the new connection
 
     async def publish(self, msg: OutMsg) -> None:
         """Send `msg`; waits while the window is full or a replay is running."""
-        while self._recovering or len(self._pending) >= self.max_inflight:
-            self._room.clear()
-            await self._room.wait()
-        await self._send(msg)
+        await self.publish_many([msg])
+
+    async def publish_many(self, msgs: list[OutMsg]) -> None:
+        """Send `msgs` in order, as many per write as the window allows; waits while the
+        window is full or a replay is running."""
+        i, n = 0, len(msgs)
+        while i < n:
+            while self._recovering or len(self._pending) >= self.max_inflight:
+                self._room.clear()
+                await self._room.wait()
+            j = min(n, i + self.max_inflight - len(self._pending))
+            await self._send_many(msgs[i:j])
+            i = j
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until every message published so far is acked; False on timeout."""
@@ -127,32 +239,69 @@ class Publisher:
 
     # ---- internals ------------------------------------------------------------------
 
-    async def _send(self, msg: OutMsg) -> None:
-        token = str(next(self._tokens))
-        headers = {MSG_ID: msg.msg_id}
+    def _encode(self, msg: OutMsg, token: int) -> bytes:
+        extra = msg.header_lines
         if msg.headers:
-            headers.update(msg.headers)
-        self._pending[token] = (msg, time.monotonic())
+            extra = "".join(f"{k}: {v}\r\n" for k, v in msg.headers.items()).encode() + extra
+        h = b"NATS/1.0\r\nNats-Msg-Id: %b\r\n%b\r\n" % (msg.msg_id.encode(), extra)
+        payload = msg.payload
+        return b"HPUB %b %b%d %d %d\r\n%b%b\r\n" % (
+            msg.subject.encode(),
+            self._prefix_b,
+            token,
+            len(h),
+            len(h) + len(payload),
+            h,
+            payload,
+        )
+
+    async def _send_many(self, msgs: list[OutMsg]) -> None:
+        now = time.monotonic()
+        pending = self._pending
+        encode = self._encode
+        chunks = []
+        for msg in msgs:
+            token = next(self._tokens)
+            pending[token] = (msg, now)
+            chunks.append(encode(msg, token))
         self._idle.clear()
-        self.published += 1
+        self.published += len(msgs)
+        nc = self._nc
+        self._install_parser()
+        if not nc.is_connected or nc.is_draining_pubs:
+            self._fail("publish failed: not connected")
+            return
         try:
-            await self._nc.publish(
-                msg.subject, msg.payload, reply=self._prefix + token, headers=headers
-            )
+            await nc._send_command(b"".join(chunks))
+            if nc._flush_queue is not None and nc._flush_queue.empty():
+                await nc._flush_pending()
         except Exception as exc:  # not connected, buffer full, closed: replay later
             self._fail(f"publish failed: {exc!r}")
 
-    async def _handle_ack(self, m: Msg) -> None:
-        token = m.subject[len(self._prefix) :]
+    async def _process_msg(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
+    ) -> None:
+        """Replaces the client's message dispatch: our inbox's acks are handled here."""
+        if sid != self._sid:
+            await self._dispatch(sid, subject, reply, data, headers)
+            return
+        try:
+            token = int(subject[self._prefix_len :])
+        except ValueError:
+            return
+        self._ack(token, data, headers)
+
+    def _ack(self, token: int, data: bytes, headers: bytes | None) -> None:
         entry = self._pending.get(token)
         if entry is None:
             return  # a late ack of a message already replayed
+        if headers and b" 503" in headers.split(b"\r\n", 1)[0]:
+            self._fail("publish rejected: no responders (no stream for the subject)")
+            return
         try:
-            resp = orjson.loads(m.data)
+            resp = orjson.loads(data)
         except orjson.JSONDecodeError:
             resp = {"error": {"description": "unreadable puback"}}
-        if m.headers and m.headers.get("Status") == "503":
-            resp = {"error": {"description": "no responders (no stream for the subject)"}}
         if not isinstance(resp, dict) or "error" in resp:
             self._fail(f"publish rejected: {resp}")
             return
@@ -202,14 +351,15 @@ class Publisher:
                 replay = [msg for msg, _ in self._pending.values()]
                 self._pending.clear()
                 self.republished += len(replay)
-                for i, msg in enumerate(replay):
+                step = 1024
+                for i in range(0, len(replay), step):
                     if self._failed.is_set():
                         # Failed again mid-replay: keep the unsent rest, in order, behind it.
                         now = time.monotonic()
                         for rest in replay[i:]:
-                            self._pending[str(next(self._tokens))] = (rest, now)
+                            self._pending[next(self._tokens)] = (rest, now)
                         break
-                    await self._send(msg)
+                    await self._send_many(replay[i : i + step])
                 if self._pending and not self._failed.is_set():
                     await self._idle_or_failed()
                 if not self._failed.is_set():

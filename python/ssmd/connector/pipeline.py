@@ -4,8 +4,12 @@
 ssmd.core.normalize_kalshi once per run of frames from one connection, builds the raw
 and normalized messages (subjects from ssmd.bus.subjects, ids `{conn}:{frame}` and
 `{conn}:{frame}:n`), feeds the records to a BookSet (sequence tracking per
-(connection, sid), books) and returns what to publish plus what happened (gaps,
-resyncs, lifecycle records) for the runner to act on.
+(connection, sid) for order books, and the books) and to a SeqTracker (the same for
+trade and lifecycle records), and returns what to publish plus what happened (gaps,
+resyncs, duplicates, lifecycle records) for the runner to act on.
+
+A `disconnected` connector event passing through (events travel in order with the
+frames) makes the SeqTracker forget that connection: its frames are all behind.
 """
 
 from __future__ import annotations
@@ -23,15 +27,21 @@ __all__ = ["Gap", "Outcome", "Pipeline"]
 
 HDR_RECEIVE = "Ssmd-Receive-Ns"
 HDR_CONN = "Ssmd-Conn-Id"
+_HDR_RECEIVE_B = HDR_RECEIVE.encode()
 
 
 @dataclass
 class Gap:
+    """A sequence gap on (conn_id, sid). `book` gaps can be repaired with snapshots;
+    the others (trade, lifecycle) cannot: `tickers` then holds the ticker of the first
+    record after the gap, and the event is the record of the loss."""
+
     conn_id: int
     sid: int
     expected: int
     received: int
     tickers: list[str]
+    book: bool = True
 
 
 @dataclass
@@ -53,6 +63,11 @@ class Pipeline:
         self._tokens: dict[str, str] = {}
         self._record_prefix = f"{env}.{feed}."
         self.books = core.BookSet()
+        self.seq = core.SeqTracker()
+
+    def forget(self, conn_id: int) -> None:
+        """A connection is gone: drop its sequence state (conn_ids are never reused)."""
+        self.seq.forget_connection(conn_id)
 
     def _subject(self, record_type: str, ticker: str) -> str:
         token = self._tokens.get(ticker)
@@ -78,6 +93,9 @@ class Pipeline:
             item = items[i]
             if item.event:
                 out.messages.append(self.event_message(item))
+                if item.event == "disconnected":
+                    for rec in core.decode_records(item.data):
+                        self.forget(int(rec["conn_id"]))
                 i += 1
                 continue
             j = i + 1
@@ -91,23 +109,27 @@ class Pipeline:
     def _frames(self, group: list[Item], out: Outcome) -> None:
         conn = group[0].conn_id
         frames = [it.data for it in group]
-        rns = [it.receive_ns for it in group]
-        batch = core.normalize_kalshi(frames, rns, conn)
+        batch = core.normalize_kalshi(frames, [it.receive_ns for it in group], conn)
         msgs = out.messages
         raw_subjects = self.raw_subjects
         kinds = batch.kinds
         conn_s = str(conn)
+        conn_line = f"{HDR_CONN}: {conn_s}\r\n".encode()
         for k, it in enumerate(group):
+            rns = it.receive_ns
             msgs.append(
                 OutMsg(
                     raw_subjects[kinds[k]],
                     it.data,
                     f"{conn_s}:{it.frame_no}",
-                    {HDR_RECEIVE: str(it.receive_ns), HDR_CONN: conn_s},
-                    it.receive_ns,
+                    None,
+                    rns,
+                    b"%b: %d\r\n%b" % (_HDR_RECEIVE_B, rns, conn_line),
                 )
             )
-        out.frames.update(self.kind_names[k] for k in kinds)
+        names = self.kind_names
+        for k, count in Counter(kinds).items():
+            out.frames[names[k]] += count
         data = batch.data
         last_fi, dup_n = -1, 0
         for fi, rtype, ticker, start, end in batch.records:
@@ -140,4 +162,9 @@ class Pipeline:
                 elif kind == "resynced":
                     out.resynced.append(str(ev[1]))
                 elif kind == "duplicate":
+                    out.duplicates += 1
+            for kind, c, sid, expected, received, ticker in self.seq.observe(data):
+                if kind == "gap":
+                    out.gaps.append(Gap(c, sid, expected, received, [ticker], book=False))
+                else:
                     out.duplicates += 1

@@ -31,7 +31,7 @@ from ssmd.bus.stream import ensure_stream
 from ssmd.config import NatsSettings, ResolvedEnvironment, parse_duration
 from ssmd.config.models.environment import Symbols
 from ssmd.connector.health import HealthServer
-from ssmd.connector.pipeline import Outcome, Pipeline
+from ssmd.connector.pipeline import Gap, Outcome, Pipeline
 from ssmd.connector.selection import Selection
 from ssmd.connector.shards import Shard, ShardConfig, ShardSet
 from ssmd.connector.spool import CaptureQueue, Item
@@ -94,6 +94,8 @@ class Settings:
     batch_size: int = 1024
     linger: float = 0.002
     drain_timeout: float = 20.0
+    resync_timeout: float = 5.0  # snapshots due this long after a get_snapshot
+    resync_retries: int = 1  # get_snapshot again this often, then resubscribe the channel
     health_host: str = "127.0.0.1"
     health_port: int | None = None
     record_latency: bool = False
@@ -164,13 +166,17 @@ class Connector:
         self._event_base = time.time_ns()
         self._event_no = itertools.count(1)
         self._pending_resync: dict[tuple[int, int], set[str]] = {}
+        self._resync_done: dict[tuple[int, int], asyncio.Event] = {}
         self._dirty = asyncio.Event()
         self._fatal: BaseException | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._bg: set[asyncio.Task[Any]] = set()
         self.latencies_ns: deque[int] = deque(maxlen=200_000)
+        self._record_latency = s.record_latency
+        self._last_lag_ns = 0
         self.frames_in = 0
+        self.frames_acked = 0  # raw frames stored by JetStream
         self.events: list[tuple[str, int, str]] = []  # (kind, shard, reason), last 10,000
         self._build_metrics()
 
@@ -183,10 +189,16 @@ class Connector:
             "ssmd_connector_messages_received_total", "Frames received, by type", ("feed", "type")
         )
         self.m_published = r.counter(
-            "ssmd_connector_messages_published_total", "Messages acked by JetStream", ("feed",)
+            "ssmd_connector_messages_published_total",
+            "Messages acked by JetStream",
+            ("feed",),
+            lambda: {(feed,): float(self.publisher.acked if self.publisher else 0)},
         )
         self.m_lag = r.gauge(
-            "ssmd_connector_lag_seconds", "Receive to PubAck of the last frame", ("feed",)
+            "ssmd_connector_lag_seconds",
+            "Receive to PubAck of the last frame",
+            ("feed",),
+            lambda: {(feed,): self._last_lag_ns / 1e9},
         )
         self.m_errors = r.counter(
             "ssmd_connector_errors_total", "Errors, by type", ("feed", "error_type")
@@ -322,23 +334,25 @@ class Connector:
         t.add_done_callback(self._bg.discard)
 
     def _acked(self, msg: OutMsg, seq: int, dup: bool) -> None:
-        self.m_published.inc(self.settings.feed)
-        if msg.headers is not None and msg.receive_ns:
-            lag = time.time_ns() - msg.receive_ns
-            self.m_lag.set(lag / 1e9, self.settings.feed)
-            if self.settings.record_latency:
+        # Per ack: keep it minimal (the counters are read from the publisher on demand).
+        if msg.header_lines:  # a raw frame
+            self.frames_acked += 1
+            lag = self._last_lag_ns = time.time_ns() - msg.receive_ns
+            if self._record_latency:
                 self.latencies_ns.append(lag)
 
     async def _pump(self) -> None:
         q, s = self.queue, self.settings
         assert self.publisher is not None
-        publish = self.publisher.publish
+        publish = self.publisher.publish_many
+        linger = 0.0
         while True:
-            items = await q.get_batch(s.batch_size, s.linger)
+            items = await q.get_batch(s.batch_size, linger)
+            # Wait for more only under load (big batches); a trickle goes out at once.
+            linger = s.linger if len(items) >= 64 else 0.0
             outcome = self.pipeline.process(items)
             self._account(outcome)
-            for msg in outcome.messages:
-                await publish(msg)
+            await publish(outcome.messages)
             self._react(outcome)
 
     def _account(self, o: Outcome) -> None:
@@ -353,6 +367,9 @@ class Connector:
     def _react(self, o: Outcome) -> None:
         for gap in o.gaps:
             shard = self.shards.by_conn(gap.conn_id)
+            if not gap.book:
+                self._lost(gap, shard)
+                continue
             self.event(
                 "gap",
                 shard,
@@ -364,14 +381,21 @@ class Connector:
                 received_seq=gap.received,
             )
             if shard is not None:
+                key = (gap.conn_id, gap.sid)
                 tickers = gap.tickers or sorted(shard.markets)
-                self._pending_resync[(gap.conn_id, gap.sid)] = set(tickers)
-                self._spawn(shard.snapshot(gap.sid, tickers))
+                fresh = key not in self._pending_resync
+                self._pending_resync.setdefault(key, set()).update(tickers)
+                if fresh:
+                    self._resync_done[key] = asyncio.Event()
+                    self._spawn(self._resync(shard, key))
         for ticker in o.resynced:
             for key, waiting in list(self._pending_resync.items()):
                 waiting.discard(ticker)
                 if not waiting:
                     del self._pending_resync[key]
+                    done = self._resync_done.pop(key, None)
+                    if done is not None:
+                        done.set()
                     self.event(
                         "resync",
                         self.shards.by_conn(key[0]),
@@ -385,6 +409,69 @@ class Connector:
                 changed |= self.selection.on_lifecycle(rec)
         if changed:
             self._dirty.set()
+
+    async def _resync(self, shard: Shard, key: tuple[int, int]) -> None:
+        """get_snapshot for the markets of a gap; if the snapshots are not all in within
+        `resync_timeout`, ask again for the missing ones (`resync_retries` times), then
+        unsubscribe and subscribe the channel again; if even that brings no snapshots, drop
+        the connection (the reconnect subscribes everything afresh)."""
+        s = self.settings
+        conn_id, sid = key
+        done = self._resync_done.get(key)
+        if done is None:
+            return
+        for attempt in range(s.resync_retries + 1):
+            waiting = self._pending_resync.get(key)
+            if not waiting or shard.conn_id != conn_id:
+                return
+            await shard.snapshot(sid, sorted(waiting))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(s.resync_timeout):
+                    await done.wait()
+                    return
+            self.m_errors.inc(s.feed, "resync_timeout")
+            log.warning("no snapshot within %ss after get_snapshot %d", s.resync_timeout, attempt)
+        if shard.conn_id != conn_id or key not in self._pending_resync:
+            return
+        self.event(
+            "error",
+            shard,
+            f"sid {sid}: no snapshot after {s.resync_retries + 1} get_snapshot; resubscribing",
+            tickers=sorted(self._pending_resync.get(key, ())),
+            conn_id=conn_id,
+            sid=sid,
+        )
+        if await shard.resubscribe(sid):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(s.resync_timeout):
+                    await done.wait()
+                    return
+        if shard.conn_id == conn_id and key in self._pending_resync:
+            shard.kill(f"sid {sid}: no snapshot after resubscribing")
+
+    def _lost(self, gap: Gap, shard: Shard | None) -> None:
+        """A gap on a trade or lifecycle sid: those records cannot be fetched again, so the
+        event is the record of the loss. Tickers: every market the sid carries (a lost
+        trade may have been on any of them); on the global shard, the next record's."""
+        channel = "?"
+        tickers = gap.tickers
+        if shard is not None:
+            channel = next((c for c, s in shard.sids.items() if s == gap.sid), channel)
+            if not shard.is_global and shard.markets:
+                tickers = sorted(shard.markets)
+        self.m_errors.inc(self.settings.feed, "seq_gap_lost")
+        self.event(
+            "gap",
+            shard,
+            f"sid {gap.sid} ({channel}): expected seq {gap.expected}, received {gap.received} "
+            f"(next record {gap.tickers[0] if gap.tickers else '?'}); "
+            f"{gap.received - gap.expected} messages lost, not recoverable",
+            tickers=tickers,
+            conn_id=gap.conn_id,
+            sid=gap.sid,
+            expected_seq=gap.expected,
+            received_seq=gap.received,
+        )
 
     async def _selection_loop(self) -> None:
         sel, s = self.selection, self.settings
@@ -517,6 +604,17 @@ class Connector:
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await pump
+        log.info(
+            "connector stopped",
+            extra={
+                "fields": {
+                    "frames_received": self.frames_in,
+                    "frames_published": self.frames_acked,
+                    "unacked": self.publisher.inflight,
+                    "queued_bytes": self.queue.memory_used + self.queue.spool_used,
+                }
+            },
+        )
         if not (flushed and self.queue.empty()):
             log.error(
                 "shutdown: %d unacked messages and %d queued bytes left (kept in the spool: %s)",

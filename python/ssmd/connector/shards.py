@@ -8,6 +8,10 @@ jittered exponential backoff under a new connection id; other shards never notic
 
 `ShardSet` places markets: first shard with room, else a new shard. Shard 0 carries
 the global channels (market_lifecycle_v2, and ticker/trade when configured global).
+Error 26 (subscription market limit exceeded) on a subscribe or add_markets: the shard
+keeps what the exchange took (a refused batch is halved until one market is refused),
+the limit becomes every shard's cap, and the refused markets go to the next shard
+with room or a new one.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -29,6 +34,8 @@ __all__ = ["Shard", "ShardConfig", "ShardHooks", "ShardSet", "next_conn_id"]
 log = logging.getLogger(__name__)
 
 _last_conn_id = 0
+
+MARKET_LIMIT = 26  # error code: subscription market limit exceeded
 
 
 def next_conn_id() -> int:
@@ -84,6 +91,8 @@ class Shard:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.cap: int | None = None  # markets per subscription the exchange allows (error 26)
+        self.on_full: Callable[[Shard, list[str]], None] | None = None
 
     @property
     def is_global(self) -> bool:
@@ -94,7 +103,10 @@ class Shard:
         return self.config.global_channels if self.is_global else self.config.market_channels
 
     def room(self) -> int:
-        return self.config.markets_per_connection - len(self.markets)
+        limit = self.config.markets_per_connection
+        if self.cap is not None:
+            limit = min(limit, self.cap)
+        return limit - len(self.markets)
 
     def health(self) -> dict[str, object]:
         s = self.session
@@ -241,19 +253,47 @@ class Shard:
             return
         await self._add(tickers)
 
-    async def _subscribe_channel(self, channel: str, tickers: list[str]) -> None:
+    async def _try(self, channel: str, tickers: list[str]) -> bool:
+        """Subscribe `tickers` on `channel` (subscribe, or add_markets on its sid); False
+        when the exchange answers error 26 (subscription market limit exceeded)."""
         s = self.session
         assert s is not None
-        batches = self._batches(tickers)
-        replies = self._check(
-            await s.command("subscribe", {"channels": [channel], "market_tickers": batches[0]}),
-            f"subscribe {channel}",
-        )
-        for r in replies:
-            if r.sid is not None:
+        sid = self.sids.get(channel)
+        params: dict[str, object]
+        if sid is None:
+            cmd, params = "subscribe", {"channels": [channel], "market_tickers": tickers}
+        else:
+            cmd = "update_subscription"
+            params = {"sids": [sid], "market_tickers": tickers, "action": "add_markets"}
+        replies = await s.command(cmd, params)
+        if any(r.type == "error" and r.code == MARKET_LIMIT for r in replies):
+            return False
+        for r in self._check(replies, f"{cmd} {channel}"):
+            if r.sid is not None and sid is None:
                 self.sids[channel] = r.sid
-        for batch in batches[1:]:
-            await self._update(channel, "add_markets", batch)
+        return True
+
+    async def _place(self, channel: str, tickers: list[str]) -> list[str]:
+        """Subscribe as many of `tickers` as the channel takes, in order; returns those.
+
+        A batch refused with error 26 is halved and retried, down to one market: once a
+        single market is refused the subscription is full and the rest are not tried."""
+        accepted: list[str] = []
+        todo = deque(self._batches(tickers))
+        while todo:
+            batch = todo.popleft()
+            if await self._try(channel, batch):
+                accepted.extend(batch)
+            elif len(batch) > 1:
+                half = len(batch) // 2
+                todo.appendleft(batch[half:])
+                todo.appendleft(batch[:half])
+            else:
+                break
+        return accepted
+
+    async def _subscribe_channel(self, channel: str, tickers: list[str]) -> None:
+        await self._place(channel, tickers)
 
     async def _update(self, channel: str, action: str, tickers: list[str]) -> None:
         s = self.session
@@ -270,13 +310,39 @@ class Shard:
             )
 
     async def _add(self, tickers: list[str]) -> None:
+        accepted = list(tickers)
+        done: list[str] = []
         for ch in self.channels:
-            if ch in self.sids:
-                await self._update(ch, "add_markets", tickers)
-            else:
-                await self._subscribe_channel(ch, tickers)
-        self.subscribed.update(tickers)
-        self.hooks.event("subscribed", self, f"{len(tickers)} markets", tickers=tickers)
+            got = await self._place(ch, accepted)
+            if len(got) < len(accepted):
+                # Keep every channel on the same set: take the refused markets off the
+                # channels that did take them.
+                refused = sorted(set(accepted) - set(got))
+                for prev in done:
+                    await self._update(prev, "delete_markets", refused)
+                accepted = got
+            done.append(ch)
+        self.subscribed.update(accepted)
+        if accepted:
+            self.hooks.event("subscribed", self, f"{len(accepted)} markets", tickers=accepted)
+        refused = sorted(set(tickers) - set(accepted))
+        if refused:
+            self._full(refused)
+
+    def _full(self, refused: list[str]) -> None:
+        """Error 26: the shard holds what it has; the refused markets go elsewhere."""
+        n = len(self.subscribed)
+        self.hooks.event(
+            "error",
+            self,
+            f"error 26 (subscription market limit) at {n} markets: "
+            f"{len(refused)} markets move to another shard",
+            tickers=refused,
+        )
+        if n == 0 or self.on_full is None:
+            return  # not even one market fits: keep them and retry at the next connect
+        self.markets.difference_update(refused)
+        self.on_full(self, refused)
 
     async def _resubscribe_channel(self, channel: str) -> None:
         async with self._lock:
@@ -330,6 +396,23 @@ class Shard:
             except SessionError as exc:
                 log.info("shard %d: snapshot request failed: %s", self.number, exc)
 
+    async def resubscribe(self, sid: int) -> bool:
+        """Unsubscribe `sid` and subscribe its channel again with the shard's markets (fresh
+        snapshots under a new sid). False if the sid is not live here or the link failed."""
+        async with self._lock:
+            s = self.session
+            channel = next((c for c, x in self.sids.items() if x == sid), None)
+            if s is None or self.state != "streaming" or channel is None:
+                return False
+            try:
+                self._check(await s.command("unsubscribe", {"sids": [sid]}), "unsubscribe")
+                del self.sids[channel]
+                await self._place(channel, sorted(self.subscribed))
+            except SessionError as exc:
+                log.info("shard %d: resubscribe of sid %d failed: %s", self.number, sid, exc)
+                return False
+            return True
+
 
 class ShardSet:
     """Places markets on shards; creates shards as needed. Empty shards stay (cheap)."""
@@ -340,14 +423,36 @@ class ShardSet:
         self.shards: dict[int, Shard] = {}
         self.owner: dict[str, Shard] = {}
         self.on_task: Callable[[asyncio.Task[None]], None] | None = None
+        self.cap: int | None = None  # learned from error 26; applies to every shard
+        self._moves: set[asyncio.Task[None]] = set()
 
     def _new(self, number: int) -> Shard:
         shard = Shard(number, self.config, self.hooks)
+        shard.cap = self.cap
+        shard.on_full = self._on_full
         self.shards[number] = shard
         task = shard.start()
         if self.on_task is not None:
             self.on_task(task)
         return shard
+
+    def _on_full(self, shard: Shard, refused: list[str]) -> None:
+        """A shard hit the exchange's per-subscription market limit: remember the limit for
+        every shard and place the refused markets on shards with room (or new ones)."""
+        n = len(shard.subscribed)
+        if self.cap is None or n < self.cap:
+            self.cap = n
+            log.warning("subscription market limit is %d markets: shards hold at most that", n)
+            for sh in self.shards.values():
+                sh.cap = n
+        moved = [t for t in refused if self.owner.get(t) is shard]
+        for t in moved:
+            del self.owner[t]
+        task = asyncio.get_running_loop().create_task(self.add(moved), name="shard-move")
+        self._moves.add(task)
+        task.add_done_callback(self._moves.discard)
+        if self.on_task is not None:
+            self.on_task(task)
 
     def start_global(self) -> None:
         if self.config.global_channels and 0 not in self.shards:
@@ -387,4 +492,6 @@ class ShardSet:
         await asyncio.gather(*(self.shards[n].remove(ts) for n, ts in plan.items()))
 
     async def stop(self) -> None:
+        for t in list(self._moves):
+            t.cancel()
         await asyncio.gather(*(s.stop() for s in self.shards.values()))

@@ -32,7 +32,30 @@ class _Metric:
 
 
 class Counter(_Metric):
+    """A counter; with `collect`, its values are read from elsewhere at exposition
+    (for counts already kept on a hot path, e.g. the publisher's acks)."""
+
     kind = "counter"
+
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        labels: tuple[str, ...] = (),
+        collect: Callable[[], dict[tuple[str, ...], float]] | None = None,
+    ) -> None:
+        super().__init__(name, help, labels)
+        self.collect = collect
+
+    def expose(self) -> list[str]:
+        if self.collect is not None:
+            self.values = dict(self.collect())
+        return super().expose()
+
+    def get(self, *labels: str) -> float:
+        if self.collect is not None:
+            self.values = dict(self.collect())
+        return super().get(*labels)
 
     def inc(self, *labels: str, by: float = 1.0) -> None:
         self.values[labels] = self.values.get(labels, 0.0) + by
@@ -64,8 +87,14 @@ class Registry:
     def __init__(self) -> None:
         self.metrics: list[_Metric] = []
 
-    def counter(self, name: str, help: str, labels: tuple[str, ...] = ()) -> Counter:
-        m = Counter(name, help, labels)
+    def counter(
+        self,
+        name: str,
+        help: str,
+        labels: tuple[str, ...] = (),
+        collect: Callable[[], dict[tuple[str, ...], float]] | None = None,
+    ) -> Counter:
+        m = Counter(name, help, labels, collect)
         self.metrics.append(m)
         return m
 
