@@ -56,7 +56,8 @@ async def test_list_show_and_history(tmp_path: Path) -> None:
     [row] = json.loads(listed.output)
     assert (row["ticker"], row["status"], row["category"]) == (T, "halted", "Crypto")
     assert json.loads(market("list", "--json", "--status", "open", data_dir=tmp_path).output) == []
-    assert T in market("list", "--search", "15M", data_dir=tmp_path).output
+    assert "markets (1)" in market("list", "--search", "15M", data_dir=tmp_path).output
+    assert "markets (0)" in market("list", "--search", "NOPE", data_dir=tmp_path).output
 
     shown = market("show", T, "--json", data_dir=tmp_path)
     assert shown.exit_code == 0, shown.output

@@ -37,6 +37,7 @@ from ssmd.connector.shards import Shard, ShardConfig, ShardSet
 from ssmd.connector.spool import CaptureQueue, Item
 from ssmd.exceptions import ConfigError
 from ssmd.obs.metrics import Registry
+from ssmd.secmaster.service import selection_reader
 from ssmd.venues.kalshi import auth
 from ssmd.venues.kalshi.rest import RestClient
 from ssmd.venues.kalshi.ws import Credentials, Liveness
@@ -100,6 +101,9 @@ class Settings:
     health_port: int | None = None
     record_latency: bool = False
     clock: Callable[[], float] = field(default=time.time, compare=False)
+    # The security master's markets for this selection; when set, the selection reads
+    # them instead of Kalshi REST (ssmd.secmaster.selection_reader).
+    stored_markets: Callable[[], list[dict[str, Any]]] | None = field(default=None, compare=False)
 
     @classmethod
     def from_environment(cls, env: ResolvedEnvironment, **changes: Any) -> Settings:
@@ -129,6 +133,7 @@ class Settings:
             ),
             sync_interval=_secs(env.symbols.sync_interval),
             spool_path=env.data_dir / "spool" / f"connector-{env.name}.spool",
+            stored_markets=selection_reader(env),
         )
         if "credentials" not in changes:
             changes["credentials"] = load_credentials(env)
@@ -557,9 +562,9 @@ class Connector:
                 )
                 await self.health_server.start()
             sym = s.symbols
-            if sym.series or sym.categories or sym.tickers:
+            if s.stored_markets is None and (sym.series or sym.categories or sym.tickers):
                 rest = RestClient(s.rest_url, s.credentials)
-            self.selection = Selection(sym, rest, s.clock)
+            self.selection = Selection(sym, rest, s.clock, stored=s.stored_markets)
             pump = asyncio.create_task(self._pump(), name="pump")
             self._watch(pump)
             self.shards.start_global()

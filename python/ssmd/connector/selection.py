@@ -1,7 +1,8 @@
 """Which markets to capture: explicit tickers, series, categories and status filters,
 following the market lifecycle live.
 
-The REST API (through the secmaster once it exists) gives the initial picture; lifecycle
+The security master (when the environment has a store) or else the REST API gives the
+initial picture; lifecycle
 records (created, activated, deactivated, close date updated, determined, settled) keep
 it current; and because Kalshi opens markets at `open_time` without any message, the
 status is also derived from the clock: an initialized market whose open time has passed
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,6 +40,15 @@ _FILTER_OF = {
     "amended": "settled",
     "settled": "settled",
     "finalized": "settled",
+}
+# The security master's status words -> the Kalshi words tracked here.
+_KALSHI_OF_SSMD = {
+    "initialized": "initialized",
+    "open": "active",
+    "halted": "inactive",
+    "closed": "closed",
+    "determined": "determined",
+    "settled": "settled",
 }
 _LIFECYCLE_STATUS = {
     "created": "initialized",
@@ -86,12 +96,14 @@ class Selection:
         symbols: Symbols,
         rest: RestClient | None,
         clock: Callable[[], float] = time.time,
+        stored: Callable[[], Iterable[dict[str, Any]]] | None = None,
     ) -> None:
         self.tickers = set(symbols.tickers)
         self.series = set(symbols.series)
         self.categories = list(symbols.categories)
         self.statuses = set(symbols.statuses)
         self.rest = rest
+        self.stored = stored
         self.clock = clock
         self.known: dict[str, MarketInfo] = {}
         self.refreshes = 0
@@ -107,7 +119,11 @@ class Selection:
         return sorted(wanted)
 
     async def refresh(self) -> None:
-        """Re-read the selection from REST; on failure keep what is known (and count it)."""
+        """Re-read the selection from the security master, else from REST; on failure keep
+        what is known (and count it)."""
+        if self.stored is not None:
+            self._refresh_from_store(self.stored)
+            return
         if self.rest is None:
             return
         try:
@@ -133,8 +149,31 @@ class Selection:
                 "selection refresh failed, keeping %d known markets: %s", len(self.known), exc
             )
             return
+        self._adopt(fresh)
+
+    def _refresh_from_store(self, stored: Callable[[], Iterable[dict[str, Any]]]) -> None:
+        # The store already applies the environment's tickers, series and categories; the
+        # series of what it returns are remembered (as a category query through REST does)
+        # so that lifecycle news of new markets in them is taken up.
+        try:
+            fresh: dict[str, MarketInfo] = {}
+            for row in stored():
+                status = str(row.get("status", ""))
+                self._put(fresh, {**row, "status": _KALSHI_OF_SSMD.get(status, status)})
+                self.series.add(series_of(str(row["ticker"])))
+        except Exception as exc:
+            self.refresh_errors += 1
+            log.warning(
+                "selection refresh from the security master failed, keeping %d known markets: %s",
+                len(self.known),
+                exc,
+            )
+            return
+        self._adopt(fresh)
+
+    def _adopt(self, fresh: dict[str, MarketInfo]) -> None:
         self.refreshes += 1
-        # Lifecycle news newer than the REST answer (e.g. created after the query) is kept.
+        # Lifecycle news newer than the answer (e.g. created after the query) is kept.
         for t, info in self.known.items():
             if (
                 t not in fresh

@@ -10,7 +10,14 @@ For other components:
 """
 
 from ssmd.secmaster.lifecycle import Live, run_live
-from ssmd.secmaster.service import open_markets, selected_tickers, services, sync_environment
+from ssmd.secmaster.service import (
+    open_markets,
+    selected_markets,
+    selected_tickers,
+    selection_reader,
+    services,
+    sync_environment,
+)
 from ssmd.secmaster.status import SSMD_STATUSES, filter_to_statuses, map_status
 from ssmd.secmaster.store import Change, Store, StoreError, open_store
 from ssmd.secmaster.sync import Syncer, SyncOptions, SyncReport
@@ -29,7 +36,9 @@ __all__ = [
     "open_markets",
     "open_store",
     "run_live",
+    "selected_markets",
     "selected_tickers",
+    "selection_reader",
     "services",
     "sync_environment",
 ]

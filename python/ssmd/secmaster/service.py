@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ssmd.secmaster.cache import Cache
 from ssmd.secmaster.journal import Journal, journal_subject
 from ssmd.secmaster.status import filter_to_statuses
-from ssmd.secmaster.store import Change, Store, open_store
+from ssmd.secmaster.store import SQLITE_FILE, Change, Store, open_store
 from ssmd.secmaster.sync import Rest, Syncer, SyncOptions, SyncReport
 
 if TYPE_CHECKING:
@@ -29,19 +29,46 @@ __all__ = ["Services", "open_markets", "selected_tickers", "services", "sync_env
 log = logging.getLogger(__name__)
 
 
-def selected_tickers(store: Store, symbols: Symbols) -> list[str]:
+def selected_markets(store: Store, symbols: Symbols) -> list[dict[str, Any]]:
     """Stored markets an environment's `symbols` select: its tickers, series and categories
-    (a union; nothing listed = every market), in the selected statuses."""
-    statuses = filter_to_statuses(str(s) for s in symbols.statuses)
-    return [
-        str(r["ticker"])
-        for r in store.markets(
+    (a union; nothing listed = every market), in the selected statuses. When open markets
+    are wanted, markets not yet open are included too, so that a consumer knows their
+    open_time ahead of Kalshi's silent opening."""
+    words = {str(s) for s in symbols.statuses}
+    if "open" in words:
+        words.add("unopened")
+    statuses = filter_to_statuses(words)
+    return list(
+        store.markets(
             statuses=statuses or None,
             series=symbols.series or None,
             categories=symbols.categories or None,
             tickers=symbols.tickers or None,
         )
+    )
+
+
+def selected_tickers(store: Store, symbols: Symbols) -> list[str]:
+    """The tickers of `selected_markets`, without the not-yet-open ones unless selected."""
+    statuses = filter_to_statuses(str(s) for s in symbols.statuses)
+    return [
+        str(r["ticker"])
+        for r in selected_markets(store, symbols)
+        if not statuses or r["status"] in statuses
     ]
+
+
+def selection_reader(env: ResolvedEnvironment) -> Callable[[], list[dict[str, Any]]] | None:
+    """A function returning `selected_markets` for `env`, or None when the environment has
+    no security master store yet (no database URL and no SQLite file in its data dir)."""
+    if not env.database_url and not (env.data_dir / SQLITE_FILE).exists():
+        return None
+
+    def read() -> list[dict[str, Any]]:
+        with open_store(env, migrate=False) as store:
+            return selected_markets(store, env.symbols)
+
+    return read
 
 
 def open_markets(env: ResolvedEnvironment, **filters: Any) -> list[dict[str, Any]]:
