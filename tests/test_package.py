@@ -72,3 +72,14 @@ def test_the_cli_scale_matches_the_core() -> None:
     from ssmd.cli import demo
 
     assert demo.SCALE_E6 == core.SCALE_E6
+
+
+def test_test_modules_have_unique_names() -> None:
+    # tests/ subfolders are not packages, so two test files with one name shadow each other.
+    names = [
+        p.name
+        for p in (ROOT / "tests").rglob("*.py")
+        if p.name not in ("__init__.py", "conftest.py")
+    ]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    assert duplicates == [], f"rename one of each: {duplicates}"
