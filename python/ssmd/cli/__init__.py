@@ -34,6 +34,8 @@ _GROUPS: list[tuple[str, str]] = [
     ("sim", "sim"),
     ("connector", "connector"),
     ("market", "market"),
+    ("archiver", "archiver"),
+    ("data", "data"),
 ]
 
 for _module, _name in _GROUPS:

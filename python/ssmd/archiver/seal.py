@@ -1,0 +1,219 @@
+"""Sealing: turning a spool file into a stored object, crash-safe, with its meta.
+
+A spool file already holds the exact bytes of the object (independent zstd
+frames), so sealing a new object uploads the spool file as is. When the object
+exists (late data for an hour or day already sealed), the new object is the old
+one followed by the spool's frames: concatenated independent frames are a valid
+archive.
+
+Order, so that kill -9 at any step is safe:
+  1. marker `{spool}.sealing` = sha256 of the object before this seal (or null), fsynced;
+  2. put `{key}.meta.json` (counts, sequence range, timestamps, sha256 of the new object);
+  3. put the object (temp + rename, or one PUT);
+  4. delete spool, index and marker.
+On restart a spool with a marker is sealed again unless the stored object's
+sha256 already differs from the marker's (step 3 happened): then the spool is
+only deleted. Nothing is appended twice, nothing acked is lost.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ssmd import core
+from ssmd.archiver.spool import Spool, SpoolFile
+from ssmd.store.base import ObjectStore
+from ssmd.store.keys import meta_key
+
+__all__ = ["FileMeta", "object_sha256", "read_meta", "scan_object", "seal"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FileMeta:
+    key: str
+    records: int
+    bytes: int
+    sha256: str
+    seq_first: int  # 0 = unknown
+    seq_last: int
+    first_receive_ns: int
+    last_receive_ns: int
+    sealed_at: str = ""
+
+    def to_json(self) -> builtins.bytes:
+        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+
+
+def _sha_of_chunks(chunks: Iterator[bytes]) -> tuple[str, int]:
+    h = hashlib.sha256()
+    n = 0
+    for c in chunks:
+        h.update(c)
+        n += len(c)
+    return h.hexdigest(), n
+
+
+def object_sha256(store: ObjectStore, key: str) -> str | None:
+    try:
+        return _sha_of_chunks(store.iter_chunks(key))[0]
+    except FileNotFoundError:
+        return None
+
+
+def read_meta(store: ObjectStore, key: str) -> FileMeta | None:
+    try:
+        raw = orjson.loads(store.get(meta_key(key)))
+        return FileMeta(**raw)
+    except FileNotFoundError:
+        return None
+    except (orjson.JSONDecodeError, TypeError):
+        return None
+
+
+def scan_object(store: ObjectStore, key: str, kind: str) -> FileMeta:
+    """Counts and ranges of a stored object computed from its bytes (bounded memory).
+
+    Raw lines carry their stream sequence; normalized records do not (seq 0 = unknown).
+    """
+    h = hashlib.sha256()
+    size = 0
+    reader = core.ArchiveReader()
+    meta = FileMeta(key, 0, 0, "", 0, 0, 0, 0)
+    tail = b""
+
+    def note(seq: int, ts: int) -> None:
+        meta.records += 1
+        if seq:
+            meta.seq_first = min(meta.seq_first or seq, seq)
+            meta.seq_last = max(meta.seq_last, seq)
+        if ts:
+            meta.first_receive_ns = min(meta.first_receive_ns or ts, ts)
+            meta.last_receive_ns = max(meta.last_receive_ns, ts)
+
+    for chunk in store.iter_chunks(key):
+        h.update(chunk)
+        size += len(chunk)
+        reader.feed(chunk)
+        content = reader.take()
+        if not content:
+            continue
+        if kind == "raw":
+            lines = (tail + content).split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                obj = orjson.loads(line)
+                note(int(obj.get("seq", 0)), int(obj.get("rns", obj.get("ts", 0) * 1_000_000)))
+        else:
+            for rec in core.decode_records(content):
+                note(0, int(rec.get("receive_ts") or 0))
+    meta.sha256 = h.hexdigest()
+    meta.bytes = size
+    return meta
+
+
+def _merge(old: FileMeta | None, sf: SpoolFile, key: str) -> FileMeta:
+    def lo(a: int, b: int) -> int:
+        return min(x for x in (a, b) if x) if (a or b) else 0
+
+    if old is None:
+        return FileMeta(key, sf.count, 0, "", sf.seq_first, sf.seq_last, sf.ts_first, sf.ts_last)
+    return FileMeta(
+        key,
+        old.records + sf.count,
+        0,
+        "",
+        lo(old.seq_first, sf.seq_first),
+        max(old.seq_last, sf.seq_last),
+        lo(old.first_receive_ns, sf.ts_first),
+        max(old.last_receive_ns, sf.ts_last),
+    )
+
+
+def _file_sha(path: Path) -> tuple[str, int]:
+    def chunks() -> Iterator[bytes]:
+        with open(path, "rb") as fh:
+            while c := fh.read(1 << 20):
+                yield c
+
+    return _sha_of_chunks(chunks())
+
+
+def _write_marker(path: Path, base_sha: str | None) -> None:
+    with open(path, "wb") as fh:
+        fh.write(orjson.dumps({"base_sha256": base_sha}))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def seal(
+    spool: Spool,
+    sf: SpoolFile,
+    store: ObjectStore,
+    *,
+    now: Callable[[], float] = time.time,
+    crash_hook: Callable[[str], None] | None = None,
+) -> FileMeta | None:
+    """Seal one spool file into `store`; returns the object's meta (None when empty)."""
+    spool.checkpoint()  # the spool file holds everything, the journal nothing
+    spool.close_file(sf)
+    hook = crash_hook or (lambda _step: None)
+    key = sf.key
+    marker = sf.marker_path
+    if marker.exists():
+        base = orjson.loads(marker.read_bytes()).get("base_sha256")
+        current = object_sha256(store, key)
+        if current != base:
+            # The object was replaced by this seal before the crash: only clean up.
+            meta = read_meta(store, key)
+            if meta is None or meta.sha256 != current:
+                meta = scan_object(store, key, sf.store)
+                store.put_atomic(meta_key(key), meta.to_json())
+            spool.remove(sf)
+            return meta
+    else:
+        if sf.count == 0 and sf.size == 0:
+            spool.remove(sf)
+            return None
+        base = object_sha256(store, key)
+        _write_marker(marker, base)
+    hook("marker")
+    old_meta: FileMeta | None = None
+    content = sf.path
+    merged: Path | None = None
+    if base is not None:
+        old_meta = read_meta(store, key)
+        if old_meta is None or old_meta.sha256 != base:
+            old_meta = scan_object(store, key, sf.store)
+        merged = sf.path.with_name(sf.path.name + ".merge")
+        store.download(key, merged)
+        with open(merged, "ab") as out, open(sf.path, "rb") as src:
+            while c := src.read(1 << 20):
+                out.write(c)
+        content = merged
+    meta = _merge(old_meta, sf, key)
+    meta.sha256, meta.bytes = _file_sha(content)
+    meta.sealed_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now()))
+    store.put_atomic(meta_key(key), meta.to_json())
+    hook("meta")
+    store.put_atomic(key, content)
+    hook("object")
+    if merged is not None:
+        merged.unlink()
+    spool.remove(sf)
+    return meta
+
+
+def meta_dict(meta: FileMeta) -> dict[str, Any]:
+    return asdict(meta)

@@ -1,0 +1,386 @@
+"""The durable local spool: a write-ahead journal plus one append-only file per open archive file.
+
+Per batch, every item is appended to one journal file (`journal.bin`) and the journal
+is fsynced once; the archiver acks after that (`commit()`). Items also go into an
+in-memory ssmd.core.ArchiveWriter per open file. A checkpoint (every
+`checkpoint_interval` seconds, when `checkpoint_bytes` are pending, and before any
+seal) writes each pending writer as one independent zstd frame to that file's spool
+(`{key}.spool`, exactly the bytes the sealed object will hold), appends an entry to
+its sidecar index (`{key}.seqs`), fsyncs them, then empties the journal.
+
+    journal entry = u8 store, u16 key length, u32 item length, u64 stream seq,
+                    u64 receive ns, key, item                        (little endian)
+    index entry   = u64 end offset of the frame, u32 n, n x (u64 stream seq, u64 receive ns)
+
+Recovery (`recover()`): each spool keeps the longest prefix where complete zstd frames
+and index entries agree (a torn tail is cut); then every complete journal entry whose
+stream sequence is not already in a spool index is replayed, a checkpoint is taken,
+and the journal is emptied. Memory is bounded: at most `checkpoint_bytes` are pending.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import struct
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ssmd import core
+from ssmd.exceptions import SsmdError
+from ssmd.store.local import fsync_dir
+
+__all__ = ["Spool", "SpoolFile", "read_index", "read_journal"]
+
+_HEAD = struct.Struct("<QI")
+_ITEM = struct.Struct("<QQ")
+_JOURNAL = struct.Struct("<BHIQQ")
+DATA_SUFFIX = ".spool"
+INDEX_SUFFIX = ".seqs"
+MARKER_SUFFIX = ".sealing"
+STORES = ("raw", "normalized")
+JOURNAL = "journal.bin"
+
+
+def read_index(path: Path) -> Iterator[tuple[int, list[tuple[int, int]], int]]:
+    """(frame end offset, [(seq, receive_ns)], index end offset) per complete entry."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    pos = 0
+    while pos + _HEAD.size <= len(data):
+        end, n = _HEAD.unpack_from(data, pos)
+        body = pos + _HEAD.size
+        stop = body + n * _ITEM.size
+        if stop > len(data):
+            return
+        items = [_ITEM.unpack_from(data, body + i * _ITEM.size) for i in range(n)]
+        pos = stop
+        yield end, items, pos
+
+
+def read_journal(path: Path) -> Iterator[tuple[str, str, int, int, bytes]]:
+    """(store, key, seq, receive ns, item) per complete journal entry."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    pos = 0
+    while pos + _JOURNAL.size <= len(data):
+        store, klen, ilen, seq, ts = _JOURNAL.unpack_from(data, pos)
+        start = pos + _JOURNAL.size
+        stop = start + klen + ilen
+        if stop > len(data) or store >= len(STORES):
+            return
+        key = data[start : start + klen].decode()
+        yield STORES[store], key, seq, ts, data[start + klen : stop]
+        pos = stop
+
+
+@dataclass
+class SpoolFile:
+    """One archive file being written: where it goes and what is in it so far."""
+
+    store: str  # "raw" or "normalized"
+    key: str
+    path: Path
+    size: int = 0  # bytes of complete frames on disk
+    index_size: int = 0
+    count: int = 0  # items, pending ones included
+    seq_first: int = 0
+    seq_last: int = 0
+    ts_first: int = 0
+    ts_last: int = 0
+    seqs: set[int] = field(default_factory=set)  # recovered sequences (dedupe after restart)
+    writer: core.ArchiveWriter | None = None
+    pending: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def index_path(self) -> Path:
+        return self.path.with_name(self.path.name[: -len(DATA_SUFFIX)] + INDEX_SUFFIX)
+
+    @property
+    def marker_path(self) -> Path:
+        return self.path.with_name(self.path.name[: -len(DATA_SUFFIX)] + MARKER_SUFFIX)
+
+    def note(self, seq: int, ts: int) -> None:
+        self.count += 1
+        if seq:
+            if not self.seq_first or seq < self.seq_first:
+                self.seq_first = seq
+            self.seq_last = max(self.seq_last, seq)
+        if ts:
+            if not self.ts_first or ts < self.ts_first:
+                self.ts_first = ts
+            self.ts_last = max(self.ts_last, ts)
+
+
+class Spool:
+    """Spool files under `root/{store}/{key}.spool` and the journal `root/journal.bin`."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        level: int = 3,
+        max_open: int = 256,
+        checkpoint_bytes: int = 64 << 20,
+        checkpoint_interval: float = 5.0,
+    ) -> None:
+        self.root = root
+        self.level = level
+        self.max_open = max_open
+        self.checkpoint_bytes = checkpoint_bytes
+        self.checkpoint_interval = checkpoint_interval
+        self.files: dict[tuple[str, str], SpoolFile] = {}
+        self._handles: OrderedDict[tuple[str, str], tuple[BinaryIO, BinaryIO]] = OrderedDict()
+        self._journal_buf: list[bytes] = []
+        self._journal: BinaryIO | None = None
+        self._pending_bytes = 0
+        self._pending_files: set[tuple[str, str]] = set()
+        self._last_checkpoint = time.monotonic()
+        self._journal_dirty = False
+
+    @property
+    def journal_path(self) -> Path:
+        return self.root / JOURNAL
+
+    def path_for(self, store: str, key: str) -> Path:
+        return self.root / store / (key + DATA_SUFFIX)
+
+    def _file(self, store: str, key: str) -> SpoolFile:
+        ident = (store, key)
+        sf = self.files.get(ident)
+        if sf is None:
+            sf = self.files[ident] = SpoolFile(store, key, self.path_for(store, key))
+        return sf
+
+    # ---- writing ------------------------------------------------------------------------
+
+    def append(self, store: str, key: str, items: list[bytes], meta: list[tuple[int, int]]) -> None:
+        """Add items (whole lines or records) with their (stream seq, receive ns)."""
+        sf = self._file(store, key)
+        if sf.writer is None:
+            sf.writer = core.ArchiveWriter(self.level)
+        code = STORES.index(store)
+        kb = key.encode()
+        buf = self._journal_buf
+        for item, (seq, ts) in zip(items, meta, strict=True):
+            buf.append(_JOURNAL.pack(code, len(kb), len(item), seq, ts))
+            buf.append(kb)
+            buf.append(item)
+            sf.writer.write(item)
+            sf.note(seq, ts)
+            self._pending_bytes += len(item)
+        sf.pending.extend(meta)
+        self._pending_files.add((store, key))
+
+    def _write_journal(self) -> None:
+        if not self._journal_buf:
+            return
+        if self._journal is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            new = not self.journal_path.exists()
+            self._journal = open(self.journal_path, "ab")  # noqa: SIM115 - kept open
+            if new:
+                fsync_dir(self.root)
+        self._journal.write(b"".join(self._journal_buf))
+        self._journal_buf.clear()
+        self._journal.flush()
+        os.fdatasync(self._journal.fileno())
+        self._journal_dirty = True
+
+    def commit(self) -> None:
+        """Make everything appended so far durable (the archiver acks after this)."""
+        self._write_journal()
+        if self._pending_bytes >= self.checkpoint_bytes or (
+            self._pending_files
+            and time.monotonic() - self._last_checkpoint >= self.checkpoint_interval
+        ):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Write pending items to their spool files, fsync them, then empty the journal."""
+        self._write_journal()
+        new_dirs: set[Path] = set()
+        touched: list[tuple[BinaryIO, BinaryIO]] = []
+        for ident in sorted(self._pending_files):
+            sf = self.files.get(ident)
+            if sf is None or sf.writer is None or not sf.pending:
+                continue
+            frame = sf.writer.flush()
+            sf.writer = None  # a zstd context per open file would hold ~1 MB each
+            if not sf.path.parent.exists():
+                sf.path.parent.mkdir(parents=True, exist_ok=True)
+            if not sf.path.exists():
+                new_dirs.add(sf.path.parent)
+            data, index = self._handles_for(sf)
+            data.write(frame)
+            sf.size += len(frame)
+            entry = bytearray(_HEAD.pack(sf.size, len(sf.pending)))
+            for seq, ts in sf.pending:
+                entry += _ITEM.pack(seq, ts)
+            index.write(entry)
+            sf.index_size += len(entry)
+            sf.pending = []
+            data.flush()
+            index.flush()
+            touched.append((data, index))
+        # One syncfs of the spool's filesystem instead of an fsync per file: a
+        # checkpoint touches hundreds of files (one per market and type).
+        if touched and not _syncfs(self.root):
+            for data, index in touched:
+                os.fdatasync(data.fileno())
+                os.fdatasync(index.fileno())
+            for d in new_dirs:
+                fsync_dir(d)
+        self._pending_files.clear()
+        self._pending_bytes = 0
+        self._last_checkpoint = time.monotonic()
+        if self._journal_dirty or (self._journal is None and self.journal_path.exists()):
+            if self._journal is None:
+                self._journal = open(self.journal_path, "ab")  # noqa: SIM115
+            self._journal.truncate(0)
+            os.fsync(self._journal.fileno())
+            self._journal_dirty = False
+
+    def _handles_for(self, sf: SpoolFile) -> tuple[BinaryIO, BinaryIO]:
+        ident = (sf.store, sf.key)
+        pair = self._handles.get(ident)
+        if pair is not None:
+            self._handles.move_to_end(ident)
+            return pair
+        while len(self._handles) >= self.max_open:
+            _, (a, b) = self._handles.popitem(last=False)
+            a.close()
+            b.close()
+        pair = (open(sf.path, "ab"), open(sf.index_path, "ab"))  # noqa: SIM115
+        self._handles[ident] = pair
+        return pair
+
+    def close_file(self, sf: SpoolFile) -> None:
+        pair = self._handles.pop((sf.store, sf.key), None)
+        if pair is not None:
+            pair[0].close()
+            pair[1].close()
+
+    def remove(self, sf: SpoolFile) -> None:
+        """Forget a sealed file and delete its spool, index and marker."""
+        self.close_file(sf)
+        self.files.pop((sf.store, sf.key), None)
+        self._pending_files.discard((sf.store, sf.key))
+        for p in (sf.path, sf.index_path, sf.marker_path):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        with contextlib.suppress(OSError):
+            fsync_dir(sf.path.parent)
+
+    def close(self) -> None:
+        if self._pending_files or self._journal_buf:
+            self.checkpoint()
+        for a, b in self._handles.values():
+            a.close()
+            b.close()
+        self._handles.clear()
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    # ---- recovery -----------------------------------------------------------------------
+
+    def recover(self, ack_floor: int = 0) -> list[SpoolFile]:
+        """Load every spool left on disk (torn tails cut), replay the journal, checkpoint.
+
+        Each SpoolFile's `seqs` holds its sequences above `ack_floor` (for dedupe).
+        """
+        journal = list(read_journal(self.journal_path))
+        low = min([ack_floor + 1, *(seq for _, _, seq, _, _ in journal if seq)])
+        known: set[int] = set()
+        for store in STORES:
+            store_dir = self.root / store
+            if not store_dir.is_dir():
+                continue
+            for path in sorted(store_dir.rglob("*" + DATA_SUFFIX)):
+                key = path.relative_to(store_dir).as_posix()[: -len(DATA_SUFFIX)]
+                sf = SpoolFile(store, key, path)
+                complete = _complete_len(path)
+                good_data, good_index = 0, 0
+                for end, items, index_end in read_index(sf.index_path):
+                    if end > complete:
+                        break
+                    good_data, good_index = end, index_end
+                    for seq, ts in items:
+                        sf.note(seq, ts)
+                        if seq >= low:
+                            known.add(seq)
+                            if seq > ack_floor:
+                                sf.seqs.add(seq)
+                _truncate(path, good_data)
+                _truncate(sf.index_path, good_index)
+                sf.size, sf.index_size = good_data, good_index
+                self.files[(store, key)] = sf
+        for store, key, seq, ts, item in journal:
+            if seq and seq in known:
+                continue
+            self.append(store, key, [item], [(seq, ts)])
+            if seq:
+                known.add(seq)
+                if seq > ack_floor:
+                    self.files[(store, key)].seqs.add(seq)
+        self._journal_buf.clear()  # replayed items are already in the journal
+        self.checkpoint()
+        return list(self.files.values())
+
+
+def _syncfs(path: Path) -> bool:
+    """syncfs(2) on the filesystem holding `path`: data and metadata of every file on it."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL(None, use_errno=True)
+            _LIBC.syncfs.argtypes = [ctypes.c_int]
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC is False:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return bool(_LIBC.syncfs(fd) == 0)
+    finally:
+        os.close(fd)
+
+
+_LIBC: Any = None
+
+
+def _complete_len(path: Path) -> int:
+    reader = core.ArchiveReader()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            reader.feed(chunk)
+            reader.take()
+    try:
+        return int(reader.finish().complete_len)
+    except SsmdError:
+        # Damage before the tail cannot come from a crash; trust the index.
+        return path.stat().st_size
+
+
+def _truncate(path: Path, size: int) -> None:
+    try:
+        if path.stat().st_size == size:
+            return
+    except FileNotFoundError:
+        if size == 0:
+            path.touch()
+        return
+    with open(path, "r+b") as fh:
+        fh.truncate(size)
+        fh.flush()
+        os.fsync(fh.fileno())

@@ -1,0 +1,87 @@
+"""`ssmd archiver run`: archive an environment's stream to raw and normalized files."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="The archiver: JetStream -> raw JSONL.zst + normalized Cap'n Proto .zst + manifests.",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def run(
+    env: str = typer.Option(..., "--env", help="Environment under exchanges/environments/."),
+    config_dir: Path | None = typer.Option(
+        None, help="The exchanges/ tree (default: $SSMD_CONFIG_DIR or ./exchanges)."
+    ),
+    nats_url: str | None = typer.Option(None, help="Override the NATS URL."),
+    data_dir: str | None = typer.Option(None, help="Override the data dir (spool, local buckets)."),
+    s3_endpoint: str | None = typer.Option(None, help="Override the S3 endpoint."),
+    durable: str = typer.Option("archiver", help="Durable consumer name."),
+    batch: int = typer.Option(2000, help="Messages per fetch."),
+    seal_grace: float = typer.Option(
+        60.0, help="Seconds after the end of an hour (raw) or day (normalized) before sealing."
+    ),
+    ack_wait: float = typer.Option(30.0, help="Consumer ack wait, seconds."),
+    shutdown_timeout: float = typer.Option(20.0, help="Hard exit this long after SIGTERM."),
+    log_level: str = typer.Option("INFO", help="Log level."),
+) -> None:
+    """Archive until SIGTERM/SIGINT, then seal what is due, write manifests and exit 0."""
+    from ssmd.archiver import Archiver, ArchiverSettings, ConsumerSettings
+    from ssmd.config import Overrides, load_environment
+    from ssmd.exceptions import ConfigError, StorageError
+    from ssmd.obs import logs
+
+    logs.setup(log_level)
+    try:
+        resolved = load_environment(
+            env,
+            config_dir,
+            Overrides(nats_url=nats_url, data_dir=data_dir, s3_endpoint=s3_endpoint),
+        )
+        if resolved.nats.url == "embedded":
+            raise ConfigError(
+                f"environment {env} uses the embedded NATS server; pass --nats-url "
+                "(or SSMD_NATS_URL) to run the archiver on its own"
+            )
+        settings = ArchiverSettings.from_environment(
+            resolved,
+            consumer=ConsumerSettings(durable=durable, batch=batch, ack_wait=ack_wait),
+            seal_grace=seal_grace,
+            shutdown_timeout=shutdown_timeout,
+        )
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            stop.set()
+            # Bounded shutdown: whatever happens, exit after shutdown_timeout.
+            timer = threading.Timer(shutdown_timeout, lambda: os._exit(1))
+            timer.daemon = True
+            timer.start()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        await Archiver(settings).run(stop)
+
+    try:
+        asyncio.run(main())
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except StorageError as exc:
+        typer.echo(f"storage error: {exc}", err=True)
+        raise typer.Exit(3) from None

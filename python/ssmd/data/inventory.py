@@ -1,0 +1,160 @@
+"""What the archive holds, from manifests only: inventory, gaps and quality per day.
+
+from ssmd.data.inventory import Archive
+arc = Archive.from_environment(load_environment("kalshi-sim"))
+arc.inventory(feed="kalshi", start=date(2026, 7, 20), end=date(2026, 7, 21))
+arc.gaps("kalshi", date(2026, 7, 20)); arc.quality("kalshi", date(2026, 7, 20))
+arc.read_normalized("kalshi", "trade", date(2026, 7, 20))   # Polars, via ssmd.records
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ssmd import core
+from ssmd.store import keys
+from ssmd.store.base import ObjectStore, open_store
+
+if TYPE_CHECKING:
+    import polars
+
+__all__ = ["Archive"]
+
+_TABLE_KIND = {
+    "trade": "trade",
+    "ticker": "ticker",
+    "lifecycle": "lifecycle",
+    "orderbook": "book_delta",
+}
+
+
+@dataclass
+class Archive:
+    env: str
+    raw_store: ObjectStore
+    normalized_store: ObjectStore
+    spool_dir: Path | None = None  # the archiver's spool: unsealed data of open days
+
+    @classmethod
+    def from_environment(cls, env: Any) -> Archive:
+        return cls(
+            env.name,
+            open_store(env.raw_store),
+            open_store(env.normalized_store),
+            Path(env.data_dir) / "archiver" / env.name / "spool",
+        )
+
+    def manifests(
+        self, feed: str | None = None, start: date | None = None, end: date | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every manifest of the environment (optionally one feed, dates start..end)."""
+        prefix = f"{self.env}/" + (f"{feed}/" if feed else "")
+        for store in (self.raw_store, self.normalized_store):
+            for obj in store.list(prefix):
+                if not obj.key.endswith("/manifest.json"):
+                    continue
+                info = keys.parse_key(obj.key)
+                if info is None or info.kind != "manifest":
+                    continue
+                if (start and info.day < start) or (end and info.day > end):
+                    continue
+                try:
+                    data: dict[str, Any] = orjson.loads(store.get(obj.key))
+                except (FileNotFoundError, orjson.JSONDecodeError):
+                    continue
+                yield data
+
+    def inventory(
+        self, feed: str | None = None, start: date | None = None, end: date | None = None
+    ) -> list[dict[str, Any]]:
+        rows = [
+            {
+                "date": m["date"],
+                "feed": m["feed"],
+                "data_type": m["data_type"],
+                "records": m["record_count"],
+                "bytes": m["byte_size"],
+                "files": len(m.get("files", [])),
+                "markets": m.get("markets", 0),
+                "status": m["status"],
+                "gaps": len(m.get("gaps", [])),
+                "quality_score": m.get("quality_score"),
+                "pending_records": (m.get("pending") or {}).get("records", 0),
+            }
+            for m in self.manifests(feed, start, end)
+        ]
+        rows.sort(key=lambda r: (r["date"], r["feed"], r["data_type"] != "raw", r["data_type"]))
+        return rows
+
+    def _day_manifests(self, feed: str, day: date) -> list[dict[str, Any]]:
+        return list(self.manifests(feed, day, day))
+
+    def gaps(self, feed: str, day: date) -> list[dict[str, Any]]:
+        """The day's gaps (the same in every manifest of the day; the newest wins)."""
+        found = self._day_manifests(feed, day)
+        if not found:
+            return []
+        newest = max(found, key=lambda m: m.get("created_at", ""))
+        result: list[dict[str, Any]] = newest.get("gaps", [])
+        return result
+
+    def quality(self, feed: str, day: date) -> dict[str, Any]:
+        found = self._day_manifests(feed, day)
+        if not found:
+            return {"feed": feed, "date": day.isoformat(), "found": False}
+        newest = max(found, key=lambda m: m.get("created_at", ""))
+        gaps = newest.get("gaps", [])
+        by_reason: dict[str, float] = {}
+        for g in gaps:
+            by_reason[g["reason"]] = by_reason.get(g["reason"], 0.0) + float(g["duration_s"])
+        return {
+            "feed": feed,
+            "date": day.isoformat(),
+            "found": True,
+            "quality_score": newest.get("quality_score"),
+            "status": "sealed" if all(m["status"] == "sealed" for m in found) else "open",
+            "gaps": len(gaps),
+            "gap_seconds_by_reason": by_reason,
+            "records_by_data_type": {m["data_type"]: m["record_count"] for m in found},
+            "malformed_frames": sum(m.get("malformed_frames", 0) for m in found),
+            "undecodable_records": sum(m.get("undecodable_records", 0) for m in found),
+            "markets": max((m.get("markets", 0) for m in found), default=0),
+        }
+
+    def normalized_files(
+        self, feed: str, record_type: str, day: date, include_spool: bool = True
+    ) -> Iterator[tuple[str, bytes]]:
+        """(ticker, packed records) per file of a day: sealed objects, then the spool."""
+        prefix = keys.normalized_day_prefix(self.env, feed, record_type, day)
+        for obj in self.normalized_store.list(prefix):
+            info = keys.parse_key(obj.key)
+            if info is None or info.kind != "normalized":
+                continue
+            yield info.ticker or "", core.read_archive(self.normalized_store.get(obj.key)).data
+        if include_spool and self.spool_dir is not None:
+            base = self.spool_dir / "files" / "normalized"
+            for path in sorted((base / prefix).glob("*/data.capnp.zst.spool")):
+                info = keys.parse_key(path.relative_to(base).as_posix()[: -len(".spool")])
+                ticker = info.ticker if info is not None and info.ticker else ""
+                yield ticker, core.read_archive(path.read_bytes()).data
+
+    def read_normalized(
+        self, feed: str, record_type: str, day: date, kind: str | None = None
+    ) -> polars.DataFrame:
+        """One day of one record type as a Polars frame (one file at a time in memory)."""
+        import polars as pl
+
+        from ssmd.records import to_polars
+
+        table_kind = kind or _TABLE_KIND.get(record_type, record_type)
+        frames = [
+            to_polars(data, table_kind) for _, data in self.normalized_files(feed, record_type, day)
+        ]
+        frames = [f for f in frames if f.height]
+        return pl.concat(frames) if frames else pl.DataFrame()

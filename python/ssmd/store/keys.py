@@ -1,0 +1,199 @@
+"""THE storage key layout (DESIGN.md section 5). Producers and readers both call this.
+
+Keys are relative to a bucket (an S3 bucket, or a folder for local storage):
+
+    raw         {env}/{feed}/YYYY/MM/DD/{msgtype}-HH.jsonl.zst
+    normalized  {env}/{feed}/v1/{type}/YYYY/MM/DD/{ticker}/data.capnp.zst
+    manifests   {env}/{feed}/YYYY/MM/DD/manifest.json             (data_type "raw")
+                {env}/{feed}/v1/{type}/YYYY/MM/DD/manifest.json   (data_type = record type)
+    file meta   {data key}.meta.json   (counts, sequence range, sha256 of one sealed file)
+
+Dates and hours are UTC and come from the local receive time of each message.
+Connector events are normalized type `events`, under the ticker segment `_events`.
+
+Ticker segment: a ticker is used as is when it is safe in a path (no `/`, `\\`,
+`%`, whitespace, control or non-ASCII characters, and not `.` or `..`), so
+dotted Kalshi tickers stay readable. Otherwise it is `escape_token(ticker)`
+(ssmd.bus.subjects) with `/` and `\\` also escaped as `%2F` / `%5C`. Both forms
+are read back with `unescape_token`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from ssmd.bus.subjects import escape_token, unescape_token
+
+__all__ = [
+    "EVENTS_SEGMENT",
+    "EVENTS_TYPE",
+    "META_SUFFIX",
+    "RAW_DATA_TYPE",
+    "KeyInfo",
+    "day_of_ns",
+    "hour_of_ns",
+    "manifest_key",
+    "meta_key",
+    "normalized_day_prefix",
+    "normalized_key",
+    "parse_key",
+    "raw_day_prefix",
+    "raw_key",
+    "ticker_from_segment",
+    "ticker_segment",
+]
+
+RAW_DATA_TYPE = "raw"
+EVENTS_TYPE = "events"
+EVENTS_SEGMENT = "_events"
+SCHEMA_DIR = "v1"
+META_SUFFIX = ".meta.json"
+MANIFEST = "manifest.json"
+RAW_SUFFIX = ".jsonl.zst"
+NORMALIZED_NAME = "data.capnp.zst"
+
+
+def day_of_ns(receive_ns: int) -> date:
+    """The UTC date of a receive time in nanoseconds."""
+    return datetime.fromtimestamp(receive_ns // 1_000_000_000, UTC).date()
+
+
+def hour_of_ns(receive_ns: int) -> int:
+    return (receive_ns // 3_600_000_000_000) % 24
+
+
+def _day_path(day: date) -> str:
+    return f"{day.year:04d}/{day.month:02d}/{day.day:02d}"
+
+
+def _unsafe(ch: str) -> bool:
+    return ch in "%/\\" or ch.isspace() or not (0x21 <= ord(ch) <= 0x7E)
+
+
+@functools.lru_cache(maxsize=65536)
+def ticker_segment(ticker: str) -> str:
+    """The path segment of a ticker (reversible, see the module doc)."""
+    if ticker and ticker not in (".", "..") and not any(_unsafe(c) for c in ticker):
+        return ticker
+    return escape_token(ticker).replace("/", "%2F").replace("\\", "%5C")
+
+
+def ticker_from_segment(segment: str) -> str:
+    return unescape_token(segment)
+
+
+def _token(value: str, what: str) -> str:
+    if not value or "/" in value or value in (".", ".."):
+        raise ValueError(f"invalid {what} {value!r} for a storage key")
+    return value
+
+
+def raw_day_prefix(env: str, feed: str, day: date) -> str:
+    return f"{_token(env, 'env')}/{_token(feed, 'feed')}/{_day_path(day)}/"
+
+
+def normalized_day_prefix(env: str, feed: str, record_type: str, day: date) -> str:
+    return (
+        f"{_token(env, 'env')}/{_token(feed, 'feed')}/{SCHEMA_DIR}/"
+        f"{_token(record_type, 'record type')}/{_day_path(day)}/"
+    )
+
+
+def raw_key(env: str, feed: str, msgtype: str, day: date, hour: int) -> str:
+    """`{env}/{feed}/YYYY/MM/DD/{msgtype}-HH.jsonl.zst`."""
+    if not 0 <= hour < 24 or "-" in msgtype:
+        raise ValueError(f"bad raw key part: msgtype={msgtype!r} hour={hour}")
+    return f"{raw_day_prefix(env, feed, day)}{_token(msgtype, 'msgtype')}-{hour:02d}{RAW_SUFFIX}"
+
+
+def normalized_key(env: str, feed: str, record_type: str, day: date, ticker: str) -> str:
+    """`{env}/{feed}/v1/{type}/YYYY/MM/DD/{ticker}/data.capnp.zst`."""
+    segment = EVENTS_SEGMENT if record_type == EVENTS_TYPE else ticker_segment(ticker)
+    return f"{normalized_day_prefix(env, feed, record_type, day)}{segment}/{NORMALIZED_NAME}"
+
+
+def manifest_key(env: str, feed: str, data_type: str, day: date) -> str:
+    """The manifest of one day and data type ("raw", or a normalized record type)."""
+    if data_type == RAW_DATA_TYPE:
+        return raw_day_prefix(env, feed, day) + MANIFEST
+    return normalized_day_prefix(env, feed, data_type, day) + MANIFEST
+
+
+def meta_key(data_key: str) -> str:
+    return data_key + META_SUFFIX
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What a key is: kind is "raw", "normalized", "manifest" or "meta"."""
+
+    kind: str
+    env: str
+    feed: str
+    data_type: str  # "raw" or the normalized record type
+    day: date
+    msgtype: str | None = None  # raw files
+    hour: int | None = None  # raw files
+    ticker: str | None = None  # normalized files
+    data_key: str | None = None  # meta: the file it describes
+
+
+_DAY = r"(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})"
+_RAW = re.compile(
+    rf"^(?P<env>[^/]+)/(?P<feed>[^/]+)/{_DAY}/(?P<msg>[^/-]+)-(?P<h>\d{{2}})\.jsonl\.zst$"
+)
+_RAW_MANIFEST = re.compile(rf"^(?P<env>[^/]+)/(?P<feed>[^/]+)/{_DAY}/manifest\.json$")
+_NORM = re.compile(
+    rf"^(?P<env>[^/]+)/(?P<feed>[^/]+)/v1/(?P<type>[^/]+)/{_DAY}/(?P<seg>[^/]+)/data\.capnp\.zst$"
+)
+_NORM_MANIFEST = re.compile(
+    rf"^(?P<env>[^/]+)/(?P<feed>[^/]+)/v1/(?P<type>[^/]+)/{_DAY}/manifest\.json$"
+)
+
+
+def parse_key(key: str) -> KeyInfo | None:
+    """The inverse of the builders; None for a key outside the layout."""
+    if key.endswith(META_SUFFIX):
+        inner = parse_key(key[: -len(META_SUFFIX)])
+        if inner is None or inner.kind not in (RAW_DATA_TYPE, "normalized"):
+            return None
+        return KeyInfo(
+            "meta",
+            inner.env,
+            inner.feed,
+            inner.data_type,
+            inner.day,
+            inner.msgtype,
+            inner.hour,
+            inner.ticker,
+            key[: -len(META_SUFFIX)],
+        )
+    try:
+        if m := _RAW.match(key):
+            day = date(int(m["y"]), int(m["m"]), int(m["d"]))
+            hour = int(m["h"])
+            if hour >= 24:
+                return None
+            return KeyInfo("raw", m["env"], m["feed"], RAW_DATA_TYPE, day, m["msg"], hour)
+        if m := _RAW_MANIFEST.match(key):
+            day = date(int(m["y"]), int(m["m"]), int(m["d"]))
+            return KeyInfo("manifest", m["env"], m["feed"], RAW_DATA_TYPE, day)
+        if m := _NORM.match(key):
+            day = date(int(m["y"]), int(m["m"]), int(m["d"]))
+            seg = m["seg"]
+            if m["type"] == EVENTS_TYPE:
+                ticker = "" if seg == EVENTS_SEGMENT else None
+                if ticker is None:
+                    return None
+            else:
+                ticker = ticker_from_segment(seg)
+            return KeyInfo("normalized", m["env"], m["feed"], m["type"], day, ticker=ticker)
+        if m := _NORM_MANIFEST.match(key):
+            day = date(int(m["y"]), int(m["m"]), int(m["d"]))
+            return KeyInfo("manifest", m["env"], m["feed"], m["type"], day)
+    except ValueError:
+        return None
+    return None
