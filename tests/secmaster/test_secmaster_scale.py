@@ -93,17 +93,32 @@ async def series(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps({"series": items}), content_type="application/json")
 
 
-def run_sync(args: list[str], env: dict[str, str]) -> tuple[int, int, bytes]:
-    """(exit code, peak RSS in KiB, stdout) of one child run."""
-    proc = subprocess.Popen(
-        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT
+# Runs `ssmd ...` and, at exit, writes the process's own peak RSS (VmHWM, KiB) to
+# $PEAK_FILE. The child's rusage ru_maxrss would not do: Linux carries the parent's
+# high-water mark through fork and exec into it, so it reports the test process's peak.
+PEAK_WRAPPER = """
+import atexit, os, re, sys
+def _peak():
+    status = open("/proc/self/status").read()
+    open(os.environ["PEAK_FILE"], "w").write(re.search(r"VmHWM:\\s+(\\d+)", status).group(1))
+atexit.register(_peak)
+from ssmd.cli import main
+sys.argv = ["ssmd", *sys.argv[1:]]
+main()
+"""
+
+
+def run_sync(args: list[str], env: dict[str, str], peak_file: Path) -> tuple[int, int, bytes]:
+    """(exit code, peak RSS of the child itself in KiB, stdout) of one run of `ssmd args`."""
+    proc = subprocess.run(
+        [sys.executable, "-c", PEAK_WRAPPER, *args],
+        env={**env, "PEAK_FILE": str(peak_file)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        check=False,
     )
-    assert proc.stdout is not None
-    with proc.stdout:
-        out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss, out
+    return proc.returncode, int(peak_file.read_text()), proc.stdout
 
 
 @pytest.mark.slow
@@ -125,7 +140,6 @@ async def test_150k_markets_within_memory_budget(tmp_path: Path) -> None:
             "SSMD_CONFIG_DIR": str(ROOT / "exchanges"),
         }
         args = [
-            str(Path(sys.executable).parent / "ssmd"),
             "market",
             "sync",
             "--env",
@@ -139,7 +153,7 @@ async def test_150k_markets_within_memory_budget(tmp_path: Path) -> None:
             f"http://127.0.0.1:{port}/trade-api/v2",
         ]
         t0 = time.monotonic()
-        code, rss_kib, out = await asyncio.to_thread(run_sync, args, env)
+        code, rss_kib, out = await asyncio.to_thread(run_sync, args, env, tmp_path / "peak1")
         seconds = time.monotonic() - t0
         assert code == 0, out
         report = orjson.loads(out)
@@ -159,7 +173,7 @@ async def test_150k_markets_within_memory_budget(tmp_path: Path) -> None:
         )
         db.close()
         # the second run writes nothing
-        code, rss2, out = await asyncio.to_thread(run_sync, args, env)
+        code, rss2, out = await asyncio.to_thread(run_sync, args, env, tmp_path / "peak2")
         assert code == 0
         again = orjson.loads(out)
         assert sum(again["created"].values()) + sum(again["updated"].values()) == 0
