@@ -20,27 +20,13 @@ from datetime import datetime
 from typing import Any
 
 from ssmd.config.models.environment import Symbols
+from ssmd.secmaster.status import filter_to_statuses, map_status
 from ssmd.venues.kalshi.rest import RestClient
 
 __all__ = ["MarketInfo", "Selection", "series_of"]
 
 log = logging.getLogger(__name__)
 
-# Kalshi status words -> the environment's status filter words.
-_FILTER_OF = {
-    "initialized": "unopened",
-    "unopened": "unopened",
-    "active": "open",
-    "open": "open",
-    "inactive": "paused",
-    "paused": "paused",
-    "closed": "closed",
-    "determined": "settled",
-    "disputed": "settled",
-    "amended": "settled",
-    "settled": "settled",
-    "finalized": "settled",
-}
 # The security master's status words -> the Kalshi words tracked here.
 _KALSHI_OF_SSMD = {
     "initialized": "initialized",
@@ -102,6 +88,8 @@ class Selection:
         self.series = set(symbols.series)
         self.categories = list(symbols.categories)
         self.statuses = set(symbols.statuses)
+        # The ssmd statuses the filter words select (one mapping: ssmd.secmaster.status).
+        self.wanted = filter_to_statuses(self.statuses)
         self.rest = rest
         self.stored = stored
         self.clock = clock
@@ -219,7 +207,7 @@ class Selection:
         out = {
             t
             for t, info in self.known.items()
-            if _FILTER_OF.get(info.effective_status(now)) in self.statuses
+            if not self.wanted or map_status(info.effective_status(now)) in self.wanted
         }
         # Explicit tickers that REST did not describe are still asked for.
         out.update(t for t in self.tickers if t not in self.known)
