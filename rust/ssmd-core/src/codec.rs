@@ -604,11 +604,12 @@ pub fn into_owned(r: Record<'_>) -> Record<'static> {
         Body::Trade(t) => Body::Trade(Trade {
             ticker: own(t.ticker),
             trade_id: own(t.trade_id),
-            ..Trade {
-                ticker: None,
-                trade_id: None,
-                ..t
-            }
+            price_e6: t.price_e6,
+            no_price_e6: t.no_price_e6,
+            size_e6: t.size_e6,
+            taker_outcome: t.taker_outcome,
+            taker_book_side: t.taker_book_side,
+            is_block_trade: t.is_block_trade,
         }),
         Body::BookSnapshot(s) => Body::BookSnapshot(BookSnapshot {
             ticker: own(s.ticker),
@@ -628,11 +629,16 @@ pub fn into_owned(r: Record<'_>) -> Record<'static> {
         Body::Ticker(t) => Body::Ticker(Ticker {
             ticker: own(t.ticker),
             market_id: own(t.market_id),
-            ..Ticker {
-                ticker: None,
-                market_id: None,
-                ..t
-            }
+            last_price_e6: t.last_price_e6,
+            yes_bid_e6: t.yes_bid_e6,
+            yes_ask_e6: t.yes_ask_e6,
+            yes_bid_size_e6: t.yes_bid_size_e6,
+            yes_ask_size_e6: t.yes_ask_size_e6,
+            last_trade_size_e6: t.last_trade_size_e6,
+            volume_e6: t.volume_e6,
+            open_interest_e6: t.open_interest_e6,
+            dollar_volume: t.dollar_volume,
+            dollar_open_interest: t.dollar_open_interest,
         }),
         Body::Lifecycle(l) => Body::Lifecycle(MarketLifecycle {
             ticker: own(l.ticker),
