@@ -114,3 +114,14 @@ def test_missing_bucket_is_an_error(moto: MotoServer, monkeypatch: pytest.Monkey
     store = S3ObjectStore("no-such-bucket", endpoint=moto.url)
     with pytest.raises(StorageError):
         list(store.list(""))
+
+
+def test_local_store_discards_temporaries_of_interrupted_puts(tmp_path: Path) -> None:
+    from ssmd.store.local import LocalObjectStore
+
+    store = LocalObjectStore(tmp_path)
+    store.put_atomic("a/b/data.bin", b"kept")
+    (tmp_path / "a" / "b" / ".data.bin.0123abcd.tmp").write_bytes(b"half")
+    assert store.discard_temporaries() == 1
+    assert [p.name for p in (tmp_path / "a" / "b").iterdir()] == ["data.bin"]
+    assert store.get("a/b/data.bin") == b"kept"

@@ -430,6 +430,10 @@ class Archiver:
     def recover(self, ack_floor: int) -> None:
         """Load the spool after a restart and finish interrupted seals."""
         self.s.spool_dir.mkdir(parents=True, exist_ok=True)
+        # A kill during a seal can leave a temp file of an unfinished put; the seal is
+        # redone below from the spool, so the temp file holds nothing needed.
+        for store in (self.s.raw_store, self.s.normalized_store):
+            store.discard_temporaries()
         self._load_state()
         for sf in self.spool.recover(ack_floor):
             self.recent |= sf.seqs

@@ -70,6 +70,13 @@ class ObjectStore(abc.ABC):
     def delete(self, key: str) -> None:
         """Remove the object; a missing key is not an error."""
 
+    def discard_temporaries(self) -> int:
+        """Remove what an interrupted `put_atomic` left behind; how many were removed.
+
+        A single PUT leaves nothing, so by default there is nothing to do.
+        """
+        return 0
+
 
 def open_store(location: Store) -> ObjectStore:
     """The backend for a resolved environment's `raw_store` / `normalized_store`."""

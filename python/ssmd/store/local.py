@@ -66,6 +66,17 @@ class LocalObjectStore(ObjectStore):
         except OSError as exc:
             raise StorageError(f"cannot write {key} under {self.root}: {exc}") from exc
 
+    def discard_temporaries(self) -> int:
+        """Remove temp files of `put_atomic` calls cut short by a crash (kill -9)."""
+        removed = 0
+        if not self.root.exists():
+            return 0
+        for path in self.root.rglob(".*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+        return removed
+
     def get(self, key: str) -> bytes:
         return self.path(key).read_bytes()
 
