@@ -30,7 +30,7 @@ def required_subjects(subject_prefix: str) -> list[str]:
         f"{subject_prefix}.events.*",
         *(
             f"{subject_prefix}.{t}.*"
-            for t in ("trade", "orderbook", "ticker", "lifecycle", "status", "event")
+            for t in ("trade", "orderbook", "book", "ticker", "lifecycle", "status", "event")
         ),
     ]
 

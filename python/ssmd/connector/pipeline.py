@@ -8,6 +8,9 @@ and normalized messages (subjects from ssmd.bus.subjects, ids `{conn}:{frame}` a
 trade and lifecycle records), and returns what to publish plus what happened (gaps,
 resyncs, duplicates, lifecycle records) for the runner to act on.
 
+`Pipeline.checkpoint` turns the books changed since its last call into `book`
+records (ssmd._core.BookSet.checkpoint) for consumers that join late.
+
 A `disconnected` connector event passing through (events travel in order with the
 frames) makes the SeqTracker forget that connection: its frames are all behind.
 """
@@ -76,6 +79,24 @@ class Pipeline:
                 self._tokens.clear()
             token = self._tokens[ticker] = subjects.escape_token(ticker)
         return f"{self._record_prefix}{record_type}.{token}"
+
+    def checkpoint(self, now_ns: int, everything: bool = False) -> list[OutMsg]:
+        """Book checkpoints to publish after what has been processed so far: a `book`
+        record per book changed since the last call (every book when `everything`) on
+        `{env}.{feed}.book.{ticker}`. A consumer that joins late (the gateway) restores
+        the books from the latest checkpoints and applies only the deltas after them."""
+        data = self.books.checkpoint(now_ns, everything)
+        if not data:
+            return []
+        out = []
+        for rec, (start, end) in zip(
+            core.decode_records(data), core.record_spans(data), strict=True
+        ):
+            ticker = str(rec["ticker"])
+            out.append(
+                OutMsg(self._subject("book", ticker), data[start:end], f"bk:{now_ns}:{ticker}")
+            )
+        return out
 
     def event_message(self, item: Item) -> OutMsg:
         return OutMsg(

@@ -189,6 +189,27 @@ impl Book {
         self.asks().next()
     }
 
+    /// The book a full view describes: YES bids as they are, NO bids as
+    /// 1 - each YES ask (the connector never subscribes with use_yes_price,
+    /// so checkpoints are always on that scale).
+    pub fn from_view(view: &BookView<'_>) -> Result<Book, BookError> {
+        let no: Vec<Level> = view
+            .asks
+            .iter()
+            .map(|l| Level {
+                price_e6: l.price_e6.map(|p| SCALE - p),
+                size_e6: l.size_e6,
+            })
+            .collect();
+        Ok(Book {
+            yes: levels_to_map(&view.bids)?,
+            no: levels_to_map(&no)?,
+            use_yes_price: false,
+            valid: view.valid,
+            snapshotted: true,
+        })
+    }
+
     /// The YES-centric view, `depth` levels per side (0: all). No ticker.
     pub fn view(&self, depth: usize) -> BookView<'static> {
         let take = if depth == 0 { usize::MAX } else { depth };
@@ -265,6 +286,19 @@ struct Entry {
     /// The (conn_id, sid) of the book's last update.
     conn_id: u64,
     sid: u32,
+    /// Exchange time of the last update applied, ns (0: none had one).
+    exchange_ts: u64,
+    /// Changed since the last checkpoint.
+    dirty: bool,
+}
+
+impl Entry {
+    fn touch(&mut self, exchange_ts: u64) {
+        self.dirty = true;
+        if exchange_ts > 0 {
+            self.exchange_ts = exchange_ts;
+        }
+    }
 }
 
 /// Books keyed by ticker, fed normalized records in stream order.
@@ -280,10 +314,15 @@ impl BookSet {
         BookSet::default()
     }
 
-    /// Applies an orderbook snapshot or delta; other records are ignored.
+    /// Applies an orderbook snapshot, delta or checkpoint (a `Book` view);
+    /// other records are ignored.
     pub fn apply(&mut self, record: &Record<'_>) -> Vec<BookEvent> {
         let mut events = Vec::new();
         let (conn_id, sid) = (record.conn_id, record.sid);
+        if let Body::Book(view) = &record.body {
+            self.restore(record, view, &mut events);
+            return events;
+        }
         if !matches!(record.body, Body::BookSnapshot(_) | Body::BookDelta(_)) {
             return events;
         }
@@ -310,20 +349,97 @@ impl BookSet {
             SeqOutcome::First | SeqOutcome::InOrder | SeqOutcome::Unsequenced => {}
         }
         match &record.body {
-            Body::BookSnapshot(snapshot) => self.snapshot(conn_id, sid, snapshot, &mut events),
-            Body::BookDelta(delta) => self.delta(conn_id, sid, delta, &mut events),
+            Body::BookSnapshot(snapshot) => self.snapshot(record, snapshot, &mut events),
+            Body::BookDelta(delta) => self.delta(record, delta, &mut events),
             _ => {}
         }
         events
     }
 
+    /// Restores one book from a checkpoint (see [`BookSet::checkpoint`]).
+    /// The checkpoint holds everything up to its seq on (conn_id, sid); a
+    /// book already held on that stream past that seq is newer and kept.
+    fn restore(&mut self, record: &Record<'_>, view: &BookView<'_>, events: &mut Vec<BookEvent>) {
+        let Some(ticker) = view.ticker.as_deref() else {
+            return;
+        };
+        let (conn_id, sid, seq) = (record.conn_id, record.sid, record.seq);
+        let held = self.books.get(ticker);
+        let on_stream = held.is_some_and(|e| e.conn_id == conn_id && e.sid == sid);
+        if on_stream && self.seqs.last(conn_id, sid).is_some_and(|last| seq < last) {
+            return;
+        }
+        let was_invalid = held.is_some_and(|e| !e.book.is_valid());
+        match Book::from_view(view) {
+            Ok(book) => {
+                let valid = book.is_valid();
+                let entry = Entry {
+                    book,
+                    conn_id,
+                    sid,
+                    exchange_ts: record.exchange_ts,
+                    dirty: true,
+                };
+                self.books.insert(ticker.to_string(), entry);
+                self.seqs.advance_to(conn_id, sid, seq);
+                if was_invalid && valid {
+                    events.push(BookEvent::Resynced {
+                        ticker: ticker.to_string(),
+                    });
+                }
+            }
+            Err(reason) => {
+                if let Some(entry) = self.books.get_mut(ticker) {
+                    entry.book.invalidate();
+                    entry.dirty = true;
+                }
+                events.push(BookEvent::Invalidated {
+                    ticker: ticker.to_string(),
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// Checkpoint records of the books changed since the last checkpoint
+    /// (every book with a snapshot when `everything`), sorted by ticker.
+    ///
+    /// Each is a `Book` view stamped with its (conn_id, sid) and that
+    /// stream's last seq, so that a reader starting from it can apply the
+    /// deltas that follow exactly: a consumer that joins a stream late
+    /// restores the books from their latest checkpoints instead of
+    /// replaying every delta since the snapshots.
+    pub fn checkpoint(&mut self, receive_ts: u64, everything: bool) -> Vec<Record<'static>> {
+        let seqs = &self.seqs;
+        let mut out: Vec<Record<'static>> = self
+            .books
+            .iter_mut()
+            .filter(|(_, e)| e.book.has_snapshot() && (e.dirty || everything))
+            .map(|(ticker, e)| {
+                e.dirty = false;
+                let mut view = e.book.view(0);
+                view.ticker = Some(Cow::Owned(ticker.clone()));
+                Record {
+                    receive_ts,
+                    exchange_ts: e.exchange_ts,
+                    conn_id: e.conn_id,
+                    sid: e.sid,
+                    seq: seqs.last(e.conn_id, e.sid).unwrap_or(0),
+                    body: Body::Book(view),
+                }
+            })
+            .collect();
+        out.sort_unstable_by(|a, b| a.body.ticker().cmp(&b.body.ticker()));
+        out
+    }
+
     fn snapshot(
         &mut self,
-        conn_id: u64,
-        sid: u32,
+        record: &Record<'_>,
         snapshot: &BookSnapshot<'_>,
         events: &mut Vec<BookEvent>,
     ) {
+        let (conn_id, sid) = (record.conn_id, record.sid);
         // A snapshot without a ticker replaces no book; the books it was
         // meant for stay as they are, which is still exact.
         let Some(ticker) = snapshot.ticker.as_deref() else {
@@ -335,6 +451,7 @@ impl BookSet {
         };
         entry.conn_id = conn_id;
         entry.sid = sid;
+        entry.touch(record.exchange_ts);
         let was_invalid = existed && !entry.book.is_valid();
         match entry.book.apply_snapshot(snapshot) {
             Ok(()) if was_invalid => events.push(BookEvent::Resynced {
@@ -348,13 +465,8 @@ impl BookSet {
         }
     }
 
-    fn delta(
-        &mut self,
-        conn_id: u64,
-        sid: u32,
-        delta: &BookDelta<'_>,
-        events: &mut Vec<BookEvent>,
-    ) {
+    fn delta(&mut self, record: &Record<'_>, delta: &BookDelta<'_>, events: &mut Vec<BookEvent>) {
+        let (conn_id, sid) = (record.conn_id, record.sid);
         let Some(ticker) = delta.ticker.as_deref() else {
             for ticker in
                 self.invalidate_where(|e| e.conn_id == conn_id && e.sid == sid && e.book.is_valid())
@@ -372,6 +484,7 @@ impl BookSet {
         let same_stream = entry.conn_id == conn_id && entry.sid == sid;
         entry.conn_id = conn_id;
         entry.sid = sid;
+        entry.touch(record.exchange_ts);
         if !entry.book.has_snapshot() {
             events.push(BookEvent::DeltaWithoutSnapshot {
                 ticker: ticker.to_string(),
@@ -405,6 +518,8 @@ impl BookSet {
                 book: Book::new(),
                 conn_id,
                 sid,
+                exchange_ts: 0,
+                dirty: false,
             };
             self.books.insert(ticker.to_string(), entry);
         }
@@ -419,6 +534,7 @@ impl BookSet {
             .filter(|(_, e)| matches(e))
             .map(|(ticker, e)| {
                 e.book.invalidate();
+                e.dirty = true;
                 ticker.clone()
             })
             .collect();
@@ -720,6 +836,118 @@ mod tests {
 
     fn bid_size(set: &BookSet, ticker: &str) -> Option<i64> {
         set.book(ticker)?.best_bid().map(|(_, s)| s)
+    }
+
+    /// (ticker, bids, asks, valid) of every book with a snapshot.
+    type Views = Vec<(String, Vec<(i64, i64)>, Vec<(i64, i64)>, bool)>;
+
+    fn views(set: &BookSet) -> Views {
+        set.tickers()
+            .into_iter()
+            .filter(|t| set.book(t).is_some_and(Book::has_snapshot))
+            .map(|t| {
+                let v = set.view(t, 0).expect("held");
+                (t.to_string(), pairs(&v.bids), pairs(&v.asks), v.valid)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn checkpoint_restores_books_that_take_the_following_deltas() {
+        let mut live = BookSet::new();
+        live.apply(&snap_rec(1, 5, 1, "A"));
+        live.apply(&snap_rec(1, 5, 2, "B"));
+        live.apply(&delta_rec(1, 5, 3, "A", 2 * N));
+        let cp = live.checkpoint(77, false);
+        assert_eq!(cp.len(), 2);
+        assert!(cp.iter().all(|r| r.seq == 3 && r.receive_ts == 77));
+
+        let mut late = BookSet::new();
+        for r in &cp {
+            assert!(late.apply(r).is_empty());
+        }
+        assert_eq!(views(&late), views(&live));
+        // What the late reader sees again of the past is a duplicate.
+        let again = late.apply(&delta_rec(1, 5, 3, "A", 2 * N));
+        assert!(matches!(again.as_slice(), [BookEvent::Duplicate { .. }]));
+        for set in [&mut live, &mut late] {
+            assert!(set.apply(&delta_rec(1, 5, 4, "B", N)).is_empty());
+        }
+        assert_eq!(views(&late), views(&live));
+        assert_eq!(bid_size(&late, "B"), Some(11 * N));
+    }
+
+    #[test]
+    fn checkpoint_holds_only_books_changed_since_the_last() {
+        let mut set = BookSet::new();
+        set.apply(&snap_rec(1, 5, 1, "A"));
+        set.apply(&snap_rec(1, 5, 2, "B"));
+        assert_eq!(set.checkpoint(1, false).len(), 2);
+        assert!(set.checkpoint(2, false).is_empty());
+        set.apply(&delta_rec(1, 5, 3, "B", N));
+        let cp = set.checkpoint(3, false);
+        assert_eq!(cp.len(), 1);
+        assert_eq!(cp[0].body.ticker(), Some("B"));
+        assert_eq!(set.checkpoint(4, true).len(), 2);
+        // A gap changes validity: that is a change too.
+        set.apply(&delta_rec(1, 5, 9, "B", N));
+        let cp = set.checkpoint(5, false);
+        assert_eq!(cp.len(), 2);
+        assert!(cp
+            .iter()
+            .all(|r| matches!(&r.body, Body::Book(v) if !v.valid)));
+    }
+
+    #[test]
+    fn an_invalid_checkpoint_waits_for_a_snapshot() {
+        let mut live = BookSet::new();
+        live.apply(&snap_rec(1, 5, 1, "A"));
+        live.apply(&delta_rec(1, 5, 3, "A", N)); // seq 2 lost
+        let mut late = BookSet::new();
+        for r in live.checkpoint(1, false) {
+            late.apply(&r);
+        }
+        assert_eq!(late.book("A").map(Book::is_valid), Some(false));
+        assert!(late.apply(&delta_rec(1, 5, 4, "A", N)).is_empty());
+        assert_eq!(late.ignored_deltas(), 1);
+        let events = late.apply(&snap_rec(1, 5, 5, "A"));
+        assert_eq!(
+            events,
+            vec![BookEvent::Resynced {
+                ticker: "A".to_string()
+            }]
+        );
+        assert_eq!(bid_size(&late, "A"), Some(10 * N));
+    }
+
+    #[test]
+    fn a_checkpoint_behind_the_held_book_is_ignored() {
+        let mut live = BookSet::new();
+        live.apply(&snap_rec(1, 5, 1, "A"));
+        let old = live.checkpoint(1, false);
+        live.apply(&delta_rec(1, 5, 2, "A", N));
+        let before = views(&live);
+        for r in &old {
+            assert!(live.apply(r).is_empty());
+        }
+        assert_eq!(views(&live), before);
+        assert_eq!(bid_size(&live, "A"), Some(11 * N));
+    }
+
+    #[test]
+    fn checkpoints_round_trip_through_the_codec() {
+        let mut live = BookSet::new();
+        live.apply(&snap_rec(1, 5, 1, "KXBTCD-26MAR1213-T69499.99"));
+        let mut data = Vec::new();
+        for r in live.checkpoint(9, true) {
+            crate::codec::encode_record(&r, &mut data);
+        }
+        let mut late = BookSet::new();
+        crate::codec::for_each_record(&data, |r| {
+            late.apply(&r);
+        })
+        .expect("decodes");
+        assert_eq!(views(&late), views(&live));
     }
 
     #[test]
@@ -1083,6 +1311,44 @@ mod tests {
                     prop_assert_eq!(pairs(&top.bids), naive.bids().into_iter().take(2).collect::<Vec<_>>());
                 }
             }
+        }
+
+        /// A reader restoring the checkpoint taken after any prefix of the
+        /// records, then applying the rest, holds the same books as one
+        /// that applied them all.
+        #[test]
+        fn checkpoint_then_rest_equals_everything(
+            ops in proptest::collection::vec(op(), 1..60),
+            cut in 0usize..60,
+        ) {
+            let recs: Vec<Record<'static>> = ops
+                .into_iter()
+                .enumerate()
+                .map(|(i, op)| {
+                    let body = match op {
+                        Op::Snap(mut s) => {
+                            s.use_yes_price = false;
+                            Body::BookSnapshot(s)
+                        }
+                        Op::Delta(d) => Body::BookDelta(d),
+                    };
+                    record(1, 1, i as u64 + 1, body)
+                })
+                .collect();
+            let cut = cut.min(recs.len());
+            let mut all = BookSet::new();
+            let mut late = BookSet::new();
+            for r in &recs[..cut] {
+                all.apply(r);
+            }
+            for r in all.checkpoint(1, true) {
+                late.apply(&r);
+            }
+            for r in &recs[cut..] {
+                all.apply(r);
+                late.apply(r);
+            }
+            prop_assert_eq!(views(&late), views(&all));
         }
 
         /// Whatever order records arrive in, BookSet never applies a record

@@ -62,6 +62,26 @@ impl SeqTracker {
         }
     }
 
+    /// The last seq seen on (conn_id, sid), if any.
+    pub fn last(&self, conn_id: u64, sid: u32) -> Option<u64> {
+        self.last.get(&conn_id)?.get(&sid).copied()
+    }
+
+    /// Moves (conn_id, sid) forward to `seq` (never back): a restored
+    /// checkpoint already holds everything up to it.
+    pub fn advance_to(&mut self, conn_id: u64, sid: u32, seq: u64) {
+        if seq == 0 {
+            return;
+        }
+        let last = self
+            .last
+            .entry(conn_id)
+            .or_default()
+            .entry(sid)
+            .or_insert(seq);
+        *last = (*last).max(seq);
+    }
+
     /// The seq expected next on (conn_id, sid), if any was seen.
     pub fn expected(&self, conn_id: u64, sid: u32) -> Option<u64> {
         let last = self.last.get(&conn_id)?.get(&sid)?;

@@ -6,7 +6,7 @@
 
 use crate::errors::ssmd_error;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList};
 use ssmd_core::book::{BookEvent, BookSet};
 use ssmd_core::codec;
 use ssmd_core::model::Level;
@@ -65,7 +65,7 @@ impl PyBookSet {
     }
 
     /// Applies a stream of packed Record messages in order; records other
-    /// than book snapshots and deltas are skipped. All or nothing: when any
+    /// than book snapshots, deltas and checkpoints (`book` views) are skipped. All or nothing: when any
     /// record fails to decode, DecodeError is raised and no book changes.
     fn apply<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyList>> {
         let books = &mut self.inner;
@@ -110,6 +110,29 @@ impl PyBookSet {
         d.set_item("conn_id", conn_id)?;
         d.set_item("sid", sid)?;
         Ok(Some(d))
+    }
+
+    /// Checkpoint records (packed Record messages with a `book` body) of the
+    /// books changed since the last call, or of every book when
+    /// `everything`; each carries its (conn_id, sid) and that stream's last
+    /// seq, so `apply` on another BookSet restores the book exactly.
+    #[pyo3(signature = (receive_ns, everything = false))]
+    fn checkpoint<'py>(
+        &mut self,
+        py: Python<'py>,
+        receive_ns: u64,
+        everything: bool,
+    ) -> Bound<'py, PyBytes> {
+        let books = &mut self.inner;
+        let data = py.detach(|| {
+            let mut out = Vec::new();
+            let mut encoder = codec::Encoder::new();
+            for record in books.checkpoint(receive_ns, everything) {
+                encoder.encode(&record, &mut out);
+            }
+            out
+        });
+        PyBytes::new(py, &data)
     }
 
     /// Every ticker held, sorted.
