@@ -122,3 +122,15 @@ class SeqTracker:
     def reset(self, conn_id: int, sid: int) -> None: ...
     def forget_connection(self, conn_id: int) -> None: ...
     def __len__(self) -> int: ...
+
+# --- wire (rust/ssmd-py/src/wire.rs) ---
+
+def encode_publishes(msgs: list[Any], reply_prefix: bytes, first_token: int) -> bytes:
+    """NATS HPUB commands of objects with subject, payload, msg_id, headers and
+    header_lines; the i-th replies to reply_prefix + str(first_token + i)."""
+
+def parse_acks(
+    data: bytes, head: bytes, sid: int
+) -> tuple[list[tuple[int, int, bool, bytes | None]], int]:
+    """PubAcks `MSG <head><token> <sid> <size>` at the start of data: (token, seq,
+    duplicate, payload when refused), and the offset where the rest begins."""

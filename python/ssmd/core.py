@@ -51,3 +51,7 @@ read_archive = _core.read_archive
 ARCHIVE_DEFAULT_LEVEL: int = _core.ARCHIVE_DEFAULT_LEVEL
 BookSet = _core.BookSet
 SeqTracker = _core.SeqTracker
+
+# NATS publish commands for ssmd.bus.publisher (rust/ssmd-py/src/wire.rs).
+encode_publishes = _core.encode_publishes
+parse_acks = _core.parse_acks

@@ -14,18 +14,17 @@ so that nothing older can overtake the ordered replay.
 
 Cost per message is kept low because the connector publishes every frame twice (raw
 and normalized): `publish_many` encodes a whole batch of HPUB commands into one buffer
-handed to the client's writer at once (one flush per batch), and PubAcks are taken
-straight from the client's protocol parser for our inbox subscription (no Msg object,
-no per-message task or queue).
+(ssmd.core.encode_publishes, in Rust) handed to the client's writer at once (one flush
+per batch), and PubAcks are taken straight off the wire ahead of the client's protocol
+parser for our inbox subscription (ssmd.core.parse_acks: no Msg object, no
+per-message task or queue).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +33,8 @@ import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.protocol.parser import AWAITING_CONTROL_LINE as _AWAITING_CONTROL_LINE
+
+from ssmd import core
 
 __all__ = ["OutMsg", "Publisher"]
 
@@ -52,10 +53,6 @@ class OutMsg:
     # Further header lines already encoded ("Key: value\r\n" ...), sent after `headers`;
     # for the hot path (raw frames), where building a dict per message costs too much.
     header_lines: bytes = b""
-
-
-_SEQ_RE = re.compile(rb'"seq":\s*(\d+)')
-_DUP_RE = re.compile(rb'"duplicate":\s*true')
 
 
 async def _no_parser(data: bytes) -> None:
@@ -81,14 +78,14 @@ class Publisher:
         self._on_ack = on_ack
         self._on_error = on_error
         self._pending: dict[int, tuple[OutMsg, float]] = {}  # token -> (msg, sent monotonic)
-        self._tokens = itertools.count()
+        self._next_token = 0  # reply token of the next message sent
         self._prefix = ""
         self._prefix_b = b""
         self._prefix_len = 0
         self._sid = -1
         self._dispatch = nc._process_msg
         self._rest = b""  # a split ack kept for the next read
-        self._ack_re: re.Pattern[bytes] | None = None
+        self._taking_acks = False  # _parse takes our acks off the wire
         self._ack_head = b""
         self._parse_orig: Callable[[bytes], Awaitable[None]] = _no_parser
         self._room = asyncio.Event()
@@ -118,9 +115,7 @@ class Publisher:
         sub = await self._nc.subscribe(self._prefix + "*", cb=self._unexpected)
         self._sid = sub._id
         self._ack_head = b"MSG " + self._prefix_b
-        self._ack_re = re.compile(
-            re.escape(self._ack_head) + rb"(\d+) %d (\d+)\r\n([^\r\n]*)\r\n" % self._sid
-        )
+        self._taking_acks = True
         self._dispatch = self._nc._process_msg
         self._nc._process_msg = self._process_msg  # type: ignore[method-assign]
         self._install_parser()
@@ -142,41 +137,31 @@ class Publisher:
         ps = self._nc._ps
         if self._rest:
             data, self._rest = self._rest + data, b""
-        if self._ack_re is None or ps.state != _AWAITING_CONTROL_LINE or ps.buf:
+        if not self._taking_acks or ps.state != _AWAITING_CONTROL_LINE or ps.buf:
             await self._parse_orig(data)
             return
-        pos, n = 0, len(data)
-        match = self._ack_re.match
+        acks, pos = core.parse_acks(data, self._prefix_b, self._sid)
+        n = len(data)
+        if pos < n:
+            rest = data[pos:]
+            head = self._ack_head
+            if rest[: len(head)] == head[: len(rest)] and rest.count(b"\r\n") < 2:
+                self._rest = rest  # an ack split across reads
+                pos = n
         pending, on_ack = self._pending, self._on_ack
         acked = 0
-        while pos < n:
-            m = match(data, pos)
-            if m is None:
-                rest = data[pos:]
-                head = self._ack_head
-                if rest[: len(head)] == head[: len(rest)] and rest.count(b"\r\n") < 2:
-                    self._rest = rest  # an ack split across reads
-                    pos = n
-                break
-            token_b, size_b, payload = m.groups()
-            if len(payload) != int(size_b):
-                break
-            pos = m.end()
-            token = int(token_b)
-            entry = pending.get(token)
+        for token, seq, dup, refused in acks:
+            if refused is not None:
+                self._ack(token, refused, None)
+                continue
+            entry = pending.pop(token, None)
             if entry is None:
                 continue  # a late ack of a message already replayed
-            if b'"error"' in payload:
-                self._ack(token, payload, None)
-                continue
-            del pending[token]
             acked += 1
-            dup = b'"duplicate"' in payload and _DUP_RE.search(payload) is not None
             if dup:
                 self.duplicates += 1
             if on_ack is not None:
-                seq = _SEQ_RE.search(payload)
-                on_ack(entry[0], int(seq.group(1)) if seq else 0, dup)
+                on_ack(entry[0], seq, dup)
         if acked:
             self.acked += acked
             if not pending:
@@ -196,7 +181,7 @@ class Publisher:
             if ps is not None and ps.parse == self._parse:
                 ps.parse = self._parse_orig  # type: ignore[method-assign,assignment]
             self._sid = -1
-            self._ack_re = None
+            self._taking_acks = False
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -239,31 +224,15 @@ class Publisher:
 
     # ---- internals ------------------------------------------------------------------
 
-    def _encode(self, msg: OutMsg, token: int) -> bytes:
-        extra = msg.header_lines
-        if msg.headers:
-            extra = "".join(f"{k}: {v}\r\n" for k, v in msg.headers.items()).encode() + extra
-        h = b"NATS/1.0\r\nNats-Msg-Id: %b\r\n%b\r\n" % (msg.msg_id.encode(), extra)
-        payload = msg.payload
-        return b"HPUB %b %b%d %d %d\r\n%b%b\r\n" % (
-            msg.subject.encode(),
-            self._prefix_b,
-            token,
-            len(h),
-            len(h) + len(payload),
-            h,
-            payload,
-        )
-
     async def _send_many(self, msgs: list[OutMsg]) -> None:
         now = time.monotonic()
         pending = self._pending
-        encode = self._encode
-        chunks = []
+        first = token = self._next_token
         for msg in msgs:
-            token = next(self._tokens)
             pending[token] = (msg, now)
-            chunks.append(encode(msg, token))
+            token += 1
+        self._next_token = token
+        data = core.encode_publishes(msgs, self._prefix_b, first)
         self._idle.clear()
         self.published += len(msgs)
         nc = self._nc
@@ -272,7 +241,7 @@ class Publisher:
             self._fail("publish failed: not connected")
             return
         try:
-            await nc._send_command(b"".join(chunks))
+            await nc._send_command(data)
             if nc._flush_queue is not None and nc._flush_queue.empty():
                 await nc._flush_pending()
         except Exception as exc:  # not connected, buffer full, closed: replay later
@@ -357,7 +326,8 @@ class Publisher:
                         # Failed again mid-replay: keep the unsent rest, in order, behind it.
                         now = time.monotonic()
                         for rest in replay[i:]:
-                            self._pending[next(self._tokens)] = (rest, now)
+                            self._pending[self._next_token] = (rest, now)
+                            self._next_token += 1
                         break
                     await self._send_many(replay[i : i + step])
                 if self._pending and not self._failed.is_set():

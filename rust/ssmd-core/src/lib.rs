@@ -23,3 +23,4 @@ pub mod scalar;
 pub mod seq;
 pub mod time;
 pub mod venues;
+pub mod wire;

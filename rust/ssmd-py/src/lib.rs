@@ -12,6 +12,7 @@ mod errors;
 mod normalize;
 mod records;
 mod seq;
+mod wire;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -28,5 +29,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     archive::register(m)?;
     book::register(m)?;
     seq::register(m)?;
+    wire::register(m)?;
     Ok(())
 }
