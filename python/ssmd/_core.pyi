@@ -134,3 +134,12 @@ def parse_acks(
 ) -> tuple[list[tuple[int, int, bool, bytes | None]], int]:
     """PubAcks `MSG <head><token> <sid> <size>` at the start of data: (token, seq,
     duplicate, payload when refused), and the offset where the rest begins."""
+
+def parse_deliveries(
+    data: bytes, sid: int, pos: int = 0
+) -> tuple[list[tuple[str, str, int, int, dict[str, str] | None, bytes, int]], int]:
+    """MSG/HMSG for subscription `sid` at data[pos:]: (subject, reply, stream seq, stored
+    ns, headers, payload, status), and the offset of the first byte that is not one."""
+
+def message_end(data: bytes, pos: int) -> int | None:
+    """Where the complete MSG/HMSG (any subscription) at data[pos:] ends, else None."""

@@ -52,6 +52,8 @@ ARCHIVE_DEFAULT_LEVEL: int = _core.ARCHIVE_DEFAULT_LEVEL
 BookSet = _core.BookSet
 SeqTracker = _core.SeqTracker
 
-# NATS publish commands for ssmd.bus.publisher (rust/ssmd-py/src/wire.rs).
+# The NATS wire for ssmd.bus.publisher and the archiver's consumer (rust/ssmd-py/src/wire.rs).
 encode_publishes = _core.encode_publishes
 parse_acks = _core.parse_acks
+parse_deliveries = _core.parse_deliveries
+message_end = _core.message_end

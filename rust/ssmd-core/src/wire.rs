@@ -120,9 +120,201 @@ fn field_is_true(payload: &[u8], key: &[u8]) -> bool {
     })
 }
 
+/// One message delivered to a subscription, taken off the wire by
+/// [`parse_deliveries`]. Spans index the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub subject: (usize, usize),
+    pub reply: (usize, usize),
+    /// The header block (`NATS/1.0...\r\n\r\n`), empty for a plain MSG.
+    pub headers: (usize, usize),
+    pub payload: (usize, usize),
+    /// The status code of a status message (`NATS/1.0 408 ...`), else 0.
+    pub status: u16,
+    /// From a JetStream ack subject: the stream sequence and the time the
+    /// stream stored the message (ns); 0 when the reply is no such subject.
+    pub stream_seq: u64,
+    pub stored_ns: u64,
+}
+
+/// Reads consecutive `MSG`/`HMSG` messages for subscription `sid` from
+/// `data[pos..]`. Returns them and where the first byte that is not such a
+/// complete message (another subscription's, another command, or a split
+/// one) starts.
+pub fn parse_deliveries(data: &[u8], mut pos: usize, sid: u64) -> (Vec<Delivery>, usize) {
+    let mut out = Vec::new();
+    while let Some((d, end)) = parse_delivery(data, pos, Some(sid)) {
+        out.push(d);
+        pos = end;
+    }
+    (out, pos)
+}
+
+/// Where the complete `MSG`/`HMSG` at `data[pos..]` (any subscription) ends;
+/// None when there is no complete one there.
+pub fn message_end(data: &[u8], pos: usize) -> Option<usize> {
+    parse_delivery(data, pos, None).map(|(_, end)| end)
+}
+
+/// The message at `pos`, when it is complete and (with `sid`) for that
+/// subscription.
+fn parse_delivery(data: &[u8], pos: usize, sid: Option<u64>) -> Option<(Delivery, usize)> {
+    let rest = data.get(pos..)?;
+    let (with_headers, rest) = match rest.strip_prefix(b"HMSG ") {
+        Some(r) => (true, r),
+        None => (false, rest.strip_prefix(b"MSG ")?),
+    };
+    let line_start = data.len() - rest.len();
+    let line_len = find(rest, b"\r\n")?;
+    let line = &rest[..line_len];
+    let body = line_start + line_len + 2;
+    let mut fields = [(0usize, 0usize); 5];
+    let mut n = 0;
+    let mut at = 0;
+    for tok in line.split(|b| *b == b' ') {
+        if !tok.is_empty() {
+            if n == fields.len() {
+                return None;
+            }
+            fields[n] = (line_start + at, line_start + at + tok.len());
+            n += 1;
+        }
+        at += tok.len() + 1;
+    }
+    let num = |span: (usize, usize)| number(&data[span.0..span.1]).filter(|(_, r)| r.is_empty());
+    // subject sid [reply] [hdr_len] total_len
+    let sizes = if with_headers { 2 } else { 1 };
+    if n != 2 + sizes && n != 3 + sizes {
+        return None;
+    }
+    let got_sid = num(fields[1])?.0;
+    if sid.is_some_and(|want| want != got_sid) {
+        return None;
+    }
+    let reply = if n == 3 + sizes { fields[2] } else { (0, 0) };
+    let total = usize::try_from(num(fields[n - 1])?.0).ok()?;
+    let hdr_len = if with_headers {
+        usize::try_from(num(fields[n - 2])?.0).ok()?
+    } else {
+        0
+    };
+    if hdr_len > total
+        || data.len() < body + total + 2
+        || &data[body + total..body + total + 2] != b"\r\n"
+    {
+        return None;
+    }
+    let headers = (body, body + hdr_len);
+    let (stream_seq, stored_ns) = ack_subject(&data[reply.0..reply.1]).unwrap_or((0, 0));
+    let d = Delivery {
+        subject: fields[0],
+        reply,
+        headers,
+        payload: (body + hdr_len, body + total),
+        status: status_code(&data[headers.0..headers.1]),
+        stream_seq,
+        stored_ns,
+    };
+    Some((d, body + total + 2))
+}
+
+/// The `Key: value` lines of a header block (after its `NATS/1.0` line),
+/// trimmed; lines without a colon are skipped.
+pub fn header_fields(block: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    block
+        .split(|b| *b == b'\n')
+        .skip(1)
+        .filter_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = line.iter().position(|b| *b == b':')?;
+            Some((line[..colon].trim_ascii(), line[colon + 1..].trim_ascii()))
+        })
+        .filter(|(k, _)| !k.is_empty())
+}
+
+/// `NATS/1.0 <code> ...` -> code; 0 for a plain header block.
+fn status_code(headers: &[u8]) -> u16 {
+    headers
+        .strip_prefix(b"NATS/1.0 ")
+        .and_then(number)
+        .and_then(|(n, _)| u16::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+/// (stream seq, stored ns) of a JetStream ack subject:
+/// `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>`, or
+/// with domain and account hash after `$JS.ACK` and a token at the end.
+fn ack_subject(reply: &[u8]) -> Option<(u64, u64)> {
+    let rest = reply.strip_prefix(b"$JS.ACK.")?;
+    let tokens: Vec<&[u8]> = rest.split(|b| *b == b'.').collect();
+    let base = match tokens.len() {
+        7 => 0,
+        n if n >= 10 => 2,
+        _ => return None,
+    };
+    let whole = |t: &[u8]| number(t).filter(|(_, r)| r.is_empty()).map(|(n, _)| n);
+    Some((whole(tokens[base + 3])?, whole(tokens[base + 5])?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deliveries_of_one_subscription_with_their_jetstream_metadata() {
+        let reply = "$JS.ACK.S.arch.1.41.7.1700000000123456789.3";
+        let hdr = "NATS/1.0\r\nSsmd-Conn-Id: 9\r\n\r\n";
+        let mut data = format!(
+            "HMSG a.b.raw.trade 4 {reply} {} {}\r\n{hdr}xyz\r\n",
+            hdr.len(),
+            hdr.len() + 3
+        )
+        .into_bytes();
+        data.extend(b"MSG a.b.trade.T 4 $JS.ACK.D.h.S.arch.1.42.8.5.0.tok 2\r\nhi\r\n");
+        let status = "NATS/1.0 408 Request Timeout\r\n\r\n";
+        data.extend(
+            format!(
+                "HMSG _INBOX.q 4 {} {}\r\n{status}\r\n",
+                status.len(),
+                status.len()
+            )
+            .bytes(),
+        );
+        let other = data.len();
+        data.extend(b"MSG x 5 1\r\nz\r\n");
+        let (got, end) = parse_deliveries(&data, 0, 4);
+        assert_eq!(end, other);
+        assert_eq!(message_end(&data, other), Some(data.len()));
+        assert_eq!(message_end(&data[..data.len() - 1], other), None);
+        assert_eq!(message_end(b"PING\r\n", 0), None);
+        assert_eq!(got.len(), 3);
+        let text = |s: (usize, usize)| std::str::from_utf8(&data[s.0..s.1]).unwrap();
+        assert_eq!(text(got[0].subject), "a.b.raw.trade");
+        assert_eq!(text(got[0].reply), reply);
+        assert_eq!(text(got[0].headers), hdr);
+        assert_eq!(text(got[0].payload), "xyz");
+        assert_eq!(
+            (got[0].stream_seq, got[0].stored_ns),
+            (41, 1_700_000_000_123_456_789)
+        );
+        assert_eq!((got[1].stream_seq, got[1].stored_ns), (42, 5));
+        assert_eq!(text(got[1].payload), "hi");
+        assert_eq!(got[1].headers.0, got[1].headers.1);
+        assert_eq!((got[2].status, got[2].stream_seq), (408, 0));
+        assert_eq!(got[2].reply, (0, 0));
+    }
+
+    #[test]
+    fn a_split_delivery_is_left_for_the_next_read() {
+        let hdr = "NATS/1.0\r\nK: v\r\n\r\n";
+        let data =
+            format!("HMSG s 4 r {} {}\r\n{hdr}abc\r\n", hdr.len(), hdr.len() + 3).into_bytes();
+        for cut in 0..data.len() {
+            let (got, end) = parse_deliveries(&data[..cut], 0, 4);
+            assert!(got.is_empty() && end == 0, "cut {cut}");
+        }
+        assert_eq!(parse_deliveries(&data, 0, 4).1, data.len());
+    }
 
     fn ack(token: u64, sid: u64, payload: &str) -> Vec<u8> {
         format!("MSG _I.x.{token} {sid} {}\r\n{payload}\r\n", payload.len()).into_bytes()

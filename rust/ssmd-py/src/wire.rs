@@ -4,7 +4,7 @@
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
-use ssmd_core::wire::{parse_acks, write_hpub};
+use ssmd_core::wire::{header_fields, message_end, parse_acks, parse_deliveries, write_hpub};
 
 /// The HPUB commands of `msgs` (objects with subject, payload, msg_id,
 /// headers and header_lines), the i-th with reply subject
@@ -72,7 +72,68 @@ fn py_parse_acks<'py>(
     (out, end)
 }
 
+/// One delivered message: (subject, reply, stream seq, stored ns, headers or
+/// None, payload, status code or 0).
+type PyDelivery<'py> = (
+    Bound<'py, PyString>,
+    Bound<'py, PyString>,
+    u64,
+    u64,
+    Option<Bound<'py, PyDict>>,
+    Bound<'py, PyBytes>,
+    u16,
+);
+
+/// The messages for subscription `sid` at `data[pos:]` (see
+/// `PyDelivery`; stream seq and stored ns come from a JetStream ack reply
+/// subject, else 0), and the offset of the first byte that is not one.
+#[pyfunction]
+#[pyo3(name = "parse_deliveries", signature = (data, sid, pos = 0))]
+fn py_parse_deliveries<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    sid: u64,
+    pos: usize,
+) -> PyResult<(Vec<PyDelivery<'py>>, usize)> {
+    let (found, end) = parse_deliveries(data, pos, sid);
+    let text =
+        |span: (usize, usize)| String::from_utf8_lossy(&data[span.0..span.1]).into_pyobject(py);
+    let mut out = Vec::with_capacity(found.len());
+    for d in found {
+        let block = &data[d.headers.0..d.headers.1];
+        let headers = if block.is_empty() {
+            None
+        } else {
+            let dict = PyDict::new(py);
+            for (k, v) in header_fields(block) {
+                dict.set_item(String::from_utf8_lossy(k), String::from_utf8_lossy(v))?;
+            }
+            Some(dict)
+        };
+        out.push((
+            text(d.subject)?,
+            text(d.reply)?,
+            d.stream_seq,
+            d.stored_ns,
+            headers,
+            PyBytes::new(py, &data[d.payload.0..d.payload.1]),
+            d.status,
+        ));
+    }
+    Ok((out, end))
+}
+
+/// Where the complete MSG/HMSG (any subscription) at `data[pos:]` ends, or
+/// None when there is no complete one.
+#[pyfunction]
+#[pyo3(name = "message_end")]
+fn py_message_end(data: &[u8], pos: usize) -> Option<usize> {
+    message_end(data, pos)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(py_message_end, m)?)?;
+    m.add_function(wrap_pyfunction!(py_parse_deliveries, m)?)?;
     m.add_function(wrap_pyfunction!(encode_publishes, m)?)?;
     m.add_function(wrap_pyfunction!(py_parse_acks, m)?)?;
     Ok(())
