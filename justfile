@@ -84,9 +84,10 @@ check-schemas:
 gen-schemas:
     cargo run -q -p ssmd-schemagen -- rust/ssmd-core/src/generated
 
-# The demo: normalizes a bundled sample of Kalshi frames and prints the records.
-demo: setup
-    ssmd normalize
+# `ssmd up --env kalshi-sim` (docs/up.md); options pass through (`just demo --port 9000`); Ctrl-C stops.
+# The demo: the whole system against the simulator; the web page is at http://127.0.0.1:8080/.
+demo *ARGS: setup
+    ssmd up --env kalshi-sim {{ARGS}}
 
 # Remove build outputs and the virtualenv.
 clean:

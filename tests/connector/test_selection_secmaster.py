@@ -98,3 +98,14 @@ def test_the_connector_reads_the_store_when_the_environment_has_one(tmp_path: Pa
     assert stored is not None
     # kalshi-sim selects series KXBTCD and category Crypto, open markets (and those about to open).
     assert {m["ticker"] for m in stored()} == {"KXBTC15M-26JUL201045-45", "KXBTC15M-26JUL201100-00"}
+    # Symbols given to the connector select from the store in place of the environment's.
+    env = load_environment(
+        "kalshi-sim",
+        ROOT / "exchanges",
+        {"data_dir": str(tmp_path), "nats_url": "nats://127.0.0.1:1"},
+    )
+    own = Settings.from_environment(
+        env, credentials=None, symbols=Symbols(tickers=["KXBTC15M-26JUL201100-00"])
+    ).stored_markets
+    assert own is not None
+    assert [m["ticker"] for m in own()] == ["KXBTC15M-26JUL201100-00"]

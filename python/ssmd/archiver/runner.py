@@ -30,17 +30,17 @@ from typing import Any
 
 import nats.errors
 import orjson
-from nats.aio.msg import Msg
 
 from ssmd import core
-from ssmd.archiver.consumer import ConsumerSettings, Puller, ensure_consumer
+from ssmd.archiver.consumer import ConsumerSettings, Delivery, Puller, ensure_consumer
 from ssmd.archiver.gaps import ARCHIVER_REASON_PREFIX
 from ssmd.archiver.manifest import build_manifest, day_bounds_ns, write_manifest
 from ssmd.archiver.seal import seal
 from ssmd.archiver.spool import Spool, SpoolFile
-from ssmd.bus.connection import connect
+from ssmd.bus.connection import NatsClient, connect
 from ssmd.bus.stream import check_stream
 from ssmd.exceptions import DecodeError
+from ssmd.obs.health import HealthServer
 from ssmd.store import keys
 from ssmd.store.base import ObjectStore, open_store
 
@@ -70,6 +70,8 @@ class ArchiverSettings:
     clock: Callable[[], int] = time.time_ns  # "now" for sealing decisions, ns
     seal_check_interval: float = 0.5
     shutdown_timeout: float = 20.0
+    health_host: str = "127.0.0.1"
+    health_port: int | None = None  # /health and /metrics; None = not served, 0 = any port
 
     @property
     def subject_prefix(self) -> str:
@@ -134,6 +136,11 @@ def raw_line(
     return head + body + b',"conn":%s,"seq":%d}\n' % (conn_b, seq), ok
 
 
+_HOUR_NS = 3_600_000_000_000
+_DAY_NS = 24 * _HOUR_NS
+_KEY_CACHE = 100_000
+
+
 @dataclass
 class Stats:
     received: int = 0
@@ -141,9 +148,11 @@ class Stats:
     duplicates: int = 0
     malformed: int = 0
     undecodable: int = 0
+    derived: int = 0  # book checkpoints: rebuilt from the archive, so not stored
     holes: int = 0
     batches: int = 0
     sealed: int = 0
+    sealed_bytes: int = 0
 
 
 class Archiver:
@@ -158,7 +167,12 @@ class Archiver:
         self.full_coverage = True
         self._crash_at = os.environ.get(CRASH_ENV)
         self._dirty_days: set[tuple[str, date]] = set()
+        self._raw_keys: dict[tuple[str, int], tuple[str, date]] = {}
+        self._normalized_keys: dict[tuple[str, str, int], tuple[str, date]] = {}
         self._state_path = settings.spool_dir / "state.json"
+        self.nc: NatsClient | None = None
+        self.loop_at = time.monotonic()  # the batch loop's last turn (/health)
+        self.health_server: HealthServer | None = None
 
     # ---- test hook ----------------------------------------------------------------------
 
@@ -200,10 +214,10 @@ class Archiver:
                 self.stats.malformed += 1
             if subject:
                 line = line[:-2] + b',"subject":' + orjson.dumps(subject) + b"}\n"
-            day = keys.day_of_ns(ts)
+            key, day = self._raw_key(msgtype, ts)
             put(
                 RAW,
-                keys.raw_key(self.s.env, self.s.feed, msgtype, day, keys.hour_of_ns(ts)),
+                key,
                 line,
                 seq,
                 ts,
@@ -227,6 +241,9 @@ class Archiver:
             self.last_seq = max(self.last_seq, seq)
             rest = subject[prefix_len:]
             kind, _, tail = rest.partition(".")
+            if kind == "book":
+                self.stats.derived += 1
+                continue
             if kind == "raw":
                 ts = _int(headers.get(HDR_RECEIVE) if headers else None) or stored_ns
                 msgtype = tail if tail and "-" not in tail and "/" not in tail else "unknown"
@@ -259,14 +276,14 @@ class Archiver:
                     continue
                 ts = int(rec.get("receive_ts") or 0) or stored_ns
                 ts_of[seq] = ts
-                day = keys.day_of_ns(ts)
                 if rec.get("kind") == "connector_event":
                     rtype, ticker = keys.EVENTS_TYPE, ""
                 else:
                     rtype, ticker = str(rec.get("type") or "unknown"), str(rec.get("ticker") or "")
+                key, day = self._normalized_key(rtype, ticker, ts)
                 put(
                     NORMALIZED,
-                    keys.normalized_key(self.s.env, self.s.feed, rtype, day, ticker),
+                    key,
                     payload,
                     seq,
                     ts,
@@ -285,6 +302,30 @@ class Archiver:
         self.spool.commit()
         self.stats.batches += 1
         self._save_state()
+
+    # Keys are the same for every message of an hour (raw) or a day (normalized):
+    # built once, the cache cleared when it grows past any real day's variety.
+    def _raw_key(self, msgtype: str, ts: int) -> tuple[str, date]:
+        cache = self._raw_keys
+        hit = cache.get((msgtype, ts // _HOUR_NS))
+        if hit is None:
+            if len(cache) > _KEY_CACHE:
+                cache.clear()
+            day = keys.day_of_ns(ts)
+            key = keys.raw_key(self.s.env, self.s.feed, msgtype, day, keys.hour_of_ns(ts))
+            hit = cache[(msgtype, ts // _HOUR_NS)] = (key, day)
+        return hit
+
+    def _normalized_key(self, rtype: str, ticker: str, ts: int) -> tuple[str, date]:
+        cache = self._normalized_keys
+        hit = cache.get((rtype, ticker, ts // _DAY_NS))
+        if hit is None:
+            if len(cache) > _KEY_CACHE:
+                cache.clear()
+            day = keys.day_of_ns(ts)
+            key = keys.normalized_key(self.s.env, self.s.feed, rtype, day, ticker)
+            hit = cache[(rtype, ticker, ts // _DAY_NS)] = (key, day)
+        return hit
 
     def _hole(
         self,
@@ -344,7 +385,9 @@ class Archiver:
         for sf in list(self.spool.files.values()):
             if everything or sf.marker_path.exists() or self._due(sf, now):
                 info = keys.parse_key(sf.key)
-                seal(self.spool, sf, self._store(sf), crash_hook=self._maybe_crash)
+                meta = seal(self.spool, sf, self._store(sf), crash_hook=self._maybe_crash)
+                if meta is not None:
+                    self.stats.sealed_bytes += meta.bytes
                 sealed += 1
                 if info is not None:
                     self._dirty_days.add((info.data_type, info.day))
@@ -456,7 +499,7 @@ class Archiver:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.s
-        nc = await connect(s.nats_url, f"ssmd-archiver-{s.env}")
+        nc = self.nc = await connect(s.nats_url, f"ssmd-archiver-{s.env}")
         try:
             js = nc.jetstream()
             filt = f"{s.subject_prefix}.>"
@@ -465,25 +508,27 @@ class Archiver:
             cinfo = await ensure_consumer(js, s.stream, s.consumer, filt)
             floor = cinfo.ack_floor.stream_seq if cinfo.ack_floor else 0
             self.recover(floor)
+            await self._serve_health()
             sub = Puller(nc, s.stream, s.consumer)
             await sub.start()
             log.info("archiving %s from %s (ack floor %d)", filt, s.stream, floor)
             last_check = 0.0
             while not stop.is_set():
+                self.loop_at = time.monotonic()
                 msgs = await self._fetch(sub, stop)
                 if msgs:
                     first_seq = 0
-                    seqs = [m.metadata.sequence.stream for m in msgs]
-                    if self.last_seq and min(seqs) > self.last_seq + 1:
+                    if self.last_seq and min(m[2] for m in msgs) > self.last_seq + 1:
                         with contextlib.suppress(Exception):
                             first_seq = (await js.stream_info(s.stream)).state.first_seq
+                    now_ns = time.time_ns()
                     batch = [
-                        (sq, m.subject, m.data, m.headers, _stored_ns(m))
-                        for sq, m in zip(seqs, msgs, strict=True)
+                        (seq, subject, payload, headers, stored or now_ns)
+                        for subject, _, seq, stored, headers, payload, _ in msgs
                     ]
                     self.process(batch, first_seq)
                     self._maybe_crash("before_ack")
-                    await self._ack(msgs)
+                    await self._ack(sub, msgs)
                 mono = time.monotonic()
                 if mono - last_check >= s.seal_check_interval:
                     last_check = mono
@@ -492,11 +537,26 @@ class Archiver:
                     self._save_state()
             await self._shutdown(js)
         finally:
+            if self.health_server is not None:
+                await self.health_server.stop()
             self.spool.close()
             with contextlib.suppress(Exception):
                 await nc.close()
 
-    async def _fetch(self, sub: Puller, stop: asyncio.Event) -> list[Msg]:
+    async def _serve_health(self) -> None:
+        # Started once the consumer is in place and the spool recovered, so that a
+        # supervisor polling /health (ssmd up) waits for an archiver that consumes.
+        if self.s.health_port is None:
+            return
+        from ssmd.archiver import metrics
+
+        registry = metrics.build_registry(self)
+        self.health_server = HealthServer(
+            lambda: metrics.health(self), registry.expose, self.s.health_host, self.s.health_port
+        )
+        await self.health_server.start()
+
+    async def _fetch(self, sub: Puller, stop: asyncio.Event) -> list[Delivery]:
         fetch = asyncio.ensure_future(sub.fetch())
         stopper = asyncio.ensure_future(stop.wait())
         try:
@@ -515,11 +575,9 @@ class Archiver:
             await asyncio.sleep(0.1)
             return []
 
-    async def _ack(self, msgs: list[Msg]) -> None:
+    async def _ack(self, sub: Puller, msgs: list[Delivery]) -> None:
         try:
-            for m in msgs[:-1]:
-                await m.ack()
-            await msgs[-1].ack_sync(timeout=5.0)
+            await sub.ack(msgs)
         except Exception as exc:  # redelivered later; the spool dedupes it
             log.warning("ack failed (messages will be redelivered): %s", exc)
 
@@ -543,11 +601,6 @@ class Archiver:
                 self._dirty_days.add((info.data_type, info.day))
         await asyncio.to_thread(self.write_manifests)
         self._save_state()
-
-
-def _stored_ns(msg: Msg) -> int:
-    stamp = msg.metadata.timestamp
-    return int(stamp.timestamp() * 1e9) if stamp is not None else time.time_ns()
 
 
 def _int(value: str | None) -> int:

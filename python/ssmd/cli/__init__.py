@@ -36,6 +36,8 @@ _GROUPS: list[tuple[str, str]] = [
     ("market", "market"),
     ("archiver", "archiver"),
     ("data", "data"),
+    ("gateway", "gateway"),
+    ("up", ""),
 ]
 
 for _module, _name in _GROUPS:

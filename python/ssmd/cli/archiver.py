@@ -32,6 +32,10 @@ def run(
     ),
     ack_wait: float = typer.Option(30.0, help="Consumer ack wait, seconds."),
     shutdown_timeout: float = typer.Option(20.0, help="Hard exit this long after SIGTERM."),
+    health_port: int | None = typer.Option(
+        None, help="Serve /health and /metrics on this port (0 = any; default: not served)."
+    ),
+    health_host: str = typer.Option("127.0.0.1", help="Interface of /health and /metrics."),
     log_level: str = typer.Option("INFO", help="Log level."),
 ) -> None:
     """Archive until SIGTERM/SIGINT, then seal what is due, write manifests and exit 0."""
@@ -57,6 +61,8 @@ def run(
             consumer=ConsumerSettings(durable=durable, batch=batch, ack_wait=ack_wait),
             seal_grace=seal_grace,
             shutdown_timeout=shutdown_timeout,
+            health_port=health_port,
+            health_host=health_host,
         )
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)

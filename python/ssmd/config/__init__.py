@@ -24,8 +24,9 @@ naming file, line, field, expectation and fix. It:
     paths that are relative live under it; an embedded NATS server keeps its
     files in `env.embedded_nats_dir` (<data dir>/nats);
   - transport: `env.nats.url` is a NATS URL or "embedded" (`ssmd up` starts its
-    own nats-server); stream defaults to SSMD_<ENV>; subjects are
-    "{env}.{feed}.>";
+    own nats-server; while it runs on the same data dir, "embedded" resolves to
+    that server's URL, with `env.sources["nats_url"] == "ssmd up"`); stream
+    defaults to SSMD_<ENV>; subjects are "{env}.{feed}.>";
   - secrets: `env.secrets[name]` / `env.secret(name)` is a `Secret` holding the
     reference (env:VAR or file:/path). `.reveal()` reads the value when called;
     str()/repr() show `****`, never the value.

@@ -178,7 +178,7 @@ class ResolvedEnvironment:
     secrets: Mapping[str, Secret]
     sources: Mapping[
         str, str
-    ]  # overridable setting -> "flag", the variable name, or "yaml"/"default"
+    ]  # overridable setting -> "flag", the variable name, "yaml"/"default" or "ssmd up"
 
     @property
     def embedded_nats_dir(self) -> Path:
@@ -339,6 +339,14 @@ def load_environment(
     assert ws_url is not None and rest_url is not None and nats_url is not None  # validated above
 
     data_dir = Path(data_dir_text).expanduser().absolute()
+    if nats_url == EMBEDDED_NATS:
+        # While `ssmd up` runs on this data dir, the server it started is the one to use.
+        from ssmd.up.state import running_nats_url
+
+        running = running_nats_url(data_dir)
+        if running is not None:
+            nats_url = running
+            picker.sources["nats_url"] = "ssmd up"
     selected = spec.feed.channels
     channels = tuple(c for c in feed.spec.channels if selected is None or c.name in selected)
     transport = spec.transport

@@ -4,6 +4,5 @@ selection.py   which markets to capture, following the lifecycle live
 shards.py      markets -> WebSocket shards of at most N markets
 spool.py       the capture queue: bounded memory, then a local spool file
 pipeline.py    batch normalization, seq/gap tracking, messages to publish
-runner.py      wires shards, pipeline, publisher, health and signals together
-health.py      /health and /metrics over HTTP
+runner.py      wires shards, pipeline, publisher, health (ssmd.obs.health) and signals together
 """

@@ -30,12 +30,12 @@ from ssmd.bus.publisher import OutMsg, Publisher
 from ssmd.bus.stream import ensure_stream
 from ssmd.config import NatsSettings, ResolvedEnvironment, parse_duration
 from ssmd.config.models.environment import Symbols
-from ssmd.connector.health import HealthServer
 from ssmd.connector.pipeline import Gap, Outcome, Pipeline
 from ssmd.connector.selection import Selection
 from ssmd.connector.shards import Shard, ShardConfig, ShardSet
 from ssmd.connector.spool import CaptureQueue, Item
 from ssmd.exceptions import ConfigError
+from ssmd.obs.health import HealthServer
 from ssmd.obs.metrics import Registry
 from ssmd.secmaster.service import selection_reader
 from ssmd.venues.kalshi import auth
@@ -87,6 +87,10 @@ class Settings:
     max_auth_failures: int = 5
     sync_interval: float = 900.0
     sweep_interval: float = 1.0
+    # Book checkpoints (Pipeline.checkpoint): the changed books this often, and every
+    # book every `checkpoint_full_every` rounds so that one stays within retention.
+    checkpoint_interval: float = 30.0
+    checkpoint_full_every: int = 120
     spool_path: Path = Path("data/spool/connector.spool")
     memory_bytes: int = 64 * 1024 * 1024
     spool_bytes: int = 1024 * 1024 * 1024
@@ -133,7 +137,8 @@ class Settings:
             ),
             sync_interval=_secs(env.symbols.sync_interval),
             spool_path=env.data_dir / "spool" / f"connector-{env.name}.spool",
-            stored_markets=selection_reader(env),
+            # the selection a `symbols` change asks for, not the environment's
+            stored_markets=selection_reader(env, changes.get("symbols")),
         )
         if "credentials" not in changes:
             changes["credentials"] = load_credentials(env)
@@ -351,12 +356,20 @@ class Connector:
         assert self.publisher is not None
         publish = self.publisher.publish_many
         linger = 0.0
+        next_checkpoint = time.monotonic() + s.checkpoint_interval
+        rounds = 0
         while True:
             items = await q.get_batch(s.batch_size, linger)
             # Wait for more only under load (big batches); a trickle goes out at once.
             linger = s.linger if len(items) >= 64 else 0.0
             outcome = self.pipeline.process(items)
             self._account(outcome)
+            if time.monotonic() >= next_checkpoint:
+                # After the batch, so a checkpoint follows every delta it holds.
+                everything = rounds % s.checkpoint_full_every == 0
+                outcome.messages.extend(self.pipeline.checkpoint(time.time_ns(), everything))
+                rounds += 1
+                next_checkpoint = time.monotonic() + s.checkpoint_interval
             await publish(outcome.messages)
             self._react(outcome)
 

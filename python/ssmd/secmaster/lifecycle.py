@@ -278,8 +278,6 @@ async def run_live(
 ) -> None:
     """Consume `{env}.{feed}.lifecycle.>` from `stream` (durable pull consumer, ack after
     the store committed) and sweep every `sweep_every` seconds, until `stop` is set."""
-    import nats.errors
-
     subject = f"{subjects.prefix(live.env, live.feed)}.lifecycle.>"
     sub = await js.pull_subscribe(subject, durable=durable, stream=stream)
     next_sweep = 0.0
@@ -290,7 +288,9 @@ async def run_live(
                 next_sweep = time.monotonic() + sweep_every
             try:
                 msgs = await sub.fetch(batch, timeout=1.0)
-            except nats.errors.TimeoutError:
+            except TimeoutError:
+                # nats.errors.TimeoutError, or the builtin one nats-py raises when its
+                # no-wait probe used up the deadline: both mean "nothing new".
                 continue
             records: list[dict[str, Any]] = []
             for m in msgs:

@@ -58,15 +58,19 @@ def selected_tickers(store: Store, symbols: Symbols) -> list[str]:
     ]
 
 
-def selection_reader(env: ResolvedEnvironment) -> Callable[[], list[dict[str, Any]]] | None:
-    """A function returning `selected_markets` for `env`, or None when the environment has
-    no security master store yet (no database URL and no SQLite file in its data dir)."""
+def selection_reader(
+    env: ResolvedEnvironment, symbols: Symbols | None = None
+) -> Callable[[], list[dict[str, Any]]] | None:
+    """A function returning `selected_markets` for `symbols` (default: the environment's),
+    or None when the environment has no security master store yet (no database URL and
+    no SQLite file in its data dir)."""
     if not env.database_url and not (env.data_dir / SQLITE_FILE).exists():
         return None
+    wanted = symbols if symbols is not None else env.symbols
 
     def read() -> list[dict[str, Any]]:
         with open_store(env, migrate=False) as store:
-            return selected_markets(store, env.symbols)
+            return selected_markets(store, wanted)
 
     return read
 

@@ -1,4 +1,7 @@
-"""HTTP endpoints: GET /health (JSON, per shard) and GET /metrics (Prometheus text)."""
+"""A component's HTTP endpoints: GET /health (JSON; 503 when degraded) and GET /metrics.
+
+Shared by the connector and the archiver; `ssmd up` reads both to show its status.
+"""
 
 from __future__ import annotations
 

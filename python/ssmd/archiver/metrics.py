@@ -1,0 +1,96 @@
+"""The archiver's /health and /metrics (`ssmd archiver run --health-port`).
+
+Every counter of `Stats` is exposed as `ssmd_archiver_*`, read at exposition time, so
+the batch loop keeps its plain integer counters and pays nothing for metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+from ssmd.obs.metrics import Registry
+
+if TYPE_CHECKING:
+    from ssmd.archiver.runner import Archiver
+
+__all__ = ["STALL_AFTER", "build_registry", "health"]
+
+# The loop fetches with a 1 s expiry and checks seals every 0.5 s: this long without a
+# turn means it is stuck (a hung store, a full disk) and /health says so.
+STALL_AFTER: Final = 30.0
+
+# Stats field -> (metric name, help). A field added to Stats later is still exposed,
+# as ssmd_archiver_{field}_total.
+_COUNTERS: Final = {
+    "received": (
+        "ssmd_archiver_messages_received_total",
+        "Messages fetched, redeliveries included",
+    ),
+    "written": (
+        "ssmd_archiver_records_written_total",
+        "Raw lines and records written to the spool",
+    ),
+    "duplicates": ("ssmd_archiver_duplicates_total", "Redeliveries dropped by stream sequence"),
+    "malformed": ("ssmd_archiver_malformed_total", "Raw frames kept as data_text/data_b64"),
+    "undecodable": ("ssmd_archiver_undecodable_total", "Normalized payloads that failed to decode"),
+    "derived": ("ssmd_archiver_derived_total", "Derived messages (book checkpoints), not stored"),
+    "holes": ("ssmd_archiver_stream_holes_total", "Missing stream sequence ranges"),
+    "batches": ("ssmd_archiver_batches_total", "Batches made durable and acked"),
+    "sealed": ("ssmd_archiver_files_sealed_total", "Spool files sealed into stored objects"),
+    "sealed_bytes": ("ssmd_archiver_sealed_bytes_total", "Bytes of the objects written by seals"),
+}
+
+
+def build_registry(arc: Archiver) -> Registry:
+    r = Registry()
+    feed = arc.s.feed
+    Collect = Callable[[], dict[tuple[str, ...], float]]
+
+    def stat(attr: str) -> Collect:
+        return lambda: {(feed,): float(getattr(arc.stats, attr))}
+
+    def spool(what: str) -> Collect:
+        def collect() -> dict[tuple[str, ...], float]:
+            # A snapshot of the entries: seals run in a worker thread and remove some.
+            files = list(arc.spool.files.values())
+            if what == "files":
+                return {(feed,): float(len(files))}
+            if what == "bytes":
+                return {(feed,): float(sum(sf.size for sf in files))}
+            return {(feed,): float(sum(sf.count for sf in files))}
+
+        return collect
+
+    for f in dataclasses.fields(arc.stats):
+        name, text = _COUNTERS.get(f.name, (f"ssmd_archiver_{f.name}_total", f"Stats.{f.name}"))
+        r.counter(name, text, ("feed",), stat(f.name))
+    for what, text in (
+        ("files", "Archive files still in the spool"),
+        ("bytes", "Compressed bytes in the spool"),
+        ("records", "Records in the spool, not yet sealed"),
+    ):
+        r.gauge(f"ssmd_archiver_spool_{what}", text, ("feed",), spool(what))
+    r.gauge(
+        "ssmd_archiver_last_sequence",
+        "Highest stream sequence written",
+        ("feed",),
+        lambda: {(feed,): float(arc.last_seq)},
+    )
+    return r
+
+
+def health(arc: Archiver) -> tuple[bool, dict[str, object]]:
+    nats_ok = bool(arc.nc is not None and arc.nc.is_connected)
+    age = time.monotonic() - arc.loop_at
+    ok = nats_ok and age < STALL_AFTER
+    return ok, {
+        "status": "ok" if ok else "degraded",
+        "nats": "connected" if nats_ok else "disconnected",
+        "loop_age_s": round(age, 3),
+        "last_sequence": arc.last_seq,
+        "spool_files": len(arc.spool.files),
+        "stats": dataclasses.asdict(arc.stats),
+    }

@@ -1,0 +1,92 @@
+"""`ssmd gateway run` and `ssmd gateway new-key` (docs/gateway.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="The gateway: live books, trades and statuses over WebSocket and REST.",
+    no_args_is_help=True,
+)
+
+
+@app.command()
+def run(
+    env: str = typer.Option(..., "--env", help="Environment under exchanges/environments/."),
+    config_dir: Path | None = typer.Option(
+        None, help="The exchanges/ tree (default: $SSMD_CONFIG_DIR or ./exchanges)."
+    ),
+    nats_url: str | None = typer.Option(None, help="Override the NATS URL."),
+    data_dir: str | None = typer.Option(
+        None, help="Override the data dir (where the security master's SQLite file is)."
+    ),
+    database_url: str | None = typer.Option(
+        None, help="Override the security master's database URL."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on (0 = any)."),
+    insecure_no_auth: bool = typer.Option(
+        False,
+        "--insecure-no-auth",
+        help="Serve a non-loopback address without API keys (everyone can connect).",
+    ),
+    log_level: str = typer.Option("INFO", help="Log level."),
+) -> None:
+    """Serve until SIGTERM/SIGINT, then close the client connections and exit 0."""
+    from ssmd.config import Overrides, load_environment
+    from ssmd.exceptions import ConfigError
+    from ssmd.gateway import Gateway, GatewaySettings, serve
+    from ssmd.obs import logs
+
+    logs.setup(log_level)
+    try:
+        resolved = load_environment(
+            env,
+            config_dir,
+            Overrides(nats_url=nats_url, data_dir=data_dir, database_url=database_url),
+        )
+        settings = GatewaySettings.from_environment(
+            resolved, host=host, port=port, insecure_no_auth=insecure_no_auth
+        )
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+    async def main() -> None:
+        gw = Gateway(settings)
+        await gw.start()  # fail before listening when the stream does not fit
+        try:
+            await serve(gw)
+        finally:
+            await gw.stop()
+
+    try:
+        asyncio.run(main())
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:  # NATS unreachable, port taken
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command("new-key")
+def new_key(
+    name: str = typer.Argument(..., help="Who the key is for (letters, digits, _.@-)."),
+) -> None:
+    """Print a fresh API key (once: only its hash is kept) and the line that admits it."""
+    from ssmd.exceptions import ConfigError
+    from ssmd.gateway.auth import new_key as make
+
+    try:
+        key, line = make(name)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"API key for {name} (shown only now; give it to the client):")
+    typer.echo(f"  {key}")
+    typer.echo("Add this line to the environment's gateway_api_keys secret:")
+    typer.echo(f"  {line}")

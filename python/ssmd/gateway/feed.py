@@ -1,0 +1,600 @@
+"""The stream -> market state: books (BookSet), recent trades, statuses, freshness.
+
+Start-up, so that a gateway started (or restarted) at any moment serves exact books:
+  1. Read the last message of every `{prefix}.book.*` (the connector's book
+     checkpoints), `status.*` and `lifecycle.*` subject (DeliverPolicy.LAST_PER_SUBJECT):
+     statuses are applied, and each book is restored from its latest checkpoint
+     (levels, valid flag, and its (conn_id, sid) with that stream's last seq).
+  2. Read the trades of the last `trade_window` up to the connector's latest
+     checkpoint round, for the REST trade rings.
+  3. Consume the live subjects (orderbook, book, trade, status, lifecycle, events) from
+     the first checkpoint of that round (or from the start of the stream when there is
+     no checkpoint): deltas at or below a restored seq are duplicates, the ones after
+     apply on top. Records are applied in stream order.
+  4. Once the live consumer has delivered what was pending when it was created, the
+     feed is ready: books go out to clients from then on.
+The live consumer is an ordered consumer: nats-py recreates it from the last stream
+sequence delivered when the server restarts or a message is missed, and the feed
+skips any stream sequence it has already applied.
+
+Connector `disconnected` events invalidate the books of that connection
+(BookSet.close_connection); gaps, resyncs and invalid records are found by the
+BookSet from the records themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from ssmd import core
+from ssmd.bus.connection import NatsClient, connect
+from ssmd.bus.stream import check_stream
+from ssmd.exceptions import ConfigError, DecodeError
+from ssmd.gateway import render
+from ssmd.gateway.metrics import GatewayMetrics
+from ssmd.gateway.settings import GatewaySettings
+from ssmd.gateway.trades import TradeLog
+
+__all__ = ["Feed", "Market", "Sink", "live_subjects"]
+
+log = logging.getLogger(__name__)
+
+_BOOK_KINDS: Final = frozenset({"book_snapshot", "book_delta", "book"})
+# Kalshi lifecycle event -> ssmd status (as ssmd.secmaster.lifecycle applies them).
+_LIFECYCLE_STATUS: Final = {
+    "activated": "open",
+    "determined": "determined",
+    "settled": "settled",
+}
+_FETCH: Final = 1000
+
+
+class Sink(Protocol):
+    """Where the feed sends what clients see (the hub)."""
+
+    def books_changed(self, tickers: Iterable[str]) -> None: ...
+    def trade(self, ticker: str, text: str) -> None: ...
+    def status(self, ticker: str, text: str) -> None: ...
+    def caught_up(self) -> None: ...
+
+
+@dataclass
+class Market:
+    """What the stream said about a market (the REST fallback without a security master)."""
+
+    ticker: str
+    status: str | None = None
+    status_ms: int = 0
+    event_ticker: str | None = None
+    title: str | None = None
+    open_ns: int = 0
+    close_ns: int = 0
+    last_price_e6: int | None = None
+    last_trade_ms: int = 0
+
+
+def live_subjects(prefix: str) -> list[str]:
+    """What the live consumer reads (tickers are one escaped token)."""
+    return [
+        f"{prefix}.{t}.*" for t in ("orderbook", "book", "trade", "status", "lifecycle", "events")
+    ]
+
+
+def _meta(reply: str) -> tuple[int, int, int]:
+    """(stream sequence, stream timestamp ns, pending) from a JetStream reply subject."""
+    t = reply.split(".")
+    if len(t) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+        return int(t[5]), int(t[7]), int(t[8])
+    # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>...
+    return int(t[7]), int(t[9]), int(t[10])
+
+
+class Feed:
+    def __init__(
+        self, settings: GatewaySettings, metrics: GatewayMetrics, sink: Sink | None = None
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.sink = sink
+        self.prefix = settings.nats.subject_prefix
+        self._type_at = len(self.prefix) + 1
+        self.books = core.BookSet()
+        self.book_ms: dict[str, int] = {}
+        self.trades = TradeLog(settings.trades_per_ticker, settings.trades_total)
+        self.markets: OrderedDict[str, Market] = OrderedDict()
+        self.ready = False
+        self.stream_found = False
+        self.last_seq = 0
+        self.lag = 0
+        self.last_receive_ns = 0
+        self.last_event: tuple[str, int] | None = None  # (kind, connector receive ns)
+        self.fatal: str | None = None  # why consuming stopped for good
+        self.nc: NatsClient | None = None
+        self._sub: JetStreamContext.PushSubscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._batch: list[Msg] = []
+        self._flush_scheduled = False
+        self._received = 0
+        self._target: int | None = None
+        self._at_end = False
+        self._trade_floor_ns = 0  # replayed trades older than this are not kept
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, check the stream when it exists (ConfigError on a subject mismatch), and
+        consume in the background; a stream that does not exist yet is waited for."""
+        self.nc = await connect(self.settings.nats.url, f"ssmd-gateway-{self.settings.env}")
+        js = self.nc.jetstream()
+        await self._check(js)
+        self._task = asyncio.create_task(self._run(js), name="gateway-feed")
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        self.fatal = str(exc) if isinstance(exc, ConfigError) else f"feed failed: {exc!r}"
+        log.error("gateway feed stopped: %s", self.fatal)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.close()
+
+    async def _check(self, js: JetStreamContext) -> bool:
+        stream = self.settings.nats.stream
+        try:
+            await js.stream_info(stream)
+        except NotFoundError:
+            return False
+        await check_stream(js, stream, live_subjects(self.prefix))
+        self.stream_found = True
+        return True
+
+    async def _run(self, js: JetStreamContext) -> None:
+        while True:
+            try:
+                if not self.stream_found:
+                    log.warning(
+                        "stream %s does not exist yet; waiting for the connector to create it",
+                        self.settings.nats.stream,
+                    )
+                    while not await self._check(js):
+                        await asyncio.sleep(self.settings.stream_wait)
+                await self._start_consuming(js)
+                return
+            except ConfigError:
+                raise
+            except Exception as exc:  # NATS down or restarting during start-up: start over
+                log.warning("gateway start-up read failed (%s); retrying", type(exc).__name__)
+                await self._reset()
+                await asyncio.sleep(self.settings.stream_wait)
+
+    async def _reset(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+        self._batch.clear()
+        self._received, self._target, self._at_end = 0, None, False
+        self.books = core.BookSet()
+        self.book_ms.clear()
+        self.trades = TradeLog(self.settings.trades_per_ticker, self.settings.trades_total)
+        self.markets.clear()
+        self.last_seq = 0
+
+    # ---- start-up reads -----------------------------------------------------------------
+
+    async def _read(
+        self, js: JetStreamContext, name: str, config: ConsumerConfig, batch: int = _FETCH
+    ) -> AsyncGenerator[list[Msg], None]:
+        """Batches of a one-shot read: an ephemeral pull consumer until nothing is pending."""
+        config.ack_policy = AckPolicy.NONE
+        config.mem_storage = True
+        config.num_replicas = 1
+        config.inactive_threshold = 30.0
+        assert config.filter_subjects
+        sub = await js.pull_subscribe(
+            config.filter_subjects[0], stream=self.settings.nats.stream, config=config
+        )
+        self.metrics.consumer_resets.inc(name)
+        try:
+            pending = (await sub.consumer_info()).num_pending or 0
+            while pending > 0:
+                try:
+                    msgs = await sub.fetch(batch, timeout=5.0)
+                except nats.errors.TimeoutError:
+                    pending = (await sub.consumer_info()).num_pending or 0
+                    continue
+                if not msgs:
+                    continue
+                pending = _meta(msgs[-1].reply)[2]
+                yield msgs
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            with contextlib.suppress(Exception):
+                info = await sub.consumer_info()
+                await js.delete_consumer(self.settings.nats.stream, info.name)
+
+    async def _restore(self, js: JetStreamContext) -> int | None:
+        """Step 1: the last status/lifecycle of every market, and the books from their latest
+        checkpoints. Returns the stream sequence to consume from (None: from the start)."""
+        p = self.prefix
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+            filter_subjects=[f"{p}.book.*", f"{p}.status.*", f"{p}.lifecycle.*"],
+        )
+        book_type = f"{p}.book."
+        checkpoints: list[tuple[int, int, bytes]] = []  # (stream seq, stream ns, payload)
+        async with contextlib.aclosing(self._read(js, "last_per_subject", config)) as reads:
+            async for msgs in reads:
+                others = []
+                for m in msgs:
+                    if m.subject.startswith(book_type):
+                        seq, ts, _ = _meta(m.reply)
+                        checkpoints.append((seq, ts, m.data))
+                    else:
+                        others.append(m)
+                self._apply_messages(others)
+        return self._restore_books(checkpoints)
+
+    def _restore_books(self, checkpoints: list[tuple[int, int, bytes]]) -> int | None:
+        """Apply the latest checkpoint of each book and return where to replay from: the
+        first checkpoint of the connector's latest round.
+
+        The connector checkpoints every book changed since its previous round (and every
+        book now and then), so a book whose latest checkpoint is older than the latest
+        round has not changed since: its checkpoint is its state at that round, and
+        everything that changed after the round is in the stream after it. Applied in
+        stream order, each (conn_id, sid) ends with the seq of its newest checkpoint.
+        Books whose latest checkpoint is more than `checkpoint_horizon` older than the
+        newest are no longer held by the connector and are left out.
+        """
+        if not checkpoints:
+            return None
+        newest = max(ts for _, ts, _ in checkpoints)
+        horizon = newest - int(self.settings.checkpoint_horizon * 1e9)
+        kept = sorted(c for c in checkpoints if c[1] >= horizon)
+        data = b"".join(payload for _, _, payload in kept)
+        try:
+            recs = core.decode_records(data)
+        except DecodeError:
+            self.metrics.decode_errors.inc()
+            log.warning("unreadable book checkpoints; replaying the stream instead")
+            return None
+        if len(recs) != len(kept):
+            log.warning("book checkpoints hold more than one record each; replaying the stream")
+            return None
+        dirty = {str(r["ticker"]): render.record_ms(r) for r in recs if r.get("ticker")}
+        for t in dirty:
+            self._market(t)
+        self._apply_books([data], dirty)
+        self.book_ms.update(dirty)
+        # The connector stamps one round's checkpoints with one receive time.
+        last_round = max(int(r["receive_ts"]) for r in recs)
+        start = min(
+            seq
+            for (seq, _, _), r in zip(kept, recs, strict=True)
+            if int(r["receive_ts"]) >= last_round - 1_000_000_000
+        )
+        log.info(
+            "restored %d books from checkpoints (%d older ones left out); replaying from "
+            "stream sequence %d",
+            len(kept),
+            len(checkpoints) - len(kept),
+            start,
+        )
+        return start
+
+    async def _backfill_trades(self, js: JetStreamContext, before: int) -> None:
+        """Trades of the last `trade_window` up to stream sequence `before` (the live
+        consumer reads from there)."""
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_TIME,
+            opt_start_time=datetime.fromtimestamp(self._trade_floor_ns / 1e9, UTC),
+            filter_subjects=[f"{self.prefix}.trade.*"],
+        )
+        async with contextlib.aclosing(self._read(js, "trade_backfill", config)) as reads:
+            async for msgs in reads:
+                keep = [m for m in msgs if _meta(m.reply)[0] < before]
+                self._apply_messages(keep)
+                if len(keep) < len(msgs):
+                    return
+
+    async def _start_consuming(self, js: JetStreamContext) -> None:
+        s = self.settings
+        self._trade_floor_ns = time.time_ns() - int(s.trade_window * 1e9)
+        start = await self._restore(js)
+        if start is not None:
+            await self._backfill_trades(js, start)
+        config = ConsumerConfig(filter_subjects=live_subjects(self.prefix))
+        if start is None:
+            config.deliver_policy = DeliverPolicy.ALL
+        else:
+            config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = start
+        sub = await js.subscribe(
+            config.filter_subjects[0],  # type: ignore[index]
+            stream=s.nats.stream,
+            config=config,
+            cb=self._on_msg,
+            ordered_consumer=True,
+            idle_heartbeat=s.idle_heartbeat,
+        )
+        self._sub = sub
+        self.metrics.consumer_resets.inc("live")
+        info = await sub.consumer_info()
+        self._target = self._received + sub.pending_msgs + (info.num_pending or 0)
+        log.info(
+            "consuming %s from %s: %d messages to replay",
+            s.nats.stream,
+            "the start" if start is None else f"sequence {start}",
+            info.num_pending,
+        )
+        self._maybe_ready()
+
+    # ---- live consumption ---------------------------------------------------------------
+
+    async def _on_msg(self, msg: Msg) -> None:
+        # The subscription hands over everything already received without yielding, so
+        # messages are collected here and applied as one batch per loop iteration.
+        self._batch.append(msg)
+        self._received += 1
+        if len(self._batch) >= _FETCH:
+            self._flush()
+            await asyncio.sleep(0)  # let clients' writers run during a long replay
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        fresh = []
+        pending = self.lag
+        for m in batch:
+            seq, _, pending = _meta(m.reply)
+            if seq <= self.last_seq:
+                continue  # already applied (a consumer restart may deliver it again)
+            self.last_seq = seq
+            fresh.append(m)
+        self.lag = pending
+        try:
+            self._apply_messages(fresh)
+        except Exception:  # a bug must not stop the feed; the metric and the log show it
+            self.metrics.decode_errors.inc(by=len(fresh))
+            log.exception("applying %d stream messages failed", len(fresh))
+        if pending == 0:
+            self._at_end = True
+        if not self.ready:
+            self._maybe_ready()
+
+    def _maybe_ready(self) -> None:
+        """Ready once a delivered message said nothing was pending after it, or once as
+        many messages arrived as were pending when the consumer was created."""
+        if self.ready or self._target is None:
+            return
+        if self._at_end or self._received >= self._target:
+            self.ready = True
+            log.info(
+                "gateway caught up: %d books, %d markets, %d trades held",
+                len(self.books),
+                len(self.markets),
+                len(self.trades),
+            )
+            # What exists now (the code, the app, the restored books) lives as long as the
+            # process: out of the collector's way, a full collection stays short and so do
+            # the latency spikes it would cause.
+            gc.freeze()
+            if self.sink is not None:
+                self.sink.caught_up()
+
+    # ---- applying records ---------------------------------------------------------------
+
+    def _decode(self, msgs: list[Msg]) -> list[tuple[Msg, dict[str, Any]]]:
+        if not msgs:
+            return []
+        try:
+            recs = core.decode_records(b"".join(m.data for m in msgs))
+            if len(recs) == len(msgs):
+                return list(zip(msgs, recs, strict=True))
+        except DecodeError:
+            pass
+        # A bad or multi-record payload: one by one, so one message cannot hide the others.
+        out: list[tuple[Msg, dict[str, Any]]] = []
+        for m in msgs:
+            try:
+                recs = core.decode_records(m.data)
+            except DecodeError:
+                self.metrics.decode_errors.inc()
+                continue
+            out.extend((m, r) for r in recs)
+        return out
+
+    def _type(self, subject: str) -> str:
+        return subject[self._type_at :].split(".", 1)[0]
+
+    def _apply_messages(self, msgs: list[Msg]) -> None:
+        chunk: list[bytes] = []
+        dirty: dict[str, int] = {}
+        counts: dict[str, int] = {}
+        last_ns = self.last_receive_ns
+        for m, rec in self._decode(msgs):
+            kind = rec["kind"]
+            ticker = rec.get("ticker")
+            typ = self._type(m.subject)
+            counts[typ] = counts.get(typ, 0) + 1
+            last_ns = max(last_ns, rec["receive_ts"])
+            if kind in _BOOK_KINDS:
+                chunk.append(m.data)
+                if ticker:
+                    dirty[ticker] = render.record_ms(rec)
+                    self._market(ticker)
+            elif kind == "connector_event":
+                self._apply_books(chunk, dirty)
+                chunk = []
+                self._connector_event(rec, dirty)
+            elif not ticker:
+                continue
+            elif kind == "trade":
+                self._trade(ticker, rec)
+            elif kind == "status":
+                self._status(ticker, str(rec["status"]), render.record_ms(rec))
+            elif kind == "lifecycle":
+                self._lifecycle(ticker, rec)
+        self._apply_books(chunk, dirty)
+        self.last_receive_ns = last_ns
+        for typ, n in counts.items():
+            self.metrics.stream_messages.inc(typ, by=n)
+        if dirty:
+            self.book_ms.update(dirty)
+            if self.ready and self.sink is not None:
+                self.sink.books_changed(dirty)
+
+    def _apply_books(self, chunk: list[bytes], dirty: dict[str, int]) -> None:
+        if not chunk:
+            return
+        try:
+            events = self.books.apply(b"".join(chunk))
+        except DecodeError:  # decoded above one by one, so only a short chunk can get here
+            self.metrics.decode_errors.inc()
+            return
+        ms = max(dirty.values(), default=0)
+        for ev in events:
+            kind = str(ev[0])
+            self.metrics.book_events.inc(kind)
+            if kind == "gap":
+                for t in ev[5]:  # type: ignore[attr-defined]
+                    dirty.setdefault(str(t), ms)
+            elif kind in ("invalidated", "resynced", "delta_without_snapshot"):
+                dirty.setdefault(str(ev[1]), ms)
+
+    def _connector_event(self, rec: dict[str, Any], dirty: dict[str, int]) -> None:
+        kind = str(rec["event"])
+        self.last_event = (kind, int(rec["receive_ts"]))
+        if kind == "disconnected":
+            ms = render.record_ms(rec)
+            for t in self.books.close_connection(int(rec["conn_id"])):
+                dirty[t] = ms
+
+    def _market(self, ticker: str) -> Market:
+        m = self.markets.get(ticker)
+        if m is None:
+            m = self.markets[ticker] = Market(ticker)
+            while len(self.markets) > self.settings.markets_max:
+                old, _ = self.markets.popitem(last=False)
+                self.books.remove(old)
+                self.book_ms.pop(old, None)
+        else:
+            self.markets.move_to_end(ticker)
+        return m
+
+    def _trade(self, ticker: str, rec: dict[str, Any]) -> None:
+        m = self._market(ticker)
+        ms = render.record_ms(rec)
+        if ms >= m.last_trade_ms:
+            m.last_trade_ms, m.last_price_e6 = ms, rec.get("price_e6")
+        text = render.trade(rec)
+        if self.ready:
+            self.trades.add(ticker, text)
+            if self.sink is not None:
+                self.sink.trade(ticker, text)
+        elif int(rec["receive_ts"]) >= self._trade_floor_ns:  # connector receive time
+            self.trades.add(ticker, text)
+
+    def _status(self, ticker: str, status: str, ms: int) -> None:
+        m = self._market(ticker)
+        if m.status == status:
+            return
+        m.status, m.status_ms = status, ms
+        if status == "settled":
+            # Settled markets trade no more: their books are dropped to bound memory.
+            self.books.remove(ticker)
+            self.book_ms.pop(ticker, None)
+        if self.ready and self.sink is not None:
+            self.sink.status(ticker, render.status(ticker, status, ms))
+
+    def _lifecycle(self, ticker: str, rec: dict[str, Any]) -> None:
+        m = self._market(ticker)
+        for attr, key in (("event_ticker", "event_ticker"), ("title", "title")):
+            if rec.get(key):
+                setattr(m, attr, str(rec[key]))
+        m.open_ns = int(rec.get("open_ts") or m.open_ns)
+        m.close_ns = int(rec.get("close_ts") or m.close_ns)
+        event = str(rec.get("event_type") or "")
+        status = _LIFECYCLE_STATUS.get(event)
+        if event == "deactivated":
+            status = "halted" if rec.get("is_deactivated", True) else "open"
+        elif event == "created" and m.status is None:
+            status = "initialized"
+        if status is not None:
+            self._status(ticker, status, render.record_ms(rec))
+
+    # ---- reads for the hub and the REST API ---------------------------------------------
+
+    def knows(self, ticker: str) -> bool:
+        return ticker in self.markets
+
+    def view(self, ticker: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]], bool, int]:
+        """(bids, asks, valid, ts ms) of a market's book; an empty invalid book when none."""
+        v = self.books.view(ticker, self.settings.book_depth)
+        if v is None:
+            return [], [], False, self.book_ms.get(ticker) or int(time.time() * 1000)
+        return (
+            v["bids"],  # type: ignore[return-value]
+            v["asks"],
+            bool(v["valid"]),
+            self.book_ms.get(ticker, 0),
+        )
+
+    def pending(self) -> int:
+        """Messages not applied yet: still on the server, or received and queued here."""
+        queued = self._sub.pending_msgs if self._sub is not None else 0
+        return self.lag + queued + len(self._batch)
+
+    def nats_connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    def last_message_age(self) -> float | None:
+        if not self.last_receive_ns:
+            return None
+        return max(0.0, (time.time_ns() - self.last_receive_ns) / 1e9)
+
+    def gauges(self) -> dict[str, float]:
+        age = self.last_message_age()
+        out = {
+            "lag": float(self.pending()),
+            "nats": 1.0 if self.nats_connected() else 0.0,
+            "ready": 1.0 if self.ready else 0.0,
+            "books": float(len(self.books)),
+            "trades": float(len(self.trades)),
+        }
+        if age is not None:
+            out["age"] = age
+        return out

@@ -1,0 +1,311 @@
+"""Market listings for the REST API: the security master store when the environment has
+one, else the markets seen on the stream; both with the gateway's live book and trade.
+
+The store is only read. A sync may be writing the SQLite file at the same moment (WAL
+mode: readers are not blocked), and it may not exist yet when the gateway starts: it
+is opened on first use and again after a failure. Queries run in a worker thread, one
+at a time (a Store is one connection).
+
+Pages are ordered by ticker; the cursor is the last ticker of a page, base64url-encoded
+so that clients treat it as opaque.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from ssmd.gateway import render
+from ssmd.gateway.feed import Feed, Market
+from ssmd.secmaster.model import iso_from_ns, series_of_ticker
+from ssmd.secmaster.status import SSMD_STATUSES
+
+if TYPE_CHECKING:
+    from ssmd.secmaster.store import Store
+
+__all__ = ["BadRequest", "Filters", "Markets"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MAX_LIMIT: Final = 1000
+_TEXT: Final = (
+    "event_ticker",
+    "series_ticker",
+    "category",
+    "title",
+    "subtitle",
+    "yes_sub_title",
+    "no_sub_title",
+    "status",
+    "open_time",
+    "close_time",
+    "expiration_time",
+    "result",
+)
+_PRICES: Final = ("settlement_value", "yes_bid", "yes_ask", "last_price")
+_SIZES: Final = ("volume", "open_interest")
+_COLUMNS: Final = ("ticker", *_TEXT, *(f"{p}_e6" for p in _PRICES + _SIZES))
+_CHUNK: Final = 500
+
+
+class BadRequest(ValueError):
+    """A query parameter the API cannot use; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    statuses: tuple[str, ...] = ()
+    series: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
+    q: str = ""
+
+    @classmethod
+    def parse(
+        cls, status: str | None, series: str | None, event: str | None, q: str | None
+    ) -> Filters:
+        def words(v: str | None) -> tuple[str, ...]:
+            return tuple(w.strip() for w in (v or "").split(",") if w.strip())
+
+        statuses = words(status)
+        bad = [s for s in statuses if s not in SSMD_STATUSES]
+        if bad:
+            raise BadRequest(
+                f"status {', '.join(bad)} is not a market status; expected any of "
+                f"{', '.join(SSMD_STATUSES)} (comma-separated)"
+            )
+        return cls(statuses, words(series), words(event), (q or "").strip())
+
+
+def encode_cursor(ticker: str) -> str:
+    return base64.urlsafe_b64encode(ticker.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        after = ""
+    if not after:
+        raise BadRequest("cursor is not one this API returned; start again without it")
+    return after
+
+
+def _int(v: object) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+class Markets:
+    def __init__(self, feed: Feed, store: Callable[[], Store | None] | None) -> None:
+        self.feed = feed
+        self._open = store
+        self._store: Store | None = None
+        self._lock = threading.Lock()
+        self._warned = False
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                with contextlib.suppress(Exception):
+                    self._store.close()
+                self._store = None
+
+    # ---- store access -------------------------------------------------------------------
+
+    def _with_store(self, fn: Callable[[Store], T]) -> tuple[bool, T | None]:
+        """(True, fn(store)) when there is a store, (False, None) when not or it failed."""
+        if self._open is None:
+            return False, None
+        with self._lock:
+            try:
+                if self._store is None:
+                    self._store = self._open()
+                if self._store is None:
+                    return False, None
+                return True, fn(self._store)
+            except Exception as exc:  # fall back to the stream; try the store again next time
+                if not self._warned:
+                    log.warning("market store unavailable (%s); using the stream", exc)
+                    self._warned = True
+                if self._store is not None:
+                    with contextlib.suppress(Exception):
+                        self._store.close()
+                self._store = None
+                return False, None
+
+    async def _store_call(self, fn: Callable[[Store], T]) -> tuple[bool, T | None]:
+        return await asyncio.to_thread(self._with_store, fn)
+
+    async def known(self, tickers: list[str]) -> set[str]:
+        """Which of `tickers` the security master holds (empty when there is none)."""
+
+        def query(store: Store) -> set[str]:
+            found: set[str] = set()
+            for i in range(0, len(tickers), _CHUNK):
+                part = tickers[i : i + _CHUNK]
+                rows = store.query(
+                    f"SELECT ticker FROM markets WHERE ticker IN ({', '.join('?' * len(part))})",
+                    part,
+                )
+                found.update(str(r[0]) for r in rows)
+            return found
+
+        _, found = await self._store_call(query)
+        return found or set()
+
+    # ---- shapes -------------------------------------------------------------------------
+
+    def _live(self, ticker: str, out: dict[str, Any]) -> dict[str, Any]:
+        feed = self.feed
+        m = feed.markets.get(ticker)
+        if m is not None and m.status is not None:
+            out["status"] = m.status
+        view = feed.books.view(ticker, 1)
+        out["book"] = (
+            None
+            if view is None
+            else {
+                "best_bid": _top(view["bids"]),  # type: ignore[arg-type]
+                "best_ask": _top(view["asks"]),  # type: ignore[arg-type]
+                "valid": bool(view["valid"]),
+            }
+        )
+        out["last_trade"] = (
+            {"price": render.price(m.last_price_e6), "ts": m.last_trade_ms}
+            if m is not None and m.last_trade_ms
+            else None
+        )
+        return out
+
+    def _from_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"ticker": row["ticker"]}
+        for k in _TEXT:
+            out[k] = row.get(k)
+        for k in _PRICES:
+            out[k] = render.price(_int(row.get(f"{k}_e6")))
+        for k in _SIZES:
+            out[k] = render.size(_int(row.get(f"{k}_e6")))
+        out["source"] = "secmaster"
+        return self._live(str(row["ticker"]), out)
+
+    def _from_stream(self, m: Market) -> dict[str, Any]:
+        out: dict[str, Any] = {"ticker": m.ticker}
+        for k in _TEXT:
+            out[k] = None
+        out.update(
+            event_ticker=m.event_ticker,
+            series_ticker=series_of_ticker(m.ticker),
+            title=m.title,
+            status=m.status,
+            open_time=iso_from_ns(m.open_ns),
+            close_time=iso_from_ns(m.close_ns),
+        )
+        for k in (*_PRICES, *_SIZES):
+            out[k] = None
+        out["last_price"] = render.price(m.last_price_e6)
+        out["source"] = "stream"
+        return self._live(m.ticker, out)
+
+    # ---- queries ------------------------------------------------------------------------
+
+    async def page(self, f: Filters, limit: int, cursor: str | None) -> dict[str, Any]:
+        if not 1 <= limit <= MAX_LIMIT:
+            raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
+        after = decode_cursor(cursor)
+        used, rows = await self._store_call(lambda s: _store_page(s, f, limit + 1, after))
+        if used and rows is not None:
+            items = [self._from_row(r) for r in rows[:limit]]
+            more = len(rows) > limit
+        else:
+            found = self._stream_page(f, limit + 1, after)
+            items = [self._from_stream(m) for m in found[:limit]]
+            more = len(found) > limit
+        return {
+            "markets": items,
+            "next_cursor": encode_cursor(items[-1]["ticker"]) if more and items else None,
+        }
+
+    def _stream_page(self, f: Filters, n: int, after: str | None) -> list[Market]:
+        q = f.q.lower()
+        out: list[Market] = []
+        for t in sorted(self.feed.markets):
+            if after is not None and t <= after:
+                continue
+            m = self.feed.markets[t]
+            if f.statuses and m.status not in f.statuses:
+                continue
+            if f.series and series_of_ticker(t) not in f.series:
+                continue
+            if f.events and m.event_ticker not in f.events:
+                continue
+            if q and q not in t.lower() and q not in (m.title or "").lower():
+                continue
+            out.append(m)
+            if len(out) >= n:
+                break
+        return out
+
+    async def one(self, ticker: str) -> dict[str, Any] | None:
+        used, row = await self._store_call(lambda s: _store_one(s, ticker))
+        if used and row is not None:
+            return self._from_row(row)
+        m = self.feed.markets.get(ticker)
+        return None if m is None else self._from_stream(m)
+
+    async def exists(self, ticker: str) -> bool:
+        if self.feed.knows(ticker):
+            return True
+        return ticker in await self.known([ticker])
+
+
+def _top(levels: Iterable[tuple[int, int]]) -> list[float | int | None] | None:
+    for p, s in levels:
+        return [render.price(p), render.size(s)]
+    return None
+
+
+def _like(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _store_page(store: Store, f: Filters, n: int, after: str | None) -> list[dict[str, Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    for col, values in (
+        ("status", f.statuses),
+        ("series_ticker", f.series),
+        ("event_ticker", f.events),
+    ):
+        if values:
+            where.append(f"{col} IN ({', '.join('?' * len(values))})")
+            params.extend(values)
+    if f.q:
+        where.append(
+            "(LOWER(ticker) LIKE ? ESCAPE '\\' OR LOWER(COALESCE(title, '')) LIKE ? ESCAPE '\\' "
+            "OR LOWER(COALESCE(yes_sub_title, '')) LIKE ? ESCAPE '\\')"
+        )
+        params.extend([_like(f.q)] * 3)
+    if after is not None:
+        where.append("ticker > ?")
+        params.append(after)
+    sql = f"SELECT {', '.join(_COLUMNS)} FROM markets"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY ticker LIMIT {int(n)}"
+    return [dict(zip(_COLUMNS, r, strict=True)) for r in store.query(sql, params)]
+
+
+def _store_one(store: Store, ticker: str) -> dict[str, Any] | None:
+    rows = store.query(f"SELECT {', '.join(_COLUMNS)} FROM markets WHERE ticker = ?", [ticker])
+    return dict(zip(_COLUMNS, rows[0], strict=True)) if rows else None

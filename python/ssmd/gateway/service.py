@@ -1,0 +1,208 @@
+"""The gateway as one object (feed + hub + markets + metrics), its health, and `serve`.
+
+    gw = Gateway(GatewaySettings.from_environment(env, host=..., port=...))
+    await serve(gw)                 # uvicorn until SIGTERM/SIGINT
+
+Tests run `Gateway(settings).server(port=0)` in their own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import signal
+import time
+from collections.abc import Generator
+from typing import Any, Final
+
+import uvicorn
+from fastapi import FastAPI
+
+from ssmd.gateway.app import create_app
+from ssmd.gateway.feed import Feed
+from ssmd.gateway.hub import Hub
+from ssmd.gateway.markets import Markets
+from ssmd.gateway.metrics import GatewayMetrics
+from ssmd.gateway.settings import GatewaySettings
+
+__all__ = ["Gateway", "redact_keys", "serve"]
+
+log = logging.getLogger(__name__)
+
+_KEY_IN_QUERY: Final = re.compile(r"(api_key=)[^&\s\"']*")
+_SECRET_HEADERS: Final = frozenset({"x-api-key", "authorization", "cookie"})
+
+
+class _RedactKeys(logging.Filter):
+    """uvicorn logs request paths with their query string, and (at DEBUG, through the
+    websockets protocol) request headers: key values become ****."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 2 and str(args[0]).lower() in _SECRET_HEADERS:
+            record.args = (args[0], "****")
+        elif args and isinstance(args, tuple):
+            record.args = tuple(
+                _KEY_IN_QUERY.sub(r"\1****", a) if isinstance(a, str) else a for a in args
+            )
+        if isinstance(record.msg, str) and "api_key=" in record.msg:
+            record.msg = _KEY_IN_QUERY.sub(r"\1****", record.msg)
+        return True
+
+
+_FILTER: Final = _RedactKeys()
+
+
+def redact_keys() -> None:
+    """Install the filter on uvicorn's loggers (idempotent)."""
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.metrics = GatewayMetrics()
+        self.hub = Hub(settings, self.metrics)
+        self.feed = Feed(settings, self.metrics, self.hub)
+        self.hub.feed = self.feed
+        self.markets = Markets(self.feed, settings.store)
+        if settings.store is not None:
+            self.hub.known = self.markets.known
+        self.metrics.bind(
+            clients=lambda: {(): float(len(self.hub.clients))},
+            subscriptions=lambda: {(t,): float(len(c)) for t, c in self.hub.subs.items() if c},
+            feed=self.feed.gauges,
+        )
+        self.started = time.monotonic()
+        self._running = False
+        self.app: FastAPI = create_app(self)
+
+    async def start(self) -> None:
+        """Connect and start consuming; ConfigError when the stream does not fit. Called by
+        the app's lifespan, or before it to fail early (then the lifespan's call is a no-op)."""
+        if self._running:
+            return
+        self._running = True
+        redact_keys()
+        self.started = time.monotonic()
+        try:
+            await self.feed.start()
+        except BaseException:
+            self._running = False
+            await self.feed.stop()
+            raise
+        self.hub.start()
+        log.info(
+            "gateway for %s on %s:%d (%s)",
+            self.settings.env,
+            self.settings.host,
+            self.settings.port,
+            "API keys required" if self.settings.keys else "no authentication",
+        )
+
+    async def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
+        self.hub.close_all(1001, "the gateway is shutting down")
+        await self.hub.stop()
+        await self.feed.stop()
+        self.markets.close()
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        s, feed = self.settings, self.feed
+        problems = []
+        if feed.fatal is not None:
+            problems.append(feed.fatal)
+        connected = feed.nats_connected()
+        if not connected:
+            problems.append("not connected to NATS")
+        if not feed.stream_found:
+            problems.append(f"stream {s.nats.stream} does not exist yet")
+        elif not feed.ready:
+            problems.append("catching up with the stream")
+        lag = feed.pending()
+        if lag > s.max_lag:
+            problems.append(f"{lag} messages pending (more than {s.max_lag})")
+        age = feed.last_message_age()
+        if feed.ready:
+            if age is None and time.monotonic() - self.started > s.stale_after:
+                problems.append(f"no data received in {s.stale_after:g}s")
+            elif age is not None and age > s.stale_after:
+                problems.append(f"last record is {age:.0f}s old (more than {s.stale_after:g}s)")
+        event = feed.last_event
+        body: dict[str, Any] = {
+            "status": "ok" if not problems else "unavailable",
+            "problems": problems,
+            "nats": {"connected": connected, "stream": s.nats.stream},
+            "stream": {
+                "found": feed.stream_found,
+                "ready": feed.ready,
+                "lag": lag,
+                "last_sequence": feed.last_seq,
+            },
+            "connector": {
+                "last_record_age_s": None if age is None else round(age, 3),
+                "last_event": None
+                if event is None
+                else {
+                    "kind": event[0],
+                    "age_s": round(max(0.0, time.time_ns() - event[1]) / 1e9, 3),
+                },
+            },
+            "clients": len(self.hub.clients),
+            "books": len(feed.books),
+        }
+        return not problems, body
+
+    def server(self, port: int | None = None) -> _Server:
+        """A uvicorn server for this gateway (not started)."""
+        s = self.settings
+        config = uvicorn.Config(
+            self.app,
+            host=s.host,
+            port=s.port if port is None else port,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            ws="websockets-sansio",
+            # Compression would cost CPU per client per message, and every message is
+            # rendered once for all clients.
+            ws_per_message_deflate=False,
+            ws_max_size=s.max_message_bytes,
+            ws_ping_interval=s.ws_ping_interval,
+            ws_ping_timeout=s.ws_ping_interval,
+            timeout_graceful_shutdown=5,
+        )
+        return _Server(config)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # Signals are the caller's (`serve` below): uvicorn would install its own handlers
+        # in whatever process embeds the gateway, and re-raise SIGTERM after a clean stop,
+        # which turns a clean exit into death by signal.
+        yield
+
+
+async def serve(gw: Gateway) -> None:
+    """Run until SIGTERM/SIGINT, then stop cleanly."""
+    server = gw.server()
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    try:
+        await server.serve()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

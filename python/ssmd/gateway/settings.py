@@ -1,0 +1,119 @@
+"""Gateway settings from an environment, and the start-up checks on access.
+
+Auth is on when the environment declares the `gateway_api_keys` secret, and off
+otherwise; off is allowed only on a loopback address unless the operator passes
+`--insecure-no-auth`, so a gateway never ends up open to a network by omission.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from ssmd.config import NatsSettings, ResolvedEnvironment
+from ssmd.exceptions import ConfigError
+from ssmd.gateway.auth import KeyRing
+
+if TYPE_CHECKING:
+    from ssmd.secmaster.store import Store
+
+__all__ = ["KEYS_SECRET", "STATIC_DIR", "GatewaySettings", "is_loopback"]
+
+KEYS_SECRET: Final = "gateway_api_keys"
+STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    env: str
+    feed: str
+    nats: NatsSettings
+    host: str = "127.0.0.1"
+    port: int = 8080
+    keys: KeyRing | None = None  # None: no auth (loopback, or --insecure-no-auth)
+    # The security master store, when the environment has one (None: markets come
+    # from what the stream carries). Called per use: the store may appear after start.
+    store: Callable[[], Store | None] | None = field(default=None, compare=False)
+    static_dir: Path = STATIC_DIR
+    # Start-up: book checkpoints older than this (behind the newest one) belong to
+    # markets the connector no longer holds, and are not restored. Must exceed the
+    # connector's period between full checkpoints (30 s x 120 rounds = 1 h).
+    checkpoint_horizon: float = 7200.0
+    trade_window: float = 600.0  # trades read back at start, seconds
+    trades_per_ticker: int = 500
+    trades_total: int = 200_000
+    markets_max: int = 500_000  # markets remembered from the stream (LRU beyond)
+    # Clients.
+    client_queue: int = 2_000  # queued trades/statuses/replies per client before 4408
+    send_timeout: float = 30.0  # one send blocked this long: 4408
+    max_symbols: int = 10_000  # per connection, unless the key says otherwise
+    max_message_bytes: int = 1 << 20
+    book_depth: int = 0  # levels per side in orderbook messages; 0 = all
+    ws_ping_interval: float = 20.0
+    # NATS.
+    idle_heartbeat: float = 2.0  # ordered consumers: a stalled one is recreated after 2x this
+    stream_wait: float = 1.0  # retry interval while the stream does not exist yet
+    # Health.
+    stale_after: float = 120.0  # no message for this long: the connector is stale
+    max_lag: int = 50_000  # pending messages beyond this: unhealthy
+
+    @classmethod
+    def from_environment(
+        cls,
+        env: ResolvedEnvironment,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        insecure_no_auth: bool = False,
+        **changes: Any,
+    ) -> GatewaySettings:
+        if env.nats.embedded and "nats" not in changes:
+            raise ConfigError(
+                f"environment {env.name} uses the embedded NATS server, which `ssmd up` starts; "
+                "for `ssmd gateway run` pass --nats-url (or set SSMD_NATS_URL)"
+            )
+        keys = None
+        if KEYS_SECRET in env.secrets:
+            keys = KeyRing.parse(
+                env.secret(KEYS_SECRET).reveal(), f"secret {KEYS_SECRET} of {env.name}"
+            )
+        elif not is_loopback(host) and not insecure_no_auth:
+            raise ConfigError(
+                f"environment {env.name} configures no API keys, and the gateway would serve "
+                f"{host} without authentication. Fix: declare `{KEYS_SECRET}: env:VAR` or "
+                f"`{KEYS_SECRET}: file:/path` under spec.secrets (lines from `ssmd gateway "
+                "new-key NAME`), bind 127.0.0.1, or pass --insecure-no-auth"
+            )
+        return cls(
+            env=env.name,
+            feed=env.feed.metadata.name,
+            nats=env.nats,
+            host=host,
+            port=port,
+            keys=keys,
+            store=_store_opener(env),
+            **changes,
+        )
+
+
+def _store_opener(env: ResolvedEnvironment) -> Callable[[], Store | None]:
+    from ssmd.secmaster.store import SQLITE_FILE, open_store
+
+    def open_if_present() -> Store | None:
+        if not env.database_url and not (env.data_dir / SQLITE_FILE).exists():
+            return None
+        return open_store(env, migrate=False)
+
+    return open_if_present

@@ -1,0 +1,162 @@
+"""The command line of each component `ssmd up` runs, and how it knows each is ready.
+
+Every child gets its settings explicitly (environment, config dir, data dir, NATS
+URL, endpoints, ports), so nothing depends on the variables of the shell that
+started `ssmd up`, except the credentials for a real exchange, which the connector
+reads from KALSHI_API_KEY / KALSHI_PRIVATE_KEY_PATH as it always does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+
+from ssmd.up.children import ChildSpec
+
+__all__ = ["SECMASTER_DURABLE", "Plan", "gateway_available", "ssmd_argv"]
+
+SECMASTER_DURABLE: Final = "ssmd-secmaster"  # `ssmd market live`'s durable consumer
+
+
+def ssmd_argv() -> list[str]:
+    """How to run the `ssmd` command of this installation."""
+    script = Path(sys.executable).parent / "ssmd"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from ssmd.cli import main; main()"]
+
+
+def gateway_available() -> bool:
+    """True once this installation has the `ssmd gateway run` command."""
+    from ssmd.cli import _GROUPS
+
+    return ("gateway", "gateway") in _GROUPS and importlib.util.find_spec(
+        "ssmd.cli.gateway"
+    ) is not None
+
+
+async def http_ok(client: httpx.AsyncClient, url: str) -> bool:
+    try:
+        return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@dataclass
+class Plan:
+    """What the children share: where things are and how to reach each other."""
+
+    env: str
+    config_dir: Path
+    data_dir: Path
+    nats_url: str
+    stream: str
+    http: httpx.AsyncClient
+    js: Any  # JetStream context of `ssmd up`'s own NATS connection
+    log_level: str = "INFO"
+    ws_url: str | None = None  # set when `ssmd up` runs the simulator
+    rest_url: str | None = None
+    credentials: dict[str, str] | None = None  # KALSHI_* for the simulator's demo key
+    connector_port: int = 0
+    archiver_port: int = 0
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def gateway_url(self) -> str:
+        host = "127.0.0.1" if self.gateway_host in ("0.0.0.0", "::", "") else self.gateway_host
+        return f"http://{host}:{self.gateway_port}"
+
+    def _common(self, *command: str) -> list[str]:
+        return [
+            *ssmd_argv(),
+            *command,
+            "--env",
+            self.env,
+            "--config-dir",
+            str(self.config_dir),
+            "--data-dir",
+            str(self.data_dir),
+        ]
+
+    def _spec(self, name: str, argv: list[str], **kw: Any) -> ChildSpec:
+        return ChildSpec(name, argv, log_path=self.log_dir / f"{name}.log", **kw)
+
+    def _http_ready(self, url: str) -> Callable[[], Awaitable[bool]]:
+        return lambda: http_ok(self.http, url)
+
+    def sync(self) -> ChildSpec:
+        """One `ssmd market sync` run (the first one gates the connector)."""
+        argv = self._common("market", "sync")
+        argv += ["--nats-url", self.nats_url, "--json", "--log-level", self.log_level]
+        if self.rest_url:
+            argv += ["--rest-url", self.rest_url]
+        return self._spec("secmaster-sync", argv, restart=False, capture_stdout=True)
+
+    def connector(self) -> ChildSpec:
+        argv = self._common("connector", "run")
+        argv += ["--nats-url", self.nats_url, "--health-port", str(self.connector_port)]
+        argv += ["--log-level", self.log_level]
+        if self.ws_url:
+            argv += ["--ws-url", self.ws_url]
+        if self.rest_url:
+            argv += ["--rest-url", self.rest_url]
+        # 200 = NATS connected, the stream in place and every shard streaming.
+        return self._spec(
+            "connector",
+            argv,
+            env=self.credentials,
+            ready=self._http_ready(f"http://127.0.0.1:{self.connector_port}/health"),
+            ready_timeout=90.0,
+            stop_timeout=30.0,  # its own drain bound is 20 s
+        )
+
+    def archiver(self) -> ChildSpec:
+        argv = self._common("archiver", "run")
+        argv += ["--nats-url", self.nats_url, "--health-port", str(self.archiver_port)]
+        argv += ["--log-level", self.log_level]
+        return self._spec(
+            "archiver",
+            argv,
+            ready=self._http_ready(f"http://127.0.0.1:{self.archiver_port}/health"),
+            # It serves /health after recovering its spool and sealing what came due
+            # while it was down: after a long pause that takes a while.
+            ready_timeout=300.0,
+            stop_timeout=30.0,  # its own hard exit is at 20 s
+        )
+
+    def secmaster(self) -> ChildSpec:
+        argv = self._common("market", "live")
+        argv += ["--nats-url", self.nats_url, "--log-level", self.log_level]
+        return self._spec("secmaster", argv, ready=self._live_ready, stop_timeout=15.0)
+
+    async def _live_ready(self) -> bool:
+        # `ssmd market live` has no HTTP endpoint; its durable consumer with a pull
+        # request waiting means it is connected and consuming.
+        try:
+            info = await self.js.consumer_info(self.stream, SECMASTER_DURABLE)
+        except Exception:
+            return False
+        return bool(info.num_waiting)
+
+    def gateway(self) -> ChildSpec:
+        argv = self._common("gateway", "run")
+        argv += ["--nats-url", self.nats_url, "--host", self.gateway_host]
+        argv += ["--port", str(self.gateway_port), "--log-level", self.log_level]
+        return self._spec(
+            "gateway",
+            argv,
+            ready=self._http_ready(f"{self.gateway_url}/v1/health"),
+            ready_timeout=180.0,  # it reads the stream's recent books and trades first
+            stop_timeout=15.0,
+        )

@@ -1,0 +1,462 @@
+"""`ssmd up`: start every component in order, show their figures, stop them in order.
+
+Start: nats (embedded, or the environment's) -> simulator (when the environment is
+one) -> the first secmaster sync (the connector's selection reads its store) ->
+connector -> archiver -> secmaster live updates -> gateway, each waited for until
+ready. Then a status loop, and a secmaster sync every `symbols.sync_interval`.
+
+Stop (SIGINT, SIGTERM, SIGHUP, or a component that cannot be kept running):
+connector (stops reading, drains to NATS) -> wait until the archiver consumed the
+stream -> archiver (seals what is due, writes manifests) -> gateway -> secmaster ->
+simulator -> nats; each child gets a bounded time, then is killed (and reported).
+Then the archive report, from the manifests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ssmd.config import ResolvedEnvironment
+from ssmd.up import state
+from ssmd.up.children import ChildFailed, ChildSpec, StopResult, Supervisor
+from ssmd.up.components import Plan, gateway_available
+from ssmd.up.display import Display
+from ssmd.up.nats import free_port, jetstream_ready, nats_spec
+from ssmd.up.report import ArchiveReport, archive_report
+from ssmd.up.simulator import SimOptions, write_truth
+from ssmd.up.status import Sampler
+
+__all__ = ["Up", "UpOptions"]
+
+log = logging.getLogger("ssmd.up")
+
+# Order of the stop; the simulator stops between the children and nats.
+STOP_ORDER = ("connector", "archiver", "gateway", "secmaster")
+
+
+@dataclass
+class UpOptions:
+    host: str = "127.0.0.1"  # the gateway's interface
+    port: int = 8080  # the gateway's port (the web page and the API)
+    sim: bool = False
+    sim_options: SimOptions = field(default_factory=SimOptions)
+    log_level: str = "INFO"
+    sync_timeout: float = 300.0  # one secmaster sync run
+    drain_timeout: float = 15.0  # wait for the archiver to catch up before stopping it
+    status_interval: float = 1.0
+    stop_timeout: float | None = None  # per child; None = each component's own bound
+
+
+class Up:
+    def __init__(self, env: ResolvedEnvironment, options: UpOptions, display: Display) -> None:
+        self.env, self.o, self.display = env, options, display
+        self.supervisor = Supervisor(display.event, display.child_line)
+        self.lock = state.UpLock(env.data_dir)
+        self.nats_url = env.nats.url
+        self.nc: Any = None
+        self.js: Any = None
+        self.http: httpx.AsyncClient | None = None
+        self.sim: Any = None
+        self.plan: Plan | None = None
+        self.sampler: Sampler | None = None
+        self.stops: list[StopResult] = []
+        self.started_on = datetime.now(UTC).date()
+        self._before: list[dict[str, Any]] = []
+
+    # ---- the whole run -------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """0 after a requested stop; 1 when a component failed (the reason is reported)."""
+        previous = self.lock.acquire()  # AlreadyRunning when another ssmd up holds the dir
+        failure: str | None = None
+        try:
+            await self._stop_leftovers(previous)
+            self.lock.write(pid=os.getpid(), env=self.env.name, started_at=time.time())
+            startup = asyncio.create_task(self._start())
+            failure = await self._until(stop, startup)
+            if failure is None and not stop.is_set():
+                background = [
+                    asyncio.create_task(self._status_loop()),
+                    asyncio.create_task(self._sync_loop()),
+                ]
+                failure = await self._until(stop, None)
+                for t in background:
+                    t.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
+            report = await self._shutdown()
+        finally:
+            self.display.close()
+            self.lock.release()
+        self.display.final(report, self.stops, failure)
+        return 1 if failure else 0
+
+    async def _until(self, stop: asyncio.Event, task: asyncio.Task[None] | None) -> str | None:
+        """Wait for `task` (or forever) unless a stop request or a failure comes first.
+
+        Returns what failed, or None (the task finished, or a stop was requested)."""
+        helpers = [
+            asyncio.create_task(stop.wait()),
+            asyncio.create_task(self.supervisor.failed.wait()),
+        ]
+        try:
+            await asyncio.wait(
+                [*helpers, *([task] if task else [])], return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for h in helpers:
+                h.cancel()
+        if task is not None and not task.done():
+            task.cancel()  # a stop or a failure during startup: then stop what was started
+            with contextlib.suppress(BaseException):
+                await task
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            return self._failed(task.exception())
+        if self.supervisor.failure is not None:
+            return f"{self.supervisor.failure.name} {self.supervisor.failure.why}"
+        return None
+
+    def _failed(self, exc: BaseException | None) -> str:
+        if isinstance(exc, ChildFailed):
+            self.display.event(
+                "error", exc.why, {"component": exc.name, "last_lines": exc.tail[-8:]}
+            )
+            return f"{exc.name} {exc.why}"
+        log.error("startup failed", exc_info=exc)
+        return f"startup failed: {exc}"
+
+    # ---- startup -------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        env, o = self.env, self.o
+        if gateway_available():
+            _check_port(o.host, o.port)  # before anything starts: the likeliest clash
+        self.http = httpx.AsyncClient(timeout=2.0)
+        await self._start_nats()
+        import nats
+
+        async def nats_error(exc: Exception) -> None:
+            log.debug("ssmd up's NATS connection: %s", exc)  # children report their own
+
+        self.nc = await nats.connect(
+            self.nats_url, name="ssmd-up", max_reconnect_attempts=-1, error_cb=nats_error
+        )
+        self.js = self.nc.jetstream()
+        plan = self.plan = Plan(
+            env=env.name,
+            config_dir=env.config_dir,
+            data_dir=env.data_dir,
+            nats_url=self.nats_url,
+            stream=env.nats.stream,
+            http=self.http,
+            js=self.js,
+            log_level=o.log_level,
+            connector_port=free_port(),
+            archiver_port=free_port(),
+            gateway_host=o.host,
+            gateway_port=o.port,
+        )
+        self.lock.write(
+            endpoints={
+                "connector": f"http://127.0.0.1:{plan.connector_port}",
+                "archiver": f"http://127.0.0.1:{plan.archiver_port}",
+                "gateway": plan.gateway_url if gateway_available() else None,
+            }
+        )
+        self._before = self._inventory()
+        if o.sim:
+            self.sim = o.sim_options.make()
+            await self.sim.__aenter__()
+            plan.ws_url, plan.rest_url = self.sim.ws_url, self.sim.rest_url
+            plan.credentials = {
+                "KALSHI_API_KEY": self.sim.key_id,
+                "KALSHI_PRIVATE_KEY_PATH": str(self.sim.private_key_path),
+            }
+            self.display.event(
+                "info", "simulator started", {"component": "simulator", "url": self.sim.ws_url}
+            )
+        await self._sync(first=True)
+        await self._launch(plan.connector())
+        await self._launch(plan.archiver())
+        await self._launch(plan.secmaster())
+        web_url = None
+        if gateway_available():
+            await self._launch(plan.gateway())
+            web_url = plan.gateway_url + "/"
+        else:
+            self.display.event(
+                "warning",
+                "no `ssmd gateway run` in this installation: running without the gateway "
+                "(no web page, no client API)",
+                {},
+            )
+        self.sampler = Sampler(
+            self.http,
+            connector=f"http://127.0.0.1:{plan.connector_port}",
+            archiver=f"http://127.0.0.1:{plan.archiver_port}",
+            gateway=plan.gateway_url if web_url else None,
+            web_url=web_url,
+        )
+        self.lock.write(gateway_url=web_url, pids=self._pids())
+        self.display.event(
+            "info",
+            "ssmd up ready",
+            {"env": env.name, "web_url": web_url, "data_dir": str(env.data_dir)},
+        )
+
+    async def _start_nats(self) -> None:
+        env = self.env
+        if not env.nats.embedded:
+            if not await jetstream_ready(self.nats_url):
+                raise ChildFailed(
+                    "nats",
+                    f"at {self.nats_url} (from the environment) does not answer with JetStream",
+                    [],
+                )
+            self.display.event("info", "using NATS", {"component": "nats", "url": self.nats_url})
+            return
+        for attempt in range(3):
+            port = free_port()
+            spec = nats_spec(
+                env.embedded_nats_dir, port, log_path=env.data_dir / "logs" / "nats.log"
+            )
+            try:
+                await self.supervisor.launch(spec)
+            except ChildFailed:
+                if attempt == 2:
+                    raise
+                continue  # the port was taken between the probe and the bind
+            self.nats_url = f"nats://127.0.0.1:{port}"
+            break
+        # Other `ssmd` commands resolving this data dir find the server here.
+        self.lock.write(nats_url=self.nats_url, pids=self._pids())
+
+    async def _launch(self, spec: ChildSpec) -> None:
+        if self.o.stop_timeout is not None:
+            spec.stop_timeout = self.o.stop_timeout
+        await self.supervisor.launch(spec)
+        self.lock.write(pids=self._pids())
+
+    async def _sync(self, *, first: bool) -> None:
+        """One secmaster sync; the first is required (three tries), later ones only logged."""
+        assert self.plan is not None
+        tries = 3 if first else 1
+        for attempt in range(1, tries + 1):
+            try:
+                child = await self.supervisor.run_once(self.plan.sync(), self.o.sync_timeout)
+            except ChildFailed as exc:
+                if attempt < tries:
+                    self.display.event(
+                        "warning",
+                        f"secmaster sync {exc.why}; trying again",
+                        {"component": "secmaster-sync", "last_lines": exc.tail[-3:]},
+                    )
+                    await asyncio.sleep(2.0 * attempt)  # backoff before the next try
+                    continue
+                if first:
+                    raise
+                self.display.event(
+                    "warning",
+                    f"secmaster sync {exc.why}",
+                    {"component": "secmaster-sync", "last_lines": exc.tail[-3:]},
+                )
+                return
+            self.display.event(
+                "info", "secmaster synced", {"component": "secmaster-sync", **_sync_figures(child)}
+            )
+            return
+
+    # ---- running -------------------------------------------------------------------------
+
+    async def _status_loop(self) -> None:
+        assert self.sampler is not None
+        while True:
+            states = {
+                n: ("running" if c.running else "down") for n, c in self.supervisor.children.items()
+            }
+            if self.sim is not None:
+                states["simulator"] = "running"
+            pids = self._pids()
+            if pids != self.lock.state.get("pids"):  # a restart: the next run finds its pid
+                self.lock.write(pids=pids)
+            try:
+                self.display.status(await self.sampler.sample(states))
+            except Exception as exc:  # the figures are a view: never a reason to stop
+                log.warning("status not updated: %s", exc)
+            await asyncio.sleep(self.o.status_interval)  # the display's refresh period
+
+    async def _sync_loop(self) -> None:
+        every = max(10.0, _seconds(self.env.symbols.sync_interval))
+        while True:
+            await asyncio.sleep(every)  # the secmaster's sync period
+            await self._sync(first=False)
+
+    # ---- shutdown ------------------------------------------------------------------------
+
+    async def _shutdown(self) -> ArchiveReport | None:
+        sup = self.supervisor
+        sup.close()
+        self.display.stopping = True
+        self.display.event("info", "stopping", {})
+        for name in STOP_ORDER:
+            if name == "archiver" and "connector" in sup.children:
+                await self._step("wait for the archiver", self._wait_archived())
+            await self._step(f"stop {name}", self._stop_child(name))
+        if self.sim is not None:
+            await self._step("stop the simulator", self._stop_sim())
+        if self.nc is not None:
+            await self._step("close NATS", self.nc.close())
+        await self._step("stop nats", self._stop_child("nats"))
+        if self.http is not None:
+            await self._step("close HTTP", self.http.aclose())
+        if "archiver" not in sup.children:
+            return None
+        try:
+            return await asyncio.to_thread(self._report)
+        except Exception as exc:  # the run is over; a report that fails must not hide that
+            log.warning("no archive report: %s", exc)
+            return None
+
+    async def _step(self, what: str, step: Awaitable[Any]) -> None:
+        """One stage of the stop; a failure is reported and the next stages still run
+        (they must, or children would outlive `ssmd up`)."""
+        try:
+            await step
+        except Exception as exc:
+            self.display.event("error", f"{what} failed: {exc}", {})
+
+    async def _stop_child(self, name: str) -> None:
+        result = await self.supervisor.stop(name)
+        if result is not None:
+            self.stops.append(result)
+
+    async def _stop_sim(self) -> None:
+        await self.sim.__aexit__(None, None, None)
+        if self.o.sim_options.truth_file is not None:
+            write_truth(self.sim.truth, self.o.sim_options.truth_file)
+        self.display.event("info", "simulator stopped", {"component": "simulator"})
+
+    async def _wait_archived(self, poll: float = 0.1) -> None:
+        """Until the archiver's consumer has nothing pending (bounded by drain_timeout)."""
+        if self.js is None or "archiver" not in self.supervisor.children:
+            return
+        deadline = time.monotonic() + self.o.drain_timeout
+        while time.monotonic() < deadline and self.supervisor.children["archiver"].running:
+            try:
+                info = await self.js.consumer_info(self.env.nats.stream, "archiver")
+            except Exception:
+                return
+            if not info.num_pending and not info.num_ack_pending:
+                return
+            await asyncio.sleep(poll)  # the poll interval of a condition
+        self.display.event(
+            "warning",
+            f"the archiver had not consumed the whole stream after {self.o.drain_timeout:g} s; "
+            "the rest stays in the stream and is archived by the next run",
+            {"component": "archiver"},
+        )
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _archive(self) -> Any:
+        from ssmd.data.inventory import Archive
+
+        return Archive.from_environment(self.env)
+
+    def _inventory(self) -> list[dict[str, Any]]:
+        try:
+            return list(self._archive().inventory(None, self.started_on, None))
+        except Exception:
+            return []
+
+    def _report(self) -> ArchiveReport:
+        today = datetime.now(UTC).date()
+        return archive_report(self._archive(), self.started_on, today, self._before)
+
+    def _pids(self) -> dict[str, int]:
+        return self.supervisor.pids()
+
+    async def _stop_leftovers(self, previous: dict[str, Any] | None) -> None:
+        """Stop processes an earlier `ssmd up` started and left behind when it was killed."""
+        pids = (previous or {}).get("pids") or {}
+        marker = str(self.env.data_dir)
+        order = [*STOP_ORDER, "nats"]
+        # In the usual stop order: the connector drains before its NATS goes away.
+        for name, pid in sorted(pids.items(), key=lambda kv: _rank(order, kv[0])):
+            if not isinstance(pid, int) or not _runs_with(pid, marker):
+                continue
+            self.display.event(
+                "warning",
+                "stopping a process left by an earlier ssmd up",
+                {"component": name, "pid": pid},
+            )
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15.0
+            while _runs_with(pid, marker) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)  # polling the process table
+            if _runs_with(pid, marker):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _rank(order: list[str], name: str) -> int:
+    return order.index(name) if name in order else len(order)
+
+
+def _check_port(host: str, port: int) -> None:
+    """ChildFailed (before anything started) when the gateway could not listen there."""
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise ChildFailed(
+            "gateway",
+            f"cannot listen on {host}:{port} ({os.strerror(exc.errno) if exc.errno else exc}); "
+            "Fix: --port with a free port",
+            [],
+        ) from None
+
+
+def _runs_with(pid: int, data_dir: str) -> bool:
+    """True while `pid` runs a command with an argument in `data_dir` (ours: every child
+    gets --data-dir, nats-server its --store_dir under it)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    if state == "Z":
+        return False  # exited, not yet reaped
+    mine = data_dir.encode()
+    return any(a == mine or a.startswith(mine + b"/") for a in args)
+
+
+def _seconds(duration: str) -> float:
+    from ssmd.config import parse_duration
+
+    return parse_duration(duration).total_seconds()
+
+
+def _sync_figures(child: Any) -> dict[str, Any]:
+    import orjson
+
+    try:
+        report = orjson.loads("\n".join(child.stdout))
+    except orjson.JSONDecodeError:
+        return {}
+    keys = ("series", "events", "markets", "seconds")
+    return {k: report.get(k) for k in keys} if isinstance(report, dict) else {}

@@ -1,0 +1,177 @@
+"""The figures `ssmd up` shows, from real /metrics expositions; the archiver's metrics; the report."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ssmd.archiver import Archiver, ArchiverSettings
+from ssmd.archiver.metrics import build_registry, health
+from ssmd.obs.metrics import Registry
+from ssmd.store.local import LocalObjectStore
+from ssmd.up.display import line_level
+from ssmd.up.report import archive_report
+from ssmd.up.status import figures_from, human_bytes, parse_metrics
+
+T0_NS = 1_784_557_805 * 1_000_000_000  # 2026-07-20 14:30:05 UTC
+HOUR_NS = 3_600 * 1_000_000_000
+
+
+def _connector_exposition(received: int, published: int, gaps: int) -> str:
+    """What the connector's registry exposes (the same metric names and labels)."""
+    r = Registry()
+    rec = r.counter("ssmd_connector_messages_received_total", "x", ("feed", "type"))
+    rec.inc("kalshi", "trade", by=received - 10)
+    rec.inc("kalshi", "orderbook_delta", by=10)
+    pub = r.counter("ssmd_connector_messages_published_total", "x", ("feed",))
+    pub.inc("kalshi", by=published)
+    ev = r.counter("ssmd_connector_events_total", "x", ("feed", "kind"))
+    ev.inc("kalshi", "gap", by=gaps)
+    ev.inc("kalshi", "connected", by=3)
+    r.gauge("ssmd_connector_markets_subscribed", "x", ("feed",)).set(19, "kalshi")
+    return r.expose()
+
+
+def test_parse_metrics_reads_labels_values_and_escapes() -> None:
+    text = (
+        "# HELP m a metric\n# TYPE m counter\n"
+        'm{feed="kalshi",why="say \\"hi\\"\\nbye"} 3\n'
+        'm{feed="other"} 1.5e3\n'
+        "plain 7\n"
+        "broken{ nonsense\n"
+    )
+    s = parse_metrics(text)
+    assert s.total("m") == 1503
+    assert s.total("m", feed="kalshi") == 3
+    assert s.data["m"][0][0]["why"] == 'say "hi"\nbye'
+    assert s.total("plain") == 7 and not s.has("broken")
+
+
+def test_figures_and_rates_from_two_samples() -> None:
+    first = figures_from(
+        parse_metrics(_connector_exposition(100, 180, 0)), None, None, None, None, now=10.0
+    )
+    health_doc = {"shards": [{"shard": 0, "state": "streaming", "markets": 0, "subscribed": 0}]}
+    arch = Registry()
+    arch.counter("ssmd_archiver_records_written_total", "x", ("feed",)).inc("kalshi", by=400)
+    arch.gauge("ssmd_archiver_spool_records", "x", ("feed",)).set(400, "kalshi")
+    gw = Registry()
+    gw.gauge("ssmd_gateway_clients_connected", "x").set(2)
+    second = figures_from(
+        parse_metrics(_connector_exposition(300, 580, 1)),
+        health_doc,
+        parse_metrics(arch.expose()),
+        parse_metrics(gw.expose()),
+        first,
+        now=12.0,
+    )
+    assert second.frames_received == 300 and second.received_per_s == 100.0
+    assert second.messages_published == 580 and second.published_per_s == 200.0
+    assert second.markets_subscribed == 19 and second.gaps == 1
+    assert second.archived == 400 and second.spool_records == 400
+    assert second.gateway_clients == 2
+    assert second.shards == health_doc["shards"]
+    # A child that is down for a sample keeps its last figures; a restarted one (counters
+    # back at 0) gives a rate of 0, never negative.
+    third = figures_from(None, None, None, None, second, now=13.0)
+    assert third.frames_received == 300 and third.received_per_s == 0.0
+    fourth = figures_from(
+        parse_metrics(_connector_exposition(50, 60, 0)), None, None, None, third, now=14.0
+    )
+    assert fourth.received_per_s == 0.0
+    assert fourth.as_dict()["frames_received"] == 50
+    orjson.dumps(fourth.as_dict())  # what the JSON status line carries
+
+
+def _archiver(tmp: Path, now_ns: int) -> Archiver:
+    return Archiver(
+        ArchiverSettings(
+            env="kalshi-sim",
+            feed="kalshi",
+            nats_url="nats://127.0.0.1:1",
+            stream="SSMD_KALSHI_SIM",
+            raw_store=LocalObjectStore(tmp / "raw"),
+            normalized_store=LocalObjectStore(tmp / "normalized"),
+            spool_dir=tmp / "spool",
+            seal_grace=0.0,
+            clock=lambda: now_ns,
+        )
+    )
+
+
+def test_archiver_metrics_count_what_was_spooled_and_sealed(tmp_path: Path) -> None:
+    arc = _archiver(tmp_path, T0_NS + 2 * HOUR_NS)  # the hour of T0 is over
+    try:
+        frames: list[tuple[int, str, bytes, dict[str, str] | None, int]] = [
+            (
+                seq,
+                "kalshi-sim.kalshi.raw.trade",
+                b'{"type":"trade","sid":1,"seq":%d,"msg":{}}' % seq,
+                {"Ssmd-Receive-Ns": str(T0_NS + seq), "Ssmd-Conn-Id": "7"},
+                T0_NS,
+            )
+            for seq in range(1, 6)
+        ]
+        arc.process(frames)
+        arc.process(frames[3:])  # a redelivery of 4 and 5
+        samples = parse_metrics(build_registry(arc).expose())
+        assert samples.total("ssmd_archiver_messages_received_total") == 7
+        assert samples.total("ssmd_archiver_records_written_total") == 5
+        assert samples.total("ssmd_archiver_duplicates_total") == 2
+        assert samples.total("ssmd_archiver_spool_records", feed="kalshi") == 5
+        assert samples.total("ssmd_archiver_last_sequence") == 5
+        assert samples.total("ssmd_archiver_files_sealed_total") == 0
+        assert arc.seal_due() == 1
+        samples = parse_metrics(build_registry(arc).expose())
+        assert samples.total("ssmd_archiver_files_sealed_total") == 1
+        sealed = next((tmp_path / "raw").rglob("trade-14.jsonl.zst"))
+        assert samples.total("ssmd_archiver_sealed_bytes_total") == sealed.stat().st_size
+        assert samples.total("ssmd_archiver_spool_files") == 0
+        ok, body = health(arc)
+        assert not ok and body["nats"] == "disconnected"  # never connected here
+        assert body["stats"]["written"] == 5  # type: ignore[index]
+    finally:
+        arc.spool.close()
+
+
+class _Inventory:
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def inventory(self, feed: object, start: object, end: object) -> list[dict[str, Any]]:
+        return self.rows
+
+
+def _row(data_type: str, records: int, files: int, nbytes: int, pending: int) -> dict[str, Any]:
+    return {
+        "date": "2026-07-20",
+        "data_type": data_type,
+        "records": records,
+        "files": files,
+        "bytes": nbytes,
+        "pending_records": pending,
+    }
+
+
+def test_report_says_what_is_sealed_and_what_is_spooled() -> None:
+    before = [_row("raw", 0, 0, 0, 100)]
+    after = [_row("raw", 0, 0, 0, 250), _row("trade", 10, 1, 900, 40)]
+    report = archive_report(_Inventory(after), date(2026, 7, 20), date(2026, 7, 20), before)
+    assert [r["data_type"] for r in report.rows] == ["raw", "trade"]
+    assert report.added == 200
+    assert report.sealed_records == 10 and report.spooled_records == 290
+    text = report.summary()
+    assert text.startswith("300 records archived (+200 this run): 10 in 1 sealed files")
+    assert "290 spooled until their hour (raw) or UTC day (normalized) closes" in text
+    assert report.as_dict()["by_data_type"][1]["bytes"] == 900
+
+
+def test_child_line_levels_and_byte_sizes() -> None:
+    assert line_level('{"level":"warning","msg":"x"}')[0] == "warning"
+    assert line_level("[123] 2026/07/20 14:30:05.000 [WRN] slow consumer")[0] == "warning"
+    assert line_level("[123] 2026/07/20 14:30:05.000 [INF] Server is ready")[0] == "info"
+    assert line_level("Traceback (most recent call last):")[0] == "warning"
+    assert human_bytes(999) == "999 B" and human_bytes(1_500_000) == "1.5 MB"
