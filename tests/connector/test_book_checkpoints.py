@@ -23,6 +23,10 @@ from connfix import (
 from natsfix import nats_server
 
 from ssmd import core
+from ssmd.bus import subjects
+from ssmd.connector.pipeline import Pipeline
+from ssmd.connector.spool import Item
+from support import kalshi_fixture
 
 
 def _rounds(msgs: list[Any]) -> dict[int, list[int]]:
@@ -82,3 +86,20 @@ async def test_a_late_reader_restores_books_from_checkpoints(tmp_path: Path) -> 
             if m.subject.startswith(f"{PREFIX}.orderbook."):
                 full.apply(m.data)
         assert [late.view(t) for t in tickers] == [full.view(t) for t in tickers]
+
+
+def test_a_lost_connection_is_in_the_next_checkpoint_as_invalid() -> None:
+    pipeline = Pipeline("kalshi-sim", "kalshi")
+    pipeline.process([Item(5, 1, 1_000, kalshi_fixture("orderbook_snapshot_c"))])
+    (first,) = pipeline.checkpoint(2_000)
+    (rec,) = core.decode_records(first.payload)
+    assert rec["valid"] and rec["conn_id"] == 5
+    assert first.subject == subjects.record("kalshi-sim", "kalshi", "book", rec["ticker"])
+    assert pipeline.checkpoint(3_000) == []  # nothing changed
+    gone = core.encode_records(
+        [{"kind": "connector_event", "event": "disconnected", "receive_ts": 4_000, "conn_id": 5}]
+    )
+    pipeline.process([Item(9, 1, 4_000, gone, "disconnected")])
+    (after,) = pipeline.checkpoint(5_000)
+    (rec,) = core.decode_records(after.payload)
+    assert not rec["valid"] and rec["ticker"] == first.msg_id.split(":", 2)[2]

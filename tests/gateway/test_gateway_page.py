@@ -279,10 +279,7 @@ async def test_page_shows_live_book_tape_and_chart(tmp_path: Path) -> None:
         # Dotted tickers (strike ladders): the page must encode them in URLs.
         tickers = open_markets(sim, MARKETS, dotted=True)
         assert len(tickers) == MARKETS
-        # Exactly these markets: not the environment's selection read from the store.
-        conn_settings = settings_for(
-            sim, nats, tmp_path, symbols=tickers_symbols(tickers), stored_markets=None
-        )
+        conn_settings = settings_for(sim, nats, tmp_path, symbols=tickers_symbols(tickers))
         async with (
             running(conn_settings) as conn,
             running_gateway(gateway_settings(env)) as gw,

@@ -12,7 +12,8 @@ resyncs, duplicates, lifecycle records) for the runner to act on.
 records (ssmd._core.BookSet.checkpoint) for consumers that join late.
 
 A `disconnected` connector event passing through (events travel in order with the
-frames) makes the SeqTracker forget that connection: its frames are all behind.
+frames) makes the SeqTracker forget that connection (its frames are all behind) and
+invalidates its books until snapshots arrive on the next connection.
 """
 
 from __future__ import annotations
@@ -69,8 +70,11 @@ class Pipeline:
         self.seq = core.SeqTracker()
 
     def forget(self, conn_id: int) -> None:
-        """A connection is gone: drop its sequence state (conn_ids are never reused)."""
+        """A connection is gone: drop its sequence state (conn_ids are never reused) and
+        mark its books invalid until the next connection's snapshots, so that the next
+        checkpoint round says so to late readers."""
         self.seq.forget_connection(conn_id)
+        self.books.close_connection(conn_id)
 
     def _subject(self, record_type: str, ticker: str) -> str:
         token = self._tokens.get(ticker)

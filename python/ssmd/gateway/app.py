@@ -1,6 +1,7 @@
 """The FastAPI application: REST routes, the WebSocket stream, the web page, auth.
 
-Open without a key: `/v1/health`, `/` and `/static/...`. Everything else needs one
+Open without a key: `/v1/health`, `/metrics` (what supervisors and Prometheus scrape;
+counts and subscribed tickers, nothing private), `/` and `/static/...`. Everything else needs one
 when keys are configured: HTTP answers 401 JSON, a WebSocket is accepted and then
 closed with 4401 (browsers cannot read an HTTP status of a refused upgrade).
 """
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHORIZED: Final = 4401
 CLOSE_TOO_MANY: Final = 4429
-_OPEN: Final = ("/v1/health", "/", "/favicon.ico")
+_OPEN: Final = ("/v1/health", "/metrics", "/", "/favicon.ico")
 _ACTIONS: Final = ("subscribe", "unsubscribe")
 
 
