@@ -13,6 +13,8 @@ from typing import Any
 from gwfix import (
     CENT,
     E6,
+    ENV,
+    FEED,
     PREFIX,
     STREAM,
     Client,
@@ -31,6 +33,7 @@ from gwfix import (
 )
 
 from ssmd import core
+from ssmd.bus import subjects
 from ssmd.gateway.feed import Feed
 from ssmd.gateway.metrics import GatewayMetrics
 
@@ -142,12 +145,10 @@ async def test_a_gateway_restarted_mid_stream_serves_exact_books(tmp_path: Path)
 
 async def checkpoint(pub: Publisher, books: core.BookSet, everything: bool = False) -> int:
     """Publish a checkpoint round as the connector does; returns its first stream seq."""
-    data = books.checkpoint(time.time_ns(), everything)
-    recs = core.decode_records(data)
     first = 0
     js = pub.nc.jetstream()
-    for rec, (start, end) in zip(recs, core.record_spans(data), strict=True):
-        ack = await js.publish(pub.subject(rec), data[start:end])
+    for ticker, data in books.checkpoint(time.time_ns(), everything):
+        ack = await js.publish(subjects.record(ENV, FEED, "book", ticker), data)
         first = first or ack.seq
     return first
 

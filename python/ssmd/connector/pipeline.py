@@ -89,18 +89,10 @@ class Pipeline:
         record per book changed since the last call (every book when `everything`) on
         `{env}.{feed}.book.{ticker}`. A consumer that joins late (the gateway) restores
         the books from the latest checkpoints and applies only the deltas after them."""
-        data = self.books.checkpoint(now_ns, everything)
-        if not data:
-            return []
-        out = []
-        for rec, (start, end) in zip(
-            core.decode_records(data), core.record_spans(data), strict=True
-        ):
-            ticker = str(rec["ticker"])
-            out.append(
-                OutMsg(self._subject("book", ticker), data[start:end], f"bk:{now_ns}:{ticker}")
-            )
-        return out
+        return [
+            OutMsg(self._subject("book", ticker), data, f"bk:{now_ns}:{ticker}")
+            for ticker, data in self.books.checkpoint(now_ns, everything)
+        ]
 
     def event_message(self, item: Item) -> OutMsg:
         return OutMsg(

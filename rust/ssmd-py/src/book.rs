@@ -112,27 +112,35 @@ impl PyBookSet {
         Ok(Some(d))
     }
 
-    /// Checkpoint records (packed Record messages with a `book` body) of the
-    /// books changed since the last call, or of every book when
-    /// `everything`; each carries its (conn_id, sid) and that stream's last
-    /// seq, so `apply` on another BookSet restores the book exactly.
+    /// Checkpoint records of the books changed since the last call, or of
+    /// every book when `everything`, as (ticker, packed Record message with a
+    /// `book` body), sorted by ticker. Each carries its (conn_id, sid) and
+    /// that stream's last seq, so `apply` on another BookSet restores the
+    /// book exactly.
     #[pyo3(signature = (receive_ns, everything = false))]
     fn checkpoint<'py>(
         &mut self,
         py: Python<'py>,
         receive_ns: u64,
         everything: bool,
-    ) -> Bound<'py, PyBytes> {
+    ) -> Vec<(String, Bound<'py, PyBytes>)> {
         let books = &mut self.inner;
-        let data = py.detach(|| {
-            let mut out = Vec::new();
+        let encoded = py.detach(|| {
             let mut encoder = codec::Encoder::new();
-            for record in books.checkpoint(receive_ns, everything) {
-                encoder.encode(&record, &mut out);
-            }
-            out
+            books
+                .checkpoint(receive_ns, everything)
+                .into_iter()
+                .map(|record| {
+                    let mut out = Vec::new();
+                    encoder.encode(&record, &mut out);
+                    (record.body.ticker().unwrap_or_default().to_string(), out)
+                })
+                .collect::<Vec<_>>()
         });
-        PyBytes::new(py, &data)
+        encoded
+            .into_iter()
+            .map(|(ticker, data)| (ticker, PyBytes::new(py, &data)))
+            .collect()
     }
 
     /// Every ticker held, sorted.
