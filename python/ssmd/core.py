@@ -41,6 +41,7 @@ normalize_kalshi = _core.normalize_kalshi
 decode_records = _core.decode_records
 encode_records = _core.encode_records
 record_spans = _core.record_spans
+record_heads = _core.record_heads
 records_to_columns = _core.records_to_columns
 
 # Archives (rust/ssmd-py/src/archive.rs) and order books (rust/ssmd-py/src/book.rs).

@@ -251,35 +251,35 @@ class Archiver:
                 ts_of[seq] = ts
             else:
                 pending.append((seq, subject, payload, stored_ns))
-        # normalized records and events: one decode call for the batch
+        # normalized records and events: one decode call for the batch (what routing
+        # needs: receive time, kind, type, ticker); one per message only when it fails
         if pending:
-            records: list[dict[str, Any] | None]
+            heads: list[tuple[int, str, str, str] | None]
             try:
-                decoded = core.decode_records(b"".join(p for _, _, p, _ in pending))
-                records = list(decoded) if len(decoded) == len(pending) else []
+                decoded = core.record_heads(b"".join(p for _, _, p, _ in pending))
+                heads = list(decoded) if len(decoded) == len(pending) else []
             except DecodeError:
-                records = []
-            if len(records) != len(pending):
-                records = []
+                heads = []
+            if len(heads) != len(pending):
+                heads = []
                 for _, _, p, _ in pending:
                     try:
-                        one = core.decode_records(p)
-                        records.append(one[0] if len(one) == 1 else None)
+                        one = core.record_heads(p)
+                        heads.append(one[0] if len(one) == 1 else None)
                     except DecodeError:
-                        records.append(None)
-            for (seq, subject, payload, stored_ns), rec in zip(pending, records, strict=True):
-                if rec is None:
+                        heads.append(None)
+            for (seq, subject, payload, stored_ns), head in zip(pending, heads, strict=True):
+                if head is None:
                     self.stats.undecodable += 1
                     ts = stored_ns
                     put_raw(payload, "undecodable", ts, None, seq, subject)
                     ts_of[seq] = ts
                     continue
-                ts = int(rec.get("receive_ts") or 0) or stored_ns
+                receive_ts, kind, rtype, ticker = head
+                ts = receive_ts or stored_ns
                 ts_of[seq] = ts
-                if rec.get("kind") == "connector_event":
+                if kind == "connector_event":
                     rtype, ticker = keys.EVENTS_TYPE, ""
-                else:
-                    rtype, ticker = str(rec.get("type") or "unknown"), str(rec.get("ticker") or "")
                 key, day = self._normalized_key(rtype, ticker, ts)
                 put(
                     NORMALIZED,

@@ -212,6 +212,28 @@ fn decode_records<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyLi
     Ok(out)
 }
 
+/// (receive_ts, kind, type, ticker or "") of each record of a stream of packed
+/// Record messages: what routing a record needs, without building its dict.
+#[pyfunction]
+fn record_heads(
+    py: Python<'_>,
+    data: &[u8],
+) -> PyResult<Vec<(u64, &'static str, &'static str, String)>> {
+    py.detach(|| {
+        let mut out = Vec::new();
+        codec::for_each_record(data, |r| {
+            out.push((
+                r.receive_ts,
+                crate::records::body_kind(&r.body),
+                r.body.record_type().name(),
+                r.body.ticker().unwrap_or_default().to_string(),
+            ));
+        })
+        .map(|_| out)
+    })
+    .map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))
+}
+
 /// Encodes dicts (in the shape decode_records returns) as a stream of packed Record messages.
 #[pyfunction]
 fn encode_records<'py>(
@@ -294,6 +316,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NormalizedBatch>()?;
     m.add_function(wrap_pyfunction!(normalize_kalshi, m)?)?;
     m.add_function(wrap_pyfunction!(decode_records, m)?)?;
+    m.add_function(wrap_pyfunction!(record_heads, m)?)?;
     m.add_function(wrap_pyfunction!(encode_records, m)?)?;
     m.add_function(wrap_pyfunction!(record_spans, m)?)?;
     m.add_function(wrap_pyfunction!(records_to_columns, m)?)?;
