@@ -45,8 +45,8 @@ pytest *ARGS: setup
     python -m pytest {{ARGS}}
 
 # Benchmarks: writes figures to benches/RESULTS.md (see benches/README.md).
-bench: setup
-    python benches/run.py
+bench *ARGS: setup
+    python benches/run.py {{ARGS}}
 
 # ruff, mypy, cargo clippy and stubtest of python/ssmd/_core.pyi against the built module.
 lint: setup

@@ -250,11 +250,65 @@ def bench_simulator(cpus: set[int]) -> dict[str, Any] | None:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def run_script(cpus: set[int], *args: str) -> dict[str, Any]:
+    """One component benchmark script on every core (it starts its own processes); its
+    last output line is its JSON result."""
+    import json
+
+    def all_cpus() -> None:
+        if cpus and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, cpus)
+
+    out = subprocess.run(
+        [sys.executable, str(HERE / args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        preexec_fn=all_cpus,
+    )
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1]}
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def bench_components(cpus: set[int], memory_minutes: float) -> dict[str, Any]:
+    """The connector, archiver and gateway as processes with a real nats-server (the
+    component scripts' own docstrings say what each measures)."""
+    out = {
+        "connector": run_script(cpus, "connector_capture.py", "--mode", "throughput"),
+        "connector_latency": run_script(cpus, "connector_capture.py", "--mode", "latency"),
+        "archiver": run_script(cpus, "archiver_throughput.py", "--mode", "throughput"),
+        "archiver_sustained": run_script(
+            cpus, "archiver_throughput.py", "--mode", "sustained", "--rate", "20000"
+        ),
+        "gateway": run_script(cpus, "gateway_fanout.py"),
+    }
+    if memory_minutes:
+        minutes = str(memory_minutes)
+        out["connector_memory"] = run_script(
+            cpus, "connector_capture.py", "--mode", "memory", "--minutes", minutes
+        )
+        out["archiver_memory"] = run_script(
+            cpus, "archiver_throughput.py", "--mode", "sustained", "--minutes", minutes
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller inputs, fewer repetitions")
     parser.add_argument(
         "--no-write", action="store_true", help="print only; leave RESULTS.md alone"
+    )
+    parser.add_argument(
+        "--no-components", action="store_true", help="skip the connector, archiver and gateway"
+    )
+    parser.add_argument(
+        "--memory-minutes",
+        type=float,
+        default=0,
+        help="also run the connector's and archiver's memory soaks this long (10 = the targets)",
     )
     args = parser.parse_args()
     n, repeat = (20_000, 3) if args.quick else (200_000, 5)
@@ -270,6 +324,7 @@ def main() -> None:
         "normalized_archive": bench_normalized_archive(frames),
         "to_polars": bench_to_polars(trades, repeat),
         "simulator": bench_simulator(cpus),
+        "components": None if args.no_components else bench_components(cpus, args.memory_minutes),
     }
     report = render(results, args.quick)
     print(report)
@@ -341,7 +396,123 @@ def render(r: dict[str, Any], quick: bool) -> str:
             "```",
             "",
         ]
+    if r["components"] is not None:
+        lines += render_components(r["components"])
     return "\n".join(lines)
+
+
+def _get(d: dict[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def render_components(c: dict[str, Any]) -> list[str]:
+    def fig(value: Any, unit: str = "") -> str:
+        if value is None:
+            return "n/a"
+        if isinstance(value, float) and not value.is_integer():
+            return f"{value:,.2f}{unit}"
+        return f"{value:,.0f}{unit}" if isinstance(value, int | float) else f"{value}{unit}"
+
+    conn, lat = c["connector"], c["connector_latency"]
+    best = _get(conn, "throughput", "max_zero_loss_frames_per_s")
+    runs = _get(conn, "throughput", "runs") or [{}]
+    arch, sus, gw = c["archiver"], c["archiver_sustained"], c["gateway"]
+    rows = [
+        (
+            "connector: highest simulator rate captured with zero loss (frames/s)",
+            fig(best),
+            "≥ 20,000",
+            "connector_capture.py --mode throughput",
+        ),
+        (
+            "connector: CPU per frame at that rate (µs)",
+            fig(runs[-1].get("cpu_us_per_frame")),
+            "",
+            "",
+        ),
+        (
+            "connector: receive → PubAck at 1,000 frames/s, p50 / p99 (ms)",
+            f"{fig(_get(lat, 'latency', 'latency_p50_ms'))} / {fig(_get(lat, 'latency', 'latency_p99_ms'))}",
+            "p99 < 5",
+            "connector_capture.py --mode latency",
+        ),
+        (
+            "archiver: drain of a pre-filled stream (frames/s; 2 messages per frame)",
+            fig(_get(arch, "throughput", "frames_per_s")),
+            "≥ 50,000",
+            "archiver_throughput.py --mode throughput",
+        ),
+        (
+            "archiver: bytes per frame raw / normalized / gzip -6 JSONL",
+            f"{fig(_get(arch, 'bytes', 'raw_zst_per_frame'))} / "
+            f"{fig(_get(arch, 'bytes', 'normalized_zst_per_frame'))} / "
+            f"{fig(_get(arch, 'bytes', 'gzip_jsonl_per_frame'))}",
+            "report",
+            "",
+        ),
+        (
+            "archiver: 20,000 frames/s for 30 s from a publisher process, zero loss",
+            fig(_get(sus, "sustained", "zero_loss")),
+            "zero loss",
+            "archiver_throughput.py --mode sustained --rate 20000",
+        ),
+        (
+            "gateway: 200 clients x 10 markets, 2,000 updates/s: delivered msgs/s",
+            fig(gw.get("delivered_per_s")),
+            "",
+            "gateway_fanout.py",
+        ),
+        (
+            "gateway: publish → client p50 / p99, trades (ms)",
+            f"{fig(gw.get('trade_latency_p50_ms'))} / {fig(gw.get('trade_latency_p99_ms'))}",
+            "p99 < 50",
+            "",
+        ),
+        (
+            "gateway: memory per client (KB); clients disconnected",
+            f"{fig(gw.get('memory_per_client_kb'))}; {fig(gw.get('disconnected_clients'))}",
+            "none disconnected",
+            "",
+        ),
+    ]
+    if "connector_memory" in c:
+        m = c["connector_memory"].get("memory", {})
+        rows.append(
+            (
+                f"connector: RSS with {fig(m.get('markets'))} markets at full rate, first / last third (MB)",
+                f"{fig(m.get('rss_mb_first_third_avg'))} / {fig(m.get('rss_mb_last_third_avg'))}",
+                "< 300, flat",
+                "connector_capture.py --mode memory --minutes N",
+            )
+        )
+        a = c["archiver_memory"].get("sustained", {})
+        samples = a.get("rss_mb_samples") or []
+        rows.append(
+            (
+                "archiver: RSS at 20,000 frames/s, first / last sample after warm-up (MB)",
+                f"{fig(samples[1] if len(samples) > 1 else None)} / {fig(samples[-1] if samples else None)}",
+                "flat",
+                "archiver_throughput.py --mode sustained --minutes N",
+            )
+        )
+    out = [
+        "## Components (benches/connector_capture.py, archiver_throughput.py, gateway_fanout.py)",
+        "",
+        "Each runs as its own processes on both cores with a real nats-server (and the simulator",
+        "for the connector), so the figures include the cost of sharing two cores.",
+        "",
+        "| measure | figure | target | script |",
+        "|---|---:|---|---|",
+    ]
+    out += [f"| {a} | {b} | {t} | {s} |" for a, b, t, s in rows]
+    errors = {k: v["error"] for k, v in c.items() if isinstance(v, dict) and "error" in v}
+    if errors:
+        out += ["", f"Failed: {errors}"]
+    return [*out, ""]
 
 
 if __name__ == "__main__":
