@@ -14,7 +14,8 @@
 - bytes: bytes per frame of the raw archive (JSONL.zst), the normalized archive
   (packed Cap'n Proto .zst) and gzip -6 of the same JSONL lines (the original format).
 - memory: with `--minutes` > 0, the sustained run lasts that long and the archiver's
-  RSS is sampled every 5 s (flat = the last sample within 10% of the first after warm-up).
+  RSS is sampled every 5 s (flat = the mean of the last third of the samples within 10% of
+  the first third's, after warm-up).
 
 Prints one JSON line.
 """
@@ -315,16 +316,27 @@ async def run_sustained(
         "zero_loss": arc.stats.written == last and lines == distinct == raw_stream,
         "drain_lag_s": round(lag, 2),
         "rss_mb_samples": samples,
+        "rss_mb_thirds": [round(v, 1) for v in _thirds(samples) or ()],
+        "rss_mb_peak": max(samples, default=0.0),
         "memory_flat": _flat(samples),
     }
 
 
-def _flat(samples: list[float]) -> bool | None:
-    """RSS after warm-up (the first sample) grows by less than 10%; None if too short."""
-    if len(samples) < 3:
+def _thirds(samples: list[float]) -> tuple[float, float] | None:
+    """Mean RSS of the first and last third of the samples after warm-up (the first
+    sample). RSS saws up and down with batches and spool checkpoints, so single samples
+    say little; the thirds' means show a trend."""
+    rest = samples[1:]
+    if len(rest) < 3:
         return None
-    base = min(samples[1:])
-    return samples[-1] <= base * 1.10
+    third = len(rest) // 3
+    return sum(rest[:third]) / third, sum(rest[-third:]) / third
+
+
+def _flat(samples: list[float]) -> bool | None:
+    """The last third's mean within 10% of the first third's; None if too short."""
+    thirds = _thirds(samples)
+    return None if thirds is None else thirds[1] <= thirds[0] * 1.10
 
 
 async def main() -> None:

@@ -326,13 +326,13 @@ def main() -> None:
         "simulator": bench_simulator(cpus),
         "components": None if args.no_components else bench_components(cpus, args.memory_minutes),
     }
-    report = render(results, args.quick)
+    report = render(results)
     print(report)
     if not args.no_write:
         (HERE / "RESULTS.md").write_text(report)
 
 
-def render(r: dict[str, Any], quick: bool) -> str:
+def render(r: dict[str, Any]) -> str:
     n = r["normalize"]
     a = r["raw_archive"]
     na = r["normalized_archive"]
@@ -341,7 +341,8 @@ def render(r: dict[str, Any], quick: bool) -> str:
         "# Benchmark results",
         "",
         f"- Date: {datetime.date.today().isoformat()}",
-        f"- Command: `just bench`{' (--quick)' if quick else ''} (python benches/run.py), pinned to one core",
+        f"- Command: `just bench{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}`"
+        " (python benches/run.py); the hot paths pinned to one core",
         f"- Machine: {machine()}",
         f"- ssmd {core._core.__version__}, extension build: {core.build_profile}",
         "",
@@ -413,6 +414,8 @@ def render_components(c: dict[str, Any]) -> list[str]:
     def fig(value: Any, unit: str = "") -> str:
         if value is None:
             return "n/a"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
         if isinstance(value, float) and not value.is_integer():
             return f"{value:,.2f}{unit}"
         return f"{value:,.0f}{unit}" if isinstance(value, int | float) else f"{value}{unit}"
@@ -490,11 +493,12 @@ def render_components(c: dict[str, Any]) -> list[str]:
             )
         )
         a = c["archiver_memory"].get("sustained", {})
-        samples = a.get("rss_mb_samples") or []
+        thirds = a.get("rss_mb_thirds") or [None, None]
         rows.append(
             (
-                "archiver: RSS at 20,000 frames/s, first / last sample after warm-up (MB)",
-                f"{fig(samples[1] if len(samples) > 1 else None)} / {fig(samples[-1] if samples else None)}",
+                "archiver: RSS at 20,000 frames/s, first / last third, peak (MB); zero loss",
+                f"{fig(thirds[0])} / {fig(thirds[1])}, {fig(a.get('rss_mb_peak'))}; "
+                f"{fig(a.get('zero_loss'))}",
                 "flat",
                 "archiver_throughput.py --mode sustained --minutes N",
             )

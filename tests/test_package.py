@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,11 @@ def test_the_wheel_installs_into_a_fresh_virtualenv(tmp_path: Path) -> None:
         env={**os.environ, "VIRTUAL_ENV": str(Path(sys.executable).parent.parent)},
     )
     [wheel] = (tmp_path / "dist").glob("ssmd-*.whl")
+    # Data files the running system reads ship in the wheel.
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for needed in ("index.html", "app.js", "style.css"):
+        assert f"ssmd/gateway/static/{needed}" in names, needed
+    assert any(n.startswith("ssmd/secmaster/migrations/") and n.endswith(".sql") for n in names)
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"

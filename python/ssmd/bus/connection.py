@@ -33,8 +33,12 @@ async def connect(
             if result is not None:
                 await result
 
+    made: list[NatsClient] = []
+
     async def disconnected() -> None:
-        log.warning("nats disconnected")
+        # close() reports a disconnect too; only an unplanned one is worth a warning.
+        closing = bool(made) and made[0].is_closed
+        log.log(logging.INFO if closing else logging.WARNING, "nats disconnected")
         await _notify("disconnected")
 
     async def reconnected() -> None:
@@ -44,7 +48,7 @@ async def connect(
     async def error(exc: Exception) -> None:
         log.warning("nats error: %s", exc)
 
-    return await nats.connect(
+    nc = await nats.connect(
         servers=[u for u in url.split(",") if u],
         name=name,
         connect_timeout=connect_timeout,
@@ -56,3 +60,5 @@ async def connect(
         reconnected_cb=reconnected,
         error_cb=error,
     )
+    made.append(nc)
+    return nc
