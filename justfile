@@ -11,7 +11,8 @@ export PATH := venv / "bin" + ":" + env_var("PATH")
 default:
     @just --list
 
-# The virtualenv at .venv with every dependency, and the extension (release build).
+# The virtualenv at .venv with every dependency, and the extension (release build, redone
+# when rust/, Cargo.* or pyproject.toml change; `just build` forces it).
 setup:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -23,7 +24,13 @@ setup:
         rm -f .venv/.deps-*
         touch "$stamp.pending"
     fi
-    just build
+    # Rebuild the extension only when its sources or the package metadata changed.
+    src=".venv/.build-$(find rust Cargo.toml Cargo.lock pyproject.toml -type f | sort | xargs sha256sum | sha256sum | cut -c1-16)"
+    if [ ! -f "$src" ] || ! compgen -G "python/ssmd/_core*.so" >/dev/null; then
+        just build
+        rm -f .venv/.build-*
+        touch "$src"
+    fi
     [ -f "$stamp" ] || mv "$stamp.pending" "$stamp"
 
 # Build the extension in release mode into the virtualenv (stale binaries removed first).
