@@ -40,12 +40,13 @@ def run(
 ) -> None:
     """Archive until SIGTERM/SIGINT, then seal what is due, write manifests and exit 0."""
     from ssmd.archiver import Archiver, ArchiverSettings, ConsumerSettings
+    from ssmd.cli.exits import component_errors
     from ssmd.config import Overrides, load_environment
-    from ssmd.exceptions import ConfigError, StorageError
+    from ssmd.exceptions import ConfigError
     from ssmd.obs import logs
 
     logs.setup(log_level)
-    try:
+    with component_errors():
         resolved = load_environment(
             env,
             config_dir,
@@ -64,9 +65,6 @@ def run(
             health_port=health_port,
             health_host=health_host,
         )
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -83,11 +81,5 @@ def run(
             loop.add_signal_handler(sig, on_signal)
         await Archiver(settings).run(stop)
 
-    try:
+    with component_errors():
         asyncio.run(main())
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except StorageError as exc:
-        typer.echo(f"storage error: {exc}", err=True)
-        raise typer.Exit(3) from None

@@ -28,13 +28,13 @@ def run(
     log_level: str = typer.Option("INFO", help="Log level."),
 ) -> None:
     """Capture until SIGTERM/SIGINT, then flush what is buffered and exit 0."""
+    from ssmd.cli.exits import component_errors
     from ssmd.config import Overrides, load_environment
     from ssmd.connector.runner import Connector, Settings
-    from ssmd.exceptions import AuthenticationError, ConfigError
     from ssmd.obs import logs
 
     logs.setup(log_level)
-    try:
+    with component_errors():
         resolved = load_environment(
             env,
             config_dir,
@@ -43,9 +43,6 @@ def run(
         settings = Settings.from_environment(
             resolved, health_port=health_port, health_host=health_host
         )
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -54,11 +51,5 @@ def run(
             loop.add_signal_handler(sig, stop.set)
         await Connector(settings).run(stop)
 
-    try:
+    with component_errors():
         asyncio.run(main())
-    except AuthenticationError as exc:
-        typer.echo(f"authentication failed: {exc}", err=True)
-        raise typer.Exit(3) from None
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None

@@ -19,17 +19,14 @@ DataDirOption = typer.Option(None, "--data-dir", help="Override the data dir.")
 
 
 def _archive(env: str, config_dir: Path | None, data_dir: str | None):  # type: ignore[no-untyped-def]
+    from ssmd.cli.exits import component_errors
     from ssmd.config import Overrides, load_environment
     from ssmd.data.inventory import Archive
-    from ssmd.exceptions import ConfigError
 
-    try:
+    with component_errors():
         return Archive.from_environment(
             load_environment(env, config_dir, Overrides(data_dir=data_dir))
         )
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _day(value: str) -> date:

@@ -36,13 +36,13 @@ def run(
     log_level: str = typer.Option("INFO", help="Log level."),
 ) -> None:
     """Serve until SIGTERM/SIGINT, then close the client connections and exit 0."""
+    from ssmd.cli.exits import component_errors
     from ssmd.config import Overrides, load_environment
-    from ssmd.exceptions import ConfigError
     from ssmd.gateway import Gateway, GatewaySettings, serve
     from ssmd.obs import logs
 
     logs.setup(log_level)
-    try:
+    with component_errors():
         resolved = load_environment(
             env,
             config_dir,
@@ -51,9 +51,6 @@ def run(
         settings = GatewaySettings.from_environment(
             resolved, host=host, port=port, insecure_no_auth=insecure_no_auth
         )
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
     async def main() -> None:
         gw = Gateway(settings)
@@ -64,10 +61,8 @@ def run(
             await gw.stop()
 
     try:
-        asyncio.run(main())
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        with component_errors():
+            asyncio.run(main())
     except OSError as exc:  # NATS unreachable, port taken
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -78,14 +73,11 @@ def new_key(
     name: str = typer.Argument(..., help="Who the key is for (letters, digits, _.@-)."),
 ) -> None:
     """Print a fresh API key (once: only its hash is kept) and the line that admits it."""
-    from ssmd.exceptions import ConfigError
+    from ssmd.cli.exits import component_errors
     from ssmd.gateway.auth import new_key as make
 
-    try:
+    with component_errors():
         key, line = make(name)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     typer.echo(f"API key for {name} (shown only now; give it to the client):")
     typer.echo(f"  {key}")
     typer.echo("Add this line to the environment's gateway_api_keys secret:")

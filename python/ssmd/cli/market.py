@@ -31,14 +31,11 @@ _LIST_COLUMNS = (
 
 
 def _env(env: str, config_dir: Path | None, **overrides: str | None) -> Any:
+    from ssmd.cli.exits import component_errors
     from ssmd.config import Overrides, load_environment
-    from ssmd.exceptions import ConfigError
 
-    try:
+    with component_errors():
         return load_environment(env, config_dir, Overrides(**overrides))
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 def _store(resolved: Any) -> Any:

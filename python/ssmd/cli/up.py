@@ -50,8 +50,8 @@ def up(
     the archiver and the gateway; then stop them in order and report what was archived."""
     import logging
 
+    from ssmd.cli.exits import component_errors
     from ssmd.config import Overrides, load_environment
-    from ssmd.exceptions import ConfigError
     from ssmd.obs import logs
     from ssmd.up.display import ConsoleDisplay, Display, JsonDisplay
     from ssmd.up.run import Up, UpOptions
@@ -69,13 +69,10 @@ def up(
         root = logging.getLogger()
         root.handlers[:] = [RichHandler(console=display.console, show_path=False)]
         root.setLevel(logging.WARNING)
-    try:
+    with component_errors():
         resolved = load_environment(
             env, config_dir, Overrides(data_dir=data_dir, nats_url=nats_url)
         )
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     options = UpOptions(
         host=host,
         port=port,

@@ -1,0 +1,29 @@
+"""The exit codes of the long-running component commands (connector, archiver, gateway,
+up, market): 2 for a configuration error, 3 for an authentication or storage failure,
+each with its message on stderr. `ssmd up` reads 2 and 3 as "do not restart"."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+from ssmd.exceptions import AuthenticationError, ConfigError, StorageError
+
+__all__ = ["component_errors"]
+
+
+@contextmanager
+def component_errors() -> Iterator[None]:
+    try:
+        yield
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except AuthenticationError as exc:
+        typer.echo(f"authentication failed: {exc}", err=True)
+        raise typer.Exit(3) from None
+    except StorageError as exc:
+        typer.echo(f"storage error: {exc}", err=True)
+        raise typer.Exit(3) from None
