@@ -6,9 +6,10 @@ import asyncio
 import os
 import signal
 import threading
-from pathlib import Path
 
 import typer
+
+from ssmd.cli.options import ConfigDirOption, EnvOption, LogLevelOption, NatsUrlOption
 
 app = typer.Typer(
     help="The archiver: JetStream -> raw JSONL.zst + normalized Cap'n Proto .zst + manifests.",
@@ -18,11 +19,9 @@ app = typer.Typer(
 
 @app.command()
 def run(
-    env: str = typer.Option(..., "--env", help="Environment under exchanges/environments/."),
-    config_dir: Path | None = typer.Option(
-        None, help="The exchanges/ tree (default: $SSMD_CONFIG_DIR or ./exchanges)."
-    ),
-    nats_url: str | None = typer.Option(None, help="Override the NATS URL."),
+    env: EnvOption,
+    config_dir: ConfigDirOption = None,
+    nats_url: NatsUrlOption = None,
     data_dir: str | None = typer.Option(None, help="Override the data dir (spool, local buckets)."),
     s3_endpoint: str | None = typer.Option(None, help="Override the S3 endpoint."),
     durable: str = typer.Option("archiver", help="Durable consumer name."),
@@ -36,7 +35,7 @@ def run(
         None, help="Serve /health and /metrics on this port (0 = any; default: not served)."
     ),
     health_host: str = typer.Option("127.0.0.1", help="Interface of /health and /metrics."),
-    log_level: str = typer.Option("INFO", help="Log level."),
+    log_level: LogLevelOption = "INFO",
 ) -> None:
     """Archive until SIGTERM/SIGINT, then seal what is due, write manifests and exit 0."""
     from ssmd.archiver import Archiver, ArchiverSettings, ConsumerSettings

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from pathlib import Path
 
 import typer
+
+from ssmd.cli.options import ConfigDirOption, EnvOption, LogLevelOption, NatsUrlOption
 
 app = typer.Typer(
     help="The Kalshi connector: capture frames into NATS JetStream.", no_args_is_help=True
@@ -15,17 +16,15 @@ app = typer.Typer(
 
 @app.command()
 def run(
-    env: str = typer.Option(..., "--env", help="Environment under exchanges/environments/."),
-    config_dir: Path | None = typer.Option(
-        None, help="The exchanges/ tree (default: $SSMD_CONFIG_DIR or ./exchanges)."
-    ),
+    env: EnvOption,
+    config_dir: ConfigDirOption = None,
     ws_url: str | None = typer.Option(None, help="Override the WebSocket URL."),
     rest_url: str | None = typer.Option(None, help="Override the REST URL."),
-    nats_url: str | None = typer.Option(None, help="Override the NATS URL."),
+    nats_url: NatsUrlOption = None,
     data_dir: str | None = typer.Option(None, help="Override the data dir (spool lives under it)."),
     health_port: int = typer.Option(9464, help="Port of /health and /metrics (0 = any)."),
     health_host: str = typer.Option("127.0.0.1", help="Interface of /health and /metrics."),
-    log_level: str = typer.Option("INFO", help="Log level."),
+    log_level: LogLevelOption = "INFO",
 ) -> None:
     """Capture until SIGTERM/SIGINT, then flush what is buffered and exit 0."""
     from ssmd.cli.exits import component_errors

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import typer
+
+from ssmd.cli.options import ConfigDirOption, EnvOption, LogLevelOption, NatsUrlOption
 
 app = typer.Typer(
     help="The gateway: live books, trades and statuses over WebSocket and REST.",
@@ -15,11 +16,9 @@ app = typer.Typer(
 
 @app.command()
 def run(
-    env: str = typer.Option(..., "--env", help="Environment under exchanges/environments/."),
-    config_dir: Path | None = typer.Option(
-        None, help="The exchanges/ tree (default: $SSMD_CONFIG_DIR or ./exchanges)."
-    ),
-    nats_url: str | None = typer.Option(None, help="Override the NATS URL."),
+    env: EnvOption,
+    config_dir: ConfigDirOption = None,
+    nats_url: NatsUrlOption = None,
     data_dir: str | None = typer.Option(
         None, help="Override the data dir (where the security master's SQLite file is)."
     ),
@@ -33,7 +32,7 @@ def run(
         "--insecure-no-auth",
         help="Serve a non-loopback address without API keys (everyone can connect).",
     ),
-    log_level: str = typer.Option("INFO", help="Log level."),
+    log_level: LogLevelOption = "INFO",
 ) -> None:
     """Serve until SIGTERM/SIGINT, then close the client connections and exit 0."""
     from ssmd.cli.exits import component_errors

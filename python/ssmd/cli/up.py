@@ -8,17 +8,17 @@ from pathlib import Path
 
 import typer
 
+from ssmd.cli.options import ConfigDirOption, EnvOption
+
 app = typer.Typer()
 
 
 @app.command()
 def up(
-    env: str = typer.Option(..., "--env", help="Environment under exchanges/environments/."),
+    env: EnvOption,
     port: int = typer.Option(8080, help="Port of the gateway: the web page and the client API."),
     host: str = typer.Option("127.0.0.1", help="Interface of the gateway."),
-    config_dir: Path | None = typer.Option(
-        None, help="The exchanges/ tree (default: $SSMD_CONFIG_DIR or ./exchanges)."
-    ),
+    config_dir: ConfigDirOption = None,
     data_dir: str | None = typer.Option(
         None, help="Where everything is kept (default: $SSMD_DATA_DIR or ./data)."
     ),
