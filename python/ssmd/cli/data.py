@@ -7,14 +7,13 @@ from pathlib import Path
 
 import typer
 
+from ssmd.cli.options import ConfigDirOption, EnvOption
 from ssmd.cli.output import JsonOption, print_json, print_table
 
 app = typer.Typer(
     help="Archived data: inventory, gaps and quality (from manifests).", no_args_is_help=True
 )
 
-EnvOption = typer.Option("kalshi-sim", "--env", help="Environment under exchanges/environments/.")
-ConfigOption = typer.Option(None, "--config-dir", help="The exchanges/ tree.")
 DataDirOption = typer.Option(None, "--data-dir", help="Override the data dir.")
 
 
@@ -38,11 +37,11 @@ def _day(value: str) -> date:
 
 @app.command()
 def inventory(
-    env: str = EnvOption,
+    env: EnvOption = "kalshi-sim",
     feed: str | None = typer.Option(None, "--feed", help="Only this feed."),
     start: str | None = typer.Option(None, "--from", help="First date, YYYY-MM-DD."),
     end: str | None = typer.Option(None, "--to", help="Last date, YYYY-MM-DD."),
-    config_dir: Path | None = ConfigOption,
+    config_dir: ConfigDirOption = None,
     data_dir: str | None = DataDirOption,
     as_json: JsonOption = False,
 ) -> None:
@@ -71,8 +70,8 @@ def inventory(
 def gaps(
     feed: str = typer.Option(..., "--feed"),
     day: str = typer.Option(..., "--date", help="YYYY-MM-DD (UTC)."),
-    env: str = EnvOption,
-    config_dir: Path | None = ConfigOption,
+    env: EnvOption = "kalshi-sim",
+    config_dir: ConfigDirOption = None,
     data_dir: str | None = DataDirOption,
     as_json: JsonOption = False,
 ) -> None:
@@ -100,8 +99,8 @@ def gaps(
 def quality(
     feed: str = typer.Option(..., "--feed"),
     day: str = typer.Option(..., "--date", help="YYYY-MM-DD (UTC)."),
-    env: str = EnvOption,
-    config_dir: Path | None = ConfigOption,
+    env: EnvOption = "kalshi-sim",
+    config_dir: ConfigDirOption = None,
     data_dir: str | None = DataDirOption,
     as_json: JsonOption = False,
 ) -> None:
