@@ -145,4 +145,5 @@ def parse_deliveries(
     ns, headers, payload, status), and the offset of the first byte that is not one."""
 
 def message_end(data: bytes, pos: int) -> int | None:
-    """Where the complete MSG/HMSG (any subscription) at data[pos:] ends, else None."""
+    """Where the complete MSG/HMSG (any subscription) at data[pos:] ends; None when more
+    bytes are needed; ValueError when the bytes there are not such a message."""

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nats.errors import ProtocolError
 from nats.protocol.parser import Parser
 
 from ssmd.archiver.consumer import ConsumerSettings, Puller
@@ -140,3 +142,17 @@ def test_a_reconnect_drops_a_partial_read() -> None:
     nc._ps.reset()  # what the client does on a reconnect
     asyncio.run(nc._ps.parse(_ours(2, b"def")))
     assert [(d[2], d[5]) for d in puller._buffer] == [(2, b"def")]
+
+
+def test_bytes_that_are_not_the_protocol_go_to_the_client_parser() -> None:
+    """Nothing is held back forever: the client's parser sees the bad bytes and raises
+    its protocol error (nats-py then reconnects and JetStream redelivers)."""
+    nc = FakeClient()
+    puller = Puller(nc, "S", ConsumerSettings())
+    puller._sid = OURS
+    puller._install()
+    bad = _ours(1, b"ok") + b"MSG x 7 abc\r\nzz\r\n"
+    with pytest.raises(ProtocolError):
+        asyncio.run(nc._ps.parse(bad))
+    assert [(d[2], d[5]) for d in puller._buffer] == [(1, b"ok")]
+    assert puller._rest == b""

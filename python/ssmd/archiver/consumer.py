@@ -86,6 +86,8 @@ async def ensure_consumer(
     return info
 
 
+_MAX_CONTROL_LINE = 4096  # nats-server's default max_control_line
+
 # A delivered message: (subject, reply, stream seq, stored ns, headers, payload, status).
 Delivery = tuple[str, str, int, int, dict[str, str] | None, bytes, int]
 
@@ -170,11 +172,19 @@ class Puller:
                 self._take(got)
             if pos >= n:
                 break
-            if data.startswith((b"MSG ", b"HMSG "), pos):
-                end = core.message_end(data, pos)
-            else:
-                line = data.find(b"\r\n", pos)
-                end = line + 2 if line >= 0 else None
+            try:
+                if data.startswith((b"MSG ", b"HMSG "), pos):
+                    end = core.message_end(data, pos)
+                else:
+                    line = data.find(b"\r\n", pos)
+                    end = line + 2 if line >= 0 else None
+                    if end is None and n - pos > _MAX_CONTROL_LINE:
+                        raise ValueError("no end of line")
+            except ValueError:
+                # Not the protocol: the client's parser raises its protocol error and
+                # reconnects; unacked messages are redelivered.
+                await orig(data[pos:])
+                return
             if end is None:
                 self._rest = data[pos:]
                 break

@@ -124,6 +124,7 @@ fn field_is_true(payload: &[u8], key: &[u8]) -> bool {
 /// [`parse_deliveries`]. Spans index the input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
+    pub sid: u64,
     pub subject: (usize, usize),
     pub reply: (usize, usize),
     /// The header block (`NATS/1.0...\r\n\r\n`), empty for a plain MSG.
@@ -143,29 +144,64 @@ pub struct Delivery {
 /// one) starts.
 pub fn parse_deliveries(data: &[u8], mut pos: usize, sid: u64) -> (Vec<Delivery>, usize) {
     let mut out = Vec::new();
-    while let Some((d, end)) = parse_delivery(data, pos, Some(sid)) {
+    while let Parsed::Complete(d, end) = parse_message(data, pos) {
+        if d.sid != sid {
+            break;
+        }
         out.push(d);
         pos = end;
     }
     (out, pos)
 }
 
-/// Where the complete `MSG`/`HMSG` at `data[pos..]` (any subscription) ends;
-/// None when there is no complete one there.
-pub fn message_end(data: &[u8], pos: usize) -> Option<usize> {
-    parse_delivery(data, pos, None).map(|(_, end)| end)
+/// What the bytes at a position hold, for a `MSG`/`HMSG` of any subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extent {
+    /// A whole message, ending at this offset.
+    Complete(usize),
+    /// The start of one: more bytes are needed.
+    Incomplete,
+    /// Not a message the protocol allows (or not a message at all).
+    Malformed,
 }
 
-/// The message at `pos`, when it is complete and (with `sid`) for that
-/// subscription.
-fn parse_delivery(data: &[u8], pos: usize, sid: Option<u64>) -> Option<(Delivery, usize)> {
-    let rest = data.get(pos..)?;
-    let (with_headers, rest) = match rest.strip_prefix(b"HMSG ") {
-        Some(r) => (true, r),
-        None => (false, rest.strip_prefix(b"MSG ")?),
+/// The extent of the `MSG`/`HMSG` (any subscription) at `data[pos..]`.
+pub fn message_extent(data: &[u8], pos: usize) -> Extent {
+    match parse_message(data, pos) {
+        Parsed::Complete(_, end) => Extent::Complete(end),
+        Parsed::Incomplete => Extent::Incomplete,
+        Parsed::Malformed => Extent::Malformed,
+    }
+}
+
+/// The server's limit on a control line (nats-server's default max_control_line).
+const MAX_CONTROL_LINE: usize = 4096;
+
+enum Parsed {
+    Complete(Delivery, usize),
+    Incomplete,
+    Malformed,
+}
+
+fn parse_message(data: &[u8], pos: usize) -> Parsed {
+    let rest = data.get(pos..).unwrap_or_default();
+    let (with_headers, rest) = if let Some(r) = rest.strip_prefix(b"HMSG ") {
+        (true, r)
+    } else if let Some(r) = rest.strip_prefix(b"MSG ") {
+        (false, r)
+    } else if b"HMSG ".starts_with(rest) || b"MSG ".starts_with(rest) {
+        return Parsed::Incomplete;
+    } else {
+        return Parsed::Malformed;
     };
     let line_start = data.len() - rest.len();
-    let line_len = find(rest, b"\r\n")?;
+    let Some(line_len) = find(rest, b"\r\n") else {
+        return if rest.len() > MAX_CONTROL_LINE {
+            Parsed::Malformed
+        } else {
+            Parsed::Incomplete
+        };
+    };
     let line = &rest[..line_len];
     let body = line_start + line_len + 2;
     let mut fields = [(0usize, 0usize); 5];
@@ -174,39 +210,46 @@ fn parse_delivery(data: &[u8], pos: usize, sid: Option<u64>) -> Option<(Delivery
     for tok in line.split(|b| *b == b' ') {
         if !tok.is_empty() {
             if n == fields.len() {
-                return None;
+                return Parsed::Malformed;
             }
             fields[n] = (line_start + at, line_start + at + tok.len());
             n += 1;
         }
         at += tok.len() + 1;
     }
-    let num = |span: (usize, usize)| number(&data[span.0..span.1]).filter(|(_, r)| r.is_empty());
+    let num = |span: (usize, usize)| {
+        number(&data[span.0..span.1])
+            .filter(|(_, r)| r.is_empty())
+            .and_then(|(v, _)| usize::try_from(v).ok())
+    };
     // subject sid [reply] [hdr_len] total_len
     let sizes = if with_headers { 2 } else { 1 };
     if n != 2 + sizes && n != 3 + sizes {
-        return None;
-    }
-    let got_sid = num(fields[1])?.0;
-    if sid.is_some_and(|want| want != got_sid) {
-        return None;
+        return Parsed::Malformed;
     }
     let reply = if n == 3 + sizes { fields[2] } else { (0, 0) };
-    let total = usize::try_from(num(fields[n - 1])?.0).ok()?;
     let hdr_len = if with_headers {
-        usize::try_from(num(fields[n - 2])?.0).ok()?
+        num(fields[n - 2])
     } else {
-        0
+        Some(0)
     };
-    if hdr_len > total
-        || data.len() < body + total + 2
-        || &data[body + total..body + total + 2] != b"\r\n"
-    {
-        return None;
+    let (Some(sid), Some(total), Some(hdr_len)) = (num(fields[1]), num(fields[n - 1]), hdr_len)
+    else {
+        return Parsed::Malformed;
+    };
+    if hdr_len > total {
+        return Parsed::Malformed;
+    }
+    if data.len() < body + total + 2 {
+        return Parsed::Incomplete;
+    }
+    if &data[body + total..body + total + 2] != b"\r\n" {
+        return Parsed::Malformed;
     }
     let headers = (body, body + hdr_len);
     let (stream_seq, stored_ns) = ack_subject(&data[reply.0..reply.1]).unwrap_or((0, 0));
     let d = Delivery {
+        sid: sid as u64,
         subject: fields[0],
         reply,
         headers,
@@ -215,7 +258,7 @@ fn parse_delivery(data: &[u8], pos: usize, sid: Option<u64>) -> Option<(Delivery
         stream_seq,
         stored_ns,
     };
-    Some((d, body + total + 2))
+    Parsed::Complete(d, body + total + 2)
 }
 
 /// The `Key: value` lines of a header block (after its `NATS/1.0` line),
@@ -284,9 +327,16 @@ mod tests {
         data.extend(b"MSG x 5 1\r\nz\r\n");
         let (got, end) = parse_deliveries(&data, 0, 4);
         assert_eq!(end, other);
-        assert_eq!(message_end(&data, other), Some(data.len()));
-        assert_eq!(message_end(&data[..data.len() - 1], other), None);
-        assert_eq!(message_end(b"PING\r\n", 0), None);
+        assert_eq!(message_extent(&data, other), Extent::Complete(data.len()));
+        assert_eq!(
+            message_extent(&data[..data.len() - 1], other),
+            Extent::Incomplete
+        );
+        assert_eq!(message_extent(b"HMS", 0), Extent::Incomplete);
+        assert_eq!(message_extent(b"PING\r\n", 0), Extent::Malformed);
+        assert_eq!(message_extent(b"MSG x 5 abc\r\n", 0), Extent::Malformed);
+        assert_eq!(message_extent(b"MSG x 5 1\r\nzz\r\n", 0), Extent::Malformed);
+        assert_eq!(message_extent(b"MSG x y 1\r\n", 0), Extent::Malformed);
         assert_eq!(got.len(), 3);
         let text = |s: (usize, usize)| std::str::from_utf8(&data[s.0..s.1]).unwrap();
         assert_eq!(text(got[0].subject), "a.b.raw.trade");

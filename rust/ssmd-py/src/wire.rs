@@ -4,7 +4,9 @@
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
-use ssmd_core::wire::{header_fields, message_end, parse_acks, parse_deliveries, write_hpub};
+use ssmd_core::wire::{
+    header_fields, message_extent, parse_acks, parse_deliveries, write_hpub, Extent,
+};
 
 /// The HPUB commands of `msgs` (objects with subject, payload, msg_id,
 /// headers and header_lines), the i-th with reply subject
@@ -124,11 +126,18 @@ fn py_parse_deliveries<'py>(
 }
 
 /// Where the complete MSG/HMSG (any subscription) at `data[pos:]` ends, or
-/// None when there is no complete one.
+/// None when more bytes are needed; ValueError when the bytes there are not
+/// a message the protocol allows.
 #[pyfunction]
 #[pyo3(name = "message_end")]
-fn py_message_end(data: &[u8], pos: usize) -> Option<usize> {
-    message_end(data, pos)
+fn py_message_end(data: &[u8], pos: usize) -> PyResult<Option<usize>> {
+    match message_extent(data, pos) {
+        Extent::Complete(end) => Ok(Some(end)),
+        Extent::Incomplete => Ok(None),
+        Extent::Malformed => Err(pyo3::exceptions::PyValueError::new_err(
+            "not a NATS MSG/HMSG at this position",
+        )),
+    }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
