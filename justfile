@@ -38,14 +38,15 @@ build:
     rm -f python/ssmd/_core*.so
     maturin develop --release --extras dev -q
 
-# Every test: Rust unit tests, then pytest (parallel where safe).
+# Every test: Rust unit tests (a debug build, so that arithmetic overflow panics instead
+# of wrapping), then pytest (parallel where safe) against the release extension.
 test: setup
-    cargo test --workspace --release -q
+    cargo test --workspace -q
     python -m pytest -q -n 2 --dist loadgroup
 
 # Rust tests only.
 test-rust:
-    cargo test --workspace --release -q
+    cargo test --workspace -q
 
 # pytest only (assumes `just setup` has run); pass arguments through, e.g. `just pytest -k book`.
 pytest *ARGS: setup

@@ -114,7 +114,7 @@ pub fn e6_to_u32(value: i64) -> u32 {
     if value <= 0 {
         return 0;
     }
-    let rounded = (value + SCALE / 2) / SCALE;
+    let rounded = value.saturating_add(SCALE / 2) / SCALE;
     u32::try_from(rounded).unwrap_or(u32::MAX)
 }
 
