@@ -1,6 +1,6 @@
 """Archiver benchmarks: throughput from a pre-filled stream, sustained rate, bytes, memory.
 
-    .venv/bin/python benches/archiver_throughput.py [--frames 200000] [--rate 20000]
+    .venv/bin/python benches/archiver_throughput.py [--frames 600000] [--rate 20000]
         [--seconds 30] [--minutes 0] [--markets 200]
 
 - throughput: the stream is filled with `--frames` era-C frames in the connector's
@@ -44,7 +44,7 @@ from natsfix import NatsServer  # noqa: E402
 
 from framemix import frame_mix  # noqa: E402
 from ssmd import core  # noqa: E402
-from ssmd.archiver import Archiver, ArchiverSettings, ConsumerSettings  # noqa: E402
+from ssmd.archiver import Archiver, ArchiverSettings  # noqa: E402
 from ssmd.bus import subjects  # noqa: E402
 from ssmd.bus.stream import ensure_stream  # noqa: E402
 from ssmd.config import Overrides, load_environment  # noqa: E402
@@ -159,9 +159,7 @@ def settings_for(tmp: Path, url: str) -> ArchiverSettings:
     env = load_environment(
         ENV, ROOT / "exchanges", Overrides(nats_url=url, data_dir=str(tmp)), environ={}
     )
-    return ArchiverSettings.from_environment(
-        env, consumer=ConsumerSettings(batch=5000, max_ack_pending=50_000)
-    )
+    return ArchiverSettings.from_environment(env)
 
 
 def count_archived(tmp: Path, s: ArchiverSettings, arc: Archiver) -> tuple[int, int, int, int]:
@@ -258,11 +256,14 @@ class await_nc:
 
 def gzip_bytes(frames: list[bytes]) -> tuple[int, int]:
     """gzip -6 of the same frames as JSONL (the original design's lines), and of our lines."""
-    from ssmd.archiver.runner import raw_line
-
     now = time.time_ns()
     plain = b"".join(f + b"\n" for f in frames)
-    ours = b"".join(raw_line(f, "trade", now + i, "1", i + 1)[0] for i, f in enumerate(frames))
+    deliveries = [
+        (f"{ENV}.{FEED}.raw.trade", "", i + 1, now, {"Ssmd-Receive-Ns": str(now + i)}, f, 0)
+        for i, f in enumerate(frames)
+    ]
+    routed = core.route_batch(deliveries, f"{ENV}.{FEED}", core.Coverage(), now)
+    ours = b"".join(chunk.items for *_, chunk in routed.chunks)
     return len(gzip.compress(plain, 6)), len(gzip.compress(ours, 6))
 
 
@@ -341,7 +342,7 @@ def _flat(samples: list[float]) -> bool | None:
 
 async def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--frames", type=int, default=200_000)
+    ap.add_argument("--frames", type=int, default=600_000)
     ap.add_argument("--rate", type=float, default=20_000)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--minutes", type=float, default=0)

@@ -58,3 +58,14 @@ encode_publishes = _core.encode_publishes
 parse_acks = _core.parse_acks
 parse_deliveries = _core.parse_deliveries
 message_end = _core.message_end
+
+# The archiver's per-message work (rust/ssmd-py/src/route.rs), and the headers the
+# connector puts on raw frames for it.
+RECEIVE_HEADER: str = _core.RECEIVE_HEADER
+CONN_HEADER: str = _core.CONN_HEADER
+HOUR_NS: int = _core.HOUR_NS
+DAY_NS: int = _core.DAY_NS
+Chunk = _core.Chunk
+Coverage = _core.Coverage
+RoutedBatch = _core.RoutedBatch
+route_batch = _core.route_batch

@@ -27,6 +27,7 @@ from archfix import (
 
 from ssmd import core
 from ssmd.archiver import Archiver
+from ssmd.archiver.consumer import Delivery
 from ssmd.archiver.manifest import read_manifest
 from ssmd.store import keys
 
@@ -112,12 +113,12 @@ def test_duplicate_delivery_is_dropped_by_stream_sequence(tmp_path: Path) -> Non
     arc.recover(0)
     frames = frame_mix(20)
     batch = core.normalize_kalshi(frames, [T0_NS + i for i in range(20)], 3)
-    msgs = [
-        (i + 1, f"kalshi-sim.kalshi.raw.{core.FRAME_KINDS[batch.kinds[i]]}", f, {"Ssmd-Receive-Ns": str(T0_NS + i)}, 0)
+    msgs: list[Delivery] = [
+        (f"kalshi-sim.kalshi.raw.{core.FRAME_KINDS[batch.kinds[i]]}", "", i + 1, 0, {"Ssmd-Receive-Ns": str(T0_NS + i)}, f, 0)
         for i, f in enumerate(frames)
     ]  # fmt: skip
     # the same frame content at two different stream sequences is two messages (kept)
-    msgs.append((21, msgs[0][1], frames[0], {"Ssmd-Receive-Ns": str(T0_NS)}, 0))
+    msgs.append((msgs[0][0], "", 21, 0, {"Ssmd-Receive-Ns": str(T0_NS)}, frames[0], 0))
     arc.process(msgs)
     arc.process(msgs[:10])  # a redelivery
     arc.process(list(reversed(msgs)))  # again, out of order

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from ssmd.archiver import Archiver, ArchiverSettings
+from ssmd.archiver.consumer import Delivery
 from ssmd.archiver.metrics import build_registry, health
 from ssmd.obs.metrics import Registry
 from ssmd.store.local import LocalObjectStore
@@ -105,13 +106,15 @@ def _archiver(tmp: Path, now_ns: int) -> Archiver:
 def test_archiver_metrics_count_what_was_spooled_and_sealed(tmp_path: Path) -> None:
     arc = _archiver(tmp_path, T0_NS + 2 * HOUR_NS)  # the hour of T0 is over
     try:
-        frames: list[tuple[int, str, bytes, dict[str, str] | None, int]] = [
+        frames: list[Delivery] = [
             (
-                seq,
                 "kalshi-sim.kalshi.raw.trade",
-                b'{"type":"trade","sid":1,"seq":%d,"msg":{}}' % seq,
-                {"Ssmd-Receive-Ns": str(T0_NS + seq), "Ssmd-Conn-Id": "7"},
+                "",
+                seq,
                 T0_NS,
+                {"Ssmd-Receive-Ns": str(T0_NS + seq), "Ssmd-Conn-Id": "7"},
+                b'{"type":"trade","sid":1,"seq":%d,"msg":{}}' % seq,
+                0,
             )
             for seq in range(1, 6)
         ]

@@ -5,6 +5,6 @@ See docs/archiver.md. Entry points: `ssmd archiver run --env ENV`, or
 """
 
 from ssmd.archiver.consumer import ConsumerSettings
-from ssmd.archiver.runner import Archiver, ArchiverSettings, raw_line
+from ssmd.archiver.runner import Archiver, ArchiverSettings
 
-__all__ = ["Archiver", "ArchiverSettings", "ConsumerSettings", "raw_line"]
+__all__ = ["Archiver", "ArchiverSettings", "ConsumerSettings"]

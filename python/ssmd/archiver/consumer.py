@@ -31,7 +31,7 @@ __all__ = ["ConsumerSettings", "Delivery", "Puller", "consumer_config", "ensure_
 @dataclass(frozen=True)
 class ConsumerSettings:
     durable: str = "archiver"
-    batch: int = 2000
+    batch: int = 5000
     expires: float = 1.0  # seconds a fetch waits for messages
     heartbeat: float = 0.25  # must be shorter than expires
     ack_wait: float = 30.0
@@ -234,20 +234,24 @@ class Puller:
             )
         await self._nc.request(last[1], b"+ACK", timeout=5.0)
 
+    async def _request(self) -> None:
+        s = self._settings
+        request = {
+            "batch": s.batch,
+            "expires": int(s.expires * 1e9),
+            "idle_heartbeat": int(s.heartbeat * 1e9),
+        }
+        self._outstanding = asyncio.get_running_loop().time() + s.expires
+        self._got = 0
+        await self._nc.publish(self._api, json.dumps(request).encode(), reply=self._inbox)
+
     async def fetch(self) -> list[Delivery]:
         s = self._settings
         loop = asyncio.get_running_loop()
         self._install()
         if not self._buffer:
             if loop.time() >= self._outstanding:
-                request = {
-                    "batch": s.batch,
-                    "expires": int(s.expires * 1e9),
-                    "idle_heartbeat": int(s.heartbeat * 1e9),
-                }
-                self._outstanding = loop.time() + s.expires
-                self._got = 0
-                await self._nc.publish(self._api, json.dumps(request).encode(), reply=self._inbox)
+                await self._request()
             deadline = self._outstanding + s.heartbeat
             while not self._buffer:
                 self._arrived.clear()
@@ -266,4 +270,8 @@ class Puller:
                 size = len(self._buffer)
                 await asyncio.sleep(0.005)
         out, self._buffer = self._buffer[: s.batch], self._buffer[s.batch :]
+        if not self._outstanding and len(self._buffer) < s.batch:
+            # The next batch comes in while the caller writes this one: at most two
+            # batches are held here.
+            await self._request()
         return out

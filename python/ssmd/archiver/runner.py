@@ -16,7 +16,6 @@ next seal (the object is replaced atomically, never duplicated).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import os
@@ -39,17 +38,16 @@ from ssmd.archiver.seal import seal
 from ssmd.archiver.spool import Spool, SpoolFile
 from ssmd.bus.connection import NatsClient, connect
 from ssmd.bus.stream import check_stream
-from ssmd.exceptions import DecodeError
+from ssmd.exceptions import StorageError
 from ssmd.obs.health import HealthServer
 from ssmd.store import keys
 from ssmd.store.base import ObjectStore, open_store
+from ssmd.store.local import fsync_dir
 
 __all__ = ["Archiver", "ArchiverSettings"]
 
 log = logging.getLogger(__name__)
 
-HDR_RECEIVE = "Ssmd-Receive-Ns"
-HDR_CONN = "Ssmd-Conn-Id"
 CRASH_ENV = "SSMD_ARCHIVER_CRASH_AT"  # tests: SIGKILL self at a named step
 RAW = "raw"
 NORMALIZED = "normalized"
@@ -95,49 +93,6 @@ class ArchiverSettings:
         )
 
 
-def _json_ok(frame: bytes) -> bool:
-    if b"\n" in frame or b"\r" in frame:
-        return False
-    try:
-        orjson.loads(frame)
-    except orjson.JSONDecodeError:
-        return False
-    return True
-
-
-def raw_line(
-    frame: bytes, msgtype: str, receive_ns: int, conn: str | None, seq: int, binary: bool = False
-) -> tuple[bytes, bool]:
-    """One JSONL line; the frame is spliced in byte for byte when it is one-line JSON.
-
-    Otherwise it is kept losslessly as `data_text` (UTF-8) or `data_b64`; returns (line, ok).
-    """
-    head = b'{"ts":%d,"rns":%d,"type":"%s",' % (
-        receive_ns // 1_000_000,
-        receive_ns,
-        msgtype.encode(),
-    )
-    ok = not binary and _json_ok(frame)
-    if ok:
-        body = b'"data":' + frame
-    elif binary:
-        body = b'"data_b64":"' + base64.b64encode(frame) + b'"'
-    else:
-        try:
-            body = b'"data_text":' + orjson.dumps(frame.decode("utf-8"))
-        except UnicodeDecodeError:
-            body = b'"data_b64":"' + base64.b64encode(frame) + b'"'
-    if conn is None:
-        conn_b = b"null"
-    elif conn.isdigit():
-        conn_b = conn.encode()
-    else:
-        conn_b = orjson.dumps(conn)
-    return head + body + b',"conn":%s,"seq":%d}\n' % (conn_b, seq), ok
-
-
-_HOUR_NS = 3_600_000_000_000
-_DAY_NS = 24 * _HOUR_NS
 _KEY_CACHE = 100_000
 
 
@@ -158,12 +113,13 @@ class Stats:
 class Archiver:
     def __init__(self, settings: ArchiverSettings) -> None:
         self.s = settings
-        self.spool = Spool(settings.spool_dir / "files", level=settings.level)
+        self.spool = Spool(
+            settings.spool_dir / "files", level=settings.level, on_checkpoint=self._save_state
+        )
         self.stats = Stats()
-        self.recent: set[int] = set()  # spooled above the ack floor at restart
-        self.last_seq = 0
+        self.written = core.Coverage()  # stream sequences written (dedupe, holes)
+        self._open_holes: list[tuple[int, int, int, str]] = []  # (start, end, ts before, why)
         self.last_ts = 0
-        self._replay = (0, 0)  # (ack floor, last sequence written) at restart
         self.full_coverage = True
         self._crash_at = os.environ.get(CRASH_ENV)
         self._dirty_days: set[tuple[str, date]] = set()
@@ -183,185 +139,119 @@ class Archiver:
 
     # ---- the batch ------------------------------------------------------------------------
 
-    def process(
-        self, msgs: list[tuple[int, str, bytes, dict[str, str] | None, int]], first_seq: int = 0
-    ) -> None:
+    @property
+    def last_seq(self) -> int:
+        return int(self.written.last_seq)
+
+    def process(self, deliveries: list[Delivery]) -> None:
         """Write one batch durably into the spool.
 
-        Each message is (stream seq, subject, payload, headers, stored ns): the time
-        JetStream stored it stands in for the receive time when the payload has none.
-
-        `first_seq`: the stream's first sequence now (tells expired from deleted holes).
+        `deliveries` as the puller makes them. The time JetStream stored a message
+        stands in for its receive time when it has none (stored 0: now).
         """
-        prefix_len = len(self.s.subject_prefix) + 1
-        groups: dict[tuple[str, str], tuple[list[bytes], list[tuple[int, int]]]] = {}
-        pending: list[tuple[int, str, bytes, int]] = []
-        holes: list[tuple[int, int]] = []
-        ts_of: dict[int, int] = {}
-
-        def put(store: str, key: str, item: bytes, seq: int, ts: int) -> None:
-            g = groups.get((store, key))
-            if g is None:
-                g = groups[(store, key)] = ([], [])
-            g[0].append(item)
-            g[1].append((seq, ts))
-
-        def put_raw(
-            payload: bytes, msgtype: str, ts: int, conn: str | None, seq: int, subject: str = ""
-        ) -> None:
-            line, ok = raw_line(payload, msgtype, ts, conn, seq, binary=bool(subject))
-            if not ok and not subject:
-                self.stats.malformed += 1
-            if subject:
-                line = line[:-2] + b',"subject":' + orjson.dumps(subject) + b"}\n"
-            key, day = self._raw_key(msgtype, ts)
-            put(
-                RAW,
-                key,
-                line,
-                seq,
-                ts,
-            )
-            self._dirty_days.add((keys.RAW_DATA_TYPE, day))
-
-        for seq, subject, payload, headers, stored_ns in sorted(msgs, key=lambda m: m[0]):
-            self.stats.received += 1
-            lo, hi = self._replay
-            if seq in self.recent or (seq <= self.last_seq and not lo < seq <= hi):
-                # Delivery is in stream order and a batch is written whole in this process:
-                # at or below the last written sequence is a redelivery. After a restart,
-                # (lo, hi] is the window the spool may hold in part: `recent` says what.
-                self.stats.duplicates += 1
-                self.last_seq = max(self.last_seq, seq)
-                continue
-            if lo < seq <= hi:
-                self.recent.add(seq)  # written now: a later redelivery is a duplicate
-            if self.last_seq and seq > self.last_seq + 1 and self.full_coverage:
-                holes.append((self.last_seq + 1, seq))
-            self.last_seq = max(self.last_seq, seq)
-            rest = subject[prefix_len:]
-            kind, _, tail = rest.partition(".")
-            if kind == "book":
-                self.stats.derived += 1
-                continue
+        routed = core.route_batch(deliveries, self.s.subject_prefix, self.written, self.s.clock())
+        st = self.stats
+        st.received += routed.received
+        st.duplicates += routed.duplicates
+        st.malformed += routed.malformed
+        st.undecodable += routed.undecodable
+        st.derived += routed.derived
+        for kind, rtype, ticker, bucket, chunk in routed.chunks:
             if kind == "raw":
-                ts = _int(headers.get(HDR_RECEIVE) if headers else None) or stored_ns
-                msgtype = tail if tail and "-" not in tail and "/" not in tail else "unknown"
-                put_raw(payload, msgtype, ts, headers.get(HDR_CONN) if headers else None, seq)
-                ts_of[seq] = ts
+                key, day = self._raw_key(rtype, bucket)
+                self.spool.append(RAW, key, chunk)
+                self._dirty_days.add((keys.RAW_DATA_TYPE, day))
             else:
-                pending.append((seq, subject, payload, stored_ns))
-        # normalized records and events: one decode call for the batch (what routing
-        # needs: receive time, kind, type, ticker); one per message only when it fails
-        if pending:
-            heads: list[tuple[int, str, str, str] | None]
-            try:
-                decoded = core.record_heads(b"".join(p for _, _, p, _ in pending))
-                heads = list(decoded) if len(decoded) == len(pending) else []
-            except DecodeError:
-                heads = []
-            if len(heads) != len(pending):
-                heads = []
-                for _, _, p, _ in pending:
-                    try:
-                        one = core.record_heads(p)
-                        heads.append(one[0] if len(one) == 1 else None)
-                    except DecodeError:
-                        heads.append(None)
-            for (seq, subject, payload, stored_ns), head in zip(pending, heads, strict=True):
-                if head is None:
-                    self.stats.undecodable += 1
-                    ts = stored_ns
-                    put_raw(payload, "undecodable", ts, None, seq, subject)
-                    ts_of[seq] = ts
-                    continue
-                receive_ts, kind, rtype, ticker = head
-                ts = receive_ts or stored_ns
-                ts_of[seq] = ts
-                if kind == "connector_event":
-                    rtype, ticker = keys.EVENTS_TYPE, ""
-                key, day = self._normalized_key(rtype, ticker, ts)
-                put(
-                    NORMALIZED,
-                    key,
-                    payload,
-                    seq,
-                    ts,
-                )
+                if kind == "events":
+                    rtype = keys.EVENTS_TYPE
+                key, day = self._normalized_key(rtype, ticker, bucket)
+                self.spool.append(NORMALIZED, key, chunk)
                 self._dirty_days.add((rtype, day))
-        for start, end in holes:
-            before = ts_of.get(start - 1) or self.last_ts
-            self._hole(start, end, before, ts_of.get(end) or self.s.clock(), first_seq, put)
-        for (store, key), (items, meta) in groups.items():
-            self.spool.append(store, key, items, meta)
-            self.stats.written += len(items)
-        if msgs:
-            last = max(m[0] for m in msgs)
-            self.last_ts = max(self.last_ts, ts_of.get(last, 0))
+            st.written += chunk.count
+        self.last_ts = max(self.last_ts, routed.last_ts)
+        if routed.first_ts:
+            self._close_holes(routed.first_ts)
         self._maybe_crash("before_commit")
         self.spool.commit()
-        self.stats.batches += 1
-        self._save_state()
+        st.batches += 1
+
+    def advance(self, ack_floor: int, first_seq: int) -> int:
+        """Record the holes the consumer's ack floor has passed; returns how many.
+
+        At or below the ack floor the server has nothing left to deliver, so a sequence
+        there that was never written is gone from the stream (expired when below the
+        stream's `first_seq` now, else deleted). When the consumer does not see every
+        subject of the stream, sequences of other subjects are not holes.
+
+        A hole's event carries the receive time of the first message after it, so one
+        at the end of what was written waits for the next message (kept in the state).
+        """
+        holes = self.written.advance(ack_floor)
+        if not self.full_coverage:
+            return 0
+        for start, end, before, after in holes:
+            why = "retention" if first_seq and start < first_seq else "deleted"
+            log.warning("stream sequences %d-%d missing (%s)", start, end - 1, why)
+            self.stats.holes += 1
+            self._open_holes.append((start, end, before or self.last_ts, why))
+            if after:
+                self._close_holes(after)
+        if holes:
+            self.spool.commit()
+        return len(holes)
+
+    def _close_holes(self, after_ts: int) -> None:
+        """Writes the events of the open holes, `after_ts` being when data came back
+        (0 = unknown: the event then gets the time before the hole, duration 0)."""
+        for start, end, before, why in self._open_holes:
+            ts = after_ts or before or self.s.clock()
+            duration = ts - before if before and ts > before else 0
+            rec = {
+                "kind": "connector_event",
+                "event": "gap",
+                "receive_ts": ts,
+                "conn_id": 0,
+                "sid": 0,
+                "shard": 0,
+                "reason": f"{ARCHIVER_REASON_PREFIX}{why} seq {start}-{end - 1}",
+                "duration_ns": duration,
+                "expected_seq": start,
+                "received_seq": end,
+                "tickers": [],
+            }
+            key, day = self._normalized_key(keys.EVENTS_TYPE, "", ts // core.DAY_NS)
+            chunk = core.Chunk([core.encode_records([rec])], [(0, ts)])
+            self.spool.append(NORMALIZED, key, chunk)
+            self.stats.written += 1
+            self._dirty_days.add((keys.EVENTS_TYPE, day))
+        self._open_holes = []
 
     # Keys are the same for every message of an hour (raw) or a day (normalized):
     # built once, the cache cleared when it grows past any real day's variety.
-    def _raw_key(self, msgtype: str, ts: int) -> tuple[str, date]:
+    def _raw_key(self, msgtype: str, hour: int) -> tuple[str, date]:
+        """The key of a message type's file for an hour (hours since the epoch)."""
         cache = self._raw_keys
-        hit = cache.get((msgtype, ts // _HOUR_NS))
+        hit = cache.get((msgtype, hour))
         if hit is None:
             if len(cache) > _KEY_CACHE:
                 cache.clear()
+            ts = hour * core.HOUR_NS
             day = keys.day_of_ns(ts)
             key = keys.raw_key(self.s.env, self.s.feed, msgtype, day, keys.hour_of_ns(ts))
-            hit = cache[(msgtype, ts // _HOUR_NS)] = (key, day)
+            hit = cache[(msgtype, hour)] = (key, day)
         return hit
 
-    def _normalized_key(self, rtype: str, ticker: str, ts: int) -> tuple[str, date]:
+    def _normalized_key(self, rtype: str, ticker: str, day_number: int) -> tuple[str, date]:
+        """The key of a record type's file for a ticker and day (days since the epoch)."""
         cache = self._normalized_keys
-        hit = cache.get((rtype, ticker, ts // _DAY_NS))
+        hit = cache.get((rtype, ticker, day_number))
         if hit is None:
             if len(cache) > _KEY_CACHE:
                 cache.clear()
-            day = keys.day_of_ns(ts)
+            day = keys.day_of_ns(day_number * core.DAY_NS)
             key = keys.normalized_key(self.s.env, self.s.feed, rtype, day, ticker)
-            hit = cache[(rtype, ticker, ts // _DAY_NS)] = (key, day)
+            hit = cache[(rtype, ticker, day_number)] = (key, day)
         return hit
-
-    def _hole(
-        self,
-        start: int,
-        end: int,
-        before_ts: int,
-        ts: int,
-        first_seq: int,
-        put: Callable[[str, str, bytes, int, int], None],
-    ) -> None:
-        why = "retention" if first_seq and start < first_seq else "deleted"
-        self.stats.holes += 1
-        duration = ts - before_ts if before_ts and ts > before_ts else 0
-        log.warning("stream sequences %d-%d missing (%s)", start, end - 1, why)
-        rec = {
-            "kind": "connector_event",
-            "event": "gap",
-            "receive_ts": ts,
-            "conn_id": 0,
-            "sid": 0,
-            "shard": 0,
-            "reason": f"{ARCHIVER_REASON_PREFIX}{why} seq {start}-{end - 1}",
-            "duration_ns": duration,
-            "expected_seq": start,
-            "received_seq": end,
-            "tickers": [],
-        }
-        day = keys.day_of_ns(ts)
-        put(
-            NORMALIZED,
-            keys.normalized_key(self.s.env, self.s.feed, keys.EVENTS_TYPE, day, ""),
-            core.encode_records([rec]),
-            0,
-            ts,
-        )
-        self._dirty_days.add((keys.EVENTS_TYPE, day))
 
     # ---- sealing and manifests -----------------------------------------------------------
 
@@ -460,39 +350,67 @@ class Archiver:
     # ---- state ----------------------------------------------------------------------------
 
     def _save_state(self) -> None:
+        """What was written, made durable at each spool checkpoint.
+
+        With the journal, that is complete: a sequence written since the last
+        checkpoint is in the journal or a spool index, and recovery adds it.
+        """
+        floor, floor_ts, runs = self.written.state()
+        data = {
+            "floor": floor,
+            "floor_ts": floor_ts,
+            "runs": runs,
+            "last_ts": self.last_ts,
+            "open_holes": self._open_holes,
+        }
         tmp = self._state_path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps({"last_seq": self.last_seq, "last_ts": self.last_ts}))
+        with open(tmp, "wb") as fh:
+            fh.write(orjson.dumps(data))
+            fh.flush()
+            os.fdatasync(fh.fileno())
         os.replace(tmp, self._state_path)
+        fsync_dir(self._state_path.parent)
 
-    def _load_state(self) -> None:
-        with contextlib.suppress(FileNotFoundError, orjson.JSONDecodeError):
+    def _load_state(self) -> bool:
+        try:
             state = orjson.loads(self._state_path.read_bytes())
-            self.last_ts = int(state.get("last_ts", 0))
-            self.last_seq = int(state.get("last_seq", 0))
+        except FileNotFoundError:
+            return False
+        except orjson.JSONDecodeError as exc:
+            raise StorageError(
+                f"archiver state {self._state_path} is not JSON ({exc}). Fix: restore it, or "
+                "delete it to start over (sequences already archived may then be reported "
+                "as holes)"
+            ) from exc
+        self.last_ts = int(state.get("last_ts", 0))
+        runs = [tuple(r) for r in state.get("runs", [])]
+        self.written = core.Coverage(int(state["floor"]), int(state["floor_ts"]), runs)
+        self._open_holes = [(a, b, c, str(d)) for a, b, c, d in state.get("open_holes", [])]
+        return True
 
-    def recover(self, ack_floor: int) -> None:
-        """Load the spool after a restart and finish interrupted seals."""
+    def recover(self, ack_floor: int, first_seq: int = 0) -> None:
+        """Load the spool after a restart, finish interrupted seals, record the holes
+        the consumer's ack floor passed while the archiver was down."""
         self.s.spool_dir.mkdir(parents=True, exist_ok=True)
         # A kill during a seal can leave a temp file of an unfinished put; the seal is
         # redone below from the spool, so the temp file holds nothing needed.
         for store in (self.s.raw_store, self.s.normalized_store):
             store.discard_temporaries()
-        self._load_state()
-        for sf in self.spool.recover(ack_floor):
-            self.recent |= sf.seqs
+        known = self._load_state()
+        floor = int(self.written.floor)
+        for sf in self.spool.recover(floor):
+            for seq, ts in sf.recovered:
+                self.written.insert(seq, ts)
             self.last_ts = max(self.last_ts, sf.ts_last)
             info = keys.parse_key(sf.key)
             if info is not None:
                 self._dirty_days.add((info.data_type, info.day))
-        # The last sequence written before the restart. When the consumer's ack floor is
-        # past it, the messages in between were removed from the stream (expired or
-        # purged) before the archiver got them: the first delivery reports the hole.
-        self.last_seq = max(
-            [self.last_seq, *self.recent, *(sf.seq_last for sf in self.spool.files.values())]
-        )
-        self._replay = (ack_floor, self.last_seq)
-        if ack_floor > self.last_seq and not self.last_seq:
-            self.last_seq = ack_floor  # a new spool on an old consumer: nothing to compare
+            known = True
+        if not known:
+            # A new spool on an old consumer: what it acked is archived somewhere.
+            self.written = core.Coverage(ack_floor)
+        self.advance(ack_floor, first_seq)
+        self._save_state()
         self.seal_due()
 
     # ---- the loop ---------------------------------------------------------------------------
@@ -507,7 +425,7 @@ class Archiver:
             self.full_coverage = list(info.config.subjects or []) == [filt]
             cinfo = await ensure_consumer(js, s.stream, s.consumer, filt)
             floor = cinfo.ack_floor.stream_seq if cinfo.ack_floor else 0
-            self.recover(floor)
+            self.recover(floor, info.state.first_seq)
             await self._serve_health()
             sub = Puller(nc, s.stream, s.consumer)
             await sub.start()
@@ -517,24 +435,14 @@ class Archiver:
                 self.loop_at = time.monotonic()
                 msgs = await self._fetch(sub, stop)
                 if msgs:
-                    first_seq = 0
-                    if self.last_seq and min(m[2] for m in msgs) > self.last_seq + 1:
-                        with contextlib.suppress(Exception):
-                            first_seq = (await js.stream_info(s.stream)).state.first_seq
-                    now_ns = time.time_ns()
-                    batch = [
-                        (seq, subject, payload, headers, stored or now_ns)
-                        for subject, _, seq, stored, headers, payload, _ in msgs
-                    ]
-                    self.process(batch, first_seq)
+                    self.process(msgs)
                     self._maybe_crash("before_ack")
                     await self._ack(sub, msgs)
                 mono = time.monotonic()
                 if mono - last_check >= s.seal_check_interval:
                     last_check = mono
-                    await self._prune(js)
+                    await self._check_floor(js)
                     await asyncio.to_thread(self.seal_due)
-                    self._save_state()
             await self._shutdown(js)
         finally:
             if self.health_server is not None:
@@ -581,18 +489,25 @@ class Archiver:
         except Exception as exc:  # redelivered later; the spool dedupes it
             log.warning("ack failed (messages will be redelivered): %s", exc)
 
-    async def _prune(self, js: Any) -> None:
-        if not self.recent:
-            return
+    async def _check_floor(self, js: Any) -> None:
         try:
             info = await js.consumer_info(self.s.stream, self.s.consumer.durable)
-        except Exception:
+        except Exception as exc:
+            log.debug("consumer info failed: %s", exc)
             return
         floor = info.ack_floor.stream_seq if info.ack_floor else 0
-        self.recent = {q for q in self.recent if q > floor}
+        if floor <= self.written.floor:
+            return
+        first_seq = 0
+        if self.written.runs or floor > self.written.last_seq:  # possibly holes
+            with contextlib.suppress(Exception):
+                first_seq = (await js.stream_info(self.s.stream)).state.first_seq
+        self.advance(floor, first_seq)
 
     async def _shutdown(self, js: Any) -> None:
         log.info("archiver stopping: sealing what is due and writing manifests")
+        await self._check_floor(js)
+        self._close_holes(0)
         self.spool.commit()
         await asyncio.to_thread(self.seal_due)
         for sf in self.spool.files.values():
@@ -600,11 +515,4 @@ class Archiver:
             if info is not None:
                 self._dirty_days.add((info.data_type, info.day))
         await asyncio.to_thread(self.write_manifests)
-        self._save_state()
-
-
-def _int(value: str | None) -> int:
-    try:
-        return int(value) if value else 0
-    except ValueError:
-        return 0
+        self.spool.checkpoint()  # and the state with it

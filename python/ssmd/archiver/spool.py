@@ -8,9 +8,13 @@ seal) writes each pending writer as one independent zstd frame to that file's sp
 (`{key}.spool`, exactly the bytes the sealed object will hold), appends an entry to
 its sidecar index (`{key}.seqs`), fsyncs them, then empties the journal.
 
-    journal entry = u8 store, u16 key length, u32 item length, u64 stream seq,
-                    u64 receive ns, key, item                        (little endian)
+    journal entry = u8 store, u16 key length, u32 n, u32 items length, key,
+                    n x u32 item length, n x (u64 stream seq, u64 receive ns), items
     index entry   = u64 end offset of the frame, u32 n, n x (u64 stream seq, u64 receive ns)
+                                                                       (little endian)
+
+Items arrive as ssmd.core.Chunk objects, already in these layouts, so that the
+per-item work of a batch stays in Rust (ssmd.core.route_batch).
 
 Recovery (`recover()`): each spool keeps the longest prefix where complete zstd frames
 and index entries agree (a torn tail is cut); then every complete journal entry whose
@@ -26,7 +30,7 @@ import os
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -39,7 +43,8 @@ __all__ = ["Spool", "SpoolFile", "read_index", "read_journal"]
 
 _HEAD = struct.Struct("<QI")
 _ITEM = struct.Struct("<QQ")
-_JOURNAL = struct.Struct("<BHIQQ")
+_JOURNAL = struct.Struct("<BHII")
+_LENGTH = struct.Struct("<I")
 DATA_SUFFIX = ".spool"
 INDEX_SUFFIX = ".seqs"
 MARKER_SUFFIX = ".sealing"
@@ -66,20 +71,28 @@ def read_index(path: Path) -> Iterator[tuple[int, list[tuple[int, int]], int]]:
 
 
 def read_journal(path: Path) -> Iterator[tuple[str, str, int, int, bytes]]:
-    """(store, key, seq, receive ns, item) per complete journal entry."""
+    """(store, key, seq, receive ns, item) per item of each complete journal entry."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return
     pos = 0
     while pos + _JOURNAL.size <= len(data):
-        store, klen, ilen, seq, ts = _JOURNAL.unpack_from(data, pos)
-        start = pos + _JOURNAL.size
-        stop = start + klen + ilen
+        store, klen, n, ilen = _JOURNAL.unpack_from(data, pos)
+        key_at = pos + _JOURNAL.size
+        lengths_at = key_at + klen
+        meta_at = lengths_at + n * _LENGTH.size
+        items_at = meta_at + n * _ITEM.size
+        stop = items_at + ilen
         if stop > len(data) or store >= len(STORES):
             return
-        key = data[start : start + klen].decode()
-        yield STORES[store], key, seq, ts, data[start + klen : stop]
+        key = data[key_at:lengths_at].decode()
+        at = items_at
+        for i in range(n):
+            (length,) = _LENGTH.unpack_from(data, lengths_at + i * _LENGTH.size)
+            seq, ts = _ITEM.unpack_from(data, meta_at + i * _ITEM.size)
+            yield STORES[store], key, seq, ts, data[at : at + length]
+            at += length
         pos = stop
 
 
@@ -97,9 +110,10 @@ class SpoolFile:
     seq_last: int = 0
     ts_first: int = 0
     ts_last: int = 0
-    seqs: set[int] = field(default_factory=set)  # recovered sequences (dedupe after restart)
+    recovered: list[tuple[int, int]] = field(default_factory=list)  # (seq, ts) above the floor
     writer: core.ArchiveWriter | None = None
-    pending: list[tuple[int, int]] = field(default_factory=list)
+    pending: list[bytes] = field(default_factory=list)  # index layout, per chunk
+    pending_count: int = 0
 
     @property
     def index_path(self) -> Path:
@@ -109,16 +123,15 @@ class SpoolFile:
     def marker_path(self) -> Path:
         return self.path.with_name(self.path.name[: -len(DATA_SUFFIX)] + MARKER_SUFFIX)
 
-    def note(self, seq: int, ts: int) -> None:
-        self.count += 1
-        if seq:
-            if not self.seq_first or seq < self.seq_first:
-                self.seq_first = seq
-            self.seq_last = max(self.seq_last, seq)
-        if ts:
-            if not self.ts_first or ts < self.ts_first:
-                self.ts_first = ts
-            self.ts_last = max(self.ts_last, ts)
+    def note(self, count: int, seq_first: int, seq_last: int, ts_first: int, ts_last: int) -> None:
+        """Counts `count` items with these ranges (0 = none, as in ssmd.core.Chunk)."""
+        self.count += count
+        if seq_first and (not self.seq_first or seq_first < self.seq_first):
+            self.seq_first = seq_first
+        self.seq_last = max(self.seq_last, seq_last)
+        if ts_first and (not self.ts_first or ts_first < self.ts_first):
+            self.ts_first = ts_first
+        self.ts_last = max(self.ts_last, ts_last)
 
 
 class Spool:
@@ -132,12 +145,16 @@ class Spool:
         max_open: int = 256,
         checkpoint_bytes: int = 64 << 20,
         checkpoint_interval: float = 5.0,
+        on_checkpoint: Callable[[], None] | None = None,
     ) -> None:
+        """`on_checkpoint` runs at each checkpoint once the spool files are durable and
+        before the journal is emptied (the archiver saves its state there)."""
         self.root = root
         self.level = level
         self.max_open = max_open
         self.checkpoint_bytes = checkpoint_bytes
         self.checkpoint_interval = checkpoint_interval
+        self.on_checkpoint = on_checkpoint
         self.files: dict[tuple[str, str], SpoolFile] = {}
         self._handles: OrderedDict[tuple[str, str], tuple[BinaryIO, BinaryIO]] = OrderedDict()
         self._journal_buf: list[bytes] = []
@@ -163,22 +180,20 @@ class Spool:
 
     # ---- writing ------------------------------------------------------------------------
 
-    def append(self, store: str, key: str, items: list[bytes], meta: list[tuple[int, int]]) -> None:
-        """Add items (whole lines or records) with their (stream seq, receive ns)."""
+    def append(self, store: str, key: str, chunk: core.Chunk) -> None:
+        """Add a chunk of items (whole lines or records) for one file."""
         sf = self._file(store, key)
         if sf.writer is None:
             sf.writer = core.ArchiveWriter(self.level)
-        code = STORES.index(store)
         kb = key.encode()
-        buf = self._journal_buf
-        for item, (seq, ts) in zip(items, meta, strict=True):
-            buf.append(_JOURNAL.pack(code, len(kb), len(item), seq, ts))
-            buf.append(kb)
-            buf.append(item)
-            sf.writer.write(item)
-            sf.note(seq, ts)
-            self._pending_bytes += len(item)
-        sf.pending.extend(meta)
+        items = chunk.items
+        head = _JOURNAL.pack(STORES.index(store), len(kb), chunk.count, len(items))
+        self._journal_buf += (head, kb, chunk.lengths, chunk.meta, items)
+        sf.writer.write(items)
+        sf.note(chunk.count, chunk.seq_first, chunk.seq_last, chunk.ts_first, chunk.ts_last)
+        sf.pending.append(chunk.meta)
+        sf.pending_count += chunk.count
+        self._pending_bytes += len(items)
         self._pending_files.add((store, key))
 
     def _write_journal(self) -> None:
@@ -223,12 +238,10 @@ class Spool:
             data, index = self._handles_for(sf)
             data.write(frame)
             sf.size += len(frame)
-            entry = bytearray(_HEAD.pack(sf.size, len(sf.pending)))
-            for seq, ts in sf.pending:
-                entry += _ITEM.pack(seq, ts)
+            entry = _HEAD.pack(sf.size, sf.pending_count) + b"".join(sf.pending)
             index.write(entry)
             sf.index_size += len(entry)
-            sf.pending = []
+            sf.pending, sf.pending_count = [], 0
             data.flush()
             index.flush()
             touched.append((data, index))
@@ -243,6 +256,8 @@ class Spool:
         self._pending_files.clear()
         self._pending_bytes = 0
         self._last_checkpoint = time.monotonic()
+        if self.on_checkpoint is not None:
+            self.on_checkpoint()
         if self._journal_dirty or (self._journal is None and self.journal_path.exists()):
             if self._journal is None:
                 self._journal = open(self.journal_path, "ab")  # noqa: SIM115
@@ -294,13 +309,13 @@ class Spool:
 
     # ---- recovery -----------------------------------------------------------------------
 
-    def recover(self, ack_floor: int = 0) -> list[SpoolFile]:
+    def recover(self, floor: int = 0) -> list[SpoolFile]:
         """Load every spool left on disk (torn tails cut), replay the journal, checkpoint.
 
-        Each SpoolFile's `seqs` holds its sequences above `ack_floor` (for dedupe).
+        Each SpoolFile's `recovered` holds its (seq, receive ns) above `floor`.
         """
         journal = list(read_journal(self.journal_path))
-        low = min([ack_floor + 1, *(seq for _, _, seq, _, _ in journal if seq)])
+        low = min([floor + 1, *(seq for _, _, seq, _, _ in journal if seq)])
         known: set[int] = set()
         for store in STORES:
             store_dir = self.root / store
@@ -316,11 +331,11 @@ class Spool:
                         break
                     good_data, good_index = end, index_end
                     for seq, ts in items:
-                        sf.note(seq, ts)
+                        sf.note(1, seq, seq, ts, ts)
                         if seq >= low:
                             known.add(seq)
-                            if seq > ack_floor:
-                                sf.seqs.add(seq)
+                            if seq > floor:
+                                sf.recovered.append((seq, ts))
                 _truncate(path, good_data)
                 _truncate(sf.index_path, good_index)
                 sf.size, sf.index_size = good_data, good_index
@@ -328,11 +343,11 @@ class Spool:
         for store, key, seq, ts, item in journal:
             if seq and seq in known:
                 continue
-            self.append(store, key, [item], [(seq, ts)])
+            self.append(store, key, core.Chunk([item], [(seq, ts)]))
             if seq:
                 known.add(seq)
-                if seq > ack_floor:
-                    self.files[(store, key)].seqs.add(seq)
+                if seq > floor:
+                    self.files[(store, key)].recovered.append((seq, ts))
         self._journal_buf.clear()  # replayed items are already in the journal
         self.checkpoint()
         return list(self.files.values())

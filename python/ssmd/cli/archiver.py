@@ -25,7 +25,7 @@ def run(
     data_dir: str | None = typer.Option(None, help="Override the data dir (spool, local buckets)."),
     s3_endpoint: str | None = typer.Option(None, help="Override the S3 endpoint."),
     durable: str = typer.Option("archiver", help="Durable consumer name."),
-    batch: int = typer.Option(2000, help="Messages per fetch."),
+    batch: int = typer.Option(5000, help="Messages per fetch."),
     seal_grace: float = typer.Option(
         60.0, help="Seconds after the end of an hour (raw) or day (normalized) before sealing."
     ),

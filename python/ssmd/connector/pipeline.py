@@ -29,8 +29,8 @@ from ssmd.connector.spool import Item
 
 __all__ = ["Gap", "Outcome", "Pipeline"]
 
-HDR_RECEIVE = "Ssmd-Receive-Ns"
-HDR_CONN = "Ssmd-Conn-Id"
+HDR_RECEIVE = core.RECEIVE_HEADER
+HDR_CONN = core.CONN_HEADER
 _HDR_RECEIVE_B = HDR_RECEIVE.encode()
 
 

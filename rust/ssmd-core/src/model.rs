@@ -212,6 +212,21 @@ impl RecordType {
 }
 
 impl Body<'_> {
+    /// The record's kind: its name in the schema's Record union, in snake_case.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Trade(_) => "trade",
+            Body::BookSnapshot(_) => "book_snapshot",
+            Body::BookDelta(_) => "book_delta",
+            Body::Ticker(_) => "ticker",
+            Body::Lifecycle(_) => "lifecycle",
+            Body::EventLifecycle(_) => "event_lifecycle",
+            Body::Status(_) => "status",
+            Body::ConnectorEvent(_) => "connector_event",
+            Body::Book(_) => "book",
+        }
+    }
+
     pub fn record_type(&self) -> RecordType {
         match self {
             Body::Trade(_) => RecordType::Trade,

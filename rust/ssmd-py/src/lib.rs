@@ -11,6 +11,7 @@ mod book;
 mod errors;
 mod normalize;
 mod records;
+mod route;
 mod seq;
 mod wire;
 
@@ -30,5 +31,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     book::register(m)?;
     seq::register(m)?;
     wire::register(m)?;
+    route::register(m)?;
     Ok(())
 }

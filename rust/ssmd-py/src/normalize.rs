@@ -224,7 +224,7 @@ fn record_heads(
         codec::for_each_record(data, |r| {
             out.push((
                 r.receive_ts,
-                crate::records::body_kind(&r.body),
+                r.body.kind(),
                 r.body.record_type().name(),
                 r.body.ticker().unwrap_or_default().to_string(),
             ));

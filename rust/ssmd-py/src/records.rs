@@ -61,24 +61,9 @@ fn levels<'py>(py: Python<'py>, levels: &[Level]) -> PyResult<Bound<'py, PyList>
     Ok(out)
 }
 
-/// The kind of a record body: its name in the schema's Record union, in snake_case.
-pub fn body_kind(body: &Body<'_>) -> &'static str {
-    match body {
-        Body::Trade(_) => "trade",
-        Body::BookSnapshot(_) => "book_snapshot",
-        Body::BookDelta(_) => "book_delta",
-        Body::Ticker(_) => "ticker",
-        Body::Lifecycle(_) => "lifecycle",
-        Body::EventLifecycle(_) => "event_lifecycle",
-        Body::Status(_) => "status",
-        Body::ConnectorEvent(_) => "connector_event",
-        Body::Book(_) => "book",
-    }
-}
-
 pub fn record_to_dict<'py>(py: Python<'py>, r: &Record<'_>) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item("kind", body_kind(&r.body))?;
+    d.set_item("kind", r.body.kind())?;
     d.set_item("type", r.body.record_type().name())?;
     d.set_item("receive_ts", r.receive_ts)?;
     d.set_item("exchange_ts", r.exchange_ts)?;
