@@ -384,7 +384,9 @@ class Archiver:
             ) from exc
         self.last_ts = int(state.get("last_ts", 0))
         runs = [tuple(r) for r in state.get("runs", [])]
-        self.written = core.Coverage(int(state["floor"]), int(state["floor_ts"]), runs)
+        # a state without a floor is from before runs were kept: all up to last_seq
+        floor = int(state.get("floor", state.get("last_seq", 0)))
+        self.written = core.Coverage(floor, int(state.get("floor_ts", 0)), runs)
         self._open_holes = [(a, b, c, str(d)) for a, b, c, d in state.get("open_holes", [])]
         return True
 
