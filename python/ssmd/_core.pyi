@@ -142,6 +142,11 @@ def parse_deliveries(
     """MSG/HMSG for subscription `sid` at data[pos:]: (subject, reply, stream seq, stored
     ns, headers, payload, status), and the offset of the first byte that is not one."""
 
+def encode_acks(
+    deliveries: list[tuple[str, str, int, int, dict[str, str] | None, bytes, int]],
+) -> bytes:
+    """`PUB <reply> 4\\r\\n+ACK\\r\\n` for each delivery: the acks of a batch in one write."""
+
 def message_end(data: bytes, pos: int) -> int | None:
     """Where the complete MSG/HMSG (any subscription) at data[pos:] ends; None when more
     bytes are needed; ValueError when the bytes there are not such a message."""

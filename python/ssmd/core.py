@@ -57,6 +57,7 @@ SeqTracker = _core.SeqTracker
 encode_publishes = _core.encode_publishes
 parse_acks = _core.parse_acks
 parse_deliveries = _core.parse_deliveries
+encode_acks = _core.encode_acks
 message_end = _core.message_end
 
 # The archiver's per-message work (rust/ssmd-py/src/route.rs), and the headers the

@@ -229,9 +229,7 @@ class Puller:
             return
         *head, last = got
         if head:
-            await self._nc._send_command(
-                b"".join(b"PUB %b 4\r\n+ACK\r\n" % d[1].encode() for d in head)
-            )
+            await self._nc._send_command(core.encode_acks(head))
         await self._nc.request(last[1], b"+ACK", timeout=5.0)
 
     async def _request(self) -> None:

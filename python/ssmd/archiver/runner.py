@@ -42,7 +42,7 @@ from ssmd.exceptions import StorageError
 from ssmd.obs.health import HealthServer
 from ssmd.store import keys
 from ssmd.store.base import ObjectStore, open_store
-from ssmd.store.local import fsync_dir
+from ssmd.store.local import write_durably
 
 __all__ = ["Archiver", "ArchiverSettings"]
 
@@ -363,13 +363,7 @@ class Archiver:
             "last_ts": self.last_ts,
             "open_holes": self._open_holes,
         }
-        tmp = self._state_path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(orjson.dumps(data))
-            fh.flush()
-            os.fdatasync(fh.fileno())
-        os.replace(tmp, self._state_path)
-        fsync_dir(self._state_path.parent)
+        write_durably(self._state_path, orjson.dumps(data))
 
     def _load_state(self) -> bool:
         try:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import builtins
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -34,7 +33,7 @@ from ssmd import core
 from ssmd.archiver.spool import Spool, SpoolFile
 from ssmd.store.base import ObjectStore
 from ssmd.store.keys import meta_key
-from ssmd.store.local import fsync_dir
+from ssmd.store.local import write_durably
 
 __all__ = ["FileMeta", "object_sha256", "read_meta", "scan_object", "seal"]
 
@@ -153,13 +152,7 @@ def _file_sha(path: Path) -> tuple[str, int]:
 
 def _write_marker(path: Path, base_sha: str | None) -> None:
     # Atomic: a kill while writing must not leave a marker that says nothing.
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(orjson.dumps({"base_sha256": base_sha}))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    write_durably(path, orjson.dumps({"base_sha256": base_sha}))
 
 
 def seal(

@@ -12,7 +12,7 @@ from pathlib import Path
 from ssmd.exceptions import StorageError
 from ssmd.store.base import ObjectInfo, ObjectStore, is_temp_name
 
-__all__ = ["LocalObjectStore", "fsync_dir"]
+__all__ = ["LocalObjectStore", "fsync_dir", "write_durably"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -21,6 +21,18 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` atomically and durably: temp file, fsync, rename,
+    fsync of the directory. A kill at any point leaves the old file or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def _check_key(key: str) -> None:

@@ -140,10 +140,28 @@ fn py_message_end(data: &[u8], pos: usize) -> PyResult<Option<usize>> {
     }
 }
 
+/// `PUB <reply> 4\r\n+ACK\r\n` for each delivery (the tuples parse_deliveries
+/// makes): the acks of a batch in one write.
+#[pyfunction]
+fn encode_acks<'py>(
+    py: Python<'py>,
+    deliveries: &Bound<'py, PyList>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let mut out = Vec::with_capacity(deliveries.len() * 96);
+    for d in deliveries.iter() {
+        let reply = d.get_item(1)?;
+        out.extend_from_slice(b"PUB ");
+        out.extend_from_slice(reply.downcast::<PyString>()?.to_str()?.as_bytes());
+        out.extend_from_slice(b" 4\r\n+ACK\r\n");
+    }
+    Ok(PyBytes::new(py, &out))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(py_message_end, m)?)?;
     m.add_function(wrap_pyfunction!(py_parse_deliveries, m)?)?;
     m.add_function(wrap_pyfunction!(encode_publishes, m)?)?;
     m.add_function(wrap_pyfunction!(py_parse_acks, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_acks, m)?)?;
     Ok(())
 }
