@@ -42,7 +42,13 @@ decode_records = _core.decode_records
 encode_records = _core.encode_records
 record_spans = _core.record_spans
 record_heads = _core.record_heads
+
+# Records as Arrow-layout column buffers (rust/ssmd-py/src/columns.rs).
+ColumnBuffer = _core.ColumnBuffer
+# One column: (name, type, values, offsets, validity, null_count).
+Column = tuple[str, str, ColumnBuffer, ColumnBuffer | None, ColumnBuffer | None, int]
 records_to_columns = _core.records_to_columns
+archive_to_columns = _core.archive_to_columns
 
 # Archives (rust/ssmd-py/src/archive.rs) and order books (rust/ssmd-py/src/book.rs).
 ArchiveWriter = _core.ArchiveWriter

@@ -8,6 +8,7 @@ UTC nanoseconds.
 
     import ssmd.records
     frame = ssmd.records.to_polars(data, "trade")   # one row per trade
+    frame = ssmd.records.archive_to_polars(path.read_bytes(), "trade")  # a data.capnp.zst
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ssmd import core
+from ssmd.exceptions import ArchiveError
 
 if TYPE_CHECKING:
     import polars
@@ -59,32 +61,68 @@ def _arrow_type(name: str) -> pyarrow.DataType:
     }[name]
 
 
+def _table(rows: int, columns: list[core.Column]) -> pyarrow.Table:
+    """A pyarrow Table over column buffers built in Rust (wrapped, not copied)."""
+    import pyarrow as pa
+
+    arrays = []
+    names = []
+    for name, type_name, values, offsets, validity, null_count in columns:
+        buffers = [pa.py_buffer(validity) if validity is not None else None]
+        if offsets is not None:
+            buffers.append(pa.py_buffer(offsets))
+        buffers.append(pa.py_buffer(values))
+        arrays.append(
+            pa.Array.from_buffers(_arrow_type(type_name), rows, buffers, null_count=null_count)
+        )
+        names.append(name)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
 def to_arrow(data: bytes, kind: str) -> pyarrow.Table:
     """The records of `kind` (one of TABLE_KINDS) in `data` as a pyarrow Table.
 
     The columns are built in Rust and wrapped without a per-row Python loop.
     """
-    import pyarrow as pa
-
-    rows, columns = core.records_to_columns(data, kind)
-    arrays = []
-    names = []
-    for name, type_name, values, offsets, validity, null_count in columns:
-        arrow_type = _arrow_type(type_name)
-        validity_buffer = pa.py_buffer(validity) if validity is not None else None
-        buffers = [validity_buffer]
-        if offsets is not None:
-            buffers.append(pa.py_buffer(offsets))
-        buffers.append(pa.py_buffer(values))
-        arrays.append(pa.Array.from_buffers(arrow_type, rows, buffers, null_count=null_count))
-        names.append(name)
-    return pa.Table.from_arrays(arrays, names=names)
+    return _table(*core.records_to_columns(data, kind))
 
 
 def to_polars(data: bytes, kind: str) -> polars.DataFrame:
     """The records of `kind` in `data` as a Polars DataFrame (zero-copy from Arrow)."""
+    return _polars(to_arrow(data, kind))
+
+
+def archive_to_arrow(
+    archive: bytes, kind: str, *, allow_truncated_tail: bool = False
+) -> pyarrow.Table:
+    """The records of `kind` in a normalized archive (data.capnp.zst) as a pyarrow Table.
+
+    Frames are decompressed one at a time straight into the columns, so the
+    decompressed records are never held whole. An incomplete last frame (a
+    write cut short) raises ArchiveError naming its offset; with
+    `allow_truncated_tail` (a file still being written, such as a spool file)
+    the records of the complete frames are returned.
+    """
+    rows, columns, tail = core.archive_to_columns(archive, kind)
+    if tail is not None and not allow_truncated_tail:
+        offset, length = tail
+        raise ArchiveError(
+            f"archive ends inside a zstd frame ({length} bytes at byte {offset}); "
+            "pass allow_truncated_tail=True to read the complete frames before it"
+        )
+    return _table(rows, columns)
+
+
+def archive_to_polars(
+    archive: bytes, kind: str, *, allow_truncated_tail: bool = False
+) -> polars.DataFrame:
+    """`archive_to_arrow` as a Polars DataFrame."""
+    return _polars(archive_to_arrow(archive, kind, allow_truncated_tail=allow_truncated_tail))
+
+
+def _polars(table: pyarrow.Table) -> polars.DataFrame:
     import polars as pl
 
-    frame = pl.from_arrow(to_arrow(data, kind))
+    frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     return frame

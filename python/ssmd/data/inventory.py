@@ -131,30 +131,45 @@ class Archive:
         self, feed: str, record_type: str, day: date, include_spool: bool = True
     ) -> Iterator[tuple[str, bytes]]:
         """(ticker, packed records) per file of a day: sealed objects, then the spool."""
+        for ticker, archive, _sealed in self._normalized_archives(
+            feed, record_type, day, include_spool
+        ):
+            yield ticker, core.read_archive(archive).data
+
+    def _normalized_archives(
+        self, feed: str, record_type: str, day: date, include_spool: bool
+    ) -> Iterator[tuple[str, bytes, bool]]:
+        """(ticker, zstd archive, sealed) per file of a day: sealed objects, then the spool."""
         prefix = keys.normalized_day_prefix(self.env, feed, record_type, day)
         for obj in self.normalized_store.list(prefix):
             info = keys.parse_key(obj.key)
             if info is None or info.kind != "normalized":
                 continue
-            yield info.ticker or "", core.read_archive(self.normalized_store.get(obj.key)).data
+            yield info.ticker or "", self.normalized_store.get(obj.key), True
         if include_spool and self.spool_dir is not None:
             base = self.spool_dir / "files" / "normalized"
             for path in sorted((base / prefix).glob("*/data.capnp.zst.spool")):
                 info = keys.parse_key(path.relative_to(base).as_posix()[: -len(".spool")])
                 ticker = info.ticker if info is not None and info.ticker else ""
-                yield ticker, core.read_archive(path.read_bytes()).data
+                yield ticker, path.read_bytes(), False
 
     def read_normalized(
         self, feed: str, record_type: str, day: date, kind: str | None = None
     ) -> polars.DataFrame:
-        """One day of one record type as a Polars frame (one file at a time in memory)."""
+        """One day of one record type as a Polars frame (one file at a time in memory).
+
+        A sealed file that ends inside a zstd frame raises ArchiveError (sealing
+        writes whole files, so that is damage); a spool file being written may,
+        and gives the records of its complete frames.
+        """
         import polars as pl
 
-        from ssmd.records import to_polars
+        from ssmd.records import archive_to_polars
 
         table_kind = kind or _TABLE_KIND.get(record_type, record_type)
         frames = [
-            to_polars(data, table_kind) for _, data in self.normalized_files(feed, record_type, day)
+            archive_to_polars(archive, table_kind, allow_truncated_tail=not sealed)
+            for _, archive, sealed in self._normalized_archives(feed, record_type, day, True)
         ]
         frames = [f for f in frames if f.height]
         return pl.concat(frames) if frames else pl.DataFrame()

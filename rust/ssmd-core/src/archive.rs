@@ -127,15 +127,73 @@ pub struct ArchiveContents {
 
 /// Reads a whole archive in memory. See [`ArchiveReader`] for large files.
 pub fn read_archive(data: &[u8]) -> Result<ArchiveContents, ArchiveError> {
+    let mut out = Vec::new();
+    let mut contents = walk_frames(data, &mut out, |_, _| {})?;
+    contents.data = out;
+    Ok(contents)
+}
+
+/// Reads a whole archive frame by frame: `on_frame` gets each complete
+/// frame's offset in `data` and its content, decompressed into one reused
+/// buffer (so memory stays at one frame's content, warm in cache). The result
+/// has no `data`; it says how many frames were read and where a truncated
+/// tail starts.
+pub fn for_each_frame(
+    data: &[u8],
+    mut on_frame: impl FnMut(u64, &[u8]),
+) -> Result<ArchiveContents, ArchiveError> {
+    let mut scratch = Vec::new();
+    walk_frames(data, &mut scratch, |offset, content| {
+        on_frame(offset, content);
+        content.clear();
+    })
+}
+
+/// The decompressed size of the complete frames at the start of `data`, as
+/// their headers state it (a frame stating none, or an implausible size,
+/// counts 0): a hint for sizing what the content will fill, not a promise.
+pub fn stated_content_len(data: &[u8]) -> usize {
+    let mut total = 0usize;
+    let mut pos = 0usize;
+    while let Ok(len) = zstd_safe::find_frame_compressed_size(&data[pos..]) {
+        if len == 0 || len > data.len() - pos {
+            break;
+        }
+        let frame = &data[pos..pos + len];
+        total = total.saturating_add(plausible_content_len(frame).unwrap_or(0));
+        pos += len;
+    }
+    total
+}
+
+/// The content size a frame's header states, if it is plausible: at most
+/// 64 times the frame (ArchiveWriter's frames always state theirs).
+fn plausible_content_len(frame: &[u8]) -> Option<usize> {
+    let stated = match zstd_safe::get_frame_content_size(frame) {
+        Ok(Some(size)) => usize::try_from(size).ok()?,
+        _ => return None,
+    };
+    let limit = frame.len().saturating_mul(64).min(1 << 28);
+    (stated <= limit).then_some(stated)
+}
+
+/// Decodes every complete frame of `data`, appending to `out`; after each,
+/// `after_frame` gets the frame's offset and `out` (which it may drain).
+fn walk_frames(
+    data: &[u8],
+    out: &mut Vec<u8>,
+    mut after_frame: impl FnMut(u64, &mut Vec<u8>),
+) -> Result<ArchiveContents, ArchiveError> {
     let mut decoder = FrameDecoder::new();
     let mut contents = ArchiveContents::default();
     let mut pos = 0usize;
     while pos < data.len() {
         let offset = pos as u64;
-        match decoder.next_frame(&data[pos..], offset, &mut contents.data)? {
+        match decoder.next_frame(&data[pos..], offset, out)? {
             Step::Frame(len) => {
                 pos += len;
                 contents.frames += 1;
+                after_frame(offset, out);
             }
             Step::NeedMore => {
                 decoder.check_is_tail(&data[pos..], offset)?;
@@ -332,15 +390,37 @@ impl FrameDecoder {
         Ok(())
     }
 
-    /// Streams one frame into `out`. Output grows with what is actually
-    /// decoded, so a damaged content size cannot force a huge allocation;
-    /// a plausible stated size (at most 64 times the frame) is reserved up
-    /// front so that a healthy frame decodes in one pass without regrowing.
+    /// Decodes one frame into `out`. A frame that states a plausible content
+    /// size is decoded in one call straight into `out`; others are streamed, so that
+    /// output grows with what is actually decoded and a damaged size cannot
+    /// force a huge allocation.
     fn decode_frame(&mut self, frame: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-        if let Ok(Some(size)) = zstd_safe::get_frame_content_size(frame) {
-            let plausible = size.min(frame.len() as u64 * 64).min(1 << 28);
-            out.reserve(usize::try_from(plausible).unwrap_or(0));
+        match plausible_content_len(frame) {
+            Some(size) => self.decode_sized(frame, size, out),
+            None => self.decode_streaming(frame, out),
         }
+    }
+
+    fn decode_sized(&mut self, frame: &[u8], size: usize, out: &mut Vec<u8>) -> Result<(), String> {
+        let start = out.len();
+        out.reserve(size);
+        let mut cursor = std::io::Cursor::new(&mut *out);
+        cursor.set_position(start as u64);
+        // One-shot decompression checks the content size and the checksum.
+        let written = self
+            .dctx
+            .decompress(&mut cursor, frame)
+            .map_err(error_name)?;
+        if written != size {
+            out.truncate(start);
+            return Err(format!(
+                "frame holds {written} bytes, its header says {size}"
+            ));
+        }
+        Ok(())
+    }
+
+    fn decode_streaming(&mut self, frame: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
         self.dctx
             .reset(ResetDirective::SessionOnly)
             .map_err(error_name)?;
@@ -439,6 +519,45 @@ mod tests {
             assert_eq!(writer.pending_len(), 0);
         }
         (file, starts)
+    }
+
+    #[test]
+    fn frame_by_frame_reading_matches_reading_whole() {
+        let parts = vec![
+            lines(200, "trade"),
+            lines(1, "ticker"),
+            lines(3000, "delta"),
+        ];
+        let (file, starts) = archive(&parts);
+        let cut = &file[..file.len() - 3];
+        let mut seen = Vec::new();
+        let contents = for_each_frame(cut, |offset, content| seen.push((offset, content.to_vec())))
+            .expect("a truncated tail is not an error");
+        let expected: Vec<(u64, Vec<u8>)> = starts[..2]
+            .iter()
+            .zip(&parts)
+            .map(|(start, part)| (*start as u64, part.clone()))
+            .collect();
+        assert_eq!(seen, expected);
+        assert!(contents.data.is_empty());
+        let whole = read_archive(cut).expect("read");
+        assert_eq!(contents.frames, whole.frames);
+        assert_eq!(contents.truncated_tail, whole.truncated_tail);
+        assert_eq!(
+            contents.truncated_tail,
+            Some((starts[2] as u64, (cut.len() - starts[2]) as u64))
+        );
+    }
+
+    #[test]
+    fn stated_content_len_sums_complete_frames() {
+        let parts = vec![lines(200, "trade"), lines(50, "ticker")];
+        let (file, starts) = archive(&parts);
+        assert_eq!(stated_content_len(&file), parts[0].len() + parts[1].len());
+        assert_eq!(stated_content_len(&file[..file.len() - 1]), parts[0].len());
+        assert_eq!(stated_content_len(&file[..starts[1]]), parts[0].len());
+        assert_eq!(stated_content_len(b"not zstd"), 0);
+        assert_eq!(stated_content_len(&[]), 0);
     }
 
     fn read_incrementally(data: &[u8], chunk: usize) -> Result<ArchiveContents, ArchiveError> {

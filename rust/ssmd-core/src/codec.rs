@@ -10,6 +10,7 @@ use crate::model::{
     Body, BookDelta, BookSnapshot, BookView, ConnectorEvent, ConnectorEventKind, EventLifecycle,
     Level, LifecycleEvent, MarketLifecycle, MarketStatus, Outcome, Record, Status, Ticker, Trade,
 };
+use crate::packed::unpack_into;
 use crate::ssmd_capnp::{self as schema, record};
 use capnp::message::{ReaderOptions, ScratchSpaceHeapAllocator};
 use capnp::serialize_packed;
@@ -299,64 +300,22 @@ fn reader_options() -> ReaderOptions {
     options
 }
 
-/// Unpacks a stream of packed messages into the standard (unpacked) stream,
-/// word-aligned so that messages can be read in place. Packing works word by
-/// word and never spans messages, so the whole stream unpacks in one pass.
-pub fn unpack(data: &[u8]) -> Result<Vec<capnp::Word>, CodecError> {
-    let truncated = |at: usize| CodecError {
-        offset: at,
-        reason: "packed stream ends mid-word".into(),
-    };
-    // The output starts zeroed (calloc'd pages), so zero bytes and zero runs
-    // cost nothing: only the bytes a tag marks present are written.
-    let mut words = capnp::Word::allocate_zeroed_vec(data.len() / 4 + 1);
-    let mut o = 0; // output byte offset
-    let mut i = 0;
-    while i < data.len() {
-        let tag = data[i];
-        i += 1;
-        let present = tag.count_ones() as usize;
-        let bytes = data.get(i..i + present).ok_or_else(|| truncated(i))?;
-        i += present;
-        let (zeros, raw) = match tag {
-            0x00 => (usize::from(*data.get(i).ok_or_else(|| truncated(i))?), 0),
-            0xFF => (0, usize::from(*data.get(i).ok_or_else(|| truncated(i))?)),
-            _ => (0, 0),
-        };
-        if tag == 0x00 || tag == 0xFF {
-            i += 1;
-        }
-        let needed = o + 8 * (1 + zeros + raw);
-        if needed > words.len() * 8 {
-            let mut bigger = capnp::Word::allocate_zeroed_vec((needed / 8).max(words.len() * 2));
-            capnp::Word::words_to_bytes_mut(&mut bigger)[..o]
-                .copy_from_slice(&capnp::Word::words_to_bytes(&words)[..o]);
-            words = bigger;
-        }
-        let out = capnp::Word::words_to_bytes_mut(&mut words);
-        let mut bits = tag;
-        for &byte in bytes {
-            out[o + bits.trailing_zeros() as usize] = byte;
-            bits &= bits - 1;
-        }
-        o += 8 * (1 + zeros);
-        if raw > 0 {
-            let run = data.get(i..i + raw * 8).ok_or_else(|| truncated(i))?;
-            out[o..o + run.len()].copy_from_slice(run);
-            o += run.len();
-            i += run.len();
-        }
-    }
-    words.truncate(o / 8);
-    Ok(words)
-}
-
 /// Calls `f` with every record of a stream of packed messages, in order, and
 /// returns how many there were. Stops at the first bad message (`offset` is
 /// then the byte offset in the unpacked stream).
-pub fn for_each_record(data: &[u8], mut f: impl FnMut(Record<'_>)) -> Result<usize, CodecError> {
-    let words = unpack(data)?;
-    let flat = capnp::Word::words_to_bytes(&words);
+pub fn for_each_record(data: &[u8], f: impl FnMut(Record<'_>)) -> Result<usize, CodecError> {
+    for_each_record_in(data, &mut Vec::new(), f)
+}
+
+/// [`for_each_record`], unpacking into `words` (scratch kept by the caller
+/// across calls, so that many small streams cost no allocation each).
+pub fn for_each_record_in(
+    data: &[u8],
+    words: &mut Vec<capnp::Word>,
+    mut f: impl FnMut(Record<'_>),
+) -> Result<usize, CodecError> {
+    let len = unpack_into(data, words)?;
+    let flat = &capnp::Word::words_to_bytes(words)[..len];
     let mut rest = flat;
     let mut count = 0;
     while !rest.is_empty() {

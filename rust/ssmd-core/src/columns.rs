@@ -5,7 +5,7 @@
 //! bitmaps with bit i = row i (least significant bit first), i32 offsets for
 //! UTF-8 columns, bit-packed booleans.
 
-use crate::codec::{for_each_record, CodecError};
+use crate::codec::{for_each_record_in, CodecError};
 use crate::model::{Body, ConnectorEventKind, Outcome, Record, Status};
 
 /// Arrow type of a column, as Python maps it.
@@ -76,7 +76,12 @@ impl Column {
         }
     }
 
+    #[inline]
     fn mark(&mut self, valid: bool) {
+        if valid && self.null_count == 0 {
+            self.len += 1;
+            return;
+        }
         if !valid && self.null_count == 0 {
             // First null: materialize the bitmap for the rows so far, all valid.
             self.validity = vec![0xFF; self.len.div_ceil(8)];
@@ -373,19 +378,89 @@ fn matches(kind: TableKind, body: &Body<'_>) -> bool {
     )
 }
 
+/// Builds one table from any number of record streams (an archive's frames,
+/// say), keeping its unpacking scratch between them.
+pub struct TableBuilder {
+    kind: TableKind,
+    cols: Vec<Column>,
+    rows: usize,
+    words: Vec<capnp::Word>,
+    /// Stream bytes given so far, and in all when known (see `expect_total`).
+    consumed: usize,
+    total: Option<usize>,
+}
+
+impl TableBuilder {
+    pub fn new(kind: TableKind) -> TableBuilder {
+        let cols = COMMON
+            .iter()
+            .chain(specific(kind))
+            .map(|(name, t)| Column::new(name, *t))
+            .collect();
+        TableBuilder {
+            kind,
+            cols,
+            rows: 0,
+            words: Vec::new(),
+            consumed: 0,
+            total: None,
+        }
+    }
+
+    /// How many stream bytes will be pushed in all. Once some rows exist,
+    /// every column reserves what the rest needs at the rate seen so far, so
+    /// it grows once instead of doubling: each doubling copies and touches
+    /// fresh memory, which costs more than the decoding on some machines.
+    pub fn expect_total(&mut self, total: usize) {
+        self.total = Some(total);
+    }
+
+    /// Appends the records of the table's kind in a stream of packed Record
+    /// messages; records of other kinds are skipped. On error the rows of the
+    /// stream's records before the bad one stay appended.
+    pub fn push_stream(&mut self, data: &[u8]) -> Result<(), CodecError> {
+        let (kind, cols, rows) = (self.kind, &mut self.cols, &mut self.rows);
+        for_each_record_in(data, &mut self.words, |r| {
+            if matches(kind, &r.body) {
+                *rows += push(cols, &r);
+            }
+        })?;
+        self.consumed += data.len();
+        if self.rows > 0 {
+            if let Some(total) = self.total.take() {
+                self.reserve_rest(total);
+            }
+        }
+        Ok(())
+    }
+
+    fn reserve_rest(&mut self, total: usize) {
+        let rest = total.saturating_sub(self.consumed);
+        if rest == 0 || self.consumed == 0 {
+            return;
+        }
+        // A little over the rate seen, so that a slightly denser rest still fits.
+        let scale = |len: usize| {
+            let more = (len as u128 * rest as u128 / self.consumed as u128) * 21 / 20;
+            usize::try_from(more).unwrap_or(0)
+        };
+        for col in &mut self.cols {
+            col.values.reserve(scale(col.values.len()));
+            col.offsets.reserve(scale(col.offsets.len()));
+            col.validity.reserve(scale(col.validity.len()));
+        }
+    }
+
+    /// Row count and columns.
+    pub fn finish(self) -> (usize, Vec<Column>) {
+        (self.rows, self.cols)
+    }
+}
+
 /// The records of `kind` in a stream of packed Record messages, as columns.
 /// Records of other kinds are skipped.
 pub fn to_columns(data: &[u8], kind: TableKind) -> Result<(usize, Vec<Column>), CodecError> {
-    let mut cols: Vec<Column> = COMMON
-        .iter()
-        .chain(specific(kind))
-        .map(|(name, t)| Column::new(name, *t))
-        .collect();
-    let mut rows = 0;
-    for_each_record(data, |r| {
-        if matches(kind, &r.body) {
-            rows += push(&mut cols, &r);
-        }
-    })?;
-    Ok((rows, cols))
+    let mut table = TableBuilder::new(kind);
+    table.push_stream(data)?;
+    Ok(table.finish())
 }

@@ -20,6 +20,7 @@ pub mod coverage;
 pub mod fixed;
 pub mod model;
 pub mod normalize;
+pub mod packed;
 pub mod route;
 pub mod scalar;
 pub mod seq;

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 
 mod archive;
 mod book;
+mod columns;
 mod errors;
 mod normalize;
 mod records;
@@ -28,6 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     normalize::register(m)?;
     archive::register(m)?;
+    columns::register(m)?;
     book::register(m)?;
     seq::register(m)?;
     wire::register(m)?;

@@ -5,7 +5,6 @@ use crate::records::{dict_to_record, record_to_dict};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use ssmd_core::codec::{self, Encoder};
-use ssmd_core::columns::{self, TableKind};
 use ssmd_core::model::RecordType;
 use ssmd_core::normalize::{normalize_kalshi as normalize_frames, Batch};
 use ssmd_core::venues::kalshi::parse::FrameKind;
@@ -262,51 +261,6 @@ fn record_spans(py: Python<'_>, data: &[u8]) -> PyResult<Vec<(usize, usize)>> {
         .collect())
 }
 
-/// The records of one kind as Arrow-layout column buffers:
-/// (rows, [(name, type, values, offsets, validity, null_count)]).
-#[pyfunction]
-#[allow(clippy::type_complexity)]
-fn records_to_columns<'py>(
-    py: Python<'py>,
-    data: &[u8],
-    kind: &str,
-) -> PyResult<(
-    usize,
-    Vec<(
-        &'static str,
-        &'static str,
-        Bound<'py, PyBytes>,
-        Option<Bound<'py, PyBytes>>,
-        Option<Bound<'py, PyBytes>>,
-        usize,
-    )>,
-)> {
-    let table_kind = TableKind::from_name(kind).ok_or_else(|| {
-        pyo3::exceptions::PyValueError::new_err(format!(
-            "no column layout for record kind {kind:?}; use one of trade, ticker, book_delta, book_level, lifecycle, event_lifecycle, status, connector_event"
-        ))
-    })?;
-    let (rows, columns) = py
-        .detach(|| columns::to_columns(data, table_kind))
-        .map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))?;
-    let out = columns
-        .into_iter()
-        .map(|c| {
-            let offsets = (!c.offsets.is_empty()).then(|| PyBytes::new(py, &c.offsets));
-            let validity = (c.null_count > 0).then(|| PyBytes::new(py, &c.validity));
-            (
-                c.name,
-                c.column_type.name(),
-                PyBytes::new(py, &c.values),
-                offsets,
-                validity,
-                c.null_count,
-            )
-        })
-        .collect();
-    Ok((rows, out))
-}
-
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let names: Vec<&str> = FrameKind::ALL.iter().map(|k| k.name()).collect();
     m.add("FRAME_KINDS", PyTuple::new(m.py(), names)?)?;
@@ -319,6 +273,5 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(record_heads, m)?)?;
     m.add_function(wrap_pyfunction!(encode_records, m)?)?;
     m.add_function(wrap_pyfunction!(record_spans, m)?)?;
-    m.add_function(wrap_pyfunction!(records_to_columns, m)?)?;
     Ok(())
 }

@@ -1,0 +1,259 @@
+//! Unpacking of Cap'n Proto's packed encoding, the hot step of reading
+//! normalized records.
+//!
+//! Packing turns each 8-byte word into a tag byte (bit k set = byte k is
+//! non-zero) followed by the non-zero bytes; tag 0x00 is followed by a count
+//! of further zero words, tag 0xFF by a count of words copied verbatim.
+//! Expanding a tag is a byte shuffle: on x86-64 one SSSE3 instruction per
+//! word (and POPCNT for the tag's byte count), elsewhere a loop over a
+//! precomputed table.
+
+use crate::codec::CodecError;
+use capnp::Word;
+
+/// For each tag, where each output byte comes from among the bytes that
+/// follow the tag; 0x80 means "zero" (the value PSHUFB reads as such).
+const SHUFFLE: [[u8; 8]; 256] = shuffle_table();
+
+const fn shuffle_table() -> [[u8; 8]; 256] {
+    let mut table = [[0x80u8; 8]; 256];
+    let mut tag = 0;
+    while tag < 256 {
+        let mut next = 0u8;
+        let mut k = 0;
+        while k < 8 {
+            if (tag >> k) & 1 == 1 {
+                table[tag][k] = next;
+                next += 1;
+            }
+            k += 1;
+        }
+        tag += 1;
+    }
+    table
+}
+
+#[inline(always)]
+fn expand_portable(tag: u8, src: [u8; 8]) -> [u8; 8] {
+    let order = &SHUFFLE[tag as usize];
+    let mut word = [0u8; 8];
+    for k in 0..8 {
+        let from = order[k];
+        word[k] = if from & 0x80 == 0 {
+            src[from as usize]
+        } else {
+            0
+        };
+    }
+    word
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "ssse3")]
+#[inline]
+fn expand_ssse3(tag: u8, src: [u8; 8]) -> [u8; 8] {
+    use std::arch::x86_64::{_mm_cvtsi128_si64, _mm_cvtsi64_si128, _mm_shuffle_epi8};
+    let order = i64::from_le_bytes(SHUFFLE[tag as usize]);
+    let bytes = _mm_cvtsi64_si128(i64::from_le_bytes(src));
+    let word = _mm_shuffle_epi8(bytes, _mm_cvtsi64_si128(order));
+    _mm_cvtsi128_si64(word).to_le_bytes()
+}
+
+/// Unpacks a stream of packed messages into the start of `words` and returns
+/// its length in bytes: the standard (unpacked) stream, word-aligned so that
+/// messages can be read in place. Packing works word by word and never spans
+/// messages, so the whole stream unpacks in one pass. `words` is the caller's
+/// scratch: it keeps its length between calls, so reused memory stays mapped
+/// and warm, and every word up to the returned length is written.
+pub fn unpack_into(data: &[u8], words: &mut Vec<Word>) -> Result<usize, CodecError> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("ssse3") && std::arch::is_x86_feature_detected!("popcnt")
+    {
+        // SAFETY: the CPU has SSSE3 and POPCNT (checked just above).
+        return unsafe { unpack_ssse3(data, words) };
+    }
+    unpack_with(data, words, expand_portable)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "ssse3,popcnt")]
+fn unpack_ssse3(data: &[u8], words: &mut Vec<Word>) -> Result<usize, CodecError> {
+    unpack_with(data, words, |tag, src| expand_ssse3(tag, src))
+}
+
+#[inline(always)]
+fn unpack_with(
+    data: &[u8],
+    words: &mut Vec<Word>,
+    expand: impl Fn(u8, [u8; 8]) -> [u8; 8],
+) -> Result<usize, CodecError> {
+    let truncated = |at: usize| CodecError {
+        offset: at,
+        reason: "packed stream ends mid-word".into(),
+    };
+    // Packed records rarely unpack to more than twice their size; the loop grows it.
+    let mut capacity = words.len().max(data.len() / 4 + 1);
+    if words.len() < capacity {
+        *words = Word::allocate_zeroed_vec(capacity);
+    }
+    let mut o = 0; // output byte offset
+    let mut i = 0;
+    while i < data.len() {
+        let tag = data[i];
+        i += 1;
+        let present = tag.count_ones() as usize;
+        if i + present > data.len() {
+            return Err(truncated(i));
+        }
+        let mut src = [0u8; 8];
+        if i + 8 <= data.len() {
+            src.copy_from_slice(&data[i..i + 8]);
+        } else {
+            src[..present].copy_from_slice(&data[i..i + present]);
+        }
+        i += present;
+        let (zeros, raw) = match tag {
+            0x00 | 0xFF => {
+                let count = usize::from(*data.get(i).ok_or_else(|| truncated(i))?);
+                i += 1;
+                if tag == 0x00 {
+                    (count, 0)
+                } else {
+                    (0, count)
+                }
+            }
+            _ => (0, 0),
+        };
+        let needed = o + 8 * (1 + zeros + raw);
+        if needed > capacity * 8 {
+            capacity = (needed / 8).max(capacity * 2);
+            let mut bigger = Word::allocate_zeroed_vec(capacity);
+            Word::words_to_bytes_mut(&mut bigger)[..o]
+                .copy_from_slice(&Word::words_to_bytes(words)[..o]);
+            *words = bigger;
+        }
+        let out = Word::words_to_bytes_mut(words);
+        out[o..o + 8].copy_from_slice(&expand(tag, src));
+        o += 8;
+        if zeros > 0 {
+            out[o..o + 8 * zeros].fill(0);
+            o += 8 * zeros;
+        }
+        if raw > 0 {
+            let run = data.get(i..i + raw * 8).ok_or_else(|| truncated(i))?;
+            out[o..o + run.len()].copy_from_slice(run);
+            o += run.len();
+            i += run.len();
+        }
+    }
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Packs `segment` (whole words) as the encoding's specification says:
+    /// a zero word is followed by the count of further zero words, a full
+    /// word by the count of following words copied verbatim (here: those
+    /// with at most one zero byte, as the reference encoder chooses).
+    fn packed(segment: &[u8]) -> Vec<u8> {
+        let words: Vec<[u8; 8]> = segment
+            .chunks_exact(8)
+            .map(|c| c.try_into().expect("8 bytes"))
+            .collect();
+        let nonzero = |w: &[u8; 8]| w.iter().filter(|b| **b != 0).count();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < words.len() {
+            let word = words[i];
+            let tag = (0..8).fold(0u8, |t, k| t | (u8::from(word[k] != 0) << k));
+            out.push(tag);
+            out.extend(word.iter().filter(|b| **b != 0));
+            i += 1;
+            if tag == 0x00 {
+                let run = words[i..]
+                    .iter()
+                    .take(255)
+                    .take_while(|w| nonzero(w) == 0)
+                    .count();
+                out.push(run as u8);
+                i += run;
+            } else if tag == 0xFF {
+                let run = words[i..]
+                    .iter()
+                    .take(255)
+                    .take_while(|w| nonzero(w) >= 7)
+                    .count();
+                out.push(run as u8);
+                out.extend(words[i..i + run].iter().flatten());
+                i += run;
+            }
+        }
+        out
+    }
+
+    fn unpacked(data: &[u8]) -> Result<Vec<u8>, CodecError> {
+        let mut words = Vec::new();
+        let len = unpack_into(data, &mut words)?;
+        Ok(Word::words_to_bytes(&words)[..len].to_vec())
+    }
+
+    #[test]
+    fn every_tag_expands_as_the_portable_table_says() {
+        for tag in 0..=255u8 {
+            let src = [1, 2, 3, 4, 5, 6, 7, 8];
+            let mut expected = [0u8; 8];
+            let mut next = 0;
+            for (k, byte) in expected.iter_mut().enumerate() {
+                if tag >> k & 1 == 1 {
+                    *byte = src[next];
+                    next += 1;
+                }
+            }
+            assert_eq!(expand_portable(tag, src), expected, "tag {tag:#04x}");
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("ssse3") {
+                // SAFETY: SSSE3 is present.
+                assert_eq!(
+                    unsafe { expand_ssse3(tag, src) },
+                    expected,
+                    "tag {tag:#04x}"
+                );
+            }
+        }
+    }
+
+    proptest! {
+        /// Words with many zero bytes, zero words and runs of full words, as
+        /// records have; the unpacked stream is the original, and scratch
+        /// reused from a longer stream does not leak into a shorter one.
+        #[test]
+        fn unpacking_inverts_packing(
+            words in proptest::collection::vec(
+                prop_oneof![Just(0u64), Just(u64::MAX), any::<u64>(), (0u64..256), any::<u32>().prop_map(u64::from)],
+                0..600,
+            ),
+        ) {
+            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            let mut scratch = Vec::new();
+            let long: Vec<u8> = (0..9000u32).map(|v| (v % 251) as u8 + 1).collect();
+            unpack_into(&packed(&long), &mut scratch).expect("long stream");
+            let len = unpack_into(&packed(&bytes), &mut scratch).expect("unpack");
+            prop_assert_eq!(&Word::words_to_bytes(&scratch)[..len], &bytes[..]);
+            prop_assert_eq!(unpacked(&packed(&bytes)).expect("unpack"), bytes);
+        }
+
+        /// Any prefix of a packed stream unpacks or reports truncation; never panics.
+        #[test]
+        fn truncated_streams_are_errors_not_panics(
+            words in proptest::collection::vec(any::<u64>(), 1..50),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            let data = packed(&bytes);
+            let _ = unpacked(&data[..cut.index(data.len())]);
+        }
+    }
+}
