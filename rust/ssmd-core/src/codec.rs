@@ -10,7 +10,7 @@ use crate::model::{
     Body, BookDelta, BookSnapshot, BookView, ConnectorEvent, ConnectorEventKind, EventLifecycle,
     Level, LifecycleEvent, MarketLifecycle, MarketStatus, Outcome, Record, Status, Ticker, Trade,
 };
-use crate::packed::unpack_into;
+use crate::packed::{pack_into, unpack_into};
 use crate::ssmd_capnp::{self as schema, record};
 use capnp::message::{ReaderOptions, ScratchSpaceHeapAllocator};
 use capnp::serialize_packed;
@@ -105,8 +105,14 @@ impl Encoder {
             let bytes: usize = segments.iter().map(|s| s.len()).sum();
             return Some(bytes / 8 + 8);
         }
-        // Writing into a Vec cannot fail.
-        let _ = serialize_packed::write_message(&mut *out, &message);
+        // The segment table of one segment is one word: count - 1 (0), then
+        // the length in words. Packed apart from the segment, as the capnp
+        // crate's packer does.
+        let segment = segments[0];
+        let mut table = [0u8; 8];
+        table[4..].copy_from_slice(&((segment.len() / 8) as u32).to_le_bytes());
+        pack_into(&table, out);
+        pack_into(segment, out);
         None
     }
 }
@@ -655,5 +661,66 @@ pub fn into_owned(r: Record<'_>) -> Record<'static> {
         sid: r.sid,
         seq: r.seq,
         body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Level;
+    use crate::venues::kalshi::parse::parse_frame;
+
+    /// What the capnp crate itself writes for `record` (in one segment, as ours).
+    fn reference(record: &Record<'_>) -> Vec<u8> {
+        let one_segment = capnp::message::HeapAllocator::new().first_segment_words(1 << 16);
+        let mut message = capnp::message::Builder::new(one_segment);
+        build_record(message.init_root::<record::Builder>(), record);
+        let mut out = Vec::new();
+        serialize_packed::write_message(&mut out, &message).expect("write to a Vec");
+        out
+    }
+
+    #[test]
+    fn encoder_writes_the_bytes_the_capnp_crate_writes() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/kalshi");
+        let mut records = 0;
+        let mut encoder = Encoder::new();
+        for entry in std::fs::read_dir(dir).expect("fixture tree") {
+            let frame = std::fs::read(entry.expect("entry").path()).expect("fixture");
+            let Some(mut record) = parse_frame(&frame, 1_800_000_000_000_000_123, 7).record else {
+                continue;
+            };
+            record.seq = u64::MAX;
+            let mut ours = vec![0xAB];
+            encoder.encode(&record, &mut ours);
+            assert!(ours[1..] == reference(&record)[..], "the bytes differ");
+            records += 1;
+        }
+        assert!(records > 30, "{records} fixture records");
+    }
+
+    #[test]
+    fn large_records_encode_as_the_capnp_crate_does() {
+        let level = |i: i64| Level {
+            price_e6: Some(i * 10_000),
+            size_e6: if i % 3 == 0 { None } else { Some(i) },
+        };
+        let record = Record {
+            receive_ts: 1_800_000_000_000_000_000,
+            exchange_ts: 0,
+            conn_id: 3,
+            sid: 0,
+            seq: 255,
+            body: Body::BookSnapshot(BookSnapshot {
+                ticker: Some(Cow::Borrowed("KXHIGHNY-26JUL20-B85.5")),
+                market_id: None,
+                yes: (0..400).map(level).collect(),
+                no: (0..3).map(level).collect(),
+                use_yes_price: true,
+            }),
+        };
+        let mut ours = Vec::new();
+        Encoder::new().encode(&record, &mut ours);
+        assert!(ours == reference(&record), "the bytes differ");
     }
 }

@@ -1,12 +1,13 @@
-//! Unpacking of Cap'n Proto's packed encoding, the hot step of reading
-//! normalized records.
+//! Cap'n Proto's packed encoding, both ways: a hot step of writing and of
+//! reading normalized records.
 //!
 //! Packing turns each 8-byte word into a tag byte (bit k set = byte k is
 //! non-zero) followed by the non-zero bytes; tag 0x00 is followed by a count
 //! of further zero words, tag 0xFF by a count of words copied verbatim.
-//! Expanding a tag is a byte shuffle: on x86-64 one SSSE3 instruction per
-//! word (and POPCNT for the tag's byte count), elsewhere a loop over a
-//! precomputed table.
+//! Dropping or restoring a word's zero bytes is a byte shuffle: on x86-64 one
+//! SSSE3 instruction per word (and POPCNT for the tag's byte count),
+//! elsewhere a loop over a precomputed table. [`pack_into`] writes exactly
+//! the bytes the capnp crate's packer writes.
 
 use crate::codec::CodecError;
 use capnp::Word;
@@ -14,6 +15,9 @@ use capnp::Word;
 /// For each tag, where each output byte comes from among the bytes that
 /// follow the tag; 0x80 means "zero" (the value PSHUFB reads as such).
 const SHUFFLE: [[u8; 8]; 256] = shuffle_table();
+/// For each tag, the positions of the non-zero bytes in order, then 0x80:
+/// the shuffle that packs a word.
+const COMPRESS: [[u8; 8]; 256] = compress_table();
 
 const fn shuffle_table() -> [[u8; 8]; 256] {
     let mut table = [[0x80u8; 8]; 256];
@@ -33,9 +37,32 @@ const fn shuffle_table() -> [[u8; 8]; 256] {
     table
 }
 
+const fn compress_table() -> [[u8; 8]; 256] {
+    let mut table = [[0x80u8; 8]; 256];
+    let mut tag = 0;
+    while tag < 256 {
+        let mut next = 0;
+        let mut k = 0u8;
+        while k < 8 {
+            if (tag >> k) & 1 == 1 {
+                table[tag][next] = k;
+                next += 1;
+            }
+            k += 1;
+        }
+        tag += 1;
+    }
+    table
+}
+
+/// Which bytes of a word are non-zero, as a tag.
 #[inline(always)]
-fn expand_portable(tag: u8, src: [u8; 8]) -> [u8; 8] {
-    let order = &SHUFFLE[tag as usize];
+fn tag_of(word: [u8; 8]) -> u8 {
+    (0..8).fold(0u8, |tag, k| tag | (u8::from(word[k] != 0) << k))
+}
+
+#[inline(always)]
+fn shuffle_portable(order: &[u8; 8], src: [u8; 8]) -> [u8; 8] {
     let mut word = [0u8; 8];
     for k in 0..8 {
         let from = order[k];
@@ -48,15 +75,39 @@ fn expand_portable(tag: u8, src: [u8; 8]) -> [u8; 8] {
     word
 }
 
+#[inline(always)]
+fn expand_portable(tag: u8, src: [u8; 8]) -> [u8; 8] {
+    shuffle_portable(&SHUFFLE[tag as usize], src)
+}
+
+#[inline(always)]
+fn compress_portable(tag: u8, word: [u8; 8]) -> [u8; 8] {
+    shuffle_portable(&COMPRESS[tag as usize], word)
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "ssse3")]
 #[inline]
-fn expand_ssse3(tag: u8, src: [u8; 8]) -> [u8; 8] {
+fn shuffle_ssse3(order: &[u8; 8], src: [u8; 8]) -> [u8; 8] {
     use std::arch::x86_64::{_mm_cvtsi128_si64, _mm_cvtsi64_si128, _mm_shuffle_epi8};
-    let order = i64::from_le_bytes(SHUFFLE[tag as usize]);
+    let order = _mm_cvtsi64_si128(i64::from_le_bytes(*order));
     let bytes = _mm_cvtsi64_si128(i64::from_le_bytes(src));
-    let word = _mm_shuffle_epi8(bytes, _mm_cvtsi64_si128(order));
-    _mm_cvtsi128_si64(word).to_le_bytes()
+    _mm_cvtsi128_si64(_mm_shuffle_epi8(bytes, order)).to_le_bytes()
+}
+
+/// `tag_of` in three SSE2 instructions.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+#[inline]
+fn tag_sse2(word: [u8; 8]) -> u8 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_cvtsi64_si128, _mm_movemask_epi8, _mm_setzero_si128,
+    };
+    let zeros = _mm_movemask_epi8(_mm_cmpeq_epi8(
+        _mm_cvtsi64_si128(i64::from_le_bytes(word)),
+        _mm_setzero_si128(),
+    ));
+    !(zeros as u8)
 }
 
 /// Unpacks a stream of packed messages into the start of `words` and returns
@@ -78,7 +129,9 @@ pub fn unpack_into(data: &[u8], words: &mut Vec<Word>) -> Result<usize, CodecErr
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "ssse3,popcnt")]
 fn unpack_ssse3(data: &[u8], words: &mut Vec<Word>) -> Result<usize, CodecError> {
-    unpack_with(data, words, |tag, src| expand_ssse3(tag, src))
+    unpack_with(data, words, |tag, src| {
+        shuffle_ssse3(&SHUFFLE[tag as usize], src)
+    })
 }
 
 #[inline(always)]
@@ -149,6 +202,80 @@ fn unpack_with(
     Ok(o)
 }
 
+/// Appends `words` (whole words, such as a segment) packed to `out`, with
+/// the capnp crate's choices: a zero word counts the zero words after it, a
+/// full word copies the following words that have at most one zero byte
+/// (where packing stops paying), both up to 255.
+pub fn pack_into(words: &[u8], out: &mut Vec<u8>) {
+    debug_assert!(words.len() % 8 == 0, "packing takes whole words");
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("ssse3") && std::arch::is_x86_feature_detected!("popcnt")
+    {
+        // SAFETY: the CPU has SSSE3 and POPCNT (checked just above).
+        return unsafe { pack_ssse3(words, out) };
+    }
+    pack_with(words, out, tag_of, compress_portable)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "ssse3,popcnt")]
+fn pack_ssse3(words: &[u8], out: &mut Vec<u8>) {
+    pack_with(
+        words,
+        out,
+        |word| tag_sse2(word),
+        |tag, word| shuffle_ssse3(&COMPRESS[tag as usize], word),
+    )
+}
+
+#[inline(always)]
+fn pack_with(
+    words: &[u8],
+    out: &mut Vec<u8>,
+    tag_of: impl Fn([u8; 8]) -> u8,
+    compress: impl Fn(u8, [u8; 8]) -> [u8; 8],
+) {
+    let word_at = |i: usize| -> [u8; 8] {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&words[i * 8..i * 8 + 8]);
+        word
+    };
+    let count = words.len() / 8;
+    let start = out.len();
+    // At most 10 bytes per word (tag, 8 bytes, run count), plus room for the
+    // whole-word store of the last word's bytes.
+    out.resize(start + count * 10 + 8, 0);
+    let buf = &mut out[start..];
+    let mut o = 0;
+    let mut i = 0;
+    while i < count {
+        let word = word_at(i);
+        i += 1;
+        let tag = tag_of(word);
+        buf[o] = tag;
+        buf[o + 1..o + 9].copy_from_slice(&compress(tag, word));
+        o += 1 + tag.count_ones() as usize;
+        if tag == 0x00 {
+            let run = (i..count.min(i + 255))
+                .take_while(|&j| word_at(j) == [0; 8])
+                .count();
+            buf[o] = run as u8;
+            o += 1;
+            i += run;
+        } else if tag == 0xFF {
+            let run = (i..count.min(i + 255))
+                .take_while(|&j| tag_of(word_at(j)).count_ones() >= 7)
+                .count();
+            buf[o] = run as u8;
+            o += 1;
+            buf[o..o + run * 8].copy_from_slice(&words[i * 8..(i + run) * 8]);
+            o += run * 8;
+            i += run;
+        }
+    }
+    out.truncate(start + o);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,7 +328,7 @@ mod tests {
     }
 
     #[test]
-    fn every_tag_expands_as_the_portable_table_says() {
+    fn every_tag_shuffles_as_the_tables_say() {
         for tag in 0..=255u8 {
             let src = [1, 2, 3, 4, 5, 6, 7, 8];
             let mut expected = [0u8; 8];
@@ -213,14 +340,16 @@ mod tests {
                 }
             }
             assert_eq!(expand_portable(tag, src), expected, "tag {tag:#04x}");
+            assert_eq!(&compress_portable(tag, expected)[..next], &src[..next]);
+            assert_eq!(tag_of(expected), tag);
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("ssse3") {
-                // SAFETY: SSSE3 is present.
-                assert_eq!(
-                    unsafe { expand_ssse3(tag, src) },
-                    expected,
-                    "tag {tag:#04x}"
-                );
+                // SAFETY: SSSE3 (and so SSE2) is present.
+                let ssse3 = unsafe { shuffle_ssse3(&SHUFFLE[tag as usize], src) };
+                assert_eq!(ssse3, expected, "tag {tag:#04x}");
+                let packed = unsafe { shuffle_ssse3(&COMPRESS[tag as usize], expected) };
+                assert_eq!(&packed[..next], &src[..next], "tag {tag:#04x}");
+                assert_eq!(unsafe { tag_sse2(expected) }, tag, "tag {tag:#04x}");
             }
         }
     }
@@ -242,7 +371,13 @@ mod tests {
             unpack_into(&packed(&long), &mut scratch).expect("long stream");
             let len = unpack_into(&packed(&bytes), &mut scratch).expect("unpack");
             prop_assert_eq!(&Word::words_to_bytes(&scratch)[..len], &bytes[..]);
-            prop_assert_eq!(unpacked(&packed(&bytes)).expect("unpack"), bytes);
+            prop_assert_eq!(&unpacked(&packed(&bytes)).expect("unpack"), &bytes);
+            let mut ours = vec![7u8];
+            pack_into(&bytes, &mut ours);
+            prop_assert_eq!(&ours[1..], &packed(&bytes)[..]);
+            let mut portable = Vec::new();
+            pack_with(&bytes, &mut portable, tag_of, compress_portable);
+            prop_assert_eq!(portable, packed(&bytes));
         }
 
         /// Any prefix of a packed stream unpacks or reports truncation; never panics.
