@@ -13,46 +13,32 @@ use crate::codec::CodecError;
 use capnp::Word;
 
 /// For each tag, where each output byte comes from among the bytes that
-/// follow the tag; 0x80 means "zero" (the value PSHUFB reads as such).
-const SHUFFLE: [[u8; 8]; 256] = shuffle_table();
+/// follow the tag; 0x80 means "zero" (the value PSHUFB reads as such): the
+/// shuffle that unpacks a word.
+const SHUFFLE: [[u8; 8]; 256] = TABLES.0;
 /// For each tag, the positions of the non-zero bytes in order, then 0x80:
 /// the shuffle that packs a word.
-const COMPRESS: [[u8; 8]; 256] = compress_table();
+const COMPRESS: [[u8; 8]; 256] = TABLES.1;
+const TABLES: ([[u8; 8]; 256], [[u8; 8]; 256]) = shuffle_tables();
 
-const fn shuffle_table() -> [[u8; 8]; 256] {
-    let mut table = [[0x80u8; 8]; 256];
-    let mut tag = 0;
-    while tag < 256 {
-        let mut next = 0u8;
-        let mut k = 0;
-        while k < 8 {
-            if (tag >> k) & 1 == 1 {
-                table[tag][k] = next;
-                next += 1;
-            }
-            k += 1;
-        }
-        tag += 1;
-    }
-    table
-}
-
-const fn compress_table() -> [[u8; 8]; 256] {
-    let mut table = [[0x80u8; 8]; 256];
+const fn shuffle_tables() -> ([[u8; 8]; 256], [[u8; 8]; 256]) {
+    let mut unpack = [[0x80u8; 8]; 256];
+    let mut pack = [[0x80u8; 8]; 256];
     let mut tag = 0;
     while tag < 256 {
         let mut next = 0;
-        let mut k = 0u8;
+        let mut k = 0;
         while k < 8 {
             if (tag >> k) & 1 == 1 {
-                table[tag][next] = k;
+                unpack[tag][k] = next as u8;
+                pack[tag][next] = k as u8;
                 next += 1;
             }
             k += 1;
         }
         tag += 1;
     }
-    table
+    (unpack, pack)
 }
 
 /// Which bytes of a word are non-zero, as a tag.
