@@ -123,6 +123,8 @@ pub fn route(msgs: &mut [Message<'_>], prefix: &str, written: &mut Coverage) -> 
     msgs.sort_by_key(|m| m.seq);
     let mut out = Routed::default();
     let mut index: HashMap<Dest, usize> = HashMap::new();
+    // Unpacking scratch for every record of the batch.
+    let mut words = Vec::new();
     for m in msgs.iter() {
         out.counts.received += 1;
         if written.contains(m.seq) {
@@ -173,7 +175,7 @@ pub fn route(msgs: &mut [Message<'_>], prefix: &str, written: &mut Coverage) -> 
                 chunk.close_item(len, m.seq, ts);
                 ts
             }
-            _ => route_record(&mut out, &mut index, m),
+            _ => route_record(&mut out, &mut index, &mut words, m),
         };
         written.insert(m.seq, ts);
         if out.first_ts == 0 {
@@ -186,9 +188,14 @@ pub fn route(msgs: &mut [Message<'_>], prefix: &str, written: &mut Coverage) -> 
 
 /// A normalized record (or connector event) to its file; anything that is not
 /// exactly one record goes to the raw archive as "undecodable", with its subject.
-fn route_record(out: &mut Routed, index: &mut HashMap<Dest, usize>, m: &Message<'_>) -> u64 {
+fn route_record(
+    out: &mut Routed,
+    index: &mut HashMap<Dest, usize>,
+    words: &mut Vec<capnp::Word>,
+    m: &Message<'_>,
+) -> u64 {
     let mut head = None;
-    let decoded = codec::for_each_record(m.payload, |r| {
+    let decoded = codec::for_each_record_in(m.payload, words, |r| {
         head = Some((r.receive_ts, r.body.kind(), r.body.record_type().name(), {
             r.body.ticker().unwrap_or_default().to_string()
         }));

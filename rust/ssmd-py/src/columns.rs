@@ -10,7 +10,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use ssmd_core::archive::{self, ArchiveError};
 use ssmd_core::codec::CodecError;
-use ssmd_core::columns::{Column, TableBuilder, TableKind};
+use ssmd_core::columns::{self, Column, TableBuilder, TableKind};
 use std::os::raw::c_int;
 
 /// Read-only bytes owned by Rust, exposed through the buffer protocol.
@@ -95,10 +95,10 @@ fn table_kind(kind: &str) -> PyResult<TableKind> {
 /// column buffers: (rows, [(name, type, values, offsets, validity, null_count)]).
 #[pyfunction]
 fn records_to_columns(py: Python<'_>, data: &[u8], kind: &str) -> PyResult<(usize, Vec<PyColumn>)> {
-    let mut table = TableBuilder::new(table_kind(kind)?);
-    py.detach(|| table.push_stream(data))
+    let kind = table_kind(kind)?;
+    let (rows, columns) = py
+        .detach(|| columns::to_columns(data, kind))
         .map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))?;
-    let (rows, columns) = table.finish();
     Ok((rows, to_py(columns)))
 }
 
