@@ -56,7 +56,11 @@ def sync(
     everything: bool = typer.Option(
         False, "--all", help="Every series, event and market, not only the environment's selection."
     ),
-    journal: bool = typer.Option(True, help="Publish changes to {env}.journal.secmaster."),
+    journal: bool = typer.Option(
+        True,
+        help="Publish changes to {env}.journal.secmaster now; without, they wait in the "
+        "store's outbox for the next secmaster run that reaches NATS.",
+    ),
     rest_url: str | None = typer.Option(None, help="Override the REST URL."),
     nats_url: str | None = typer.Option(None, help="Override the NATS URL."),
     redis_url: str | None = typer.Option(None, help="Override the Redis URL."),
@@ -248,7 +252,7 @@ def live(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with services(resolved) as svc:
+        async with services(resolved, connect_wait=None) as svc:
             nc = await connect(resolved.nats.url, "ssmd-secmaster-live")
             js = nc.jetstream()
 
@@ -260,7 +264,7 @@ def live(
                 svc.store,
                 resolved.name,
                 resolved.feed.name,
-                journal_subject=journal_subject(resolved.name) if svc.journal else None,
+                journal_subject=journal_subject(resolved.name),
                 on_changes=svc.changed,
                 publish_status=publish,
             )

@@ -6,6 +6,11 @@ change itself; `Journal.flush` publishes the outbox in order through JetStream w
 rows. A crash between commit and ack republishes the same ids, which the stream's
 duplicate window turns into no-ops. The stream `SSMD_<ENV>_JOURNAL` (subjects
 `{env}.journal.>`) is created when missing and checked to cover the subject.
+
+The outbox is filled whether or not NATS is reachable: what a run stores without NATS
+is published by the next secmaster run that reaches it. Its limit is the stream's own
+retention (`RETENTION`): an entry older than that is dropped unpublished, with a
+warning, since the stream would have aged it out by now anyway.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ from ssmd.config.models.common import env_var_token
 from ssmd.exceptions import ConfigError
 from ssmd.secmaster.store import Store
 
-__all__ = ["Journal", "journal_stream", "journal_subject"]
+__all__ = ["RETENTION", "Journal", "journal_stream", "journal_subject"]
 
 log = logging.getLogger(__name__)
 
 MSG_ID: Final = "Nats-Msg-Id"
+RETENTION: Final = timedelta(days=7)  # the stream's max age, and the outbox's
 
 
 def journal_subject(env: str, kind: str = "secmaster") -> str:
@@ -45,7 +51,7 @@ class Journal:
         js: JetStreamContext,
         env: str,
         *,
-        retention: timedelta = timedelta(days=7),
+        retention: timedelta = RETENTION,
         duplicate_window: timedelta = timedelta(minutes=2),
         replicas: int = 1,
         batch: int = 500,

@@ -8,25 +8,32 @@ report = await sync_environment(env)                      # one sync run (journa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from ssmd.config.resolve import mask_url
 from ssmd.secmaster.cache import Cache
-from ssmd.secmaster.journal import Journal, journal_subject
+from ssmd.secmaster.journal import RETENTION, Journal, journal_subject
+from ssmd.secmaster.model import iso_from_seconds
 from ssmd.secmaster.status import filter_to_statuses
 from ssmd.secmaster.store import SQLITE_FILE, Change, Store, open_store
 from ssmd.secmaster.sync import Rest, Syncer, SyncOptions, SyncReport
 
 if TYPE_CHECKING:
+    from ssmd.bus.connection import NatsClient
     from ssmd.config import ResolvedEnvironment
     from ssmd.config.models.environment import Symbols
 
 __all__ = ["Services", "open_markets", "selected_tickers", "services", "sync_environment"]
 
 log = logging.getLogger(__name__)
+
+CONNECT_WAIT: Final = 5.0  # seconds to reach NATS before the journal is left to the outbox
 
 
 def selected_markets(store: Store, symbols: Symbols) -> list[dict[str, Any]]:
@@ -103,36 +110,78 @@ class Services:
 
 @contextlib.asynccontextmanager
 async def services(
-    env: ResolvedEnvironment, *, journal: bool = True, redis: bool = True
+    env: ResolvedEnvironment,
+    *,
+    journal: bool = True,
+    redis: bool = True,
+    connect_wait: float | None = CONNECT_WAIT,
 ) -> AsyncIterator[Services]:
-    """The store, the journal (NATS) and the cache (Redis) an environment configures."""
+    """The store, the journal (NATS) and the cache (Redis) an environment configures.
+
+    Changes go to the store's outbox in any case; the journal publishes them when NATS
+    is reachable (within `connect_wait` seconds; None waits as long as it takes) and
+    publishing is on. Otherwise they wait for the next secmaster run that reaches NATS,
+    which publishes them first."""
     store = open_store(env)
     nc = None
     cache = None
     try:
+        _expire_outbox(store)
         jr = None
-        if journal:
-            if env.nats.embedded:
-                log.warning(
-                    "journal off: NATS is 'embedded' (started by `ssmd up`); pass --nats-url"
-                )
+        held = "publishing is off"
+        if journal and env.nats.embedded:
+            held = "NATS is 'embedded', started by `ssmd up`"
+        elif journal:
+            nc = await _reach_nats(env.nats.url, connect_wait)
+            if nc is None:
+                held = f"no connection to NATS at {mask_url(env.nats.url)}"
             else:
-                from ssmd.bus.connection import connect
-
-                nc = await connect(env.nats.url, "ssmd-secmaster")
                 jr = Journal(nc.jetstream(), env.name, replicas=env.nats.replicas)
                 await jr.ensure_stream()
-                await jr.flush(store)  # what a previous run committed but did not publish
+                await jr.flush(store)  # what earlier runs stored but did not publish
         if redis and env.redis_url:
             cache = Cache.from_url(env.redis_url, env.name, env.feed.name)
             await cache.ensure(store)
         yield Services(store, jr, cache)
+        if jr is None and (waiting := store.count("secmaster_outbox")):
+            log.warning(
+                "journal not published (%s): %d journal entries wait in the outbox; the "
+                "next secmaster run that reaches NATS (`ssmd up`, or --nats-url) publishes them",
+                held,
+                waiting,
+            )
     finally:
         if cache is not None:
             await cache.aclose()
         if nc is not None:
             await nc.drain()
         store.close()
+
+
+def _expire_outbox(store: Store) -> None:
+    """The outbox's limit: entries older than the journal's retention are dropped."""
+    cutoff = iso_from_seconds(time.time() - RETENTION.total_seconds())
+    dropped = store.outbox_expire(cutoff)
+    if dropped:
+        log.warning(
+            "dropped %d journal entries older than %d days (the journal's retention) "
+            "that were never published: no secmaster run reached NATS in that time",
+            dropped,
+            RETENTION.days,
+        )
+
+
+async def _reach_nats(url: str, wait: float | None) -> NatsClient | None:
+    """A connection to NATS, or None when none is made within `wait` seconds (the client
+    retries an unreachable server forever)."""
+    from nats.errors import Error as NatsError
+
+    from ssmd.bus.connection import connect
+
+    try:
+        return await asyncio.wait_for(connect(url, "ssmd-secmaster"), wait)
+    except (TimeoutError, OSError, NatsError):
+        return None
 
 
 async def sync_environment(
@@ -142,12 +191,14 @@ async def sync_environment(
     journal: bool = True,
     redis: bool = True,
     rest: Rest | None = None,
+    connect_wait: float = CONNECT_WAIT,
 ) -> SyncReport:
-    """One sync run of an environment: its symbol selection (or `everything`)."""
+    """One sync run of an environment: its symbol selection (or `everything`). Its changes
+    are journaled now when NATS is reachable, else by the next run that reaches it."""
     from ssmd.venues.kalshi.rest import RestClient
 
     options = SyncOptions.from_symbols(env.symbols, everything=everything)
-    async with services(env, journal=journal, redis=redis) as svc:
+    async with services(env, journal=journal, redis=redis, connect_wait=connect_wait) as svc:
         own = rest is None
         client: Any = rest if rest is not None else RestClient(env.endpoint.rest_url)
         try:
@@ -155,7 +206,7 @@ async def sync_environment(
                 svc.store,
                 client,
                 options,
-                journal_subject=journal_subject(env.name) if svc.journal else None,
+                journal_subject=journal_subject(env.name),
                 on_changes=svc.changed,
             )
             return await syncer.run()

@@ -646,6 +646,12 @@ class Store:
                     f"DELETE FROM secmaster_outbox WHERE id IN ({', '.join('?' * len(part))})", part
                 )
 
+    def outbox_expire(self, before: str) -> int:
+        """Drop outbox entries of changes made before `before` (ISO time); how many."""
+        with self.transaction():
+            cur = self.execute("DELETE FROM secmaster_outbox WHERE created_at < ?", (before,))
+            return int(cur.rowcount)
+
     # ---- sync bookkeeping -------------------------------------------------------------
 
     @contextmanager

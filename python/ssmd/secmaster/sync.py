@@ -285,7 +285,11 @@ class Syncer:
         for cat in o.categories:
             async for page in self._pages("/series", "series", {"category": cat}):
                 selected.extend(await self._apply_series(page))
-        for s in o.series:
+        for s in sorted(set(o.series)):
+            if s in self._categories:
+                # read already, with a selected category: reading it again would count it twice
+                selected.append(s)
+                continue
             body = await self._get_or_none(f"/series/{s}")
             item = body.get("series") if body else None
             if isinstance(item, dict):
