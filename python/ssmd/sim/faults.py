@@ -10,6 +10,8 @@ omitted, a time-triggered fault hits every open connection and a frame-triggered
 hits whichever connection reaches the count first.
 
 Limits (`market_cap`, `command_rate`, `ack_delay`) hold for the whole run.
+`hostile_tickers` adds markets whose tickers are hostile to subjects, paths and file
+names (ssmd.sim.universe.HOSTILE_TICKERS) to the universe.
 """
 
 from __future__ import annotations
@@ -93,17 +95,23 @@ class Scenario:
     market_cap: int | None = None  # markets per subscription before error 26
     command_rate: CommandRate | None = None
     ack_delay: float = 0.0  # seconds of clock before subscribe replies go out (data first)
+    hostile_tickers: bool = False  # add the HOSTILE_TICKERS markets to the universe
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "<scenario>") -> Scenario:
+        keys = ("faults", "market_cap", "command_rate", "ack_delay", "hostile_tickers")
         if not isinstance(data, dict):
-            raise ConfigError(
-                f"{where}: a scenario is a mapping with keys faults, market_cap, command_rate, ack_delay"
-            )
-        unknown = set(data) - {"faults", "market_cap", "command_rate", "ack_delay"}
+            raise ConfigError(f"{where}: a scenario is a mapping with keys {', '.join(keys)}")
+        unknown = set(data) - set(keys)
         if unknown:
             raise ConfigError(
-                f"{where}: unknown key(s) {sorted(unknown)}; allowed: faults, market_cap, command_rate, ack_delay"
+                f"{where}: unknown key(s) {sorted(unknown)}; allowed: {', '.join(keys)}"
+            )
+        hostile = data.get("hostile_tickers", False)
+        if not isinstance(hostile, bool):
+            raise ConfigError(
+                f"{where}: hostile_tickers must be true or false, not {hostile!r}. "
+                "Fix: write hostile_tickers: true (or leave it out)"
             )
         faults = []
         for i, raw in enumerate(data.get("faults") or []):
@@ -122,6 +130,7 @@ class Scenario:
                 int(cap) if cap is not None else None,
                 cr,
                 float(data.get("ack_delay") or 0.0),
+                hostile,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: bad command_rate/market_cap/ack_delay ({exc})") from None

@@ -128,7 +128,11 @@ class Simulator:
         self.truth = Truth(record_limit)
         self.started_at = self.clock.now()
         self.universe = Universe(
-            seed, self.started_at, markets, subpenny=era == "C" if subpenny is None else subpenny
+            seed,
+            self.started_at,
+            markets,
+            subpenny=era == "C" if subpenny is None else subpenny,
+            hostile=self.scenario.hostile_tickers,
         )
         self.flow = FlowEngine(
             self.universe, seed, fractional=era == "C" if fractional is None else fractional

@@ -4,7 +4,9 @@ Rolling 15-minute crypto markets and hourly strike ladders are created ahead of 
 open time, open silently at `open_ts`, close, are determined and settled, and are
 pruned a while after settlement so memory stays bounded. Long-lived markets of other
 categories (sports, politics, economics, climate, mentions) fill the universe up to the
-requested size.
+requested size. With `hostile=True` (scenario `hostile_tickers: true`) a series of
+long-lived markets whose tickers are built to break whatever turns a ticker into a
+subject, a path or a file name is added (HOSTILE_TICKERS).
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from zoneinfo import ZoneInfo
 
 from ssmd.sim.book import ONE, Book
 
-__all__ = ["Event", "Market", "Series", "Transition", "Universe"]
+__all__ = [
+    "HOSTILE_SERIES",
+    "HOSTILE_TICKERS",
+    "Event",
+    "Market",
+    "Series",
+    "Transition",
+    "Universe",
+]
 
 WINDOW_15M = 900
 HOUR = 3600
@@ -121,6 +131,24 @@ _WORDS = [
 ]
 
 
+HOSTILE_SERIES = "KXODDITY"
+# Each one is trouble for some consumer of tickers; real Kalshi tickers are short,
+# upper-case ASCII with '-' and '.', but nothing in the protocol promises that.
+HOSTILE_TICKERS = (
+    "KXODDITY-" + "VERYLONG" * 37,  # 305 characters: longer than a file name may be
+    "KXODDITY-ÜBER-東京-€",  # non-ASCII
+    "",  # empty
+    "../../../etc/passwd",  # a relative path that climbs out
+    "..",
+    "KXODDITY/26JUL20/A",  # path separators
+    "KXODDITY\\WIN",
+    "KXODDITY.*.>",  # NATS token separator and wildcards
+    ">",
+    "KXODDITY WITH SPACE",
+    "KXODDITY-100%",  # the escape character of subjects and key segments
+)
+
+
 class Universe:
     """All series, events and markets, and the schedule of their lifecycle transitions."""
 
@@ -131,6 +159,7 @@ class Universe:
         markets: int = 200,
         subpenny: bool = True,
         ladder_size: int = 8,
+        hostile: bool = False,
     ) -> None:
         self.rng = random.Random(seed)
         self.start = start
@@ -142,6 +171,8 @@ class Universe:
         self._schedule: list[tuple[float, int, str, str]] = []
         self._order = itertools.count()
         self._build(markets)
+        if hostile:
+            self._create_hostile(start)
 
     # ---- ids and schedule -------------------------------------------------------------
 
@@ -346,6 +377,36 @@ class Universe:
             self._at(now + 120 + i, "pause", first)
             self._at(now + 180 + i, "resume", first)
             self._at(now + 240 + i, "close_date_updated", first)
+
+    def _create_hostile(self, now: float) -> None:
+        """The HOSTILE_TICKERS markets: open, long-lived, one event, after everything else
+        so that the rest of the universe is what the same seed makes without them."""
+        t0 = int(now)
+        close = t0 + 7 * 86_400
+        ev = f"{HOSTILE_SERIES}-{_tk(close, '%y%b%d')}"
+        self.series[HOSTILE_SERIES] = Series(
+            HOSTILE_SERIES, "Markets with hostile tickers", "Oddities", "custom", ["Oddities"]
+        )
+        self.events[ev] = Event(ev, HOSTILE_SERIES, "Hostile tickers", "", False, close)
+        for i, ticker in enumerate(HOSTILE_TICKERS):
+            m = Market(
+                ticker=ticker,
+                event_ticker=ev,
+                series_ticker=HOSTILE_SERIES,
+                market_id=self.new_uuid(),
+                title=f"Hostile ticker {i}",
+                yes_sub_title=f"Hostile ticker {i}",
+                no_sub_title=f"Hostile ticker {i}",
+                created_ts=t0 - 86_400,
+                open_ts=t0 - 86_400,
+                close_ts=close,
+                strike_type="custom",
+                floor_strike=None,
+                cap_strike=None,
+                price_level_structure="linear_cent",
+                fair=2000 + 500 * i,
+            )
+            self._add_market(m, now)
 
     # ---- transitions ------------------------------------------------------------------
 
