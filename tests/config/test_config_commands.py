@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from config_helpers import snapshot
+from config_helpers import REPO, snapshot
 from typer.testing import Result
 
 from ssmd.config import validate_tree
@@ -135,15 +136,15 @@ def test_schema_list_show_and_hash(tree: ConfigTree, ssmd: Run) -> None:
     }  # type: ignore[union-attr]
     digest = ok_json(ssmd("schema", "hash", "--config-dir", str(tree.root), "--json"))["hash"]  # type: ignore[index]
     assert all(e["hash"] == digest for e in listed)  # type: ignore[union-attr]
-    plain = ssmd("schema", "hash", str(tree.project_root / "schemas" / "ssmd.capnp"))
+    plain = ssmd("schema", "hash", str(REPO / "schemas" / "ssmd.capnp"))
     assert plain.stdout.strip() == digest
     shown = ok_json(ssmd("schema", "show", "trade", "--json"))
     assert shown["spec"]["versions"][0]["status"] == "active"  # type: ignore[index]
 
 
-def test_schema_change_then_register_activates_new_version(tree: ConfigTree, ssmd: Run) -> None:
-    schema_file = tree.project_root / "schemas" / "ssmd.capnp"
-    schema_file.write_text(schema_file.read_text() + "\n# new field\n")
+def test_schema_change_then_register_activates_new_version(
+    tree: ConfigTree, ssmd: Run, changed_schema: Path
+) -> None:
     assert len(validate_tree(tree.root)) == 6
     for record_type in ("trade", "orderbook", "ticker", "lifecycle", "status", "event"):
         assert ssmd("schema", "register", record_type, "--status", "active").exit_code == 0
@@ -292,3 +293,44 @@ def test_every_command_has_an_example(ssmd: Run) -> None:
         result = ssmd(*command, "--help")
         assert result.exit_code == 0 and "Example: ssmd" in result.stdout, command
         assert "--json" in result.stdout and "--config-dir" in result.stdout, command
+
+
+def test_env_show_reports_a_feed_that_does_not_exist(tree: ConfigTree, ssmd: Run) -> None:
+    path = tree.path("Environment", "kalshi-dev")
+    path.write_text(path.read_text().replace("    name: kalshi\n", "    name: kalshy\n", 1))
+    result = ssmd("env", "show", "kalshi-dev")
+    assert result.exit_code == 1
+    assert "kalshi-dev.yaml" in result.stderr and "spec.feed.name" in result.stderr
+    assert "feed 'kalshy' does not exist" in result.stderr and "Fix: " in result.stderr
+    # The file can still be repaired with the command that edits it.
+    fixed = ssmd("env", "update", "kalshi-dev", "--set", "feed.name=kalshi")
+    assert fixed.exit_code == 0, fixed.stderr
+    assert ssmd("env", "show", "kalshi-dev").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "args"),
+    [
+        ("Environment", "kalshi-sim", ("env", "show", "kalshi-sim")),
+        ("Environment", "kalshi-sim", ("env", "show", "kalshi-sim", "--resolved")),
+        ("Feed", "kalshi", ("feed", "show", "kalshi")),
+        ("Feed", "kalshi", ("env", "show", "kalshi-sim", "--resolved")),
+    ],
+)
+def test_commands_report_a_file_that_is_not_utf8(
+    tree: ConfigTree, ssmd: Run, kind: str, name: str, args: tuple[str, ...]
+) -> None:
+    path = tree.path(kind, name)
+    path.write_bytes(path.read_bytes() + b"# caf\xe9\n")
+    result = ssmd(*args)
+    assert result.exit_code == 1
+    assert f"{path.parent.name}/{name}.yaml" in result.stderr
+    assert "not UTF-8 text" in result.stderr and "Fix: " in result.stderr
+
+
+def test_env_list_counts_a_file_that_is_not_utf8(tree: ConfigTree, ssmd: Run) -> None:
+    path = tree.path("Environment", "kalshi-sim")
+    path.write_bytes(path.read_bytes() + b"# caf\xe9\n")
+    result = ssmd("env", "list")
+    assert result.exit_code == 0
+    assert "kalshi-dev" in result.stdout and "1 file(s) could not be read" in result.stderr

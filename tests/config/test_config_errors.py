@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ssmd.config import validate_tree
+from ssmd.config import load_environment, validate_tree
 from ssmd.config.problems import Problem
 from ssmd.config.tree import ConfigTree
+from ssmd.exceptions import ConfigError
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -19,6 +20,11 @@ def edit(path: Path, old: str, new: str) -> None:
 
 def line_of(path: Path, needle: str) -> int:
     return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
+def line_of_bytes(path: Path, needle: bytes) -> int:
+    data = path.read_bytes()
+    return data[: data.index(needle)].count(b"\n") + 1
 
 
 def only(problems: list[Problem]) -> Problem:
@@ -115,9 +121,7 @@ def test_duplicate_names(tree: ConfigTree) -> None:
     assert any(m.startswith("duplicate Environment name 'kalshi-sim'") for m in messages)
 
 
-def test_schema_hash_mismatch(tree: ConfigTree) -> None:
-    schema_file = tree.project_root / "schemas" / "ssmd.capnp"
-    schema_file.write_text(schema_file.read_text() + "\n# changed\n")
+def test_schema_hash_mismatch(tree: ConfigTree, changed_schema: Path) -> None:
     problems = validate_tree(tree.root)
     assert len(problems) == 6  # one per registry entry
     trade = next(p for p in problems if p.file.endswith("schemas/trade.yaml"))
@@ -184,3 +188,40 @@ def test_problem_text_has_every_part(tree: ConfigTree) -> None:
     text = str(only(validate_tree(tree.root)))
     assert text.startswith("exchanges/environments/kalshi-sim.yaml:")
     assert "spec.transport.retension" in text and "; expected " in text and ". Fix: " in text
+
+
+def test_a_file_that_is_not_utf8_is_a_problem_not_a_crash(tree: ConfigTree) -> None:
+    path = tree.path("Environment", "kalshi-sim")
+    text = path.read_bytes()
+    at = text.index(b"retention")
+    path.write_bytes(text[:at] + b"r\xe9tention" + text[at + len(b"retention") :])
+    problem = only(validate_tree(tree.root))
+    assert problem.file.endswith("environments/kalshi-sim.yaml")
+    assert problem.message.startswith("not UTF-8 text")
+    assert problem.line == line_of_bytes(path, b"r\xe9tention")
+    assert "UTF-8" in problem.expected and "UTF-8" in problem.fix
+
+
+def test_a_directory_named_like_a_file_is_a_problem(tree: ConfigTree) -> None:
+    (tree.folder("Environment") / "x.yaml").mkdir()
+    problem = only(validate_tree(tree.root))
+    assert problem.file.endswith("environments/x.yaml")
+    assert problem.message == "a directory, not a file"
+    assert "rename" in problem.fix
+
+
+def test_an_unreadable_feed_is_reported_once_not_as_a_missing_feed(tree: ConfigTree) -> None:
+    path = tree.path("Feed", "kalshi")
+    path.write_bytes(path.read_bytes() + b"# \xff\n")
+    problem = only(validate_tree(tree.root))  # no "feed 'kalshi' does not exist" echoes
+    assert problem.file.endswith("feeds/kalshi.yaml")
+
+
+def test_components_loading_an_environment_get_the_same_problems(tree: ConfigTree) -> None:
+    feed = tree.path("Feed", "kalshi")
+    feed.write_bytes(feed.read_bytes() + b"# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"feeds/kalshi\.yaml:\d+: not UTF-8 text.*Fix: "):
+        load_environment("kalshi-sim", tree.root, environ={})
+    (tree.folder("Environment") / "x.yaml").mkdir()
+    with pytest.raises(ConfigError, match=r"environments/x\.yaml: a directory, not a file"):
+        load_environment("x", tree.root, environ={})

@@ -21,7 +21,14 @@ from ssmd.config.problems import (
     problems_from_validation,
     raise_problems,
 )
-from ssmd.config.tree import ConfigTree, Loaded, Snapshot, load_snapshot, parse_document
+from ssmd.config.tree import (
+    ConfigTree,
+    Loaded,
+    Snapshot,
+    load_snapshot,
+    parse_document,
+    read_config_file,
+)
 from ssmd.config.validate import check_loaded, check_snapshot
 from ssmd.config.yamlio import dump_document, write_atomically
 from ssmd.exceptions import ConfigError
@@ -47,17 +54,32 @@ def load_one(tree: ConfigTree, kind: str, name: str) -> Loaded[Document]:
     """One document by name; ConfigError naming the known names, or the file's problems."""
     tree.require()
     path = tree.path(kind, name)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         folder = tree.folder(kind)
         known = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
         raise ConfigError(
             f"{display_path(path)}: no {kind.lower()} named {name!r}; expected one of: "
             f"{', '.join(known) or 'none yet'}. Fix: check the name or create it first"
         )
-    loaded, problems = parse_document(path.read_text(encoding="utf-8"), path, KINDS[kind][0])
+    text, unreadable = read_config_file(path)
+    if unreadable is not None:
+        raise_problems([unreadable])
+    assert text is not None
+    loaded, problems = parse_document(text, path, KINDS[kind][0])
     if loaded is None:
         raise_problems(problems)
     return loaded
+
+
+def load_checked(tree: ConfigTree, kind: str, name: str) -> Loaded[Document]:
+    """One document by name, refused while its file has any problem `ssmd validate`
+    reports, references to other files included (an environment naming no feed)."""
+    item = load_one(tree, kind, name)
+    _, problems = check_snapshot(Snapshot.read(tree))
+    mine = [p for p in problems if p.file == item.file]
+    if mine:
+        raise_problems(mine)
+    return item
 
 
 def load_kind(tree: ConfigTree, kind: str) -> tuple[list[Loaded[Document]], int]:

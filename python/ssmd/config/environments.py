@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import yaml
 
-from ssmd.config.edit import apply_changes, build, load_kind, load_one, render
+from ssmd.config.edit import apply_changes, build, load_checked, load_kind, load_one, render
 from ssmd.config.models import API_VERSION, Environment
 from ssmd.config.problems import display_path
 from ssmd.config.tree import ConfigTree, Loaded
@@ -100,7 +100,9 @@ def list_environments(tree: ConfigTree) -> tuple[list[Loaded[Environment]], int]
 
 
 def get_environment(tree: ConfigTree, name: str) -> Loaded[Environment]:
-    return cast(Loaded[Environment], load_one(tree, "Environment", name))
+    """The environment as written; ConfigError while its file has problems (a feed that
+    does not exist among them), as `ssmd validate` reports them."""
+    return cast(Loaded[Environment], load_checked(tree, "Environment", name))
 
 
 def _split(path: str) -> list[str | int]:
@@ -183,7 +185,8 @@ def update_environment(
     tree: ConfigTree, name: str, *, assignments: Sequence[str] = (), unset: Sequence[str] = ()
 ) -> Environment:
     """Apply `FIELD=VALUE` assignments and removals, validate, and rewrite the file."""
-    current = get_environment(tree, name)
+    # Not get_environment: an update is how a broken reference gets repaired.
+    current = cast(Loaded[Environment], load_one(tree, "Environment", name))
     data = current.document.model_dump(mode="json", by_alias=True, exclude_unset=True)
     for path in unset:
         unset_field(data, path)

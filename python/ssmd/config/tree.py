@@ -17,6 +17,7 @@ command never leaves the tree half-changed.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,26 +90,80 @@ class ConfigTree:
         return self
 
 
+def read_config_file(path: Path) -> tuple[str | None, Problem | None]:
+    """The text of one config file, or the problem that keeps it from being read.
+
+    Whatever is named like a config file must be one: a directory called x.yaml, a
+    dangling link or bytes that are not UTF-8 are reported, never skipped or raised."""
+    file = display_path(path)
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            return None, Problem(
+                file,
+                None,
+                "",
+                "a directory, not a file",
+                "a YAML file under that name",
+                f"rename or move the directory out of {display_path(path.parent)}",
+            )
+        if not stat.S_ISREG(mode):
+            return None, Problem(
+                file, None, "", "not a regular file", "a YAML file", "replace it with a file"
+            )
+        data = path.read_bytes()
+    except OSError as error:
+        return None, Problem(
+            file,
+            None,
+            "",
+            f"cannot be read ({error.strerror or error})",
+            "a readable YAML file",
+            "fix the file's permissions or the link it is, or remove it",
+        )
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as error:
+        return None, Problem(
+            file,
+            data.count(b"\n", 0, error.start) + 1,
+            "",
+            f"not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})",
+            "a UTF-8 encoded file",
+            "save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
+        )
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    """The text of every YAML file of a tree, possibly with unsaved edits."""
+    """The text of every YAML file of a tree, possibly with unsaved edits.
+
+    `unreadable` holds the files that could not be read as text, with the reason."""
 
     tree: ConfigTree
     files: Mapping[Path, str]
+    unreadable: Mapping[Path, Problem] = field(default_factory=dict)
 
     @classmethod
     def read(cls, tree: ConfigTree) -> Snapshot:
-        files = {}
+        files, unreadable = {}, {}
         for kind in KINDS:
             folder = tree.folder(kind)
             if folder.is_dir():
                 for path in sorted(folder.iterdir()):
-                    if path.suffix in (".yaml", ".yml") and path.is_file():
-                        files[path] = path.read_text(encoding="utf-8")
-        return cls(tree, files)
+                    if path.suffix not in (".yaml", ".yml"):
+                        continue
+                    text, problem = read_config_file(path)
+                    if problem is not None:
+                        unreadable[path] = problem
+                    else:
+                        assert text is not None
+                        files[path] = text
+        return cls(tree, files, unreadable)
 
     def with_files(self, changes: Mapping[Path, str]) -> Snapshot:
-        return Snapshot(self.tree, {**self.files, **changes})
+        unreadable = {p: pr for p, pr in self.unreadable.items() if p not in changes}
+        return Snapshot(self.tree, {**self.files, **changes}, unreadable)
 
 
 @dataclass(frozen=True)
@@ -167,9 +222,14 @@ def load_snapshot(snapshot: Snapshot) -> LoadedTree:
     for kind, (model, folder, _) in KINDS.items():
         table = loaded.by_kind(kind)
         assert isinstance(table, dict)
-        for path, text in sorted(snapshot.files.items()):
+        for path in sorted({*snapshot.files, *snapshot.unreadable}):
             if path.parent != snapshot.tree.root / folder:
                 continue
+            if path in snapshot.unreadable:
+                loaded.problems.append(snapshot.unreadable[path])
+                loaded.unreadable.add(path)
+                continue
+            text = snapshot.files[path]
             if path.suffix == ".yml":
                 loaded.problems.append(
                     Problem(
