@@ -6,6 +6,7 @@ import asyncio
 import itertools
 from pathlib import Path
 
+import orjson
 import pytest
 from connfix import (
     check_books,
@@ -228,6 +229,56 @@ async def test_trade_channel_seq_faults_are_detected(tmp_path: Path, kind: Fault
         )
         holes = [(a, b) for a, b in itertools.pairwise(seqs) if b != a + 1]
         assert holes == [(g["expected_seq"] - 1, g["received_seq"]) for g in gaps]
+
+
+@pytest.mark.parametrize("channel", ["trade", "orderbook_delta"])
+async def test_a_frame_without_a_readable_market_still_takes_its_seq(
+    tmp_path: Path, channel: str
+) -> None:
+    """A frame whose market_ticker is "" is published raw and counted; the frame after
+    it on the sid is in order: no gap event, no lost trades. A delta like that changed a
+    book nobody can name, so the sid's books are fetched again (an error event, then
+    resync) and end exact."""
+    sim, _ = manual_sim(seed=12)
+    async with nats_server(tmp_path / "nats") as srv, sim:
+        tickers = open_markets(sim, 6)
+        settings = settings_for(sim, srv, tmp_path, symbols=tickers_symbols(tickers))
+        async with running(settings) as conn:
+            await until(lambda: streaming(conn, 6))
+            await drive(sim, conn, 2)
+            n = market_conn(sim, conn)
+            sid = sim.connections[n].by_channel[channel].sid
+            sim.inject(Fault(FaultKind.EMPTY_TICKER, at=0, connection=n, channel=channel))
+            await drive(sim, conn, 4)
+            if channel == "orderbook_delta":
+                await until(lambda: any(e[0] == "resync" for e in conn.events), 10, "resync")
+                await drive(sim, conn, 2)
+        msgs = await stream_messages(srv.url)
+    check_exactly_once(sim, msgs)
+    check_books(sim, msgs, tickers)
+    (blank,) = [m for m in msgs if ".raw." in m.subject and b'"market_ticker":""' in m.data]
+    assert orjson.loads(blank.data)["sid"] == sid
+    assert conn.m_errors.get("kalshi", "no_record") == 1
+    assert not events(msgs, "gap")
+    assert conn.m_errors.get("kalshi", "seq_gap_lost") == 0
+    assert conn.m_errors.get("kalshi", "seq_duplicate") == 0
+    # The sid's records run on across the blank frame's seq: exactly that one is missing.
+    seqs = sorted(
+        r["seq"]
+        for m in msgs
+        if m.subject.startswith(("kalshi-sim.kalshi.trade.", "kalshi-sim.kalshi.orderbook."))
+        for r in core.decode_records(m.data)
+        if r["sid"] == sid and r["conn_id"] == int(blank.headers["Ssmd-Conn-Id"])
+    )
+    missing = sorted(set(range(seqs[0], seqs[-1] + 1)) - set(seqs))
+    assert missing == [orjson.loads(blank.data)["seq"]]
+    if channel == "trade":
+        assert not events(msgs, "resync") and not events(msgs, "error")
+    else:
+        (error,) = events(msgs, "error")
+        assert error["sid"] == sid and "no readable market" in error["reason"]
+        assert error["tickers"] == sorted(tickers)
+        assert len(events(msgs, "resync")) == 1
 
 
 @pytest.mark.parametrize("lost", [1, 2])

@@ -76,6 +76,9 @@ def _symptoms(o: Observed) -> set[str]:
         out.add("seq_back")
     if o.bad:
         out.add("malformed")
+    bodies = [f.get("msg") for f in o.frames]
+    if any(isinstance(b, dict) and b.get("market_ticker") == "" for b in bodies):
+        out.add("empty_ticker")
     if any(t not in KNOWN for t in types):
         out.add("unknown_type")
     if types.index("subscribed") > types.index("orderbook_snapshot"):
@@ -165,6 +168,11 @@ FAULTS: list[tuple[str, Scenario, set[str]]] = [
         "seq_reorder",
         Scenario([Fault(FaultKind.SEQ_REORDER, after_frames=40)]),
         {"seq_gap", "seq_back"},
+    ),
+    (
+        "empty_ticker",
+        Scenario([Fault(FaultKind.EMPTY_TICKER, after_frames=40, channel="trade")]),
+        {"empty_ticker"},
     ),
     ("malformed_frame", Scenario([Fault(FaultKind.MALFORMED_FRAME, at=2.5)]), {"malformed"}),
     ("unknown_type", Scenario([Fault(FaultKind.UNKNOWN_TYPE, at=2.5)]), {"unknown_type"}),

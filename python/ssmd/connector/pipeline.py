@@ -3,10 +3,12 @@
 `Pipeline.process(items)` is synchronous and runs once per batch: it calls
 ssmd.core.normalize_kalshi once per run of frames from one connection, builds the raw
 and normalized messages (subjects from ssmd.bus.subjects, ids `{conn}:{frame}` and
-`{conn}:{frame}:n`), feeds the records to a BookSet (sequence tracking per
+`{conn}:{frame}:n`), feeds the batch to a BookSet (sequence tracking per
 (connection, sid) for order books, and the books) and to a SeqTracker (the same for
 trade and lifecycle records), and returns what to publish plus what happened (gaps,
-resyncs, duplicates, lifecycle records) for the runner to act on.
+resyncs, duplicates, lifecycle records) for the runner to act on. Both walk the batch
+in frame order, so a frame that yields no record (its market or body cannot be read;
+it is published raw) still takes its seq, and the frame after it is no false gap.
 
 `Pipeline.checkpoint` turns the books changed since its last call into `book`
 records (ssmd._core.BookSet.checkpoint) for consumers that join late.
@@ -38,7 +40,11 @@ _HDR_RECEIVE_B = HDR_RECEIVE.encode()
 class Gap:
     """A sequence gap on (conn_id, sid). `book` gaps can be repaired with snapshots;
     the others (trade, lifecycle) cannot: `tickers` then holds the ticker of the first
-    record after the gap, and the event is the record of the loss."""
+    record after the gap ("" when that frame yielded no record), and the event is the
+    record of the loss.
+
+    `unreadable`: no seq is missing, but the delta at seq `received` had no readable
+    market, so the books of the sid (`tickers`) are invalid until snapshots."""
 
     conn_id: int
     sid: int
@@ -46,6 +52,7 @@ class Gap:
     received: int
     tickers: list[str]
     book: bool = True
+    unreadable: bool = False
 
 
 @dataclass
@@ -168,20 +175,25 @@ class Pipeline:
                 out.lifecycle.extend(core.decode_records(payload))
         for _, problem, _detail in batch.problems:
             out.problems[problem] += 1
-        if data:
-            for ev in self.books.apply(data):
-                kind = ev[0]
-                if kind == "gap":
-                    _, c, sid, expected, received, tickers = ev
-                    out.gaps.append(
-                        Gap(int(c), int(sid), int(expected), int(received), list(tickers))  # type: ignore[call-overload]
-                    )
-                elif kind == "resynced":
-                    out.resynced.append(str(ev[1]))
-                elif kind == "duplicate":
-                    out.duplicates += 1
-            for kind, c, sid, expected, received, ticker in self.seq.observe(data):
-                if kind == "gap":
-                    out.gaps.append(Gap(c, sid, expected, received, [ticker], book=False))
-                else:
-                    out.duplicates += 1
+        # In frame order, frames without a record included: each took its seq.
+        for ev in self.books.apply_batch(batch):
+            kind = ev[0]
+            if kind == "gap":
+                _, c, sid, expected, received, tickers = ev
+                out.gaps.append(
+                    Gap(int(c), int(sid), int(expected), int(received), list(tickers))  # type: ignore[call-overload]
+                )
+            elif kind == "unreadable":
+                _, c, sid, seq, tickers = ev
+                out.gaps.append(
+                    Gap(int(c), int(sid), int(seq), int(seq), list(tickers), unreadable=True)  # type: ignore[call-overload]
+                )
+            elif kind == "resynced":
+                out.resynced.append(str(ev[1]))
+            elif kind == "duplicate":
+                out.duplicates += 1
+        for kind, c, sid, expected, received, ticker in self.seq.observe_batch(batch):
+            if kind == "gap":
+                out.gaps.append(Gap(c, sid, expected, received, [ticker], book=False))
+            else:
+                out.duplicates += 1

@@ -388,16 +388,29 @@ class Connector:
             if not gap.book:
                 self._lost(gap, shard)
                 continue
-            self.event(
-                "gap",
-                shard,
-                f"sid {gap.sid}: expected seq {gap.expected}, received {gap.received}",
-                tickers=gap.tickers,
-                conn_id=gap.conn_id,
-                sid=gap.sid,
-                expected_seq=gap.expected,
-                received_seq=gap.received,
-            )
+            if gap.unreadable:
+                # No seq is missing, so not a `gap` event; but a change is, so the
+                # books of the sid are fetched again like after one.
+                self.event(
+                    "error",
+                    shard,
+                    f"sid {gap.sid}: orderbook_delta seq {gap.received} has no readable "
+                    "market (published raw); its books are invalid until snapshots",
+                    tickers=gap.tickers,
+                    conn_id=gap.conn_id,
+                    sid=gap.sid,
+                )
+            else:
+                self.event(
+                    "gap",
+                    shard,
+                    f"sid {gap.sid}: expected seq {gap.expected}, received {gap.received}",
+                    tickers=gap.tickers,
+                    conn_id=gap.conn_id,
+                    sid=gap.sid,
+                    expected_seq=gap.expected,
+                    received_seq=gap.received,
+                )
             if shard is not None:
                 key = (gap.conn_id, gap.sid)
                 tickers = gap.tickers or sorted(shard.markets)
@@ -482,7 +495,7 @@ class Connector:
             "gap",
             shard,
             f"sid {gap.sid} ({channel}): expected seq {gap.expected}, received {gap.received} "
-            f"(next record {gap.tickers[0] if gap.tickers else '?'}); "
+            f"(next record {(gap.tickers or [''])[0] or '?'}); "
             f"{gap.received - gap.expected} messages lost, not recoverable",
             tickers=tickers,
             conn_id=gap.conn_id,

@@ -35,6 +35,7 @@ class FaultKind(StrEnum):
     SEQ_GAP = "seq_gap"  # skip one seq number on a sid
     SEQ_DUPLICATE = "seq_duplicate"  # send the next frame of a sid twice
     SEQ_REORDER = "seq_reorder"  # swap the next two frames of a sid
+    EMPTY_TICKER = "empty_ticker"  # the next frame of a sid names market "" (its seq as usual)
     MALFORMED_FRAME = "malformed_frame"  # a text frame that is not valid JSON
     UNKNOWN_TYPE = "unknown_type"  # a well-formed frame of an unknown message type
     BUFFER_OVERFLOW = "buffer_overflow"  # error 25 on a sid, which then stops
@@ -49,6 +50,7 @@ CONNECTION_KINDS = {
     FaultKind.SEQ_GAP,
     FaultKind.SEQ_DUPLICATE,
     FaultKind.SEQ_REORDER,
+    FaultKind.EMPTY_TICKER,
     FaultKind.MALFORMED_FRAME,
     FaultKind.UNKNOWN_TYPE,
     FaultKind.BUFFER_OVERFLOW,
@@ -61,7 +63,7 @@ class Fault:
     at: float | None = None
     after_frames: int | None = None
     connection: int | None = None
-    channel: str = "orderbook_delta"  # for seq faults and buffer_overflow
+    channel: str = "orderbook_delta"  # for seq faults, empty_ticker and buffer_overflow
     count: int = 1  # reject_auth / rest_429: how many; seq_gap: how many numbers skipped
     duration: float | None = None  # stall / withhold_pongs: seconds of clock (None = forever)
 

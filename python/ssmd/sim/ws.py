@@ -185,6 +185,9 @@ class Connection:
             elif kind is FaultKind.SEQ_REORDER:
                 self._held[sub.sid] = frame
                 return
+            elif kind is FaultKind.EMPTY_TICKER and msg.ticker is not None:
+                named = b'"market_ticker":' + orjson.dumps(msg.ticker)
+                frame = frame.replace(named, b'"market_ticker":""', 1)
         self._push_data(sub, frame)
         if held is not None:
             self._push_data(sub, held)
@@ -286,7 +289,12 @@ class Connection:
             self.withhold_pongs = True
             if fault.duration is not None:
                 sim.schedule(now + fault.duration, self._end_withhold)
-        elif kind in (FaultKind.SEQ_GAP, FaultKind.SEQ_DUPLICATE, FaultKind.SEQ_REORDER):
+        elif kind in (
+            FaultKind.SEQ_GAP,
+            FaultKind.SEQ_DUPLICATE,
+            FaultKind.SEQ_REORDER,
+            FaultKind.EMPTY_TICKER,
+        ):
             sub = self.by_channel.get(fault.channel)
             if sub is not None:
                 reps = fault.count if kind is FaultKind.SEQ_GAP else 1

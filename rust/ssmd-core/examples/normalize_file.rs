@@ -47,9 +47,11 @@ fn lower_bound(frames: &[&[u8]]) {
     );
     let start = Instant::now();
     for f in frames {
+        let mut e = ssmd_core::venues::kalshi::messages::Envelope::default();
         let mut m = ssmd_core::venues::kalshi::messages::Msg::default();
         let _ = ssmd_core::venues::kalshi::messages::read_frame(
             std::str::from_utf8(f).unwrap_or(""),
+            &mut e,
             &mut m,
         );
     }

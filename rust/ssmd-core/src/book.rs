@@ -279,6 +279,14 @@ pub enum BookEvent {
     DeltaWithoutSnapshot { ticker: String },
     /// A record made one book invalid.
     Invalidated { ticker: String, reason: BookError },
+    /// A delta on (conn_id, sid) at `seq` could not be read (see
+    /// [`BookSet::recordless`]): every book on the sid is invalid.
+    Unreadable {
+        conn_id: u64,
+        sid: u32,
+        seq: u64,
+        tickers: Vec<String>,
+    },
 }
 
 struct Entry {
@@ -354,6 +362,42 @@ impl BookSet {
             _ => {}
         }
         events
+    }
+
+    /// A frame of an order-book stream that yielded no record (its market or
+    /// its body could not be read) still took `seq` on (conn_id, sid), so the
+    /// frame after it is not a gap; seqs skipped before it are a gap as usual.
+    /// A lost delta changed a book on the sid, and which one cannot be told:
+    /// every book on the sid becomes invalid (`Unreadable`) until its next
+    /// snapshot. A lost snapshot changes no book that was exact.
+    pub fn recordless(&mut self, conn_id: u64, sid: u32, seq: u64, delta: bool) -> Vec<BookEvent> {
+        let on_sid = |e: &Entry| e.conn_id == conn_id && e.sid == sid;
+        match self.seqs.observe(conn_id, sid, seq) {
+            SeqOutcome::Duplicate => vec![BookEvent::Duplicate { conn_id, sid, seq }],
+            SeqOutcome::Gap { expected, received } => vec![BookEvent::Gap {
+                conn_id,
+                sid,
+                expected,
+                received,
+                tickers: self.invalidate_where(on_sid),
+            }],
+            SeqOutcome::First | SeqOutcome::InOrder | SeqOutcome::Unsequenced => {
+                let tickers = if delta {
+                    self.invalidate_where(on_sid)
+                } else {
+                    Vec::new()
+                };
+                if tickers.is_empty() {
+                    return Vec::new();
+                }
+                vec![BookEvent::Unreadable {
+                    conn_id,
+                    sid,
+                    seq,
+                    tickers,
+                }]
+            }
+        }
     }
 
     /// Restores one book from a checkpoint (see [`BookSet::checkpoint`]).
@@ -1131,6 +1175,54 @@ mod tests {
         assert!(set.is_empty());
         // The trade did not consume a seq of the sid either.
         assert!(set.apply(&snap_rec(1, 5, 1, "A")).is_empty());
+    }
+
+    #[test]
+    fn a_recordless_frame_takes_its_seq() {
+        let mut set = BookSet::new();
+        set.apply(&snap_rec(1, 5, 1, "A"));
+        set.apply(&snap_rec(1, 5, 2, "B"));
+        set.apply(&snap_rec(1, 6, 1, "C"));
+        // A snapshot without a readable market: its seq is taken, no book changes.
+        assert!(set.recordless(1, 5, 3, false).is_empty());
+        assert!(set.apply(&delta_rec(1, 5, 4, "A", N)).is_empty());
+        assert!(set.view("A", 0).unwrap().valid);
+        // A delta without one: not a gap, but every book of that sid missed a change
+        // that cannot be attributed; other sids are untouched.
+        assert_eq!(
+            set.recordless(1, 5, 5, true),
+            vec![BookEvent::Unreadable {
+                conn_id: 1,
+                sid: 5,
+                seq: 5,
+                tickers: vec!["A".into(), "B".into()],
+            }]
+        );
+        assert!(!set.view("A", 0).unwrap().valid && !set.view("B", 0).unwrap().valid);
+        assert!(set.view("C", 0).unwrap().valid);
+        // The next frame is in order: no gap event, the books wait for snapshots.
+        assert!(set.apply(&delta_rec(1, 5, 6, "A", N)).is_empty());
+        assert_eq!(
+            set.apply(&snap_rec(1, 5, 7, "A")),
+            vec![BookEvent::Resynced { ticker: "A".into() }]
+        );
+        // Seqs skipped before a recordless frame are a gap as usual; a repeat is a duplicate.
+        assert!(matches!(
+            set.recordless(1, 5, 9, false).as_slice(),
+            [BookEvent::Gap {
+                expected: 8,
+                received: 9,
+                ..
+            }]
+        ));
+        assert_eq!(
+            set.recordless(1, 5, 9, true),
+            vec![BookEvent::Duplicate {
+                conn_id: 1,
+                sid: 5,
+                seq: 9
+            }]
+        );
     }
 
     /// What a book should hold, recomputed from scratch after every step.

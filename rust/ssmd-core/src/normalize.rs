@@ -1,9 +1,9 @@
 //! Batch in, buffer out: frames become one stream of packed records plus
 //! what the caller needs to route each frame.
 
-use crate::codec::Encoder;
-use crate::model::RecordType;
-use crate::venues::kalshi::parse::{parse_frame, FieldError, FrameKind};
+use crate::codec::{self, CodecError, Encoder};
+use crate::model::{Record, RecordType};
+use crate::venues::kalshi::parse::{parse_frame, FieldError, FrameKind, SeqPosition};
 
 /// What became of one frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +17,8 @@ pub struct FrameOutcome {
     pub malformed: Option<String>,
     /// Index into `Batch::records` of the record this frame produced.
     pub record: Option<usize>,
+    /// The (sid, seq) a data frame took, with or without a record.
+    pub position: Option<SeqPosition>,
 }
 
 /// One normalized record in `Batch::data`.
@@ -31,10 +33,53 @@ pub struct RecordSpan {
 
 #[derive(Debug, Default)]
 pub struct Batch {
+    /// The connection the frames came from.
+    pub conn_id: u64,
     /// Every record, as packed Cap'n Proto messages back to back.
     pub data: Vec<u8>,
     pub records: Vec<RecordSpan>,
     pub frames: Vec<FrameOutcome>,
+}
+
+/// One frame's part in sequence tracking (see [`Batch::for_each_step`]).
+#[derive(Debug)]
+pub enum SeqStep<'r, 'a> {
+    /// The frame's record.
+    Record(&'r Record<'a>),
+    /// A data frame that yielded no record (its market or body could not be
+    /// read), and the place it took in its sid's sequence.
+    Recordless(SeqPosition),
+}
+
+impl Batch {
+    /// Walks the frames in order for sequence tracking: each record (decoded
+    /// from `data`) and each data frame that took a seq without yielding a
+    /// record. Every frame of a subscription counts for its sequence: a
+    /// tracker fed only the records would see the next frame after a
+    /// recordless one as a gap.
+    pub fn for_each_step(&self, mut f: impl FnMut(SeqStep<'_, '_>)) -> Result<(), CodecError> {
+        let mut recordless = self
+            .frames
+            .iter()
+            .enumerate()
+            .filter_map(|(index, frame)| match (frame.record, frame.position) {
+                (None, Some(position)) => Some((index, position)),
+                _ => None,
+            })
+            .peekable();
+        let mut spans = self.records.iter();
+        codec::for_each_record(&self.data, |record| {
+            let frame = spans.next().map_or(usize::MAX, |span| span.frame);
+            while let Some((_, position)) = recordless.next_if(|(index, _)| *index < frame) {
+                f(SeqStep::Recordless(position));
+            }
+            f(SeqStep::Record(&record));
+        })?;
+        for (_, position) in recordless {
+            f(SeqStep::Recordless(position));
+        }
+        Ok(())
+    }
 }
 
 /// Normalizes Kalshi frames received on connection `conn_id`; each frame comes
@@ -45,6 +90,7 @@ pub fn normalize_kalshi<'f>(
 ) -> Batch {
     let frames = frames.into_iter();
     let mut batch = Batch {
+        conn_id,
         data: Vec::with_capacity(frames.size_hint().0 * 96),
         records: Vec::with_capacity(frames.size_hint().0),
         frames: Vec::with_capacity(frames.size_hint().0),
@@ -75,7 +121,61 @@ pub fn normalize_kalshi<'f>(
             field_errors: parsed.field_errors,
             malformed: parsed.malformed,
             record: record_index,
+            position: parsed.position,
         });
     }
     batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk(frames: &[&str]) -> Vec<(Option<String>, u32, u64)> {
+        let batch = normalize_kalshi(frames.iter().map(|f| (1, f.as_bytes())), 7);
+        let mut steps = Vec::new();
+        batch
+            .for_each_step(|step| {
+                steps.push(match step {
+                    SeqStep::Record(r) => (r.body.ticker().map(str::to_owned), r.sid, r.seq),
+                    SeqStep::Recordless(p) => (None, p.sid, p.seq),
+                })
+            })
+            .unwrap();
+        steps
+    }
+
+    #[test]
+    fn every_frame_of_a_sid_takes_its_place_in_order() {
+        let snapshot = r#"{"type":"orderbook_snapshot","sid":1,"seq":1,"msg":{"market_ticker":"A","yes_dollars_fp":[["0.3100","1.00"]],"no_dollars_fp":[]}}"#;
+        let delta = |seq: u64, ticker: &str| {
+            format!(
+                r#"{{"type":"orderbook_delta","sid":1,"seq":{seq},"msg":{{"market_ticker":"{ticker}","price_dollars":"0.3100","delta_fp":"1.00","side":"yes"}}}}"#
+            )
+        };
+        let empty_ticker = delta(2, "");
+        let next = delta(3, "A");
+        let trade = r#"{"type":"trade","sid":2,"seq":8,"msg":{"market_ticker":"","yes_price_dollars":"0.3400","count_fp":"1.00","taker_side":"no","ts":1}}"#;
+        let cut = r#"{"type":"orderbook_delta","sid":1,"seq":4,"msg":{"market_ticker":"A","pri"#;
+        let ok = r#"{"id":7,"sid":1,"seq":4,"type":"ok","msg":{}}"#;
+        let last = delta(5, "A");
+        let steps = walk(&[snapshot, &empty_ticker, &next, trade, cut, ok, &last]);
+        assert_eq!(
+            steps,
+            vec![
+                (Some("A".into()), 1, 1),
+                (None, 1, 2),
+                (Some("A".into()), 1, 3),
+                (None, 2, 8),
+                (None, 1, 4),
+                (Some("A".into()), 1, 5),
+            ]
+        );
+        // Recordless frames after the last record come last.
+        assert_eq!(
+            walk(&[&next, &empty_ticker]),
+            vec![(Some("A".into()), 1, 3), (None, 1, 2)]
+        );
+        assert!(walk(&[ok]).is_empty());
+    }
 }

@@ -2,7 +2,7 @@
 
 use ssmd_core::codec::{decode_all, encode_record};
 use ssmd_core::model::{Body, LifecycleEvent, Outcome, Record};
-use ssmd_core::venues::kalshi::parse::{parse_frame, FrameKind, Parsed, Problem};
+use ssmd_core::venues::kalshi::parse::{parse_frame, FrameKind, Parsed, Problem, SeqPosition};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -354,6 +354,49 @@ fn unattributable_frames_have_no_record_but_say_why() {
     assert_eq!(s.yes.len(), 1, "only the one good level survives");
     assert_eq!(s.yes[0].price_e6, Some(350_000));
     assert!(l.field_errors.iter().any(|e| e.field == "no_dollars_fp"));
+}
+
+#[test]
+fn every_data_frame_says_where_it_is_in_its_sequence() {
+    let at = |kind, sid, seq| Some(SeqPosition { kind, sid, seq });
+    assert_eq!(
+        parse("orderbook_delta_c").position,
+        at(FrameKind::OrderbookDelta, 3, 2)
+    );
+    // Without a record too: the frame still took its seq.
+    assert_eq!(
+        parse("bad_missing_ticker").position,
+        at(FrameKind::Trade, 4, 5126)
+    );
+    let no_body = parse_frame(
+        br#"{"type":"orderbook_delta","sid":1,"seq":9,"msg":"x"}"#,
+        0,
+        0,
+    );
+    assert!(no_body.record.is_none());
+    assert_eq!(no_body.position, at(FrameKind::OrderbookDelta, 1, 9));
+    // Broken inside `msg`: type, sid and seq were read whole before the text broke.
+    let cut = parse("malformed_truncated");
+    assert_eq!(cut.kind, FrameKind::Malformed);
+    assert_eq!(cut.position, at(FrameKind::Trade, 4, 1));
+    // A value cut off by the end of the text is never taken (51 may have been 5126).
+    for text in [
+        r#"{"type":"trade","sid":4,"seq":51"#,
+        r#"{"type":"trade","sid":4,"seq":"#,
+        r#"{"type":"trade","sid":4"#,
+        r#"{"type":"tra"#,
+    ] {
+        assert_eq!(parse_frame(text.as_bytes(), 0, 0).position, None, "{text}");
+    }
+    // Control frames, frames without a seq and unknown types take no place.
+    for name in [
+        "control_ok_update",
+        "control_unsubscribed",
+        "ticker_c",
+        "unknown_type_future",
+    ] {
+        assert_eq!(parse(name).position, None, "{name}");
+    }
 }
 
 #[test]

@@ -5,18 +5,22 @@
 //! applies it with the GIL released, and returns the events as tuples.
 
 use crate::errors::ssmd_error;
+use crate::normalize::NormalizedBatch;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 use ssmd_core::book::{BookEvent, BookSet};
 use ssmd_core::codec;
 use ssmd_core::model::Level;
+use ssmd_core::normalize::SeqStep;
+use ssmd_core::venues::kalshi::parse::FrameKind;
 
 /// Books keyed by ticker, with sequence checks per (conn_id, sid).
 ///
 /// `apply` returns events as tuples whose first item names the kind:
 /// ("gap", conn_id, sid, expected, received, [tickers]),
 /// ("duplicate", conn_id, sid, seq), ("resynced", ticker),
-/// ("delta_without_snapshot", ticker), ("invalidated", ticker, reason).
+/// ("delta_without_snapshot", ticker), ("invalidated", ticker, reason),
+/// ("unreadable", conn_id, sid, seq, [tickers]) (`apply_batch` only).
 #[pyclass(module = "ssmd._core", name = "BookSet")]
 pub struct PyBookSet {
     inner: BookSet,
@@ -41,6 +45,14 @@ fn event_to_py<'py>(py: Python<'py>, event: BookEvent) -> PyResult<Bound<'py, Py
             .into_pyobject(py)?
             .into_any(),
         BookEvent::Invalidated { ticker, reason } => ("invalidated", ticker, reason.as_str())
+            .into_pyobject(py)?
+            .into_any(),
+        BookEvent::Unreadable {
+            conn_id,
+            sid,
+            seq,
+            tickers,
+        } => ("unreadable", conn_id, sid, seq, tickers)
             .into_pyobject(py)?
             .into_any(),
     };
@@ -76,6 +88,40 @@ impl PyBookSet {
                 codec::for_each_record(data, |_| {})?;
                 let mut events = Vec::new();
                 codec::for_each_record(data, |record| events.extend(books.apply(&record)))?;
+                Ok::<_, codec::CodecError>(events)
+            })
+            .map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))?;
+        let out = PyList::empty(py);
+        for event in events {
+            out.append(event_to_py(py, event)?)?;
+        }
+        Ok(out)
+    }
+
+    /// Applies a normalized batch of frames in frame order: its records, and
+    /// each order-book frame that yielded no record but took its seq (see
+    /// `ssmd_core::book::BookSet::recordless`), so that such a frame is never
+    /// taken for a gap. The connector's path; `apply` serves stream readers.
+    fn apply_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        batch: PyRef<'_, NormalizedBatch>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let books = &mut self.inner;
+        let batch = &batch.batch;
+        let events = py
+            .detach(|| {
+                let mut events = Vec::new();
+                batch.for_each_step(|step| match step {
+                    SeqStep::Record(record) => events.extend(books.apply(record)),
+                    SeqStep::Recordless(p) => match p.kind {
+                        FrameKind::OrderbookSnapshot | FrameKind::OrderbookDelta => {
+                            let delta = p.kind == FrameKind::OrderbookDelta;
+                            events.extend(books.recordless(batch.conn_id, p.sid, p.seq, delta));
+                        }
+                        _ => {}
+                    },
+                })?;
                 Ok::<_, codec::CodecError>(events)
             })
             .map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))?;

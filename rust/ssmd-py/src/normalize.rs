@@ -16,7 +16,7 @@ use std::collections::HashMap;
 /// first access, so a caller pays only for what it reads.
 #[pyclass(module = "ssmd._core")]
 pub struct NormalizedBatch {
-    batch: Batch,
+    pub(crate) batch: Batch,
     data: Py<PyBytes>,
     records: Option<Py<PyList>>,
     problems: Option<Py<PyList>>,

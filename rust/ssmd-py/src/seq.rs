@@ -6,10 +6,13 @@
 //! a lost trade is reported too.
 
 use crate::errors::ssmd_error;
+use crate::normalize::NormalizedBatch;
 use pyo3::prelude::*;
 use ssmd_core::codec;
-use ssmd_core::model::Body;
+use ssmd_core::model::{Body, Record};
+use ssmd_core::normalize::SeqStep;
 use ssmd_core::seq::{SeqOutcome, SeqTracker};
+use ssmd_core::venues::kalshi::parse::FrameKind;
 
 /// Sequence checks per (conn_id, sid) over streams of normalized records.
 ///
@@ -22,6 +25,33 @@ pub struct PySeqTracker {
 }
 
 type Problem = (&'static str, u64, u32, u64, u64, String);
+
+/// Checks one seq of a trade or lifecycle stream; `ticker` is the record's ("" for a
+/// frame that yielded none).
+fn check(
+    tracker: &mut SeqTracker,
+    problems: &mut Vec<Problem>,
+    (conn_id, sid, seq): (u64, u32, u64),
+    ticker: &str,
+) {
+    match tracker.observe(conn_id, sid, seq) {
+        SeqOutcome::Gap { expected, received } => {
+            problems.push(("gap", conn_id, sid, expected, received, ticker.to_owned()));
+        }
+        SeqOutcome::Duplicate => {
+            problems.push(("duplicate", conn_id, sid, seq, seq, ticker.to_owned()))
+        }
+        SeqOutcome::First | SeqOutcome::InOrder | SeqOutcome::Unsequenced => {}
+    }
+}
+
+/// A sequenced trade or lifecycle record.
+fn sequenced(r: &Record<'_>) -> bool {
+    matches!(
+        r.body,
+        Body::Trade(_) | Body::Lifecycle(_) | Body::EventLifecycle(_)
+    ) && r.seq != 0
+}
 
 #[pymethods]
 impl PySeqTracker {
@@ -39,25 +69,46 @@ impl PySeqTracker {
         let result = py.detach(|| {
             let mut problems = Vec::new();
             codec::for_each_record(data, |r| {
-                let sequenced = matches!(
-                    r.body,
-                    Body::Trade(_) | Body::Lifecycle(_) | Body::EventLifecycle(_)
-                );
-                if !sequenced || r.seq == 0 {
-                    return;
-                }
-                let ticker = r.body.ticker().unwrap_or_default().to_owned();
-                match tracker.observe(r.conn_id, r.sid, r.seq) {
-                    SeqOutcome::Gap { expected, received } => {
-                        problems.push(("gap", r.conn_id, r.sid, expected, received, ticker));
-                    }
-                    SeqOutcome::Duplicate => {
-                        problems.push(("duplicate", r.conn_id, r.sid, r.seq, r.seq, ticker))
-                    }
-                    SeqOutcome::First | SeqOutcome::InOrder | SeqOutcome::Unsequenced => {}
+                if sequenced(&r) {
+                    let ticker = r.body.ticker().unwrap_or_default();
+                    check(tracker, &mut problems, (r.conn_id, r.sid, r.seq), ticker);
                 }
             })
             .map(|_| problems)
+        });
+        result.map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))
+    }
+
+    /// `observe` over a normalized batch in frame order, where a trade or lifecycle
+    /// frame that yielded no record still takes its seq (its problems carry ticker "").
+    fn observe_batch(
+        &mut self,
+        py: Python<'_>,
+        batch: PyRef<'_, NormalizedBatch>,
+    ) -> PyResult<Vec<Problem>> {
+        let tracker = &mut self.inner;
+        let batch = &batch.batch;
+        let result = py.detach(|| {
+            let mut problems = Vec::new();
+            batch
+                .for_each_step(|step| match step {
+                    SeqStep::Record(r) if sequenced(r) => {
+                        let ticker = r.body.ticker().unwrap_or_default();
+                        check(tracker, &mut problems, (r.conn_id, r.sid, r.seq), ticker);
+                    }
+                    SeqStep::Recordless(p)
+                        if matches!(
+                            p.kind,
+                            FrameKind::Trade
+                                | FrameKind::MarketLifecycle
+                                | FrameKind::EventLifecycle
+                        ) =>
+                    {
+                        check(tracker, &mut problems, (batch.conn_id, p.sid, p.seq), "");
+                    }
+                    _ => {}
+                })
+                .map(|_| problems)
         });
         result.map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))
     }

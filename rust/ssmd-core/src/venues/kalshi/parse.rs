@@ -10,7 +10,7 @@
 //!   integers are wrong types.
 //! - When eras overlap (era B sends cents and dollars), the exact string wins.
 
-use super::messages::{read_frame, AdditionalMetadata, Msg, MsgShape};
+use super::messages::{read_frame, AdditionalMetadata, Envelope, Msg, MsgShape};
 use crate::fixed::{self, NumberError};
 use crate::model::{
     Body, BookDelta, BookSnapshot, EventLifecycle, Level, LifecycleEvent, MarketLifecycle, Outcome,
@@ -125,6 +125,15 @@ impl fmt::Display for FieldError {
     }
 }
 
+/// A data frame's place in its subscription's sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeqPosition {
+    /// The data kind the frame's `type` names (also when the frame is malformed).
+    pub kind: FrameKind,
+    pub sid: u32,
+    pub seq: u64,
+}
+
 /// The outcome of parsing one frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parsed<'a> {
@@ -142,10 +151,15 @@ pub struct Parsed<'a> {
     pub field_errors: Vec<FieldError>,
     /// Why the frame is malformed (kind Malformed only).
     pub malformed: Option<String>,
+    /// The (sid, seq) a data frame takes, whether or not it yields a record: a
+    /// frame whose market or body cannot be read still took its seq, so the
+    /// next frame of the sid is not a gap. Also set for a malformed frame whose
+    /// `type`, `sid` and `seq` were read whole before the text broke.
+    pub position: Option<SeqPosition>,
 }
 
 impl<'a> Parsed<'a> {
-    fn malformed(reason: String) -> Parsed<'a> {
+    fn malformed(reason: String, envelope: &Envelope<'_>) -> Parsed<'a> {
         Parsed {
             kind: FrameKind::Malformed,
             type_text: None,
@@ -156,23 +170,42 @@ impl<'a> Parsed<'a> {
             record: None,
             field_errors: Vec::new(),
             malformed: Some(reason),
+            position: match &envelope.kind {
+                Scalar::Str(t) => position(FrameKind::from_type(t), &envelope.sid, &envelope.seq),
+                _ => None,
+            },
         }
     }
+}
+
+/// A data frame's place in its sid's sequence, when its sid and seq are
+/// positive integers that fit (seq 0 is no seq).
+fn position(kind: FrameKind, sid: &Scalar<'_>, seq: &Scalar<'_>) -> Option<SeqPosition> {
+    let (Scalar::U64(sid), Scalar::U64(seq)) = (sid, seq) else {
+        return None;
+    };
+    let sid = u32::try_from(*sid).ok()?;
+    (kind.is_data() && *seq > 0).then_some(SeqPosition {
+        kind,
+        sid,
+        seq: *seq,
+    })
 }
 
 /// Parses one Kalshi WebSocket frame. Never panics, whatever the bytes.
 pub fn parse_frame(frame: &[u8], receive_ts: u64, conn_id: u64) -> Parsed<'_> {
     // One UTF-8 check over the whole frame is cheaper than one per string.
+    let mut envelope = Envelope::default();
     let text = match std::str::from_utf8(frame) {
         Ok(text) => text,
-        Err(e) => return Parsed::malformed(format!("invalid JSON: not UTF-8 ({e})")),
+        Err(e) => return Parsed::malformed(format!("invalid JSON: not UTF-8 ({e})"), &envelope),
     };
     let mut msg = Msg::default();
-    let envelope = match read_frame(text, &mut msg) {
-        Ok(Some(e)) => e,
-        Ok(None) => return Parsed::malformed("not a JSON object".to_owned()),
-        Err(e) => return Parsed::malformed(format!("invalid JSON: {e}")),
-    };
+    match read_frame(text, &mut envelope, &mut msg) {
+        Ok(true) => {}
+        Ok(false) => return Parsed::malformed("not a JSON object".to_owned(), &envelope),
+        Err(e) => return Parsed::malformed(format!("invalid JSON: {e}"), &envelope),
+    }
     let mut errors = Vec::new();
     let mut f = Fields {
         errors: &mut errors,
@@ -239,6 +272,7 @@ pub fn parse_frame(frame: &[u8], receive_ts: u64, conn_id: u64) -> Parsed<'_> {
         record,
         field_errors: errors,
         malformed: None,
+        position: position(kind, &envelope.sid, &envelope.seq),
     }
 }
 
