@@ -3,10 +3,11 @@
 The simulator, the connector, nats-server and the gateway run as in production (in this
 process's event loop, on the real clock); the page is opened in the system Chromium
 (/usr/bin/chromium, the Debian package `chromium`, driven by playwright: no browser is
-downloaded). The page must list markets, search, and for a selected market show the book
-ladder, the trade tape with trades that arrived after it loaded, and the price chart;
-a screenshot under the test's tmp dir is checked for the same. A second test checks the
-key prompt when the gateway requires API keys.
+downloaded). The page must open on the most active open market, list open markets first
+with a scrollbar in the page's dark theme, search, and for a selected market show the
+book ladder, the trade tape with trades that arrived after it loaded, and the price
+chart; screenshots under the test's tmp dir are checked for the same. A second test
+checks the key prompt when the gateway requires API keys.
 """
 
 from __future__ import annotations
@@ -81,9 +82,11 @@ async def browser_page() -> AsyncIterator[tuple[Any, list[str]]]:
     executable = _chromium()
     async with async_playwright() as pw:
         # --no-sandbox: CI runs as root in a container, where Chromium's sandbox cannot start.
+        # Scrollbars are drawn, as for a user (playwright hides them by default).
         browser = await pw.chromium.launch(
             executable_path=executable,
             args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+            ignore_default_args=["--hide-scrollbars"],
         )
         try:
             page = await browser.new_page(viewport=VIEWPORT, device_scale_factor=1)
@@ -254,6 +257,12 @@ WATCH_STALE = """() => {
     }).observe(ladder, { attributes: true, attributeFilter: ['data-valid'] });
 }"""
 
+# The market list's scrollbar: the strip right of its content (the list has no border).
+SCROLLBAR = """() => { const l = document.querySelector('#markets');
+    const r = l.getBoundingClientRect();
+    return { x: r.left + l.clientWidth, y: r.top, width: l.offsetWidth - l.clientWidth,
+             height: l.clientHeight }; }"""
+
 SEARCH_DONE = """([query, ticker]) => {
     const items = [...document.querySelectorAll('#markets .market')];
     const q = query.toLowerCase();
@@ -291,13 +300,41 @@ async def test_page_shows_live_book_tape_and_chart(tmp_path: Path) -> None:
 
             await page.goto(base + "/")
             origin = await page.evaluate("performance.timeOrigin")
-            # The market list fills from /v1/markets a page at a time.
+            # Without a market in the address the page opens the top of the list: the most
+            # active open market, one the connector captures (no other market trades), with
+            # its live book; the address stays as it was.
+            picked = await page.wait_for_selector('#markets .market[aria-current="true"]')
+            top_item = page.locator("#markets .market").first
+            assert await picked.get_attribute("data-ticker") == await top_item.get_attribute(
+                "data-ticker"
+            )
+            top = await page.text_content("#market-ticker")
+            assert top in tickers
+            assert await page.text_content("#market-status") == "open"
+            await page.wait_for_function(BOTH_SIDES)
+            assert "ticker=" not in page.url
+
+            # The market list fills from /v1/markets a page at a time, open markets first.
             count = "() => document.querySelectorAll('#markets .market').length"
             await page.wait_for_function(f"({count})() >= 50")
             await page.click("#more")
             await page.wait_for_function(f"({count})() > 50")
             listed = await page.evaluate(count)
             assert await page.locator(".market .m-title").first.text_content()
+            statuses = await page.eval_on_selector_all(
+                "#markets .market",
+                "(bs) => bs.map((b) => b.querySelector('.status').dataset.status)",
+            )
+            opened = statuses.count("open")
+            assert 0 < opened < len(statuses) and statuses[:opened] == ["open"] * opened, statuses
+            # The list scrolls, and its scrollbar is drawn in the page's dark colours (the
+            # browser's default one is light grey).
+            bar = await page.evaluate(SCROLLBAR)
+            assert bar["width"] > 0, "the market list has no scrollbar"
+            await page.screenshot(path=str(tmp_path / "gateway-page-list.png"))
+            listing = decode_png((tmp_path / "gateway-page-list.png").read_bytes())
+            pixels = listing.region(bar)
+            assert pixels and max(sum(p) / 3 for p in pixels) < 110, "a light scrollbar"
 
             # Search narrows the list to the strikes of the market's event.
             query = ticker.rsplit("-", 1)[0]

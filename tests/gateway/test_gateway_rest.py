@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +169,70 @@ async def test_markets_from_the_security_master(tmp_path: Path) -> None:
             writer.close()
             after = (await gw.aget("/v1/markets", params={"limit": 1})).json()
             assert after["markets"][0]["title"] == "Renamed"
+
+
+async def all_pages(gw: Any, limit: int, **params: str) -> list[dict[str, Any]]:
+    """Every market of a listing, following next_cursor page by page."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        r = await gw.aget("/v1/markets", params=query)
+        assert r.status_code == 200, r.text
+        out += r.json()["markets"]
+        cursor = r.json()["next_cursor"]
+        if not cursor:
+            return out
+
+
+async def test_markets_most_active_first(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "secmaster.sqlite3")
+    store.migrate()
+    # Settled markets sort first by ticker (KXA < KXS): sort=activity puts them last.
+    settled = [f"KXA-26JUL19-T{i}" for i in range(3)]
+    opened = [f"KXS-26JUL20-T{i:02d}" for i in range(8)]
+    store.apply_markets(
+        [{"ticker": t, "series_ticker": "KXA", "status": "settled"} for t in settled]
+        + [{"ticker": t, "series_ticker": "KXS", "status": "open"} for t in opened]
+    )
+    store.close()
+    now = time.time_ns()
+    busy, second, earlier = opened[5], opened[6], opened[2]
+    async with nats_server(tmp_path / "nats") as srv, publisher(srv.url) as pub:
+        seq = itertools.count(1)
+        for ticker, n, age_s in (
+            (busy, 5, 0),
+            (second, 3, 0),
+            (earlier, 8, 3600),
+            (settled[1], 9, 0),
+        ):
+            for _ in range(n):
+                rec = trade(ticker, 40 * CENT, E6, seq=next(seq))
+                await pub.publish({**rec, "exchange_ts": now - age_s * 10**9})
+        settings = dataclasses.replace(
+            gateway_settings(srv.url), store=lambda: Store.open(tmp_path / "secmaster.sqlite3")
+        )
+        async with running_gateway(settings) as gw:
+            assert [m["ticker"] for m in await all_pages(gw, 1000)] == settled + opened
+            # Open markets that traded, the most active first (trades an hour old weigh
+            # little), then the other open markets, then the rest; any page size.
+            want = [busy, second, earlier]
+            want += [t for t in opened if t not in want] + settled
+            for limit in (1, 3, 4, 1000):
+                got = await all_pages(gw, limit, sort="activity")
+                assert [m["ticker"] for m in got] == want, limit
+            ranked = {m["ticker"]: m["activity"] for m in got}
+            assert 4.9 < ranked[busy] <= 5 and 2.9 < ranked[second] <= 3
+            assert 0 < ranked[earlier] < 0.05 and ranked[opened[0]] == 0
+            assert ranked[settled[1]] > 5  # busy, but settled: not at the top
+            # Filters apply to every part.
+            got = await all_pages(gw, 2, sort="activity", q="T0", status="open")
+            assert [m["ticker"] for m in got] == [t for t in want if t in opened]
+            settled_only = await all_pages(gw, 2, sort="activity", status="settled")
+            assert [m["ticker"] for m in settled_only] == settled
+            for params in ({"sort": "volume"}, {"sort": "activity", "cursor": encode_cursor("x")}):
+                r = await gw.aget("/v1/markets", params=params)
+                assert r.status_code == 400 and r.json()["code"] == "bad_request"
 
 
 async def test_recent_trades_newest_first_and_bounded(tmp_path: Path) -> None:

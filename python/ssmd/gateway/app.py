@@ -160,16 +160,22 @@ def create_app(gw: Gateway) -> FastAPI:
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(gw.metrics.expose(), media_type="text/plain; version=0.0.4")
 
-    @app.get("/v1/markets", summary="Markets, by ticker, with filters and a cursor")
+    @app.get("/v1/markets", summary="Markets, by ticker or most active first, with filters")
     async def markets(
         status: str | None = Query(None, description="Comma-separated: open, closed, halted, ..."),
         series: str | None = Query(None, description="Comma-separated series tickers"),
         event: str | None = Query(None, description="Comma-separated event tickers"),
         q: str | None = Query(None, description="Text in the ticker or title"),
+        sort: str = Query(
+            "ticker",
+            description="ticker, or activity: open markets that traded lately first, most "
+            "active on top, then the other open markets, then the rest",
+        ),
         limit: int = Query(100, ge=1, le=1000),
         cursor: str | None = Query(None, description="next_cursor of the previous page"),
     ) -> Response:
-        page = await gw.markets.page(Filters.parse(status, series, event, q), limit, cursor)
+        f = Filters.parse(status, series, event, q)
+        page = await gw.markets.page(f, limit, cursor, sort)
         return Response(orjson.dumps(page), media_type="application/json")
 
     @app.get("/v1/markets/{ticker}", summary="One market")

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Iterable
@@ -62,6 +63,7 @@ _LIFECYCLE_STATUS: Final = {
     "settled": "settled",
 }
 _FETCH: Final = 1000
+ACTIVITY_MS: Final = 600_000  # the time constant of a market's activity (Market.activity)
 
 
 class Sink(Protocol):
@@ -86,6 +88,24 @@ class Market:
     close_ns: int = 0
     last_price_e6: int | None = None
     last_trade_ms: int = 0
+    trades_weight: float = 0.0  # the market's activity as of trades_weight_ms
+    trades_weight_ms: int = 0
+
+    def count_trade(self, ms: int) -> None:
+        """Add a trade of time `ms` (Unix ms) to the market's activity."""
+        if ms >= self.trades_weight_ms:
+            self.trades_weight = self.activity(ms) + 1.0
+            self.trades_weight_ms = ms
+        else:  # older than the newest trade counted (trades can arrive out of order)
+            self.trades_weight += math.exp((ms - self.trades_weight_ms) / ACTIVITY_MS)
+
+    def activity(self, now_ms: int) -> float:
+        """Recent trades at `now_ms`: each trade weighs e^(-age / 10 min), so one that just
+        happened counts 1, one 10 minutes old 0.37, one an hour old 0.0025. A market
+        trading r times a minute for a while reaches about 10 r. Kept as one number per
+        market, updated per trade: no trade is held for it."""
+        age = max(0, now_ms - self.trades_weight_ms)
+        return self.trades_weight * math.exp(-age / ACTIVITY_MS)
 
 
 def live_subjects(prefix: str) -> list[str]:
@@ -520,6 +540,7 @@ class Feed:
         ms = render.record_ms(rec)
         if ms >= m.last_trade_ms:
             m.last_trade_ms, m.last_price_e6 = ms, rec.get("price_e6")
+        m.count_trade(ms)
         text = render.trade(rec)
         if self.ready:
             self.trades.add(ticker, text)

@@ -6,8 +6,12 @@ mode: readers are not blocked), and it may not exist yet when the gateway starts
 is opened on first use and again after a failure. Queries run in a worker thread, one
 at a time (a Store is one connection).
 
-Pages are ordered by ticker; the cursor is the last ticker of a page, base64url-encoded
-so that clients treat it as opaque.
+Pages are ordered by ticker (`sort=ticker`, the default), or most active first
+(`sort=activity`): open markets that traded lately by their activity (feed.Market.activity)
+then ticker, then the other open markets, then every other market, each by ticker. The
+cursor says where the next page starts (a ticker, or a place in that order),
+base64url-encoded so that clients treat it as opaque. The activity ranking is made again
+for each page: a market whose rank moved between two pages can show twice or not at all.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import binascii
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -30,7 +35,7 @@ from ssmd.secmaster.status import SSMD_STATUSES
 if TYPE_CHECKING:
     from ssmd.secmaster.store import Store
 
-__all__ = ["BadRequest", "Filters", "Markets"]
+__all__ = ["SORTS", "BadRequest", "Filters", "Markets"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,9 @@ _PRICES: Final = ("settlement_value", "yes_bid", "yes_ask", "last_price")
 _SIZES: Final = ("volume", "open_interest")
 _COLUMNS: Final = ("ticker", *_TEXT, *(f"{p}_e6" for p in _PRICES + _SIZES))
 _CHUNK: Final = 500
+SORTS: Final = ("ticker", "activity")
+# The parts of sort=activity, in order; a cursor names one and where in it to go on.
+_ACTIVE, _OPEN, _OTHER = "active", "open", "other"
 
 
 class BadRequest(ValueError):
@@ -170,6 +178,7 @@ class Markets:
         m = feed.markets.get(ticker)
         if m is not None and m.status is not None:
             out["status"] = m.status
+        out["activity"] = 0.0 if m is None else round(m.activity(_now_ms()), 3)
         view = feed.books.view(ticker, 1)
         out["book"] = (
             None
@@ -218,41 +227,96 @@ class Markets:
 
     # ---- queries ------------------------------------------------------------------------
 
-    async def page(self, f: Filters, limit: int, cursor: str | None) -> dict[str, Any]:
+    async def page(
+        self, f: Filters, limit: int, cursor: str | None, sort: str = "ticker"
+    ) -> dict[str, Any]:
         if not 1 <= limit <= MAX_LIMIT:
             raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
-        after = decode_cursor(cursor)
-        used, rows = await self._store_call(lambda s: _store_page(s, f, limit + 1, after))
-        if used and rows is not None:
-            items = [self._from_row(r) for r in rows[:limit]]
-            more = len(rows) > limit
-        else:
-            found = self._stream_page(f, limit + 1, after)
-            items = [self._from_stream(m) for m in found[:limit]]
-            more = len(found) > limit
+        if sort not in SORTS:
+            raise BadRequest(f"sort must be one of {', '.join(SORTS)}")
+        if sort == "activity":
+            return await self._by_activity(f, limit, cursor)
+        items = await self._by_ticker(f, limit + 1, decode_cursor(cursor))
+        more = len(items) > limit
+        items = items[:limit]
         return {
             "markets": items,
             "next_cursor": encode_cursor(items[-1]["ticker"]) if more and items else None,
         }
 
-    def _stream_page(self, f: Filters, n: int, after: str | None) -> list[Market]:
-        q = f.q.lower()
+    async def _by_ticker(
+        self, f: Filters, n: int, after: str | None, open_now: bool | None = None
+    ) -> list[dict[str, Any]]:
+        """Up to `n` markets after `after`, by ticker; `open_now` True: open ones only,
+        False: all but the open ones."""
+        used, rows = await self._store_call(lambda s: _store_page(s, f, n, after, open_now))
+        if used and rows is not None:
+            return [self._from_row(r) for r in rows]
+        return [self._from_stream(m) for m in self._stream_page(f, n, after, open_now)]
+
+    async def _by_activity(self, f: Filters, limit: int, cursor: str | None) -> dict[str, Any]:
+        """A page of sort=activity: the active open markets, then the other open ones,
+        then the rest (module docstring)."""
+        part, place = _parse_activity_cursor(cursor)
+        active = await self._active(f)
+        shown = {str(m["ticker"]) for m in active}
+        page: list[tuple[dict[str, Any], str]] = []  # (market, cursor to go on after it)
+        if part == _ACTIVE:
+            start = int(place)
+            for i, m in enumerate(active[start : start + limit + 1], start + 1):
+                page.append((m, _activity_cursor(_ACTIVE, i)))
+            part, place = _OPEN, ""
+        for name, open_now in ((_OPEN, True), (_OTHER, False)):
+            if part != name:
+                continue
+            after: str | None = place or None
+            while len(page) <= limit:
+                want = limit + 1 - len(page)
+                got = await self._by_ticker(f, want, after, open_now)
+                fresh = [m for m in got if m["ticker"] not in shown]
+                page += [(m, _activity_cursor(name, m["ticker"])) for m in fresh]
+                if len(got) < want:
+                    break  # this part is done
+                after = str(got[-1]["ticker"])
+            part, place = _OTHER, ""
+        more = len(page) > limit
+        page = page[:limit]
+        return {
+            "markets": [m for m, _ in page],
+            "next_cursor": page[-1][1] if more and page else None,
+        }
+
+    async def _active(self, f: Filters) -> list[dict[str, Any]]:
+        """Open markets matching `f` that traded lately, most active first."""
+        if f.statuses and "open" not in f.statuses:
+            return []
+        now = _now_ms()
+        weights = {t: a for t, m in self.feed.markets.items() if (a := m.activity(now)) > 0}
+        tickers = sorted(weights)
+        used, rows = await self._store_call(lambda s: _store_rows(s, f, tickers))
+        if used and rows is not None:
+            items = [self._from_row(r) for r in rows]
+        else:
+            found = (self.feed.markets[t] for t in tickers)
+            items = [self._from_stream(m) for m in found if _matches(m, f)]
+        items = [m for m in items if m["status"] == "open"]
+        items.sort(key=lambda m: (-weights[str(m["ticker"])], str(m["ticker"])))
+        return items
+
+    def _stream_page(
+        self, f: Filters, n: int, after: str | None, open_now: bool | None = None
+    ) -> list[Market]:
         out: list[Market] = []
         for t in sorted(self.feed.markets):
             if after is not None and t <= after:
                 continue
             m = self.feed.markets[t]
-            if f.statuses and m.status not in f.statuses:
+            if open_now is not None and (m.status == "open") != open_now:
                 continue
-            if f.series and series_of_ticker(t) not in f.series:
-                continue
-            if f.events and m.event_ticker not in f.events:
-                continue
-            if q and q not in t.lower() and q not in (m.title or "").lower():
-                continue
-            out.append(m)
-            if len(out) >= n:
-                break
+            if _matches(m, f):
+                out.append(m)
+                if len(out) >= n:
+                    break
         return out
 
     async def one(self, ticker: str) -> dict[str, Any] | None:
@@ -268,6 +332,37 @@ class Markets:
         return ticker in await self.known([ticker])
 
 
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _matches(m: Market, f: Filters) -> bool:
+    """Whether a market known from the stream passes the filters."""
+    q = f.q.lower()
+    return not (
+        (f.statuses and m.status not in f.statuses)
+        or (f.series and series_of_ticker(m.ticker) not in f.series)
+        or (f.events and m.event_ticker not in f.events)
+        or (q and q not in m.ticker.lower() and q not in (m.title or "").lower())
+    )
+
+
+def _activity_cursor(part: str, place: int | str) -> str:
+    return encode_cursor(f"{part}:{place}")
+
+
+def _parse_activity_cursor(cursor: str | None) -> tuple[str, str]:
+    """(part, place) of a sort=activity cursor; the start when there is none."""
+    if not cursor:
+        return _ACTIVE, "0"
+    part, _, place = (decode_cursor(cursor) or "").partition(":")
+    if (part == _ACTIVE and place.isdigit()) or (part in (_OPEN, _OTHER) and place):
+        return part, place
+    raise BadRequest(
+        "cursor is not one this API returned for sort=activity; start again without it"
+    )
+
+
 def _top(levels: Iterable[tuple[int, int]]) -> list[float | int | None] | None:
     for p, s in levels:
         return [render.price(p), render.size(s)]
@@ -279,7 +374,36 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _store_page(store: Store, f: Filters, n: int, after: str | None) -> list[dict[str, Any]]:
+def _store_page(
+    store: Store, f: Filters, n: int, after: str | None, open_now: bool | None = None
+) -> list[dict[str, Any]]:
+    where, params = _store_filters(f)
+    if open_now is not None:
+        where.append("status = 'open'" if open_now else "status <> 'open'")
+    if after is not None:
+        where.append("ticker > ?")
+        params.append(after)
+    sql = f"SELECT {', '.join(_COLUMNS)} FROM markets"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY ticker LIMIT {int(n)}"
+    return [dict(zip(_COLUMNS, r, strict=True)) for r in store.query(sql, params)]
+
+
+def _store_rows(store: Store, f: Filters, tickers: list[str]) -> list[dict[str, Any]]:
+    """The stored markets among `tickers` that pass the filters."""
+    where, params = _store_filters(f)
+    out: list[dict[str, Any]] = []
+    for i in range(0, len(tickers), _CHUNK):
+        part = tickers[i : i + _CHUNK]
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM markets WHERE "
+        sql += " AND ".join([*where, f"ticker IN ({', '.join('?' * len(part))})"])
+        out += [dict(zip(_COLUMNS, r, strict=True)) for r in store.query(sql, [*params, *part])]
+    return out
+
+
+def _store_filters(f: Filters) -> tuple[list[str], list[Any]]:
+    """The WHERE terms and their parameters for the filters."""
     where: list[str] = []
     params: list[Any] = []
     for col, values in (
@@ -296,14 +420,7 @@ def _store_page(store: Store, f: Filters, n: int, after: str | None) -> list[dic
             "OR LOWER(COALESCE(yes_sub_title, '')) LIKE ? ESCAPE '\\')"
         )
         params.extend([_like(f.q)] * 3)
-    if after is not None:
-        where.append("ticker > ?")
-        params.append(after)
-    sql = f"SELECT {', '.join(_COLUMNS)} FROM markets"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY ticker LIMIT {int(n)}"
-    return [dict(zip(_COLUMNS, r, strict=True)) for r in store.query(sql, params)]
+    return where, params
 
 
 def _store_one(store: Store, ticker: str) -> dict[str, Any] | None:

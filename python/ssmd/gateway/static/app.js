@@ -20,6 +20,7 @@ const state = {
   cursor: null,
   listSeq: 0,                // the latest market-list request; older answers are dropped
   ticker: null,              // the selected market
+  pickFirst: false,          // select the list's top market when it comes (no ?ticker=)
   book: null,                // last orderbook message of the selected market
   trades: [],                // selected market's trades, newest first
   liveTrades: 0,             // trades of the selected market that came over the socket
@@ -144,9 +145,11 @@ async function getJSON(path) {
 
 // ---------------------------------------------------------------- market list
 
+// Most active first: open markets that traded lately, then the other open ones, then the
+// rest (the gateway's sort=activity), so the list starts with markets that have a book.
 async function loadMarkets(reset) {
   const seq = ++state.listSeq;
-  const params = new URLSearchParams({ q: state.query, limit: String(PAGE_SIZE) });
+  const params = new URLSearchParams({ q: state.query, limit: String(PAGE_SIZE), sort: "activity" });
   if (!reset && state.cursor) params.set("cursor", state.cursor);
   let page;
   try {
@@ -167,10 +170,19 @@ async function loadMarkets(reset) {
   }
   hideBanner("warn");
   for (const m of page.markets || []) {
+    // The ranking moves between pages: a market already listed is not listed twice.
+    if (state.markets.has(m.ticker)) continue;
     state.markets.set(m.ticker, m);
     $("markets").append(marketItem(m));
     // A market selected from the address before the list came in gets its title now.
     if (m.ticker === state.ticker) showMarket(m);
+  }
+  // Without a market in the address, open the most active one (the top of the list) so
+  // the page starts with a live book, unless nothing is open.
+  if (state.pickFirst && reset) {
+    state.pickFirst = false;
+    const top = (page.markets || [])[0];
+    if (top && top.status === "open") selectMarket(top.ticker, false);
   }
   state.cursor = page.next_cursor || null;
   $("more").hidden = !state.cursor;
@@ -225,8 +237,10 @@ function onSearchInput() {
 
 // ---------------------------------------------------------------- selecting a market
 
-function selectMarket(ticker) {
+// `remember`: keep the market in the address (a choice of the user's, not the default).
+function selectMarket(ticker, remember = true) {
   if (ticker === state.ticker) return;
+  state.pickFirst = false;
   const previous = state.ticker;
   state.ticker = ticker;
   state.book = null;
@@ -239,9 +253,11 @@ function selectMarket(ticker) {
   $("book-state").textContent = "waiting for book…";
   $("book-state").dataset.valid = "none";
   // Keep the selection in the address so a reload or a shared link opens the same market.
-  const url = new URL(location.href);
-  url.searchParams.set("ticker", ticker);
-  history.replaceState(null, "", url.pathname + url.search);
+  if (remember) {
+    const url = new URL(location.href);
+    url.searchParams.set("ticker", ticker);
+    history.replaceState(null, "", url.pathname + url.search);
+  }
   if (previous) send({ action: "unsubscribe", symbols: [previous] });
   send({ action: "subscribe", symbols: [ticker] });
   loadHistory(ticker);
@@ -601,9 +617,10 @@ function start() {
   $("search").addEventListener("input", onSearchInput);
   $("more").addEventListener("click", () => loadMarkets(false));
   new ResizeObserver(() => markDirty("chart")).observe($("chart"));
+  const initial = new URL(location.href).searchParams.get("ticker");
+  state.pickFirst = !initial;
   loadMarkets(true);
   connect();
-  const initial = new URL(location.href).searchParams.get("ticker");
   if (initial) selectMarket(initial);
   markDirty("book", "tape", "chart", "stats");
 }
