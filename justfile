@@ -71,14 +71,17 @@ fmt: setup
     ruff check --fix -q python tests benches
     cargo fmt --all
 
-# Build a wheel into dist/.
+# Build a release wheel into dist/ (manylinux2014: linked against glibc 2.17 by zig).
 wheel: setup
-    maturin build --release --out dist -q
+    maturin build --release --zig --out dist -q
 
-# Regenerate the Cap'n Proto code from schemas/ and fail if the committed copy differs (needs `capnp`).
+# Fail if the committed Cap'n Proto code or the package's copy of the schema differs from schemas/ (needs `capnp`).
 check-schemas:
     #!/usr/bin/env bash
     set -euo pipefail
+    if ! cmp -s schemas/ssmd.capnp python/ssmd/schemas/ssmd.capnp; then
+        echo "python/ssmd/schemas/ssmd.capnp differs from schemas/ssmd.capnp: run 'just gen-schemas' and commit the result"; exit 1
+    fi
     command -v capnp >/dev/null || { echo "check-schemas needs the capnp compiler (Debian: apt-get install capnproto)"; exit 1; }
     out=$(mktemp -d)
     trap 'rm -rf "$out"' EXIT
@@ -86,11 +89,12 @@ check-schemas:
     if ! diff -u rust/ssmd-core/src/generated/ssmd_capnp.rs "$out/ssmd_capnp.rs"; then
         echo "schemas/ssmd.capnp changed: run 'just gen-schemas' and commit the result"; exit 1
     fi
-    echo "generated Cap'n Proto code matches schemas/"
+    echo "generated Cap'n Proto code and the package's copy of the schema match schemas/"
 
-# Regenerate the committed Cap'n Proto code after editing schemas/ssmd.capnp.
+# After editing schemas/ssmd.capnp: regenerate the Cap'n Proto code and the package's copy of the schema.
 gen-schemas:
     cargo run -q -p ssmd-schemagen -- rust/ssmd-core/src/generated
+    cp schemas/ssmd.capnp python/ssmd/schemas/ssmd.capnp
 
 # `ssmd up --env kalshi-sim` (docs/up.md); options pass through (`just demo --port 9000`); Ctrl-C stops.
 # The demo: the whole system against the simulator; the web page is at http://127.0.0.1:8080/.

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import platform
+import signal
 import subprocess
 import sys
+import time
 import venv
 import zipfile
 from pathlib import Path
@@ -14,7 +19,13 @@ from typer.testing import CliRunner
 
 from ssmd import __version__, core
 from ssmd.cli import app
+from ssmd.config import RECORD_TYPES
+from ssmd.config.hashing import hash_bytes
+from ssmd.schemas import CAPNP_FILE
+from ssmd.up.nats import free_port
+from ssmd.up.state import read_state
 from support import ROOT
+from wheelfix import release_wheel
 
 
 def test_the_extension_matches_the_package() -> None:
@@ -28,6 +39,23 @@ def test_a_mismatched_binary_is_refused() -> None:
     assert result.returncode != 0
     assert "CoreVersionError" in result.stderr
     assert "0.0.0-stale" in result.stderr and "just setup" in result.stderr
+
+
+def test_version_names_the_package_and_the_core() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"ssmd {__version__}, core {core.version} (release build)"
+
+
+def test_the_package_ships_schemas_ssmd_capnp_unchanged() -> None:
+    source = (ROOT / "schemas" / "ssmd.capnp").read_bytes()
+    assert CAPNP_FILE.read_bytes() == source, "run `just gen-schemas` and commit the result"
+
+
+def test_schema_path_names_the_shipped_schema() -> None:
+    result = CliRunner().invoke(app, ["schema", "path"])
+    assert result.exit_code == 0, result.output
+    assert Path(result.stdout.strip()) == CAPNP_FILE
 
 
 def test_normalize_prints_the_bundled_sample() -> None:
@@ -47,31 +75,86 @@ def test_normalize_reads_a_capture_file(tmp_path: Path) -> None:
     assert "60 @ $0.34 taker no" in result.output
 
 
+def _wait_for_archived_records(log: Path, up: subprocess.Popen[bytes]) -> int:
+    """Records archived, from the first `status` line of `ssmd up --json-logs` that has some."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert up.poll() is None, log.read_text()[-3000:]
+        for line in log.read_text().splitlines():
+            record = json.loads(line) if line.startswith("{") else {}
+            if record.get("msg") == "status" and record.get("archived_records", 0) > 0:
+                return int(record["archived_records"])
+        time.sleep(0.5)
+    raise AssertionError("no records archived in 120 s:\n" + log.read_text()[-3000:])
+
+
 @pytest.mark.slow
-def test_the_wheel_installs_into_a_fresh_virtualenv(tmp_path: Path) -> None:
-    maturin = Path(sys.executable).parent / "maturin"
-    subprocess.run(
-        [str(maturin), "build", "--release", "--out", str(tmp_path / "dist"), "-q"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        env={**os.environ, "VIRTUAL_ENV": str(Path(sys.executable).parent.parent)},
-    )
-    [wheel] = (tmp_path / "dist").glob("ssmd-*.whl")
+@pytest.mark.timeout(900)  # a first build of the wheel takes minutes
+@pytest.mark.xdist_group("up-e2e")  # not beside the other `ssmd up` run on two cores
+def test_the_wheel_runs_everything_from_an_empty_directory(tmp_path: Path) -> None:
+    wheel = release_wheel()
+    # A tag chosen on purpose (glibc 2.17), not the glibc of the machine that built it.
+    assert f"manylinux_2_17_{platform.machine()}" in wheel.name
     # Data files the running system reads ship in the wheel.
-    names = set(zipfile.ZipFile(wheel).namelist())
+    packed = zipfile.ZipFile(wheel)
+    names = set(packed.namelist())
     for needed in ("index.html", "app.js", "style.css"):
         assert f"ssmd/gateway/static/{needed}" in names, needed
     assert any(n.startswith("ssmd/secmaster/migrations/") and n.endswith(".sql") for n in names)
+    schema = (ROOT / "schemas" / "ssmd.capnp").read_bytes()
+    assert packed.read("ssmd/schemas/ssmd.capnp") == schema
+
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
-    python = env_dir / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True)
-    probe = "import ssmd.core, ssmd._core as c; print(c.__version__, c.build_profile, ssmd.core.SCALE_E6)"
-    out = subprocess.run(
-        [str(python), "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True
+    subprocess.run([env_dir / "bin" / "python", "-m", "pip", "install", "-q", wheel], check=True)
+    # A user's shell: no repository, no ssmd settings, not this virtualenv.
+    ours = str(Path(sys.executable).parent)
+    path = [str(env_dir / "bin")] + [p for p in os.environ["PATH"].split(os.pathsep) if p != ours]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SSMD_")}
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("PYTHONPATH", None)
+    env["PATH"] = os.pathsep.join(path)
+    home = tmp_path / "empty"
+    home.mkdir()
+
+    def ssmd(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [str(env_dir / "bin" / "ssmd"), *args]
+        done = subprocess.run(command, cwd=home, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"ssmd {' '.join(args)}: {done.stderr}"
+        return done
+
+    assert (
+        ssmd("--version").stdout.strip()
+        == f"ssmd {__version__}, core {__version__} (release build)"
     )
-    assert out.stdout.split() == [__version__, "release", "1000000"]
+    ssmd("init")
+    assert "valid" in ssmd("validate").stdout
+    registry = json.loads(ssmd("schema", "list", "--json").stdout)
+    assert sorted(e["name"] for e in registry) == sorted(RECORD_TYPES)
+    assert {e["hash"] for e in registry} == {hash_bytes(schema)}
+    installed = Path(ssmd("schema", "path").stdout.strip())
+    assert installed.is_relative_to(env_dir) and installed.read_bytes() == schema
+
+    log = tmp_path / "up.log"
+    with log.open("wb") as stderr:
+        up = subprocess.Popen(
+            [env_dir / "bin" / "ssmd", "up", "--env", "kalshi-sim", "--json-logs",
+             "--port", str(free_port()), "--sim-markets", "20"],
+            cwd=home, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+        try:
+            assert _wait_for_archived_records(log, up) > 0
+            up.send_signal(signal.SIGINT)
+            assert up.wait(timeout=120) == 0, log.read_text()[-3000:]
+        finally:
+            if up.poll() is None:
+                up.kill()
+                up.wait()
+            for pid in ((read_state(home / "data") or {}).get("pids") or {}).values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    rows = json.loads(ssmd("data", "inventory", "--env", "kalshi-sim", "--json").stdout)
+    assert sum(r["records"] + r["pending_records"] for r in rows) > 0
 
 
 def test_the_cli_scale_matches_the_core() -> None:

@@ -30,6 +30,7 @@ logging.getLogger(__name__).debug(
     "ssmd._core %s (%s build)", _core.__version__, _core.build_profile
 )
 
+version: str = _core.__version__  # equal to ssmd.__version__ (checked above)
 build_profile: str = _core.build_profile
 
 # Normalization and records (rust/ssmd-py/src/normalize.rs).

@@ -1,8 +1,7 @@
-"""Fixtures for the config tests: a fresh project (schemas/ + exchanges/) per test."""
+"""Fixtures for the config tests: a fresh project (exchanges/ only) per test."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,15 +9,14 @@ import pytest
 from config_helpers import APP, REPO
 from typer.testing import CliRunner, Result
 
+from ssmd import schemas as packaged_schema
 from ssmd.config.bootstrap import init_tree
 from ssmd.config.tree import ConfigTree
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A project root holding schemas/ssmd.capnp and nothing else; cwd is set to it."""
-    (tmp_path / "schemas").mkdir()
-    shutil.copy(REPO / "schemas" / "ssmd.capnp", tmp_path / "schemas" / "ssmd.capnp")
+    """An empty project root (the schema comes from the package); cwd is set to it."""
     monkeypatch.chdir(tmp_path)
     for name in (
         "SSMD_CONFIG_DIR",
@@ -41,6 +39,16 @@ def tree(project: Path) -> ConfigTree:
     created = ConfigTree.at(project / "exchanges")
     init_tree(created)
     return created
+
+
+@pytest.fixture
+def changed_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The packaged schema as a newer ssmd would ship it: a changed copy stands in for it."""
+    changed = tmp_path / "newer-ssmd" / "ssmd.capnp"
+    changed.parent.mkdir()
+    changed.write_bytes((REPO / "schemas" / "ssmd.capnp").read_bytes() + b"\n# a new field\n")
+    monkeypatch.setattr(packaged_schema, "CAPNP_FILE", changed)
+    return changed
 
 
 @pytest.fixture

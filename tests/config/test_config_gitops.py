@@ -8,9 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from config_helpers import snapshot
+from config_helpers import REPO, snapshot
 from typer.testing import Result
 
+from ssmd.config import RECORD_TYPES
+from ssmd.config.hashing import hash_bytes
 from ssmd.config.tree import ConfigTree
 
 Run = Callable[..., Result]
@@ -43,16 +45,22 @@ def test_init_refuses_to_overwrite(tree: ConfigTree, ssmd: Run) -> None:
 
 def test_init_then_validate(project: Path, ssmd: Run) -> None:
     created = ssmd("init", "--json")
-    assert created.exit_code == 0
-    assert json.loads(created.stdout)["schema_file_found"] is True
+    assert created.exit_code == 0 and json.loads(created.stdout)["ok"] is True
     checked = ssmd("validate")
     assert checked.exit_code == 0 and "valid" in checked.stdout
 
 
-def test_init_without_schema_file_skips_the_registry(tmp_path: Path, ssmd: Run) -> None:
+def test_init_writes_the_registry_without_a_schema_file_next_to_the_tree(
+    tmp_path: Path, ssmd: Run
+) -> None:
+    # As after `pip install ssmd`: no repository checkout, no schemas/ beside the tree.
     result = ssmd("init", str(tmp_path / "exchanges"))
-    assert result.exit_code == 0 and "no schema registry was written" in result.stderr
-    assert not list((tmp_path / "exchanges" / "schemas").glob("*.yaml"))
+    assert result.exit_code == 0, result.stderr
+    registry = sorted(p.stem for p in (tmp_path / "exchanges" / "schemas").glob("*.yaml"))
+    assert registry == sorted(RECORD_TYPES)
+    digest = ssmd("schema", "hash", "--config-dir", str(tmp_path / "exchanges")).stdout.strip()
+    assert digest == hash_bytes((REPO / "schemas" / "ssmd.capnp").read_bytes())
+    assert ssmd("validate", "--config-dir", str(tmp_path / "exchanges")).exit_code == 0
 
 
 def test_validate_lists_every_problem_and_exits_1(tree: ConfigTree, ssmd: Run) -> None:

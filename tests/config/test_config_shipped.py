@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import jsonschema
@@ -17,6 +18,13 @@ from ssmd.config.tree import ConfigTree
 
 def test_shipped_tree_validates() -> None:
     assert validate_tree(SHIPPED) == []
+
+
+def test_a_copy_of_the_shipped_tree_validates_anywhere(tmp_path: Path) -> None:
+    # The schema comes from the package, not from a schemas/ folder beside the tree.
+    copy = tmp_path / "ops" / "exchanges"
+    shutil.copytree(SHIPPED, copy)
+    assert validate_tree(copy) == []
 
 
 def test_init_writes_exactly_the_shipped_tree(tree: ConfigTree) -> None:

@@ -19,8 +19,32 @@ app = typer.Typer(
 )
 
 
+def _print_version(wanted: bool) -> None:
+    if not wanted:
+        return
+    from ssmd import __version__
+    from ssmd.exceptions import CoreVersionError
+
+    try:
+        from ssmd import core
+    except CoreVersionError as exc:
+        typer.echo(f"ssmd {__version__}")
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"ssmd {__version__}, core {core.version} ({core.build_profile} build)")
+    raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the versions of the package and of its Rust core, then exit.",
+    ),
+) -> None:
     """ssmd: capture, stream and archive prediction-market data."""
 
 

@@ -9,7 +9,13 @@ import threading
 
 import typer
 
-from ssmd.cli.options import ConfigDirOption, EnvOption, LogLevelOption, NatsUrlOption
+from ssmd.cli.options import (
+    ConfigDirOption,
+    DataDirOption,
+    EnvOption,
+    LogLevelOption,
+    NatsUrlOption,
+)
 
 app = typer.Typer(
     help="The archiver: JetStream -> raw JSONL.zst + normalized Cap'n Proto .zst + manifests.",
@@ -22,7 +28,7 @@ def run(
     env: EnvOption,
     config_dir: ConfigDirOption = None,
     nats_url: NatsUrlOption = None,
-    data_dir: str | None = typer.Option(None, help="Override the data dir (spool, local buckets)."),
+    data_dir: DataDirOption = None,
     s3_endpoint: str | None = typer.Option(None, help="Override the S3 endpoint."),
     durable: str = typer.Option("archiver", help="Durable consumer name."),
     batch: int = typer.Option(5000, help="Messages per fetch."),

@@ -7,7 +7,13 @@ import signal
 
 import typer
 
-from ssmd.cli.options import ConfigDirOption, EnvOption, LogLevelOption, NatsUrlOption
+from ssmd.cli.options import (
+    ConfigDirOption,
+    DataDirOption,
+    EnvOption,
+    LogLevelOption,
+    NatsUrlOption,
+)
 
 app = typer.Typer(
     help="The Kalshi connector: capture frames into NATS JetStream.", no_args_is_help=True
@@ -21,7 +27,7 @@ def run(
     ws_url: str | None = typer.Option(None, help="Override the WebSocket URL."),
     rest_url: str | None = typer.Option(None, help="Override the REST URL."),
     nats_url: NatsUrlOption = None,
-    data_dir: str | None = typer.Option(None, help="Override the data dir (spool lives under it)."),
+    data_dir: DataDirOption = None,
     health_port: int = typer.Option(9464, help="Port of /health and /metrics (0 = any)."),
     health_host: str = typer.Option("127.0.0.1", help="Interface of /health and /metrics."),
     log_level: LogLevelOption = "INFO",

@@ -1,31 +1,40 @@
-"""`ssmd data inventory | gaps | quality`: what the archive holds, from manifests only."""
+"""`ssmd data inventory | gaps | quality`: what the archive holds, from manifests only.
+
+An answer with no data is an error that says why: for an environment with no data
+at all, which environments have data in the same stores; otherwise which feeds and
+days this one has.
+"""
 
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from ssmd.cli.options import ConfigDirOption, EnvOption
-from ssmd.cli.output import JsonOption, print_json, print_table
+from ssmd.cli.options import ConfigDirOption, DataDirOption, EnvOption, FeedOption, JsonOption
+from ssmd.cli.output import print_json, print_table
+
+if TYPE_CHECKING:
+    from ssmd.data.inventory import Archive
 
 app = typer.Typer(
     help="Archived data: inventory, gaps and quality (from manifests).", no_args_is_help=True
 )
 
-DataDirOption = typer.Option(None, "--data-dir", help="Override the data dir.")
+DayOption = Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="The day (UTC).")]
 
 
-def _archive(env: str, config_dir: Path | None, data_dir: str | None):  # type: ignore[no-untyped-def]
+def _archive(env: str, config_dir: Path | None, data_dir: str | None) -> tuple[Archive, str]:
+    """The environment's archive and its feed."""
     from ssmd.cli.exits import component_errors
     from ssmd.config import Overrides, load_environment
     from ssmd.data.inventory import Archive
 
     with component_errors():
-        return Archive.from_environment(
-            load_environment(env, config_dir, Overrides(data_dir=data_dir))
-        )
+        resolved = load_environment(env, config_dir, Overrides(data_dir=data_dir))
+        return Archive.from_environment(resolved), resolved.feed.name
 
 
 def _day(value: str) -> date:
@@ -35,19 +44,66 @@ def _day(value: str) -> date:
         raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _environments_with_data(arc: Archive) -> list[str]:
+    """Environments with a manifest in the archive's stores. Lists the whole buckets, so
+    it is only for explaining an empty answer."""
+    from ssmd.store import keys
+
+    found = set()
+    for store in (arc.raw_store, arc.normalized_store):
+        for obj in store.list(""):
+            info = keys.parse_key(obj.key) if obj.key.endswith("/manifest.json") else None
+            if info is not None and info.kind == "manifest":
+                found.add(info.env)
+    return sorted(found)
+
+
+def _no_data(arc: Archive, asked: str) -> NoReturn:
+    """Exit 1 saying what the environment has instead, or which environments have data."""
+    spans: dict[str, tuple[str, str]] = {}
+    for row in arc.inventory():
+        first, last = spans.get(row["feed"], (row["date"], row["date"]))
+        spans[row["feed"]] = (min(first, row["date"]), max(last, row["date"]))
+    if spans:
+        held = ", ".join(f"{feed} from {first} to {last}" for feed, (first, last) in spans.items())
+        message = f"environment {arc.env} has no data for {asked}; it has data for {held}"
+        fix = "choose a feed and dates from those"
+    else:
+        others = ", ".join(_environments_with_data(arc)) or "none"
+        message = (
+            f"no data for environment {arc.env} in {arc.raw_store.url} and "
+            f"{arc.normalized_store.url}; environments with data there: {others}"
+        )
+        fix = "pass --env (or set SSMD_ENV) to one of them, or --data-dir where your data is"
+    typer.echo(f"error: {message}. Fix: {fix}", err=True)
+    raise typer.Exit(1)
+
+
 @app.command()
 def inventory(
-    env: EnvOption = "kalshi-sim",
-    feed: str | None = typer.Option(None, "--feed", help="Only this feed."),
-    start: str | None = typer.Option(None, "--from", help="First date, YYYY-MM-DD."),
-    end: str | None = typer.Option(None, "--to", help="Last date, YYYY-MM-DD."),
+    env: EnvOption,
+    feed: FeedOption = None,
+    start: Annotated[
+        str | None, typer.Option("--from", metavar="YYYY-MM-DD", help="First day (UTC).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", metavar="YYYY-MM-DD", help="Last day (UTC).")
+    ] = None,
     config_dir: ConfigDirOption = None,
-    data_dir: str | None = DataDirOption,
+    data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Per day and data type: records, bytes, markets, status, gaps, quality."""
-    arc = _archive(env, config_dir, data_dir)
-    rows = arc.inventory(feed, _day(start) if start else None, _day(end) if end else None)
+    """Per day and data type: records, bytes, markets, status, gaps, quality.
+
+    Example: ssmd data inventory --env kalshi-sim --from 2026-07-20
+    """
+    arc, env_feed = _archive(env, config_dir, data_dir)
+    feed = feed or env_feed
+    first, last = (_day(start) if start else None), (_day(end) if end else None)
+    rows = arc.inventory(feed, first, last)
+    if not rows:
+        dates = f" from {start or 'the first day'} to {end or 'today'}" if start or end else ""
+        _no_data(arc, f"feed {feed}{dates}")
     if as_json:
         print_json(rows)
         return
@@ -68,15 +124,23 @@ def inventory(
 
 @app.command()
 def gaps(
-    feed: str = typer.Option(..., "--feed"),
-    day: str = typer.Option(..., "--date", help="YYYY-MM-DD (UTC)."),
-    env: EnvOption = "kalshi-sim",
+    env: EnvOption,
+    day: DayOption,
+    feed: FeedOption = None,
     config_dir: ConfigDirOption = None,
-    data_dir: str | None = DataDirOption,
+    data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The day's gaps with their reasons and the markets affected."""
-    found = _archive(env, config_dir, data_dir).gaps(feed, _day(day))
+    """The day's gaps with their reasons and the markets affected.
+
+    Example: ssmd data gaps --env kalshi-sim --date 2026-07-20
+    """
+    arc, env_feed = _archive(env, config_dir, data_dir)
+    feed = feed or env_feed
+    when = _day(day)
+    if not arc.inventory(feed, when, when):
+        _no_data(arc, f"feed {feed} on {day}")
+    found = arc.gaps(feed, when)
     if as_json:
         print_json(found)
         return
@@ -97,21 +161,25 @@ def gaps(
 
 @app.command()
 def quality(
-    feed: str = typer.Option(..., "--feed"),
-    day: str = typer.Option(..., "--date", help="YYYY-MM-DD (UTC)."),
-    env: EnvOption = "kalshi-sim",
+    env: EnvOption,
+    day: DayOption,
+    feed: FeedOption = None,
     config_dir: ConfigDirOption = None,
-    data_dir: str | None = DataDirOption,
+    data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The day's quality report (quality_score is defined in docs/archiver.md)."""
-    report = _archive(env, config_dir, data_dir).quality(feed, _day(day))
+    """The day's quality report (quality_score is defined in docs/archiver.md).
+
+    Example: ssmd data quality --env kalshi-sim --date 2026-07-20
+    """
+    arc, env_feed = _archive(env, config_dir, data_dir)
+    feed = feed or env_feed
+    report = arc.quality(feed, _day(day))
+    if not report["found"]:
+        _no_data(arc, f"feed {feed} on {day}")
     if as_json:
         print_json(report)
         return
-    if not report["found"]:
-        typer.echo(f"no manifests for {feed} on {day}", err=True)
-        raise typer.Exit(1)
     print_table(
         f"Quality of {feed} on {day}", ["field", "value"], [[k, v] for k, v in report.items()]
     )

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from ssmd.cli.output import print_text, show_table
 
 app = typer.Typer()
 
@@ -67,10 +68,7 @@ def normalize(
     batch = core.normalize_kalshi(frames, [now] * len(frames), 1)
     records = core.decode_records(batch.data)
 
-    console = Console()
-    console.print(
-        f"{len(frames)} frames from {source} -> {len(records)} normalized records", soft_wrap=True
-    )
+    print_text(f"{len(frames)} frames from {source} -> {len(records)} normalized records")
     table = Table()
     for column in ("frame", "type", "kind", "ticker", "sid/seq", "values"):
         table.add_column(column)
@@ -83,11 +81,11 @@ def normalize(
             f"{record['sid']}/{record['seq']}",
             _summary(record),
         )
-    console.print(table)
+    show_table(table)
     if batch.problems:
         problems = Table(title="problems (the raw frame is always kept)")
         for column in ("frame", "problem", "detail"):
             problems.add_column(column)
         for frame, problem, detail in batch.problems:
             problems.add_row(str(frame), problem, detail)
-        console.print(problems)
+        show_table(problems)

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ssmd.cli.options import DataDirOption
 from ssmd.cli.output import (
     ConfigDirOption,
     JsonOption,
@@ -181,7 +182,7 @@ def show(
         bool,
         typer.Option("--resolved", help="Effective values: overrides applied, secrets masked."),
     ] = False,
-    data_dir: Annotated[str | None, typer.Option(help="Override SSMD_DATA_DIR.")] = None,
+    data_dir: DataDirOption = None,
     nats_url: Annotated[str | None, typer.Option(help="Override the NATS URL.")] = None,
     ws_url: Annotated[str | None, typer.Option(help="Override the feed's WebSocket URL.")] = None,
     rest_url: Annotated[str | None, typer.Option(help="Override the feed's REST URL.")] = None,

@@ -6,7 +6,13 @@ import asyncio
 
 import typer
 
-from ssmd.cli.options import ConfigDirOption, EnvOption, LogLevelOption, NatsUrlOption
+from ssmd.cli.options import (
+    ConfigDirOption,
+    DataDirOption,
+    EnvOption,
+    LogLevelOption,
+    NatsUrlOption,
+)
 
 app = typer.Typer(
     help="The gateway: live books, trades and statuses over WebSocket and REST.",
@@ -19,9 +25,7 @@ def run(
     env: EnvOption,
     config_dir: ConfigDirOption = None,
     nats_url: NatsUrlOption = None,
-    data_dir: str | None = typer.Option(
-        None, help="Override the data dir (where the security master's SQLite file is)."
-    ),
+    data_dir: DataDirOption = None,
     database_url: str | None = typer.Option(
         None, help="Override the security master's database URL."
     ),

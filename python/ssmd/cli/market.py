@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+from ssmd.cli.options import ConfigDirOption, DataDirOption, EnvOption, JsonOption
 from ssmd.cli.output import print_json, print_table
 
 app = typer.Typer(
     help="The security master: sync, list, show and history of markets.", no_args_is_help=True
 )
 
-_ENV = typer.Option(..., "--env", help="Environment under exchanges/environments/.")
-_CONFIG = typer.Option(None, help="The exchanges/ tree (default: $SSMD_CONFIG_DIR or ./exchanges).")
-_DATA = typer.Option(None, help="Override the data dir (the SQLite store lives under it).")
 _DB = typer.Option(None, help="Override the database URL (PostgreSQL).")
 _LIST_COLUMNS = (
     "ticker",
@@ -51,8 +49,8 @@ def _store(resolved: Any) -> Any:
 
 @app.command()
 def sync(
-    env: str = _ENV,
-    config_dir: Path | None = _CONFIG,
+    env: EnvOption,
+    config_dir: ConfigDirOption = None,
     everything: bool = typer.Option(
         False, "--all", help="Every series, event and market, not only the environment's selection."
     ),
@@ -65,7 +63,7 @@ def sync(
     nats_url: str | None = typer.Option(None, help="Override the NATS URL."),
     redis_url: str | None = typer.Option(None, help="Override the Redis URL."),
     database_url: str | None = _DB,
-    data_dir: str | None = _DATA,
+    data_dir: DataDirOption = None,
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     log_level: str = typer.Option("INFO", help="Log level."),
 ) -> None:
@@ -105,8 +103,8 @@ def sync(
 
 @app.command("list")
 def list_(
-    env: str = _ENV,
-    config_dir: Path | None = _CONFIG,
+    env: EnvOption,
+    config_dir: ConfigDirOption = None,
     status: list[str] = typer.Option(
         [], "--status", help="ssmd status (open, closed, halted, ...) or Kalshi word; repeatable."
     ),
@@ -116,7 +114,7 @@ def list_(
     limit: int | None = typer.Option(None, help="At most this many rows."),
     as_json: bool = typer.Option(False, "--json", help="One JSON array of market objects."),
     database_url: str | None = _DB,
-    data_dir: str | None = _DATA,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Markets in the store."""
     from ssmd.secmaster import map_status
@@ -143,12 +141,12 @@ def list_(
 
 @app.command()
 def show(
-    ticker: str = typer.Argument(..., help="Market ticker."),
-    env: str = _ENV,
-    config_dir: Path | None = _CONFIG,
-    as_json: bool = typer.Option(False, "--json"),
+    ticker: Annotated[str, typer.Argument(help="Market ticker.")],
+    env: EnvOption,
+    config_dir: ConfigDirOption = None,
+    as_json: JsonOption = False,
     database_url: str | None = _DB,
-    data_dir: str | None = _DATA,
+    data_dir: DataDirOption = None,
 ) -> None:
     """One market, every field."""
     resolved = _env(env, config_dir, database_url=database_url, data_dir=data_dir)
@@ -165,12 +163,12 @@ def show(
 
 @app.command()
 def history(
-    ticker: str = typer.Argument(..., help="Market ticker."),
-    env: str = _ENV,
-    config_dir: Path | None = _CONFIG,
-    as_json: bool = typer.Option(False, "--json"),
+    ticker: Annotated[str, typer.Argument(help="Market ticker.")],
+    env: EnvOption,
+    config_dir: ConfigDirOption = None,
+    as_json: JsonOption = False,
     database_url: str | None = _DB,
-    data_dir: str | None = _DATA,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Every recorded change of one market, oldest first."""
     resolved = _env(env, config_dir, database_url=database_url, data_dir=data_dir)
@@ -191,11 +189,11 @@ def history(
 
 @app.command()
 def migrate(
-    env: str = _ENV,
-    config_dir: Path | None = _CONFIG,
+    env: EnvOption,
+    config_dir: ConfigDirOption = None,
     to: int | None = typer.Option(None, "--to", help="Target version (0 = remove everything)."),
     database_url: str | None = _DB,
-    data_dir: str | None = _DATA,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Apply (or revert, with --to) the store's schema migrations."""
     from ssmd.secmaster import Store, StoreError
@@ -216,12 +214,12 @@ def migrate(
 
 @app.command()
 def live(
-    env: str = _ENV,
-    config_dir: Path | None = _CONFIG,
+    env: EnvOption,
+    config_dir: ConfigDirOption = None,
     nats_url: str | None = typer.Option(None, help="Override the NATS URL."),
     redis_url: str | None = typer.Option(None, help="Override the Redis URL."),
     database_url: str | None = _DB,
-    data_dir: str | None = _DATA,
+    data_dir: DataDirOption = None,
     sweep_every: float = typer.Option(10.0, help="Seconds between open/close sweeps."),
     log_level: str = typer.Option("INFO", help="Log level."),
 ) -> None:

@@ -35,8 +35,8 @@ def init(
 ) -> None:
     """Create an exchanges/ tree with the Kalshi feed, environments and schema registry.
 
-    Refuses to overwrite any existing file. The registry is hashed from
-    schemas/ssmd.capnp next to the tree, when present.
+    Refuses to overwrite any existing file. The registry is hashed from the schema
+    shipped with ssmd (`ssmd schema path`).
 
     Example: ssmd init ./exchanges
     """
@@ -44,22 +44,10 @@ def init(
         tree = tree_at(directory or config_dir)
         result = init_tree(tree)
         if as_json:
-            print_json(
-                {
-                    "ok": True,
-                    "written": [str(p) for p in result.written],
-                    "schema_file_found": result.schema_file_found,
-                }
-            )
+            print_json({"ok": True, "written": [str(p) for p in result.written]})
             return
         for path in result.written:
             print_text(f"wrote {display_path(path)}")
-        if not result.schema_file_found:
-            stderr.print(
-                f"note: {display_path(tree.project_root / 'schemas/ssmd.capnp')} not found, so no schema "
-                "registry was written; add the file, then run `ssmd schema register TYPE --status active`",
-                markup=False,
-            )
 
 
 @app.command("validate")

@@ -2,7 +2,8 @@
 
 Human output goes to stdout as tables; `--json` prints one JSON document
 instead. Errors go to stderr (or, with --json, as {"ok": false, "error": ...}
-on stdout) and exit with status 1.
+on stdout) and exit with status 1. A table sent to a pipe or a file keeps one row
+per line whatever its width; only a terminal's width folds cells.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from ssmd.config.tree import CONFIG_DIR_ENV, ConfigTree
@@ -25,6 +27,7 @@ ConfigDirOption = Annotated[
     typer.Option(
         "--config-dir",
         envvar=CONFIG_DIR_ENV,
+        metavar="DIR",
         help=f"The exchanges/ tree (default: ${CONFIG_DIR_ENV}, else ./exchanges).",
         show_default=False,
     ),
@@ -34,6 +37,7 @@ JsonOption = Annotated[
 ]
 
 stdout = Console(highlight=False, soft_wrap=True)
+_UNBOUNDED = 1_000_000  # columns: wider than any table
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -56,7 +60,18 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
-    stdout.print(table)
+    show_table(table)
+
+
+def show_table(table: Table) -> None:
+    """Print a table on stdout: folded to fit a terminal, one row per line anywhere else."""
+    if stdout.is_terminal:
+        stdout.print(table)
+        return
+    # Not a terminal, rich would fold cells at 80 columns (or $COLUMNS) and split a row
+    # over several lines; a program reading the output expects one row per line.
+    needed = Measurement.get(stdout, stdout.options.update_width(_UNBOUNDED), table).maximum
+    Console(highlight=False, soft_wrap=True, width=needed).print(table)
 
 
 def warn_broken(count: int) -> None:

@@ -1,4 +1,4 @@
-"""`ssmd schema register|list|show|set-status|hash`: the schema registry (exchanges/schemas/)."""
+"""`ssmd schema register|list|show|set-status|hash|path`: the schema registry (exchanges/schemas/)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from ssmd.config.schemas import (
     schema_hash,
     set_schema_status,
 )
+from ssmd.schemas import CAPNP_FILE
 
 app = typer.Typer(
     help="Schema registry: one entry per normalized record type.", no_args_is_help=True
@@ -43,7 +44,11 @@ def register(
     ] = None,
     status: StatusOption = "draft",
     file: Annotated[
-        str | None, typer.Option(help="Schema file relative to the project root.")
+        str | None,
+        typer.Option(
+            help="Schema file relative to the project root (default: schemas/ssmd.capnp, "
+            "the schema shipped with ssmd)."
+        ),
     ] = None,
     description: Annotated[str | None, typer.Option(help="What the type holds.")] = None,
     config_dir: ConfigDirOption = None,
@@ -159,7 +164,7 @@ def set_status(
 @app.command("hash")
 def hash_command(
     file: Annotated[
-        Path | None, typer.Argument(help="File (default: schemas/ssmd.capnp of the project).")
+        Path | None, typer.Argument(help="File (default: the schema shipped with ssmd).")
     ] = None,
     config_dir: ConfigDirOption = None,
     as_json: JsonOption = False,
@@ -174,3 +179,12 @@ def hash_command(
             print_json({"file": str(path), "hash": digest})
         else:
             print_text(digest)
+
+
+@app.command("path")
+def path_command() -> None:
+    """Print where the schema shipped with ssmd (ssmd.capnp) is installed.
+
+    Example: zstd -dc data.capnp.zst | capnp decode --packed $(ssmd schema path) Record
+    """
+    print_text(str(CAPNP_FILE))

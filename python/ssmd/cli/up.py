@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ssmd.cli.options import ConfigDirOption, EnvOption
+from ssmd.cli.options import ConfigDirOption, DataDirOption, EnvOption
 
 app = typer.Typer()
 
@@ -19,9 +19,7 @@ def up(
     port: int = typer.Option(8080, help="Port of the gateway: the web page and the client API."),
     host: str = typer.Option("127.0.0.1", help="Interface of the gateway."),
     config_dir: ConfigDirOption = None,
-    data_dir: str | None = typer.Option(
-        None, help="Where everything is kept (default: $SSMD_DATA_DIR or ./data)."
-    ),
+    data_dir: DataDirOption = None,
     nats_url: str | None = typer.Option(
         None, help="Use this NATS instead of the environment's; `embedded` starts one."
     ),

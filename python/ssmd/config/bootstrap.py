@@ -2,8 +2,8 @@
 
 The feed and environment files are copied from the templates shipped in
 ssmd/config/templates/ (URLs live only in YAML). The schema registry is made
-here: one entry per normalized record type, hashed from the project's
-schemas/ssmd.capnp when that file exists.
+here: one entry per normalized record type, hashed from the schema shipped
+with ssmd (ssmd.schemas), so it needs no repository checkout.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Final
 
 from ssmd.config.edit import build, render
-from ssmd.config.hashing import DEFAULT_SCHEMA_FILE, hash_file
+from ssmd.config.hashing import DEFAULT_SCHEMA_FILE, hash_file, schema_file
 from ssmd.config.jsonschema import schema_texts
 from ssmd.config.models import API_VERSION, KINDS, RECORD_TYPES, Document, SchemaEntry
 from ssmd.config.problems import display_path, raise_problems
@@ -36,7 +36,6 @@ RECORD_DESCRIPTIONS: Final = {
 @dataclass(frozen=True)
 class InitResult:
     written: list[Path]
-    schema_file_found: bool
 
 
 def _template_documents(tree: ConfigTree) -> dict[Path, str]:
@@ -72,20 +71,17 @@ def _registry(tree: ConfigTree, schema_hash: str) -> dict[Path, str]:
     return files
 
 
-def bootstrap_files(tree: ConfigTree) -> tuple[dict[Path, str], bool]:
-    """Every file `ssmd init` writes, and whether the schema file was found."""
+def bootstrap_files(tree: ConfigTree) -> dict[Path, str]:
+    """Every file `ssmd init` writes."""
     files = _template_documents(tree)
-    schema_file = tree.project_root / DEFAULT_SCHEMA_FILE
-    found = schema_file.is_file()
-    if found:
-        files |= _registry(tree, hash_file(schema_file))
+    files |= _registry(tree, hash_file(schema_file(tree.project_root, DEFAULT_SCHEMA_FILE)))
     files |= {tree.jsonschema_dir / name: text for name, text in schema_texts().items()}
-    return files, found
+    return files
 
 
 def init_tree(tree: ConfigTree) -> InitResult:
     """Create the tree; refuses (writing nothing) if any file it would write exists."""
-    files, found = bootstrap_files(tree)
+    files = bootstrap_files(tree)
     existing = sorted(display_path(p) for p in files if p.exists())
     if existing:
         raise ConfigError(
@@ -95,4 +91,4 @@ def init_tree(tree: ConfigTree) -> InitResult:
     for kind in KINDS:
         tree.folder(kind).mkdir(parents=True, exist_ok=True)
     write_atomically(files)
-    return InitResult(sorted(files), found)
+    return InitResult(sorted(files))

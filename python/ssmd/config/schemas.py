@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ssmd.config.edit import apply_changes, build, load_kind, load_one, render
-from ssmd.config.hashing import DEFAULT_SCHEMA_FILE, hash_file
+from ssmd.config.hashing import DEFAULT_SCHEMA_FILE, hash_file, schema_file
 from ssmd.config.models import API_VERSION, SchemaEntry
 from ssmd.config.models.schema_entry import SchemaStatus, SchemaVersion
 from ssmd.config.problems import display_path
@@ -15,8 +15,8 @@ from ssmd.exceptions import ConfigError
 
 
 def schema_hash(tree: ConfigTree, file: str | Path | None = None) -> tuple[Path, str]:
-    """Hash of a schema file (default: the project's schemas/ssmd.capnp)."""
-    path = Path(file) if file is not None else tree.project_root / DEFAULT_SCHEMA_FILE
+    """Hash of a schema file (default: the ssmd.capnp shipped with ssmd)."""
+    path = Path(file) if file is not None else schema_file(tree.project_root, DEFAULT_SCHEMA_FILE)
     return path, hash_file(path)
 
 
@@ -66,7 +66,7 @@ def register_schema(
         }
         latest = None
         next_version = "v1"
-    digest = hash_file(tree.project_root / data["spec"]["file"])
+    digest = hash_file(schema_file(tree.project_root, data["spec"]["file"]))
     if latest is not None and latest.hash == digest and latest.status != "deprecated":
         raise ConfigError(
             f"{display_path(path)}: {latest.version} already records this content ({digest}); "

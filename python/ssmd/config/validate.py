@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from ssmd.config.hashing import hash_bytes
+from ssmd.config.hashing import hash_bytes, schema_file
 from ssmd.config.models import RECORD_TYPES, parse_duration
 from ssmd.config.models.environment import EMBEDDED_NATS, Environment, S3Storage
 from ssmd.config.models.feed import CUSTOM_ENDPOINT, Feed
@@ -152,7 +152,7 @@ def check_schema_entry(
                 f"run `ssmd schema set-status {entry.name} deprecated --version {entry.spec.versions[actives[0]].version}`",
             )
         )
-    path = project_root / entry.spec.file
+    path = schema_file(project_root, entry.spec.file)
     if path not in hashes:
         hashes[path] = hash_bytes(path.read_bytes()) if path.is_file() else None
     actual = hashes[path]
@@ -161,7 +161,7 @@ def check_schema_entry(
             item.problem(
                 ("spec", "file"),
                 f"schema file {entry.spec.file!r} not found under {project_root}",
-                "a path relative to the project root, e.g. schemas/ssmd.capnp",
+                "schemas/ssmd.capnp (the schema shipped with ssmd) or a path relative to the project root",
                 "correct the path or restore the file",
             )
         )

@@ -1,0 +1,126 @@
+"""One CLI: shared options spelled, required and documented alike in every command; `ssmd
+data` names what it has instead of printing an empty table; piped tables keep one row per
+line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from typer.testing import CliRunner, Result
+
+from ssmd.archiver.manifest import build_manifest, write_manifest
+from ssmd.cli import app
+from ssmd.cli.output import print_table
+from ssmd.config import load_environment
+from ssmd.store.base import open_store
+from support import ROOT
+
+EXCHANGES = ROOT / "exchanges"
+DAY = date(2026, 7, 20)
+
+
+def _commands(group: Any = None, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(`ssmd` subcommand path, its click command) for every command, groups walked."""
+    group = group if group is not None else typer.main.get_command(app)
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", command
+
+
+def _options(name: str) -> dict[str, Any]:
+    """Command -> its parameter called `name`, for every command that has one."""
+    return {
+        path: param
+        for path, command in _commands()
+        for param in command.params
+        if param.name == name
+    }
+
+
+def test_every_environment_command_requires_env_or_ssmd_env() -> None:
+    envs = _options("env")
+    assert {"up", "connector run", "archiver run", "gateway run", "market list"} <= set(envs)
+    assert {"data inventory", "data gaps", "data quality"} <= set(envs)
+    for path, param in envs.items():
+        assert param.required and param.envvar == "SSMD_ENV", path
+
+
+def test_shared_options_read_alike_everywhere() -> None:
+    data_dirs = _options("data_dir")
+    assert len(data_dirs) >= 10
+    assert len({(p.metavar, getattr(p, "help", None)) for p in data_dirs.values()}) == 1
+    assert "$SSMD_DATA_DIR" in (getattr(next(iter(data_dirs.values())), "help", None) or "")
+    for path, param in _options("config_dir").items():
+        assert param.envvar == "SSMD_CONFIG_DIR", path
+    for path, param in _options("as_json").items():
+        assert getattr(param, "help", None), f"{path} --json has no help"
+    for path, param in _options("feed").items():
+        if path.startswith("data "):
+            assert not param.required, path
+
+
+@pytest.fixture
+def archived(tmp_path: Path) -> Path:
+    """A data dir holding one day of kalshi-sim's raw archive (its manifest)."""
+    env = load_environment("kalshi-sim", EXCHANGES, environ={"SSMD_DATA_DIR": str(tmp_path)})
+    store = open_store(env.raw_store)
+    write_manifest(store, build_manifest(store, "kalshi-sim", "kalshi", "raw", DAY))
+    return tmp_path
+
+
+def _data(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    common = ["--config-dir", str(EXCHANGES), "--data-dir", str(data_dir)]
+    return CliRunner().invoke(app, ["data", *args, *common], env={"SSMD_ENV": "", **(env or {})})
+
+
+def test_data_without_env_is_refused_and_ssmd_env_names_it(archived: Path) -> None:
+    refused = _data(archived, "inventory")
+    assert refused.exit_code == 2 and "Missing option '--env'" in refused.output
+    named = _data(archived, "inventory", "--json", env={"SSMD_ENV": "kalshi-sim"})
+    assert named.exit_code == 0, named.output
+    assert '"date": "2026-07-20"' in named.stdout
+
+
+def test_an_environment_without_data_names_those_with_data(archived: Path) -> None:
+    result = _data(archived, "inventory", "--env", "kalshi-dev")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "no data for environment kalshi-dev in file://" in result.stderr
+    assert "environments with data there: kalshi-sim. Fix: pass --env" in result.stderr
+
+
+def test_dates_without_data_name_the_days_with_data(archived: Path) -> None:
+    result = _data(archived, "inventory", "--env", "kalshi-sim", "--from", "2026-07-21")
+    assert result.exit_code == 1
+    assert "has no data for feed kalshi from 2026-07-21 to today" in result.stderr
+    assert "it has data for kalshi from 2026-07-20 to 2026-07-20" in result.stderr
+    for command in ("gaps", "quality"):
+        missing = _data(archived, command, "--env", "kalshi-sim", "--date", "2026-07-19")
+        assert missing.exit_code == 1, command
+        assert "has no data for feed kalshi on 2026-07-19" in missing.stderr, command
+
+
+def test_gaps_and_quality_default_to_the_environment_feed(archived: Path) -> None:
+    quality = _data(archived, "quality", "--env", "kalshi-sim", "--date", "2026-07-20", "--json")
+    assert quality.exit_code == 0, quality.output
+    assert '"feed": "kalshi"' in quality.stdout
+    gaps = _data(archived, "gaps", "--env", "kalshi-sim", "--date", "2026-07-20")
+    assert gaps.exit_code == 0 and "Gaps of kalshi on 2026-07-20" in gaps.stdout
+
+
+def test_piped_tables_keep_one_row_per_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    row = ["2026-07-20", "kalshi", "orderbook", "123456", "7890123", "42", "sealed", "0.9995"]
+    columns = ["date", "feed", "data_type", "records", "bytes", "markets", "status", "quality"]
+    print_table("Inventory of kalshi-sim", columns, [row, row])
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) > 80  # wider than the terminal it pretends to be
+    assert sum(all(cell in line for cell in row) for line in lines) == 2
