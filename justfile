@@ -56,6 +56,14 @@ pytest *ARGS: setup
 bench *ARGS: setup
     python benches/run.py {{ARGS}}
 
+# Micro-benchmarks of the hot paths (pytest-benchmark, benches/micro/): each run is saved in
+# benches/micro/.benchmarks (not committed) and compared with the run before; options pass
+# through (`just bench-micro --benchmark-compare-fail=median:10%`, `-k book`).
+bench-micro *ARGS: setup
+    python -m pytest benches/micro --benchmark-enable --benchmark-only \
+        --benchmark-storage=benches/micro/.benchmarks --benchmark-autosave \
+        --benchmark-compare --benchmark-group-by=group {{ARGS}}
+
 # ruff, mypy, cargo clippy and stubtest of python/ssmd/_core.pyi against the built module.
 lint: setup
     ruff check python tests benches

@@ -124,3 +124,45 @@ def trades_only(n: int, seed: int = 11) -> list[bytes]:
             if f.startswith(b'{"type":"trade"')
         )
     return frames[:n]
+
+
+def book_stream(n: int, seed: int = 5, markets: int = 200, levels: int = 20) -> list[bytes]:
+    """A snapshot of each market's book (`levels` a side, at most 24: whole cents below a
+    mid of 25c to 75c), then `n` deltas that keep every book consistent (a level is only
+    ever reduced by at most its size), on one subscription with no gap: what an order-book
+    consumer applies (the book benchmarks)."""
+    rng = random.Random(seed)
+    tickers = [f"KXBTCD-26JUL2017-T{118000 + i * 250 - 0.01:.2f}" for i in range(markets)]
+    books: dict[str, dict[str, dict[int, int]]] = {}
+    out: list[bytes] = []
+    seq = 0
+
+    def frame(kind: str, msg: dict[str, object]) -> bytes:
+        nonlocal seq
+        seq += 1
+        return orjson.dumps({"type": kind, "sid": 4, "seq": seq, "msg": msg})
+
+    for t in tickers:
+        mid = rng.randrange(25, 76) * 100  # whole cents, 25c to 75c
+        book = books[t] = {
+            "yes": {mid - 100 * (i + 1): rng.randrange(100, 10**6) for i in range(levels)},
+            "no": {10000 - mid - 100 * (i + 1): rng.randrange(100, 10**6) for i in range(levels)},
+        }
+        msg: dict[str, object] = {"market_ticker": t, "market_id": t}
+        for side, held in book.items():
+            msg[f"{side}_dollars_fp"] = [[_dollars(p), _count(s)] for p, s in sorted(held.items())]
+        out.append(frame("orderbook_snapshot", msg))
+    for _ in range(n):
+        t = rng.choice(tickers)
+        side = rng.choice(("yes", "no"))
+        held = books[t][side]
+        price = rng.choice(list(held))
+        if rng.random() < 0.5 or held[price] == 0:
+            delta = rng.randrange(1, 10**5)
+        else:
+            delta = -rng.randrange(1, held[price] + 1)
+        held[price] += delta
+        body = {"market_ticker": t, "market_id": t, "side": side, "price_dollars": _dollars(price)}
+        sign = "-" if delta < 0 else ""
+        out.append(frame("orderbook_delta", {**body, "delta_fp": sign + _count(abs(delta))}))
+    return out
