@@ -229,8 +229,10 @@ class Coverage:
 
 @final
 class RoutedBatch:
-    """route_batch's result: chunks [(kind "raw" | "record" | "events", type, ticker,
-    bucket (hours since the epoch for raw, days otherwise), Chunk)] and counts."""
+    """route_batch's result: chunks [(kind "raw" | "record" | "events" | "derived", type,
+    ticker, bucket (hours since the epoch for raw, days otherwise), Chunk)] and counts.
+    A "derived" chunk holds the sequences of messages not archived (book checkpoints),
+    with empty items."""
 
     @property
     def chunks(self) -> list[tuple[str, str, str, int, Chunk]]: ...

@@ -13,7 +13,7 @@ UTC nanoseconds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ssmd import core
@@ -118,6 +118,22 @@ def archive_to_polars(
 ) -> polars.DataFrame:
     """`archive_to_arrow` as a Polars DataFrame."""
     return _polars(archive_to_arrow(archive, kind, allow_truncated_tail=allow_truncated_tail))
+
+
+def archive_ticker(chunks: Iterable[bytes]) -> str | None:
+    """The ticker of a normalized archive's first record, from its first frame only
+    (every record of a data file is of one ticker); None when it holds no record.
+
+    `chunks`: the archive's bytes in pieces (a file read in blocks, an object's chunks).
+    """
+    reader = core.ArchiveReader()
+    for chunk in chunks:
+        reader.feed(chunk)
+        data = reader.take()
+        if data:
+            start, end = core.record_spans(data)[0]
+            return core.record_heads(data[start:end])[0][3]
+    return None
 
 
 def _polars(table: pyarrow.Table) -> polars.DataFrame:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from archfix import (
+    PREFIX,
     T0_NS,
     Published,
     ack_floor,
@@ -25,8 +27,11 @@ from archfix import (
     wait_exit,
 )
 
+from ssmd import core
 from ssmd.archiver.manifest import read_manifest
+from ssmd.bus import subjects
 from ssmd.store import keys
+from support import kalshi_fixture
 
 
 def spool_files(tmp: Path) -> list[Path]:
@@ -153,3 +158,52 @@ async def test_sigterm_seals_what_is_due_and_writes_manifests(tmp_path: Path) ->
                     orjson.loads(line)
                     lines += 1
         assert lines == 100
+
+
+async def test_book_checkpoints_acked_before_a_kill_9_are_not_holes(tmp_path: Path) -> None:
+    """Book checkpoints are acked without being stored; a kill -9 before the next spool
+    checkpoint must not turn them into stream holes after the restart."""
+    async with nats_server(tmp_path / "nats") as ns:
+        env = environment(tmp_path, ns.url)
+        await make_stream(ns.url, env)
+        pub = Published()
+        books = core.BookSet()
+        book_seqs: list[int] = []
+        async with client(ns.url) as nc:
+            js = nc.jetstream()
+            snapshot = kalshi_fixture("orderbook_snapshot_c")
+            await publish_frames(
+                nc, [snapshot, *frame_mix(100)], [T0_NS + i for i in range(101)], pub
+            )
+            for payload in pub.records.values():
+                books.apply(payload)
+            checkpoints = books.checkpoint(T0_NS + 200, everything=True)
+            assert checkpoints
+            for ticker, record in checkpoints:
+                subject = f"{PREFIX}.book.{subjects.escape_token(ticker)}"
+                book_seqs.append((await js.publish(subject, record)).seq)
+            more = frame_mix(100, seed=5)
+            await publish_frames(
+                nc, more, [T0_NS + 300 + i for i in range(100)], pub, frame_base=1000
+            )
+        last = max(pub.last_seq, *book_seqs)
+        proc = spawn(tmp_path, ns.url, crash_at="after_ack")
+        assert wait_exit(proc) == -signal.SIGKILL
+        assert await ack_floor(ns.url) > 0, "the crash should come after an ack"
+        raw_store, _ = stores(env)
+
+        def archived() -> dict[str, Any] | None:
+            m = read_manifest(raw_store, "kalshi-sim", "kalshi", "raw", keys.day_of_ns(T0_NS))
+            return m if m is not None and m["record_count"] == len(pub.raw) else None
+
+        proc = spawn(tmp_path, ns.url)
+        try:
+            await until(lambda: _acked_and_sealed(tmp_path, ns.url, last), what="caught up")
+            await until(archived, what="the raw manifest of everything")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert wait_exit(proc) == 0, (tmp_path / "archiver.log").read_text()
+        check_exactly_once(env, pub)
+        m = archived()
+        assert m is not None
+        assert [g for g in m["gaps"] if g["reason"] == "stream_hole"] == [], m["gaps"]

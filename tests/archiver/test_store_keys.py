@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ssmd import core
 from ssmd.store import keys
 
 DAY = date(2026, 7, 20)
@@ -52,14 +54,69 @@ def test_parse_round_trip() -> None:
         assert keys.parse_key(bad) is None
 
 
-@given(st.text(min_size=0, max_size=30))
-def test_ticker_segment_is_reversible_and_path_safe(ticker: str) -> None:
+@given(st.text(min_size=0, max_size=400))
+def test_ticker_segment_is_bounded_path_safe_and_reversible_unless_hashed(ticker: str) -> None:
     seg = keys.ticker_segment(ticker)
-    assert "/" not in seg and "\\" not in seg and seg not in ("", ".", "..")
-    assert keys.ticker_from_segment(seg) == ticker
-    key = keys.normalized_key("e", "f", "trade", DAY, ticker)
+    assert seg.isascii() and len(seg) <= keys.MAX_SEGMENT
+    assert "/" not in seg and "\\" not in seg and seg and not seg.startswith(".")
+    info = keys.parse_key(keys.normalized_key("e", "f", "trade", DAY, ticker))
+    assert info is not None and info.segment == seg
+    if keys.HASH_MARK in seg:
+        assert keys.ticker_from_segment(seg) is None and info.ticker is None
+    else:
+        assert keys.ticker_from_segment(seg) == ticker and info.ticker == ticker
+
+
+@given(st.text(max_size=300), st.text(max_size=300))
+def test_different_tickers_never_share_a_segment(a: str, b: str) -> None:
+    if a != b:
+        assert keys.ticker_segment(a) != keys.ticker_segment(b)
+
+
+# Tickers a fault injection sends: path-like, NATS wildcards, empty, long, non-ASCII.
+ODD_TICKERS = ["../x", "a/b", "..", ".hidden", "*", ">", "a.*.>", "", "A" * 300, "é" * 50, "a~b"]
+
+
+@pytest.mark.parametrize("ticker", ODD_TICKERS)
+def test_every_path_component_of_an_odd_ticker_stays_far_below_255_bytes(ticker: str) -> None:
+    key = keys.normalized_key("kalshi-prod", "kalshi", "orderbook", DAY, ticker)
+    # the spool's files and the stores' temporary names are derived from the key
+    derived = [
+        key,
+        keys.meta_key(key),
+        key + ".spool",
+        key + ".seqs",
+        key + ".sealing",
+        key + ".spool.merge",
+        key + ".sealing.tmp",
+        f"{key}.{'0' * 32}.tmp",
+    ]
+    for path in derived:
+        for part in path.split("/"):
+            assert len(part.encode()) <= 160, (ticker, part)
+            assert part not in ("", ".", "..") and not part.startswith(".")
     info = keys.parse_key(key)
-    assert info is not None and info.ticker == ticker
+    assert info is not None and info.kind == "normalized"
+    assert info.ticker in (ticker, None)
+
+
+def test_a_long_ticker_keeps_a_readable_prefix() -> None:
+    seg = keys.ticker_segment("KXLONG-" + "A" * 300)
+    assert seg.startswith("KXLONG-AAAA") and keys.HASH_MARK in seg
+    assert len(keys.ticker_segment("é" * 50).encode()) <= keys.MAX_SEGMENT
+    # a prefix never ends inside a %XX escape
+    for n in range(1, 6):
+        head = keys.ticker_segment("x" * n + "é" * 60).split(keys.HASH_MARK)[0]
+        assert re.search(r"%[0-9A-F]?$", head) is None, head
+
+
+def test_message_types_name_files_only_when_plain() -> None:
+    for msgtype in (*core.FRAME_KINDS, "undecodable", keys.QUARANTINE_MSGTYPE):
+        info = keys.parse_key(keys.raw_key("p", "k", msgtype, DAY, 3))
+        assert info is not None and info.msgtype == msgtype
+    for bad in ("", "a-b", "a.b", "é", "*", ">", "..", "x" * 65, "a/b", "a b"):
+        with pytest.raises(ValueError, match="cannot name a raw file"):
+            keys.raw_key("p", "k", bad, DAY, 3)
 
 
 def test_ordinary_and_dotted_tickers_stay_readable() -> None:
@@ -67,6 +124,8 @@ def test_ordinary_and_dotted_tickers_stay_readable() -> None:
         assert keys.ticker_segment(t) == t
     assert keys.ticker_segment("a/b") == "a%2Fb"
     assert keys.ticker_segment("..") == "%2E%2E"
+    assert keys.ticker_segment(".x") == "%2Ex"  # never a hidden (or temporary) name
+    assert keys.ticker_segment("a~b") == "a%7Eb"  # `~` marks hashed segments only
 
 
 def test_days_and_hours_are_utc_receive_time() -> None:

@@ -5,7 +5,8 @@ stored objects and their `.meta.json` (a meta whose size or sha256 does not matc
 its object is recomputed from the object), so a restart never loses entries.
 Fields (docs/archiver.md): feed, env, date, data_type, schema_version, status,
 record_count, byte_size, first_timestamp, last_timestamp, gaps, quality_score,
-connector_version, created_at, markets, files[], pending.
+connector_version, created_at, markets, files[], pending, quarantined,
+quarantined_count.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from ssmd import __version__
+from ssmd import __version__, core
 from ssmd.archiver.gaps import compute_gaps, iso_ns, quality_score
 from ssmd.archiver.seal import FileMeta, read_meta, scan_object
 from ssmd.store import keys
@@ -33,6 +34,8 @@ __all__ = [
 
 SCHEMA_VERSION = "v1"
 MANIFEST_VERSION = 1
+# Quarantined messages listed one by one in a manifest at most (all are counted).
+QUARANTINE_LISTED = 1000
 
 
 def day_bounds_ns(day: date) -> tuple[int, int]:
@@ -80,8 +83,36 @@ def _file_entry(store: ObjectStore, key: str, size: int, info: keys.KeyInfo) -> 
         entry["msgtype"] = info.msgtype
         entry["hour"] = info.hour
     else:
-        entry["ticker"] = info.ticker
+        # A hashed segment (a long ticker) gives no ticker back; the records do.
+        entry["ticker"] = meta.ticker if meta.ticker is not None else info.ticker
     return entry
+
+
+def _quarantined(store: ObjectStore, files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first QUARANTINE_LISTED quarantined messages of the day's raw files."""
+    out: list[dict[str, Any]] = []
+    for f in files:
+        if f.get("msgtype") != keys.QUARANTINE_MSGTYPE:
+            continue
+        reader = core.ArchiveReader()
+        tail = b""
+        for chunk in store.iter_chunks(f["key"]):
+            reader.feed(chunk)
+            lines = (tail + reader.take()).split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                entry = orjson.loads(line)
+                out.append(
+                    {
+                        "subject": entry.get("subject"),
+                        "seq": entry.get("seq"),
+                        "reason": entry.get("reason"),
+                        "key": f["key"],
+                    }
+                )
+                if len(out) >= QUARANTINE_LISTED:
+                    return out
+    return out
 
 
 def build_manifest(
@@ -118,6 +149,7 @@ def build_manifest(
     for f in files:
         name = f.get("msgtype") or data_type
         by_type[name] = by_type.get(name, 0) + f["records"]
+    raw = data_type == keys.RAW_DATA_TYPE
     return {
         "manifest_version": MANIFEST_VERSION,
         "env": env,
@@ -133,8 +165,10 @@ def build_manifest(
         "last_timestamp": iso_ns(max(lasts)) if lasts else None,
         "markets": len(tickers),
         "records_by_type": by_type,
-        "malformed_frames": by_type.get("malformed", 0) if data_type == "raw" else 0,
-        "undecodable_records": by_type.get("undecodable", 0) if data_type == "raw" else 0,
+        "malformed_frames": by_type.get("malformed", 0) if raw else 0,
+        "undecodable_records": by_type.get("undecodable", 0) if raw else 0,
+        "quarantined_count": by_type.get(keys.QUARANTINE_MSGTYPE, 0) if raw else 0,
+        "quarantined": _quarantined(store, files) if raw else [],
         "gaps": gaps,
         "quality_score": quality_score(gaps, markets, window),
         "connector_version": __version__,

@@ -37,6 +37,10 @@ _COUNTERS: Final = {
     "malformed": ("ssmd_archiver_malformed_total", "Raw frames kept as data_text/data_b64"),
     "undecodable": ("ssmd_archiver_undecodable_total", "Normalized payloads that failed to decode"),
     "derived": ("ssmd_archiver_derived_total", "Derived messages (book checkpoints), not stored"),
+    "quarantined": (
+        "ssmd_archiver_quarantined_total",
+        "Messages kept raw in quarantine: no storage key where they belong",
+    ),
     "holes": ("ssmd_archiver_stream_holes_total", "Missing stream sequence ranges"),
     "batches": ("ssmd_archiver_batches_total", "Batches made durable and acked"),
     "sealed": ("ssmd_archiver_files_sealed_total", "Spool files sealed into stored objects"),

@@ -34,6 +34,7 @@ from ssmd import core
 from ssmd.archiver.consumer import ConsumerSettings, Delivery, Puller, ensure_consumer
 from ssmd.archiver.gaps import ARCHIVER_REASON_PREFIX
 from ssmd.archiver.manifest import build_manifest, day_bounds_ns, write_manifest
+from ssmd.archiver.quarantine import quarantine_lines
 from ssmd.archiver.seal import seal
 from ssmd.archiver.spool import Spool, SpoolFile
 from ssmd.bus.connection import NatsClient, connect
@@ -104,6 +105,7 @@ class Stats:
     malformed: int = 0
     undecodable: int = 0
     derived: int = 0  # book checkpoints: rebuilt from the archive, so not stored
+    quarantined: int = 0  # kept raw: no storage key where they belong
     holes: int = 0
     batches: int = 0
     sealed: int = 0
@@ -157,16 +159,22 @@ class Archiver:
         st.undecodable += routed.undecodable
         st.derived += routed.derived
         for kind, rtype, ticker, bucket, chunk in routed.chunks:
-            if kind == "raw":
-                key, day = self._raw_key(rtype, bucket)
-                self.spool.append(RAW, key, chunk)
-                self._dirty_days.add((keys.RAW_DATA_TYPE, day))
-            else:
-                if kind == "events":
-                    rtype = keys.EVENTS_TYPE
-                key, day = self._normalized_key(rtype, ticker, bucket)
-                self.spool.append(NORMALIZED, key, chunk)
-                self._dirty_days.add((rtype, day))
+            if kind == "derived":
+                self.spool.cover(chunk)
+                continue
+            try:
+                if kind == "raw":
+                    key, day = self._raw_key(rtype, bucket)
+                    self.spool.append(RAW, key, chunk)
+                    self._dirty_days.add((keys.RAW_DATA_TYPE, day))
+                else:
+                    if kind == "events":
+                        rtype = keys.EVENTS_TYPE
+                    key, day = self._normalized_key(rtype, ticker, bucket)
+                    self.spool.append(NORMALIZED, key, chunk)
+                    self._dirty_days.add((rtype, day))
+            except ValueError as exc:  # no storage key for these: keep them, never stop
+                self._quarantine(chunk, deliveries, str(exc))
             st.written += chunk.count
         self.last_ts = max(self.last_ts, routed.last_ts)
         if routed.first_ts:
@@ -174,6 +182,14 @@ class Archiver:
         self._maybe_crash("before_commit")
         self.spool.commit()
         st.batches += 1
+
+    def _quarantine(self, chunk: core.Chunk, deliveries: list[Delivery], reason: str) -> None:
+        for hour, lines in quarantine_lines(chunk, deliveries, reason).items():
+            key, day = self._raw_key(keys.QUARANTINE_MSGTYPE, hour)
+            self.spool.append(RAW, key, lines)
+            self._dirty_days.add((keys.RAW_DATA_TYPE, day))
+        self.stats.quarantined += chunk.count
+        log.warning("%d message(s) quarantined in the raw archive: %s", chunk.count, reason)
 
     def advance(self, ack_floor: int, first_seq: int) -> int:
         """Record the holes the consumer's ack floor has passed; returns how many.
@@ -314,14 +330,17 @@ class Archiver:
                 for sf in self.spool.files.values()
                 if (info := keys.parse_key(sf.key)) is not None and info.day == day
             ]
+            # one segment per ticker (a long ticker's segment is hashed, not readable)
             markets = {
-                i.ticker
+                i.segment
                 for rtype in core.RECORD_TYPES
                 for o in self.s.normalized_store.list(
                     keys.normalized_day_prefix(self.s.env, self.s.feed, rtype, day)
                 )
-                if (i := keys.parse_key(o.key)) is not None and i.kind == "normalized" and i.ticker
-            } | {i.ticker for _, i in open_files if i.ticker}
+                if (i := keys.parse_key(o.key)) is not None
+                and i.kind == "normalized"
+                and i.ticker != ""
+            } | {i.segment for _, i in open_files if i.segment and i.ticker != ""}
             _, day_end = day_bounds_ns(day)
             closed = now >= day_end + int(self.s.seal_grace * 1e9)
             for data_type in types:
@@ -394,7 +413,7 @@ class Archiver:
             store.discard_temporaries()
         known = self._load_state()
         floor = int(self.written.floor)
-        for sf in self.spool.recover(floor):
+        for sf in self.spool.recover(floor, covered=self.written.insert):
             for seq, ts in sf.recovered:
                 self.written.insert(seq, ts)
             self.last_ts = max(self.last_ts, sf.ts_last)
@@ -434,6 +453,7 @@ class Archiver:
                     self.process(msgs)
                     self._maybe_crash("before_ack")
                     await self._ack(sub, msgs)
+                    self._maybe_crash("after_ack")
                 mono = time.monotonic()
                 if mono - last_check >= s.seal_check_interval:
                     last_check = mono

@@ -31,6 +31,7 @@ import orjson
 
 from ssmd import core
 from ssmd.archiver.spool import Spool, SpoolFile
+from ssmd.records import archive_ticker
 from ssmd.store.base import ObjectStore
 from ssmd.store.keys import meta_key
 from ssmd.store.local import write_durably
@@ -51,6 +52,8 @@ class FileMeta:
     first_receive_ns: int
     last_receive_ns: int
     sealed_at: str = ""
+    # normalized files: the records' ticker (a long ticker's key gives only a hash of it)
+    ticker: str | None = None
 
     def to_json(self) -> builtins.bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
@@ -118,6 +121,7 @@ def scan_object(store: ObjectStore, key: str, kind: str) -> FileMeta:
         else:
             for rec in core.decode_records(content):
                 note(0, int(rec.get("receive_ts") or 0))
+                meta.ticker = meta.ticker or rec.get("ticker") or None
     meta.sha256 = h.hexdigest()
     meta.bytes = size
     return meta
@@ -141,13 +145,14 @@ def _merge(old: FileMeta | None, sf: SpoolFile, key: str) -> FileMeta:
     )
 
 
-def _file_sha(path: Path) -> tuple[str, int]:
-    def chunks() -> Iterator[bytes]:
-        with open(path, "rb") as fh:
-            while c := fh.read(1 << 20):
-                yield c
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while c := fh.read(1 << 20):
+            yield c
 
-    return _sha_of_chunks(chunks())
+
+def _file_sha(path: Path) -> tuple[str, int]:
+    return _sha_of_chunks(_file_chunks(path))
 
 
 def _write_marker(path: Path, base_sha: str | None) -> None:
@@ -202,6 +207,8 @@ def seal(
         content = merged
     meta = _merge(old_meta, sf, key)
     meta.sha256, meta.bytes = _file_sha(content)
+    if sf.store == "normalized":
+        meta.ticker = archive_ticker(_file_chunks(content)) or None
     meta.sealed_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now()))
     store.put_atomic(meta_key(key), meta.to_json())
     hook("meta")

@@ -10,6 +10,8 @@ its sidecar index (`{key}.seqs`), fsyncs them, then empties the journal.
 
     journal entry = u8 store, u16 key length, u32 n, u32 items length, key,
                     n x u32 item length, n x (u64 stream seq, u64 receive ns), items
+                    (store 2, "covered": sequences done without a file, no key
+                    and empty items; see `cover()`)
     index entry   = u64 end offset of the frame, u32 n, n x (u64 stream seq, u64 receive ns)
                                                                        (little endian)
 
@@ -49,6 +51,8 @@ DATA_SUFFIX = ".spool"
 INDEX_SUFFIX = ".seqs"
 MARKER_SUFFIX = ".sealing"
 STORES = ("raw", "normalized")
+COVERED = "covered"  # journal entries of sequences done without being stored
+_ENTRY_KINDS = (*STORES, COVERED)
 JOURNAL = "journal.bin"
 
 
@@ -71,7 +75,8 @@ def read_index(path: Path) -> Iterator[tuple[int, list[tuple[int, int]], int]]:
 
 
 def read_journal(path: Path) -> Iterator[tuple[str, str, int, int, bytes]]:
-    """(store, key, seq, receive ns, item) per item of each complete journal entry."""
+    """(store, key, seq, receive ns, item) per item of each complete journal entry
+    (store COVERED: a sequence done without a file, key and item empty)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -84,14 +89,14 @@ def read_journal(path: Path) -> Iterator[tuple[str, str, int, int, bytes]]:
         meta_at = lengths_at + n * _LENGTH.size
         items_at = meta_at + n * _ITEM.size
         stop = items_at + ilen
-        if stop > len(data) or store >= len(STORES):
+        if stop > len(data) or store >= len(_ENTRY_KINDS):
             return
         key = data[key_at:lengths_at].decode()
         at = items_at
         for i in range(n):
             (length,) = _LENGTH.unpack_from(data, lengths_at + i * _LENGTH.size)
             seq, ts = _ITEM.unpack_from(data, meta_at + i * _ITEM.size)
-            yield STORES[store], key, seq, ts, data[at : at + length]
+            yield _ENTRY_KINDS[store], key, seq, ts, data[at : at + length]
             at += length
         pos = stop
 
@@ -196,6 +201,15 @@ class Spool:
         self._pending_bytes += len(items)
         self._pending_files.add((store, key))
 
+    def cover(self, chunk: core.Chunk) -> None:
+        """Journal sequences that are done without being stored (book checkpoints).
+
+        They are acked like the rest, so a restart must know them: until the next
+        checkpoint saves the archiver's state, only the journal does (`recover`).
+        """
+        head = _JOURNAL.pack(_ENTRY_KINDS.index(COVERED), 0, chunk.count, len(chunk.items))
+        self._journal_buf += (head, chunk.lengths, chunk.meta, chunk.items)
+
     def _write_journal(self) -> None:
         if not self._journal_buf:
             return
@@ -215,7 +229,7 @@ class Spool:
         """Make everything appended so far durable (the archiver acks after this)."""
         self._write_journal()
         if self._pending_bytes >= self.checkpoint_bytes or (
-            self._pending_files
+            (self._pending_files or self._journal_dirty)
             and time.monotonic() - self._last_checkpoint >= self.checkpoint_interval
         ):
             self.checkpoint()
@@ -309,10 +323,15 @@ class Spool:
 
     # ---- recovery -----------------------------------------------------------------------
 
-    def recover(self, floor: int = 0) -> list[SpoolFile]:
+    def recover(
+        self, floor: int = 0, covered: Callable[[int, int], object] | None = None
+    ) -> list[SpoolFile]:
         """Load every spool left on disk (torn tails cut), replay the journal, checkpoint.
 
         Each SpoolFile's `recovered` holds its (seq, receive ns) above `floor`.
+        `covered(seq, receive ns)` is called for each sequence the journal says was
+        done without a file, before the checkpoint (which saves the archiver's state
+        and then empties the journal).
         """
         journal = list(read_journal(self.journal_path))
         low = min([floor + 1, *(seq for _, _, seq, _, _ in journal if seq)])
@@ -341,6 +360,10 @@ class Spool:
                 sf.size, sf.index_size = good_data, good_index
                 self.files[(store, key)] = sf
         for store, key, seq, ts, item in journal:
+            if store == COVERED:
+                if covered is not None:
+                    covered(seq, ts)
+                continue
             if seq and seq in known:
                 continue
             self.append(store, key, core.Chunk([item], [(seq, ts)]))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ssmd import core
+from ssmd.records import archive_ticker
 from ssmd.store import keys
 from ssmd.store.base import ObjectStore, open_store
 
@@ -124,6 +125,7 @@ class Archive:
             "records_by_data_type": {m["data_type"]: m["record_count"] for m in found},
             "malformed_frames": sum(m.get("malformed_frames", 0) for m in found),
             "undecodable_records": sum(m.get("undecodable_records", 0) for m in found),
+            "quarantined": sum(m.get("quarantined_count", 0) for m in found),
             "markets": max((m.get("markets", 0) for m in found), default=0),
         }
 
@@ -131,27 +133,31 @@ class Archive:
         self, feed: str, record_type: str, day: date, include_spool: bool = True
     ) -> Iterator[tuple[str, bytes]]:
         """(ticker, packed records) per file of a day: sealed objects, then the spool."""
-        for ticker, archive, _sealed in self._normalized_archives(
+        for info, archive, _sealed in self._normalized_archives(
             feed, record_type, day, include_spool
         ):
+            ticker = info.ticker
+            if ticker is None:  # a hashed segment (a long ticker): the records have it
+                ticker = archive_ticker([archive]) or ""
             yield ticker, core.read_archive(archive).data
 
     def _normalized_archives(
         self, feed: str, record_type: str, day: date, include_spool: bool
-    ) -> Iterator[tuple[str, bytes, bool]]:
-        """(ticker, zstd archive, sealed) per file of a day: sealed objects, then the spool."""
+    ) -> Iterator[tuple[keys.KeyInfo, bytes, bool]]:
+        """(key info, zstd archive, sealed) per file of a day: sealed objects, then the
+        spool."""
         prefix = keys.normalized_day_prefix(self.env, feed, record_type, day)
         for obj in self.normalized_store.list(prefix):
             info = keys.parse_key(obj.key)
             if info is None or info.kind != "normalized":
                 continue
-            yield info.ticker or "", self.normalized_store.get(obj.key), True
+            yield info, self.normalized_store.get(obj.key), True
         if include_spool and self.spool_dir is not None:
             base = self.spool_dir / "files" / "normalized"
             for path in sorted((base / prefix).glob("*/data.capnp.zst.spool")):
                 info = keys.parse_key(path.relative_to(base).as_posix()[: -len(".spool")])
-                ticker = info.ticker if info is not None and info.ticker else ""
-                yield ticker, path.read_bytes(), False
+                if info is not None:
+                    yield info, path.read_bytes(), False
 
     def read_normalized(
         self, feed: str, record_type: str, day: date, kind: str | None = None

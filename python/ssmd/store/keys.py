@@ -12,15 +12,25 @@ Dates and hours are UTC and come from the local receive time of each message.
 Connector events are normalized type `events`, under the ticker segment `_events`.
 
 Ticker segment: a ticker is used as is when it is safe in a path (no `/`, `\\`,
-`%`, whitespace, control or non-ASCII characters, and not `.` or `..`), so
+`%`, `~`, whitespace, control or non-ASCII characters, not starting with `.`), so
 dotted Kalshi tickers stay readable. Otherwise it is `escape_token(ticker)`
-(ssmd.bus.subjects) with `/` and `\\` also escaped as `%2F` / `%5C`. Both forms
-are read back with `unescape_token`.
+(ssmd.bus.subjects) with `/`, `\\` and `~` also escaped as `%2F`, `%5C`, `%7E`.
+Both forms are read back with `unescape_token`. A segment longer than
+MAX_SEGMENT bytes (a long or non-ASCII ticker: an escape is 3 bytes per UTF-8
+byte) is cut to a readable prefix plus `~` and a hash of the ticker, so that no
+path component comes near the filesystems' 255-byte limit; such a segment does
+not give the ticker back (`ticker_from_segment` is None) and readers take it
+from the records (the file's `.meta.json` carries it too).
+
+Message types name raw files: 1 to 64 ASCII letters, digits or `_` (the
+connector's frame kinds); raw_key refuses anything else.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -30,7 +40,9 @@ from ssmd.bus.subjects import escape_token, unescape_token
 __all__ = [
     "EVENTS_SEGMENT",
     "EVENTS_TYPE",
+    "MAX_SEGMENT",
     "META_SUFFIX",
+    "QUARANTINE_MSGTYPE",
     "RAW_DATA_TYPE",
     "KeyInfo",
     "day_of_ns",
@@ -47,6 +59,7 @@ __all__ = [
 ]
 
 RAW_DATA_TYPE = "raw"
+QUARANTINE_MSGTYPE = "quarantined"  # raw files of messages that could not be stored
 EVENTS_TYPE = "events"
 EVENTS_SEGMENT = "_events"
 SCHEMA_DIR = "v1"
@@ -69,19 +82,41 @@ def _day_path(day: date) -> str:
     return f"{day.year:04d}/{day.month:02d}/{day.day:02d}"
 
 
+# Bytes of a ticker segment at most: a path component must stay well under 255 bytes
+# with the spool's and stores' suffixes and temporary names added.
+MAX_SEGMENT = 120
+HASH_MARK = "~"  # escaped in every other segment, so it marks a hashed one
+_HASH_HEX = 16
+_MSGTYPE = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
 def _unsafe(ch: str) -> bool:
-    return ch in "%/\\" or ch.isspace() or not (0x21 <= ord(ch) <= 0x7E)
+    return ch in "%/\\~" or ch.isspace() or not (0x21 <= ord(ch) <= 0x7E)
 
 
 @functools.lru_cache(maxsize=65536)
 def ticker_segment(ticker: str) -> str:
-    """The path segment of a ticker (reversible, see the module doc)."""
-    if ticker and ticker not in (".", "..") and not any(_unsafe(c) for c in ticker):
-        return ticker
-    return escape_token(ticker).replace("/", "%2F").replace("\\", "%5C")
+    """The path segment of a ticker (see the module doc): at most MAX_SEGMENT bytes,
+    never empty, never starting with `.`, reversible unless hashed."""
+    if ticker and not ticker.startswith(".") and not any(_unsafe(c) for c in ticker):
+        segment = ticker
+    else:
+        segment = escape_token(ticker)
+        segment = segment.replace("/", "%2F").replace("\\", "%5C").replace("~", "%7E")
+    if len(segment) <= MAX_SEGMENT:
+        return segment
+    digest = hashlib.sha256(ticker.encode()).hexdigest()[:_HASH_HEX]
+    head = segment[: MAX_SEGMENT - len(HASH_MARK) - _HASH_HEX]
+    cut = head.find("%", len(head) - 2)  # never end inside a %XX escape
+    if cut >= 0:
+        head = head[:cut]
+    return f"{head}{HASH_MARK}{digest}"
 
 
-def ticker_from_segment(segment: str) -> str:
+def ticker_from_segment(segment: str) -> str | None:
+    """The ticker of a segment; None for a hashed one (the records carry the ticker)."""
+    if HASH_MARK in segment:
+        return None
     return unescape_token(segment)
 
 
@@ -104,9 +139,14 @@ def normalized_day_prefix(env: str, feed: str, record_type: str, day: date) -> s
 
 def raw_key(env: str, feed: str, msgtype: str, day: date, hour: int) -> str:
     """`{env}/{feed}/YYYY/MM/DD/{msgtype}-HH.jsonl.zst`."""
-    if not 0 <= hour < 24 or "-" in msgtype:
-        raise ValueError(f"bad raw key part: msgtype={msgtype!r} hour={hour}")
-    return f"{raw_day_prefix(env, feed, day)}{_token(msgtype, 'msgtype')}-{hour:02d}{RAW_SUFFIX}"
+    if not _MSGTYPE.fullmatch(msgtype):
+        raise ValueError(
+            f"message type {msgtype[:80]!r} cannot name a raw file "
+            "(1 to 64 ASCII letters, digits or _)"
+        )
+    if not 0 <= hour < 24:
+        raise ValueError(f"bad raw key part: hour={hour}")
+    return f"{raw_day_prefix(env, feed, day)}{msgtype}-{hour:02d}{RAW_SUFFIX}"
 
 
 def normalized_key(env: str, feed: str, record_type: str, day: date, ticker: str) -> str:
@@ -137,8 +177,9 @@ class KeyInfo:
     day: date
     msgtype: str | None = None  # raw files
     hour: int | None = None  # raw files
-    ticker: str | None = None  # normalized files
+    ticker: str | None = None  # normalized files, when the segment gives it back
     data_key: str | None = None  # meta: the file it describes
+    segment: str | None = None  # normalized files: the ticker's segment (one per ticker)
 
 
 _DAY = r"(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})"
@@ -160,17 +201,7 @@ def parse_key(key: str) -> KeyInfo | None:
         inner = parse_key(key[: -len(META_SUFFIX)])
         if inner is None or inner.kind not in (RAW_DATA_TYPE, "normalized"):
             return None
-        return KeyInfo(
-            "meta",
-            inner.env,
-            inner.feed,
-            inner.data_type,
-            inner.day,
-            inner.msgtype,
-            inner.hour,
-            inner.ticker,
-            key[: -len(META_SUFFIX)],
-        )
+        return dataclasses.replace(inner, kind="meta", data_key=key[: -len(META_SUFFIX)])
     try:
         if m := _RAW.match(key):
             day = date(int(m["y"]), int(m["m"]), int(m["d"]))
@@ -190,7 +221,9 @@ def parse_key(key: str) -> KeyInfo | None:
                     return None
             else:
                 ticker = ticker_from_segment(seg)
-            return KeyInfo("normalized", m["env"], m["feed"], m["type"], day, ticker=ticker)
+            return KeyInfo(
+                "normalized", m["env"], m["feed"], m["type"], day, ticker=ticker, segment=seg
+            )
         if m := _NORM_MANIFEST.match(key):
             day = date(int(m["y"]), int(m["m"]), int(m["d"]))
             return KeyInfo("manifest", m["env"], m["feed"], m["type"], day)

@@ -47,6 +47,10 @@ pub enum Dest {
     },
     /// The day's connector events.
     Events { day: u64 },
+    /// No file: messages deliberately not archived (book checkpoints). Their
+    /// sequences are done all the same, so the spool journals them (empty
+    /// items) and a restart does not take them for holes.
+    Derived,
 }
 
 /// Items bound for one file, in stream order, laid out as the spool stores them.
@@ -140,6 +144,7 @@ pub fn route(msgs: &mut [Message<'_>], prefix: &str, written: &mut Coverage) -> 
         let ts = match kind {
             "book" => {
                 out.counts.derived += 1;
+                chunk_for(&mut out.chunks, &mut index, Dest::Derived).push(&[], m.seq, m.stored_ns);
                 written.insert(m.seq, m.stored_ns);
                 continue;
             }
@@ -149,26 +154,15 @@ pub fn route(msgs: &mut [Message<'_>], prefix: &str, written: &mut Coverage) -> 
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .filter(|&t| t != 0)
                     .unwrap_or(m.stored_ns);
-                let msgtype = if tail.is_empty() || tail.contains(['-', '/']) {
-                    "unknown"
-                } else {
-                    tail
-                };
+                // The message type as the subject names it: the archiver keys
+                // files by it, and quarantines a type that cannot name a file.
                 let dest = Dest::Raw {
-                    msgtype: msgtype.to_string(),
+                    msgtype: tail.to_string(),
                     hour: ts / HOUR_NS,
                 };
                 let chunk = chunk_for(&mut out.chunks, &mut index, dest);
                 let start = chunk.items.len();
-                if !raw_line(
-                    &mut chunk.items,
-                    m.payload,
-                    msgtype,
-                    ts,
-                    m.conn,
-                    m.seq,
-                    None,
-                ) {
+                if !raw_line(&mut chunk.items, m.payload, tail, ts, m.conn, m.seq, None) {
                     out.counts.malformed += 1;
                 }
                 let len = chunk.items.len() - start;
@@ -575,6 +569,21 @@ mod tests {
         assert_eq!(seqs(&r.chunks[0].1), vec![5, 6]);
         assert_eq!(written.floor(), (6, 60));
         assert!(written.contains(9) && !written.contains(7));
+    }
+
+    #[test]
+    fn book_checkpoints_are_not_archived_but_their_sequences_are_reported() {
+        let mut batch = vec![raw(1, 10), raw(2, 20), raw(3, 30)];
+        batch[1].1 = "e.f.book.KXA".into();
+        let mut written = Coverage::new(0, 0);
+        let r = route_raw(&batch, &mut written);
+        assert_eq!(r.counts.derived, 1);
+        let (dest, derived) = &r.chunks[1];
+        assert_eq!(*dest, Dest::Derived);
+        assert_eq!((derived.count, derived.items.len()), (1, 0));
+        assert_eq!(seqs(derived), vec![2]);
+        assert_eq!(seqs(&r.chunks[0].1), vec![1, 3]);
+        assert_eq!(written.floor(), (3, 30));
     }
 
     #[test]

@@ -152,7 +152,8 @@ impl PyCoverage {
 pub struct PyRouted {
     /// [(destination kind, type, ticker, bucket, Chunk)]: kind "raw" (type = message
     /// type, bucket = hours since the epoch), "record" (record type and ticker, bucket =
-    /// days) or "events" (the connector events; bucket = days).
+    /// days), "events" (the connector events; bucket = days) or "derived" (messages
+    /// not archived, book checkpoints: empty items, their sequences to journal).
     #[pyo3(get)]
     chunks: Py<PyList>,
     /// Receive time of the lowest sequence written (0 = none written).
@@ -247,6 +248,7 @@ fn route_batch(
                 chunks.append(("record", *rtype, ticker, *day, chunk))?
             }
             Dest::Events { day } => chunks.append(("events", "", "", *day, chunk))?,
+            Dest::Derived => chunks.append(("derived", "", "", 0, chunk))?,
         }
     }
     let c = &routed.counts;
