@@ -13,6 +13,7 @@ import pytest
 from upfix import RecordingDisplay, child_spec, until
 
 from ssmd.config import LocalStore
+from ssmd.up import procs
 from ssmd.up.children import ChildFailed, Supervisor
 from ssmd.up.run import Up, UpOptions
 
@@ -134,19 +135,67 @@ async def test_shutdown_stops_components_in_order(tmp_path: Path) -> None:
 async def test_processes_left_by_a_killed_run_are_stopped_and_others_are_not(
     tmp_path: Path,
 ) -> None:
-    data = tmp_path / "data"
-    pause = "import signal; signal.pause()"
-    left = subprocess.Popen([sys.executable, "-c", pause, "--data-dir", str(data)])
-    other = subprocess.Popen([sys.executable, "-c", pause, "--data-dir", f"{data}2"])
+    pause = [sys.executable, "-c", "import signal; signal.pause()"]
+    left = subprocess.Popen(pause)
+    frozen = subprocess.Popen(pause)  # stopped: it would never act on SIGTERM alone
+    reused = subprocess.Popen(pause)  # its pid, recorded with another start: not ours
+    other_boot = subprocess.Popen(pause)
     try:
-        env = SimpleNamespace(name="kalshi-sim", data_dir=data, nats=SimpleNamespace(url="x"))
+        frozen.send_signal(signal.SIGSTOP)
+        env = SimpleNamespace(name="kalshi-sim", data_dir=tmp_path, nats=SimpleNamespace(url="x"))
         display = RecordingDisplay()
-        up = Up(env, UpOptions(), display)
-        await up._stop_leftovers({"pids": {"connector": left.pid, "gateway": other.pid}})
+        up = Up(env, UpOptions(stop_timeout=10.0), display)
+        ticks = {p.pid: procs.start_ticks(p.pid) for p in (left, frozen, reused, other_boot)}
+        assert all(isinstance(t, int) for t in ticks.values())
+        previous = {
+            "boot_id": procs.boot_id(),
+            "children": {
+                "connector": {"pid": left.pid, "start": ticks[left.pid]},
+                "archiver": {"pid": frozen.pid, "start": ticks[frozen.pid]},
+                "gateway": {"pid": reused.pid, "start": ticks[reused.pid] - 1},  # type: ignore[operator]
+            },
+        }
+        await up._stop_leftovers(previous)
         assert left.wait(10) == -signal.SIGTERM
-        assert other.poll() is None  # another data directory: not ours
-        assert [f["component"] for _, m, f in display.events if "left by" in m] == ["connector"]
+        assert frozen.wait(10) == -signal.SIGTERM
+        assert reused.poll() is None  # same pid, another process: never signalled
+        stopped = [f["component"] for _, m, f in display.events if "left by" in m]
+        assert stopped == ["connector", "archiver"]
+        # A state file from another boot names no process of this one.
+        await up._stop_leftovers(
+            {
+                "boot_id": "another-boot",
+                "children": {"nats": {"pid": other_boot.pid, "start": ticks[other_boot.pid]}},
+            }
+        )
+        assert other_boot.poll() is None
     finally:
-        for p in (left, other):
+        for p in (left, frozen, reused, other_boot):
             p.kill()
             p.wait()
+
+
+async def test_every_failed_component_is_named_and_a_clean_stop_is_not(tmp_path: Path) -> None:
+    """A crash that a restart repaired, and a non-zero exit at the stop, are failures."""
+    env = SimpleNamespace(
+        name="kalshi-sim",
+        data_dir=tmp_path / "data",
+        nats=SimpleNamespace(url="nats://127.0.0.1:1", stream="SSMD_KALSHI_SIM"),
+        raw_store=LocalStore(tmp_path / "data" / "raw"),
+        normalized_store=LocalStore(tmp_path / "data" / "normalized"),
+    )
+    display = RecordingDisplay()
+    up = Up(env, UpOptions(), display)
+    up.supervisor = sup = _supervisor(display)
+    await sup.launch(child_spec(tmp_path, "nats", sup))
+    connector = await sup.launch(child_spec(tmp_path, "connector", sup, code=1))
+    await sup.launch(child_spec(tmp_path, "archiver", sup, "badstop", code=3))
+    await sup.launch(child_spec(tmp_path, "gateway", sup))
+    assert up._failures(None) == []
+    connector.signal(signal.SIGUSR1)  # a crash, then a restart
+    await until(lambda: "component restarted" in display.messages(), 20, "the restart")
+    await up._shutdown()
+    assert up._failures(None) == [
+        "connector exited 1 time(s) while running (exit codes 1; restarted)",
+        "archiver exited with code 3 when stopped",
+    ]

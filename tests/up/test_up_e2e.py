@@ -11,12 +11,8 @@ is archived twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import os
-import signal
 import subprocess
-import sys
 from collections import defaultdict
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,6 +22,7 @@ import httpx
 import orjson
 import pytest
 import websockets
+from upfix import EXCHANGES, SSMD, UpProcess, raw_lines
 
 from ssmd import core
 from ssmd.config import Overrides, load_environment
@@ -33,105 +30,14 @@ from ssmd.data.inventory import Archive
 from ssmd.up.nats import free_port
 from ssmd.up.state import read_state
 from ssmd.up.status import parse_metrics
-from support import ROOT
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("up-e2e")]
 
-EXCHANGES = ROOT / "exchanges"
-SSMD = str(Path(sys.executable).parent / "ssmd")
 RECORD_TYPES = ("trade", "orderbook", "ticker", "lifecycle", "status", "events")
-
-
-class UpProcess:
-    """`ssmd up` as a subprocess with --json-logs; its log lines parsed as they come."""
-
-    def __init__(self, data: Path, port: int, truth: Path, seed: int) -> None:
-        self.data, self.port, self.truth, self.seed = data, port, truth, seed
-        self.logs: list[dict[str, Any]] = []
-        self.proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            SSMD,
-            "up",
-            "--env",
-            "kalshi-sim",
-            "--config-dir",
-            str(EXCHANGES),
-            "--data-dir",
-            str(self.data),
-            "--port",
-            str(self.port),
-            "--json-logs",
-            "--sim-markets",
-            "40",
-            "--sim-seed",
-            str(self.seed),
-            "--truth-file",
-            str(self.truth),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        async for line in self.proc.stderr:
-            try:
-                self.logs.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                self.logs.append({"msg": line.decode(errors="replace"), "level": "unparsed"})
-
-    def find(self, msg: str, component: str | None = None) -> list[dict[str, Any]]:
-        return [
-            r
-            for r in self.logs
-            if r.get("msg") == msg and (component is None or r.get("component") == component)
-        ]
-
-    def tail(self, n: int = 25) -> str:
-        return "\n".join(orjson.dumps(r).decode()[:300] for r in self.logs[-n:])
-
-    async def stop(self, timeout: float = 90) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGINT)
-        code = await asyncio.wait_for(self.proc.wait(), timeout)
-        assert self._reader is not None
-        await self._reader
-        return code
-
-    async def ensure_gone(self) -> None:
-        """After a failure: stop `ssmd up`, and anything it left, by the pids it recorded."""
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 60)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        for pid in ((read_state(self.data) or {}).get("pids") or {}).values():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 async def _metrics(http: httpx.AsyncClient, base: str) -> Any:
     return parse_metrics((await http.get(base + "/metrics")).text)
-
-
-async def _wait_ready(up: UpProcess, http: httpx.AsyncClient, base: str) -> None:
-    async def healthy() -> bool:
-        try:
-            return (await http.get(base + "/v1/health")).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    deadline = asyncio.get_running_loop().time() + 90
-    while not (up.find("ssmd up ready") and await healthy()):
-        assert up.proc is not None and up.proc.returncode is None, up.tail()
-        assert asyncio.get_running_loop().time() < deadline, "not ready\n" + up.tail()
-        await asyncio.sleep(0.1)
 
 
 async def _wait_archived(http: httpx.AsyncClient, data: Path, at_least: float) -> None:
@@ -175,16 +81,6 @@ async def _stream_an_active_market(base: str, http: httpx.AsyncClient) -> dict[s
 
 
 # ---- reading the archive ----------------------------------------------------------------------
-
-
-def _raw_lines(data: Path) -> list[bytes]:
-    """Every raw line archived for kalshi-sim: sealed objects and the archiver's spool."""
-    blobs = sorted((data / "raw" / "kalshi-sim").rglob("*.jsonl.zst"))
-    blobs += sorted((data / "archiver" / "kalshi-sim" / "spool" / "files" / "raw").rglob("*.spool"))
-    lines: list[bytes] = []
-    for path in blobs:
-        lines.extend(core.read_archive(path.read_bytes()).data.splitlines())
-    return lines
 
 
 def _frame(line: bytes) -> bytes:
@@ -268,10 +164,11 @@ async def test_up_runs_streams_archives_and_resumes(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(timeout=5) as http:
         # ---- run 1
-        up = UpProcess(data, port, tmp_path / "truth-1.json", seed=1)
+        up = UpProcess(data, port, "--truth-file", str(tmp_path / "truth-1.json"))
         await up.start()
         try:
-            await _wait_ready(up, http, base)
+            await up.wait_ready(http)
+            seed1 = read_state(data)["simulator"]["seed"]  # type: ignore[index]
             seen = await _stream_an_active_market(base, http)
             await _wait_archived(http, data, 500)
             code = await up.stop()
@@ -285,7 +182,7 @@ async def test_up_runs_streams_archives_and_resumes(tmp_path: Path) -> None:
     # Raw: every frame the connector received is archived once, exactly as the simulator
     # sent it, in order, per connection.
     truth1 = orjson.loads((tmp_path / "truth-1.json").read_bytes())
-    lines1 = _raw_lines(data)
+    lines1 = raw_lines(data)
     conns1 = _by_connection(lines1)
     _match_truth(conns1, truth1)
     received = up.find("connector stopped", "connector")[0]["frames_received"]
@@ -319,20 +216,22 @@ async def test_up_runs_streams_archives_and_resumes(tmp_path: Path) -> None:
     )
     assert seen["ticker"] in {m["ticker"] for m in seen["markets"]}
 
-    # ---- run 2 on the same data directory (another seed: a simulator with the same seed
-    # sends the same trade ids again, which would hide a duplicate in the archive)
+    # ---- run 2 on the same data directory, with a fresh seed of its own (a simulator with
+    # the same seed would send the same trade ids again)
     async with httpx.AsyncClient(timeout=5) as http:
-        up2 = UpProcess(data, port, tmp_path / "truth-2.json", seed=2)
+        up2 = UpProcess(data, port, "--truth-file", str(tmp_path / "truth-2.json"))
         await up2.start()
         try:
-            await _wait_ready(up2, http, base)
+            await up2.wait_ready(http)
             await _wait_archived(http, data, 300)
             code = await up2.stop()
         finally:
             await up2.ensure_gone()
         assert code == 0, up2.tail()
+    seed2 = up2.find("simulator started")[0]["seed"]
+    assert up.find("simulator started")[0]["seed"] == seed1 != seed2
     truth2 = orjson.loads((tmp_path / "truth-2.json").read_bytes())
-    lines2 = _raw_lines(data)
+    lines2 = raw_lines(data)
     conns2 = _by_connection(lines2)
     new = {c: f for c, f in conns2.items() if c not in conns1}
     assert new and all(conns2[c] == conns1[c] for c in conns1)  # run 1 untouched

@@ -29,7 +29,11 @@ def up(
         help="Run the simulator as the exchange (default: on for an environment whose "
         "custom endpoint is on 127.0.0.1/localhost, such as kalshi-sim).",
     ),
-    sim_seed: int = typer.Option(0, help="Simulator: seed of the universe and order flow."),
+    sim_seed: int | None = typer.Option(
+        None,
+        help="Simulator: seed of the universe and order flow (default: a fresh one each "
+        "run, printed; give it to reproduce a run).",
+    ),
     sim_rate: float = typer.Option(200.0, help="Simulator: order-flow actions per second."),
     sim_markets: int = typer.Option(200, help="Simulator: approximate number of markets."),
     sim_port: int = typer.Option(0, help="Simulator: port (0 = any free port)."),

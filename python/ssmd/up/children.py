@@ -4,6 +4,8 @@ Each component runs as its own process (its own CLI), so the two cores are both
 used and a crash takes down one component, not the whole system. Children get a
 session of their own: a Ctrl-C in the terminal reaches `ssmd up` only, which then
 stops them in order (the archiver must not stop before the connector drained).
+Each child gets SIGTERM from the kernel if `ssmd up` dies without stopping it
+(ssmd.up.procs): children never outlive it.
 
 Policy for a child that exits while it should be running (docs/up.md):
   - exit code 2 or 3 (configuration, authentication or storage error): a restart
@@ -25,7 +27,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Any, Final, TextIO
+
+from ssmd.up.procs import die_with_parent, identity
 
 __all__ = [
     "FATAL_EXIT_CODES",
@@ -66,6 +70,17 @@ class StopResult:
     returncode: int | None
     seconds: float
     killed: bool  # did not exit within stop_timeout after SIGTERM
+    already_exited: bool = False  # it was not running when the stop came
+
+    @property
+    def failure(self) -> str | None:
+        """What went wrong with this stop, or None for a clean one."""
+        if self.killed:
+            return "did not exit within its stop timeout and was killed"
+        clean = (0, -signal.SIGTERM)  # nats-server ends by the signal itself
+        if self.already_exited or self.returncode is None or self.returncode in clean:
+            return None
+        return f"exited with code {self.returncode} when stopped"
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -136,6 +151,7 @@ class Child:
             stderr=asyncio.subprocess.PIPE,
             env=env,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
             limit=1 << 20,  # one log line may list every market of a shard
         )
         self.starts += 1
@@ -212,7 +228,7 @@ class Child:
         t0 = time.monotonic()
         if not self.running:
             code = await self.wait() if self.proc is not None else None
-            return StopResult(self.name, code, 0.0, False)
+            return StopResult(self.name, code, 0.0, False, already_exited=True)
         self.signal(signal.SIGTERM)
         killed = False
         try:
@@ -253,6 +269,7 @@ class Supervisor:
         self.failed = asyncio.Event()
         self.failure: ChildFailed | None = None
         self.restarted: dict[str, int] = {}
+        self.unexpected: dict[str, list[int]] = {}  # exit codes while it should have run
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._restarts: dict[str, _Restarts] = {}
         self._closing = False
@@ -295,6 +312,7 @@ class Supervisor:
             code = await child.wait()
             if child.stopping or self._closing:
                 return
+            self.unexpected.setdefault(child.name, []).append(code)
             fields: dict[str, object] = {
                 "component": child.name,
                 "exit_code": code,
@@ -367,5 +385,7 @@ class Supervisor:
         """From now on exits are expected: no restarts, no failures."""
         self._closing = True
 
-    def pids(self) -> dict[str, int]:
-        return {n: c.pid for n, c in self.children.items() if c.pid is not None and c.running}
+    def processes(self) -> dict[str, dict[str, Any]]:
+        """The running children as the state file records them (ssmd.up.procs.identity)."""
+        found = {n: identity(c.pid) for n, c in self.children.items() if c.pid and c.running}
+        return {n: record for n, record in found.items() if record is not None}

@@ -11,16 +11,24 @@ as a `status` line every `status_every` seconds.
 Console mode: on a terminal, a live panel redrawn every second; children's
 warnings and errors are printed above it (everything they write is in
 `{data dir}/logs/`). Not on a terminal, a status line every `status_every` seconds.
+
+Output that can no longer be written (`ssmd up | tee log` after tee died, a closed
+terminal) is dropped, never raised: `ssmd up` must go on stopping its children.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import select
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
+from rich.console import Console
 
 from ssmd.up.children import StopResult
 from ssmd.up.report import ArchiveReport
@@ -33,6 +41,33 @@ log = logging.getLogger("ssmd.up")
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 ONE_SHOT = frozenset({"secmaster-sync"})
 _NATS_LEVELS = {"[WRN]": "warning", "[ERR]": "error", "[FTL]": "critical"}
+
+
+def silence_lost_outputs() -> None:
+    """Point stdout and stderr at /dev/null if what they lead to is gone (a pipe with no
+    reader, a terminal that hung up), so that later writes, logging's and the
+    interpreter's last flush at exit included, cannot fail."""
+    devnull: int | None = None
+    for fd in (1, 2):  # the process's stdout and stderr
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        try:
+            events = poller.poll(0)
+        except OSError:
+            continue
+        if any(mask & (select.POLLERR | select.POLLHUP) for _, mask in events):
+            if devnull is None:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+    if devnull is not None:
+        os.close(devnull)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich's default exits the process; `ssmd up` goes on without its output.
+        self.quiet = True
+        silence_lost_outputs()
 
 
 def line_level(line: str) -> tuple[str, dict[str, Any] | None]:
@@ -73,12 +108,21 @@ class Display:
         raise NotImplementedError
 
     def final(
-        self, report: ArchiveReport | None, stops: list[StopResult], failure: str | None
+        self, report: ArchiveReport | None, stops: list[StopResult], failures: list[str]
     ) -> None:
+        """The end of the run: what was archived, how each component stopped, and
+        every component that failed (empty when none did)."""
         raise NotImplementedError
 
     def close(self) -> None:
         """End output (idempotent)."""
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError:  # the reader is gone: drop this output and any after it
+            silence_lost_outputs()
 
     def _due(self) -> bool:
         now = time.monotonic()
@@ -90,9 +134,14 @@ class Display:
 
 class JsonDisplay(Display):
     def event(self, level: str, msg: str, fields: dict[str, Any]) -> None:
-        log.log(_LEVELS.get(level, 20), msg, extra={"fields": fields})
+        with self._writing():
+            log.log(_LEVELS.get(level, 20), msg, extra={"fields": fields})
 
     def child_line(self, name: str, stream: str, line: str) -> None:
+        with self._writing():
+            self._child_line(name, stream, line)
+
+    def _child_line(self, name: str, stream: str, line: str) -> None:
         level, obj = line_level(line)
         if obj is None:
             obj = {
@@ -108,29 +157,31 @@ class JsonDisplay(Display):
 
     def status(self, figures: Figures) -> None:
         if self._due():
-            log.info("status", extra={"fields": figures.as_dict()})
+            with self._writing():
+                log.info("status", extra={"fields": figures.as_dict()})
 
     def final(
-        self, report: ArchiveReport | None, stops: list[StopResult], failure: str | None
+        self, report: ArchiveReport | None, stops: list[StopResult], failures: list[str]
     ) -> None:
-        if report is not None:
-            log.info(
-                "archive report",
-                extra={"fields": {**report.as_dict(), "summary": report.summary()}},
+        with self._writing():
+            if report is not None:
+                log.info(
+                    "archive report",
+                    extra={"fields": {**report.as_dict(), "summary": report.summary()}},
+                )
+            log.log(
+                40 if failures else 20,
+                "ssmd up stopped",
+                extra={
+                    "fields": {"failures": failures, "components": [s.as_dict() for s in stops]}
+                },
             )
-        log.log(
-            40 if failure or any(s.killed for s in stops) else 20,
-            "ssmd up stopped",
-            extra={"fields": {"failure": failure, "components": [s.as_dict() for s in stops]}},
-        )
 
 
 class ConsoleDisplay(Display):
     def __init__(self, env: str, status_every: float = 10.0) -> None:
         super().__init__(env, status_every)
-        from rich.console import Console
-
-        self.console = Console(highlight=False)
+        self.console = _Console(highlight=False)
         self.live: Any = None
         self._figures = Figures()
 
@@ -144,10 +195,12 @@ class ConsoleDisplay(Display):
                 refresh_per_second=2,
                 transient=False,
             )
-            self.live.start()
+            with self._writing():
+                self.live.start()
 
     def _print(self, text: str, style: str | None = None) -> None:
-        self.console.print(text, style=style, markup=False)
+        with self._writing():
+            self.console.print(text, style=style, markup=False)
 
     def event(self, level: str, msg: str, fields: dict[str, Any]) -> None:
         comp = fields.get("component")
@@ -157,7 +210,8 @@ class ConsoleDisplay(Display):
         style = {"warning": "yellow", "error": "bold red", "critical": "bold red"}.get(level)
         self._print(f"{text} {extra}".rstrip(), style)
         if self.stopping and self.live is not None:
-            self.live.update(render(self._figures, self.env, True))
+            with self._writing():
+                self.live.update(render(self._figures, self.env, True))
         for line in fields.get("last_lines") or []:
             self._print(f"    {line}", "red")
 
@@ -174,7 +228,8 @@ class ConsoleDisplay(Display):
     def status(self, figures: Figures) -> None:
         self._figures = figures
         if self.live is not None:
-            self.live.update(render(figures, self.env, self.stopping))
+            with self._writing():
+                self.live.update(render(figures, self.env, self.stopping))
         elif self._due():
             self._print(
                 f"{int(figures.markets_subscribed)} markets, "
@@ -187,20 +242,16 @@ class ConsoleDisplay(Display):
 
     def close(self) -> None:
         if self.live is not None:
-            self.live.stop()
-            self.live = None
+            live, self.live = self.live, None
+            with self._writing():
+                live.stop()
 
     def final(
-        self, report: ArchiveReport | None, stops: list[StopResult], failure: str | None
+        self, report: ArchiveReport | None, stops: list[StopResult], failures: list[str]
     ) -> None:
         self.close()
         from rich.table import Table
 
-        for s in stops:
-            if s.killed:
-                self._print(
-                    f"{s.name} did not exit within its stop timeout and was killed", "bold red"
-                )
         if report is not None:
             t = Table(title=f"archive of {self.env} ({', '.join(report.days) or 'no data'})")
             for col in ("data type", "sealed records", "sealed files", "bytes", "spooled records"):
@@ -213,9 +264,10 @@ class ConsoleDisplay(Display):
                     human_bytes(r["bytes"]),
                     f"{r['spooled_records']:,}",
                 )
-            self.console.print(t)
+            with self._writing():
+                self.console.print(t)
             self._print(report.summary())
-        if failure:
-            self._print(f"ssmd up stopped: {failure}", "bold red")
+        if failures:
+            self._print("ssmd up stopped; failed: " + "; ".join(failures), "bold red")
         else:
             self._print("ssmd up stopped")

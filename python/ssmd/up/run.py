@@ -9,7 +9,11 @@ Stop (SIGINT, SIGTERM, SIGHUP, or a component that cannot be kept running):
 connector (stops reading, drains to NATS) -> wait until the archiver consumed the
 stream -> archiver (seals what is due, writes manifests) -> gateway -> secmaster ->
 simulator -> nats; each child gets a bounded time, then is killed (and reported).
-Then the archive report, from the manifests.
+Then the archive report, from the manifests. The stop runs whatever happened
+before it; only a stop that completed removes the state file.
+
+Before anything starts (before any port is checked), processes that a killed
+`ssmd up` on the same data directory left are stopped (ssmd.up.procs).
 """
 
 from __future__ import annotations
@@ -23,13 +27,12 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from ssmd.config import ResolvedEnvironment
-from ssmd.up import state
+from ssmd.up import procs, state
 from ssmd.up.children import ChildFailed, ChildSpec, StopResult, Supervisor
 from ssmd.up.components import Plan, gateway_available
 from ssmd.up.display import Display
@@ -44,6 +47,7 @@ log = logging.getLogger("ssmd.up")
 
 # Order of the stop; the simulator stops between the children and nats.
 STOP_ORDER = ("connector", "archiver", "gateway", "secmaster")
+LEFTOVER_STOP_TIMEOUT = 30.0  # the longest of the components' own stop bounds
 
 
 @dataclass
@@ -78,31 +82,70 @@ class Up:
     # ---- the whole run -------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> int:
-        """0 after a requested stop; 1 when a component failed (the reason is reported)."""
+        """0 after a requested stop; 1 when a component failed (each one is named)."""
         previous = self.lock.acquire()  # AlreadyRunning when another ssmd up holds the dir
-        failure: str | None = None
+        failure: ChildFailed | None = None
         try:
-            await self._stop_leftovers(previous)
-            self.lock.write(pid=os.getpid(), env=self.env.name, started_at=time.time())
-            startup = asyncio.create_task(self._start())
-            failure = await self._until(stop, startup)
-            if failure is None and not stop.is_set():
-                background = [
-                    asyncio.create_task(self._status_loop()),
-                    asyncio.create_task(self._sync_loop()),
-                ]
-                failure = await self._until(stop, None)
-                for t in background:
-                    t.cancel()
-                await asyncio.gather(*background, return_exceptions=True)
+            try:
+                await self._stop_leftovers(previous)
+                self.lock.write(
+                    pid=os.getpid(),
+                    env=self.env.name,
+                    started_at=time.time(),
+                    boot_id=procs.boot_id(),
+                    children={},
+                    simulator=None,
+                )
+                failure = await self._run(stop)
+            except Exception as exc:  # a defect here must not leave the children running
+                log.error("ssmd up failed", exc_info=exc)
+                failure = ChildFailed("ssmd up", f"failed: {exc}", [])
             report = await self._shutdown()
         finally:
             self.display.close()
-            self.lock.release()
-        self.display.final(report, self.stops, failure)
-        return 1 if failure else 0
+            # A child still running (the stop did not complete) stays recorded for
+            # the next run to stop.
+            self.lock.release(keep_state=bool(self.supervisor.processes()))
+        failures = self._failures(failure)
+        self.display.final(report, self.stops, failures)
+        return 1 if failures else 0
 
-    async def _until(self, stop: asyncio.Event, task: asyncio.Task[None] | None) -> str | None:
+    async def _run(self, stop: asyncio.Event) -> ChildFailed | None:
+        """Start, then run until a stop request or a failure; what failed, if anything."""
+        startup = asyncio.create_task(self._start())
+        failure = await self._until(stop, startup)
+        if failure is None and not stop.is_set():
+            background = [
+                asyncio.create_task(self._status_loop()),
+                asyncio.create_task(self._sync_loop()),
+            ]
+            failure = await self._until(stop, None)
+            for t in background:
+                t.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+        return failure
+
+    def _failures(self, failure: ChildFailed | None) -> list[str]:
+        """Every component that failed, each named once: the failure that ended the run,
+        exits while it should have been running (even when a restart brought it back),
+        and stops that did not end cleanly."""
+        found: dict[str, str] = {}
+        if failure is not None:
+            found[failure.name] = failure.why
+        for name, codes in self.supervisor.unexpected.items():
+            found.setdefault(
+                name,
+                f"exited {len(codes)} time(s) while running "
+                f"(exit codes {', '.join(map(str, codes))}; restarted)",
+            )
+        for result in self.stops:
+            if result.failure is not None:
+                found.setdefault(result.name, result.failure)
+        return [f"{name} {why}" for name, why in found.items()]
+
+    async def _until(
+        self, stop: asyncio.Event, task: asyncio.Task[None] | None
+    ) -> ChildFailed | None:
         """Wait for `task` (or forever) unless a stop request or a failure comes first.
 
         Returns what failed, or None (the task finished, or a stop was requested)."""
@@ -123,18 +166,16 @@ class Up:
                 await task
         if task is not None and not task.cancelled() and task.exception() is not None:
             return self._failed(task.exception())
-        if self.supervisor.failure is not None:
-            return f"{self.supervisor.failure.name} {self.supervisor.failure.why}"
-        return None
+        return self.supervisor.failure
 
-    def _failed(self, exc: BaseException | None) -> str:
+    def _failed(self, exc: BaseException | None) -> ChildFailed:
         if isinstance(exc, ChildFailed):
             self.display.event(
                 "error", exc.why, {"component": exc.name, "last_lines": exc.tail[-8:]}
             )
-            return f"{exc.name} {exc.why}"
+            return exc
         log.error("startup failed", exc_info=exc)
-        return f"startup failed: {exc}"
+        return ChildFailed("ssmd up", f"startup failed: {exc}", [])
 
     # ---- startup -------------------------------------------------------------------------
 
@@ -183,8 +224,18 @@ class Up:
                 "KALSHI_API_KEY": self.sim.key_id,
                 "KALSHI_PRIVATE_KEY_PATH": str(self.sim.private_key_path),
             }
+            self.lock.write(
+                simulator={
+                    "ws_url": self.sim.ws_url,
+                    "rest_url": self.sim.rest_url,
+                    "seed": self.sim.seed,
+                }
+            )
             self.display.event(
-                "info", "simulator started", {"component": "simulator", "url": self.sim.ws_url}
+                "info",
+                "simulator started",
+                # The seed is what reproduces this run's order flow (--sim-seed).
+                {"component": "simulator", "url": self.sim.ws_url, "seed": self.sim.seed},
             )
         await self._sync(first=True)
         await self._launch(plan.connector())
@@ -208,7 +259,7 @@ class Up:
             gateway=plan.gateway_url if web_url else None,
             web_url=web_url,
         )
-        self.lock.write(gateway_url=web_url, pids=self._pids())
+        self.lock.write(web_url=web_url, children=self._children())
         self.display.event(
             "info",
             "ssmd up ready",
@@ -240,13 +291,13 @@ class Up:
             self.nats_url = f"nats://127.0.0.1:{port}"
             break
         # Other `ssmd` commands resolving this data dir find the server here.
-        self.lock.write(nats_url=self.nats_url, pids=self._pids())
+        self.lock.write(nats_url=self.nats_url, children=self._children())
 
     async def _launch(self, spec: ChildSpec) -> None:
         if self.o.stop_timeout is not None:
             spec.stop_timeout = self.o.stop_timeout
         await self.supervisor.launch(spec)
-        self.lock.write(pids=self._pids())
+        self.lock.write(children=self._children())
 
     async def _sync(self, *, first: bool) -> None:
         """One secmaster sync; the first is required (three tries), later ones only logged."""
@@ -287,9 +338,9 @@ class Up:
             }
             if self.sim is not None:
                 states["simulator"] = "running"
-            pids = self._pids()
-            if pids != self.lock.state.get("pids"):  # a restart: the next run finds its pid
-                self.lock.write(pids=pids)
+            children = self._children()
+            if children != self.lock.state.get("children"):  # a restart: record the new one
+                self.lock.write(children=children)
             try:
                 self.display.status(await self.sampler.sample(states))
             except Exception as exc:  # the figures are a view: never a reason to stop
@@ -384,35 +435,49 @@ class Up:
         today = datetime.now(UTC).date()
         return archive_report(self._archive(), self.started_on, today, self._before)
 
-    def _pids(self) -> dict[str, int]:
-        return self.supervisor.pids()
+    def _children(self) -> dict[str, dict[str, Any]]:
+        return self.supervisor.processes()
 
     async def _stop_leftovers(self, previous: dict[str, Any] | None) -> None:
-        """Stop processes an earlier `ssmd up` started and left behind when it was killed."""
-        pids = (previous or {}).get("pids") or {}
-        marker = str(self.env.data_dir)
-        order = [*STOP_ORDER, "nats"]
-        # In the usual stop order: the connector drains before its NATS goes away.
-        for name, pid in sorted(pids.items(), key=lambda kv: _rank(order, kv[0])):
-            if not isinstance(pid, int) or not _runs_with(pid, marker):
-                continue
+        """Stop the processes a killed `ssmd up` on this data directory left running:
+        those its state file records that are still the same processes (pid, start
+        time and boot match; a reused pid is never signalled)."""
+        previous = previous or {}
+        boot, recorded = previous.get("boot_id"), previous.get("children")
+        if not isinstance(boot, str) or not isinstance(recorded, dict):
+            return
+        left = {n: r for n, r in recorded.items() if procs.is_running(r, boot)}
+        for name, record in left.items():
             self.display.event(
                 "warning",
                 "stopping a process left by an earlier ssmd up",
-                {"component": name, "pid": pid},
+                {"component": name, "pid": record["pid"]},
             )
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 15.0
-            while _runs_with(pid, marker) and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)  # polling the process table
-            if _runs_with(pid, marker):
+            # Each got SIGTERM from the kernel when that run died, so there is no order
+            # left to keep: this one is for a kernel without parent-death signals, and
+            # SIGCONT for a stopped process, which would not act on it.
+            for sig in (signal.SIGTERM, signal.SIGCONT):
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(record["pid"], sig)
+        await self._wait_gone(left, boot, self.o.stop_timeout or LEFTOVER_STOP_TIMEOUT)
+        for name, record in left.items():
+            if procs.is_running(record, boot):
+                self.display.event(
+                    "error",
+                    "killing a process left by an earlier ssmd up: it did not exit in time",
+                    {"component": name, "pid": record["pid"]},
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(record["pid"], signal.SIGKILL)
+        await self._wait_gone(left, boot, 5.0)  # SIGKILL cannot be refused
 
-
-def _rank(order: list[str], name: str) -> int:
-    return order.index(name) if name in order else len(order)
+    @staticmethod
+    async def _wait_gone(records: dict[str, Any], boot: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while any(procs.is_running(r, boot) for r in records.values()):
+            if time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(0.1)  # polling the process table
 
 
 def _check_port(host: str, port: int) -> None:
@@ -429,20 +494,6 @@ def _check_port(host: str, port: int) -> None:
             "Fix: --port with a free port",
             [],
         ) from None
-
-
-def _runs_with(pid: int, data_dir: str) -> bool:
-    """True while `pid` runs a command with an argument in `data_dir` (ours: every child
-    gets --data-dir, nats-server its --store_dir under it)."""
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    if state == "Z":
-        return False  # exited, not yet reaped
-    mine = data_dir.encode()
-    return any(a == mine or a.startswith(mine + b"/") for a in args)
 
 
 def _seconds(duration: str) -> float:

@@ -6,6 +6,10 @@ is a simulator environment (kalshi-sim is one). The simulator listens on a free
 port and the children are given its URLs and its demo key; the URLs in the file are
 not used.
 
+Each run gets a fresh seed unless one is given (`--sim-seed`): the same seed sends
+the same order flow, trade ids included, which a second run on the same data
+directory would archive again. The seed is reported, so a run can be reproduced.
+
 The simulator's ground truth (every frame sent per connection) can be written at
 shutdown (`ssmd up --truth-file`, hidden: for the end-to-end test), as JSON: per
 connection the frame count, the digest and the SHA-256 of each frame in order.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +42,7 @@ def is_simulated(env: Any) -> bool:
 
 @dataclass(frozen=True)
 class SimOptions:
-    seed: int = 0
+    seed: int | None = None  # None: a fresh one, reported as `Simulator.seed`
     rate: float = 200.0  # order-flow actions per second
     markets: int = 200
     port: int = 0
@@ -49,7 +54,7 @@ class SimOptions:
 
         return Simulator(
             port=self.port,
-            seed=self.seed,
+            seed=secrets.randbits(31) if self.seed is None else self.seed,
             rate=self.rate or None,
             markets=self.markets,
             # Recording every frame costs memory that a long demo must not spend.
