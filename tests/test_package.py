@@ -23,6 +23,7 @@ from ssmd.config import RECORD_TYPES
 from ssmd.config.hashing import hash_bytes
 from ssmd.schemas import CAPNP_FILE
 from ssmd.up.nats import free_port
+from ssmd.up.procs import is_running
 from ssmd.up.state import read_state
 from support import ROOT
 from wheelfix import release_wheel
@@ -150,9 +151,11 @@ def test_the_wheel_runs_everything_from_an_empty_directory(tmp_path: Path) -> No
             if up.poll() is None:
                 up.kill()
                 up.wait()
-            for pid in ((read_state(home / "data") or {}).get("pids") or {}).values():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            state = read_state(home / "data") or {}
+            for record in (state.get("children") or {}).values():
+                if is_running(record, state["boot_id"]):  # never a pid reused since
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(record["pid"], signal.SIGKILL)
     rows = json.loads(ssmd("data", "inventory", "--env", "kalshi-sim", "--json").stdout)
     assert sum(r["records"] + r["pending_records"] for r in rows) > 0
 
