@@ -50,7 +50,49 @@ def test_dotted_tickers_do_not_collide_and_stay_one_token() -> None:
 
 @given(st.text())
 def test_escape_round_trip_any_text(value: str) -> None:
-    assert subjects.unescape_token(subjects.escape_token(value)) == value
+    token = subjects.escape_token(value)
+    assert len(token) <= subjects.MAX_TOKEN
+    if subjects.HASH_MARK in token:
+        with pytest.raises(ValueError, match="cut"):
+            subjects.unescape_token(token)
+    else:
+        assert subjects.unescape_token(token) == value
+
+
+@given(st.text(min_size=1), st.text(min_size=1))
+def test_distinct_values_get_distinct_tokens(a: str, b: str) -> None:
+    if a != b:
+        assert subjects.escape_token(a) != subjects.escape_token(b)
+
+
+@pytest.mark.parametrize(
+    ("ticker", "readable"),
+    [("é" * 2000, "%C3%A9"), ("K" * 5000, "KKKK"), ("a~" * 100, "a%7Ea"), ("x." * 300, "x%2Ex")],
+)
+def test_long_tokens_are_cut_to_a_readable_prefix_and_a_hash(ticker: str, readable: str) -> None:
+    token = subjects.escape_token(ticker)
+    assert token.startswith(readable) and len(token) <= subjects.MAX_TOKEN
+    _, digest = token.split(subjects.HASH_MARK)
+    assert len(digest) == 16 and int(digest, 16) >= 0
+
+
+async def test_hostile_tickers_publish_to_a_real_server(tmp_path: Path) -> None:
+    """A subject over nats-server's 4096-byte control line closes the connection, and
+    the re-publish after reconnect would close it again: tokens are bounded instead."""
+    hostile = ["é" * 2000, "K" * 5000, "", "../x", "a.*.>", "a b\tc", "~" * 100]
+    async with nats_server(tmp_path) as srv, client(srv.url) as nc:
+        await ensure_stream(nc.jetstream(), _settings())
+        acks: list[int] = []
+        pub = Publisher(nc, max_inflight=8, on_ack=lambda m, seq, dup: acks.append(seq))
+        await pub.start()
+        for i, ticker in enumerate(hostile):
+            subject = subjects.record("t", "kalshi", "trade", ticker)
+            await pub.publish(OutMsg(subject, ticker.encode(), f"h:{i}"))
+        assert await pub.flush(5)
+        await pub.close()
+        msgs = await read_stream(nc, "SSMD_T")
+        assert [m.data.decode() for m in msgs] == hostile
+        assert len(acks) == len(hostile) and nc.is_connected
 
 
 def test_matches_and_covers() -> None:

@@ -5,18 +5,29 @@ Subjects (DESIGN.md section 4):
     {env}.{feed}.{type}.{ticker}    normalized records (type: trade, orderbook, ticker, lifecycle, ...)
     {env}.{feed}.events.{kind}      connector events (connected, disconnected, gap, resync, ...)
 
-Tickers go into a subject token through `escape_token`, a reversible percent-style
-escape: `%`, `.`, `*`, `>`, whitespace, control and non-ASCII characters become `%XX`
-(one per UTF-8 byte, upper-case hex). Everything else is kept, so ordinary tickers read
-as themselves. The empty string is the lone token `%`. Consumers read tickers from
-payloads; `unescape_token` exists for tools and tests.
+Tickers go into a subject token through `escape_token`, a percent-style escape: `%`,
+`.`, `*`, `>`, `~`, whitespace, control and non-ASCII characters become `%XX` (one per
+UTF-8 byte, upper-case hex). Everything else is kept, so ordinary tickers read as
+themselves. The empty string is the lone token `%`.
+
+A token is at most MAX_TOKEN bytes: an exchange may send a ticker of any length, and a
+subject over the server's control-line limit (4096 bytes) would make nats-server close
+the connection, and the re-publish after reconnect would close it again. A longer token
+is cut by `bounded` to a readable prefix, `~` and 16 hex digits of the value's sha256;
+`~` is escaped everywhere else, so it only ever marks a cut token. A cut token does not
+give the value back (`unescape_token` refuses it): consumers read tickers from payloads,
+and `unescape_token` exists for tools and tests.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Final
 
 __all__ = [
+    "HASH_MARK",
+    "MAX_TOKEN",
+    "bounded",
     "covers",
     "escape_token",
     "event",
@@ -27,33 +38,53 @@ __all__ = [
     "unescape_token",
 ]
 
-_SPECIAL: Final = frozenset("%.*>")
+_SPECIAL: Final = frozenset("%.*>~")
 _EMPTY: Final = "%"
+MAX_TOKEN: Final = 128
+HASH_MARK: Final = "~"
+_HASH_HEX: Final = 16
 
 
 def _needs_escape(ch: str) -> bool:
     return ch in _SPECIAL or ch.isspace() or not (0x21 <= ord(ch) <= 0x7E)
 
 
+def bounded(escaped: str, value: str, limit: int) -> str:
+    """`escaped` (an ASCII escape of `value`) if it fits in `limit` bytes, else its
+    readable prefix, HASH_MARK and a hash of `value`, never cut inside a `%XX`."""
+    if len(escaped) <= limit:
+        return escaped
+    digest = hashlib.sha256(value.encode()).hexdigest()[:_HASH_HEX]
+    head = escaped[: limit - len(HASH_MARK) - _HASH_HEX]
+    cut = head.find("%", len(head) - 2)
+    if cut >= 0:
+        head = head[:cut]
+    return f"{head}{HASH_MARK}{digest}"
+
+
 def escape_token(value: str) -> str:
-    """A valid, reversible NATS subject token for any string (tickers contain dots)."""
+    """A valid NATS subject token of at most MAX_TOKEN bytes for any string (tickers
+    contain dots); reversible unless cut (see the module doc)."""
     if not value:
         return _EMPTY
     if not any(_needs_escape(ch) for ch in value):
-        return value
+        return bounded(value, value, MAX_TOKEN)
     out: list[str] = []
     for ch in value:
         if _needs_escape(ch):
             out.extend(f"%{b:02X}" for b in ch.encode("utf-8"))
         else:
             out.append(ch)
-    return "".join(out)
+    return bounded("".join(out), value, MAX_TOKEN)
 
 
 def unescape_token(token: str) -> str:
-    """The inverse of escape_token; ValueError for a token escape_token cannot produce."""
+    """The inverse of escape_token; ValueError for a cut token or one escape_token
+    cannot produce."""
     if token == _EMPTY:
         return ""
+    if HASH_MARK in token:
+        raise ValueError(f"subject token {token!r} was cut: its value is in the payload")
     if "%" not in token:
         return token
     buf = bytearray()

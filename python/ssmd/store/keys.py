@@ -14,7 +14,7 @@ Connector events are normalized type `events`, under the ticker segment `_events
 Ticker segment: a ticker is used as is when it is safe in a path (no `/`, `\\`,
 `%`, `~`, whitespace, control or non-ASCII characters, not starting with `.`), so
 dotted Kalshi tickers stay readable. Otherwise it is `escape_token(ticker)`
-(ssmd.bus.subjects) with `/`, `\\` and `~` also escaped as `%2F`, `%5C`, `%7E`.
+(ssmd.bus.subjects, which escapes `~` too) with `/` and `\\` also escaped as `%2F`, `%5C`.
 Both forms are read back with `unescape_token`. A segment longer than
 MAX_SEGMENT bytes (a long or non-ASCII ticker: an escape is 3 bytes per UTF-8
 byte) is cut to a readable prefix plus `~` and a hash of the ticker, so that no
@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from ssmd.bus.subjects import escape_token, unescape_token
+from ssmd.bus.subjects import HASH_MARK, bounded, escape_token, unescape_token
 
 __all__ = [
     "EVENTS_SEGMENT",
@@ -85,8 +84,6 @@ def _day_path(day: date) -> str:
 # Bytes of a ticker segment at most: a path component must stay well under 255 bytes
 # with the spool's and stores' suffixes and temporary names added.
 MAX_SEGMENT = 120
-HASH_MARK = "~"  # escaped in every other segment, so it marks a hashed one
-_HASH_HEX = 16
 _MSGTYPE = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
@@ -101,16 +98,8 @@ def ticker_segment(ticker: str) -> str:
     if ticker and not ticker.startswith(".") and not any(_unsafe(c) for c in ticker):
         segment = ticker
     else:
-        segment = escape_token(ticker)
-        segment = segment.replace("/", "%2F").replace("\\", "%5C").replace("~", "%7E")
-    if len(segment) <= MAX_SEGMENT:
-        return segment
-    digest = hashlib.sha256(ticker.encode()).hexdigest()[:_HASH_HEX]
-    head = segment[: MAX_SEGMENT - len(HASH_MARK) - _HASH_HEX]
-    cut = head.find("%", len(head) - 2)  # never end inside a %XX escape
-    if cut >= 0:
-        head = head[:cut]
-    return f"{head}{HASH_MARK}{digest}"
+        segment = escape_token(ticker).replace("/", "%2F").replace("\\", "%5C")
+    return bounded(segment, ticker, MAX_SEGMENT)
 
 
 def ticker_from_segment(segment: str) -> str | None:
