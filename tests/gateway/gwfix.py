@@ -284,10 +284,15 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(settings: GatewaySettings, ready: bool = True) -> AsyncIterator[Running]:
-    """A gateway served by uvicorn in this event loop on a free port."""
+async def running_gateway(
+    settings: GatewaySettings, ready: bool = True, ws: str | None = None
+) -> AsyncIterator[Running]:
+    """A gateway served by uvicorn in this event loop on a free port (`ws`: another of
+    uvicorn's WebSocket protocols than the gateway's own)."""
     gw = Gateway(replace(settings, port=0))
     server = gw.server(port=0)
+    if ws is not None:
+        server.config.ws = ws
     task = asyncio.create_task(server.serve())
     try:
         await until(lambda: server.started or task.done(), 20, "the gateway to listen")

@@ -43,12 +43,16 @@ def small_socket(port: int) -> socket.socket:
     return sock
 
 
-async def close_code(conn: websockets.asyncio.client.ClientConnection) -> tuple[int, str]:
-    """Read everything left, then the close frame."""
+async def close_code(
+    conn: websockets.asyncio.client.ClientConnection, into: list[dict[str, object]] | None = None
+) -> tuple[int, str]:
+    """Read everything left (into `into`), then the close frame."""
     with pytest.raises(websockets.ConnectionClosed) as closed:
         async with asyncio.timeout(30):
             while True:
-                await conn.recv()
+                msg = json.loads(await conn.recv())
+                if into is not None:
+                    into.append(msg)
     assert closed.value.rcvd is not None, "closed without a close frame"
     return closed.value.rcvd.code, closed.value.rcvd.reason
 
@@ -90,14 +94,20 @@ async def test_a_slow_client_is_conflated_then_dropped_and_a_fast_one_keeps_ever
                 # publish at a time: a burst larger than the bound within one batch of the
                 # feed would be more than any client can take between two batches.)
                 for n in range(1, 301):
-                    await pub.publish(trade(T, 40 * 10_000, E6, seq=n))
+                    await pub.publish(trade(T, 40 * 10_000, n * E6, seq=n))
                 await until(lambda: metrics.slow_disconnects.get("queue_full") == 1, 30, "the 4408")
-                code, reason = await close_code(slow)
+                got: list[dict[str, object]] = []
+                code, reason = await close_code(slow, got)
                 assert code == 4408 and "waiting" in reason
+                # What reached the slow client before the close: books conflated (fewer
+                # than the book changes), trades in order from the first, none skipped.
+                assert len([m for m in got if m["type"] == "orderbook"]) < seq
+                sizes = [m["size"] for m in got if m["type"] == "trade"]
+                assert sizes == list(range(1, len(sizes) + 1))
 
                 # The fast client got all 300 trades in order and the exact final book.
                 await until(lambda: len(fast.of("trade")) == 300, 30, "every trade")
-                assert [m["price"] for m in fast.of("trade")] == [0.4] * 300
+                assert [m["size"] for m in fast.of("trade")] == list(range(1, 301))
                 await until(
                     lambda: fast.book(T) == pub.truth.book(T), 30, "the fast client's final book"
                 )

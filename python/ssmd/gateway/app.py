@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ssmd import __version__
+from ssmd.gateway import wire
 from ssmd.gateway.auth import ApiKey, KeyRing, presented_key
 from ssmd.gateway.markets import BadRequest, Filters
 
@@ -237,8 +238,16 @@ async def _serve(gw: Gateway, websocket: WebSocket, client: Client) -> None:
     if symbols:
         await hub.subscribe(client, [s.strip() for s in symbols.split(",") if s.strip()])
 
-    async def send(text: str) -> None:
-        await websocket.send({"type": "websocket.send", "text": text})
+    if wire.FRAMES in (websocket.scope.get("extensions") or {}):
+
+        async def send(frames: list[bytes]) -> None:
+            await websocket.send({"type": "websocket.send", "frames": b"".join(frames)})
+
+    else:  # another ASGI server: one message at a time
+
+        async def send(frames: list[bytes]) -> None:
+            for frame in frames:
+                await websocket.send({"type": "websocket.send", "text": wire.payload(frame)})
 
     writer = asyncio.create_task(hub.pump(client, send))
     reader = asyncio.create_task(_read(gw, websocket, client))

@@ -1,16 +1,19 @@
 """WebSocket clients: subscriptions, bounded per-client queues, conflation, fan-out.
 
 Each client has one queue, sent in order by its own writer task:
-  - trades, statuses and replies are queued as rendered text and never dropped; a
+  - trades, statuses and replies are queued as WebSocket frames and never dropped; a
     client with more than `client_queue` of them waiting is disconnected (close 4408,
     `ssmd_gateway_slow_disconnects_total`);
   - a book update queues only a marker for its ticker, at most one per ticker and
     client: while one is waiting, later updates of that book are conflated into it
     (`ssmd_gateway_conflated_total`), and the writer sends the latest rendering when it
     gets there. So a slow client holds at most one book per subscribed market.
-A book is rendered once per change and the same text goes to every client; a change
-that leaves the levels and the valid flag as they were is not sent. A send blocked for
-`send_timeout` seconds (a client that stopped reading) also ends in 4408.
+Every message is rendered and framed once (wire.text_frame) and the same bytes go to
+every client: a trade is one queue entry shared by all its subscribers, a book one
+cached frame per change (a change that leaves the levels and the valid flag as they
+were is not sent). The writer takes everything waiting, up to `_BATCH_BYTES`, as one
+write. A send blocked for `send_timeout` seconds (a client that stopped reading) also
+ends in 4408.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ssmd.gateway import render
+from ssmd.gateway import render, wire
 from ssmd.gateway.auth import ApiKey
 from ssmd.gateway.metrics import GatewayMetrics
 from ssmd.gateway.settings import GatewaySettings
@@ -40,8 +43,13 @@ log = logging.getLogger(__name__)
 CLOSE_SLOW: Final = 4408
 _BOOK: Final = "orderbook"
 _MAX_SYMBOL_LEN: Final = 256
+# One write takes at most this much (plus one frame): what a client's connection buffers
+# beyond its flow-control mark stays bounded, even with thousands of deep books pending.
+_BATCH_BYTES: Final = 256 * 1024
 
 Known = Callable[[list[str]], Awaitable[set[str]]]
+# Frames to write, in order: one write when the server takes frames (wire.FRAMES).
+SendFrames = Callable[[list[bytes]], Awaitable[None]]
 
 
 class Client:
@@ -53,7 +61,8 @@ class Client:
         self.max_symbols = max_symbols
         self.queue_limit = queue_limit
         self.symbols: set[str] = set()
-        self.queue: deque[tuple[str, str]] = deque()  # (type, text) or ("orderbook", ticker)
+        # (type, frame) or ("orderbook", ticker): a trade's tuple is shared by its subscribers.
+        self.queue: deque[tuple[str, bytes | str]] = deque()
         self.pending_books: set[str] = set()
         self.queued = 0  # non-book entries in the queue
         self.wake = asyncio.Event()
@@ -78,7 +87,7 @@ class _Rendered:
     bids: list[tuple[int, int]]
     asks: list[tuple[int, int]]
     valid: bool
-    text: str
+    frame: bytes
 
 
 class Hub:
@@ -162,7 +171,7 @@ class Hub:
 
     # ---- queueing -----------------------------------------------------------------------
 
-    def _push(self, client: Client, kind: str, text: str) -> None:
+    def _push(self, client: Client, entry: tuple[str, bytes]) -> None:
         if client.close_code is not None:
             return
         if client.queued >= client.queue_limit:
@@ -172,9 +181,15 @@ class Hub:
                 "queue_full",
             )
             return
-        client.queue.append((kind, text))
+        client.queue.append(entry)
         client.queued += 1
         client.wake.set()
+
+    def _push_all(self, clients: Iterable[Client], kind: str, text: str) -> None:
+        """One message to many clients: framed once, one shared queue entry."""
+        entry = (kind, wire.text_frame(text.encode()))
+        for c in clients:
+            self._push(c, entry)
 
     def _push_book(self, client: Client, ticker: str) -> None:
         if client.close_code is not None:
@@ -187,11 +202,11 @@ class Hub:
         client.wake.set()
 
     def reply(self, client: Client, kind: str, text: str) -> None:
-        self._push(client, kind, text)
+        self._push(client, (kind, wire.text_frame(text.encode())))
 
     def error(self, client: Client, code: str, message: str) -> None:
         self.metrics.client_errors.inc(code)
-        self._push(client, "error", render.error(code, message))
+        self.reply(client, "error", render.error(code, message))
 
     # ---- the feed's sink ----------------------------------------------------------------
 
@@ -202,19 +217,20 @@ class Hub:
         old = self._books.get(ticker)
         if old is not None and old.valid == valid and old.bids == bids and old.asks == asks:
             return None
-        new = _Rendered(bids, asks, valid, render.orderbook(ticker, bids, asks, valid, ms))
+        text = render.orderbook(ticker, bids, asks, valid, ms)
+        new = _Rendered(bids, asks, valid, wire.text_frame(text.encode()))
         self._books[ticker] = new
         return new
 
-    def book_text(self, ticker: str) -> str:
+    def book_frame(self, ticker: str) -> bytes:
         cached = self._books.get(ticker)
         if cached is not None:
-            return cached.text
+            return cached.frame
         rendered = self._render(ticker)
         assert rendered is not None
         if ticker not in self.subs:
             self._books.pop(ticker, None)
-        return rendered.text
+        return rendered.frame
 
     def books_changed(self, tickers: Iterable[str]) -> None:
         for t in tickers:
@@ -227,12 +243,14 @@ class Hub:
                 self._push_book(c, t)
 
     def trade(self, ticker: str, text: str) -> None:
-        for c in self.subs.get(ticker, ()):
-            self._push(c, "trade", text)
+        clients = self.subs.get(ticker)
+        if clients:
+            self._push_all(clients, "trade", text)
 
     def status(self, ticker: str, text: str) -> None:
-        for c in self.subs.get(ticker, ()):
-            self._push(c, "status", text)
+        clients = self.subs.get(ticker)
+        if clients:
+            self._push_all(clients, "status", text)
 
     def caught_up(self) -> None:
         """The start-up replay is done: every subscriber gets its books now."""
@@ -246,7 +264,7 @@ class Hub:
         assert self.feed is not None
         m = self.feed.markets.get(ticker)
         if m is not None and m.status is not None:
-            self._push(client, "status", render.status(ticker, m.status, m.status_ms))
+            self.reply(client, "status", render.status(ticker, m.status, m.status_ms))
 
     # ---- client requests ----------------------------------------------------------------
 
@@ -324,8 +342,9 @@ class Hub:
 
     # ---- the writer ---------------------------------------------------------------------
 
-    async def pump(self, client: Client, send: Callable[[str], Awaitable[None]]) -> None:
-        """Send the client's queue in order until it closes."""
+    async def pump(self, client: Client, send: SendFrames) -> None:
+        """Send the client's queue in order until it closes: everything waiting (up to
+        `_BATCH_BYTES`) goes out in one send."""
         sent = self.metrics.sent
         queue = client.queue
         while client.close_code is None:
@@ -333,16 +352,28 @@ class Hub:
                 client.wake.clear()
                 await client.wake.wait()
                 continue
-            kind, payload = queue.popleft()
-            if kind == _BOOK:
-                client.pending_books.discard(payload)
-                if payload not in client.symbols:
-                    continue  # unsubscribed meanwhile
-                text = self.book_text(payload)
-            else:
-                client.queued -= 1
-                text = payload
+            frames: list[bytes] = []
+            size = 0
+            counts: dict[str, int] = {}
+            while queue and size < _BATCH_BYTES:
+                kind, item = queue.popleft()
+                if kind == _BOOK:
+                    assert isinstance(item, str)
+                    client.pending_books.discard(item)
+                    if item not in client.symbols:
+                        continue  # unsubscribed meanwhile
+                    frame = self.book_frame(item)
+                else:
+                    assert isinstance(item, bytes)
+                    client.queued -= 1
+                    frame = item
+                frames.append(frame)
+                size += len(frame)
+                counts[kind] = counts.get(kind, 0) + 1
+            if not frames:
+                continue
             client.sending_since = time.monotonic()
-            await send(text)
+            await send(frames)
             client.sending_since = 0.0
-            sent[kind] = sent.get(kind, 0) + 1
+            for kind, n in counts.items():
+                sent[kind] = sent.get(kind, 0) + n

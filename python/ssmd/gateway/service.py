@@ -26,6 +26,7 @@ from ssmd.gateway.hub import Hub
 from ssmd.gateway.markets import Markets
 from ssmd.gateway.metrics import GatewayMetrics
 from ssmd.gateway.settings import GatewaySettings
+from ssmd.gateway.wire import FramesProtocol
 
 __all__ = ["Gateway", "redact_keys", "serve"]
 
@@ -170,7 +171,7 @@ class Gateway:
             lifespan="on",
             log_config=None,
             access_log=False,
-            ws="websockets-sansio",
+            ws=FramesProtocol,  # uvicorn's websockets-sansio, frames written in batches
             # Compression would cost CPU per client per message, and every message is
             # rendered once for all clients.
             ws_per_message_deflate=False,
