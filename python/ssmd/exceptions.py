@@ -23,6 +23,11 @@ class ArchiveError(SsmdError, ValueError):
     """An archive is damaged somewhere other than a truncated tail."""
 
 
+class DataError(SsmdError, LookupError):
+    """A question the archive cannot answer: an unknown data type or ticker, a range with
+    no data. The message says what exists instead (the closest names, the dates held)."""
+
+
 class ConfigError(SsmdError):
     """Configuration is invalid. The message names the file, the field and the fix."""
 

@@ -7,6 +7,7 @@ days this one has.
 
 from __future__ import annotations
 
+import importlib
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -183,3 +184,7 @@ def quality(
     print_table(
         f"Quality of {feed} on {day}", ["field", "value"], [[k, v] for k, v in report.items()]
     )
+
+
+# `ssmd data export | book` (the archive as a dataset) live in ssmd.cli.dataset.
+app.registered_commands.extend(importlib.import_module("ssmd.cli.dataset").app.registered_commands)

@@ -1,0 +1,271 @@
+"""The one reader of an environment's archive: manifests, sealed files and the spool.
+
+`ssmd.data.scan`, the export, the point-in-time books and the `ssmd data` commands
+all read through a `Dataset`; nothing else opens archive files. Keys come from
+ssmd.store.keys (the one key builder), objects from ssmd.store (local disk or S3),
+open data from the archiver's spool (`{data_dir}/archiver/{env}/spool/files/`).
+
+    ds = Dataset.open("kalshi-sim")
+    for f in ds.normalized_files("trade", day, tickers={"KXBTC-..."}):
+        frame = ds.read(f, "trade")     # Polars, the seed columns added
+
+A file that cannot be read (a sealed file cut short, a corrupt zstd frame, a bad
+record) raises ArchiveError naming the file and the offset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ssmd import core
+from ssmd.archiver.spool import DATA_SUFFIX
+from ssmd.data.inventory import Archive
+from ssmd.data.kinds import with_seed_columns
+from ssmd.exceptions import ArchiveError, DecodeError
+from ssmd.store import keys
+from ssmd.store.base import ObjectStore
+
+if TYPE_CHECKING:
+    import polars
+
+__all__ = ["DataFile", "Dataset", "default_export_dir"]
+
+ENV_VAR = "SSMD_ENV"
+
+
+def default_export_dir(data_dir: Path, env: str, feed: str) -> Path:
+    """Where `ssmd data export` writes by default and `scan` looks for Parquet."""
+    return data_dir / "export" / env / feed
+
+
+@dataclass(frozen=True, slots=True)
+class DataFile:
+    """One archive data file: a sealed object in a store, or a spool file (open data)."""
+
+    key: str
+    info: keys.KeyInfo
+    sealed: bool
+    store: ObjectStore | None = None
+    path: Path | None = None  # the spool file
+
+    @property
+    def location(self) -> str:
+        """Where the file is, for messages: the object's URL or the spool path."""
+        if self.path is not None:
+            return str(self.path)
+        assert self.store is not None
+        return f"{self.store.url.rstrip('/')}/{self.key}"
+
+    def load(self) -> bytes:
+        if self.path is not None:
+            return self.path.read_bytes()
+        assert self.store is not None
+        return self.store.get(self.key)
+
+
+@dataclass
+class Dataset:
+    """An environment's archive as data: which days and files exist, and reading them."""
+
+    archive: Archive
+    feed: str
+    data_dir: Path
+
+    @classmethod
+    def open(
+        cls,
+        env: str | None = None,
+        *,
+        data_dir: str | Path | None = None,
+        config_dir: str | Path | None = None,
+        feed: str | None = None,
+    ) -> Dataset:
+        """The archive of environment `env` (default: $SSMD_ENV) as configured under
+        `config_dir` (default: $SSMD_CONFIG_DIR, else ./exchanges)."""
+        from ssmd.config import Overrides, load_environment
+        from ssmd.exceptions import ConfigError
+
+        name = env or os.environ.get(ENV_VAR)
+        if not name:
+            raise ConfigError(f"no environment given. Fix: pass env= (or --env), or set {ENV_VAR}")
+        resolved = load_environment(
+            name, config_dir, Overrides(data_dir=str(data_dir) if data_dir else None)
+        )
+        return cls(
+            Archive.from_environment(resolved), feed or resolved.feed.name, resolved.data_dir
+        )
+
+    @property
+    def env(self) -> str:
+        return self.archive.env
+
+    @property
+    def export_dir(self) -> Path:
+        return default_export_dir(self.data_dir, self.env, self.feed)
+
+    @property
+    def _spool_root(self) -> Path | None:
+        spool = self.archive.spool_dir
+        return spool / "files" if spool is not None else None
+
+    # ---- what exists ----------------------------------------------------------------------
+
+    def days(self, record_type: str) -> list[date]:
+        """Every day with files or a manifest of `record_type` ("raw" for raw frames),
+        sealed or spooled."""
+        if record_type == keys.RAW_DATA_TYPE:
+            store, prefix, kind = self.archive.raw_store, f"{self.env}/{self.feed}/", "raw"
+        else:
+            store = self.archive.normalized_store
+            prefix = f"{self.env}/{self.feed}/v1/{record_type}/"
+            kind = "normalized"
+        found: set[date] = set()
+        for obj in store.list(prefix):
+            info = keys.parse_key(obj.key)
+            if (
+                info is not None
+                and info.data_type == record_type
+                and info.kind
+                in (
+                    kind,
+                    "manifest",
+                )
+            ):
+                found.add(info.day)
+        for path in self._spool_paths(kind, prefix):
+            info = keys.parse_key(self._spool_key(path))
+            if info is not None and info.data_type == record_type:
+                found.add(info.day)
+        return sorted(found)
+
+    def manifest(self, data_type: str, day: date) -> tuple[dict[str, Any], str] | None:
+        """The day's manifest of `data_type` and the sha256 of its bytes (what an export
+        was made from); None when there is none yet."""
+        store = (
+            self.archive.raw_store
+            if data_type == keys.RAW_DATA_TYPE
+            else self.archive.normalized_store
+        )
+        try:
+            data = store.get(keys.manifest_key(self.env, self.feed, data_type, day))
+        except FileNotFoundError:
+            return None
+        return orjson.loads(data), hashlib.sha256(data).hexdigest()
+
+    def normalized_files(
+        self,
+        record_type: str,
+        day: date,
+        *,
+        tickers: Iterable[str] | None = None,
+        include_open: bool = True,
+    ) -> list[DataFile]:
+        """The day's files of one record type (sealed, then spooled), only those of
+        `tickers` when given (matched by key, so hashed segments match too)."""
+        prefix = keys.normalized_day_prefix(self.env, self.feed, record_type, day)
+        wanted = (
+            None
+            if tickers is None
+            else {keys.normalized_key(self.env, self.feed, record_type, day, t) for t in tickers}
+        )
+        files = []
+        store = self.archive.normalized_store
+        for obj in store.list(prefix):
+            info = keys.parse_key(obj.key)
+            if info is None or info.kind != "normalized":
+                continue
+            if wanted is None or obj.key in wanted:
+                files.append(DataFile(obj.key, info, True, store=store))
+        if include_open:
+            for path in self._spool_paths("normalized", prefix):
+                key = self._spool_key(path)
+                info = keys.parse_key(key)
+                if info is None or info.kind != "normalized":
+                    continue
+                if wanted is None or key in wanted:
+                    files.append(DataFile(key, info, False, path=path))
+        return files
+
+    def tickers_of(self, days: Iterable[date]) -> set[str]:
+        """Tickers with normalized files on any of `days` (for naming close matches): from
+        the keys, and from the manifests for hashed segments."""
+        found: set[str] = set()
+        record_types = [t for t in core.RECORD_TYPES if t != keys.EVENTS_TYPE]
+        for day in days:
+            for record_type in record_types:
+                hashed = False
+                for f in self.normalized_files(record_type, day):
+                    if f.info.ticker is not None:
+                        found.add(f.info.ticker)
+                    else:
+                        hashed = True
+                held = self.manifest(record_type, day) if hashed else None
+                if held is not None:
+                    found.update(f["ticker"] for f in held[0].get("files", []) if f.get("ticker"))
+        return found
+
+    def raw_files(self, day: date, *, include_open: bool = True) -> list[DataFile]:
+        """The day's raw frame files (every message type but quarantined ones), sealed
+        then spooled, in key order."""
+        prefix = keys.raw_day_prefix(self.env, self.feed, day)
+        files = []
+        store = self.archive.raw_store
+        for obj in store.list(prefix):
+            info = keys.parse_key(obj.key)
+            if info is not None and info.kind == "raw" and info.msgtype != keys.QUARANTINE_MSGTYPE:
+                files.append(DataFile(obj.key, info, True, store=store))
+        if include_open:
+            for path in self._spool_paths("raw", prefix):
+                key = self._spool_key(path)
+                info = keys.parse_key(key)
+                if (
+                    info is not None
+                    and info.kind == "raw"
+                    and info.msgtype != keys.QUARANTINE_MSGTYPE
+                ):
+                    files.append(DataFile(key, info, False, path=path))
+        return files
+
+    def _spool_paths(self, store: str, prefix: str) -> list[Path]:
+        """Spool files (store "raw" or "normalized") of keys under `prefix`."""
+        root = self._spool_root
+        if root is None:
+            return []
+        top = root / store / prefix
+        if not top.is_dir():
+            return []
+        return sorted(top.rglob(f"*{DATA_SUFFIX}"))
+
+    def _spool_key(self, path: Path) -> str:
+        root = self._spool_root
+        assert root is not None
+        rel = path.relative_to(root).as_posix()
+        return rel.split("/", 1)[1][: -len(DATA_SUFFIX)]
+
+    # ---- reading --------------------------------------------------------------------------
+
+    def read(self, file: DataFile, kind: str) -> polars.DataFrame:
+        """The records of `kind` in one normalized file, the seed columns added.
+
+        A sealed file that ends inside a zstd frame is damage (sealing writes whole
+        files); a spool file may, and gives the records of its complete frames.
+        """
+        import polars as pl
+
+        from ssmd.records import archive_to_arrow
+
+        try:
+            table = archive_to_arrow(file.load(), kind, allow_truncated_tail=not file.sealed)
+        except (ArchiveError, DecodeError) as exc:
+            raise ArchiveError(f"{file.location}: {exc}") from None
+        frame = pl.from_arrow(with_seed_columns(table, kind))
+        assert isinstance(frame, pl.DataFrame)
+        return frame
