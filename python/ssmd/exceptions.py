@@ -41,3 +41,20 @@ class StorageError(SsmdError):
 
     Never an empty result: an authentication failure raises this instead.
     """
+
+
+class DiskFullError(StorageError):
+    """A local write failed for lack of space (ENOSPC, EDQUOT): which file, how many bytes
+    the write needed and how many were free then (-1 = unknown).
+
+    Not a misconfiguration: the archiver waits for space instead of exiting.
+    """
+
+    def __init__(self, path: str, needed: int, free: int) -> None:
+        self.path, self.needed, self.free = path, needed, free
+        need = f"needs {needed:,} bytes" if needed > 0 else "needs more space"
+        have = f", {free:,} free" if free >= 0 else ""
+        super().__init__(
+            f"disk full: cannot write {path} ({need}{have}). Fix: free space on that "
+            "filesystem, or move the data dir (--data-dir) to a bigger one"
+        )

@@ -78,6 +78,12 @@ def build_registry(arc: Archiver) -> Registry:
     ):
         r.gauge(f"ssmd_archiver_spool_{what}", text, ("feed",), spool(what))
     r.gauge(
+        "ssmd_archiver_disk_full",
+        "1 while a write failed for lack of space and the archiver waits (not acking)",
+        ("feed",),
+        lambda: {(feed,): float(arc.disk_full is not None)},
+    )
+    r.gauge(
         "ssmd_archiver_last_sequence",
         "Highest stream sequence written",
         ("feed",),
@@ -89,10 +95,14 @@ def build_registry(arc: Archiver) -> Registry:
 def health(arc: Archiver) -> tuple[bool, dict[str, object]]:
     nats_ok = bool(arc.nc is not None and arc.nc.is_connected)
     age = time.monotonic() - arc.loop_at
-    ok = nats_ok and age < STALL_AFTER
+    full = arc.disk_full
+    ok = nats_ok and age < STALL_AFTER and full is None
     return ok, {
         "status": "ok" if ok else "degraded",
         "nats": "connected" if nats_ok else "disconnected",
+        # ssmd up takes "disk full" as started: the archiver resumes by itself
+        "storage": "ok" if full is None else "disk full",
+        **({} if full is None else {"storage_error": str(full.error)}),
         "loop_age_s": round(age, 3),
         "last_sequence": arc.last_seq,
         "spool_files": len(arc.spool.files),

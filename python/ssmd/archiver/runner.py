@@ -21,8 +21,8 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import orjson
 
 from ssmd import core
 from ssmd.archiver.consumer import ConsumerSettings, Delivery, Puller, ensure_consumer
+from ssmd.archiver.diskwait import DiskWait
 from ssmd.archiver.gaps import ARCHIVER_REASON_PREFIX
 from ssmd.archiver.manifest import build_manifest, day_bounds_ns, write_manifest
 from ssmd.archiver.quarantine import quarantine_lines
@@ -41,7 +42,7 @@ from ssmd.bus.connection import NatsClient, connect
 from ssmd.bus.stream import check_stream
 from ssmd.exceptions import StorageError
 from ssmd.obs.health import HealthServer
-from ssmd.store import keys
+from ssmd.store import keys, space
 from ssmd.store.base import ObjectStore, open_store
 from ssmd.store.local import write_durably
 
@@ -115,9 +116,7 @@ class Stats:
 class Archiver:
     def __init__(self, settings: ArchiverSettings) -> None:
         self.s = settings
-        self.spool = Spool(
-            settings.spool_dir / "files", level=settings.level, on_checkpoint=self._save_state
-        )
+        self.spool = self._new_spool()
         self.stats = Stats()
         self.written = core.Coverage()  # stream sequences written (dedupe, holes)
         self._open_holes: list[tuple[int, int, int, str]] = []  # (start, end, ts before, why)
@@ -131,6 +130,11 @@ class Archiver:
         self.nc: NatsClient | None = None
         self.loop_at = time.monotonic()  # the batch loop's last turn (/health)
         self.health_server: HealthServer | None = None
+        self.disk_full: DiskWait | None = None  # set while waiting for space
+
+    def _new_spool(self) -> Spool:
+        s = self.s
+        return Spool(s.spool_dir / "files", level=s.level, on_checkpoint=self._save_state)
 
     # ---- test hook ----------------------------------------------------------------------
 
@@ -432,6 +436,8 @@ class Archiver:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.s
+        with self._storage_faults():
+            self.check_storage()
         nc = self.nc = await connect(s.nats_url, f"ssmd-archiver-{s.env}")
         try:
             js = nc.jetstream()
@@ -440,7 +446,9 @@ class Archiver:
             self.full_coverage = list(info.config.subjects or []) == [filt]
             cinfo = await ensure_consumer(js, s.stream, s.consumer, filt)
             floor = cinfo.ack_floor.stream_seq if cinfo.ack_floor else 0
-            self.recover(floor, info.state.first_seq)
+            if self.disk_full is None:
+                with self._storage_faults():
+                    self.recover(floor, info.state.first_seq)
             await self._serve_health()
             sub = Puller(nc, s.stream, s.consumer)
             await sub.start()
@@ -448,18 +456,34 @@ class Archiver:
             last_check = 0.0
             while not stop.is_set():
                 self.loop_at = time.monotonic()
+                if self.disk_full is not None:
+                    await self._wait_for_space(js, stop)
+                    continue
                 msgs = await self._fetch(sub, stop)
                 if msgs:
-                    self.process(msgs)
+                    counted = replace(self.stats)
+                    with self._storage_faults():
+                        self.process(msgs)
+                    if self.disk_full is not None:
+                        self.stats = counted  # not written, not acked: delivered again
+                        continue
                     self._maybe_crash("before_ack")
                     await self._ack(sub, msgs)
                     self._maybe_crash("after_ack")
                 mono = time.monotonic()
                 if mono - last_check >= s.seal_check_interval:
                     last_check = mono
-                    await self._check_floor(js)
-                    await asyncio.to_thread(self.seal_due)
-            await self._shutdown(js)
+                    with self._storage_faults():
+                        await self._check_floor(js)
+                        await asyncio.to_thread(self.seal_due)
+            if self.disk_full is None:
+                with self._storage_faults():
+                    await self._shutdown(js)
+            if self.disk_full is not None:
+                log.warning(
+                    "archiver stopping on a full disk: what it did not ack stays in the "
+                    "stream for the next run"
+                )
         finally:
             if self.health_server is not None:
                 await self.health_server.stop()
@@ -467,9 +491,74 @@ class Archiver:
             with contextlib.suppress(Exception):
                 await nc.close()
 
+    # ---- storage faults ------------------------------------------------------------------
+
+    def check_storage(self) -> None:
+        """Prove at start that each bucket takes a write, a read and a delete, so that
+        wrong credentials, a missing bucket or a read-only folder fail now (StorageError,
+        exit 3), not at the first seal hours later."""
+        for store in (self.s.raw_store, self.s.normalized_store):
+            store.check_access()
+
+    @contextlib.contextmanager
+    def _storage_faults(self) -> Iterator[None]:
+        """A full disk inside the block is waited out (`disk_full` set, said once, the
+        spool abandoned: the disk holds what is durable); any other local I/O error is a
+        StorageError naming the file."""
+        try:
+            yield
+        except (StorageError, OSError) as exc:
+            full = space.disk_full(exc, self.s.spool_dir)
+            if full is None:
+                if isinstance(exc, OSError):
+                    raise StorageError(
+                        f"cannot write {exc.filename or self.s.spool_dir}: {exc.strerror or exc}. "
+                        "Fix: check the disk and the permissions of the data dir"
+                    ) from exc
+                raise
+            self.spool.abandon()
+            if self.disk_full is None:
+                self.disk_full = DiskWait(full)
+                log.error("%s", self.disk_full.first_words())
+            else:
+                self.disk_full.failed_again(full, time.monotonic())
+                log.debug("disk still full: %s", full)
+
+    async def _wait_for_space(self, js: Any, stop: asyncio.Event) -> None:
+        """One turn of the loop on a full disk: wait a second (or for the stop), then,
+        when the space is free or the backoff is over, take the spool up from disk as a
+        restart does and go on."""
+        wait = self.disk_full
+        assert wait is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+        if stop.is_set() or not wait.due(time.monotonic()):
+            return
+        try:
+            cinfo = await js.consumer_info(self.s.stream, self.s.consumer.durable)
+            first_seq = (await js.stream_info(self.s.stream)).state.first_seq
+        except Exception as exc:  # NATS is down: its own warning says so; next turn
+            log.debug("consumer info failed: %s", exc)
+            return
+        floor = cinfo.ack_floor.stream_seq if cinfo.ack_floor else 0
+        with self._storage_faults():
+            await asyncio.to_thread(self._take_up_spool, floor, first_seq)
+            log.warning("%s", wait.last_words(time.monotonic()))
+            self.disk_full = None
+
+    def _take_up_spool(self, ack_floor: int, first_seq: int) -> None:
+        """Forget what was in memory when a write failed and start over from the disk."""
+        self.spool = self._new_spool()
+        self.written = core.Coverage()
+        self._open_holes = []
+        self.last_ts = 0
+        self.check_storage()
+        self.recover(ack_floor, first_seq)
+
     async def _serve_health(self) -> None:
-        # Started once the consumer is in place and the spool recovered, so that a
-        # supervisor polling /health (ssmd up) waits for an archiver that consumes.
+        # Started once the consumer is in place and the spool recovered (or the disk
+        # found full), so that a supervisor polling /health (ssmd up) waits for an
+        # archiver that consumes or waits for space.
         if self.s.health_port is None:
             return
         from ssmd.archiver import metrics

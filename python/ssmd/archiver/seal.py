@@ -35,6 +35,7 @@ from ssmd.records import archive_ticker
 from ssmd.store.base import ObjectStore
 from ssmd.store.keys import meta_key
 from ssmd.store.local import write_durably
+from ssmd.store.space import write_all
 
 __all__ = ["FileMeta", "object_sha256", "read_meta", "scan_object", "seal"]
 
@@ -200,10 +201,14 @@ def seal(
         if old_meta is None or old_meta.sha256 != base:
             old_meta = scan_object(store, key, sf.store)
         merged = sf.path.with_name(sf.path.name + ".merge")
-        store.download(key, merged)
-        with open(merged, "ab") as out, open(sf.path, "rb") as src:
-            while c := src.read(1 << 20):
-                out.write(c)
+        try:
+            store.download(key, merged)
+            with open(merged, "ab", buffering=0) as out, open(sf.path, "rb") as src:
+                while c := src.read(1 << 20):
+                    write_all(out, c)
+        except BaseException:
+            merged.unlink(missing_ok=True)  # half a copy on a full disk keeps it full
+            raise
         content = merged
     meta = _merge(old_meta, sf, key)
     meta.sha256, meta.bytes = _file_sha(content)

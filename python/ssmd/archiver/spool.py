@@ -40,6 +40,7 @@ from typing import Any, BinaryIO
 from ssmd import core
 from ssmd.exceptions import SsmdError
 from ssmd.store.local import fsync_dir
+from ssmd.store.space import write_all
 
 __all__ = ["Spool", "SpoolFile", "read_index", "read_journal"]
 
@@ -216,13 +217,20 @@ class Spool:
         if self._journal is None:
             self.root.mkdir(parents=True, exist_ok=True)
             new = not self.journal_path.exists()
-            self._journal = open(self.journal_path, "ab")  # noqa: SIM115 - kept open
+            self._journal = open(self.journal_path, "ab", buffering=0)  # noqa: SIM115 - kept open
             if new:
                 fsync_dir(self.root)
-        self._journal.write(b"".join(self._journal_buf))
+        synced = os.fstat(self._journal.fileno()).st_size
+        data = b"".join(self._journal_buf)
         self._journal_buf.clear()
-        self._journal.flush()
-        os.fdatasync(self._journal.fileno())
+        try:
+            write_all(self._journal, data)
+            os.fdatasync(self._journal.fileno())
+        except BaseException:
+            # Not acked, so redelivered: the journal keeps only what was synced before.
+            with contextlib.suppress(OSError):
+                self._journal.truncate(synced)
+            raise
         self._journal_dirty = True
 
     def commit(self) -> None:
@@ -235,8 +243,38 @@ class Spool:
             self.checkpoint()
 
     def checkpoint(self) -> None:
-        """Write pending items to their spool files, fsync them, then empty the journal."""
+        """Write pending items to their spool files, fsync them, then empty the journal.
+
+        A write or sync that fails (a full disk) cuts the spool files back to what they
+        held before, so that nothing unsynced is ever taken for durable: the items are
+        still in the journal. The spool must then be abandoned (`abandon`) and the disk's
+        state taken up again by `recover` on a new Spool.
+        """
         self._write_journal()
+        before = {
+            ident: (sf.size, sf.index_size)
+            for ident in self._pending_files
+            if (sf := self.files.get(ident)) is not None
+        }
+        try:
+            self._write_frames()
+        except BaseException:
+            self._cut_back(before)
+            raise
+        self._pending_files.clear()
+        self._pending_bytes = 0
+        self._last_checkpoint = time.monotonic()
+        if self.on_checkpoint is not None:
+            self.on_checkpoint()
+        if self._journal_dirty or (self._journal is None and self.journal_path.exists()):
+            if self._journal is None:
+                self._journal = open(self.journal_path, "ab", buffering=0)  # noqa: SIM115
+            self._journal.truncate(0)
+            os.fsync(self._journal.fileno())
+            self._journal_dirty = False
+
+    def _write_frames(self) -> None:
+        """One frame per pending file and its index entry, then one sync."""
         new_dirs: set[Path] = set()
         touched: list[tuple[BinaryIO, BinaryIO]] = []
         for ident in sorted(self._pending_files):
@@ -250,14 +288,12 @@ class Spool:
             if not sf.path.exists():
                 new_dirs.add(sf.path.parent)
             data, index = self._handles_for(sf)
-            data.write(frame)
+            write_all(data, frame)
             sf.size += len(frame)
             entry = _HEAD.pack(sf.size, sf.pending_count) + b"".join(sf.pending)
-            index.write(entry)
+            write_all(index, entry)
             sf.index_size += len(entry)
             sf.pending, sf.pending_count = [], 0
-            data.flush()
-            index.flush()
             touched.append((data, index))
         # One syncfs of the spool's filesystem instead of an fsync per file: a
         # checkpoint touches hundreds of files (one per market and type).
@@ -267,17 +303,15 @@ class Spool:
                 os.fdatasync(index.fileno())
             for d in new_dirs:
                 fsync_dir(d)
-        self._pending_files.clear()
-        self._pending_bytes = 0
-        self._last_checkpoint = time.monotonic()
-        if self.on_checkpoint is not None:
-            self.on_checkpoint()
-        if self._journal_dirty or (self._journal is None and self.journal_path.exists()):
-            if self._journal is None:
-                self._journal = open(self.journal_path, "ab")  # noqa: SIM115
-            self._journal.truncate(0)
-            os.fsync(self._journal.fileno())
-            self._journal_dirty = False
+
+    def _cut_back(self, sizes: dict[tuple[str, str], tuple[int, int]]) -> None:
+        """Spool files and indexes back to (size, index size) after a failed checkpoint."""
+        for ident, (size, index_size) in sizes.items():
+            sf = self.files[ident]
+            for path, length in ((sf.path, size), (sf.index_path, index_size)):
+                with contextlib.suppress(OSError):  # shrinking needs no space
+                    os.truncate(path, length)
+            sf.size, sf.index_size = size, index_size
 
     def _handles_for(self, sf: SpoolFile) -> tuple[BinaryIO, BinaryIO]:
         ident = (sf.store, sf.key)
@@ -289,7 +323,8 @@ class Spool:
             _, (a, b) = self._handles.popitem(last=False)
             a.close()
             b.close()
-        pair = (open(sf.path, "ab"), open(sf.index_path, "ab"))  # noqa: SIM115
+        # Unbuffered: a write that fails leaves nothing in a buffer to be written later.
+        pair = (open(sf.path, "ab", buffering=0), open(sf.index_path, "ab", buffering=0))  # noqa: SIM115
         self._handles[ident] = pair
         return pair
 
@@ -309,6 +344,21 @@ class Spool:
                 p.unlink()
         with contextlib.suppress(OSError):
             fsync_dir(sf.path.parent)
+
+    def abandon(self) -> None:
+        """Close every file without writing anything pending, after a failed write: the
+        disk holds what is durable (the synced journal, spool files cut back), and
+        `recover` on a new Spool takes it up from there."""
+        for a, b in self._handles.values():
+            a.close()  # unbuffered: closing writes nothing
+            b.close()
+        self._handles.clear()
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        self._journal_buf.clear()
+        self._pending_files.clear()
+        self._pending_bytes = 0
 
     def close(self) -> None:
         if self._pending_files or self._journal_buf:

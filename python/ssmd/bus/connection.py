@@ -1,16 +1,75 @@
-"""Connecting to NATS: one helper so every component reconnects the same way, forever."""
+"""Connecting to NATS: one helper so every component reconnects the same way, forever.
+
+While the server is unreachable the client tries again every 0.25 s. That is said
+once (the disconnect), then summed up every `summary_every` seconds ("still
+unreachable for 60 s, 240 attempts"), and once more when it is back; the attempts
+themselves are debug lines.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 import nats
+import nats.errors
 from nats.aio.client import Client as NatsClient
 
 __all__ = ["NatsClient", "connect"]
 
 log = logging.getLogger(__name__)
+
+RECONNECT_WAIT = 0.25  # seconds between reconnect attempts
+
+
+def _servers(url: str) -> str:
+    """host:port of each server, for logs: a URL's user part may be a token or password."""
+    out = []
+    for u in url.split(","):
+        if u:
+            parts = urlsplit(u if "://" in u else f"nats://{u}")
+            out.append(f"{parts.hostname}:{parts.port or 4222}")
+    return ",".join(out)
+
+
+class _Outage:
+    """What is said about one spell of an unreachable server."""
+
+    def __init__(self, url: str, summary_every: float) -> None:
+        self.url, self.summary_every = _servers(url), summary_every
+        self.since = 0.0  # monotonic; 0 = connected
+        self.attempts = 0
+        self.summed_at = 0.0
+
+    def begin(self) -> None:
+        self.since = self.summed_at = time.monotonic()
+        self.attempts = 0
+        log.warning("nats disconnected from %s; reconnecting every %g s", self.url, RECONNECT_WAIT)
+
+    def attempt_failed(self, exc: Exception) -> None:
+        self.attempts += 1
+        log.debug("nats reconnect attempt %d failed: %s", self.attempts, exc)
+        now = time.monotonic()
+        if now - self.summed_at >= self.summary_every:
+            self.summed_at = now
+            log.warning(
+                "NATS at %s still unreachable for %.0f s, %d attempts (last: %s)",
+                self.url,
+                now - self.since,
+                self.attempts,
+                exc,
+            )
+
+    def end(self) -> None:
+        log.warning(
+            "nats reconnected to %s after %.1f s down (%d failed attempts)",
+            self.url,
+            time.monotonic() - self.since,
+            self.attempts,
+        )
+        self.since = 0.0
 
 
 async def connect(
@@ -20,11 +79,13 @@ async def connect(
     on_state: Callable[[str], Awaitable[None] | None] | None = None,
     connect_timeout: float = 5.0,
     pending_bytes: int = 64 * 1024 * 1024,
+    summary_every: float = 60.0,
 ) -> NatsClient:
     """Connect to `url` (comma-separated for a cluster); reconnects forever after that.
 
     `pending_bytes` bounds what the client buffers while disconnected (publishes beyond
-    it fail and are retried by the publisher, never dropped silently).
+    it fail and are retried by the publisher, never dropped silently). While the server
+    is unreachable, a summary is logged every `summary_every` seconds.
     """
 
     async def _notify(state: str) -> None:
@@ -34,19 +95,28 @@ async def connect(
                 await result
 
     made: list[NatsClient] = []
+    outage = _Outage(url, summary_every)
 
     async def disconnected() -> None:
         # close() reports a disconnect too; only an unplanned one is worth a warning.
-        closing = bool(made) and made[0].is_closed
-        log.log(logging.INFO if closing else logging.WARNING, "nats disconnected")
+        if made and made[0].is_closed:
+            log.info("nats disconnected")
+        elif not outage.since:
+            outage.begin()
         await _notify("disconnected")
 
     async def reconnected() -> None:
-        log.info("nats reconnected")
+        if outage.since:
+            outage.end()
         await _notify("reconnected")
 
     async def error(exc: Exception) -> None:
-        log.warning("nats error: %s", exc)
+        if outage.since:
+            outage.attempt_failed(exc)
+        elif isinstance(exc, nats.errors.UnexpectedEOF):
+            log.debug("nats connection lost: %s", exc)  # the disconnect that follows says it
+        else:
+            log.warning("nats error: %s", exc)
 
     nc = await nats.connect(
         servers=[u for u in url.split(",") if u],
@@ -54,7 +124,7 @@ async def connect(
         connect_timeout=connect_timeout,
         allow_reconnect=True,
         max_reconnect_attempts=-1,
-        reconnect_time_wait=0.25,
+        reconnect_time_wait=RECONNECT_WAIT,
         pending_size=pending_bytes,
         disconnected_cb=disconnected,
         reconnected_cb=reconnected,

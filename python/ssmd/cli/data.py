@@ -10,9 +10,10 @@ from __future__ import annotations
 import importlib
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from ssmd.cli.options import ConfigDirOption, DataDirOption, EnvOption, FeedOption, JsonOption
 from ssmd.cli.output import print_json, print_table
@@ -20,8 +21,22 @@ from ssmd.cli.output import print_json, print_table
 if TYPE_CHECKING:
     from ssmd.data.inventory import Archive
 
+
+class _DataGroup(TyperGroup):
+    """Runs every command inside `component_errors`: missing credentials or a missing
+    bucket are one line (`error: ... Fix: ...`, exit 3), never a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's Context
+        from ssmd.cli.exits import component_errors
+
+        with component_errors():
+            return super().invoke(ctx)
+
+
 app = typer.Typer(
-    help="Archived data: inventory, gaps and quality (from manifests).", no_args_is_help=True
+    help="Archived data: inventory, gaps and quality (from manifests).",
+    no_args_is_help=True,
+    cls=_DataGroup,
 )
 
 DayOption = Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="The day (UTC).")]

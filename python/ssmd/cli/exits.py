@@ -1,6 +1,7 @@
 """The exit codes of the long-running component commands (connector, archiver, gateway,
 up, market): 2 for a configuration error, 3 for an authentication or storage failure,
-each with its message on stderr. `ssmd up` reads 2 and 3 as "do not restart"."""
+each with its one-line message (`error: ... Fix: ...`) on stderr. `ssmd up` reads 2 and 3
+as "do not restart". `ssmd data` maps errors the same way."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def component_errors() -> Iterator[None]:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except AuthenticationError as exc:
-        typer.echo(f"authentication failed: {exc}", err=True)
+        typer.echo(f"error: authentication failed: {exc}", err=True)
         raise typer.Exit(3) from None
     except StorageError as exc:
-        typer.echo(f"storage error: {exc}", err=True)
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(3) from None

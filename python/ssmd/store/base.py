@@ -10,10 +10,13 @@ objects (names starting with `.` or containing `.tmp`).
 from __future__ import annotations
 
 import abc
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from ssmd.exceptions import StorageError
 
 if TYPE_CHECKING:
     from ssmd.config import Store
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["ObjectInfo", "ObjectStore", "is_temp_name", "open_store"]
 
 TMP_MARK = ".tmp"
+PROBE_PREFIX = "_ssmd-write-check-"  # check_access's object, deleted right away
 
 
 def is_temp_name(key: str) -> bool:
@@ -69,6 +73,24 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; a missing key is not an error."""
+
+    def check_access(self) -> None:
+        """Prove that this bucket takes a write, a read and a delete (credentials,
+        bucket, permissions) with a small probe object, removed again. StorageError
+        (naming the bucket and the fix) otherwise."""
+        key = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
+        data = b"ssmd write check\n"
+        self.put_atomic(key, data)
+        try:
+            got = self.get(key)
+        except FileNotFoundError:
+            got = b""
+        self.delete(key)
+        if got != data:
+            raise StorageError(
+                f"{self.url}: an object just written read back different. Fix: check that "
+                "the endpoint is an S3-compatible store (or the folder a plain local one)"
+            )
 
     def discard_temporaries(self) -> int:
         """Remove what an interrupted `put_atomic` left behind; how many were removed.

@@ -9,8 +9,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from ssmd.exceptions import StorageError
+from ssmd.exceptions import DiskFullError, StorageError
 from ssmd.store.base import ObjectInfo, ObjectStore, is_temp_name
+from ssmd.store.space import disk_full, free_bytes, write_all
 
 __all__ = ["LocalObjectStore", "fsync_dir", "write_durably"]
 
@@ -27,11 +28,16 @@ def write_durably(path: Path, data: bytes) -> None:
     """Replace `path` with `data` atomically and durably: temp file, fsync, rename,
     fsync of the directory. A kill at any point leaves the old file or the new one."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb", buffering=0) as fh:
+            write_all(fh, data)
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk stays full with a half-written temp file on it.
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     fsync_dir(path.parent)
 
 
@@ -61,13 +67,13 @@ class LocalObjectStore(ObjectStore):
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
             try:
-                with open(tmp, "wb") as out:
+                with open(tmp, "wb", buffering=0) as out:
                     if isinstance(data, Path):
                         with open(data, "rb") as src:
-                            shutil.copyfileobj(src, out, 1 << 20)
+                            while chunk := src.read(1 << 20):
+                                write_all(out, chunk)
                     else:
-                        out.write(data)
-                    out.flush()
+                        write_all(out, data)
                     os.fsync(out.fileno())
                 os.replace(tmp, target)
             except BaseException:
@@ -75,8 +81,15 @@ class LocalObjectStore(ObjectStore):
                     tmp.unlink()
                 raise
             fsync_dir(target.parent)
-        except OSError as exc:
-            raise StorageError(f"cannot write {key} under {self.root}: {exc}") from exc
+        except (OSError, DiskFullError) as exc:
+            if disk_full(exc) is not None:  # the object's size, not the failed write's
+                size = data.stat().st_size if isinstance(data, Path) else len(data)
+                raise DiskFullError(str(target), size, free_bytes(target)) from exc
+            raise StorageError(
+                f"cannot write {key} under {self.root}: {exc}. Fix: make {self.root} a "
+                "writable folder for this user, or set another path in the environment's "
+                "spec.storage"
+            ) from exc
 
     def discard_temporaries(self) -> int:
         """Remove temp files of `put_atomic` calls cut short by a crash (kill -9)."""

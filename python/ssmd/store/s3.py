@@ -16,7 +16,13 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 
 from ssmd.exceptions import StorageError
 from ssmd.store.base import ObjectInfo, ObjectStore, is_temp_name
@@ -24,6 +30,13 @@ from ssmd.store.base import ObjectInfo, ObjectStore, is_temp_name
 __all__ = ["S3ObjectStore"]
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+_CREDENTIAL_CODES = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "AuthorizationHeaderMalformed",
+}
 
 
 class S3ObjectStore(ObjectStore):
@@ -45,9 +58,36 @@ class S3ObjectStore(ObjectStore):
 
     def _fail(self, what: str, exc: Exception) -> StorageError:
         code = ""
-        if isinstance(exc, ClientError):
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-        return StorageError(f"{what} on {self.url} failed{f' ({code})' if code else ''}: {exc}")
+        # boto3's S3UploadFailedError is raised while handling the ClientError that says why
+        client_error = exc if isinstance(exc, ClientError) else exc.__cause__ or exc.__context__
+        if isinstance(client_error, ClientError):
+            code = str(client_error.response.get("Error", {}).get("Code", ""))
+        text = " ".join(str(exc).split())  # one line
+        return StorageError(
+            f"{what} on {self.url} failed{f' ({code})' if code else ''}: {text}. "
+            f"Fix: {self._fix(code, exc)}"
+        )
+
+    def _fix(self, code: str, exc: Exception) -> str:
+        """What to do about an error (never showing a credential)."""
+        endpoint = f" --endpoint-url {self.endpoint}" if self.endpoint else ""
+        if code == "NoSuchBucket":
+            return (
+                f"create it (`aws s3 mb s3://{self.bucket}{endpoint}`) or name an existing "
+                "bucket in the environment's spec.storage"
+            )
+        if code in _CREDENTIAL_CODES or isinstance(
+            exc, (NoCredentialsError, PartialCredentialsError)
+        ):
+            return (
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) to "
+                f"credentials that may read and write s3://{self.bucket}"
+            )
+        if code in ("AccessDenied", "403", "AllAccessDisabled"):
+            return f"grant these credentials s3:PutObject, GetObject, DeleteObject and ListBucket on {self.bucket}"
+        if isinstance(exc, EndpointConnectionError):
+            return "check the endpoint (spec.storage endpoint, SSMD_S3_ENDPOINT or --s3-endpoint)"
+        return "check the bucket, the endpoint and the credentials"
 
     def put_atomic(self, key: str, data: bytes | Path) -> None:
         if is_temp_name(key):

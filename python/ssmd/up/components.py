@@ -128,12 +128,27 @@ class Plan:
         return self._spec(
             "archiver",
             argv,
-            ready=self._http_ready(f"http://127.0.0.1:{self.archiver_port}/health"),
+            ready=self._archiver_ready,
             # It serves /health after recovering its spool and sealing what came due
             # while it was down: after a long pause that takes a while.
             ready_timeout=300.0,
             stop_timeout=30.0,  # its own hard exit is at 20 s
         )
+
+    async def _archiver_ready(self) -> bool:
+        # Consuming (200), or waiting for disk space (503, storage "disk full"): it is in
+        # place and resumes by itself, and the stream keeps the data meanwhile, so a full
+        # disk must not stop the rest.
+        try:
+            r = await self.http.get(f"http://127.0.0.1:{self.archiver_port}/health")
+        except httpx.HTTPError:
+            return False
+        if r.status_code == 200:
+            return True
+        try:
+            return r.status_code == 503 and r.json().get("storage") == "disk full"
+        except ValueError:
+            return False
 
     def secmaster(self) -> ChildSpec:
         argv = self._common("market", "live")
