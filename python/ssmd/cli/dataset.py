@@ -222,3 +222,58 @@ def export(
         print_json(summary.as_dict())
     else:
         _print_summary(summary)
+
+
+@app.command()
+def book(
+    ticker: Annotated[str, typer.Argument(metavar="TICKER", help="The market.")],
+    env: EnvOption,
+    at: Annotated[
+        str,
+        typer.Option("--at", metavar="TIME", help="When (UTC), e.g. 2026-12-03T12:00:00Z."),
+    ],
+    depth: Annotated[
+        int | None, typer.Option("--depth", metavar="N", help="Levels a side (default: all).")
+    ] = None,
+    feed: FeedOption = None,
+    config_dir: ConfigDirOption = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The market's order book at a moment, rebuilt from the archive.
+
+    Invalid across a gap (a disconnect, a sequence gap) until the next snapshot, with
+    the gap's reason.
+
+    Example: ssmd data book KXBTCD-26DEC0317-T118000 --env kalshi-sim --at 2026-12-03T12:00:00Z
+    """
+    from ssmd.cli.output import print_table
+    from ssmd.data.books import book_at
+    from ssmd.records import SCALE_E6
+
+    if depth is not None and depth < 1:
+        raise typer.BadParameter("must be 1 or more", param_hint="--depth")
+    ds = _dataset(env, config_dir, data_dir, feed)
+    with _data_errors():
+        result = book_at(ticker, at, depth, dataset=ds)
+    if as_json:
+        print_json(result.to_dict())
+        return
+
+    def decimal(value: int) -> str:
+        return f"{value / SCALE_E6:.6f}".rstrip("0").rstrip(".")
+
+    state = "valid" if result.valid else f"INVALID: {result.reason}"
+    rows = []
+    for level in range(max(len(result.bids), len(result.asks))):
+        bid = result.bids[level] if level < len(result.bids) else None
+        ask = result.asks[level] if level < len(result.asks) else None
+        rows.append(
+            [
+                decimal(bid[1]) if bid else "",
+                decimal(bid[0]) if bid else "",
+                decimal(ask[0]) if ask else "",
+                decimal(ask[1]) if ask else "",
+            ]
+        )
+    print_table(f"{ticker} at {at} ({state})", ["bid size", "bid", "ask", "ask size"], rows)

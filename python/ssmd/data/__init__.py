@@ -9,15 +9,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ssmd.data.books import book_at, top_of_book
     from ssmd.data.query import raw, scan
 
-__all__ = ["raw", "scan"]
+__all__ = ["book_at", "raw", "scan", "top_of_book"]
+
+_HOMES = {
+    "scan": "ssmd.data.query",
+    "raw": "ssmd.data.query",
+    "book_at": "ssmd.data.books",
+    "top_of_book": "ssmd.data.books",
+}
 
 
 def __getattr__(name: str) -> Any:
     # Imported on first use, so that `ssmd.data.inventory` works without Polars.
-    if name in ("scan", "raw"):
+    if name in _HOMES:
         import importlib
 
-        return getattr(importlib.import_module("ssmd.data.query"), name)
+        return getattr(importlib.import_module(_HOMES[name]), name)
     raise AttributeError(f"module 'ssmd.data' has no attribute {name!r}")

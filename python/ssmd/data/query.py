@@ -12,8 +12,8 @@ whole files (archive) or row groups (Parquet); time filters skip whole days, and
 other filter given to the LazyFrame is pushed down to each file read.
 
 Times: `start` and `end` are dates (a whole UTC day; `end` inclusive) or datetimes
-(`end` exclusive); strings in ISO 8601 are read as such, a time without a zone as
-UTC. The window applies to `receive_ts`, when ssmd received the message, which is
+(`end` exclusive) or UTC nanoseconds (int, `end` exclusive); strings in ISO 8601
+are read as such, a time without a zone as UTC. The window applies to `receive_ts`, when ssmd received the message, which is
 also how the archive is split into days.
 """
 
@@ -36,7 +36,7 @@ from ssmd.store import keys
 
 __all__ = ["RAW_SCHEMA", "Window", "raw", "scan", "schema_of", "window"]
 
-DateLike = date | datetime | str
+DateLike = date | datetime | str | int  # int: UTC nanoseconds
 
 RAW_SCHEMA: dict[str, pl.DataType] = {
     "receive_ts": pl.Datetime("ns", "UTC"),
@@ -87,8 +87,8 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 10**9, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _parse(value: DateLike, what: str) -> date | datetime:
-    if isinstance(value, date):
+def _parse(value: DateLike, what: str) -> date | datetime | int:
+    if isinstance(value, (int, date)):
         return value
     text = value.strip()
     try:
@@ -101,7 +101,9 @@ def _parse(value: DateLike, what: str) -> date | datetime:
         ) from None
 
 
-def _start_ns(value: date | datetime) -> int:
+def _start_ns(value: date | datetime | int) -> int:
+    if isinstance(value, int):
+        return value
     if isinstance(value, datetime):
         return _ns(value if value.tzinfo else value.replace(tzinfo=UTC))
     return _ns(datetime(value.year, value.month, value.day, tzinfo=UTC))
@@ -115,7 +117,7 @@ def window(start: DateLike, end: DateLike | None = None) -> Window:
     start_ns = _start_ns(first)
     if last is None:
         end_ns = _start_ns(keys.day_of_ns(start_ns)) + 86_400 * 10**9
-    elif isinstance(last, datetime):
+    elif isinstance(last, (datetime, int)):
         end_ns = _start_ns(last)
     else:
         end_ns = _start_ns(last) + 86_400 * 10**9

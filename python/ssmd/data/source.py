@@ -53,6 +53,7 @@ class DataFile:
     key: str
     info: keys.KeyInfo
     sealed: bool
+    size: int  # bytes when listed (a spool file grows)
     store: ObjectStore | None = None
     path: Path | None = None  # the spool file
 
@@ -160,6 +161,16 @@ class Dataset:
             return None
         return orjson.loads(data), hashlib.sha256(data).hexdigest()
 
+    def gaps(self, day: date, data_type: str = "orderbook") -> list[dict[str, Any]]:
+        """The day's gaps (every manifest of a day lists them all) from the manifest of
+        `data_type`, else any other of the day's; [] when the day has none yet."""
+        for kind in (data_type, keys.EVENTS_TYPE, *core.RECORD_TYPES, keys.RAW_DATA_TYPE):
+            held = self.manifest(kind, day)
+            if held is not None:
+                gaps: list[dict[str, Any]] = held[0].get("gaps", [])
+                return gaps
+        return []
+
     def normalized_files(
         self,
         record_type: str,
@@ -183,7 +194,7 @@ class Dataset:
             if info is None or info.kind != "normalized":
                 continue
             if wanted is None or obj.key in wanted:
-                files.append(DataFile(obj.key, info, True, store=store))
+                files.append(DataFile(obj.key, info, True, obj.size, store=store))
         if include_open:
             for path in self._spool_paths("normalized", prefix):
                 key = self._spool_key(path)
@@ -191,7 +202,7 @@ class Dataset:
                 if info is None or info.kind != "normalized":
                     continue
                 if wanted is None or key in wanted:
-                    files.append(DataFile(key, info, False, path=path))
+                    files.append(DataFile(key, info, False, path.stat().st_size, path=path))
         return files
 
     def tickers_of(self, days: Iterable[date]) -> set[str]:
@@ -221,7 +232,7 @@ class Dataset:
         for obj in store.list(prefix):
             info = keys.parse_key(obj.key)
             if info is not None and info.kind == "raw" and info.msgtype != keys.QUARANTINE_MSGTYPE:
-                files.append(DataFile(obj.key, info, True, store=store))
+                files.append(DataFile(obj.key, info, True, obj.size, store=store))
         if include_open:
             for path in self._spool_paths("raw", prefix):
                 key = self._spool_key(path)
@@ -231,7 +242,7 @@ class Dataset:
                     and info.kind == "raw"
                     and info.msgtype != keys.QUARANTINE_MSGTYPE
                 ):
-                    files.append(DataFile(key, info, False, path=path))
+                    files.append(DataFile(key, info, False, path.stat().st_size, path=path))
         return files
 
     def _spool_paths(self, store: str, prefix: str) -> list[Path]:

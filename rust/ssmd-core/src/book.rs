@@ -315,11 +315,24 @@ pub struct BookSet {
     books: HashMap<String, Entry>,
     seqs: SeqTracker,
     ignored_deltas: u64,
+    ignore_seqs: bool,
 }
 
 impl BookSet {
     pub fn new() -> BookSet {
         BookSet::default()
+    }
+
+    /// Books that take each record's seq as it comes, for a reader of one
+    /// market's records (an archive file): the sid's seq is shared by every
+    /// market of the subscription, so one market's records skip the others'
+    /// seqs and would read as gaps. Gaps then come from elsewhere (the
+    /// connector's gap events).
+    pub fn ignoring_seqs() -> BookSet {
+        BookSet {
+            ignore_seqs: true,
+            ..BookSet::default()
+        }
     }
 
     /// Applies an orderbook snapshot, delta or checkpoint (a `Book` view);
@@ -335,7 +348,12 @@ impl BookSet {
             return events;
         }
         // Snapshot and delta share the sid's sequence.
-        match self.seqs.observe(conn_id, sid, record.seq) {
+        let seq = if self.ignore_seqs {
+            SeqOutcome::Unsequenced
+        } else {
+            self.seqs.observe(conn_id, sid, record.seq)
+        };
+        match seq {
             SeqOutcome::Duplicate => {
                 events.push(BookEvent::Duplicate {
                     conn_id,
@@ -704,6 +722,35 @@ mod tests {
         ))
         .expect("valid snapshot");
         book
+    }
+
+    #[test]
+    fn one_markets_records_skip_other_markets_seqs_without_a_gap_when_seqs_are_ignored() {
+        // seqs 1 and 2 went to another market of the sid; this market's records have 1, 4.
+        let records = [
+            record(7, 3, 1, Body::BookSnapshot(snap("T", &[(30 * C, N)], &[]))),
+            record(
+                7,
+                3,
+                4,
+                Body::BookDelta(delta("T", Outcome::Yes, 30 * C, N)),
+            ),
+        ];
+        let mut checked = BookSet::new();
+        let mut ignoring = BookSet::ignoring_seqs();
+        let events: Vec<BookEvent> = records.iter().flat_map(|r| checked.apply(r)).collect();
+        assert!(matches!(
+            events[..],
+            [BookEvent::Gap {
+                expected: 2,
+                received: 4,
+                ..
+            }]
+        ));
+        assert!(records.iter().all(|r| ignoring.apply(r).is_empty()));
+        let view = ignoring.view("T", 0).expect("book");
+        assert!(view.valid);
+        assert_eq!(pairs(&view.bids), vec![(30 * C, 2 * N)]);
     }
 
     #[test]

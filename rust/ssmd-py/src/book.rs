@@ -69,10 +69,17 @@ fn pairs(levels: &[Level]) -> Vec<(i64, i64)> {
 
 #[pymethods]
 impl PyBookSet {
+    /// `ignore_seqs`: take each record's seq as it comes (a reader of one
+    /// market's records, whose sid's seq the other markets share).
     #[new]
-    fn new() -> Self {
+    #[pyo3(signature = (ignore_seqs = false))]
+    fn new(ignore_seqs: bool) -> Self {
         PyBookSet {
-            inner: BookSet::new(),
+            inner: if ignore_seqs {
+                BookSet::ignoring_seqs()
+            } else {
+                BookSet::new()
+            },
         }
     }
 
