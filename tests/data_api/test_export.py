@@ -203,3 +203,14 @@ def test_tickers_series_and_text_formats(captured: Capture, tmp_path: Path) -> N
     assert (
         bad_type.exit_code == 1 and "unknown data type 'trades'; closest: trade" in bad_type.stderr
     )
+
+
+def test_an_unknown_environment_names_the_known_ones(captured: Capture) -> None:
+    common = ["--config-dir", str(EXCHANGES), "--data-dir", str(captured.data_dir)]
+    result = CliRunner().invoke(
+        app, ["data", "export", "--env", "kalshi-sm", "--from", "2026-07-20", *common]
+    )
+    assert result.exit_code == 2
+    assert "no environment named 'kalshi-sm'; expected one of: kalshi-dev, kalshi-sim" in (
+        result.stderr
+    )

@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ssmd.data.books import book_at, top_of_book
-    from ssmd.data.query import raw, scan
+    from ssmd.data.query import days, raw, scan
+    from ssmd.data.source import Dataset
 
-__all__ = ["book_at", "raw", "scan", "top_of_book"]
+__all__ = ["Dataset", "book_at", "days", "raw", "scan", "top_of_book"]
 
 _HOMES = {
+    "Dataset": "ssmd.data.source",
+    "days": "ssmd.data.query",
     "scan": "ssmd.data.query",
     "raw": "ssmd.data.query",
     "book_at": "ssmd.data.books",

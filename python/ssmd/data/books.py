@@ -185,20 +185,32 @@ def _index(ds: Dataset, ticker: str, day: date, depth_left: int) -> _DayIndex | 
     return index
 
 
-def _gap_reason(ds: Dataset, ticker: str, since_ns: int, at_ns: int, first_day: date) -> str | None:
-    """The reason of the first gap affecting the market's book in (since_ns, at_ns]."""
-    day = first_day
-    last_day = keys.day_of_ns(at_ns)
-    while day <= last_day:
-        for gap in ds.gaps(day):
-            if gap["reason"] in _NOT_BOOK_GAPS:
-                continue
-            if gap["markets"] and ticker not in gap["markets"]:
-                continue
-            if since_ns < gap["start_ns"] <= at_ns:
-                return f"{gap['reason']} from {gap['start']}"
-        day += timedelta(days=1)
-    return None
+class _Gaps:
+    """The gaps that break one market's book, per day, read once per call."""
+
+    def __init__(self, ds: Dataset, ticker: str) -> None:
+        self.ds, self.ticker = ds, ticker
+        self.by_day: dict[date, list[dict[str, Any]]] = {}
+
+    def of(self, day: date) -> list[dict[str, Any]]:
+        if day not in self.by_day:
+            self.by_day[day] = [
+                g
+                for g in self.ds.gaps(day)
+                if g["reason"] not in _NOT_BOOK_GAPS
+                and (not g["markets"] or self.ticker in g["markets"])
+            ]
+        return self.by_day[day]
+
+    def reason(self, since_ns: int, at_ns: int) -> str | None:
+        """The reason of the first gap that began in (since_ns, at_ns]."""
+        day, last_day = keys.day_of_ns(since_ns), keys.day_of_ns(at_ns)
+        while day <= last_day:
+            for gap in self.of(day):
+                if since_ns < gap["start_ns"] <= at_ns:
+                    return f"{gap['reason']} from {gap['start']}"
+            day += timedelta(days=1)
+        return None
 
 
 class _Replay:
@@ -231,7 +243,7 @@ class _Replay:
         return self.books.view(self.ticker, depth)
 
 
-def _book(ds: Dataset, ticker: str, at_ns: int, depth: int, replay: _Replay) -> BookAt:
+def _book(ticker: str, at_ns: int, depth: int, replay: _Replay, gaps: _Gaps) -> BookAt:
     index, count = replay.index, replay.done
     view = replay.view(depth)
     snapshot_ns = index.snapshot_before(count)
@@ -251,7 +263,7 @@ def _book(ds: Dataset, ticker: str, at_ns: int, depth: int, replay: _Replay) -> 
     if reason is None and not view["valid"]:
         reason = "invalid"
     if reason is None:
-        reason = _gap_reason(ds, ticker, snapshot_ns, at_ns, keys.day_of_ns(snapshot_ns))
+        reason = gaps.reason(snapshot_ns, at_ns)
     bids = [(int(p), int(s)) for p, s in view["bids"]]
     asks = [(int(p), int(s)) for p, s in view["asks"]]
     return BookAt(
@@ -295,7 +307,7 @@ def book_at(
     if index is None:
         raise _unknown(ds, ticker, day)
     replay = _Replay(index, ticker, index.applied_by(at_ns))
-    return _book(ds, ticker, at_ns, depth or 0, replay)
+    return _book(ticker, at_ns, depth or 0, replay, _Gaps(ds, ticker))
 
 
 def _unknown(ds: Dataset, ticker: str, day: date) -> DataError:
@@ -342,6 +354,7 @@ def top_of_book(
     rows: dict[str, list[Any]] = {
         c: [] for c in ("ts", "valid", "reason", "bid_e6", "bid_size_e6", "ask_e6", "ask_size_e6")
     }
+    gaps = _Gaps(ds, ticker)
     replay: _Replay | None = None
     replay_day: date | None = None
     found = False
@@ -356,7 +369,7 @@ def top_of_book(
         else:
             found = True
             replay.advance(replay.index.applied_by(at_ns))
-            book = _book(ds, ticker, at_ns, 1, replay)
+            book = _book(ticker, at_ns, 1, replay, gaps)
         bid = book.bids[0] if book.valid and book.bids else (None, None)
         ask = book.asks[0] if book.valid and book.asks else (None, None)
         for name, value in zip(rows, (at_ns, book.valid, book.reason, *bid, *ask), strict=True):

@@ -34,7 +34,7 @@ from ssmd.data.source import DataFile, Dataset
 from ssmd.exceptions import DataError
 from ssmd.store import keys
 
-__all__ = ["RAW_SCHEMA", "Window", "raw", "scan", "schema_of", "window"]
+__all__ = ["RAW_SCHEMA", "Window", "days", "raw", "scan", "schema_of", "window"]
 
 DateLike = date | datetime | str | int  # int: UTC nanoseconds
 
@@ -182,6 +182,21 @@ def check_tickers(
         f"no {what} data for {hints} in environment {ds.env} from {days[0]} to {days[-1]}. "
         "Fix: check the ticker (Kalshi market tickers are upper case)"
     )
+
+
+def days(
+    kind: str,
+    *,
+    env: str | None = None,
+    data_dir: str | Path | None = None,
+    config_dir: str | Path | None = None,
+    feed: str | None = None,
+    dataset: Dataset | None = None,
+) -> list[date]:
+    """The UTC days the archive holds of a table (`raw` for raw frames), sealed or open,
+    in order."""
+    ds = dataset or Dataset.open(env, data_dir=data_dir, config_dir=config_dir, feed=feed)
+    return ds.days(keys.RAW_DATA_TYPE if kind == "raw" else RECORD_TYPE[_kind(kind)])
 
 
 def scan(
