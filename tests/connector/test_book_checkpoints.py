@@ -30,13 +30,21 @@ from support import kalshi_fixture
 
 
 def _rounds(msgs: list[Any]) -> dict[int, list[int]]:
-    """Checkpoint round (its receive time) -> positions of its messages in the stream."""
+    """Checkpoint round (its receive time) -> positions of its messages in the stream,
+    while capturing: the stop closes the connections, so the round after it says every
+    book is invalid (and its connection's seq state is gone)."""
     out: dict[int, list[int]] = defaultdict(list)
+    closed: list[int] = []
     for i, m in enumerate(msgs):
         if m.subject.startswith(f"{PREFIX}.book."):
             (rec,) = core.decode_records(m.data)
-            assert rec["kind"] == "book" and rec["seq"] > 0 and rec["conn_id"] > 0
-            out[int(rec["receive_ts"])].append(i)
+            assert rec["kind"] == "book" and rec["conn_id"] > 0
+            if rec["valid"]:
+                assert rec["seq"] > 0
+                out[int(rec["receive_ts"])].append(i)
+            else:
+                closed.append(i)
+    assert closed and min(closed) > max(max(pos) for pos in out.values())
     return out
 
 

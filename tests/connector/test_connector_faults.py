@@ -54,9 +54,11 @@ async def test_dead_connection_reconnects_resubscribes_and_loses_nothing(
             assert conn.shards.shards[0].reconnects == 0  # the other shard never noticed
             await drive(sim, conn, 3)
             live = {s.conn_id for s in conn.shards.shards.values()}
+            tracked = len(conn.pipeline.seq)
         msgs = await stream_messages(srv.url)
-    # The dead connection's trade/lifecycle sequence state was dropped: what is tracked is
-    # exactly the sequenced (conn, sid) pairs of the live connections.
+    assert len(conn.pipeline.seq) == 0  # the stop closed every connection
+    # The dead connection's trade/lifecycle sequence state was dropped: what was tracked
+    # is exactly the sequenced (conn, sid) pairs of the live connections.
     seen = {
         (r["conn_id"], r["sid"])
         for m in msgs
@@ -64,12 +66,16 @@ async def test_dead_connection_reconnects_resubscribes_and_loses_nothing(
         for r in core.decode_records(m.data)
     }
     assert any(c == old_conn for c, _ in seen)
-    assert len(conn.pipeline.seq) == len({(c, s) for c, s in seen if c in live})
+    assert tracked == len({(c, s) for c, s in seen if c in live})
     check_exactly_once(sim, msgs)
     check_books(sim, msgs, tickers)
     assert not events(msgs, "gap")
-    (ev,) = events(msgs, "disconnected")
+    # The fault's, and at the end the stop's (one per shard).
+    (ev,) = [e for e in events(msgs, "disconnected") if e["reason"] != "connector stopping"]
     assert ev["duration_ns"] > 0 and sorted(ev["tickers"]) == sorted(tickers)
+    stopping = events(msgs, "disconnected")[1:]
+    assert sorted(e["shard"] for e in stopping) == [0, 1]
+    assert {e["conn_id"] for e in stopping} == live
     if kind is FaultKind.STALL:
         assert "no frame and no pong" in ev["reason"]
 

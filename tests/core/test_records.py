@@ -239,7 +239,17 @@ record_dicts = st.one_of(
         {
             **common,
             "kind": st.just("connector_event"),
-            "event": st.sampled_from(["connected", "disconnected", "gap", "resync", "buffer_full"]),
+            "event": st.sampled_from(
+                [
+                    "connected",
+                    "disconnected",
+                    "gap",
+                    "resync",
+                    "buffer_full",
+                    "heartbeat",
+                    "stopped",
+                ]
+            ),
             "shard": st.integers(min_value=0, max_value=2**32 - 1),
             "reason": texts,
             "duration_ns": u64,

@@ -1,7 +1,10 @@
 """Gaps of a day, derived from connector events and the archiver's own events.
 
-Sources (all stored as connector_event records in the day's `events` file):
+Sources (all stored as connector_event records in the `events` files):
   disconnect          `disconnected` on a shard, until the next `connected` on that shard
+  connector_stopped   the connector process said `stopped`, until the next process connects
+  connector_crashed   the connector process ended without saying so (its heartbeats
+                      ceased), until the next process connects (see outages.py)
   seq_gap             `gap` from the connector (books invalid), until a `resync` on the
                       same connection and sid (or any resync when sid is 0)
   records_lost        `gap` on a trade or lifecycle sid ("... not recoverable"): those
@@ -11,7 +14,9 @@ Sources (all stored as connector_event records in the day's `events` file):
   archiver_downtime   the missing sequences had already expired: the archiver was down
                       longer than the stream's retention
 A gap with no end event ends at the horizon (the end of the day, or now for an
-open day). Gaps are clipped to the day. `markets` empty means every market.
+open day). Gaps are clipped to the day, and the events may reach into the days around
+it, so that an outage across midnight is a gap of both days. `markets` empty means
+every market.
 
 quality_score = 1 - sum(duration(g) * weight(g)) / window, clamped to [0, 1], where
 weight(g) = 1 when g affects every market, else min(1, |markets(g)| / markets of the
@@ -22,6 +27,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+
+from ssmd.archiver.outages import outages
 
 __all__ = ["ARCHIVER_REASON_PREFIX", "compute_gaps", "iso_ns", "quality_score"]
 
@@ -47,15 +54,40 @@ def _gap(start: int, end: int, reason: str, detail: str, markets: list[str]) -> 
     }
 
 
+def _books_back(later: list[dict[str, Any]], conn: int, sid: int, shard: int, horizon: int) -> int:
+    """When the books of a seq gap on (conn, sid) are exact again or their connection
+    ended (the next connection starts from snapshots; a lost connection is a gap of its
+    own): the first resync on that sid, close of that connection, new connection of its
+    shard or stop of the connector."""
+    for ev in later:
+        kind, t = ev.get("event"), int(ev.get("receive_ts") or 0)
+        if kind == "resync":
+            if int(ev.get("conn_id") or 0) == conn and (
+                sid == 0 or int(ev.get("sid") or 0) in (0, sid)
+            ):
+                return t
+        elif (
+            (kind == "disconnected" and int(ev.get("conn_id") or 0) == conn)
+            or (kind == "connected" and int(ev.get("shard") or 0) == shard)
+            or kind == "stopped"
+        ):
+            return t
+    return horizon
+
+
 def compute_gaps(
     events: list[dict[str, Any]], day_start_ns: int, horizon_ns: int
 ) -> list[dict[str, Any]]:
-    """The gaps within [day_start_ns, horizon_ns) from decoded connector_event records."""
+    """The gaps within [day_start_ns, horizon_ns) from decoded connector_event records
+    (the day's, and any of the days around it)."""
     evs = sorted(
         (e for e in events if e.get("kind") == "connector_event"),
         key=lambda e: int(e.get("receive_ts") or 0),
     )
-    out: list[dict[str, Any]] = []
+    connector = [
+        e for e in evs if not str(e.get("reason") or "").startswith(ARCHIVER_REASON_PREFIX)
+    ]
+    out = [_gap(*outage) for outage in outages(connector, horizon_ns)]
     seen_holes: set[tuple[int, int]] = set()
     for i, ev in enumerate(evs):
         kind = ev.get("event")
@@ -77,30 +109,14 @@ def compute_gaps(
             )
             out.append(_gap(start, t, reason, detail, []))
             continue
-        if kind == "disconnected":
-            shard = int(ev.get("shard") or 0)
-            end = horizon_ns
-            for later in evs[i + 1 :]:
-                if later.get("event") == "connected" and int(later.get("shard") or 0) == shard:
-                    end = int(later.get("receive_ts") or 0)
-                    break
-            out.append(_gap(t, end, "disconnect", f"shard {shard}: {reason_text}", tickers))
-        elif kind == "gap" and LOST_MARK in reason_text:
+        if kind == "gap" and LOST_MARK in reason_text:
             # trade/lifecycle records lost on a sid: nothing to resync, a point in time
             lost = int(ev.get("received_seq") or 0) - int(ev.get("expected_seq") or 0)
             detail = f"conn {ev.get('conn_id')} sid {ev.get('sid')}: {lost} records lost"
             out.append(_gap(t, t, "records_lost", detail, tickers))
         elif kind == "gap":
             conn, sid = int(ev.get("conn_id") or 0), int(ev.get("sid") or 0)
-            end = horizon_ns
-            for later in evs[i + 1 :]:
-                if later.get("event") != "resync":
-                    continue
-                if int(later.get("conn_id") or 0) == conn and (
-                    sid == 0 or int(later.get("sid") or 0) in (0, sid)
-                ):
-                    end = int(later.get("receive_ts") or 0)
-                    break
+            end = _books_back(evs[i + 1 :], conn, sid, int(ev.get("shard") or 0), horizon_ns)
             detail = (
                 f"conn {conn} sid {sid}: expected seq {ev.get('expected_seq')}, "
                 f"got {ev.get('received_seq')}"
@@ -109,8 +125,8 @@ def compute_gaps(
     clipped = []
     for g in out:
         s, e = max(g["start_ns"], day_start_ns), min(g["end_ns"], horizon_ns)
-        if e < s:
-            continue
+        if e < s or (e == s and g["start_ns"] < g["end_ns"]):
+            continue  # outside the day, or a span that only touches its edge
         clipped.append(_gap(s, e, g["reason"], g["detail"], g["markets"]))
     clipped.sort(key=lambda g: (g["start_ns"], g["reason"]))
     return clipped

@@ -328,7 +328,9 @@ class Archiver:
         for data_type, day in sorted(todo):
             by_day.setdefault(day, []).append(data_type)
         for day, types in by_day.items():
-            events = self.day_events(day)
+            # The days around it too: an outage across midnight is a gap of both days.
+            around = [date.fromordinal(day.toordinal() + d) for d in (-1, 0, 1)]
+            events = [e for d in around for e in self.day_events(d)]
             open_files = [
                 (sf, info)
                 for sf in self.spool.files.values()
@@ -619,5 +621,7 @@ class Archiver:
             info = keys.parse_key(sf.key)
             if info is not None:
                 self._dirty_days.add((info.data_type, info.day))
+        # Spool files first (and the state with them): the manifests read the current
+        # day's records, connector events included, from them.
+        self.spool.checkpoint()
         await asyncio.to_thread(self.write_manifests)
-        self.spool.checkpoint()  # and the state with it

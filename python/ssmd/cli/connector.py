@@ -30,6 +30,9 @@ def run(
     data_dir: DataDirOption = None,
     health_port: int = typer.Option(9464, help="Port of /health and /metrics (0 = any)."),
     health_host: str = typer.Option("127.0.0.1", help="Interface of /health and /metrics."),
+    heartbeat_interval: float = typer.Option(
+        5.0, help="Seconds between heartbeat events (how the archive tells an outage)."
+    ),
     log_level: LogLevelOption = "INFO",
 ) -> None:
     """Capture until SIGTERM/SIGINT, then flush what is buffered and exit 0."""
@@ -46,7 +49,10 @@ def run(
             Overrides(ws_url=ws_url, rest_url=rest_url, nats_url=nats_url, data_dir=data_dir),
         )
         settings = Settings.from_environment(
-            resolved, health_port=health_port, health_host=health_host
+            resolved,
+            health_port=health_port,
+            health_host=health_host,
+            heartbeat_interval=heartbeat_interval,
         )
 
     async def main() -> None:

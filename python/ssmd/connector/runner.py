@@ -99,6 +99,9 @@ class Settings:
     batch_size: int = 1024
     linger: float = 0.002
     drain_timeout: float = 20.0
+    # A `heartbeat` event this often says the process is capturing; the archiver finds a
+    # process that ended without a `stopped` event by its heartbeats ceasing.
+    heartbeat_interval: float = 5.0
     resync_timeout: float = 5.0  # snapshots due this long after a get_snapshot
     resync_retries: int = 1  # get_snapshot again this often, then resubscribe the channel
     health_host: str = "127.0.0.1"
@@ -108,6 +111,14 @@ class Settings:
     # The security master's markets for this selection; when set, the selection reads
     # them instead of Kalshi REST (ssmd.secmaster.selection_reader).
     stored_markets: Callable[[], list[dict[str, Any]]] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.heartbeat_interval > 0:
+            raise ConfigError(
+                f"the connector's heartbeat interval must be more than 0 seconds, got "
+                f"{self.heartbeat_interval}. Fix: pass --heartbeat-interval with a positive "
+                "number of seconds (default 5)"
+            )
 
     @classmethod
     def from_environment(cls, env: ResolvedEnvironment, **changes: Any) -> Settings:
@@ -173,7 +184,9 @@ class Connector:
         self.publisher: Publisher | None = None
         self.nc: NatsClient | None = None
         self.health_server: HealthServer | None = None
-        self._event_base = time.time_ns()
+        # This process's run id: in its event message ids, and the conn_id of its
+        # heartbeat and stopped events.
+        self.run_id = self._event_base = time.time_ns()
         self._event_no = itertools.count(1)
         self._pending_resync: dict[tuple[int, int], set[str]] = {}
         self._resync_done: dict[tuple[int, int], asyncio.Event] = {}
@@ -303,13 +316,16 @@ class Connector:
             "tickers": list(tickers),
         }
         self.m_events.inc(self.settings.feed, kind)
-        self.events.append((kind, rec["shard"], reason))
-        del self.events[:-10_000]
-        level = (
-            logging.INFO
-            if kind in ("connected", "subscribed", "unsubscribed", "resync")
-            else logging.WARNING
-        )
+        if kind == "heartbeat":
+            level = logging.DEBUG
+        else:
+            self.events.append((kind, rec["shard"], reason))
+            del self.events[:-10_000]
+            level = (
+                logging.INFO
+                if kind in ("connected", "subscribed", "unsubscribed", "resync", "stopped")
+                else logging.WARNING
+            )
         log.log(
             level,
             "connector event %s",
@@ -337,6 +353,19 @@ class Connector:
                 self._stop.set()
 
         task.add_done_callback(done)
+
+    async def _heartbeat(self) -> None:
+        """A `heartbeat` event now and every `heartbeat_interval`: the archiver takes this
+        process for running until its heartbeats cease or it says `stopped`."""
+        interval = self.settings.heartbeat_interval
+        while True:
+            self.event(
+                "heartbeat",
+                None,
+                conn_id=self.run_id,
+                duration_ns=int(interval * 1e9),
+            )
+            await asyncio.sleep(interval)
 
     def _spawn(self, coro: Any) -> None:
         t = asyncio.get_running_loop().create_task(coro)
@@ -593,6 +622,9 @@ class Connector:
             self.selection = Selection(sym, rest, s.clock, stored=s.stored_markets)
             pump = asyncio.create_task(self._pump(), name="pump")
             self._watch(pump)
+            heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+            self._watch(heartbeat)
+            self._bg.add(heartbeat)  # cancelled on the way out, whatever ends the run
             self.shards.start_global()
             await self.selection.refresh()
             await self.apply_selection()
@@ -606,7 +638,7 @@ class Connector:
             for t in (waiter, outer, sel_task):
                 if t is not None:
                     t.cancel()
-            await self._shutdown(pump)
+            await self._shutdown(pump, heartbeat)
         finally:
             for t in self._bg:
                 t.cancel()
@@ -622,9 +654,14 @@ class Connector:
         if self._fatal is not None:
             raise self._fatal
 
-    async def _shutdown(self, pump: asyncio.Task[Any]) -> None:
-        """Stop reading, then publish what is buffered, within drain_timeout."""
+    async def _shutdown(self, pump: asyncio.Task[Any], heartbeat: asyncio.Task[Any]) -> None:
+        """Say `stopped`, stop reading (each shard says `disconnected`), then publish what is
+        buffered, within drain_timeout."""
         s = self.settings
+        heartbeat.cancel()
+        # Capture ends here: the data has a gap from now until the next run connects.
+        why = "stop requested" if self._fatal is None else f"failed: {self._fatal}"
+        self.event("stopped", None, why, conn_id=self.run_id)
         await self.shards.stop()
         deadline = time.monotonic() + s.drain_timeout
         while not self.queue.empty() and not pump.done() and time.monotonic() < deadline:

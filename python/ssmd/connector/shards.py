@@ -91,6 +91,7 @@ class Shard:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._opened_at: float | None = None  # monotonic time of `connected`, while open
         self.cap: int | None = None  # markets per subscription the exchange allows (error 26)
         self.on_full: Callable[[Shard, list[str]], None] | None = None
 
@@ -137,7 +138,21 @@ class Shard:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        if self._opened_at is not None:
+            # Closed like any lost connection, so that stream readers (the gateway's
+            # books) learn it from the same event.
+            self._disconnected("connector stopping", self._opened_at)
         self.state = "stopped"
+
+    def _disconnected(self, reason: str, opened_at: float) -> None:
+        self._opened_at = None
+        self.hooks.event(
+            "disconnected",
+            self,
+            reason,
+            duration_ns=int((time.monotonic() - opened_at) * 1e9),
+            tickers=sorted(self.markets),
+        )
 
     def kill(self, reason: str) -> None:
         """Drop the connection now (tests, and a sid that cannot be recovered)."""
@@ -181,6 +196,7 @@ class Shard:
                 await session.open()
                 self.auth_failures = 0
                 self.hooks.event("connected", self, cfg.url)
+                self._opened_at = started
                 reader = asyncio.create_task(session.run())
                 try:
                     self.state = "subscribing"
@@ -208,16 +224,9 @@ class Shard:
                 if session.ws is not None:
                     session.ws.transport.abort()
             if self._stopping:
-                break
-            lived = time.monotonic() - started
+                break  # stop() says `disconnected`
             if session.ws is not None:
-                self.hooks.event(
-                    "disconnected",
-                    self,
-                    reason or session.close_reason,
-                    duration_ns=int(lived * 1e9),
-                    tickers=sorted(self.markets),
-                )
+                self._disconnected(reason or session.close_reason, started)
             self.state = "backoff"
             self.reconnects += 1
             delay = min(cfg.backoff_cap, cfg.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)

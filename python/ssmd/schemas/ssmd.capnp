@@ -216,6 +216,8 @@ enum ConnectorEventKind {
   unsubscribed @5;
   bufferFull @6;             # a bounded buffer reached its limit
   error @7;
+  heartbeat @8;              # the connector process is capturing (Record.connId: its run id)
+  stopped @9;                # the connector process stopped on request (Record.connId: its run id)
 }
 
 struct ConnectorEvent {
@@ -223,7 +225,7 @@ struct ConnectorEvent {
   kind @0 :ConnectorEventKind;
   shard @1 :UInt32;
   reason @2 :Text;
-  durationNs @3 :UInt64;     # disconnected: how long the connection lived
+  durationNs @3 :UInt64;     # disconnected: how long the connection lived; heartbeat: the interval
   expectedSeq @4 :UInt64;    # gap: the seq that should have come
   receivedSeq @5 :UInt64;    # gap: the seq that came
   tickers @6 :List(Text);    # markets affected

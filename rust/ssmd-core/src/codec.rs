@@ -277,6 +277,8 @@ fn build_record(mut b: record::Builder<'_>, r: &Record<'_>) {
                 ConnectorEventKind::Unsubscribed => schema::ConnectorEventKind::Unsubscribed,
                 ConnectorEventKind::BufferFull => schema::ConnectorEventKind::BufferFull,
                 ConnectorEventKind::Error => schema::ConnectorEventKind::Error,
+                ConnectorEventKind::Heartbeat => schema::ConnectorEventKind::Heartbeat,
+                ConnectorEventKind::Stopped => schema::ConnectorEventKind::Stopped,
             });
             x.set_shard(e.shard);
             set_text(&e.reason, |v| x.set_reason(v));
@@ -529,6 +531,8 @@ fn read_record<'a>(r: record::Reader<'a>) -> capnp::Result<Record<'a>> {
                         ConnectorEventKind::Unsubscribed
                     }
                     Ok(schema::ConnectorEventKind::BufferFull) => ConnectorEventKind::BufferFull,
+                    Ok(schema::ConnectorEventKind::Heartbeat) => ConnectorEventKind::Heartbeat,
+                    Ok(schema::ConnectorEventKind::Stopped) => ConnectorEventKind::Stopped,
                     _ => ConnectorEventKind::Error,
                 },
                 shard: x.get_shard(),

@@ -361,6 +361,8 @@ fn event_name(k: ConnectorEventKind) -> &'static str {
         ConnectorEventKind::Unsubscribed => "unsubscribed",
         ConnectorEventKind::BufferFull => "buffer_full",
         ConnectorEventKind::Error => "error",
+        ConnectorEventKind::Heartbeat => "heartbeat",
+        ConnectorEventKind::Stopped => "stopped",
     }
 }
 

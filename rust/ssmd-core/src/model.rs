@@ -50,6 +50,11 @@ pub enum ConnectorEventKind {
     Unsubscribed,
     BufferFull,
     Error,
+    /// The connector process is capturing; `Record::conn_id` is its run id and
+    /// `duration_ns` the interval to the next heartbeat.
+    Heartbeat,
+    /// The connector process stopped on request; `Record::conn_id` is its run id.
+    Stopped,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

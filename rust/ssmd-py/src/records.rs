@@ -30,7 +30,7 @@ const LIFECYCLE_EVENTS: [(LifecycleEvent, &str); 8] = [
     (LifecycleEvent::Settled, "settled"),
     (LifecycleEvent::MetadataUpdated, "metadata_updated"),
 ];
-const CONNECTOR_EVENTS: [(ConnectorEventKind, &str); 8] = [
+const CONNECTOR_EVENTS: [(ConnectorEventKind, &str); 10] = [
     (ConnectorEventKind::Connected, "connected"),
     (ConnectorEventKind::Disconnected, "disconnected"),
     (ConnectorEventKind::Gap, "gap"),
@@ -39,6 +39,8 @@ const CONNECTOR_EVENTS: [(ConnectorEventKind, &str); 8] = [
     (ConnectorEventKind::Unsubscribed, "unsubscribed"),
     (ConnectorEventKind::BufferFull, "buffer_full"),
     (ConnectorEventKind::Error, "error"),
+    (ConnectorEventKind::Heartbeat, "heartbeat"),
+    (ConnectorEventKind::Stopped, "stopped"),
 ];
 
 fn name_of<T: PartialEq + Copy>(table: &[(T, &'static str)], value: T) -> Option<&'static str> {

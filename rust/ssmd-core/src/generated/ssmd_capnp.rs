@@ -4143,6 +4143,8 @@ pub enum ConnectorEventKind {
   Unsubscribed = 5,
   BufferFull = 6,
   Error = 7,
+  Heartbeat = 8,
+  Stopped = 9,
 }
 
 impl ::capnp::introspect::Introspect for ConnectorEventKind {
@@ -4163,6 +4165,8 @@ impl ::core::convert::TryFrom<u16> for ConnectorEventKind {
       5 => ::core::result::Result::Ok(Self::Unsubscribed),
       6 => ::core::result::Result::Ok(Self::BufferFull),
       7 => ::core::result::Result::Ok(Self::Error),
+      8 => ::core::result::Result::Ok(Self::Heartbeat),
+      9 => ::core::result::Result::Ok(Self::Stopped),
       n => ::core::result::Result::Err(::capnp::NotInSchema(n)),
     }
   }
@@ -4175,7 +4179,7 @@ impl ::capnp::traits::HasTypeId for ConnectorEventKind {
   const TYPE_ID: u64 = 0x8124_7a30_93c8_f93du64;
 }
 mod connector_event_kind {
-pub static ENCODED_NODE: [::capnp::Word; 55] = [
+pub static ENCODED_NODE: [::capnp::Word; 64] = [
   ::capnp::word(0, 0, 0, 0, 5, 0, 6, 0),
   ::capnp::word(61, 249, 200, 147, 48, 122, 36, 129),
   ::capnp::word(11, 0, 0, 0, 2, 0, 0, 0),
@@ -4185,7 +4189,7 @@ pub static ENCODED_NODE: [::capnp::Word; 55] = [
   ::capnp::word(21, 0, 0, 0, 242, 0, 0, 0),
   ::capnp::word(33, 0, 0, 0, 7, 0, 0, 0),
   ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
-  ::capnp::word(29, 0, 0, 0, 199, 0, 0, 0),
+  ::capnp::word(29, 0, 0, 0, 247, 0, 0, 0),
   ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
   ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
   ::capnp::word(115, 115, 109, 100, 46, 99, 97, 112),
@@ -4193,30 +4197,36 @@ pub static ENCODED_NODE: [::capnp::Word; 55] = [
   ::capnp::word(99, 116, 111, 114, 69, 118, 101, 110),
   ::capnp::word(116, 75, 105, 110, 100, 0, 0, 0),
   ::capnp::word(0, 0, 0, 0, 1, 0, 1, 0),
-  ::capnp::word(32, 0, 0, 0, 1, 0, 2, 0),
+  ::capnp::word(40, 0, 0, 0, 1, 0, 2, 0),
   ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
-  ::capnp::word(89, 0, 0, 0, 82, 0, 0, 0),
+  ::capnp::word(113, 0, 0, 0, 82, 0, 0, 0),
   ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
   ::capnp::word(1, 0, 0, 0, 0, 0, 0, 0),
-  ::capnp::word(85, 0, 0, 0, 106, 0, 0, 0),
+  ::capnp::word(109, 0, 0, 0, 106, 0, 0, 0),
   ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
   ::capnp::word(2, 0, 0, 0, 0, 0, 0, 0),
-  ::capnp::word(81, 0, 0, 0, 34, 0, 0, 0),
+  ::capnp::word(105, 0, 0, 0, 34, 0, 0, 0),
   ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
   ::capnp::word(3, 0, 0, 0, 0, 0, 0, 0),
-  ::capnp::word(73, 0, 0, 0, 58, 0, 0, 0),
+  ::capnp::word(97, 0, 0, 0, 58, 0, 0, 0),
   ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
   ::capnp::word(4, 0, 0, 0, 0, 0, 0, 0),
-  ::capnp::word(65, 0, 0, 0, 90, 0, 0, 0),
+  ::capnp::word(89, 0, 0, 0, 90, 0, 0, 0),
   ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
   ::capnp::word(5, 0, 0, 0, 0, 0, 0, 0),
-  ::capnp::word(61, 0, 0, 0, 106, 0, 0, 0),
+  ::capnp::word(85, 0, 0, 0, 106, 0, 0, 0),
   ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
   ::capnp::word(6, 0, 0, 0, 0, 0, 0, 0),
-  ::capnp::word(57, 0, 0, 0, 90, 0, 0, 0),
+  ::capnp::word(81, 0, 0, 0, 90, 0, 0, 0),
   ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
   ::capnp::word(7, 0, 0, 0, 0, 0, 0, 0),
-  ::capnp::word(53, 0, 0, 0, 50, 0, 0, 0),
+  ::capnp::word(77, 0, 0, 0, 50, 0, 0, 0),
+  ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+  ::capnp::word(8, 0, 0, 0, 0, 0, 0, 0),
+  ::capnp::word(69, 0, 0, 0, 82, 0, 0, 0),
+  ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
+  ::capnp::word(9, 0, 0, 0, 0, 0, 0, 0),
+  ::capnp::word(65, 0, 0, 0, 66, 0, 0, 0),
   ::capnp::word(0, 0, 0, 0, 0, 0, 0, 0),
   ::capnp::word(99, 111, 110, 110, 101, 99, 116, 101),
   ::capnp::word(100, 0, 0, 0, 0, 0, 0, 0),
@@ -4231,6 +4241,9 @@ pub static ENCODED_NODE: [::capnp::Word; 55] = [
   ::capnp::word(98, 117, 102, 102, 101, 114, 70, 117),
   ::capnp::word(108, 108, 0, 0, 0, 0, 0, 0),
   ::capnp::word(101, 114, 114, 111, 114, 0, 0, 0),
+  ::capnp::word(104, 101, 97, 114, 116, 98, 101, 97),
+  ::capnp::word(116, 0, 0, 0, 0, 0, 0, 0),
+  ::capnp::word(115, 116, 111, 112, 112, 101, 100, 0),
 ];
 pub fn get_annotation_types(child_index: Option<u16>, index: u32) -> ::capnp::introspect::Type {
   ::capnp::introspect::panic_invalid_annotation_indices(child_index, index)
