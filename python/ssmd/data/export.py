@@ -31,7 +31,7 @@ import orjson
 import polars as pl
 
 from ssmd.data.kinds import RECORD_TYPE
-from ssmd.data.query import check_tickers, held_days_of, schema_of
+from ssmd.data.query import check_tickers, held_days_of
 from ssmd.data.source import DataFile, Dataset
 from ssmd.exceptions import ArchiveError, DataError
 from ssmd.store import keys
@@ -274,17 +274,10 @@ def plan(
 def _read_files(
     ds: Dataset, task: Task, request: ExportRequest, summary: ExportSummary
 ) -> pl.DataFrame:
-    frames = []
-    for file in task.files:
-        try:
-            frames.append(ds.read(file, task.kind))
-        except ArchiveError as exc:
-            if not request.allow_partial:
-                raise
-            summary.skipped_files.append({"file": file.location, "error": str(exc)})
-    frame = (
-        pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=schema_of(task.kind))
-    )
+    def left_out(file: DataFile, error: ArchiveError) -> None:
+        summary.skipped_files.append({"file": file.location, "error": str(error)})
+
+    frame = ds.read_many(task.files, task.kind, left_out if request.allow_partial else None)
     if request.tickers:
         frame = frame.filter(pl.col("ticker").is_in(request.tickers))
     if request.series:

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from ssmd.data.kinds import RECORD_TYPE, closest, parse_kinds, with_seed_columns
+from ssmd.data.kinds import RECORD_TYPE, closest, parse_kinds
 from ssmd.data.source import DataFile, Dataset
 from ssmd.exceptions import DataError
 from ssmd.store import keys
@@ -128,11 +128,7 @@ def window(start: DateLike, end: DateLike | None = None) -> Window:
 
 def schema_of(kind: str) -> pl.Schema:
     """The columns of a kind's table (from the archive or the export alike)."""
-    from ssmd.records import archive_to_arrow
-
-    frame = pl.from_arrow(with_seed_columns(archive_to_arrow(b"", kind), kind))
-    assert isinstance(frame, pl.DataFrame)
-    return frame.schema
+    return Dataset.read_empty(kind).schema
 
 
 def _kind(name: str) -> str:
@@ -285,10 +281,10 @@ def _archive_source(
         _batch_size: int | None,
     ) -> Iterator[pl.DataFrame]:
         left = n_rows
-        for file in files:
+        for batch in _batches(files):
             if left is not None and left <= 0:
                 return
-            frame = ds.read(file, kind)
+            frame = ds.read_many(batch, kind)
             if predicate is not None:
                 frame = frame.filter(predicate)
             if with_columns is not None:
@@ -299,6 +295,24 @@ def _archive_source(
             yield frame
 
     return register_io_source(source, schema=schema, explain_name="ssmd archive")
+
+
+_BATCH_BYTES = 64 << 20  # compressed bytes of archive files decoded together
+
+
+def _batches(files: list[DataFile]) -> Iterator[list[DataFile]]:
+    """Files in groups of about _BATCH_BYTES: small files are cheaper decoded together,
+    and memory holds one group's rows at a time."""
+    batch: list[DataFile] = []
+    size = 0
+    for file in files:
+        if batch and size + file.size > _BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(file)
+        size += file.size
+    if batch:
+        yield batch
 
 
 def raw(

@@ -1,0 +1,192 @@
+"""The archive as a dataset (ssmd.data), for `benches/run.py`: scan of the Parquet export,
+the export itself, and point-in-time books.
+
+- scan: `ssmd.data.scan("trade", day).collect()` over the export of a day of trades,
+  against `archive_to_polars` of the same trades' archive files (the archive path).
+- export: `ssmd data export` of that day (read, sort, zstd Parquet), records/s,
+  against reading the archive alone.
+- book_at: one market with a day of deltas; `book_at` at random times once the day
+  is indexed (p50, p90), against a rebuild from the day's snapshot up to the same
+  time (a fresh BookSet over every record before it).
+
+Each runs on a temporary data dir in the layout the archiver writes (sealed files and
+manifests through ssmd.store.keys and ssmd.archiver.manifest).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from framemix import book_stream, trades_only  # noqa: E402
+from ssmd import core  # noqa: E402
+from ssmd.archiver.manifest import build_manifest, write_manifest  # noqa: E402
+from ssmd.config import Overrides, load_environment  # noqa: E402
+from ssmd.data.source import Dataset  # noqa: E402
+from ssmd.store import keys, open_store  # noqa: E402
+
+ENV, FEED = "kalshi-sim", "kalshi"
+DAY = date(2026, 7, 20)
+DAY_START_NS = 1_784_505_600 * 10**9  # 2026-07-20T00:00:00Z
+DAY_NS = 86_400 * 10**9
+
+
+def _seal(data: bytes) -> bytes:
+    """Records as the archiver seals them: one zstd frame per ~1 MiB of whole records."""
+    writer = core.ArchiveWriter(core.ARCHIVE_DEFAULT_LEVEL)
+    parts, cut = [], 0
+    for _start, end in core.record_spans(data):
+        if end - cut >= 1 << 20:
+            writer.write(data[cut:end])
+            parts.append(writer.flush())
+            cut = end
+    writer.write(data[cut:])
+    parts.append(writer.flush())
+    return b"".join(parts)
+
+
+def archived(data_dir: Path, frames: list[bytes]) -> Dataset:
+    """`frames` received evenly over DAY, normalized and archived as sealed files with
+    their manifests under `data_dir`."""
+    env = load_environment(ENV, ROOT / "exchanges", Overrides(data_dir=str(data_dir)), environ={})
+    step = DAY_NS // (len(frames) + 1)
+    batch = core.normalize_kalshi(frames, [DAY_START_NS + i * step for i in range(len(frames))], 1)
+    files: dict[tuple[str, str], list[bytes]] = defaultdict(list)
+    data = batch.data
+    for _frame, record_type, ticker, start, end in batch.records:
+        files[(record_type, ticker)].append(data[start:end])
+    store = open_store(env.normalized_store)
+    for (record_type, ticker), records in files.items():
+        store.put_atomic(
+            keys.normalized_key(ENV, FEED, record_type, DAY, ticker), _seal(b"".join(records))
+        )
+    for record_type in {t for t, _ in files}:
+        write_manifest(store, build_manifest(store, ENV, FEED, record_type, DAY, status="sealed"))
+    return Dataset.open(ENV, data_dir=data_dir, config_dir=ROOT / "exchanges")
+
+
+def best_of(repeat: int, runs: dict[str, Callable[[], Any]]) -> dict[str, tuple[float, Any]]:
+    """The best time of each run, the runs taking turns (as in run.py)."""
+    best: dict[str, tuple[float, Any]] = {name: (float("inf"), None) for name in runs}
+    for _ in range(repeat):
+        for name, fn in runs.items():
+            started = time.perf_counter()
+            result = fn()
+            seconds = time.perf_counter() - started
+            if seconds < best[name][0]:
+                best[name] = (seconds, result)
+    return best
+
+
+def bench_scan_and_export(trades: int, repeat: int) -> dict[str, Any]:
+    import ssmd.data
+    from ssmd.data.export import ExportRequest, export
+    from ssmd.records import archive_to_polars
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ds = archived(Path(tmp), trades_only(trades))
+        files = ds.normalized_files("trade", DAY)
+        blobs = [f.load() for f in files]
+        outs = iter(range(10**6))
+
+        def run_export() -> Any:
+            out = Path(tmp) / f"out{next(outs)}"
+            return export(ds, ExportRequest(kinds=["trade"], days=[DAY], out=out))
+
+        def read_archive() -> int:
+            return sum(archive_to_polars(f.load(), "trade").height for f in files)
+
+        exported = best_of(repeat, {"export": run_export, "read": read_archive})
+        summary = exported["export"][1]
+        assert summary.rows == trades and exported["read"][1] == trades
+        # The default export folder, where scan looks.
+        export(ds, ExportRequest(kinds=["trade"], days=[DAY], out=ds.export_dir))
+        lazy = ssmd.data.scan("trade", DAY, dataset=ds)
+        assert "ssmd archive" not in lazy.explain()
+        scanned = best_of(
+            repeat,
+            {
+                "scan": lambda: ssmd.data.scan("trade", DAY, dataset=ds).collect(),
+                "archive_to_polars": lambda: sum(
+                    archive_to_polars(b, "trade").height for b in blobs
+                ),
+            },
+        )
+        frame = scanned["scan"][1]
+        assert frame.height == trades == scanned["archive_to_polars"][1]
+        return {
+            "rows": trades,
+            "files": len(files),
+            "scan_rows_per_s": trades / scanned["scan"][0],
+            "archive_to_polars_rows_per_s": trades / scanned["archive_to_polars"][0],
+            "export_records_per_s": trades / exported["export"][0],
+            "read_records_per_s": trades / exported["read"][0],
+            "parquet_mb": summary.bytes / 1e6,
+            "archive_mb": sum(len(b) for b in blobs) / 1e6,
+        }
+
+
+def bench_book_at(deltas: int, samples: int) -> dict[str, Any]:
+    import ssmd.data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ds = archived(Path(tmp), book_stream(deltas, markets=1))
+        (file,) = ds.normalized_files("orderbook", DAY)
+        ticker = file.info.ticker
+        assert ticker is not None
+        data = core.read_archive(file.load()).data
+        heads = core.record_heads(data)
+        spans = core.record_spans(data)
+        started = time.perf_counter()
+        ssmd.data.book_at(ticker, DAY_START_NS + DAY_NS // 2, dataset=ds)  # indexes the day
+        index_s = time.perf_counter() - started
+        rng = random.Random(3)
+        times = [DAY_START_NS + rng.randrange(DAY_NS) for _ in range(samples)]
+        indexed, rebuilt = [], []
+        for at in times:
+            started = time.perf_counter()
+            book = ssmd.data.book_at(ticker, at, dataset=ds)
+            indexed.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            count = sum(1 for h in heads if h[0] <= at)  # receive times ascend
+            fresh = core.BookSet(ignore_seqs=True)
+            fresh.apply(data[: spans[count - 1][1]])
+            view = fresh.view(ticker, 0)
+            rebuilt.append(time.perf_counter() - started)
+            assert view is not None and book.valid
+            assert book.bids == [tuple(b) for b in view["bids"]]  # type: ignore[attr-defined]
+            assert book.asks == [tuple(a) for a in view["asks"]]  # type: ignore[attr-defined]
+        return {
+            "deltas": deltas,
+            "samples": samples,
+            "index_s": index_s,
+            "p50_ms": statistics.median(indexed) * 1e3,
+            "p90_ms": statistics.quantiles(indexed, n=10)[-1] * 1e3,
+            "rebuild_p50_ms": statistics.median(rebuilt) * 1e3,
+        }
+
+
+if __name__ == "__main__":
+    import json
+
+    quick = "--quick" in sys.argv
+    print(
+        json.dumps(
+            {
+                "scan_export": bench_scan_and_export(100_000 if quick else 1_000_000, 3),
+                "book_at": bench_book_at(100_000 if quick else 1_000_000, 20 if quick else 50),
+            }
+        )
+    )
