@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from connfix import (
     PREFIX,
     ROOT,
@@ -30,11 +31,13 @@ from connfix import (
     until,
 )
 from natsfix import nats_server
+from typer.testing import CliRunner
 
 from ssmd import core
+from ssmd.cli import app
 from ssmd.config.models.environment import Symbols
 from ssmd.connector.runner import Connector
-from ssmd.sim import Fault, FaultKind, Simulator
+from ssmd.sim import DEMO_KEY_ID, DEMO_PRIVATE_KEY_PATH, Fault, FaultKind, Simulator
 from ssmd.venues.kalshi.ws import Liveness, Session, SessionError
 
 
@@ -222,6 +225,20 @@ async def test_sigterm_through_the_cli_flushes_and_exits_0(tmp_path: Path) -> No
     assert stopped["frames_published"] == stopped["frames_received"]
     for frames in by_conn.values():
         assert any(sent[: len(frames)] == frames for sent in truth.values())
+
+
+def test_a_heartbeat_interval_of_zero_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KALSHI_API_KEY", DEMO_KEY_ID)
+    monkeypatch.setenv("KALSHI_PRIVATE_KEY_PATH", str(DEMO_PRIVATE_KEY_PATH))
+    argv = ["connector", "run", "--env", "kalshi-sim", "--config-dir", str(ROOT / "exchanges")]
+    argv += ["--nats-url", "nats://127.0.0.1:1", "--data-dir", str(tmp_path)]
+    res = CliRunner().invoke(app, [*argv, "--heartbeat-interval", "0"])
+    assert res.exit_code == 2
+    (line,) = res.stderr.splitlines()
+    assert line.startswith("error: the connector's heartbeat interval must be more than 0")
+    assert "Fix: pass --heartbeat-interval" in line
 
 
 async def test_send_times_out_when_the_peer_stops_reading() -> None:
