@@ -317,13 +317,18 @@ class Pipeline:
             },
             self.tmp / "connector.log",
         )  # fmt: skip
-        # Sealing: with S3, every file is due at once (a negative grace), so that objects
-        # are put all the time and an S3 outage meets seals; locally the usual grace.
-        grace = "-86400" if self.s3 else "60"
+        # Sealing: with S3, the raw files of this hour are due at once (a negative grace
+        # as long as the rest of the hour, and 5 minutes more), so that objects are put
+        # all the time and an S3 outage meets seals; the normalized day files stay
+        # spooled (but in the last hour of the UTC day). Locally the usual grace.
+        grace = 60.0
+        if self.s3:
+            now = time.time()
+            grace = -((now // 3600 + 1) * 3600 - now) - 300
         self.archiver = Component(
             "archiver",
             [SSMD, "archiver", "run", *base, "--data-dir", str(self.archiver_dir),
-             "--ack-wait", "5", f"--seal-grace={grace}"],
+             "--ack-wait", "5", f"--seal-grace={grace:.0f}"],
             environ | self.archiver_env,
             self.tmp / "archiver.log",
         )  # fmt: skip
