@@ -121,6 +121,25 @@ def _blobs(arc: Archive, kind: str) -> list[bytes]:
     return out
 
 
+def _join_days(gaps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One gap again for an outage across midnight (each day's manifest has its part)."""
+    out: list[dict[str, Any]] = []
+    for g in sorted(gaps, key=lambda g: (g["reason"], int(g["start_ns"]))):
+        last = out[-1] if out else None
+        start = int(g["start_ns"])
+        if (
+            last is not None
+            and last["reason"] == g["reason"]
+            and int(last["end_ns"]) == start
+            and start % core.DAY_NS == 0
+        ):
+            end = int(g["end_ns"])
+            out[-1] = last | {"end_ns": end, "duration_s": (end - int(last["start_ns"])) / NS}
+        else:
+            out.append(g)
+    return sorted(out, key=lambda g: int(g["start_ns"]))
+
+
 def read_archive(arc: Archive, feed: str) -> Archived:
     frames: dict[int, list[tuple[int, int, bytes]]] = defaultdict(list)
     packed: list[bytes] = []
@@ -155,7 +174,7 @@ def read_archive(arc: Archive, feed: str) -> Archived:
         else:
             records.append((payload, rec))
     days = sorted({r["date"] for r in arc.inventory(feed)})
-    gaps = [g for day in days for g in arc.gaps(feed, date.fromisoformat(day))]
+    gaps = _join_days([g for day in days for g in arc.gaps(feed, date.fromisoformat(day))])
     return Archived(
         {c: sorted(v) for c, v in frames.items()}, records, events, gaps, quarantined, seqs
     )
