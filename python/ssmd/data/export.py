@@ -3,7 +3,7 @@
     {out}/type=trade/date=2026-12-03/part-0.parquet
     {out}/ssmd-export.json      what each partition was made from
 
-One file per table and day, zstd-compressed, rows sorted by (ticker, exchange_ts)
+One file per table and day, zstd-compressed (level 1), rows sorted by (ticker, exchange_ts)
 in row groups of ROW_GROUP rows with statistics, so that a filter on ticker or
 time reads only the row groups that can match. Columns are those of `scan`
 (exact `*_e6` integers in units of 1e-6, plus the seed schema's Float64 `price` and
@@ -52,6 +52,9 @@ FORMATS = ("parquet", "csv", "jsonl")
 STATE_FILE = "ssmd-export.json"
 STATE_VERSION = 1
 ROW_GROUP = 64 * 1024  # rows: small enough that a ticker filter skips most of a day
+# zstd level 1 writes about twice as fast as the default (3) for files a few percent
+# larger, and reads as fast.
+ZSTD_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,7 @@ def _write(frame: pl.DataFrame, path: Path, fmt: str, metadata: dict[str, str]) 
         frame.write_parquet(
             tmp,
             compression="zstd",
+            compression_level=ZSTD_LEVEL,
             statistics=True,
             row_group_size=ROW_GROUP,
             metadata=metadata,
