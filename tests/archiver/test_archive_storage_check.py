@@ -100,7 +100,9 @@ async def test_a_missing_bucket_fails_at_start_naming_bucket_endpoint_and_fix(
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, done.stderr
         line = lines[0]
-        assert line.startswith("error: ") and "NoSuchBucket" in line, line
+        env_file = config / "environments" / f"{S3_ENV}.yaml"
+        assert line.startswith(f"error: spec.storage.raw of {env_file}: "), line
+        assert "NoSuchBucket" in line, line
         assert "s3://ssmd-raw" in line and moto.url in line, line
         assert f"Fix: create it (`aws s3 mb s3://ssmd-raw --endpoint-url {moto.url}`)" in line
         assert SECRET not in line
@@ -168,7 +170,9 @@ async def test_a_read_only_bucket_folder_fails_at_start(read_only_raw: Path) -> 
         assert wait_exit(proc) == 3
     lines = (read_only_raw / "archiver.log").read_text().strip().splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith("error: cannot write") and str(read_only_raw / "raw") in lines[0]
+    env_file = ROOT / "exchanges" / "environments" / f"{ENV}.yaml"
+    assert lines[0].startswith(f"error: spec.storage.raw of {env_file}: cannot write"), lines
+    assert str(read_only_raw / "raw") in lines[0]
     assert "Fix: make" in lines[0]
 
 

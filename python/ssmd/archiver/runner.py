@@ -40,7 +40,7 @@ from ssmd.archiver.seal import seal
 from ssmd.archiver.spool import Spool, SpoolFile
 from ssmd.bus.connection import NatsClient, connect
 from ssmd.bus.stream import check_stream
-from ssmd.exceptions import StorageError
+from ssmd.exceptions import DiskFullError, StorageError
 from ssmd.obs.health import HealthServer
 from ssmd.store import keys, space
 from ssmd.store.base import ObjectStore, open_store
@@ -72,6 +72,7 @@ class ArchiverSettings:
     shutdown_timeout: float = 20.0
     health_host: str = "127.0.0.1"
     health_port: int | None = None  # /health and /metrics; None = not served, 0 = any port
+    env_file: Path | None = None  # where the storage is configured, for error messages
 
     @property
     def subject_prefix(self) -> str:
@@ -91,6 +92,7 @@ class ArchiverSettings:
             or open_store(env.normalized_store),
             spool_dir=changes.pop("spool_dir", None)
             or Path(env.data_dir) / "archiver" / env.name / "spool",
+            env_file=changes.pop("env_file", None) or getattr(env, "file", None),
             **changes,
         )
 
@@ -499,8 +501,14 @@ class Archiver:
         """Prove at start that each bucket takes a write, a read and a delete, so that
         wrong credentials, a missing bucket or a read-only folder fail now (StorageError,
         exit 3), not at the first seal hours later."""
-        for store in (self.s.raw_store, self.s.normalized_store):
-            store.check_access()
+        for which, store in (("raw", self.s.raw_store), ("normalized", self.s.normalized_store)):
+            try:
+                store.check_access()
+            except DiskFullError:
+                raise  # not the configuration: waited out
+            except StorageError as exc:
+                where = f" of {self.s.env_file}" if self.s.env_file else ""
+                raise StorageError(f"spec.storage.{which}{where}: {exc}") from exc
 
     @contextlib.contextmanager
     def _storage_faults(self) -> Iterator[None]:
