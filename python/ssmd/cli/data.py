@@ -34,7 +34,7 @@ class _DataGroup(TyperGroup):
 
 
 app = typer.Typer(
-    help="Archived data: inventory, gaps and quality (from manifests).",
+    help="Archived data: inventory, gaps and quality (from manifests); export, books.",
     no_args_is_help=True,
     cls=_DataGroup,
 )

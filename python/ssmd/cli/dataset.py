@@ -31,7 +31,7 @@ app = typer.Typer()
 
 
 @contextmanager
-def _data_errors() -> Iterator[None]:
+def _data_errors(damage_fix: str = "restore the file") -> Iterator[None]:
     """DataError, ArchiveError and bad values as `error: ... Fix: ...`, exit 1."""
     from ssmd.exceptions import ArchiveError, DataError
 
@@ -41,10 +41,7 @@ def _data_errors() -> Iterator[None]:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     except ArchiveError as exc:
-        typer.echo(
-            f"error: {exc}. Fix: restore the file, or pass --allow-partial to leave it out",
-            err=True,
-        )
+        typer.echo(f"error: {exc}. Fix: {damage_fix}", err=True)
         raise typer.Exit(1) from None
     except ValueError as exc:
         typer.echo(f"error: {exc}. Fix: correct the value", err=True)
@@ -196,7 +193,7 @@ def export(
     if last < first:
         raise typer.BadParameter(f"{end} is before --from {start}", param_hint="--to")
     ds = _dataset(env, config_dir, data_dir, feed)
-    with _data_errors():
+    with _data_errors("restore the file, or pass --allow-partial to leave it out"):
         request = ExportRequest(
             kinds=parse_kinds(types),
             days=[first + timedelta(days=i) for i in range((last - first).days + 1)],

@@ -297,7 +297,7 @@ def _archive_source(
     return register_io_source(source, schema=schema, explain_name="ssmd archive")
 
 
-_BATCH_BYTES = 64 << 20  # compressed bytes of archive files decoded together
+_BATCH_BYTES = 16 << 20  # compressed bytes of archive files decoded together
 
 
 def _batches(files: list[DataFile]) -> Iterator[list[DataFile]]:
