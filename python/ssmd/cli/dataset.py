@@ -113,8 +113,9 @@ class _Bar:
 
 
 def _print_summary(summary: ExportSummary) -> None:
+    written = len(summary.written)
     print_text(
-        f"exported {len(summary.written)} partitions ({summary.rows:,} rows, "
+        f"exported {written} partition{'' if written == 1 else 's'} ({summary.rows:,} rows, "
         f"{summary.bytes:,} bytes) to {summary.out} in {summary.seconds:.1f} s "
         f"({summary.rows_per_s:,.0f} rows/s); {len(summary.unchanged)} up to date"
     )
