@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import capnp  # type: ignore[import-untyped]
+import orjson
 import polars as pl
 import pytest
 from datafix import DAY1, DAY2, ENV, START, Capture
 
 import ssmd.data
+import ssmd.records
 from ssmd import core
 from ssmd.exceptions import ArchiveError, DataError
 from support import ROOT
@@ -139,3 +142,26 @@ def test_a_damaged_file_is_named_with_its_offset(captured: Capture, tmp_path: Pa
     lazy = ssmd.data.scan("trade", DAY1, DAY2, env=ENV, data_dir=data)
     with pytest.raises(ArchiveError, match=rf"{victim}: corrupt zstd frame at byte \d+"):
         lazy.collect()
+
+
+def test_a_spool_file_being_sealed_is_read_once(captured: Capture, tmp_path: Path) -> None:
+    """While the archiver seals, a spool file and the object holding it both exist for a
+    moment; its marker (the object's sha256 before the seal) tells which holds it."""
+    data = tmp_path / "data"
+    shutil.copytree(captured.data_dir, data)
+    sealed = sorted((data / "normalized").rglob("trade/2026/07/20/*/data.capnp.zst"))[0]
+    key = sealed.relative_to(data / "normalized").as_posix()
+    spool = data / "archiver" / ENV / "spool" / "files" / "normalized" / (key + ".spool")
+    spool.parent.mkdir(parents=True, exist_ok=True)
+    spool.write_bytes(sealed.read_bytes())
+    marker = spool.with_name("data.capnp.zst.sealing")
+    before = ssmd.data.scan("trade", DAY1, env=ENV, data_dir=captured.data_dir).collect()
+    rows = ssmd.records.archive_to_polars(sealed.read_bytes(), "trade").height
+    marker.write_bytes(orjson.dumps({"base_sha256": "0" * 64}))  # the object was replaced
+    after = ssmd.data.scan("trade", DAY1, env=ENV, data_dir=data).collect()
+    assert after.height == before.height
+    marker.write_bytes(
+        orjson.dumps({"base_sha256": hashlib.sha256(sealed.read_bytes()).hexdigest()})
+    )
+    pending = ssmd.data.scan("trade", DAY1, env=ENV, data_dir=data).collect()
+    assert pending.height == before.height + rows  # not sealed yet: the spool is more data

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ssmd import core
-from ssmd.archiver.spool import DATA_SUFFIX
+from ssmd.archiver.spool import DATA_SUFFIX, MARKER_SUFFIX
 from ssmd.data.inventory import Archive
 from ssmd.data.kinds import with_seed_columns
 from ssmd.exceptions import ArchiveError, DecodeError
@@ -202,7 +202,7 @@ class Dataset:
                 info = keys.parse_key(key)
                 if info is None or info.kind != "normalized":
                     continue
-                if wanted is None or key in wanted:
+                if (wanted is None or key in wanted) and not self._sealed_already(store, key, path):
                     files.append(DataFile(key, info, False, path.stat().st_size, path=path))
         return files
 
@@ -242,9 +242,25 @@ class Dataset:
                     info is not None
                     and info.kind == "raw"
                     and info.msgtype != keys.QUARANTINE_MSGTYPE
+                    and not self._sealed_already(store, key, path)
                 ):
                     files.append(DataFile(key, info, False, path.stat().st_size, path=path))
         return files
+
+    @staticmethod
+    def _sealed_already(store: ObjectStore, key: str, spool: Path) -> bool:
+        """True for a spool file whose seal has already replaced the object (the archiver
+        deletes the spool next): its records are in the object, read once from there.
+
+        While sealing, the archiver keeps a marker with the sha256 of the object before
+        (ssmd.archiver.seal); an object that no longer has it holds the spool."""
+        marker = spool.with_name(spool.name[: -len(DATA_SUFFIX)] + MARKER_SUFFIX)
+        try:
+            base = orjson.loads(marker.read_bytes()).get("base_sha256")
+            current = hashlib.sha256(store.get(key)).hexdigest()
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            return False
+        return bool(current != base)
 
     def _spool_paths(self, store: str, prefix: str) -> list[Path]:
         """Spool files (store "raw" or "normalized") of keys under `prefix`."""
@@ -272,15 +288,19 @@ class Dataset:
         """
         import polars as pl
 
+        frame = pl.from_arrow(self._table(file, kind))
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    @staticmethod
+    def _table(file: DataFile, kind: str) -> pyarrow.Table:
         from ssmd.records import archive_to_arrow
 
         try:
             table = archive_to_arrow(file.load(), kind, allow_truncated_tail=not file.sealed)
         except (ArchiveError, DecodeError) as exc:
             raise ArchiveError(f"{file.location}: {exc}") from None
-        frame = pl.from_arrow(with_seed_columns(table, kind))
-        assert isinstance(frame, pl.DataFrame)
-        return frame
+        return with_seed_columns(table, kind)
 
     def read_many(
         self,
@@ -310,7 +330,7 @@ class Dataset:
                 tables, one_by_one = [], files  # find the damaged file(s)
         for file in one_by_one:
             try:
-                tables.append(self.read(file, kind).to_arrow())
+                tables.append(self._table(file, kind))
             except ArchiveError as exc:
                 if on_damage is None:
                     raise
