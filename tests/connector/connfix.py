@@ -101,10 +101,10 @@ def sent(sim: Simulator) -> int:
     return sum(r.frames_sent for r in sim.truth.connections.values())
 
 
-def settled(conn: Connector, sim: Simulator) -> bool:
+def settled(conn: Connector, sim: Simulator, unread: int = 0) -> bool:
     p = conn.publisher
     return (
-        conn.frames_in >= sent(sim)
+        conn.frames_in >= sent(sim) - unread
         and conn.queue.empty()
         and p is not None
         and p.inflight == 0
@@ -112,14 +112,18 @@ def settled(conn: Connector, sim: Simulator) -> bool:
     )
 
 
-async def drive(sim: Simulator, conn: Connector, seconds: float, step: float = 0.5) -> None:
+async def drive(
+    sim: Simulator, conn: Connector, seconds: float, step: float = 0.5, unread: int = 0
+) -> None:
+    """Advance the clock, then wait until the connector published all the simulator sent
+    but `unread` frames (sent, and refused by the connector as over its frame limit)."""
     clock = sim.clock
     t = 0.0
     while t < seconds:
         clock.advance(step)  # type: ignore[attr-defined]
         await sim.wait_idle(20)
         t += step
-    await until(lambda: settled(conn, sim), 30, "connector to publish everything sent")
+    await until(lambda: settled(conn, sim, unread), 30, "connector to publish everything sent")
 
 
 async def stream_messages(url: str) -> list[Any]:

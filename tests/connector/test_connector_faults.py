@@ -25,8 +25,8 @@ from connfix import (
 from natsfix import nats_server
 
 from ssmd import core
-from ssmd.connector.runner import Connector
-from ssmd.exceptions import AuthenticationError
+from ssmd.connector.runner import Connector, check_frame_room
+from ssmd.exceptions import AuthenticationError, ConfigError
 from ssmd.sim import Fault, FaultKind, Scenario, Simulator
 
 
@@ -127,6 +127,41 @@ async def test_malformed_and_unknown_frames_are_published_raw_and_counted(
     problem = "malformed" if kind is FaultKind.MALFORMED_FRAME else "unknown_type"
     assert conn.m_errors.get("kalshi", problem) == 1
     assert conn.m_received.get("kalshi", sub) == 1
+
+
+async def test_a_frame_too_big_for_nats_is_a_recorded_disconnect_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    """A frame no NATS message can carry closes its connection (WebSocket 1009) before it
+    is buffered: the disconnect is an event with the reason, the shard reconnects, and the
+    connection to NATS is never closed by an oversized publish."""
+    sim, _ = manual_sim(seed=9)
+    async with nats_server(tmp_path / "nats") as srv, sim:
+        tickers = open_markets(sim, 3)
+        settings = settings_for(
+            sim, srv, tmp_path, symbols=tickers_symbols(tickers), max_frame_bytes=64 * 1024
+        )
+        async with running(settings) as conn:
+            await until(lambda: streaming(conn, 3))
+            shard = conn.shards.shards[1]
+            old_conn = shard.conn_id
+            n = market_conn(sim, conn)
+            sim.inject(Fault(FaultKind.OVERSIZE_FRAME, at=0, connection=n, size=100 * 1024))
+            await until(lambda: shard.conn_id != old_conn and streaming(conn, 3), 20, "reconnect")
+            await drive(sim, conn, 2, unread=1)
+            assert conn.nc is not None and conn.nc.is_connected
+        msgs = await stream_messages(srv.url)
+    (gone,) = [e for e in events(msgs, "disconnected") if e["conn_id"] == old_conn]
+    assert "1009" in gone["reason"] and "65,536 bytes" in gone["reason"]
+    assert max(len(m.data) for m in msgs) < 64 * 1024
+    check_books(sim, msgs, tickers)
+
+
+async def test_a_nats_server_that_cannot_carry_the_largest_frame_is_refused_at_start() -> None:
+    with pytest.raises(ConfigError, match=r"127\.0\.0\.1:4222.*max_payload") as refused:
+        check_frame_room(1024 * 1024, 512 * 1024, "nats://user:secret@127.0.0.1:4222")
+    assert "secret" not in str(refused.value)
+    check_frame_room(1024 * 1024 - 8192, 1024 * 1024, "nats://127.0.0.1:4222")
 
 
 async def test_buffer_overflow_error_resubscribes_the_channel(tmp_path: Path) -> None:

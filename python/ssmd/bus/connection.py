@@ -17,14 +17,14 @@ import nats
 import nats.errors
 from nats.aio.client import Client as NatsClient
 
-__all__ = ["NatsClient", "connect"]
+__all__ = ["NatsClient", "connect", "server_addresses"]
 
 log = logging.getLogger(__name__)
 
 RECONNECT_WAIT = 0.25  # seconds between reconnect attempts
 
 
-def _servers(url: str) -> str:
+def server_addresses(url: str) -> str:
     """host:port of each server, for logs: a URL's user part may be a token or password."""
     out = []
     for u in url.split(","):
@@ -38,7 +38,7 @@ class _Outage:
     """What is said about one spell of an unreachable server."""
 
     def __init__(self, url: str, summary_every: float) -> None:
-        self.url, self.summary_every = _servers(url), summary_every
+        self.url, self.summary_every = server_addresses(url), summary_every
         self.since = 0.0  # monotonic; 0 = connected
         self.attempts = 0
         self.summed_at = 0.0

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ssmd import core
-from ssmd.bus.connection import NatsClient, connect
+from ssmd.bus.connection import NatsClient, connect, server_addresses
 from ssmd.bus.publisher import OutMsg, Publisher
 from ssmd.bus.stream import ensure_stream
 from ssmd.config import NatsSettings, ResolvedEnvironment, parse_duration
@@ -40,7 +40,7 @@ from ssmd.obs.metrics import Registry
 from ssmd.secmaster.service import selection_reader
 from ssmd.venues.kalshi import auth
 from ssmd.venues.kalshi.rest import RestClient
-from ssmd.venues.kalshi.ws import Credentials, Liveness
+from ssmd.venues.kalshi.ws import MAX_FRAME_BYTES, Credentials, Liveness
 
 __all__ = ["Connector", "Settings", "load_credentials"]
 
@@ -85,6 +85,9 @@ class Settings:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     max_auth_failures: int = 5
+    # The largest exchange frame read; must fit the NATS server's max_payload (checked at
+    # start). A larger one closes its connection and is recorded as a disconnect gap.
+    max_frame_bytes: int = MAX_FRAME_BYTES
     sync_interval: float = 900.0
     sweep_interval: float = 1.0
     # Book checkpoints (Pipeline.checkpoint): the changed books this often, and every
@@ -156,6 +159,23 @@ class Settings:
         return replace(base, **changes)
 
 
+# Room for a raw frame's headers (message id, receive time, connection) in one message.
+HEADER_ROOM = 4096
+
+
+def check_frame_room(max_frame_bytes: int, max_payload: int, url: str) -> None:
+    """Refuse to start when the largest frame read would not fit one NATS message: a
+    publish over the server's max_payload closes the connection, and the re-publish after
+    reconnect would close it again."""
+    if max_frame_bytes + HEADER_ROOM > max_payload:
+        raise ConfigError(
+            f"the NATS server at {server_addresses(url)} takes messages of at most {max_payload:,} "
+            f"bytes, less than the connector's largest frame ({max_frame_bytes:,} bytes) plus "
+            f"{HEADER_ROOM:,} bytes of headers. Fix: raise the server's max_payload, or lower "
+            "the connector's max_frame_bytes"
+        )
+
+
 class Connector:
     def __init__(self, settings: Settings) -> None:
         self.settings = s = settings
@@ -176,6 +196,7 @@ class Connector:
                 backoff_base=s.backoff_base,
                 backoff_cap=s.backoff_cap,
                 max_auth_failures=s.max_auth_failures,
+                max_frame_bytes=s.max_frame_bytes,
             ),
             self,
         )
@@ -602,6 +623,7 @@ class Connector:
         self.nc = nc = await connect(s.nats.url, f"ssmd-connector-{s.env}", on_state=nats_state)
         rest: RestClient | None = None
         try:
+            check_frame_room(s.max_frame_bytes, nc.max_payload, s.nats.url)
             await ensure_stream(nc.jetstream(), s.nats)
             publisher = self.publisher = Publisher(
                 nc,

@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ssmd.exceptions import AuthenticationError
-from ssmd.venues.kalshi.ws import Credentials, Liveness, Reply, Session, SessionError
+from ssmd.venues.kalshi.ws import (
+    MAX_FRAME_BYTES,
+    Credentials,
+    Liveness,
+    Reply,
+    Session,
+    SessionError,
+)
 
 __all__ = ["Shard", "ShardConfig", "ShardHooks", "ShardSet", "next_conn_id"]
 
@@ -57,6 +64,7 @@ class ShardConfig:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     max_auth_failures: int = 5
+    max_frame_bytes: int = MAX_FRAME_BYTES
 
 
 class ShardHooks(Protocol):
@@ -188,6 +196,7 @@ class Shard:
                 self._on_frame,
                 liveness=cfg.liveness,
                 on_sid_error=self._on_sid_error,
+                max_frame_bytes=cfg.max_frame_bytes,
             )
             self.session = session
             started = time.monotonic()

@@ -38,6 +38,7 @@ class FaultKind(StrEnum):
     EMPTY_TICKER = "empty_ticker"  # the next frame of a sid names market "" (its seq as usual)
     MALFORMED_FRAME = "malformed_frame"  # a text frame that is not valid JSON
     UNKNOWN_TYPE = "unknown_type"  # a well-formed frame of an unknown message type
+    OVERSIZE_FRAME = "oversize_frame"  # a well-formed frame of `size` bytes
     BUFFER_OVERFLOW = "buffer_overflow"  # error 25 on a sid, which then stops
     REJECT_AUTH = "reject_auth"  # HTTP 401 on the WebSocket upgrade
     REST_429 = "rest_429"  # the next `count` REST requests answer 429
@@ -53,6 +54,7 @@ CONNECTION_KINDS = {
     FaultKind.EMPTY_TICKER,
     FaultKind.MALFORMED_FRAME,
     FaultKind.UNKNOWN_TYPE,
+    FaultKind.OVERSIZE_FRAME,
     FaultKind.BUFFER_OVERFLOW,
 }
 
@@ -66,6 +68,7 @@ class Fault:
     channel: str = "orderbook_delta"  # for seq faults, empty_ticker and buffer_overflow
     count: int = 1  # reject_auth / rest_429: how many; seq_gap: how many numbers skipped
     duration: float | None = None  # stall / withhold_pongs: seconds of clock (None = forever)
+    size: int = 2 * 1024 * 1024  # oversize_frame: bytes of the frame
 
     def __post_init__(self) -> None:
         self.kind = FaultKind(self.kind)

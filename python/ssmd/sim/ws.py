@@ -308,6 +308,11 @@ class Connection:
             self.push_control(
                 envelope(UNKNOWN_TYPE, sub.sid if sub else 1, None, b'{"note":"unknown type"}')
             )
+        elif kind is FaultKind.OVERSIZE_FRAME:
+            sub = self.by_channel.get(fault.channel)
+            sid = sub.sid if sub else 1
+            pad = fault.size - len(envelope(UNKNOWN_TYPE, sid, None, b'{"note":""}'))
+            self.push_control(envelope(UNKNOWN_TYPE, sid, None, b'{"note":"%s"}' % (b"x" * pad)))
         elif kind is FaultKind.BUFFER_OVERFLOW:
             sub = self.by_channel.get(fault.channel)
             if sub is not None:

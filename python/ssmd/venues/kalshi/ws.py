@@ -28,6 +28,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric import rsa
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import CloseCode
 
 from ssmd.exceptions import AuthenticationError
 from ssmd.venues.kalshi import auth
@@ -85,6 +86,12 @@ def _tcp_keepalive(ws: ClientConnection) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
 
 
+# The largest frame a session reads: it must fit in one NATS message with its headers
+# (nats-server's default max_payload is 1 MiB), and it bounds a session's memory. A larger
+# frame closes the connection (WebSocket 1009), which the connector records as a gap.
+MAX_FRAME_BYTES = 1024 * 1024 - 8 * 1024
+
+
 class Session:
     """One connection. `await open()`, then `await run()` until it returns the close reason."""
 
@@ -96,8 +103,10 @@ class Session:
         *,
         liveness: Liveness = Liveness(),
         on_sid_error: Callable[[int, int, str], None] | None = None,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
         self.url = url
+        self.max_frame_bytes = max_frame_bytes
         self.credentials = credentials
         self.on_frame = on_frame
         self.on_sid_error = on_sid_error
@@ -120,7 +129,7 @@ class Session:
                 open_timeout=self.liveness.open_timeout,
                 ping_interval=None,  # our own pinger tracks pongs separately from data
                 close_timeout=2,
-                max_size=None,
+                max_size=self.max_frame_bytes,
                 max_queue=1024,
                 compression=None,
             )
@@ -218,12 +227,7 @@ class Session:
                     data = await ws.recv(decode=False)
                 except ConnectionClosed as exc:
                     if not self.close_reason:
-                        rcvd = exc.rcvd
-                        self.close_reason = (
-                            f"closed by server: {rcvd.code} {rcvd.reason}".strip()
-                            if rcvd is not None
-                            else "connection lost (no close frame)"
-                        )
+                        self.close_reason = self._why_closed(exc)
                     return self.close_reason
                 self.last_frame = time.monotonic()  # only after a successful read
                 self.frames += 1
@@ -239,6 +243,17 @@ class Session:
             for _, _, fut in self._waiting.values():
                 if not fut.done():
                     fut.set_exception(SessionError(f"connection ended: {self.close_reason}"))
+
+    def _why_closed(self, exc: ConnectionClosed) -> str:
+        sent, rcvd = exc.sent, exc.rcvd
+        if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
+            return (
+                f"a frame over {self.max_frame_bytes:,} bytes (the most one NATS message "
+                "carries) closed the connection (WebSocket 1009)"
+            )
+        if rcvd is not None:
+            return f"closed by server: {rcvd.code} {rcvd.reason}".strip()
+        return "connection lost (no close frame)"
 
     def _kill(self, ws: ClientConnection, reason: str) -> None:
         if not self.close_reason:
