@@ -43,11 +43,8 @@ class PausableClock:
 
     async def wait_until(self, t: float) -> None:
         if self.frozen is not None:
-            # A stopped clock never reaches t. Return now and then all the same: a waiter
-            # made just before the pause would otherwise keep the flow from seeing the
-            # stopped time, and Simulator.wait_idle waits for the flow to reach it.
             if t > self.frozen:
-                await asyncio.sleep(0.05)
+                await asyncio.Event().wait()  # a stopped clock never gets there
             return
         delay = t - time.time()
         if delay > 0:

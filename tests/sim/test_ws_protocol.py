@@ -295,6 +295,25 @@ async def test_same_seed_same_frames() -> None:
     assert a != other
 
 
+async def test_wait_idle_after_a_step_shorter_than_one_action() -> None:
+    """The flow sleeps until its next action; a clock step that stops short of it leaves
+    nothing to do, so the simulator is idle at once (it used to wait out the timeout)."""
+    sim, clock = manual_sim(rate=100.0)  # an action every 10 ms of clock
+    async with sim, client(sim) as c:
+        await c.send("subscribe", {"channels": ["trade"]})
+        clock.advance(0.505)  # halfway between two actions
+        await c.settle(sim)
+        sent = sum(r.frames_sent for r in sim.truth.connections.values())
+        clock.advance(0.002)
+        await sim.wait_idle(2.0)
+        clock.advance(0.002)  # 4 ms on: still no action due
+        await sim.wait_idle(2.0)
+        assert sum(r.frames_sent for r in sim.truth.connections.values()) == sent
+        clock.advance(0.5)  # and the flow goes on from there
+        await c.settle(sim)
+    assert sum(r.frames_sent for r in sim.truth.connections.values()) > sent
+
+
 async def test_rolling_15m_lifecycle() -> None:
     sim, clock = manual_sim(seed=2, rate=20.0)
     async with sim:

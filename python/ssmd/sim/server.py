@@ -215,13 +215,27 @@ class Simulator:
     async def wait_idle(self, timeout: float = 10.0) -> None:
         """Wait until the flow has caught up with the clock and every queued frame was written."""
         async with asyncio.timeout(timeout):
-            while (self.failure is None and self._processed_until < self.clock.now()) or any(
+            while (self.failure is None and not self._caught_up()) or any(
                 c.out or c.writing for c in self.connections.values() if not c.closed
             ):
                 await asyncio.sleep(0)
 
         if self.failure is not None:
             raise RuntimeError("simulator task failed") from self.failure
+
+    def _caught_up(self) -> bool:
+        """The flow has done everything due at the clock's time: it processed up to it, or
+        it sleeps until a later time (its next action, transition or timer), as after a
+        clock step shorter than the time between two actions."""
+        now = self.clock.now()
+        if self._processed_until >= now:
+            return True
+        if self._sleeping_until == math.inf:  # awake: still working
+            return False
+        due = (
+            min(self._sleeping_until, self._timers[0][0]) if self._timers else self._sleeping_until
+        )
+        return due > now
 
     def inject(self, fault: Fault) -> None:
         """Apply a fault now (its trigger fields are ignored; a duration counts from now)."""
