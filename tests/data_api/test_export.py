@@ -142,6 +142,10 @@ def test_a_damaged_file_stops_the_export_unless_allowed(data: Path, tmp_path: Pa
     )
     skipped = summary["skipped_files"]
     assert [s["file"] for s in skipped] == [victim.as_uri()]  # type: ignore[union-attr,index]
+    again = _summary(
+        _export(data, *args, "--out", str(tmp_path / "b"), "--allow-partial", "--json")
+    )
+    assert "trade/2026-07-20" in again["written"]  # a partial partition is tried again
     human = _export(data, *args, "--out", str(tmp_path / "c"), "--allow-partial")
     assert f"left out (damaged): {victim.as_uri()}" in human.stdout
 

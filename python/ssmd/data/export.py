@@ -185,8 +185,12 @@ def check_out_dir(out: Path, ds: Dataset, request: ExportRequest) -> dict[str, A
             "selection": request.selection,
             "partitions": {},
         }
-    mine = {"env": ds.env, "feed": ds.feed, "format": request.format}
-    mine["selection"] = request.selection  # type: ignore[assignment]
+    mine: dict[str, Any] = {
+        "env": ds.env,
+        "feed": ds.feed,
+        "format": request.format,
+        "selection": request.selection,
+    }
     theirs = {k: state.get(k) for k in mine}
     if theirs != mine:
         differ = ", ".join(
@@ -224,10 +228,12 @@ def plan(
             held = ds.manifest(record_type, day)
             if not every and held is None:
                 continue
-            files = [f for f in every if f.sealed or request.include_open]
-            if not files and not request.include_open:
+            sealed = [f for f in every if f.sealed]
+            spooled = len(sealed) < len(every)
+            if spooled and not sealed and not request.include_open:
                 open_only.append(f"{kind}/{day.isoformat()}")
                 continue
+            files = every if request.include_open else sealed
             if request.tickers:
                 keyed = {
                     keys.normalized_key(ds.env, ds.feed, record_type, day, t): t
@@ -240,7 +246,6 @@ def plan(
                     f for f in files if f.info.ticker is None or f.info.ticker.startswith(prefixes)
                 ]
             manifest, digest = held if held is not None else ({}, None)
-            spooled = any(not f.sealed for f in every)
             complete = manifest.get("status") == "sealed" and not spooled
             task = Task(kind, day, files, digest, complete, int(manifest.get("record_count", 0)))
             entry = state["partitions"].get(task.name)
@@ -249,6 +254,7 @@ def plan(
                 and digest is not None
                 and entry.get("manifest_sha256") == digest
                 and not entry.get("open")
+                and not entry.get("partial")  # a damaged file left out: try again
                 and not (spooled and request.include_open)
                 and (request.out / entry["file"]).is_file()
             )
@@ -327,13 +333,12 @@ def export(
     if on_plan is not None:
         on_plan(sum(t.records for t in todo))
     request.out.mkdir(parents=True, exist_ok=True)
-    suffix = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}[request.format]
     for task in todo:
         skipped_before = len(summary.skipped_files)
         frame = _read_files(ds, task, request, summary)
         partial = len(summary.skipped_files) > skipped_before
         has_open = any(not f.sealed for f in task.files)
-        relative = f"type={task.kind}/date={task.day.isoformat()}/part-0.{suffix}"
+        relative = f"type={task.kind}/date={task.day.isoformat()}/part-0.{request.format}"
         metadata = {
             "ssmd.env": ds.env,
             "ssmd.feed": ds.feed,
