@@ -218,3 +218,20 @@ def test_an_unknown_environment_names_the_known_ones(captured: Capture) -> None:
     assert "no environment named 'kalshi-sm'; expected one of: kalshi-dev, kalshi-sim" in (
         result.stderr
     )
+
+
+def test_late_data_in_the_spool_is_read_from_the_archive_not_the_export(data: Path) -> None:
+    _summary(_export(data, "--from", "2026-07-20", "--type", "trade", "--json"))
+    exported = ssmd.data.scan("trade", DAY1, env=ENV, data_dir=data)
+    assert "ssmd archive" not in exported.explain()
+    sealed = sorted((data / "normalized").rglob("trade/2026/07/20/*/data.capnp.zst"))[0]
+    key = sealed.relative_to(data / "normalized").as_posix()
+    spool = data / "archiver" / ENV / "spool" / "files" / "normalized" / (key + ".spool")
+    spool.parent.mkdir(parents=True, exist_ok=True)
+    spool.write_bytes(sealed.read_bytes())  # late records of that day, not sealed yet
+    late = ssmd.data.scan("trade", DAY1, env=ENV, data_dir=data)
+    assert "ssmd archive" in late.explain()
+    extra = pl.read_parquet(next((data / "export").rglob("type=trade/date=2026-07-20/*.parquet")))
+    assert late.collect().height > extra.height
+    sealed_only = ssmd.data.scan("trade", DAY1, env=ENV, data_dir=data, include_open=False)
+    assert "ssmd archive" not in sealed_only.explain()

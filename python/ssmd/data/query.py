@@ -231,7 +231,7 @@ def scan(
     state = read_state(ds.export_dir)
     for day in win.days():
         exported = usable_partition(ds, state, table, day)
-        if exported is not None:
+        if exported is not None and not (include_open and ds.has_open(record_type, day)):
             parquet.append(str(exported.path))
             days_with_data.append(day)
             found.update(t for t in wanted or () if t in exported.tickers)
@@ -270,8 +270,8 @@ def scan(
 def _archive_source(
     ds: Dataset, files: list[DataFile], kind: str, schema: pl.Schema
 ) -> pl.LazyFrame:
-    """A LazyFrame that reads `files` one at a time when collected, applying the
-    projection and filters Polars pushes down to each."""
+    """A LazyFrame that reads `files` in batches when collected, applying the projection,
+    filters and row limit Polars pushes down to each batch."""
     from polars.io.plugins import register_io_source
 
     def source(

@@ -224,6 +224,12 @@ class Dataset:
                     found.update(f["ticker"] for f in held[0].get("files", []) if f.get("ticker"))
         return found
 
+    def has_open(self, record_type: str, day: date) -> bool:
+        """True when the spool holds files of `record_type` for `day` (data that came
+        after the day's manifest was written, or a day not sealed yet)."""
+        prefix = keys.normalized_day_prefix(self.env, self.feed, record_type, day)
+        return bool(self._spool_paths("normalized", prefix))
+
     def raw_files(self, day: date, *, include_open: bool = True) -> list[DataFile]:
         """The day's raw frame files (every message type but quarantined ones), sealed
         then spooled, in key order."""
