@@ -3,6 +3,7 @@ damaged files, and `scan` reading the export."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -235,3 +236,38 @@ def test_late_data_in_the_spool_is_read_from_the_archive_not_the_export(data: Pa
     assert late.collect().height > extra.height
     sealed_only = ssmd.data.scan("trade", DAY1, env=ENV, data_dir=data, include_open=False)
     assert "ssmd archive" not in sealed_only.explain()
+
+
+def test_row_groups_are_ordered_by_ticker_so_filters_skip_them(
+    captured: Capture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ssmd.data.export
+
+    monkeypatch.setattr(ssmd.data.export, "ROW_GROUP", 50)
+    out = tmp_path / "out"
+    _summary(
+        _export(
+            captured.data_dir,
+            "--from",
+            "2026-07-20",
+            "--type",
+            "ticker",
+            "--out",
+            str(out),
+            "--json",
+        )
+    )
+    meta = pq.ParquetFile(out / "type=ticker" / "date=2026-07-20" / "part-0.parquet").metadata
+    assert meta.num_row_groups > 3
+    assert meta.metadata[b"ssmd.scale_e6"] == b"1000000"
+    column = meta.schema.names.index("ticker")
+    ranges = [
+        (
+            meta.row_group(i).column(column).statistics.min,
+            meta.row_group(i).column(column).statistics.max,
+        )
+        for i in range(meta.num_row_groups)
+    ]
+    # each row group covers a run of tickers after the one before: a ticker filter
+    # matches one or two of them, and the reader skips the others by their statistics
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(ranges))

@@ -34,6 +34,7 @@ from ssmd.data.kinds import RECORD_TYPE
 from ssmd.data.query import check_tickers, held_days_of
 from ssmd.data.source import DataFile, Dataset
 from ssmd.exceptions import ArchiveError, DataError
+from ssmd.records import SCALE_E6
 from ssmd.store import keys
 
 __all__ = [
@@ -346,6 +347,7 @@ def export(
             "ssmd.date": task.day.isoformat(),
             "ssmd.manifest_sha256": task.digest or "",
             "ssmd.open": "true" if has_open else "false",
+            "ssmd.scale_e6": str(SCALE_E6),  # units per dollar or contract of `*_e6`
         }
         _write(frame, request.out / relative, request.format, metadata)
         tickers = frame.get_column("ticker").unique().drop_nulls().sort().to_list()
