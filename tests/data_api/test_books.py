@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
+import orjson
 import polars as pl
 import pytest
 from datafix import ENV, SEC, Capture
@@ -121,3 +124,33 @@ def test_data_book_command(captured: Capture) -> None:
     assert f"{Decimal(size) / E6:f}".rstrip("0").rstrip(".") in table.stdout
     day = CliRunner().invoke(app, ["data", "book", ticker, *common, "--at", when[:10]])
     assert day.exit_code == 1 and "is a day; give a time" in day.stderr
+
+
+def test_a_disconnect_invalidates_every_book_and_lost_trades_none(
+    captured: Capture, tmp_path: Path
+) -> None:
+    """Gaps come from the day's manifests: one affecting every market (markets: [])
+    invalidates every book that has no snapshot after it; lost trades touch no book."""
+    data = tmp_path / "data"
+    shutil.copytree(captured.data_dir, data)
+    times = list(captured.books)
+    start, lost = times[-20], times[-30]
+    for manifest in (data / "normalized").rglob("2026/07/21/manifest.json"):
+        content = orjson.loads(manifest.read_bytes())
+        content["gaps"] = [
+            {"start": "t", "end": "t", "start_ns": lost, "end_ns": lost, "duration_s": 0,
+             "reason": "records_lost", "detail": "", "markets": []},
+            {"start": "2026-07-21T00:01:00.000Z", "end": "e", "start_ns": start,
+             "end_ns": start + 5 * SEC, "duration_s": 5, "reason": "disconnect",
+             "detail": "", "markets": []},
+        ]  # fmt: skip
+        manifest.write_bytes(orjson.dumps(content))
+    dataset = Dataset.open(ENV, data_dir=data)
+    ticker = next(t for t, s in captured.books[times[-1]].items() if s.yes)
+    before = ssmd.data.book_at(ticker, start - 1, dataset=dataset)
+    after = ssmd.data.book_at(ticker, start + SEC, dataset=dataset)
+    assert before.valid and before.reason is None
+    assert not after.valid and after.reason == "disconnect from 2026-07-21T00:01:00.000Z"
+    tob = ssmd.data.top_of_book(ticker, start - SEC, start + 2 * SEC, "1s", dataset=dataset)
+    assert tob["valid"].to_list() == [True, False, False]
+    assert tob["bid_e6"][1] is None
