@@ -113,6 +113,7 @@ def bench_scan_and_export(trades: int, repeat: int) -> dict[str, Any]:
         summary = exported["export"][1]
         assert summary.rows == trades and exported["read"][1] == trades
         # The default export folder, where scan looks.
+        assert ds.export_dir is not None
         export(ds, ExportRequest(kinds=["trade"], days=[DAY], out=ds.export_dir))
         lazy = ssmd.data.scan("trade", DAY, dataset=ds)
         assert "ssmd archive" not in lazy.explain()

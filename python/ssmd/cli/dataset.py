@@ -56,6 +56,12 @@ def _dataset(env: str, config_dir: Path | None, data_dir: str | None, feed: str 
         return Dataset.open(env, data_dir=data_dir, config_dir=config_dir, feed=feed)
 
 
+def _default_out(ds: Dataset) -> Path:
+    out = ds.export_dir
+    assert out is not None, "Dataset.open knows the data dir"
+    return out
+
+
 def _day(value: str, option: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -198,7 +204,7 @@ def export(
         request = ExportRequest(
             kinds=parse_kinds(types),
             days=[first + timedelta(days=i) for i in range((last - first).days + 1)],
-            out=out or ds.export_dir,
+            out=out or _default_out(ds),
             format=fmt,
             tickers=_names(tickers),
             series=_names(series),

@@ -149,6 +149,7 @@ def usable_partition(
     day's current manifest, that manifest sealed and no open data in it."""
     if state is None or state.get("format") != "parquet" or state.get("env") != ds.env:
         return None
+    assert ds.export_dir is not None, "a state read from the export folder"
     if state.get("feed") != ds.feed or any(state.get("selection", {}).values()):
         return None
     entry = state.get("partitions", {}).get(f"{kind}/{day.isoformat()}")

@@ -145,19 +145,11 @@ class Archive:
         self, feed: str, record_type: str, day: date, include_spool: bool
     ) -> Iterator[tuple[keys.KeyInfo, bytes, bool]]:
         """(key info, zstd archive, sealed) per file of a day: sealed objects, then the
-        spool."""
-        prefix = keys.normalized_day_prefix(self.env, feed, record_type, day)
-        for obj in self.normalized_store.list(prefix):
-            info = keys.parse_key(obj.key)
-            if info is None or info.kind != "normalized":
-                continue
-            yield info, self.normalized_store.get(obj.key), True
-        if include_spool and self.spool_dir is not None:
-            base = self.spool_dir / "files" / "normalized"
-            for path in sorted((base / prefix).glob("*/data.capnp.zst.spool")):
-                info = keys.parse_key(path.relative_to(base).as_posix()[: -len(".spool")])
-                if info is not None:
-                    yield info, path.read_bytes(), False
+        spool (listed by ssmd.data.source, the one reader of archive files)."""
+        from ssmd.data.source import Dataset
+
+        for f in Dataset(self, feed).normalized_files(record_type, day, include_open=include_spool):
+            yield f.info, f.load(), f.sealed
 
     def read_normalized(
         self, feed: str, record_type: str, day: date, kind: str | None = None

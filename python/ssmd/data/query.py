@@ -228,7 +228,7 @@ def scan(
     files: list[DataFile] = []
     days_with_data: list[date] = []
     found: set[str] = set()
-    state = read_state(ds.export_dir)
+    state = read_state(ds.export_dir) if ds.export_dir is not None else None
     for day in win.days():
         exported = usable_partition(ds, state, table, day)
         if exported is not None and not (include_open and ds.has_open(record_type, day)):

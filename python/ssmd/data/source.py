@@ -79,7 +79,7 @@ class Dataset:
 
     archive: Archive
     feed: str
-    data_dir: Path
+    data_dir: Path | None = None  # where the default export lives; None: no export
 
     @classmethod
     def open(
@@ -110,7 +110,11 @@ class Dataset:
         return self.archive.env
 
     @property
-    def export_dir(self) -> Path:
+    def export_dir(self) -> Path | None:
+        """The default export folder (`ssmd data export` without --out), where `scan`
+        looks for Parquet."""
+        if self.data_dir is None:
+            return None
         return default_export_dir(self.data_dir, self.env, self.feed)
 
     @property
