@@ -9,6 +9,10 @@ time reads only the row groups that can match. Columns are those of `scan`
 (exact `*_e6` integers in units of 1e-6, plus the seed schema's Float64 `price` and
 UInt32 `size` for trades and book levels).
 
+Memory: a partition is read, sorted and written in batches of files in ticker order
+(BATCH_BYTES of compressed archive at a time, a market's files always together),
+streamed into the file; a day is never held whole.
+
 Incremental: a partition keeps the sha256 of the manifest it was made from and is
 written again only when that manifest changed (or when it held open data). Open
 data (still in the archiver's spool) is exported only with `include_open`, and the
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -31,10 +35,10 @@ import orjson
 import polars as pl
 
 from ssmd.data.kinds import RECORD_TYPE
-from ssmd.data.query import check_tickers, held_days_of
+from ssmd.data.query import check_tickers, held_days_of, schema_of
 from ssmd.data.source import DataFile, Dataset
 from ssmd.exceptions import ArchiveError, DataError
-from ssmd.records import SCALE_E6
+from ssmd.records import SCALE_E6, archive_ticker
 from ssmd.store import keys
 
 __all__ = [
@@ -53,6 +57,7 @@ FORMATS = ("parquet", "csv", "jsonl")
 STATE_FILE = "ssmd-export.json"
 STATE_VERSION = 1
 ROW_GROUP = 64 * 1024  # rows: small enough that a ticker filter skips most of a day
+BATCH_BYTES = 16 << 20  # compressed archive bytes read, sorted and written at a time
 # zstd level 1 writes about twice as fast as the default (3) for files a few percent
 # larger, and reads as fast.
 ZSTD_LEVEL = 1
@@ -95,6 +100,7 @@ class Task:
     digest: str | None  # sha256 of the day's manifest, None when there is none yet
     complete: bool  # the manifest is sealed and nothing of the day is spooled
     records: int  # the manifest's count (for progress), or the files' when unknown
+    tickers: dict[str, str] = field(default_factory=dict)  # key -> ticker (the manifest's)
 
     @property
     def name(self) -> str:
@@ -249,7 +255,15 @@ def plan(
                 ]
             manifest, digest = held if held is not None else ({}, None)
             complete = manifest.get("status") == "sealed" and not spooled
-            task = Task(kind, day, files, digest, complete, int(manifest.get("record_count", 0)))
+            task = Task(
+                kind,
+                day,
+                files,
+                digest,
+                complete,
+                int(manifest.get("record_count", 0)),
+                {f["key"]: f["ticker"] for f in manifest.get("files", []) if f.get("ticker")},
+            )
             entry = state["partitions"].get(task.name)
             up_to_date = (
                 entry is not None
@@ -282,25 +296,78 @@ def plan(
     return todo, unchanged
 
 
-def _read_files(
-    ds: Dataset, task: Task, request: ExportRequest, summary: ExportSummary
-) -> pl.DataFrame:
+@dataclass
+class _Written:
+    """What went into a partition's file."""
+
+    rows: int = 0
+    tickers: set[str] = field(default_factory=set)
+
+
+def _ticker_of(file: DataFile, task: Task) -> str:
+    """A file's ticker: from its key, else the manifest, else its first record (a hashed
+    segment of a file not sealed yet)."""
+    if file.info.ticker is not None:
+        return file.info.ticker
+    if file.key in task.tickers:
+        return task.tickers[file.key]
+    return archive_ticker([file.load()]) or ""
+
+
+def _ticker_batches(task: Task) -> Iterator[list[DataFile]]:
+    """The partition's files in ticker order, in batches of about BATCH_BYTES; the files
+    of one ticker (a sealed file and late data in the spool) stay in one batch."""
+    by_ticker: dict[str, list[DataFile]] = {}
+    for file in task.files:
+        by_ticker.setdefault(_ticker_of(file, task), []).append(file)
+    batch: list[DataFile] = []
+    size = 0
+    for ticker in sorted(by_ticker):
+        files = by_ticker[ticker]
+        if batch and size + sum(f.size for f in files) > BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch += files
+        size += sum(f.size for f in files)
+    if batch:
+        yield batch
+
+
+def _rows(
+    ds: Dataset, task: Task, request: ExportRequest, summary: ExportSummary, written: _Written
+) -> pl.LazyFrame:
+    """The partition's rows, sorted by (ticker, exchange_ts), read batch by batch as the
+    writer asks for them: memory holds one batch, never the whole day."""
+    from polars.io.plugins import register_io_source
+
     def left_out(file: DataFile, error: ArchiveError) -> None:
         summary.skipped_files.append({"file": file.location, "error": str(error)})
 
-    frame = ds.read_many(task.files, task.kind, left_out if request.allow_partial else None)
-    if request.tickers:
-        frame = frame.filter(pl.col("ticker").is_in(request.tickers))
-    if request.series:
-        frame = frame.filter(_series_filter(request.series))
-    return frame.sort(["ticker", "exchange_ts"], maintain_order=True, nulls_last=True)
+    def batches(
+        with_columns: list[str] | None,
+        _predicate: pl.Expr | None,
+        _n_rows: int | None,
+        _batch_size: int | None,
+    ) -> Iterator[pl.DataFrame]:
+        for files in _ticker_batches(task):
+            frame = ds.read_many(files, task.kind, left_out if request.allow_partial else None)
+            if request.tickers:
+                frame = frame.filter(pl.col("ticker").is_in(request.tickers))
+            if request.series:
+                frame = frame.filter(_series_filter(request.series))
+            frame = frame.sort(["ticker", "exchange_ts"], maintain_order=True, nulls_last=True)
+            written.rows += frame.height
+            written.tickers.update(frame.get_column("ticker").drop_nulls().unique().to_list())
+            yield frame.select(with_columns) if with_columns is not None else frame
+
+    return register_io_source(batches, schema=schema_of(task.kind))
 
 
-def _write(frame: pl.DataFrame, path: Path, fmt: str, metadata: dict[str, str]) -> None:
+def _write(rows: pl.LazyFrame, path: Path, fmt: str, metadata: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     if fmt == "parquet":
-        frame.write_parquet(
+        rows.sink_parquet(
             tmp,
             compression="zstd",
             compression_level=ZSTD_LEVEL,
@@ -309,9 +376,9 @@ def _write(frame: pl.DataFrame, path: Path, fmt: str, metadata: dict[str, str]) 
             metadata=metadata,
         )
     elif fmt == "csv":
-        frame.write_csv(tmp)
+        rows.sink_csv(tmp, check_extension=False)
     else:
-        frame.write_ndjson(tmp)
+        rows.sink_ndjson(tmp, check_extension=False)
     os.replace(tmp, path)
 
 
@@ -337,8 +404,7 @@ def export(
     request.out.mkdir(parents=True, exist_ok=True)
     for task in todo:
         skipped_before = len(summary.skipped_files)
-        frame = _read_files(ds, task, request, summary)
-        partial = len(summary.skipped_files) > skipped_before
+        written = _Written()
         has_open = any(not f.sealed for f in task.files)
         relative = f"type={task.kind}/date={task.day.isoformat()}/part-0.{request.format}"
         metadata = {
@@ -350,23 +416,28 @@ def export(
             "ssmd.open": "true" if has_open else "false",
             "ssmd.scale_e6": str(SCALE_E6),  # units per dollar or contract of `*_e6`
         }
-        _write(frame, request.out / relative, request.format, metadata)
-        tickers = frame.get_column("ticker").unique().drop_nulls().sort().to_list()
+        _write(
+            _rows(ds, task, request, summary, written),
+            request.out / relative,
+            request.format,
+            metadata,
+        )
+        partial = len(summary.skipped_files) > skipped_before
         state["partitions"][task.name] = {
             "file": relative,
             "manifest_sha256": task.digest,
             "complete": task.complete and not partial,
             "partial": partial,
             "open": has_open,
-            "rows": frame.height,
-            "tickers": tickers,
+            "rows": written.rows,
+            "tickers": sorted(written.tickers),
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         _write_state(request.out, state)
         summary.written.append(task.name)
         if has_open:
             summary.open.append(task.name)
-        summary.rows += frame.height
+        summary.rows += written.rows
         summary.bytes += (request.out / relative).stat().st_size
         if on_progress is not None:
             on_progress(task.records)
