@@ -128,7 +128,10 @@ async def _archive(cap: Capture, tmp: Path) -> None:
             )
         await archive_until_acked(settings(cap.env), server.url, pub.last_seq)
         # The first minute again, received today: it stays in the spool (open).
-        today_ns = time.time_ns() - 120 * SEC
+        # From today's first second (UTC), so that the copy stays within today even when
+        # the session runs just after midnight; a receive time ahead of the clock is
+        # archived all the same, and today is not over, so nothing is sealed.
+        today_ns = time.time_ns() // (86_400 * SEC) * (86_400 * SEC) + SEC
         first = [i for i, ns in enumerate(cap.receive_ns) if ns < START * SEC + 60 * SEC]
         shift = today_ns - cap.receive_ns[0]
         cap.open_day = datetime.fromtimestamp(today_ns // SEC, UTC).date()
