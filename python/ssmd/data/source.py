@@ -128,11 +128,11 @@ class Dataset:
         """Every day with files or a manifest of `record_type` ("raw" for raw frames),
         sealed or spooled."""
         if record_type == keys.RAW_DATA_TYPE:
-            store, prefix, kind = self.archive.raw_store, f"{self.env}/{self.feed}/", "raw"
+            store, kind = self.archive.raw_store, "raw"
+            prefix = keys.feed_prefix(self.env, self.feed)
         else:
-            store = self.archive.normalized_store
-            prefix = f"{self.env}/{self.feed}/v1/{record_type}/"
-            kind = "normalized"
+            store, kind = self.archive.normalized_store, "normalized"
+            prefix = keys.normalized_type_prefix(self.env, self.feed, record_type)
         found: set[date] = set()
         for obj in store.list(prefix):
             info = keys.parse_key(obj.key)

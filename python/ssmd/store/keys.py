@@ -45,11 +45,13 @@ __all__ = [
     "RAW_DATA_TYPE",
     "KeyInfo",
     "day_of_ns",
+    "feed_prefix",
     "hour_of_ns",
     "manifest_key",
     "meta_key",
     "normalized_day_prefix",
     "normalized_key",
+    "normalized_type_prefix",
     "parse_key",
     "raw_day_prefix",
     "raw_key",
@@ -115,15 +117,22 @@ def _token(value: str, what: str) -> str:
     return value
 
 
+def feed_prefix(env: str, feed: str) -> str:
+    """Every key of a feed (in the raw bucket: its raw files and manifests)."""
+    return f"{_token(env, 'env')}/{_token(feed, 'feed')}/"
+
+
+def normalized_type_prefix(env: str, feed: str, record_type: str) -> str:
+    """Every key of one normalized record type, all days."""
+    return f"{feed_prefix(env, feed)}{SCHEMA_DIR}/{_token(record_type, 'record type')}/"
+
+
 def raw_day_prefix(env: str, feed: str, day: date) -> str:
-    return f"{_token(env, 'env')}/{_token(feed, 'feed')}/{_day_path(day)}/"
+    return f"{feed_prefix(env, feed)}{_day_path(day)}/"
 
 
 def normalized_day_prefix(env: str, feed: str, record_type: str, day: date) -> str:
-    return (
-        f"{_token(env, 'env')}/{_token(feed, 'feed')}/{SCHEMA_DIR}/"
-        f"{_token(record_type, 'record type')}/{_day_path(day)}/"
-    )
+    return f"{normalized_type_prefix(env, feed, record_type)}{_day_path(day)}/"
 
 
 def raw_key(env: str, feed: str, msgtype: str, day: date, hour: int) -> str:
