@@ -58,3 +58,20 @@ class DiskFullError(StorageError):
             f"disk full: cannot write {path} ({need}{have}). Fix: free space on that "
             "filesystem, or move the data dir (--data-dir) to a bigger one"
         )
+
+
+class StoreUnavailableError(StorageError):
+    """A request to a remote bucket failed while the archiver needs it.
+
+    `transient`: the store did not answer or failed (connection refused or reset, a
+    timeout, a 5xx, throttling) and will most likely be back; otherwise it refused the
+    request (a missing bucket, denied or revoked credentials), which needs a fix.
+    `state` says which in a few words for /health (`s3 unreachable: BUCKET at ENDPOINT`);
+    `bucket` names the bucket, `code` the error class.
+    """
+
+    def __init__(
+        self, message: str, *, bucket: str, state: str, code: str, transient: bool
+    ) -> None:
+        super().__init__(message)
+        self.bucket, self.state, self.code, self.transient = bucket, state, code, transient

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -319,3 +320,19 @@ def make_bucket(endpoint: str, name: str) -> None:
     import boto3
 
     boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+
+
+def s3_config(tmp: Path, name: str = ENV) -> Path:
+    """The shipped configuration, with environment `name` a copy of ENV that archives to
+    the S3 buckets ssmd-raw and ssmd-normalized (the endpoint given at run time)."""
+    config = tmp / "exchanges"
+    shutil.copytree(ROOT / "exchanges", config)
+    text = (config / "environments" / f"{ENV}.yaml").read_text()
+    text = text.replace(f"name: {ENV}", f"name: {name}").replace(
+        "    raw:\n      path: raw\n    normalized:\n      path: normalized\n",
+        "    raw:\n      bucket: ssmd-raw\n      region: us-east-1\n"
+        "    normalized:\n      bucket: ssmd-normalized\n      region: us-east-1\n",
+    )
+    assert "ssmd-raw" in text
+    (config / "environments" / f"{name}.yaml").write_text(text)
+    return config

@@ -5,7 +5,6 @@ fix (never a secret); `ssmd data` says the same in one line instead of a traceba
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from archfix import (
     make_bucket,
     make_stream,
     nats_server,
+    s3_config,
     s3_credentials,
     spawn,
     wait_exit,
@@ -35,18 +35,7 @@ SSMD = str(Path(sys.executable).parent / "ssmd")
 
 
 def _s3_config(tmp: Path) -> Path:
-    """The shipped configuration plus an environment that archives to two S3 buckets."""
-    config = tmp / "exchanges"
-    shutil.copytree(ROOT / "exchanges", config)
-    text = (config / "environments" / f"{ENV}.yaml").read_text()
-    text = text.replace(f"name: {ENV}", f"name: {S3_ENV}").replace(
-        "    raw:\n      path: raw\n    normalized:\n      path: normalized\n",
-        "    raw:\n      bucket: ssmd-raw\n      region: us-east-1\n"
-        "    normalized:\n      bucket: ssmd-normalized\n      region: us-east-1\n",
-    )
-    assert "ssmd-raw" in text
-    (config / "environments" / f"{S3_ENV}.yaml").write_text(text)
-    return config
+    return s3_config(tmp, S3_ENV)
 
 
 async def _make_s3_stream(config: Path, nats_url: str, data: Path) -> None:

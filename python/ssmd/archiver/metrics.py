@@ -83,6 +83,18 @@ def build_registry(arc: Archiver) -> Registry:
         ("feed",),
         lambda: {(feed,): float(arc.disk_full is not None)},
     )
+    r.counter(
+        "ssmd_archiver_seal_failures_total",
+        "Failed attempts to seal into, write a manifest to, or probe a bucket",
+        ("feed", "bucket"),
+        lambda: {(feed, b): float(n) for b, n in list(arc.store_failures.items())},
+    )
+    r.gauge(
+        "ssmd_archiver_seal_overdue_seconds",
+        "How long the most overdue spool file has waited past its seal time (0: none)",
+        ("feed",),
+        lambda: {(feed,): arc.seal_overdue_s()},
+    )
     r.gauge(
         "ssmd_archiver_last_sequence",
         "Highest stream sequence written",
@@ -96,13 +108,19 @@ def health(arc: Archiver) -> tuple[bool, dict[str, object]]:
     nats_ok = bool(arc.nc is not None and arc.nc.is_connected)
     age = time.monotonic() - arc.loop_at
     full = arc.disk_full
-    ok = nats_ok and age < STALL_AFTER and full is None
+    outages = list(arc.store_outages.values())
+    ok = nats_ok and age < STALL_AFTER and full is None and not outages
+    storage, error = "ok", None
+    if full is not None:
+        storage, error = "disk full", str(full.error)
+    elif outages:
+        storage, error = outages[0].error.state, str(outages[0].error)
     return ok, {
         "status": "ok" if ok else "degraded",
         "nats": "connected" if nats_ok else "disconnected",
-        # ssmd up takes "disk full" as started: the archiver resumes by itself
-        "storage": "ok" if full is None else "disk full",
-        **({} if full is None else {"storage_error": str(full.error)}),
+        # ssmd up takes a storage fault as started: the archiver waits it out by itself
+        "storage": storage,
+        **({} if error is None else {"storage_error": error}),
         "loop_age_s": round(age, 3),
         "last_sequence": arc.last_seq,
         "spool_files": len(arc.spool.files),

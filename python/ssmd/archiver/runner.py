@@ -11,6 +11,10 @@ the day before. A raw hour is sealed once the clock passes the end of the hour
 plus `seal_grace`; a normalized day file once it passes the end of the day plus
 `seal_grace`. Data arriving later for a sealed file is appended to it at the
 next seal (the object is replaced atomically, never duplicated).
+
+A bucket that fails while running (S3 away, or refusing) never stops the archiver:
+acks depend only on the spool, so it goes on consuming, and seals and manifests wait
+for the bucket, retried with a backoff (`storewait`).
 """
 
 from __future__ import annotations
@@ -38,9 +42,10 @@ from ssmd.archiver.manifest import build_manifest, day_bounds_ns, write_manifest
 from ssmd.archiver.quarantine import quarantine_lines
 from ssmd.archiver.seal import seal
 from ssmd.archiver.spool import Spool, SpoolFile
+from ssmd.archiver.storewait import StoreOutage
 from ssmd.bus.connection import NatsClient, connect
 from ssmd.bus.stream import check_stream
-from ssmd.exceptions import DiskFullError, StorageError
+from ssmd.exceptions import DiskFullError, StorageError, StoreUnavailableError
 from ssmd.obs.health import HealthServer
 from ssmd.store import keys, space
 from ssmd.store.base import ObjectStore, open_store
@@ -133,6 +138,9 @@ class Archiver:
         self.loop_at = time.monotonic()  # the batch loop's last turn (/health)
         self.health_server: HealthServer | None = None
         self.disk_full: DiskWait | None = None  # set while waiting for space
+        self.store_outages: dict[str, StoreOutage] = {}  # store url -> its outage
+        self.store_failures: dict[str, int] = {}  # bucket -> failed attempts (metric)
+        self._manifests_owed = False  # a manifest write failed: retried with the store
 
     def _new_spool(self) -> Spool:
         s = self.s
@@ -277,36 +285,111 @@ class Archiver:
 
     # ---- sealing and manifests -----------------------------------------------------------
 
-    def _due(self, sf: SpoolFile, now_ns: int) -> bool:
+    def _seal_at(self, sf: SpoolFile) -> int | None:
+        """When a spool file is due (ns): the end of its hour (raw) or day, plus the grace."""
         info = keys.parse_key(sf.key)
         if info is None:
-            return True
-        grace = int(self.s.seal_grace * 1e9)
+            return None
         start, end = day_bounds_ns(info.day)
         if info.kind == "raw" and info.hour is not None:
             end = start + (info.hour + 1) * 3_600_000_000_000
-        return now_ns >= end + grace
+        return end + int(self.s.seal_grace * 1e9)
+
+    def _due(self, sf: SpoolFile, now_ns: int) -> bool:
+        at = self._seal_at(sf)
+        return at is None or now_ns >= at
 
     def _store(self, sf: SpoolFile) -> ObjectStore:
         return self.s.raw_store if sf.store == RAW else self.s.normalized_store
 
-    def seal_due(self, *, everything: bool = False) -> int:
-        """Seal every spool file that is due (or all of them); rewrite touched manifests."""
+    def seal_due(self, *, everything: bool = False, retry_now: bool = False) -> int:
+        """Seal every spool file that is due (or all of them); rewrite touched manifests.
+
+        A bucket that fails is waited out (`store_outages`): its files stay in the spool
+        and are sealed once a retry (after the backoff, or now with `retry_now`) finds
+        it working again.
+        """
+        self._retry_stores(retry_now)
         now = self.s.clock()
         sealed = 0
         for sf in list(self.spool.files.values()):
             if everything or sf.marker_path.exists() or self._due(sf, now):
+                store = self._store(sf)
+                if store.url in self.store_outages:
+                    continue
                 info = keys.parse_key(sf.key)
-                meta = seal(self.spool, sf, self._store(sf), crash_hook=self._maybe_crash)
+                try:
+                    meta = seal(self.spool, sf, store, crash_hook=self._maybe_crash)
+                except StoreUnavailableError as exc:
+                    self._store_failed(store, exc)
+                    continue
                 if meta is not None:
                     self.stats.sealed_bytes += meta.bytes
                 sealed += 1
                 if info is not None:
                     self._dirty_days.add((info.data_type, info.day))
-        if sealed:
-            self.write_manifests()
+        if (sealed or self._manifests_owed) and not self.store_outages:
+            try:
+                self.write_manifests()
+                self._manifests_owed = False
+            except StoreUnavailableError as exc:
+                self._manifests_owed = True
+                self._store_failed(self._store_of(exc), exc)
+        elif sealed:
+            self._manifests_owed = True
         self.stats.sealed += sealed
         return sealed
+
+    # ---- a bucket that fails ---------------------------------------------------------------
+
+    def _stores(self) -> list[tuple[str, ObjectStore]]:
+        return [("raw", self.s.raw_store), ("normalized", self.s.normalized_store)]
+
+    def _store_of(self, exc: StoreUnavailableError) -> ObjectStore:
+        """The store an error came from (by its bucket; raw when both share it)."""
+        for _, store in self._stores():
+            if getattr(store, "bucket", None) == exc.bucket:
+                return store
+        return self.s.raw_store
+
+    def _store_failed(self, store: ObjectStore, exc: StoreUnavailableError) -> None:
+        """A request to `store` failed: start its outage (said once) or note another try."""
+        self.store_failures[exc.bucket] = self.store_failures.get(exc.bucket, 0) + 1
+        now = time.monotonic()
+        outage = self.store_outages.get(store.url)
+        if outage is None:
+            outage = self.store_outages[store.url] = StoreOutage(exc, now)
+            log.error("%s", outage.first_words(str(self.spool.root)))
+            return
+        summary = outage.failed_again(exc, now)
+        if summary is not None:
+            log.warning("%s", summary)
+        log.debug("%s still failing: %s", store.url, exc)
+
+    def _retry_stores(self, now_anyway: bool) -> None:
+        """Probe each failing store whose backoff is over (a small object written, read
+        and deleted); one that works again ends its outage, said once."""
+        for _, store in self._stores():
+            outage = self.store_outages.get(store.url)
+            if outage is None or not (now_anyway or outage.due(time.monotonic())):
+                continue
+            try:
+                store.check_access()
+            except StoreUnavailableError as exc:
+                self._store_failed(store, exc)
+                continue
+            del self.store_outages[store.url]
+            log.warning("%s", outage.last_words(time.monotonic()))
+
+    def seal_overdue_s(self) -> float:
+        """How long the most overdue spool file has waited past its seal time (0: none)."""
+        now = self.s.clock()
+        late = 0
+        for sf in list(self.spool.files.values()):  # a snapshot: seals remove entries
+            at = self._seal_at(sf)
+            if at is not None:
+                late = max(late, now - at)
+        return late / 1e9
 
     def day_events(self, day: date) -> list[dict[str, Any]]:
         """The day's connector events: the sealed events file plus the spool."""
@@ -441,7 +524,7 @@ class Archiver:
     async def run(self, stop: asyncio.Event) -> None:
         s = self.s
         with self._storage_faults():
-            self.check_storage()
+            await asyncio.to_thread(self.check_storage)
         nc = self.nc = await connect(s.nats_url, f"ssmd-archiver-{s.env}")
         try:
             js = nc.jetstream()
@@ -452,7 +535,7 @@ class Archiver:
             floor = cinfo.ack_floor.stream_seq if cinfo.ack_floor else 0
             if self.disk_full is None:
                 with self._storage_faults():
-                    self.recover(floor, info.state.first_seq)
+                    await asyncio.to_thread(self.recover, floor, info.state.first_seq)
             await self._serve_health()
             sub = Puller(nc, s.stream, s.consumer)
             await sub.start()
@@ -497,18 +580,28 @@ class Archiver:
 
     # ---- storage faults ------------------------------------------------------------------
 
-    def check_storage(self) -> None:
+    def check_storage(self, *, running: bool = False) -> None:
         """Prove at start that each bucket takes a write, a read and a delete, so that
         wrong credentials, a missing bucket or a read-only folder fail now (StorageError,
-        exit 3), not at the first seal hours later."""
-        for which, store in (("raw", self.s.raw_store), ("normalized", self.s.normalized_store)):
+        exit 3), not at the first seal hours later.
+
+        A bucket that does not answer (a transient error), or any bucket failure once
+        `running`, is an outage instead: the archiver spools and retries."""
+        for which, store in self._stores():
             try:
                 store.check_access()
             except DiskFullError:
                 raise  # not the configuration: waited out
+            except StoreUnavailableError as exc:
+                if not (running or exc.transient):
+                    raise self._at_start(which, exc) from exc
+                self._store_failed(store, exc)
             except StorageError as exc:
-                where = f" of {self.s.env_file}" if self.s.env_file else ""
-                raise StorageError(f"spec.storage.{which}{where}: {exc}") from exc
+                raise self._at_start(which, exc) from exc
+
+    def _at_start(self, which: str, exc: StorageError) -> StorageError:
+        where = f" of {self.s.env_file}" if self.s.env_file else ""
+        return StorageError(f"spec.storage.{which}{where}: {exc}")
 
     @contextlib.contextmanager
     def _storage_faults(self) -> Iterator[None]:
@@ -562,7 +655,7 @@ class Archiver:
         self.written = core.Coverage()
         self._open_holes = []
         self.last_ts = 0
-        self.check_storage()
+        self.check_storage(running=True)
         self.recover(ack_floor, first_seq)
 
     async def _serve_health(self) -> None:
@@ -624,7 +717,8 @@ class Archiver:
         await self._check_floor(js)
         self._close_holes(0)
         self.spool.commit()
-        await asyncio.to_thread(self.seal_due)
+        # A failing bucket gets one more try now, whatever its backoff.
+        await asyncio.to_thread(self.seal_due, retry_now=True)
         for sf in self.spool.files.values():
             info = keys.parse_key(sf.key)
             if info is not None:
@@ -632,4 +726,26 @@ class Archiver:
         # Spool files first (and the state with them): the manifests read the current
         # day's records, connector events included, from them.
         self.spool.checkpoint()
-        await asyncio.to_thread(self.write_manifests)
+        if self.store_outages:
+            self._left_in_spool()
+            return
+        try:
+            await asyncio.to_thread(self.write_manifests)
+        except StoreUnavailableError as exc:
+            self._store_failed(self._store_of(exc), exc)
+            self._left_in_spool()
+
+    def _left_in_spool(self) -> None:
+        """Said at a stop while a bucket fails: the spool, durable, keeps what is not
+        sealed, and the next start seals it (exit 0: nothing is lost)."""
+        files = list(self.spool.files.values())
+        states = "; ".join(sorted({o.error.state for o in self.store_outages.values()}))
+        log.warning(
+            "archiver stopping with %d file(s), %d record(s) left in the spool at %s "
+            "(%s): nothing is lost, they are sealed at the next start, and the manifests "
+            "are written then",
+            len(files),
+            sum(sf.count for sf in files),
+            self.spool.root,
+            states or "manifests not written",
+        )

@@ -7,13 +7,19 @@ one followed by the spool's frames: concatenated independent frames are a valid
 archive.
 
 Order, so that kill -9 at any step is safe:
-  1. marker `{spool}.sealing` = sha256 of the object before this seal (or null), fsynced;
+  1. marker `{spool}.sealing` = sha256 of the object before this seal (or null) and how
+     many bytes of the spool this seal puts, fsynced;
   2. put `{key}.meta.json` (counts, sequence range, timestamps, sha256 of the new object);
   3. put the object (temp + rename, or one PUT);
   4. delete spool, index and marker.
 On restart a spool with a marker is sealed again unless the stored object's
 sha256 already differs from the marker's (step 3 happened): then the spool is
 only deleted. Nothing is appended twice, nothing acked is lost.
+
+A seal that fails without a crash (the store away) leaves the same marker, and the
+spool takes more data meanwhile. When step 3 had happened after all (the store took the
+PUT, its answer was lost), the bytes the spool holds beyond what the marker says are
+sealed on top of the new object (the marker's `skip`), never dropped.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from typing import Any
 import orjson
 
 from ssmd import core
-from ssmd.archiver.spool import Spool, SpoolFile
+from ssmd.archiver.spool import Spool, SpoolFile, read_index
 from ssmd.records import archive_ticker
 from ssmd.store.base import ObjectStore
 from ssmd.store.keys import meta_key
@@ -156,9 +162,20 @@ def _file_sha(path: Path) -> tuple[str, int]:
     return _sha_of_chunks(_file_chunks(path))
 
 
-def _write_marker(path: Path, base_sha: str | None) -> None:
+def _write_marker(path: Path, base_sha: str | None, skip: int, size: int) -> None:
+    """The object's sha256 before this seal; the seal puts spool bytes [skip, size)."""
     # Atomic: a kill while writing must not leave a marker that says nothing.
-    write_durably(path, orjson.dumps({"base_sha256": base_sha}))
+    write_durably(path, orjson.dumps({"base_sha256": base_sha, "skip": skip, "size": size}))
+
+
+def _tail(sf: SpoolFile, skip: int) -> SpoolFile:
+    """Counts and ranges of the items of the spool's frames after byte `skip`."""
+    tail = SpoolFile(sf.store, sf.key, sf.path)
+    for end, items, _ in read_index(sf.index_path):
+        if end > skip:
+            for seq, ts in items:
+                tail.note(1, seq, seq, ts, ts)
+    return tail
 
 
 def seal(
@@ -175,8 +192,12 @@ def seal(
     hook = crash_hook or (lambda _step: None)
     key = sf.key
     marker = sf.marker_path
+    skip = 0  # spool bytes already in the object
     if marker.exists():
-        base = orjson.loads(marker.read_bytes()).get("base_sha256")
+        state = orjson.loads(marker.read_bytes())
+        base = state.get("base_sha256")
+        skip = int(state.get("skip") or 0)
+        put = state.get("size")  # spool bytes the interrupted seal put (None: all)
         current = object_sha256(store, key)
         if current != base:
             # The object was replaced by this seal before the crash: only clean up.
@@ -184,14 +205,17 @@ def seal(
             if meta is None or meta.sha256 != current:
                 meta = scan_object(store, key, sf.store)
                 store.put_atomic(meta_key(key), meta.to_json())
-            spool.remove(sf)
-            return meta
+            if put is None or sf.size <= put:
+                spool.remove(sf)
+                return meta
+            # Data came after that seal's failure: sealed on top of the new object.
+            base, skip = current, int(put)
     else:
         if sf.count == 0 and sf.size == 0:
             spool.remove(sf)
             return None
         base = object_sha256(store, key)
-        _write_marker(marker, base)
+    _write_marker(marker, base, skip, sf.size)
     hook("marker")
     old_meta: FileMeta | None = None
     content = sf.path
@@ -204,13 +228,14 @@ def seal(
         try:
             store.download(key, merged)
             with open(merged, "ab", buffering=0) as out, open(sf.path, "rb") as src:
+                src.seek(skip)
                 while c := src.read(1 << 20):
                     write_all(out, c)
         except BaseException:
             merged.unlink(missing_ok=True)  # half a copy on a full disk keeps it full
             raise
         content = merged
-    meta = _merge(old_meta, sf, key)
+    meta = _merge(old_meta, sf if skip == 0 else _tail(sf, skip), key)
     meta.sha256, meta.bytes = _file_sha(content)
     if sf.store == "normalized":
         meta.ticker = archive_ticker(_file_chunks(content)) or None

@@ -5,7 +5,10 @@ Endpoint, bucket and region come from the environment's storage settings
 chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, profiles, instance roles).
 A put is a single PUT, or a multipart upload for large files, which S3 makes
 visible only when complete. Every error except a missing key raises
-StorageError; an authentication failure is never an empty listing.
+StoreUnavailableError (a StorageError) saying whether it is transient (no answer, a
+timeout, a 5xx, throttling) or a refusal that needs a fix; an authentication failure
+is never an empty listing. Timeouts are short (5 s to connect, 30 s without a byte), so
+that a store that stops answering is found out in seconds, not minutes.
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
 )
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
 
-from ssmd.exceptions import StorageError
+from ssmd.exceptions import StoreUnavailableError
 from ssmd.store.base import ObjectInfo, ObjectStore, is_temp_name
 
 __all__ = ["S3ObjectStore"]
@@ -36,6 +43,18 @@ _CREDENTIAL_CODES = {
     "ExpiredToken",
     "InvalidToken",
     "AuthorizationHeaderMalformed",
+}
+# Error codes of a store that is there but cannot serve now: tried again, never a fix.
+_TRANSIENT_CODES = {
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequests",
+    "RequestTimeout",
+    "RequestTimeoutException",
 }
 
 
@@ -49,26 +68,46 @@ class S3ObjectStore(ObjectStore):
             "s3",
             endpoint_url=endpoint or None,
             region_name=region or "us-east-1",
-            config=Config(retries={"max_attempts": 3, "mode": "standard"}),
+            config=Config(
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=30,
+            ),
         )
 
     @property
     def url(self) -> str:
         return f"s3://{self.bucket}" + (f" at {self.endpoint}" if self.endpoint else "")
 
-    def _fail(self, what: str, exc: Exception) -> StorageError:
+    def _fail(self, what: str, exc: Exception) -> StoreUnavailableError:
         code = ""
-        # boto3's S3UploadFailedError is raised while handling the ClientError that says why
-        client_error = exc if isinstance(exc, ClientError) else exc.__cause__ or exc.__context__
-        if isinstance(client_error, ClientError):
-            code = str(client_error.response.get("Error", {}).get("Code", ""))
+        status = 0
+        # boto3's S3UploadFailedError is raised while handling the error that says why
+        cause = (
+            exc
+            if isinstance(exc, BotoCoreError | ClientError)
+            else exc.__cause__ or exc.__context__
+        )
+        if isinstance(cause, ClientError):
+            code = str(cause.response.get("Error", {}).get("Code", ""))
+            status = int(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        transient = (
+            isinstance(cause, BotoConnectionError | HTTPClientError)
+            or code in _TRANSIENT_CODES
+            or status >= 500
+        )
+        kind = code or type(cause if isinstance(cause, Exception) else exc).__name__
+        where = self.bucket + (f" at {self.endpoint}" if self.endpoint else "")
         text = " ".join(str(exc).split())  # one line
-        return StorageError(
-            f"{what} on {self.url} failed{f' ({code})' if code else ''}: {text}. "
-            f"Fix: {self._fix(code, exc)}"
+        return StoreUnavailableError(
+            f"{what} on {self.url} failed ({kind}): {text}. Fix: {self._fix(code, cause or exc)}",
+            bucket=self.bucket,
+            state=f"s3 {'unreachable' if transient else 'refused'}: {where}",
+            code=kind,
+            transient=transient,
         )
 
-    def _fix(self, code: str, exc: Exception) -> str:
+    def _fix(self, code: str, exc: BaseException) -> str:
         """What to do about an error (never showing a credential)."""
         endpoint = f" --endpoint-url {self.endpoint}" if self.endpoint else ""
         if code == "NoSuchBucket":
@@ -86,7 +125,12 @@ class S3ObjectStore(ObjectStore):
         if code in ("AccessDenied", "403", "AllAccessDisabled"):
             return f"grant these credentials s3:PutObject, GetObject, DeleteObject and ListBucket on {self.bucket}"
         if isinstance(exc, EndpointConnectionError):
-            return "check the endpoint (spec.storage endpoint, SSMD_S3_ENDPOINT or --s3-endpoint)"
+            return (
+                "check the endpoint (spec.storage endpoint, SSMD_S3_ENDPOINT or "
+                "--s3-endpoint) and that the store is up"
+            )
+        if isinstance(exc, BotoConnectionError | HTTPClientError) or code in _TRANSIENT_CODES:
+            return "none needed if the store is only away for a while; else check that it is up"
         return "check the bucket, the endpoint and the credentials"
 
     def put_atomic(self, key: str, data: bytes | Path) -> None:
@@ -125,6 +169,8 @@ class S3ObjectStore(ObjectStore):
         try:
             while chunk := body.read(chunk_size):
                 yield chunk
+        except BotoCoreError as exc:  # the connection dropped half way
+            raise self._fail(f"get {key}", exc) from exc
         finally:
             body.close()
 

@@ -136,9 +136,9 @@ class Plan:
         )
 
     async def _archiver_ready(self) -> bool:
-        # Consuming (200), or waiting for disk space (503, storage "disk full"): it is in
-        # place and resumes by itself, and the stream keeps the data meanwhile, so a full
-        # disk must not stop the rest.
+        # Consuming (200), or waiting out a storage fault (503 with storage not "ok": a
+        # full disk, the stream keeping the data; a bucket away, the spool keeping it): it
+        # is in place and resumes by itself, so that must not stop the rest.
         try:
             r = await self.http.get(f"http://127.0.0.1:{self.archiver_port}/health")
         except httpx.HTTPError:
@@ -146,7 +146,7 @@ class Plan:
         if r.status_code == 200:
             return True
         try:
-            return r.status_code == 503 and r.json().get("storage") == "disk full"
+            return r.status_code == 503 and r.json().get("storage", "ok") != "ok"
         except ValueError:
             return False
 
