@@ -206,7 +206,17 @@ async def test_up_runs_streams_archives_and_resumes(tmp_path: Path) -> None:
     norm1 = _normalized(data, days)
     assert sum(len(v) for v in norm1.values()) == sum(totals1.values()) - totals1["raw"]
     assert norm1["trade"] and norm1["orderbook"] and norm1["ticker"]
-    assert {r["conn_id"] for rs in norm1.values() for r in rs if r["conn_id"]} <= set(conns1)
+    # Every record comes from a connection that sent raw frames, but the connector's own
+    # heartbeat and stopped events, which carry its process's run id instead.
+    process_events = {"heartbeat", "stopped"}
+    conn_ids = {
+        r["conn_id"]
+        for rs in norm1.values()
+        for r in rs
+        if r["conn_id"] and r.get("event") not in process_events
+    }
+    assert conn_ids <= set(conns1)
+    assert any(r.get("event") == "heartbeat" for r in norm1["events"])
     trade = seen["trade"]
     assert any(
         r["ticker"] == seen["ticker"]
