@@ -167,3 +167,25 @@ async def test_gaps_in_manifests_and_data_commands(tmp_path: Path) -> None:
             app, ["data", "gaps", "--feed", "kalshi", "--date", day.isoformat(), *common]
         )
         assert res.exit_code == 0 and "Gaps of kalshi" in res.stdout
+
+
+def test_the_newest_manifest_of_a_day_wins_within_one_second(tmp_path: Path) -> None:
+    """A stop writes several manifests of a day within a second; the last one written,
+    with the events the earlier ones had not seen, gives the day's gaps."""
+    from datetime import date
+
+    from ssmd.archiver.manifest import build_manifest, write_manifest
+    from ssmd.data.inventory import Archive
+    from ssmd.store.local import LocalObjectStore
+
+    raw, norm = LocalObjectStore(tmp_path / "raw"), LocalObjectStore(tmp_path / "norm")
+    day = date(2026, 7, 20)
+    t0 = 1_784_505_600.0 + 3600  # 01:00 that day
+    start_ns = int(t0 * 1e9)
+    stop = {"kind": "connector_event", "event": "stopped", "receive_ts": start_ns, "conn_id": 7}
+    early = build_manifest(raw, "e", "kalshi", "raw", day, now=t0 + 0.1)
+    late = build_manifest(norm, "e", "kalshi", "trade", day, events=[stop], now=t0 + 0.6)
+    write_manifest(raw, early)
+    write_manifest(norm, late)
+    gaps = Archive("e", raw, norm).gaps("kalshi", day)
+    assert [g["reason"] for g in gaps] == ["connector_stopped"]

@@ -172,9 +172,9 @@ def build_manifest(
         "gaps": gaps,
         "quality_score": quality_score(gaps, markets, window),
         "connector_version": __version__,
-        "created_at": time.strftime(
-            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now)
-        ),
+        # Milliseconds: readers take a day's gaps from its newest manifest, and a stop
+        # writes several within one second.
+        "created_at": iso_ns(int((time.time() if now is None else now) * 1e9)),
         "files": files,
         "pending": pending or {"files": 0, "records": 0},
     }
