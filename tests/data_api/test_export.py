@@ -271,3 +271,23 @@ def test_row_groups_are_ordered_by_ticker_so_filters_skip_them(
     # each row group covers a run of tickers after the one before: a ticker filter
     # matches one or two of them, and the reader skips the others by their statistics
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(ranges))
+
+
+def test_progress_moves_within_a_partition_and_ends_at_the_total(
+    captured: Capture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ssmd.data.export
+    from ssmd.data.export import ExportRequest, export
+    from ssmd.data.source import Dataset
+
+    monkeypatch.setattr(ssmd.data.export, "BATCH_BYTES", 2048)  # a few markets a batch
+    planned: list[int] = []
+    steps: list[int] = []
+    export(
+        Dataset.open(ENV, data_dir=captured.data_dir),
+        ExportRequest(kinds=["book_delta"], days=[DAY1], out=tmp_path / "out"),
+        on_plan=planned.append,
+        on_progress=steps.append,
+    )
+    assert len(planned) == 1 and planned[0] > 0
+    assert len(steps) > 3 and all(s >= 0 for s in steps) and sum(steps) == planned[0]

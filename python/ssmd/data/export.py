@@ -298,10 +298,11 @@ def plan(
 
 @dataclass
 class _Written:
-    """What went into a partition's file."""
+    """What went into a partition's file, and how far the partition is (for progress)."""
 
     rows: int = 0
     tickers: set[str] = field(default_factory=set)
+    records_done: int = 0  # of the partition's records (its manifest's), by bytes read
 
 
 def _ticker_of(file: DataFile, task: Task) -> str:
@@ -334,10 +335,16 @@ def _ticker_batches(task: Task) -> Iterator[list[DataFile]]:
 
 
 def _rows(
-    ds: Dataset, task: Task, request: ExportRequest, summary: ExportSummary, written: _Written
+    ds: Dataset,
+    task: Task,
+    request: ExportRequest,
+    summary: ExportSummary,
+    written: _Written,
+    on_progress: Callable[[int], None] | None,
 ) -> pl.LazyFrame:
     """The partition's rows, sorted by (ticker, exchange_ts), read batch by batch as the
-    writer asks for them: memory holds one batch, never the whole day."""
+    writer asks for them: memory holds one batch, never the whole day. Progress goes
+    by the share of the partition's bytes read."""
     from polars.io.plugins import register_io_source
 
     def left_out(file: DataFile, error: ArchiveError) -> None:
@@ -349,6 +356,8 @@ def _rows(
         _n_rows: int | None,
         _batch_size: int | None,
     ) -> Iterator[pl.DataFrame]:
+        total = max(1, sum(f.size for f in task.files))
+        read = 0
         for files in _ticker_batches(task):
             frame = ds.read_many(files, task.kind, left_out if request.allow_partial else None)
             if request.tickers:
@@ -358,6 +367,11 @@ def _rows(
             frame = frame.sort(["ticker", "exchange_ts"], maintain_order=True, nulls_last=True)
             written.rows += frame.height
             written.tickers.update(frame.get_column("ticker").drop_nulls().unique().to_list())
+            read += sum(f.size for f in files)
+            done = task.records * read // total
+            if on_progress is not None:
+                on_progress(done - written.records_done)
+            written.records_done = done
             yield frame.select(with_columns) if with_columns is not None else frame
 
     return register_io_source(batches, schema=schema_of(task.kind))
@@ -392,7 +406,7 @@ def export(
     """Write the partitions `request` asks for that are missing or out of date.
 
     `on_plan(total_records)` is called once the work is known, `on_progress(records)`
-    after each partition. A damaged file raises ArchiveError naming it and the offset,
+    as each batch of a partition is read (records by the share of its bytes). A damaged file raises ArchiveError naming it and the offset,
     unless `allow_partial`: then it is left out and listed in the summary.
     """
     started = time.monotonic()
@@ -417,7 +431,7 @@ def export(
             "ssmd.scale_e6": str(SCALE_E6),  # units per dollar or contract of `*_e6`
         }
         _write(
-            _rows(ds, task, request, summary, written),
+            _rows(ds, task, request, summary, written, on_progress),
             request.out / relative,
             request.format,
             metadata,
@@ -439,8 +453,8 @@ def export(
             summary.open.append(task.name)
         summary.rows += written.rows
         summary.bytes += (request.out / relative).stat().st_size
-        if on_progress is not None:
-            on_progress(task.records)
+        if on_progress is not None and written.records_done < task.records:
+            on_progress(task.records - written.records_done)
     if not state["partitions"]:
         _write_state(request.out, state)
     summary.seconds = time.monotonic() - started
