@@ -39,6 +39,7 @@ from archfix import (
     make_stream,
     nats_server,
     publish_frames,
+    raw_lines,
     running,
     s3_config,
     s3_credentials,
@@ -330,3 +331,90 @@ async def _spool_empty(port: int, url: str, last_seq: int) -> bool:
 async def _storage_down(port: int) -> bool:
     body = await _health(port)
     return body is not None and str(body["storage"]).startswith(OUTAGE_LINE)
+
+
+async def test_s3_away_at_start_is_waited_out_not_an_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3_credentials(monkeypatch)
+    async with (
+        s3_behind_proxy(tmp_path, "raw", "normalized") as (moto, proxy),
+        nats_server(tmp_path / "nats") as ns,
+    ):
+        env = environment(tmp_path, ns.url)
+        await make_stream(ns.url, env)
+        pub = Published()
+        async with client(ns.url) as nc:
+            await publish_frames(
+                nc, frame_mix(200, seed=5, markets=4), [T0_NS + i for i in range(200)], pub
+            )
+        proxy.cut()
+        s = settings(
+            env,
+            raw_store=S3ObjectStore("raw", endpoint=proxy.url),
+            normalized_store=S3ObjectStore("normalized", endpoint=proxy.url),
+            health_port=0,
+        )
+        async with running(s) as arc:
+            await until(lambda: _acked(ns.url, pub.last_seq), what="acked with S3 away")
+            assert arc.health_server is not None
+            body = orjson.loads((await _get(arc.health_server.port, "/health")).content)
+            assert body["storage"].startswith(f"{OUTAGE_LINE}: "), body
+            proxy.restore()
+            await until(lambda: _archived(arc, ns.url, pub.last_seq), what="sealed when back")
+        direct = (
+            S3ObjectStore("raw", endpoint=moto.url),
+            S3ObjectStore("normalized", endpoint=moto.url),
+        )
+        check_exactly_once(env, pub, direct)
+        check_manifests(direct[0], {"raw"}, records=len(pub.raw))
+
+
+async def test_a_bucket_deleted_while_running_is_reported_with_the_fix_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import boto3
+
+    caplog.set_level("INFO", logger="ssmd.archiver")
+    s3_credentials(monkeypatch)
+    async with (
+        s3_behind_proxy(tmp_path, "raw", "normalized") as (moto, _),
+        nats_server(tmp_path / "nats") as ns,
+    ):
+        env = environment(tmp_path, ns.url)
+        await make_stream(ns.url, env)
+        pub = Published()
+        raw = S3ObjectStore("raw", endpoint=moto.url)
+        norm = S3ObjectStore("normalized", endpoint=moto.url)
+        s = settings(env, raw_store=raw, normalized_store=norm, health_port=0)
+        async with running(s) as arc, client(ns.url) as nc:
+            await publish_frames(
+                nc, frame_mix(100, seed=6, markets=4), [T0_NS + i for i in range(100)], pub
+            )
+            await until(lambda: _archived(arc, ns.url, pub.last_seq), what="first part sealed")
+            s3 = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1")
+            for obj in raw.list(""):
+                s3.delete_object(Bucket="raw", Key=obj.key)
+            s3.delete_bucket(Bucket="raw")
+            before = set(pub.raw)
+            await publish_frames(
+                nc, frame_mix(100, seed=7, markets=4), [T0_NS + 10**6 + i for i in range(100)],
+                pub, frame_base=1000,
+            )  # fmt: skip
+            await until(lambda: _acked(ns.url, pub.last_seq), what="acked, the bucket gone")
+            await until(lambda: arc.store_outages, what="the refusal noticed")
+            assert arc.health_server is not None
+            r = await _get(arc.health_server.port, "/health")
+            body = orjson.loads(r.content)
+            assert r.status_code == 503, body
+            assert body["storage"] == f"s3 refused: raw at {moto.url}", body
+            assert "NoSuchBucket" in body["storage_error"], body
+            assert "Fix: create it" in body["storage_error"], body
+            said = _lines(caplog, "s3 refused")
+            assert len(said) == 1 and "Fix: create it" in said[0], said
+        # stopped while refused: the next start, with the bucket back, seals what waited
+        make_bucket(moto.url, "raw")
+        async with running(s) as arc:
+            await until(lambda: _archived(arc, ns.url, pub.last_seq), what="sealed at restart")
+        seqs = {orjson.loads(line)["seq"] for _, line in raw_lines(raw)}
+        assert seqs == set(pub.raw) - before
