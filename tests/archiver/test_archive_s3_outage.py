@@ -16,8 +16,9 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -73,7 +74,7 @@ class Proxy:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.proxy = TcpProxy("127.0.0.1", port)
 
-    def _run(self, fn: Callable[[], Awaitable[None]]) -> None:
+    def _run(self, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
         asyncio.run_coroutine_threadsafe(fn(), self.loop).result(30)
 
     def start(self) -> None:
