@@ -214,7 +214,8 @@ async def test_s3_cut_during_seals_keeps_acking_and_seals_everything_once_when_b
             assert r.status_code == 200 and orjson.loads(r.content)["storage"] == "ok"
             samples = parse_metrics((await _get(port, "/metrics")).text)
             assert samples.total("ssmd_archiver_seal_overdue_seconds") == 0
-            assert _lines(caplog, OUTAGE_LINE) == said
+            said = _lines(caplog, OUTAGE_LINE)  # the other bucket may have failed since
+            assert len(said) == len(_buckets(said)), said
             assert len(_lines(caplog, BACK_LINE)) == len(said)
         direct = (
             S3ObjectStore("raw", endpoint=moto.url),
