@@ -124,3 +124,25 @@ def test_piped_tables_keep_one_row_per_line(
     lines = capsys.readouterr().out.splitlines()
     assert max(len(line) for line in lines) > 80  # wider than the terminal it pretends to be
     assert sum(all(cell in line for cell in row) for line in lines) == 2
+
+
+def test_the_archive_table_of_ssmd_up_keeps_one_row_per_line_when_piped(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ssmd.up.display import ConsoleDisplay
+    from ssmd.up.report import ArchiveReport
+
+    monkeypatch.setenv("COLUMNS", "60")
+    row = {
+        "data_type": "orderbook_snapshot_long_name",
+        "sealed_records": 123_456_789,
+        "files": 4_321,
+        "bytes": 9_876_543_210,
+        "spooled_records": 98_765_432,
+    }
+    display = ConsoleDisplay("kalshi-sim")
+    display.final(ArchiveReport([row], ["2026-07-20", "2026-07-21"], 0), [], [])
+    lines = capsys.readouterr().out.splitlines()
+    cells = ["orderbook_snapshot_long_name", "123,456,789", "4,321", "98,765,432"]
+    assert max(len(line) for line in lines) > 60
+    assert sum(all(cell in line for cell in cells) for line in lines) == 1

@@ -16,11 +16,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Table
 
 from ssmd.config.tree import CONFIG_DIR_ENV, ConfigTree
 from ssmd.exceptions import ConfigError
+from ssmd.tables import write_table
 
 ConfigDirOption = Annotated[
     Path | None,
@@ -37,7 +37,6 @@ JsonOption = Annotated[
 ]
 
 stdout = Console(highlight=False, soft_wrap=True)
-_UNBOUNDED = 1_000_000  # columns: wider than any table
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -65,13 +64,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
 def show_table(table: Table) -> None:
     """Print a table on stdout: folded to fit a terminal, one row per line anywhere else."""
-    if stdout.is_terminal:
-        stdout.print(table)
-        return
-    # Not a terminal, rich would fold cells at 80 columns (or $COLUMNS) and split a row
-    # over several lines; a program reading the output expects one row per line.
-    needed = Measurement.get(stdout, stdout.options.update_width(_UNBOUNDED), table).maximum
-    Console(highlight=False, soft_wrap=True, width=needed).print(table)
+    write_table(stdout, table)
 
 
 def warn_broken(count: int) -> None:

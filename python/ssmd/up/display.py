@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 
+from ssmd.tables import write_table
 from ssmd.up.children import StopResult
 from ssmd.up.report import ArchiveReport
 from ssmd.up.status import Figures, human_bytes, render
@@ -265,7 +266,7 @@ class ConsoleDisplay(Display):
                     f"{r['spooled_records']:,}",
                 )
             with self._writing():
-                self.console.print(t)
+                write_table(self.console, t)
             self._print(report.summary())
         if failures:
             self._print("ssmd up stopped; failed: " + "; ".join(failures), "bold red")
