@@ -1,28 +1,51 @@
-"""Gateway fan-out: many WebSocket clients, a steady flow of updates through NATS.
+"""Gateway fan-out: find the gateway's limit, then run it at 3x that, beside a baseline.
 
     .venv/bin/python benches/gateway_fanout.py [--clients 200] [--per-client 10]
-        [--markets 200] [--rate 2000] [--seconds 20] [--trade-share 0.5] [--client-procs 1]
-        [--profile FILE]
+        [--markets 200] [--trade-share 0.5] [--start-rate 2000] [--step-seconds 4]
+        [--overload 3] [--seconds 10] [--client-procs 1] [--no-baseline] [--profile FILE]
 
-Processes: nats-server; the gateway (`ssmd gateway run`, its own process, so its RSS is
-its own); the clients (`--client-procs` processes started with multiprocessing `spawn`);
-this process publishes. All share the machine's cores.
+Processes: nats-server; the gateway (its own process, so its RSS and CPU are its own);
+the clients (`--client-procs` processes, started with multiprocessing `spawn`); this
+process publishes. All share the machine's cores.
 
-- `--markets` markets get a snapshot (10 levels a side), then `--rate` updates/s in
-  total are published to NATS for `--seconds` (after 3 s of warm-up), spread evenly over
-  the markets: `--trade-share` of them trades, the rest order-book deltas.
-- Client i subscribes to markets i*k .. i*k+k-1 (mod `--markets`, k = `--per-client`),
-  so each market has clients*k/markets subscribers.
-- delivered: trade + orderbook messages received by all clients per second of the
-  measured window (books conflate when a client falls behind, trades never do).
-- latency, publish (just before the NATS publish) to client receive, same clock: trades
-  exactly (each carries a unique size); books from their `ts` (ms, the exchange time
-  the publisher stamps), so 1 ms resolution.
-- memory per client: gateway RSS with the clients subscribed during the flow, minus its
-  RSS with the books loaded and no client, divided by the number of clients.
-- disconnected: clients whose connection closed during the run, and the gateway's
-  ssmd_gateway_slow_disconnects_total; book_events: the gateway's gap/invalid counts
-  (empty for a correct flow).
+Two gateways are measured in the same run, one after the other, each with a fresh
+nats-server and fresh clients:
+- `frames`: the gateway as `ssmd gateway run` serves (every message framed once, each
+  client's waiting messages written in one write);
+- `baseline`: the same gateway on uvicorn's stock websockets-sansio protocol, which
+  frames every message again for every client and makes one socket write per message
+  (the fan-out path before batching).
+
+For each gateway:
+- `--markets` markets get a snapshot (10 levels a side). Client i subscribes to markets
+  i*k .. i*k+k-1 (mod markets, k = `--per-client`): clients*k/markets subscribers a
+  market. Updates are spread evenly over the markets, `--trade-share` trades, the rest
+  book deltas, published every 5 ms (what is due by then).
+- ramp: steps of `--step-seconds` (after 1 s at the new rate), the rate doubling from
+  `--start-rate` until a step fails, then two bisections between the last good and the
+  first failed rate. A step passes when every client is still connected, the clients got
+  at least 99% of the trades published in the step (trades are never conflated), and
+  the trades' publish -> receive p99 is at most 50 ms. capacity = the highest passing
+  rate; its delivered messages/s are the gateway's delivered capacity. After every
+  step publishing pauses until the gateway has applied the whole stream (a failed step
+  leaves a backlog); one that does not drain within 60 s ends the ramp.
+- overload, `--overload` (3) x capacity for `--seconds`, two ways:
+  - `overload_rate`: 3x the capacity's update rate (as much of it as the publisher and
+    nats-server deliver: `offered_per_s`);
+  - `overload_fanout`: the capacity's update rate, each client subscribed to 3x as many
+    markets (so 3x the messages to deliver, with the same stream to read).
+  Each reports delivered messages/s, the p99 of the clients still connected at the end
+  (the ones that kept up), clients closed (by close code), books conflated and slow
+  disconnects (the gateway's metrics), trades delivered to the clients that kept up
+  against the trades published for them, and the gateway's stream lag (messages on the
+  stream it had not applied yet, the most seen).
+
+Latency is publish (just before the NATS publish) to client receive, same clock:
+trades exactly (each carries its publish time in its size), books from their `ts` (the
+exchange time the publisher stamps, 1 ms resolution). The clients are raw asyncio
+protocols that read whole socket reads and parse only the frames they time, so the
+client side is not the bottleneck; the CPU shares of the gateway, the clients and the
+publisher are reported for each run, so what limits a figure shows.
 
 Prints one JSON line.
 """
@@ -31,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import multiprocessing as mp
 import os
@@ -40,6 +64,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -60,7 +85,8 @@ from ssmd.config import Overrides, load_environment  # noqa: E402
 ENV, FEED = "kalshi-sim", "kalshi"
 E6, CENT = 1_000_000, 10_000
 LEVELS = 10
-WARMUP = 3.0
+TICK = 0.005  # the publisher sends what is due every 5 ms
+P99_LIMIT_MS = 50.0
 
 
 def ticker(i: int) -> str:
@@ -87,79 +113,217 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(s[min(len(s) - 1, int(len(s) * q))], 3)
 
 
-# ---- clients (child processes) --------------------------------------------------------------
+# ---- the gateway under test (a child process: `--serve`) ------------------------------------
 
 
-def _clients(conn: Connection, url: str, first: int, count: int, args: dict[str, Any]) -> None:
-    """Child: `count` clients; on "start" they count, on "stop" they report."""
-    import websockets
+def serve(args: argparse.Namespace) -> None:
+    """Child: the gateway on `args.port`; `--ws stock` = uvicorn's websockets-sansio."""
+    from ssmd.gateway import Gateway, GatewaySettings
+    from ssmd.obs import logs
+
+    logs.setup("WARNING")
+    env = load_environment(
+        ENV, ROOT / "exchanges", Overrides(nats_url=args.nats_url, data_dir=args.data_dir)
+    )
+    settings = GatewaySettings.from_environment(env, host="127.0.0.1", port=args.port)
 
     async def main() -> None:
+        gw = Gateway(settings)
+        await gw.start()
+        server = gw.server()
+        if args.ws == "stock":
+            server.config.ws = "websockets-sansio"
         loop = asyncio.get_running_loop()
-        counting = False
-        delivered = 0
-        trade_lat: list[float] = []
-        book_lat: list[float] = []
-        closed = 0
-        subscribed = 0
-
-        async def client(i: int) -> None:
-            nonlocal delivered, closed, subscribed
-            k, markets = args["per_client"], args["markets"]
-            symbols = [ticker((i * k + j) % markets) for j in range(k)]
-            try:
-                async with websockets.connect(url, max_size=None, ping_interval=None) as ws:
-                    await ws.send(
-                        orjson.dumps({"action": "subscribe", "symbols": symbols}).decode()
-                    )
-                    books = 0
-                    async for raw in ws:
-                        now = time.time_ns()
-                        msg = orjson.loads(raw)
-                        kind = msg["type"]
-                        if kind == "orderbook" and books < k:
-                            books += 1
-                            if books == k:
-                                subscribed += 1
-                            continue
-                        if not counting or kind not in ("trade", "orderbook"):
-                            continue
-                        delivered += 1
-                        if kind == "trade":
-                            # size = the publish time's offset, ns // 1000 (unique per trade)
-                            sent = args["t0_ns"] + int(msg["size"]) * 1000
-                            trade_lat.append((now - sent) / 1e6)
-                        else:
-                            book_lat.append((now - msg["ts"] * 1_000_000) / 1e6)
-            except (websockets.ConnectionClosed, OSError):
-                closed += 1
-
-        tasks = [asyncio.create_task(client(first + n)) for n in range(count)]
-        conn.send("connecting")
-        while subscribed < count:
-            await asyncio.sleep(0.05)
-        conn.send("subscribed")
-        await loop.run_in_executor(None, conn.recv)  # "start"
-        counting = True
-        await loop.run_in_executor(None, conn.recv)  # "stop"
-        counting = False
-        conn.send(
-            {
-                "delivered": delivered,
-                "trade_latency_ms": trade_lat,
-                "book_latency_ms": book_lat,
-                "closed": closed,
-            }
-        )
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        try:
+            await server.serve()
+        finally:
+            await gw.stop()
 
     asyncio.run(main())
 
 
+# ---- clients (child processes) --------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    """What the clients count: messages published in [start_ns, stop_ns)."""
+
+    start_ns: int = 0
+    stop_ns: int = 1 << 62
+
+
+@dataclass
+class Tally:
+    trades: int = 0
+    books: int = 0
+    trade_lat: list[float] = field(default_factory=list)
+    book_lat: list[float] = field(default_factory=list)
+
+
+class WsClient(asyncio.Protocol):
+    """A WebSocket client reading raw frames: the handshake, one subscribe, then every
+    data frame counted and timed from what it carries."""
+
+    def __init__(self, host: str, symbols: list[str], window: Window, t0_ns: int) -> None:
+        self.host, self.symbols, self.window, self.t0_ns = host, symbols, window, t0_ns
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.open = False
+        self.initial_books = len(symbols)
+        self.subscribed = asyncio.get_running_loop().create_future()
+        self.tally = Tally()
+        self.close_code: int | None = None
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write(
+            f"GET /v1/stream HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+
+    def send_frame(self, opcode: int, data: bytes) -> None:
+        # Client frames are masked (RFC 6455): a zero mask leaves the payload as it is.
+        assert self.transport is not None and len(data) < 1 << 16
+        head = bytes((0x80 | opcode, 0x80 | min(len(data), 126)))
+        if len(data) >= 126:
+            head += len(data).to_bytes(2, "big")
+        self.transport.write(head + b"\0\0\0\0" + data)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if not self.open:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if b" 101 " not in buf[: buf.find(b"\r\n")]:
+                raise RuntimeError(f"handshake refused: {bytes(buf[:200])!r}")
+            del buf[: end + 4]
+            self.open = True
+            self.send_frame(1, orjson.dumps({"action": "subscribe", "symbols": self.symbols}))
+        pos, n = 0, len(buf)
+        window, tally = self.window, self.tally
+        while n - pos >= 2:
+            length = buf[pos + 1] & 0x7F
+            if length < 126:
+                start = pos + 2
+            elif length == 126:
+                start = pos + 4
+                length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+            else:
+                start = pos + 10
+                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+            end = start + length
+            if end > n:
+                break
+            opcode = buf[pos] & 0x0F
+            pos = end
+            if opcode == 8:
+                self.close_code = int.from_bytes(buf[start : start + 2], "big")
+                continue
+            if opcode == 9:  # the gateway's keepalive ping
+                self.send_frame(10, bytes(buf[start:end]))
+                continue
+            if opcode != 1:
+                continue
+            now = time.time_ns()
+            if buf.startswith(b'{"type":"trade"', start):
+                sent = self.t0_ns + orjson.loads(buf[start:end])["size"] * 1000
+                if window.start_ns <= sent < window.stop_ns:
+                    tally.trades += 1
+                    tally.trade_lat.append((now - sent) / 1e6)
+            elif buf.startswith(b'{"type":"orderbook"', start):
+                if self.initial_books:
+                    self.initial_books -= 1
+                    if not self.initial_books:
+                        self.subscribed.set_result(None)
+                    continue
+                ts = orjson.loads(buf[start:end])["ts"] * 1_000_000
+                if window.start_ns <= ts < window.stop_ns:
+                    tally.books += 1
+                    tally.book_lat.append((now - ts) / 1e6)
+        del buf[:pos]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if not self.subscribed.done():
+            self.subscribed.set_exception(ConnectionError("closed before subscribing"))
+
+
+def _clients(conn: Connection, port: int, first: int, count: int, args: dict[str, Any]) -> None:
+    """Child: `count` clients. Commands: ("window", start_ns, stop_ns) sets what is
+    counted, ("report",) sends the tallies of the clients still open and resets them,
+    ("quit",) ends."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        window = Window()
+        clients: list[WsClient] = []
+        k, markets = args["per_client"], args["markets"]
+        for i in range(first, first + count):
+            symbols = [ticker((i * k + j) % markets) for j in range(k)]
+            proto = WsClient(f"127.0.0.1:{port}", symbols, window, args["t0_ns"])
+            await loop.create_connection(lambda p=proto: p, "127.0.0.1", port)  # type: ignore[misc]
+            clients.append(proto)
+        await asyncio.gather(*(c.subscribed for c in clients))
+        conn.send("subscribed")
+        while True:
+            cmd = await loop.run_in_executor(None, conn.recv)
+            if cmd[0] == "window":
+                window.start_ns, window.stop_ns = cmd[1], cmd[2]
+                for c in clients:
+                    c.tally = Tally()
+            elif cmd[0] == "report":
+                kept = [c for c in clients if not c.lost]
+                closed = [c for c in clients if c.lost]
+                codes: dict[str, int] = {}
+                for c in closed:
+                    codes[str(c.close_code)] = codes.get(str(c.close_code), 0) + 1
+                conn.send(
+                    {
+                        "open": len(kept),
+                        "closed": codes,
+                        "trades": sum(c.tally.trades for c in kept),
+                        "books": sum(c.tally.books for c in kept),
+                        "trade_lat": [x for c in kept for x in c.tally.trade_lat],
+                        "book_lat": [x for c in kept for x in c.tally.book_lat],
+                        "subs": _subs(kept),  # ticker -> open subscribers
+                    }
+                )
+                for c in clients:
+                    c.tally = Tally()
+            elif cmd[0] == "more":  # subscribe each client to cmd[1] x its markets
+                for i, c in enumerate(clients, start=first):
+                    more = [ticker((i * k + j) % markets) for j in range(k, k * cmd[1])]
+                    c.symbols = c.symbols + more
+                    if not c.lost:
+                        c.send_frame(1, orjson.dumps({"action": "subscribe", "symbols": more}))
+            else:
+                break
+        for c in clients:
+            if c.transport is not None:
+                c.transport.close()
+
+    asyncio.run(main())
+
+
+def _subs(clients: list[WsClient]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in clients:
+        for s in c.symbols:
+            out[s] = out.get(s, 0) + 1
+    return out
+
+
 class ClientProcs:
-    def __init__(self, url: str, clients: int, procs: int, args: dict[str, Any]) -> None:
+    def __init__(self, port: int, clients: int, procs: int, args: dict[str, Any]) -> None:
         ctx = mp.get_context("spawn")
         self.pipes: list[Connection] = []
         self.procs = []
@@ -169,48 +333,97 @@ class ClientProcs:
             if count <= 0:
                 break
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_clients, args=(child, url, first, count, args), daemon=True)
+            proc = ctx.Process(target=_clients, args=(child, port, first, count, args), daemon=True)
             proc.start()
             self.pipes.append(parent)
             self.procs.append(proc)
 
-    async def expect(self, what: str, timeout: float = 120) -> None:
+    async def subscribed(self, timeout: float = 120) -> None:
         loop = asyncio.get_running_loop()
         for pipe in self.pipes:
             got = await asyncio.wait_for(loop.run_in_executor(None, pipe.recv), timeout)
-            assert got == what, got
+            assert got == "subscribed", got
 
-    def send(self, what: str) -> None:
+    def send(self, *cmd: Any) -> None:
         for pipe in self.pipes:
-            pipe.send(what)
+            pipe.send(cmd)
 
-    async def results(self) -> list[dict[str, Any]]:
+    async def report(self) -> dict[str, Any]:
+        self.send("report")
         loop = asyncio.get_running_loop()
-        out = []
+        merged: dict[str, Any] = {
+            "open": 0,
+            "closed": {},
+            "trades": 0,
+            "books": 0,
+            "trade_lat": [],
+            "book_lat": [],
+            "subs": {},
+        }
         for pipe in self.pipes:
-            out.append(await asyncio.wait_for(loop.run_in_executor(None, pipe.recv), 60))
+            r = await asyncio.wait_for(loop.run_in_executor(None, pipe.recv), 60)
+            merged["open"] += r["open"]
+            merged["trades"] += r["trades"]
+            merged["books"] += r["books"]
+            merged["trade_lat"] += r["trade_lat"]
+            merged["book_lat"] += r["book_lat"]
+            for key in ("closed", "subs"):
+                for name, n in r[key].items():
+                    merged[key][name] = merged[key].get(name, 0) + n
+        return merged
+
+    def cpu(self) -> float:
+        return sum(cpu_s(p.pid) for p in self.procs if p.pid and p.is_alive())
+
+    def stop(self) -> None:
+        self.send("quit")
         for proc in self.procs:
-            proc.join(20)
-        return out
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
 
 
 # ---- the publisher (this process) ---------------------------------------------------------------
 
 
 class Flow:
-    def __init__(self, markets: int) -> None:
-        self.markets = markets
+    def __init__(self, markets: int, trade_share: float, t0_ns: int) -> None:
+        self.markets, self.t0_ns = markets, t0_ns
         self.seq = [1] * markets
-        self.sizes = [[(lvl + 1) * 10 for lvl in range(LEVELS)] for _ in range(markets)]
+        self.trade_every = round(1 / trade_share) if trade_share > 0 else 0
+        self.n = 0
+        self.published: dict[str, int] = {}  # ticker -> trades published in the window
 
     def snapshot(self, m: int) -> bytes:
-        yes = [((20 + lvl) * CENT, s * E6) for lvl, s in enumerate(self.sizes[m])]
-        no = [((40 + lvl) * CENT, s * E6) for lvl, s in enumerate(self.sizes[m])]
-        rec = {"kind": "book_snapshot", "ticker": ticker(m), "yes": yes, "no": no}
+        size = [(lvl + 1) * 10 * E6 for lvl in range(LEVELS)]
+        yes = [((20 + lvl) * CENT, s) for lvl, s in enumerate(size)]
+        no = [((40 + lvl) * CENT, s) for lvl, s in enumerate(size)]
+        rec: dict[str, Any] = {"kind": "book_snapshot", "ticker": ticker(m), "yes": yes, "no": no}
         rec.update(conn_id=1, sid=m + 1, seq=1, receive_ts=time.time_ns())
         return core.encode_records([rec])
 
-    def delta(self, m: int, now_ns: int) -> bytes:
+    def next(self, now_ns: int, window: Window) -> tuple[str, dict[str, Any]]:
+        """The next update: (subject, record). Every market gets its share of trades and
+        of deltas."""
+        n, te = self.n, self.trade_every
+        self.n += 1
+        m = (n // te) % self.markets if te else n % self.markets
+        t = ticker(m)
+        if te and n % te == 0:
+            rec = {
+                "kind": "trade",
+                "ticker": t,
+                "trade_id": str(n),
+                "price_e6": 30 * CENT,
+                # the publish time, us after t0: unique, and what the clients time
+                "size_e6": ((now_ns - self.t0_ns) // 1000) * E6,
+                "taker_outcome": "yes",
+                "receive_ts": now_ns,
+                "exchange_ts": now_ns,
+            }
+            if window.start_ns <= now_ns < window.stop_ns:
+                self.published[t] = self.published.get(t, 0) + 1
+            return subjects.record(ENV, FEED, "trade", t), rec
         # +1 contract at a level, then -1 at the same level: every delta changes the book
         # and no size drifts (a size below zero would make the book invalid).
         lvl = ((self.seq[m] - 1) // 2) % LEVELS
@@ -218,7 +431,7 @@ class Flow:
         self.seq[m] += 1
         rec = {
             "kind": "book_delta",
-            "ticker": ticker(m),
+            "ticker": t,
             "side": "yes",
             "price_e6": (20 + lvl) * CENT,
             "delta_e6": change,
@@ -228,52 +441,268 @@ class Flow:
             "receive_ts": now_ns,
             "exchange_ts": now_ns,
         }
-        return core.encode_records([rec])
+        return subjects.record(ENV, FEED, "orderbook", t), rec
 
 
-async def run(a: argparse.Namespace) -> dict[str, Any]:
+class Publisher:
+    """Publishes at `rate` updates/s in the background: every `TICK`, what is due, encoded
+    in one call (the records of a tick are one encode_records, cut by record_spans). A
+    publisher that cannot keep up offers less than asked (at most 4 ticks' worth at once)
+    and counts the ticks it fell behind: `offered_per_s` is what it did publish."""
+
+    def __init__(self, nc: Any, flow: Flow) -> None:
+        self.nc, self.flow = nc, flow
+        self.rate = 0.0
+        self.window = Window(0, 0)
+        self.task: asyncio.Task[None] | None = None
+        self.behind = 0
+        self.published = 0
+        self.running = False
+
+    def start(self, rate: float) -> None:
+        self.rate = rate
+        if self.task is None:
+            self.running = True
+            self.task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        # Not cancelled: a flush cancelled halfway breaks nats-py's connection.
+        self.running = False
+        if self.task is not None:
+            await self.task
+            self.task = None
+
+    async def _run(self) -> None:
+        due = 0.0
+        last = time.monotonic()
+        nc, flow = self.nc, self.flow
+        while self.running:
+            now = time.monotonic()
+            cap = self.rate * TICK * 4
+            due += self.rate * (now - last)
+            if due > cap:
+                due = cap
+                self.behind += 1
+            last = now
+            n = int(due)
+            due -= n
+            if n:
+                now_ns = time.time_ns()
+                items = [flow.next(now_ns, self.window) for _ in range(n)]
+                data = core.encode_records([rec for _, rec in items])
+                for (subject, _), (a, b) in zip(items, core.record_spans(data), strict=True):
+                    await nc.publish(subject, data[a:b])
+                self.published += n
+            await nc.flush()
+            await asyncio.sleep(max(0.0, TICK - (time.monotonic() - now)))
+
+
+async def _metric(http: httpx.AsyncClient, base: str, name: str) -> float:
+    text = (await http.get(f"{base}/metrics")).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+@dataclass
+class Rig:
+    http: httpx.AsyncClient
+    base: str
+    gateway: subprocess.Popen[bytes]
+    clients: ClientProcs
+    pub: Publisher
+    subs_per_market: float
+    nats_pid: int
+
+
+async def measure(rig: Rig, rate: float, seconds: float) -> dict[str, Any]:
+    """One window at `rate`: after 1 s at the rate, `seconds` counted, 0.5 s of tail."""
+    pub, clients = rig.pub, rig.clients
+    pub.start(rate)
+    await asyncio.sleep(1.0)
+    conflated0 = await _metric(rig.http, rig.base, "ssmd_gateway_conflated_total")
+    slow0 = await _metric(rig.http, rig.base, "ssmd_gateway_slow_disconnects_total")
+    start_ns = time.time_ns()
+    window = Window(start_ns, start_ns + int(seconds * 1e9))
+    clients.send("window", window.start_ns, window.stop_ns)
+    pub.flow.published = {}
+    pub.window = window
+    pub.behind = 0
+    published0 = pub.published
+    gw_cpu0, cl_cpu0, pub_cpu0 = cpu_s(rig.gateway.pid), clients.cpu(), cpu_s(os.getpid())
+    nats_cpu0 = cpu_s(rig.nats_pid)
+    rss = 0.0
+    lag = 0.0  # messages on the stream not yet applied by the gateway, the most seen
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        await asyncio.sleep(0.5)
+        rss = max(rss, rss_mb(rig.gateway.pid))
+        lag = max(lag, await _metric(rig.http, rig.base, "ssmd_gateway_stream_lag_messages"))
+    wall = time.monotonic() - t0
+    nats_cpu = (cpu_s(rig.nats_pid) - nats_cpu0) / wall
+    offered = (pub.published - published0) / wall
+    gw_cpu = (cpu_s(rig.gateway.pid) - gw_cpu0) / wall
+    cl_cpu = (clients.cpu() - cl_cpu0) / wall
+    pub_cpu = (cpu_s(os.getpid()) - pub_cpu0) / wall
+    await asyncio.sleep(0.5)  # the tail: what was published in the window arrives
+    r = await clients.report()
+    drained = await drain(rig)
+    published = pub.flow.published
+    trades_published = sum(published.values())
+    # Trades the clients still open should have got: each trade once per such subscriber.
+    expected = sum(n * r["subs"].get(t, 0) for t, n in published.items())
+    delivered = r["trades"] + r["books"]
+    out = {
+        "rate_per_s": rate,
+        "offered_per_s": round(offered),
+        "publisher_behind_ticks": pub.behind,
+        "trades_published": trades_published,
+        "clients_open": r["open"],
+        "clients_closed": r["closed"],
+        "delivered_per_s": round(delivered / seconds),
+        "trades_delivered": r["trades"],
+        "trades_expected": expected,
+        "books_delivered": r["books"],
+        "books_if_unconflated": round((offered * wall - trades_published) * rig.subs_per_market),
+        "trade_p50_ms": percentile(r["trade_lat"], 0.50),
+        "trade_p99_ms": percentile(r["trade_lat"], 0.99),
+        "trade_max_ms": percentile(r["trade_lat"], 1.0),
+        "book_p99_ms": percentile(r["book_lat"], 0.99),
+        "conflated": await _metric(rig.http, rig.base, "ssmd_gateway_conflated_total") - conflated0,
+        "slow_disconnects": await _metric(rig.http, rig.base, "ssmd_gateway_slow_disconnects_total")
+        - slow0,
+        "gateway_cpu": round(gw_cpu, 2),
+        "clients_cpu": round(cl_cpu, 2),
+        "publisher_cpu": round(pub_cpu, 2),
+        "nats_cpu": round(nats_cpu, 2),
+        "gateway_stream_lag_max": lag,
+        # Other work on the machine shows here (the processes above use the shares above).
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+        "gateway_rss_mb": round(rss, 1),
+        "drained": drained,
+    }
+    # Progress on stderr, one line a step.
+    shown = [
+        "rate_per_s",
+        "offered_per_s",
+        "delivered_per_s",
+        "trades_delivered",
+        "trades_expected",
+        "trade_p99_ms",
+        "clients_open",
+        "gateway_cpu",
+        "clients_cpu",
+        "publisher_cpu",
+        "nats_cpu",
+        "gateway_stream_lag_max",
+        "conflated",
+        "loadavg_1m",
+        "drained",
+    ]
+    print({k: out[k] for k in shown}, file=sys.stderr, flush=True)
+    return out
+
+
+async def drain(rig: Rig, deadline: float = 60.0) -> bool:
+    """Publishing paused until the gateway applied everything on the stream (a failed step
+    leaves a backlog that would fail the next one too); False when it did not by then."""
+    rate, rig.pub.rate = rig.pub.rate, 0.0
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < deadline:
+            if await _metric(rig.http, rig.base, "ssmd_gateway_stream_lag_messages") == 0:
+                await asyncio.sleep(1.0)  # what the gateway holds for its clients goes out
+                return True
+            await asyncio.sleep(0.5)
+        return False
+    finally:
+        rig.pub.rate = rate
+
+
+def passes(step: dict[str, Any], clients: int) -> bool:
+    return (
+        step["offered_per_s"] >= 0.95 * step["rate_per_s"]  # else the source is the limit
+        and step["clients_open"] == clients
+        and step["trades_delivered"] >= 0.99 * step["trades_expected"]
+        and (step["trade_p99_ms"] or 0.0) <= P99_LIMIT_MS
+    )
+
+
+async def ramp(rig: Rig, a: argparse.Namespace) -> tuple[float, list[dict[str, Any]]]:
+    steps: list[dict[str, Any]] = []
+    good, bad = 0.0, 0.0
+    rate = a.start_rate
+
+    async def step_at(rate: float) -> dict[str, Any]:
+        """A step, measured again once when it fails with every client still there (a
+        spell of the shared machine's other work should not set the capacity)."""
+        step = await measure(rig, rate, a.step_seconds)
+        step["pass"] = passes(step, a.clients)
+        if not step["pass"] and step["clients_open"] == a.clients:
+            steps.append(step)
+            step = await measure(rig, rate, a.step_seconds)
+            step["pass"] = passes(step, a.clients)
+        steps.append(step)
+        return step
+
+    while True:
+        step = await step_at(rate)
+        if not step["pass"]:
+            bad = rate
+            break
+        good = rate
+        rate *= 2
+    # A failed step may have disconnected clients: later steps count the ones left, and
+    # the pass rule needs all of them.
+    for _ in range(2):
+        if steps[-1]["clients_open"] < a.clients or not steps[-1]["drained"]:
+            break
+        mid = round((good + bad) / 2, -2)
+        step = await step_at(mid)
+        if step["pass"]:
+            good = mid
+        else:
+            bad = mid
+    return good, steps
+
+
+async def run_gateway(a: argparse.Namespace, ws: str) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="gwbench-"))
     srv = NatsServer(tmp / "nats")
     await srv.start()
     gateway: subprocess.Popen[bytes] | None = None
     clients: ClientProcs | None = None
+    pub: Publisher | None = None
     try:
         env = load_environment(
             ENV, ROOT / "exchanges", Overrides(nats_url=srv.url, data_dir=str(tmp / "data"))
         )
         nc = await connect(srv.url, "gateway-bench")
         await ensure_stream(nc.jetstream(), env.nats)
-        flow = Flow(a.markets)
+        flow = Flow(a.markets, a.trade_share, time.time_ns())
         for m in range(a.markets):
             await nc.publish(subjects.record(ENV, FEED, "orderbook", ticker(m)), flow.snapshot(m))
         await nc.flush()
 
         port = free_port()
-        profile = ["-m", "cProfile", "-o", a.profile] if a.profile else []
+        profile = ["-m", "cProfile", "-o", f"{a.profile}.{ws}"] if a.profile else []
         gateway = subprocess.Popen(
             [
                 sys.executable,
                 *profile,
-                str(Path(sys.executable).parent / "ssmd"),
-                "gateway",
-                "run",
-                "--env",
-                ENV,
-                "--config-dir",
-                str(ROOT / "exchanges"),
+                str(Path(__file__).resolve()),
+                "--serve",
+                "--ws",
+                ws,
+                "--port",
+                str(port),
                 "--nats-url",
                 srv.url,
                 "--data-dir",
                 str(tmp / "data"),
-                "--port",
-                str(port),
-                "--log-level",
-                "WARNING",
             ],
             stdout=subprocess.DEVNULL,
         )
         base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(timeout=5) as http:
+        async with httpx.AsyncClient(timeout=10) as http:
             async with asyncio.timeout(60):
                 while True:
                     try:
@@ -283,82 +712,36 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
                         pass
                     await asyncio.sleep(0.1)
             rss_idle = rss_mb(gateway.pid)
-
-            t0_ns = time.time_ns()
             clients = ClientProcs(
-                f"ws://127.0.0.1:{port}/v1/stream",
+                port,
                 a.clients,
                 a.client_procs,
-                {"per_client": a.per_client, "markets": a.markets, "t0_ns": t0_ns},
+                {"per_client": a.per_client, "markets": a.markets, "t0_ns": flow.t0_ns},
             )
-            await clients.expect("connecting")
-            await clients.expect("subscribed")
-
-            trade_every = round(1 / a.trade_share) if a.trade_share > 0 else 0
-            published = {"trade": 0, "orderbook": 0}
-
-            async def publish(seconds: float, count: bool) -> None:
-                """`a.rate` messages/s on average, sent every 10 ms (what is due by then)."""
-                n = 0
-                start = time.monotonic()
-                while (elapsed := time.monotonic() - start) < seconds:
-                    due = int(a.rate * elapsed)
-                    while n < due:
-                        # Every market gets its share of trades and of deltas.
-                        m = (n // trade_every) % a.markets if trade_every else n % a.markets
-                        now = time.time_ns()
-                        if trade_every and n % trade_every == 0:
-                            size = (now - t0_ns) // 1000  # unique: the publish time in us
-                            rec = {
-                                "kind": "trade",
-                                "ticker": ticker(m),
-                                "trade_id": str(n),
-                                "price_e6": 30 * CENT,
-                                "size_e6": size * E6,
-                                "taker_outcome": "yes",
-                                "receive_ts": now,
-                                "exchange_ts": now,
-                            }
-                            subject = subjects.record(ENV, FEED, "trade", ticker(m))
-                            await nc.publish(subject, core.encode_records([rec]))
-                            if count:
-                                published["trade"] += 1
-                        else:
-                            subject = subjects.record(ENV, FEED, "orderbook", ticker(m))
-                            await nc.publish(subject, flow.delta(m, now))
-                            if count:
-                                published["orderbook"] += 1
-                        n += 1
-                    await nc.flush()
-                    await asyncio.sleep(0.01)
-
-            await publish(WARMUP, count=False)
-            clients.send("start")
-            rss_samples: list[float] = []
-            sampler_stop = asyncio.Event()
-
-            async def sample() -> None:
-                while not sampler_stop.is_set():
-                    rss_samples.append(rss_mb(gateway.pid))  # type: ignore[union-attr]
-                    await asyncio.sleep(1.0)
-
-            sampler = asyncio.create_task(sample())
-            t_start = time.monotonic()
-            cpu0 = cpu_s(gateway.pid)
-            client_cpu0 = sum(cpu_s(p.pid) for p in clients.procs if p.pid)
-            await publish(a.seconds, count=True)
-            window = time.monotonic() - t_start
-            gateway_cpu = (cpu_s(gateway.pid) - cpu0) / window
-            client_cpu = (sum(cpu_s(p.pid) for p in clients.procs if p.pid) - client_cpu0) / window
-            # Let the last messages arrive before the clients stop counting.
-            await asyncio.sleep(0.5)
-            clients.send("stop")
-            sampler_stop.set()
-            await sampler
-            results = await clients.results()
-            metrics = (await http.get(f"{base}/metrics")).text
+            await clients.subscribed()
+            pub = Publisher(nc, flow)
+            assert srv.proc is not None
+            subs = a.clients * a.per_client / a.markets
+            rig = Rig(http, base, gateway, clients, pub, subs, srv.proc.pid)
+            capacity, steps = await ramp(rig, a)
+            at_capacity = (
+                next(s for s in reversed(steps) if s["rate_per_s"] == capacity)
+                if capacity
+                else None
+            )
+            base_rate = max(capacity, a.start_rate)
+            overload = await measure(rig, a.overload * base_rate, a.seconds)
+            clients.send("more", round(a.overload))
+            rig.subs_per_market *= round(a.overload)
+            fanout = await measure(rig, base_rate, a.seconds)
+            await pub.stop()
+            book_events = await _metric(http, base, "ssmd_gateway_book_events_total")
         await nc.close()
     finally:
+        if pub is not None:
+            await pub.stop()
+        # The gateway first: it closes its clients (1001) rather than writing to sockets
+        # they closed.
         if gateway is not None and gateway.poll() is None:
             gateway.send_signal(signal.SIGTERM)
             try:
@@ -366,54 +749,43 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 gateway.kill()
         if clients is not None:
-            for proc in clients.procs:
-                if proc.is_alive():
-                    proc.kill()
+            clients.stop()
         srv.stop()
-
-    slow = 0.0
-    book_events: dict[str, float] = {}
-    for line in metrics.splitlines():
-        if line.startswith("ssmd_gateway_slow_disconnects_total"):
-            slow += float(line.rsplit(" ", 1)[1])
-        if line.startswith("ssmd_gateway_book_events_total{"):
-            kind = line.split('"')[1]
-            book_events[kind] = float(line.rsplit(" ", 1)[1])
-    trade_lat = [x for r in results for x in r["trade_latency_ms"]]
-    book_lat = [x for r in results for x in r["book_latency_ms"]]
-    delivered = sum(r["delivered"] for r in results)
-    subs_per_market = a.clients * a.per_client / a.markets
-    rss_flow = max(rss_samples) if rss_samples else 0.0
     return {
+        "capacity_updates_per_s": capacity,
+        "at_capacity": at_capacity,
+        "overload_rate": overload,
+        "overload_fanout": fanout,
+        # At the first step's rate (2,000 updates/s by default), and at capacity (where
+        # more is in flight in the connections' buffers).
+        "memory_per_client_kb": round(
+            (steps[0]["gateway_rss_mb"] - rss_idle) * 1024 / a.clients, 1
+        ),
+        "memory_per_client_at_capacity_kb": round(
+            ((at_capacity or overload)["gateway_rss_mb"] - rss_idle) * 1024 / a.clients, 1
+        ),
+        "gateway_rss_idle_mb": round(rss_idle, 1),
+        # Anything here means the flow was not what a connector sends (books went invalid).
+        "book_events": book_events,
+        "ramp": steps,
+    }
+
+
+async def run(a: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "bench": "gateway_fanout",
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "clients": a.clients,
         "markets_per_client": a.per_client,
         "markets": a.markets,
-        "rate_per_s": a.rate,
-        "seconds": round(window, 1),
-        "published": published,
-        "published_per_s": round(sum(published.values()) / window),
-        "delivered_per_s": round(delivered / window),
-        "delivered_if_unconflated_per_s": round(sum(published.values()) * subs_per_market / window),
-        "trades_delivered": len(trade_lat),
-        "trades_expected": round(published["trade"] * subs_per_market),
-        "trade_latency_p50_ms": percentile(trade_lat, 0.50),
-        "trade_latency_p99_ms": percentile(trade_lat, 0.99),
-        "trade_latency_max_ms": percentile(trade_lat, 1.0),
-        "book_latency_p50_ms": percentile(book_lat, 0.50),
-        "book_latency_p99_ms": percentile(book_lat, 0.99),
-        "gateway_rss_idle_mb": round(rss_idle, 1),
-        "gateway_rss_with_clients_mb": round(rss_flow, 1),
-        "memory_per_client_kb": round((rss_flow - rss_idle) * 1024 / a.clients, 1),
-        "gateway_cpu_share": round(gateway_cpu, 2),
-        "clients_cpu_share": round(client_cpu, 2),
-        "disconnected_clients": sum(r["closed"] for r in results),
-        "slow_disconnects_metric": slow,
-        # Anything here means the flow was not what a connector sends (books went invalid).
-        "book_events": book_events,
+        "trade_share": a.trade_share,
+        "overload_factor": a.overload,
     }
+    out["frames"] = await run_gateway(a, "frames")
+    if not a.no_baseline:
+        out["baseline"] = await run_gateway(a, "stock")
+    return out
 
 
 def main() -> None:
@@ -421,12 +793,25 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=200)
     ap.add_argument("--per-client", type=int, default=10)
     ap.add_argument("--markets", type=int, default=200)
-    ap.add_argument("--rate", type=float, default=2000.0, help="updates/s published in total")
-    ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--trade-share", type=float, default=0.5)
+    ap.add_argument("--start-rate", type=float, default=2000.0, help="updates/s, first step")
+    ap.add_argument("--step-seconds", type=float, default=4.0)
+    ap.add_argument("--overload", type=float, default=3.0, help="x capacity, last run")
+    ap.add_argument("--seconds", type=float, default=10.0, help="the overload run")
     ap.add_argument("--client-procs", type=int, default=1)
-    ap.add_argument("--profile", help="write a cProfile of the gateway process here")
-    print(json.dumps(asyncio.run(run(ap.parse_args()))))
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--profile", help="write cProfiles of the gateway processes to FILE.<ws>")
+    # the gateway child (internal)
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--ws", default="frames", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--nats-url", help=argparse.SUPPRESS)
+    ap.add_argument("--data-dir", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.serve:
+        serve(a)
+        return
+    print(json.dumps(asyncio.run(run(a))))
 
 
 if __name__ == "__main__":
