@@ -59,6 +59,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -751,6 +752,7 @@ async def run_gateway(a: argparse.Namespace, ws: str) -> dict[str, Any]:
         if clients is not None:
             clients.stop()
         srv.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # the stream: gigabytes after a ramp
     return {
         "capacity_updates_per_s": capacity,
         "at_capacity": at_capacity,
