@@ -1,4 +1,4 @@
-"""The key layout contract (DESIGN.md section 5): one builder, parsed back by readers."""
+"""The key layout contract (docs/archiver.md): one builder, parsed back by readers."""
 
 from __future__ import annotations
 

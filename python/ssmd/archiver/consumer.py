@@ -1,8 +1,8 @@
 """The archiver's durable JetStream pull consumer: declared, created or checked at start.
 
-Declared configuration (pitfalls 2.9): deliver policy All (an archive needs every
+Declared configuration: deliver policy All (an archive needs every
 message from the start of the stream), ack policy explicit, filter
-`{env}.{feed}.>` (checked against the stream's subjects, pitfalls 2.10), pull
+`{env}.{feed}.>` (checked against the stream's subjects), pull
 fetches with `expires` and a heartbeat shorter than it. An existing durable with
 a different deliver policy, ack policy or filter is an error, never silently used.
 """

@@ -3,7 +3,7 @@
 A component calls `ensure_stream` (producers: create it when missing) or `check_stream`
 (consumers: never create) with the subject patterns it publishes or reads; either
 raises ConfigError naming the stream, its subjects and the missing pattern, so a
-mismatch fails loudly at start instead of losing messages silently (pitfalls 2.10).
+mismatch fails loudly at start instead of losing messages silently.
 """
 
 from __future__ import annotations

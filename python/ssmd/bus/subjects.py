@@ -1,6 +1,6 @@
 """The one subject builder. Every producer and consumer of ssmd subjects calls this module.
 
-Subjects (DESIGN.md section 4):
+Subjects (docs/architecture.md):
     {env}.{feed}.raw.{msgtype}      raw exchange frames, exactly as received
     {env}.{feed}.{type}.{ticker}    normalized records (type: trade, orderbook, ticker, lifecycle, ...)
     {env}.{feed}.events.{kind}      connector events (connected, disconnected, gap, resync, ...)

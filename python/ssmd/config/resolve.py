@@ -88,7 +88,7 @@ class Overrides:
 
 
 def override_variables(feed: str) -> dict[str, str]:
-    """Setting -> the environment variable that overrides it (DESIGN.md section 7)."""
+    """Setting -> the environment variable that overrides it (docs/configuration.md)."""
     token = env_var_token(feed)
     return {
         "data_dir": DATA_DIR_ENV,

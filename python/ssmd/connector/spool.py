@@ -1,6 +1,6 @@
 """The capture queue between the WebSocket readers and the publisher.
 
-Policy when full (DESIGN.md section 8), in order:
+Policy when full (docs/connector.md), in order:
   1. memory: up to `memory_bytes` of frames in a deque (the normal path);
   2. spool: once memory is full, every new item goes to an append-only local file
      (`spool_path`) until the file has been read back completely, so order is kept;

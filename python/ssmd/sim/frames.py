@@ -2,7 +2,7 @@
 
 Era A: integer cents and integer counts. Era B: cents plus `*_dollars` strings and `*_fp`
 counts. Era C (default): dollar strings and fixed-point counts only, with `ts_ms`,
-`taker_outcome_side`/`taker_book_side` and `is_block_trade` (kalshi-protocol.md section 3).
+`taker_outcome_side`/`taker_book_side` and `is_block_trade`.
 
 A `Msg` renders its body once per (era, use_yes_price) and every subscription wraps it
 in its own envelope (sid, seq), so fan-out costs one string join per frame.

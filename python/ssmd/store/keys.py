@@ -1,4 +1,4 @@
-"""THE storage key layout (DESIGN.md section 5). Producers and readers both call this.
+"""THE storage key layout (docs/archiver.md). Producers and readers both call this.
 
 Keys are relative to a bucket (an S3 bucket, or a folder for local storage):
 

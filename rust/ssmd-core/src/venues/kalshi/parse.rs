@@ -1,6 +1,6 @@
 //! Kalshi frame -> normalized record, in every format era.
 //!
-//! Rules (DESIGN.md section 8, pitfalls 2.1 and 2.2):
+//! Rules (docs/connector.md):
 //! - Routing relies only on `type` and the ticker.
 //! - A missing or wrongly typed field nulls that field and adds a
 //!   `FieldError`; the rest of the record is kept. Only a data frame without a
