@@ -31,7 +31,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -248,7 +247,3 @@ def seal(
         merged.unlink()
     spool.remove(sf)
     return meta
-
-
-def meta_dict(meta: FileMeta) -> dict[str, Any]:
-    return asdict(meta)

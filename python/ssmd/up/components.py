@@ -8,7 +8,6 @@ reads from KALSHI_API_KEY / KALSHI_PRIVATE_KEY_PATH as it always does.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import httpx
 
 from ssmd.up.children import ChildSpec
 
-__all__ = ["SECMASTER_DURABLE", "Plan", "gateway_available", "ssmd_argv"]
+__all__ = ["SECMASTER_DURABLE", "Plan", "ssmd_argv"]
 
 SECMASTER_DURABLE: Final = "ssmd-secmaster"  # `ssmd market live`'s durable consumer
 
@@ -30,15 +29,6 @@ def ssmd_argv() -> list[str]:
     if script.exists():
         return [str(script)]
     return [sys.executable, "-c", "from ssmd.cli import main; main()"]
-
-
-def gateway_available() -> bool:
-    """True once this installation has the `ssmd gateway run` command."""
-    from ssmd.cli import _GROUPS
-
-    return ("gateway", "gateway") in _GROUPS and importlib.util.find_spec(
-        "ssmd.cli.gateway"
-    ) is not None
 
 
 async def http_ok(client: httpx.AsyncClient, url: str) -> bool:

@@ -34,7 +34,7 @@ import httpx
 from ssmd.config import ResolvedEnvironment
 from ssmd.up import procs, state
 from ssmd.up.children import ChildFailed, ChildSpec, StopResult, Supervisor
-from ssmd.up.components import Plan, gateway_available
+from ssmd.up.components import Plan
 from ssmd.up.display import Display
 from ssmd.up.nats import free_port, jetstream_ready, nats_spec
 from ssmd.up.report import ArchiveReport, archive_report
@@ -181,8 +181,7 @@ class Up:
 
     async def _start(self) -> None:
         env, o = self.env, self.o
-        if gateway_available():
-            _check_port(o.host, o.port)  # before anything starts: the likeliest clash
+        _check_port(o.host, o.port)  # before anything starts: the likeliest clash
         self.http = httpx.AsyncClient(timeout=2.0)
         await self._start_nats()
         import nats
@@ -212,7 +211,7 @@ class Up:
             endpoints={
                 "connector": f"http://127.0.0.1:{plan.connector_port}",
                 "archiver": f"http://127.0.0.1:{plan.archiver_port}",
-                "gateway": plan.gateway_url if gateway_available() else None,
+                "gateway": plan.gateway_url,
             }
         )
         self._before = self._inventory()
@@ -241,22 +240,13 @@ class Up:
         await self._launch(plan.connector())
         await self._launch(plan.archiver())
         await self._launch(plan.secmaster())
-        web_url = None
-        if gateway_available():
-            await self._launch(plan.gateway())
-            web_url = plan.gateway_url + "/"
-        else:
-            self.display.event(
-                "warning",
-                "no `ssmd gateway run` in this installation: running without the gateway "
-                "(no web page, no client API)",
-                {},
-            )
+        await self._launch(plan.gateway())
+        web_url = plan.gateway_url + "/"
         self.sampler = Sampler(
             self.http,
             connector=f"http://127.0.0.1:{plan.connector_port}",
             archiver=f"http://127.0.0.1:{plan.archiver_port}",
-            gateway=plan.gateway_url if web_url else None,
+            gateway=plan.gateway_url,
             web_url=web_url,
         )
         self.lock.write(web_url=web_url, children=self._children())
