@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from archives import seal  # noqa: E402
 from framemix import book_stream, trades_only  # noqa: E402
 from ssmd import core  # noqa: E402
 from ssmd.archiver.manifest import build_manifest, write_manifest  # noqa: E402
@@ -42,20 +43,6 @@ ENV, FEED = "kalshi-sim", "kalshi"
 DAY = date(2026, 7, 20)
 DAY_START_NS = 1_784_505_600 * 10**9  # 2026-07-20T00:00:00Z
 DAY_NS = 86_400 * 10**9
-
-
-def _seal(data: bytes) -> bytes:
-    """Records as the archiver seals them: one zstd frame per ~1 MiB of whole records."""
-    writer = core.ArchiveWriter(core.ARCHIVE_DEFAULT_LEVEL)
-    parts, cut = [], 0
-    for _start, end in core.record_spans(data):
-        if end - cut >= 1 << 20:
-            writer.write(data[cut:end])
-            parts.append(writer.flush())
-            cut = end
-    writer.write(data[cut:])
-    parts.append(writer.flush())
-    return b"".join(parts)
 
 
 def archived(data_dir: Path, frames: list[bytes]) -> Dataset:
@@ -71,7 +58,7 @@ def archived(data_dir: Path, frames: list[bytes]) -> Dataset:
     store = open_store(env.normalized_store)
     for (record_type, ticker), records in files.items():
         store.put_atomic(
-            keys.normalized_key(ENV, FEED, record_type, DAY, ticker), _seal(b"".join(records))
+            keys.normalized_key(ENV, FEED, record_type, DAY, ticker), seal(b"".join(records))
         )
     for record_type in {t for t, _ in files}:
         write_manifest(store, build_manifest(store, ENV, FEED, record_type, DAY, status="sealed"))

@@ -26,6 +26,7 @@ sys.path.insert(0, str(HERE))
 
 import baseline  # noqa: E402
 import ssmd.records  # noqa: E402
+from archives import seal  # noqa: E402
 from framemix import frame_mix, trades_only  # noqa: E402
 from ssmd import _core, core  # noqa: E402
 
@@ -147,21 +148,6 @@ def bench_normalized_archive(frames: list[bytes]) -> dict[str, Any]:
     writer.write(data)
     compressed = writer.flush()
     return {"norm_zst_bytes_per_frame": len(compressed) / len(frames)}
-
-
-def seal(data: bytes) -> bytes:
-    """Records as the archiver seals them: one zstd frame per ~1 MiB of whole records."""
-    writer = _core.ArchiveWriter(_core.ARCHIVE_DEFAULT_LEVEL)
-    parts = []
-    cut = 0
-    for _start, end in core.record_spans(data):
-        if end - cut >= 1 << 20:
-            writer.write(data[cut:end])
-            parts.append(writer.flush())
-            cut = end
-    writer.write(data[cut:])
-    parts.append(writer.flush())
-    return b"".join(parts)
 
 
 def polars_baseline(archive: bytes) -> Any:

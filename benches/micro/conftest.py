@@ -19,6 +19,7 @@ BENCHES = HERE.parent
 TESTS = BENCHES.parent / "tests"
 sys.path.insert(0, str(BENCHES))
 
+from archives import seal  # noqa: E402
 from framemix import book_stream, frame_mix, trades_only  # noqa: E402
 from ssmd import core  # noqa: E402
 
@@ -59,17 +60,7 @@ def trade_archive() -> bytes:
     """`TRADES` trades sealed as the archiver seals them: one zstd frame per ~1 MiB of
     whole records."""
     trades = trades_only(TRADES)
-    data = core.normalize_kalshi(trades, list(range(len(trades))), 1).data
-    writer = core.ArchiveWriter(core.ARCHIVE_DEFAULT_LEVEL)
-    parts, cut = [], 0
-    for _start, end in core.record_spans(data):
-        if end - cut >= 1 << 20:
-            writer.write(data[cut:end])
-            parts.append(writer.flush())
-            cut = end
-    writer.write(data[cut:])
-    parts.append(writer.flush())
-    return b"".join(parts)
+    return seal(core.normalize_kalshi(trades, list(range(len(trades))), 1).data)
 
 
 @pytest.fixture(scope="session")
