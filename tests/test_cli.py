@@ -146,3 +146,17 @@ def test_the_archive_table_of_ssmd_up_keeps_one_row_per_line_when_piped(
     cells = ["orderbook_snapshot_long_name", "123,456,789", "4,321", "98,765,432"]
     assert max(len(line) for line in lines) > 60
     assert sum(all(cell in line for cell in cells) for line in lines) == 1
+
+
+def test_ssmd_up_status_lines_stay_whole_when_piped(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ssmd.up.display import ConsoleDisplay
+    from ssmd.up.report import ArchiveReport
+
+    monkeypatch.setenv("COLUMNS", "60")
+    display = ConsoleDisplay("kalshi-sim")
+    display.final(ArchiveReport([], ["2026-07-20"], 0), [], [])
+    lines = capsys.readouterr().out.splitlines()
+    summary = [line for line in lines if "records archived" in line]
+    assert len(summary) == 1 and summary[0].rstrip().endswith("if nothing runs then)")

@@ -183,6 +183,8 @@ class ConsoleDisplay(Display):
     def __init__(self, env: str, status_every: float = 10.0) -> None:
         super().__init__(env, status_every)
         self.console = _Console(highlight=False)
+        # Piped or logged, a line stays one line: only a terminal's width folds it.
+        self.console.soft_wrap = not self.console.is_terminal
         self.live: Any = None
         self._figures = Figures()
 
