@@ -42,7 +42,7 @@ build:
 # of wrapping), then pytest (parallel where safe) against the release extension.
 test: setup
     cargo test --workspace -q
-    python -m pytest -q -n 2 --dist loadgroup
+    python -m pytest -q -n 2 --dist loadgroup --durations=25
 
 # Rust tests only.
 test-rust:
@@ -82,6 +82,22 @@ fmt: setup
 # Build a release wheel into dist/ (manylinux2014: linked against glibc 2.17 by zig).
 wheel: setup
     maturin build --release --zig --out dist -q
+
+# The container image of deploy/Dockerfile (maturin builds the wheel, a slim Python runs it;
+# its base images come from a registry), with docker, podman or buildah, whichever is installed.
+image TAG="ssmd:latest":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for tool in docker podman; do
+        if command -v "$tool" >/dev/null; then exec "$tool" build -f deploy/Dockerfile -t "{{TAG}}" .; fi
+    done
+    if command -v buildah >/dev/null; then exec buildah bud -f deploy/Dockerfile -t "{{TAG}}" .; fi
+    echo "image: none of docker, podman or buildah is installed"; exit 1
+
+# The same image from Debian's packages only, no registry: the wheel of `just wheel` on a
+# bookworm root file system made by mmdebstrap (deploy/debian-image.sh, docker).
+image-debian TAG="ssmd:debian": wheel
+    deploy/debian-image.sh "{{TAG}}"
 
 # Fail if the committed Cap'n Proto code or the package's copy of the schema differs from schemas/ (needs `capnp`).
 check-schemas:

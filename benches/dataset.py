@@ -8,6 +8,10 @@ the export itself, and point-in-time books.
 - book_at: one market with a day of deltas; `book_at` at random times once the day
   is indexed (p50, p90), against a rebuild from the day's snapshot up to the same
   time (a fresh BookSet over every record before it).
+- history: the gateway's `GET /v1/history/trade` over real HTTP (uvicorn, an httpx
+  client reading the streamed body) in NDJSON, CSV and JSON, pages of 100,000 rows
+  followed through `next` until the day's end, rows/s against `ssmd.data.scan` of
+  the same day from the archive collected in the same process.
 
 Each runs on a temporary data dir in the layout the archiver writes (sealed files and
 manifests through ssmd.store.keys and ssmd.archiver.manifest).
@@ -167,6 +171,89 @@ def bench_book_at(deltas: int, samples: int) -> dict[str, Any]:
         }
 
 
+def bench_history(trades: int, repeat: int) -> dict[str, Any]:
+    import socket
+    import threading
+
+    import httpx
+    import uvicorn
+
+    import ssmd.data
+    from ssmd.gateway import Gateway, GatewaySettings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ds = archived(Path(tmp), trades_only(trades))
+        # A NATS URL the gateway never connects to: without a lifespan it reads no stream.
+        over = Overrides(data_dir=tmp, nats_url="nats://127.0.0.1:1")
+        env = load_environment(ENV, ROOT / "exchanges", over, environ={})
+        page = 100_000
+        settings = GatewaySettings.from_environment(env, dataset=lambda: ds, history_max_limit=page)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        # The history routes read the archive only: no lifespan, no NATS.
+        config = uvicorn.Config(
+            Gateway(settings).app, port=port, lifespan="off", log_config=None, access_log=False
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        base = f"http://127.0.0.1:{port}/v1/history/trade"
+        with httpx.Client(timeout=120.0) as http:
+            while not server.started:
+                if not thread.is_alive():
+                    raise RuntimeError("the gateway did not start")
+                time.sleep(0.01)
+
+            def fetch(fmt: str) -> int:
+                rows, cursor = 0, None
+                while True:
+                    params = {"from": DAY.isoformat(), "limit": page, "format": fmt}
+                    if cursor:
+                        params["cursor"] = cursor
+                    body = bytearray()
+                    with http.stream("GET", base, params=params) as resp:
+                        resp.raise_for_status()
+                        for chunk in resp.iter_bytes():
+                            body += chunk
+                    cursor, got = _page_of(bytes(body), fmt)
+                    rows += got
+                    if cursor is None:
+                        return rows
+
+            runs: dict[str, Callable[[], Any]] = {
+                "scan": lambda: ssmd.data.scan("trade", DAY, dataset=ds).collect().height,
+                **{fmt: (lambda f=fmt: fetch(f)) for fmt in ("ndjson", "csv", "json")},
+            }
+            best = best_of(repeat, runs)
+        server.should_exit = True
+        thread.join(timeout=30)
+        assert all(result == trades for _, result in best.values()), best
+        out: dict[str, Any] = {"rows": trades, "page_rows": page}
+        for name, (seconds, _) in best.items():
+            out[f"{name}_rows_per_s"] = trades / seconds
+        for fmt in ("ndjson", "csv", "json"):
+            out[f"{fmt}_vs_scan"] = best["scan"][0] / best[fmt][0]
+        return out
+
+
+def _page_of(body: bytes, fmt: str) -> tuple[str | None, int]:
+    """The next cursor and the rows of one page of /v1/history (see docs/gateway.md)."""
+    import orjson
+
+    if fmt == "json":
+        doc = orjson.loads(body)
+        return doc["next"], int(doc["count"])
+    lines = body.rstrip(b"\n").split(b"\n")
+    if fmt == "ndjson":
+        if b'"next"' in lines[-1] and not lines[-1].startswith(b'{"receive_ts"'):
+            return orjson.loads(lines[-1])["next"], len(lines) - 1
+        return None, len(lines)
+    if lines[-1].startswith(b"#next="):
+        return lines[-1][6:].decode(), len(lines) - 2  # the header and the cursor
+    return None, len(lines) - 1
+
+
 if __name__ == "__main__":
     import json
 
@@ -176,6 +263,7 @@ if __name__ == "__main__":
             {
                 "scan_export": bench_scan_and_export(100_000 if quick else 1_000_000, 3),
                 "book_at": bench_book_at(100_000 if quick else 1_000_000, 20 if quick else 50),
+                "history": bench_history(100_000 if quick else 1_000_000, 2),
             }
         )
     )

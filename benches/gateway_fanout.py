@@ -3,18 +3,24 @@
     .venv/bin/python benches/gateway_fanout.py [--clients 200] [--per-client 10]
         [--markets 200] [--trade-share 0.5] [--start-rate 2000] [--step-seconds 4]
         [--overload 3] [--seconds 10] [--client-procs 1] [--no-baseline] [--profile FILE]
+        [--before DIR]
 
 Processes: nats-server; the gateway (its own process, so its RSS and CPU are its own);
 the clients (`--client-procs` processes, started with multiprocessing `spawn`); this
-process publishes. All share the machine's cores.
+process publishes, writing NATS `PUB`s of the records straight to a socket of its own
+(nats-py's `publish` costs several microseconds a message, enough to make the source
+the limit at 3x the gateway's capacity). All share the machine's cores.
 
 Two gateways are measured in the same run, one after the other, each with a fresh
 nats-server and fresh clients:
-- `frames`: the gateway as `ssmd gateway run` serves (every message framed once, each
-  client's waiting messages written in one write);
-- `baseline`: the same gateway on uvicorn's stock websockets-sansio protocol, which
-  frames every message again for every client and makes one socket write per message
-  (the fan-out path before batching).
+- `frames`: the gateway as `ssmd gateway run` serves (its own WebSocket connections:
+  every message framed once, each client's waiting messages written in one write);
+- `baseline`: the same gateway with the stream on uvicorn's stock websockets-sansio
+  protocol, which frames every message again for every client and makes one socket
+  write per message (the fan-out path before batching).
+`--before DIR` adds a third, `before`: the gateway of another checkout of the
+repository (DIR, e.g. `git archive COMMIT python | tar -x -C DIR`; the built extension
+is linked in from this checkout), served the way that checkout serves it.
 
 For each gateway:
 - `--markets` markets get a snapshot (10 levels a side). Client i subscribes to markets
@@ -118,11 +124,12 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def serve(args: argparse.Namespace) -> None:
-    """Child: the gateway on `args.port`; `--ws stock` = uvicorn's websockets-sansio."""
+    """Child: the gateway on `args.port`; `--ws stock`: the stream on uvicorn's
+    websockets-sansio; `--ws before`: the checkout on PYTHONPATH, as it serves."""
     from ssmd.gateway import Gateway, GatewaySettings
     from ssmd.obs import logs
 
-    logs.setup("WARNING")
+    logs.setup("WARNING", component="gateway")
     env = load_environment(
         ENV, ROOT / "exchanges", Overrides(nats_url=args.nats_url, data_dir=args.data_dir)
     )
@@ -131,9 +138,7 @@ def serve(args: argparse.Namespace) -> None:
     async def main() -> None:
         gw = Gateway(settings)
         await gw.start()
-        server = gw.server()
-        if args.ws == "stock":
-            server.config.ws = "websockets-sansio"
+        server = gw.server(stream=False) if args.ws == "stock" else gw.server()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
@@ -445,13 +450,53 @@ class Flow:
         return subjects.record(ENV, FEED, "orderbook", t), rec
 
 
+class RawNats:
+    """A NATS connection that only publishes: the protocol's CONNECT, then PUBs written
+    as they are; the server's PINGs answered."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.task = asyncio.create_task(self._read())
+
+    @classmethod
+    async def connect(cls, url: str) -> RawNats:
+        host, port = url.removeprefix("nats://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        info = await reader.readline()
+        assert info.startswith(b"INFO "), info
+        writer.write(b'CONNECT {"verbose":false,"pedantic":false,"name":"bench-pub"}\r\nPING\r\n')
+        assert await reader.readline() == b"PONG\r\n"
+        return cls(reader, writer)
+
+    async def _read(self) -> None:
+        while line := await self.reader.readline():
+            if line == b"PING\r\n":
+                self.writer.write(b"PONG\r\n")
+            elif line.startswith(b"-ERR"):
+                print(f"nats: {line!r}", file=sys.stderr, flush=True)
+
+    async def publish(self, subjects: list[str], data: bytes, spans: list[tuple[int, int]]) -> None:
+        self.writer.write(
+            b"".join(
+                b"PUB %s %d\r\n%s\r\n" % (s.encode(), b - a, data[a:b])
+                for s, (a, b) in zip(subjects, spans, strict=True)
+            )
+        )
+        await self.writer.drain()
+
+    async def close(self) -> None:
+        self.task.cancel()
+        self.writer.close()
+
+
 class Publisher:
     """Publishes at `rate` updates/s in the background: every `TICK`, what is due, encoded
-    in one call (the records of a tick are one encode_records, cut by record_spans). A
-    publisher that cannot keep up offers less than asked (at most 4 ticks' worth at once)
-    and counts the ticks it fell behind: `offered_per_s` is what it did publish."""
+    in one call (the records of a tick are one encode_records, cut by record_spans) and
+    written as one run of PUBs. A publisher that cannot keep up offers less than asked (at
+    most 4 ticks' worth at once) and counts the ticks it fell behind: `offered_per_s` is
+    what it did publish."""
 
-    def __init__(self, nc: Any, flow: Flow) -> None:
+    def __init__(self, nc: RawNats, flow: Flow) -> None:
         self.nc, self.flow = nc, flow
         self.rate = 0.0
         self.window = Window(0, 0)
@@ -491,10 +536,8 @@ class Publisher:
                 now_ns = time.time_ns()
                 items = [flow.next(now_ns, self.window) for _ in range(n)]
                 data = core.encode_records([rec for _, rec in items])
-                for (subject, _), (a, b) in zip(items, core.record_spans(data), strict=True):
-                    await nc.publish(subject, data[a:b])
+                await nc.publish([s for s, _ in items], data, core.record_spans(data))
                 self.published += n
-            await nc.flush()
             await asyncio.sleep(max(0.0, TICK - (time.monotonic() - now)))
 
 
@@ -685,6 +728,9 @@ async def run_gateway(a: argparse.Namespace, ws: str) -> dict[str, Any]:
 
         port = free_port()
         profile = ["-m", "cProfile", "-o", f"{a.profile}.{ws}"] if a.profile else []
+        child_env = dict(os.environ)
+        if ws == "before":
+            child_env["PYTHONPATH"] = str(Path(a.before).resolve() / "python")
         gateway = subprocess.Popen(
             [
                 sys.executable,
@@ -701,6 +747,7 @@ async def run_gateway(a: argparse.Namespace, ws: str) -> dict[str, Any]:
                 str(tmp / "data"),
             ],
             stdout=subprocess.DEVNULL,
+            env=child_env,
         )
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(timeout=10) as http:
@@ -720,7 +767,8 @@ async def run_gateway(a: argparse.Namespace, ws: str) -> dict[str, Any]:
                 {"per_client": a.per_client, "markets": a.markets, "t0_ns": flow.t0_ns},
             )
             await clients.subscribed()
-            pub = Publisher(nc, flow)
+            raw = await RawNats.connect(srv.url)
+            pub = Publisher(raw, flow)
             assert srv.proc is not None
             subs = a.clients * a.per_client / a.markets
             rig = Rig(http, base, gateway, clients, pub, subs, srv.proc.pid)
@@ -741,6 +789,7 @@ async def run_gateway(a: argparse.Namespace, ws: str) -> dict[str, Any]:
     finally:
         if pub is not None:
             await pub.stop()
+            await pub.nc.close()
         # The gateway first: it closes its clients (1001) rather than writing to sockets
         # they closed.
         if gateway is not None and gateway.poll() is None:
@@ -785,6 +834,8 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
         "overload_factor": a.overload,
     }
     out["frames"] = await run_gateway(a, "frames")
+    if a.before:
+        out["before"] = await run_gateway(a, "before")
     if not a.no_baseline:
         out["baseline"] = await run_gateway(a, "stock")
     return out
@@ -803,6 +854,7 @@ def main() -> None:
     ap.add_argument("--client-procs", type=int, default=1)
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--profile", help="write cProfiles of the gateway processes to FILE.<ws>")
+    ap.add_argument("--before", help="also measure the gateway of this checkout (`before`)")
     # the gateway child (internal)
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--ws", default="frames", help=argparse.SUPPRESS)

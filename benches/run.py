@@ -233,13 +233,14 @@ def bench_to_polars(trades: list[bytes], repeat: int) -> dict[str, Any]:
 
 def bench_dataset(quick: bool) -> dict[str, Any]:
     """ssmd.data (benches/dataset.py): scan of the Parquet export and the export of a day
-    of trades; book_at in a day of deltas of one market."""
+    of trades; book_at in a day of deltas of one market; the gateway's history route."""
     import dataset
 
     rows = 100_000 if quick else 1_000_000
     return {
         "scan_export": dataset.bench_scan_and_export(rows, 3),
         "book_at": dataset.bench_book_at(rows, 20 if quick else 50),
+        "history": dataset.bench_history(rows, 2),
     }
 
 
@@ -444,6 +445,26 @@ def render_dataset(d: dict[str, Any]) -> list[str]:
         f" day is indexed ({b['index_s']:.1f} s, once per process): p50 {b['p50_ms']:.1f} ms,"
         f" p90 {b['p90_ms']:.1f} ms (target p50 < 50 ms); rebuilt from the day's snapshot instead:"
         f" p50 {b['rebuild_p50_ms']:.1f} ms ({b['rebuild_p50_ms'] / b['p50_ms']:.0f}x).",
+        "",
+        *render_history(d.get("history")),
+    ]
+
+
+def render_history(h: dict[str, Any] | None) -> list[str]:
+    if not h:
+        return []
+    return [
+        f"GET /v1/history/trade of the same day of {h['rows']:,} trades from the archive, over HTTP"
+        f" (uvicorn and an httpx client reading the streamed body, in one process), pages of"
+        f" {h['page_rows']:,} rows followed through `next`:",
+        "",
+        "| path | rows/s | vs baseline |",
+        "|---|---:|---:|",
+        *[
+            f"| {fmt} | {h[f'{fmt}_rows_per_s']:,.0f} | {h[f'{fmt}_vs_scan']:.2f}x |"
+            for fmt in ("ndjson", "csv", "json")
+        ],
+        f"| baseline: ssmd.data.scan of the day from the archive, collected | {h['scan_rows_per_s']:,.0f} | 1.0x |",
         "",
     ]
 

@@ -44,6 +44,7 @@ enum Side {
   # (Kalshi taker_side / taker_outcome_side "yes"), sell = the taker bought NO.
   buy @0;
   sell @1;
+  unknown @2;                # a spot trade whose taker side was not sent or not readable
 }
 
 enum Status {
@@ -93,6 +94,19 @@ struct Trade {
   takerOutcome @9 :Outcome;
   takerBookSide @10 :Outcome; # bid -> yes, ask -> no
   isBlockTrade @11 :Bool;
+  # Venues with a per-instrument precision (Kraken). Kraken `trade` fields:
+  #   price -> priceUnits (exact, units of 10^-priceDecimals), priceE6/price (nearest)
+  #   qty -> sizeUnits (exact, units of 10^-sizeDecimals), sizeE6/size (nearest)
+  #   side (the taker's: buy/sell) -> side, takerOutcome unknown; trade_id -> tradeId;
+  #   ord_type -> ordType; symbol -> ticker; timestamp (RFC3339) -> timestamp
+  # For such a venue priceE6 and sizeE6 are the nearest 1e-6 value (half away
+  # from zero) when the precision is finer; the Units fields are exact.
+  priceUnits @12 :Int64;     # undefE6 when not sent
+  sizeUnits @13 :Int64;
+  priceDecimals @14 :UInt8;
+  sizeDecimals @15 :UInt8;
+  ordType @16 :Text;
+  spot @17 :Bool;            # a spot venue's trade: read priceUnits/sizeUnits
 }
 
 struct OrderBookUpdate {
@@ -104,6 +118,8 @@ struct OrderBookUpdate {
   bids @2 :List(Level);
   asks @3 :List(Level);
   valid @4 :Bool;            # false while the book awaits a resync
+  spot @5 :Bool;             # a spot book: bids and asks at face value, any
+                             # price (E6 nearest when the venue is finer)
 }
 
 struct OrderBookSnapshot {
@@ -118,6 +134,81 @@ struct OrderBookSnapshot {
   yes @2 :List(Level);
   no @3 :List(Level);
   useYesPrice @4 :Bool;
+}
+
+struct SpotLevel {
+  # One level of a spot book, exact at the instrument's precision.
+  price @0 :Int64;           # units of 10^-priceDecimals
+  qty @1 :Int64;             # units of 10^-qtyDecimals; 0 removes the level
+}
+
+struct SpotBook {
+  # Kraken `book` (WebSocket v2): a snapshot (replace both sides) or an update
+  # (changed levels, in the venue's order; qty 0 deletes). Kraken fields:
+  #   symbol -> ticker; bids, asks [{price, qty}] -> bids, asks (exact integers);
+  #   checksum -> checksum; timestamp (RFC3339) -> Record.exchangeTs.
+  # After applying it, the book is cut to `depth` levels per side and the CRC32
+  # of its top 10 levels is compared with `checksum`: checksumOk says whether
+  # they matched (a mismatch makes the book invalid until a new snapshot).
+  ticker @0 :Text;
+  snapshot @1 :Bool;
+  bids @2 :List(SpotLevel);
+  asks @3 :List(SpotLevel);
+  priceDecimals @4 :UInt8;
+  qtyDecimals @5 :UInt8;
+  checksum @6 :UInt32;
+  checksumOk @7 :Bool;
+  depth @8 :UInt16;
+}
+
+struct SpotTicker {
+  # Kraken `ticker` (level 1, 24 h statistics). Kraken fields: bid, bid_qty,
+  # ask, ask_qty, last, volume, vwap, low, high, change -> the same names
+  # (exact integers: prices in units of 10^-priceDecimals, quantities and
+  # volume in units of 10^-qtyDecimals, vwap and change in units of
+  # 10^-priceDecimals, rounded half away from zero when finer); change_pct ->
+  # changePct (hundredths of a percent); timestamp -> Record.exchangeTs.
+  # A value not sent is undefE6.
+  ticker @0 :Text;
+  bid @1 :Int64;
+  bidQty @2 :Int64;
+  ask @3 :Int64;
+  askQty @4 :Int64;
+  last @5 :Int64;
+  volume @6 :Int64;
+  vwap @7 :Int64;
+  low @8 :Int64;
+  high @9 :Int64;
+  change @10 :Int64;
+  changePct @11 :Int64;
+  priceDecimals @12 :UInt8;
+  qtyDecimals @13 :UInt8;
+}
+
+struct Instrument {
+  # Kraken `instrument` pairs[] (reference data of one pair). Kraken fields:
+  #   symbol -> ticker; base, quote, status; price_precision -> priceDecimals;
+  #   qty_precision -> qtyDecimals; price_increment, qty_increment, qty_min ->
+  #   exact integers at those precisions; cost_min -> costMin (verbatim).
+  ticker @0 :Text;
+  base @1 :Text;
+  quote @2 :Text;
+  status @3 :Text;
+  priceDecimals @4 :UInt8;
+  qtyDecimals @5 :UInt8;
+  priceIncrement @6 :Int64;
+  qtyIncrement @7 :Int64;
+  qtyMin @8 :Int64;
+  costMin @9 :Text;
+}
+
+struct VenueStatus {
+  # The venue's engine status (Kraken `status`: system, api_version,
+  # connection_id, version). Not about one market: no ticker.
+  system @0 :Text;           # online, maintenance, cancel_only, post_only, ...
+  apiVersion @1 :Text;
+  connectionId @2 :UInt64;
+  version @3 :Text;
 }
 
 struct OrderBookDelta {
@@ -248,5 +339,9 @@ struct Record {
     status @11 :MarketStatus;
     connectorEvent @12 :ConnectorEvent;
     book @13 :OrderBookUpdate;
+    spotBook @14 :SpotBook;
+    spotTicker @15 :SpotTicker;
+    instrument @16 :Instrument;
+    venueStatus @17 :VenueStatus;
   }
 }

@@ -39,6 +39,12 @@ RECORD_TYPES: tuple[str, ...] = _core.RECORD_TYPES
 SCALE_E6: int = _core.SCALE_E6
 NormalizedBatch = _core.NormalizedBatch
 normalize_kalshi = _core.normalize_kalshi
+# Polymarket's market channel (rust/ssmd-py/src/polymarket.rs).
+PolymarketCodec = _core.PolymarketCodec
+PolymarketBatch = _core.PolymarketBatch
+# Kraken's spot WebSocket v2 (rust/ssmd-py/src/kraken.rs).
+KrakenCodec = _core.KrakenCodec
+KrakenBatch = _core.KrakenBatch
 decode_records = _core.decode_records
 encode_records = _core.encode_records
 record_spans = _core.record_spans
@@ -59,13 +65,6 @@ read_archive = _core.read_archive
 ARCHIVE_DEFAULT_LEVEL: int = _core.ARCHIVE_DEFAULT_LEVEL
 BookSet = _core.BookSet
 SeqTracker = _core.SeqTracker
-
-# The NATS wire for ssmd.bus.publisher and the archiver's consumer (rust/ssmd-py/src/wire.rs).
-encode_publishes = _core.encode_publishes
-parse_acks = _core.parse_acks
-parse_deliveries = _core.parse_deliveries
-encode_acks = _core.encode_acks
-message_end = _core.message_end
 
 # The archiver's per-message work (rust/ssmd-py/src/route.rs), and the headers the
 # connector puts on raw frames for it.

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests" / "connector"))
 sys.path.insert(0, str(ROOT / "tests" / "archiver"))
 
 from archfix import MotoServer, make_bucket, s3_credentials
-from natsfix import NatsServer, free_port
+from natsfix import NatsCluster, NatsServer, free_port
 
 __all__ = [
     "ENV",
@@ -202,9 +202,12 @@ class SimProcess:
             await self.proc.wait()
 
 
-def environment_yaml(nats_url: str, s3_endpoint: str | None, hostile: bool) -> str:
+def environment_yaml(
+    nats_url: str, s3_endpoint: str | None, hostile: bool, replicas: int = 1
+) -> str:
     """The chaos environment: KXBTCD (one hourly ladder: 8 open markets), and the hostile
-    series when asked; local storage, or two S3 buckets at `s3_endpoint`."""
+    series when asked; local storage, or two S3 buckets at `s3_endpoint`; the stream with
+    `replicas` copies (a cluster's)."""
     series = ["KXBTCD", "KXODDITY"] if hostile else ["KXBTCD"]
     if s3_endpoint is None:
         storage = {"raw": {"path": "raw"}, "normalized": {"path": "normalized"}}
@@ -225,7 +228,12 @@ def environment_yaml(nats_url: str, s3_endpoint: str | None, hostile: bool) -> s
                 "rest_url": "http://127.0.0.1:1/trade-api/v2",
             },
             "symbols": {"series": series, "statuses": ["open"], "sync": True},
-            "transport": {"nats_url": nats_url, "retention": "48h", "duplicate_window": "2m"},
+            "transport": {
+                "nats_url": nats_url,
+                "retention": "48h",
+                "duplicate_window": "2m",
+                "replicas": replicas,
+            },
             "storage": storage,
             "secrets": {
                 "kalshi_api_key": "env:KALSHI_API_KEY",
@@ -241,7 +249,8 @@ class Pipeline:
 
     `s3`: both buckets on a moto server behind `proxy`; otherwise local storage in the
     archiver's data dir (`archiver_dir`, e.g. a tmpfs, whose `archiver_env` the
-    archiver gets too).
+    archiver gets too). `nats`: a cluster instead of one server, the stream with
+    `replicas` copies.
     """
 
     SEED = 7
@@ -256,6 +265,8 @@ class Pipeline:
         hostile: bool = False,
         archiver_dir: Path | None = None,
         archiver_env: dict[str, str] | None = None,
+        nats: NatsServer | NatsCluster | None = None,
+        replicas: int = 1,
     ) -> None:
         self.tmp = tmp
         self.s3 = s3
@@ -264,7 +275,8 @@ class Pipeline:
         self.connector_dir = tmp / "connector"
         self.archiver_dir = archiver_dir or tmp / "archiver"
         self.archiver_env = archiver_env or {}
-        self.nats = NatsServer(tmp / "nats")
+        self.nats = nats or NatsServer(tmp / "nats")
+        self.replicas = replicas
         self.sim = SimProcess(tmp / "sim.log")
         self.moto: MotoServer | None = None
         self.proxy: TcpProxy | None = None
@@ -297,7 +309,7 @@ class Pipeline:
         await self.nats.start()
         shutil.copytree(ROOT / "exchanges", self.config_dir)
         (self.config_dir / "environments" / f"{ENV}.yaml").write_text(
-            environment_yaml(self.nats.url, s3_endpoint, self.hostile)
+            environment_yaml(self.nats.url, s3_endpoint, self.hostile, self.replicas)
         )
         await self.sim.start(self.SEED, self.RATE, self.MARKETS, self.hostile)
         base = [
@@ -384,7 +396,9 @@ class Pipeline:
 
     async def consumer_pending(self) -> tuple[int, int]:
         """(messages not yet delivered, delivered but unacked) of the archiver's consumer."""
-        nc = await nats.connect(self.nats.url, allow_reconnect=False, connect_timeout=2)
+        nc = await nats.connect(
+            servers=self.nats.url.split(","), allow_reconnect=False, connect_timeout=2
+        )
         try:
             info = await nc.jetstream().consumer_info(STREAM, "archiver")
             return int(info.num_pending or 0), int(info.num_ack_pending or 0)

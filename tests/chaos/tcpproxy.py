@@ -4,6 +4,7 @@
     await proxy.start()          # listens on 127.0.0.1:proxy.port
     proxy.cut()                  # every connection reset; new ones reset at once
     proxy.restore()              # forwards again
+    proxy.hold()                 # stops reading what clients send; restore() resumes
     await proxy.close()
 
 A cut connection is reset (RST), not closed politely, as when a network path dies and
@@ -40,6 +41,8 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._flowing = asyncio.Event()  # cleared by hold(): client bytes wait in the sockets
+        self._flowing.set()
 
     @property
     def port(self) -> int:
@@ -62,6 +65,12 @@ class TcpProxy:
 
     def restore(self) -> None:
         self.broken = False
+        self._flowing.set()
+
+    def hold(self) -> None:
+        """Stop reading what clients send, connections kept open: their writes back up
+        in the sockets, as in front of a stalled server."""
+        self._flowing.clear()
 
     async def close(self) -> None:
         self.cut()
@@ -93,7 +102,7 @@ class TcpProxy:
         pair = (writer, up_writer)
         self._pairs.add(pair)
         pumps = [
-            asyncio.create_task(self._pump(reader, up_writer)),
+            asyncio.create_task(self._pump(reader, up_writer, self._flowing)),
             asyncio.create_task(self._pump(up_reader, writer)),
         ]
         for task in pumps:
@@ -108,8 +117,18 @@ class TcpProxy:
         for task in pumps:
             task.cancel()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        flowing: asyncio.Event | None = None,
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            while data := await reader.read(_CHUNK):
+            while True:
+                if flowing is not None:
+                    await flowing.wait()
+                data = await reader.read(_CHUNK)
+                if not data:
+                    break
                 writer.write(data)
                 await writer.drain()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from config_helpers import REPO, snapshot
+from config_helpers import REPO, SHIPPED, snapshot
 from typer.testing import Result
 
 from ssmd.config import validate_tree
@@ -45,7 +45,8 @@ def test_feed_create_show_list_round_trip(tree: ConfigTree, ssmd: Run) -> None:
     assert shown["spec"]["endpoints"]["prod"]["ws_url"] == "wss://ws.acme.test/v1"  # type: ignore[index]
     assert [c["record_type"] for c in shown["spec"]["channels"]] == ["trade", None]  # type: ignore[index]
     listed = ok_json(ssmd("feed", "list", "--json"))
-    assert [f["name"] for f in listed] == ["acme", "kalshi"]  # type: ignore[union-attr,index]
+    shipped = [p.stem for p in (SHIPPED / "feeds").glob("*.yaml")]
+    assert [f["name"] for f in listed] == sorted(["acme", *shipped])  # type: ignore[union-attr,index]
     table = ssmd("feed", "list")
     assert table.exit_code == 0 and "acme" in table.stdout and "kalshi" in table.stdout
     assert validate_tree(tree.root) == []
@@ -222,7 +223,8 @@ def test_env_create_show_update_list_round_trip(tree: ConfigTree, ssmd: Run) -> 
     assert shown["spec"]["symbols"]["series"] == ["KXBTCD", "KXETHD"]  # type: ignore[index]
     assert "secrets" not in shown["spec"] or shown["spec"]["secrets"] == {}  # type: ignore[index,operator]
     listed = ok_json(ssmd("env", "list", "--json"))
-    assert [e["name"] for e in listed] == ["kalshi-dev", "kalshi-prod", "kalshi-sim"]  # type: ignore[union-attr,index]
+    shipped = [p.stem for p in (SHIPPED / "environments").glob("*.yaml")]
+    assert [e["name"] for e in listed] == sorted(["kalshi-prod", *shipped])  # type: ignore[union-attr,index]
     assert validate_tree(tree.root) == []
 
 

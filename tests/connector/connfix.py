@@ -131,8 +131,8 @@ async def stream_messages(url: str) -> list[Any]:
         return await read_stream(nc, STREAM)
 
 
-def check_exactly_once(sim: Simulator, msgs: list[Any]) -> dict[int, list[bytes]]:
-    """Every frame the simulator sent is in the stream exactly once, per connection in order."""
+def raw_by_conn(msgs: list[Any]) -> dict[int, list[bytes]]:
+    """The raw frames of the stream per connection, in order; each message id once."""
     by_conn: dict[int, list[bytes]] = defaultdict(list)
     ids: set[str] = set()
     for m in msgs:
@@ -140,6 +140,12 @@ def check_exactly_once(sim: Simulator, msgs: list[Any]) -> dict[int, list[bytes]
             assert m.headers["Nats-Msg-Id"] not in ids
             ids.add(m.headers["Nats-Msg-Id"])
             by_conn[int(m.headers["Ssmd-Conn-Id"])].append(m.data)
+    return by_conn
+
+
+def check_exactly_once(sim: Simulator, msgs: list[Any]) -> dict[int, list[bytes]]:
+    """Every frame the simulator sent is in the stream exactly once, per connection in order."""
+    by_conn = raw_by_conn(msgs)
     truth = {r.digest: r.frames_sent for r in sim.truth.connections.values() if r.frames_sent}
     got = {}
     for frames in by_conn.values():

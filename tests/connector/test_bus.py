@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from nats.aio.client import Client as NatsClient
 from nats.js.api import StreamConfig
 from natsfix import client, nats_server, read_stream
 
@@ -17,6 +21,9 @@ from ssmd.bus.publisher import OutMsg, Publisher
 from ssmd.bus.stream import check_stream, ensure_stream, required_subjects
 from ssmd.config import NatsSettings
 from ssmd.exceptions import ConfigError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "chaos"))
+from tcpproxy import TcpProxy
 
 
 @pytest.mark.parametrize(
@@ -183,3 +190,105 @@ async def test_publisher_replays_in_order_across_a_nats_restart(tmp_path: Path) 
         msgs = await read_stream(nc, "SSMD_T")
         await nc.close()
         assert [m.data for m in msgs] == [b"%d" % i for i in range(300)]
+
+
+class _Recording:
+    """The client as the publisher uses it, noting at each publish how many messages the
+    publisher had handed over without their PubAck yet."""
+
+    def __init__(self, nc: NatsClient) -> None:
+        self.nc = nc
+        self.pub: Publisher | None = None
+        self.unacked_at_publish: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.nc, name)
+
+    async def publish(
+        self, subject: str, payload: bytes, reply: str, headers: dict[str, str]
+    ) -> None:
+        assert self.pub is not None
+        self.unacked_at_publish.append(self.pub.published - self.pub.acked)
+        await self.nc.publish(subject, payload, reply, headers)
+
+
+async def test_publisher_hands_over_a_batch_only_once_the_one_before_is_acked(
+    tmp_path: Path,
+) -> None:
+    """What the client still buffers when a connection drops is sent first after the
+    reconnect; with one batch in flight that can never be anything newer than a lost
+    message."""
+    async with nats_server(tmp_path) as srv, client(srv.url) as nc:
+        await ensure_stream(nc.jetstream(), _settings())
+        rec = _Recording(nc)
+        pub = rec.pub = Publisher(cast(NatsClient, rec), max_inflight=4096)
+        await pub.start()
+        for b in range(20):
+            batch = [OutMsg("t.kalshi.raw.trade", b"%d" % i, f"c:{i}") for i in range(b, 1000, 20)]
+            await pub.publish_many(batch)  # returns at once: its acks come later
+        assert await pub.flush(10)
+        await pub.close()
+        assert len(rec.unacked_at_publish) == 1000
+        assert max(rec.unacked_at_publish) == 50  # the batch being handed over, never more
+        # A batch is also cut at max_batch_bytes (one message at least).
+        pub = rec.pub = Publisher(cast(NatsClient, rec), max_batch_bytes=250)
+        await pub.start()
+        rec.unacked_at_publish.clear()
+        await pub.publish_many([OutMsg("t.kalshi.raw.x", b"p" * 100, f"x:{i}") for i in range(9)])
+        await pub.publish(OutMsg("t.kalshi.raw.x", b"q" * 400, "x:big"))
+        assert await pub.flush(10)
+        await pub.close()
+        assert rec.unacked_at_publish == [2, 2, 2, 2, 2, 2, 2, 2, 1, 1]
+
+
+async def test_a_stalled_then_cut_connection_keeps_the_stream_in_order(tmp_path: Path) -> None:
+    """The server stops reading (writes back up in the sockets), then the connection is
+    reset: whatever was lost in the sockets is replayed, and nothing the client still
+    held goes ahead of it."""
+    from ssmd.bus.connection import connect
+
+    proxy = TcpProxy("127.0.0.1", 0)
+    async with nats_server(tmp_path) as srv, client(srv.url) as admin:
+        await ensure_stream(admin.jetstream(), _settings())
+        proxy.target = ("127.0.0.1", srv.port)
+        await proxy.start()
+        pub: Publisher | None = None
+
+        def state(s: str) -> None:
+            if s == "disconnected" and pub is not None:
+                pub.connection_lost()
+
+        nc = await connect(f"nats://127.0.0.1:{proxy.port}", "test", on_state=state)
+        try:
+            pub = Publisher(nc, ack_timeout=30.0)
+            await pub.start()
+            pad = b"." * 16_000
+            msgs = [OutMsg("t.kalshi.raw.trade", b"%06d" % i + pad, f"c:{i}") for i in range(1600)]
+            batches = [msgs[i : i + 32] for i in range(0, len(msgs), 32)]
+            await pub.publish_many(batches[0])
+            assert await pub.flush(10)
+            proxy.hold()
+            # Hand over batches until the publisher waits for acks (or all are handed).
+            blocked: asyncio.Future[None] | None = None
+            k = 1
+            while k < len(batches):
+                task = asyncio.ensure_future(pub.publish_many(batches[k]))
+                k += 1
+                done, _ = await asyncio.wait({task}, timeout=1.0)
+                if not done:
+                    blocked = task
+                    break
+            assert blocked is not None, "the publisher never waited for acks"
+            proxy.cut()
+            proxy.restore()
+            await blocked
+            for b in batches[k:]:
+                await pub.publish_many(b)
+            assert await pub.flush(60)
+            assert pub.republished > 0
+            await pub.close()
+        finally:
+            await nc.close()
+            await proxy.close()
+        got = [int(m.data[:6]) for m in await read_stream(admin, "SSMD_T")]
+        assert got == list(range(1600))

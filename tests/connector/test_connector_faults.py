@@ -35,6 +35,18 @@ def market_conn(sim: Simulator, conn: Connector, shard: int = 1) -> int:
     return max(n for n, c in sim.connections.items() if "orderbook_delta" in c.by_channel)
 
 
+def errors(conn: Connector, kind: str) -> float:
+    """The connector's error counter of one kind, as a scrape would read it."""
+    labels = {"feed": "kalshi", "error_type": kind}
+    return conn.registry.get_sample_value("ssmd_connector_errors_total", labels) or 0.0
+
+
+def received(conn: Connector, kind: str) -> float:
+    """Frames of one type the connector counted as received."""
+    labels = {"feed": "kalshi", "type": kind}
+    return conn.registry.get_sample_value("ssmd_connector_messages_received_total", labels) or 0.0
+
+
 @pytest.mark.parametrize("kind", [FaultKind.DISCONNECT, FaultKind.STALL])
 async def test_dead_connection_reconnects_resubscribes_and_loses_nothing(
     tmp_path: Path, kind: FaultKind
@@ -101,7 +113,7 @@ async def test_seq_faults_gap_event_and_resync(tmp_path: Path, kind: FaultKind) 
     check_books(sim, msgs, tickers)
     if kind is FaultKind.SEQ_DUPLICATE:
         assert not events(msgs, "gap")
-        assert conn.m_errors.get("kalshi", "seq_duplicate") >= 1
+        assert errors(conn, "seq_duplicate") >= 1
     else:
         (gap,) = events(msgs, "gap")
         assert gap["expected_seq"] > 0 and gap["received_seq"] > gap["expected_seq"]
@@ -125,8 +137,8 @@ async def test_malformed_and_unknown_frames_are_published_raw_and_counted(
     sub = "malformed" if kind is FaultKind.MALFORMED_FRAME else "unknown"
     assert [m for m in msgs if m.subject.endswith(f".raw.{sub}")]
     problem = "malformed" if kind is FaultKind.MALFORMED_FRAME else "unknown_type"
-    assert conn.m_errors.get("kalshi", problem) == 1
-    assert conn.m_received.get("kalshi", sub) == 1
+    assert errors(conn, problem) == 1
+    assert received(conn, sub) == 1
 
 
 async def test_a_frame_too_big_for_nats_is_a_recorded_disconnect_not_a_crash(
@@ -248,7 +260,7 @@ async def test_trade_channel_seq_faults_are_detected(tmp_path: Path, kind: Fault
     assert not events(msgs, "resync")  # trades cannot be re-fetched: no snapshot, no resync
     if kind is FaultKind.SEQ_DUPLICATE:
         assert not events(msgs, "gap")
-        assert conn.m_errors.get("kalshi", "seq_duplicate") == 1
+        assert errors(conn, "seq_duplicate") == 1
     else:
         # count=2: the next two trade frames each skip one number -> two gaps, two events.
         gaps = events(msgs, "gap")
@@ -258,7 +270,7 @@ async def test_trade_channel_seq_faults_are_detected(tmp_path: Path, kind: Fault
             assert gap["received_seq"] == gap["expected_seq"] + 1
             assert gap["tickers"] == sorted(tickers)
             assert "(trade)" in gap["reason"]
-        assert conn.m_errors.get("kalshi", "seq_gap_lost") == 2
+        assert errors(conn, "seq_gap_lost") == 2
         # The holes in the stream's trade records are exactly the ones the events report.
         cid = gaps[0]["conn_id"]
         seqs = sorted(
@@ -299,10 +311,10 @@ async def test_a_frame_without_a_readable_market_still_takes_its_seq(
     check_books(sim, msgs, tickers)
     (blank,) = [m for m in msgs if ".raw." in m.subject and b'"market_ticker":""' in m.data]
     assert orjson.loads(blank.data)["sid"] == sid
-    assert conn.m_errors.get("kalshi", "no_record") == 1
+    assert errors(conn, "no_record") == 1
     assert not events(msgs, "gap")
-    assert conn.m_errors.get("kalshi", "seq_gap_lost") == 0
-    assert conn.m_errors.get("kalshi", "seq_duplicate") == 0
+    assert errors(conn, "seq_gap_lost") == 0
+    assert errors(conn, "seq_duplicate") == 0
     # The sid's records run on across the blank frame's seq: exactly that one is missing.
     seqs = sorted(
         r["seq"]
@@ -358,7 +370,7 @@ async def test_resync_timeout_retries_then_resubscribes(tmp_path: Path, lost: in
     check_books(sim, msgs, tickers)
     assert len(events(msgs, "gap")) == 1
     assert len(events(msgs, "resync")) == 1
-    assert conn.m_errors.get("kalshi", "resync_timeout") == lost
+    assert errors(conn, "resync_timeout") == lost
     assert shard.reconnects == 0
     if lost == 1:
         assert len(asked) == 2 and asked[1] == asked[0]  # asked again for the same markets

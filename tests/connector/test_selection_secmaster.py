@@ -109,3 +109,16 @@ def test_the_connector_reads_the_store_when_the_environment_has_one(tmp_path: Pa
     ).stored_markets
     assert own is not None
     assert [m["ticker"] for m in own()] == ["KXBTC15M-26JUL201100-00"]
+
+
+def test_a_resumed_market_leaves_a_paused_only_selection() -> None:
+    # `deactivated` with is_deactivated false resumes trading: the market is open again,
+    # as the security master and the gateway already read it.
+    ticker = "KXBTC15M-26JUL201045-45"
+    selection = Selection(Symbols(series=["KXBTC15M"], statuses=["paused"]), None, lambda: NOW)
+    selection.on_lifecycle({"ticker": ticker, "event_type": "activated"})
+    assert selection.desired() == set()
+    selection.on_lifecycle({"ticker": ticker, "event_type": "deactivated", "is_deactivated": True})
+    assert selection.desired() == {ticker}
+    selection.on_lifecycle({"ticker": ticker, "event_type": "deactivated", "is_deactivated": False})
+    assert selection.desired() == set()

@@ -24,6 +24,7 @@ from ssmd.bus.connection import connect
 from ssmd.bus.stream import ensure_stream
 from ssmd.config import NatsSettings
 from ssmd.gateway import Gateway, GatewaySettings, render
+from ssmd.gateway.listener import GatewayServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "connector"))
 
@@ -269,6 +270,7 @@ async def publisher(url: str) -> AsyncIterator[Publisher]:
 class Running:
     gw: Gateway
     port: int
+    server: GatewayServer | None = None
 
     @property
     def http(self) -> str:
@@ -285,24 +287,22 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    settings: GatewaySettings, ready: bool = True, ws: str | None = None
+    settings: GatewaySettings, ready: bool = True, stream: bool = True
 ) -> AsyncIterator[Running]:
-    """A gateway served by uvicorn in this event loop on a free port (`ws`: another of
-    uvicorn's WebSocket protocols than the gateway's own)."""
+    """A gateway served by its listener in this event loop on a free port (`stream=False`:
+    the stream on uvicorn's stock WebSocket protocol instead of the gateway's own)."""
     gw = Gateway(replace(settings, port=0))
-    server = gw.server(port=0)
-    if ws is not None:
-        server.config.ws = ws
+    server = gw.server(port=0, stream=stream)
     task = asyncio.create_task(server.serve())
     try:
         await until(lambda: server.started or task.done(), 20, "the gateway to listen")
         if task.done():
             task.result()
             raise AssertionError("the gateway stopped at start")
-        port = int(server.servers[0].sockets[0].getsockname()[1])
+        port = server.port
         if ready:
             await until(lambda: gw.feed.ready, 20, "the gateway to catch up")
-        yield Running(gw, port)
+        yield Running(gw, port, server)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 20)

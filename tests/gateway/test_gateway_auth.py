@@ -153,8 +153,10 @@ async def test_http_needs_a_key_except_health_metrics_and_the_page(
             assert page.status_code in (200, 404) and page.status_code != 401
             static = await gw.aget("/static/nothing-here.css")
             assert static.status_code == 404
-            metrics = gw.gw.metrics.auth_failures
-            assert metrics.get("missing") == 5 and metrics.get("invalid") == 5
+            metrics = gw.gw.metrics
+            failures = "ssmd_gateway_auth_failures_total"
+            assert metrics.value(failures, reason="missing") == 5
+            assert metrics.value(failures, reason="invalid") == 5
     logged = server_logs(caplog)
     assert alice not in logged and digest(alice) not in logged
 
@@ -203,12 +205,11 @@ async def test_websocket_keys_and_limits(tmp_path: Path, caplog: pytest.LogCaptu
             ) as b2:
                 await b2.send({"action": "subscribe", "symbols": [T3]})
                 assert (await b2.recv())["type"] == "subscribed"
-            failures = gw.gw.metrics.auth_failures
-            assert (
-                failures.get("missing"),
-                failures.get("invalid"),
-                failures.get("connection_limit"),
-            ) == (1, 1, 1)
+            metrics = gw.gw.metrics
+            assert [
+                metrics.value("ssmd_gateway_auth_failures_total", reason=reason)
+                for reason in ("missing", "invalid", "connection_limit")
+            ] == [1, 1, 1]
     logged = server_logs(caplog)
     for secret in (alice, bob, digest(alice), digest(bob)):
         assert secret not in logged

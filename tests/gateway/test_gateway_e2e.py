@@ -97,7 +97,12 @@ async def test_simulator_to_client_with_checkpoints_and_a_late_gateway(tmp_path:
             # A gateway started late: books from the checkpoints, then live.
             gw, server, task, url = await serving(gateway_for(srv.url, tmp_path))
             try:
-                assert gw.metrics.consumer_resets.get("last_per_subject") == 1
+                assert (
+                    gw.metrics.value(
+                        "ssmd_gateway_consumer_starts_total", consumer="last_per_subject"
+                    )
+                    == 1
+                )
                 async with Client.connect(url) as c:
                     await c.send({"action": "subscribe", "symbols": names})
                     await drive(sim, conn, 5)
@@ -115,8 +120,13 @@ async def test_simulator_to_client_with_checkpoints_and_a_late_gateway(tmp_path:
                     await books_match(c, sim, names, "after the restart")
                     await drive(sim, conn, 3)
                     await books_match(c, sim, names, "after the restart, live")
-                assert gw.metrics.book_events.get("gap") == 0
-                assert gw.metrics.book_events.get("delta_without_snapshot") == 0
+                assert gw.metrics.value("ssmd_gateway_book_events_total", kind="gap") == 0
+                assert (
+                    gw.metrics.value(
+                        "ssmd_gateway_book_events_total", kind="delta_without_snapshot"
+                    )
+                    == 0
+                )
             finally:
                 server.should_exit = True
                 await asyncio.wait_for(task, 20)

@@ -1,13 +1,12 @@
 """The fan-out: every message framed once for all its clients, a client's waiting messages
 written together (bounded), the frames valid WebSocket frames, and the same messages on
-an ASGI server without the frames extension."""
+uvicorn's stock WebSocket protocol."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
@@ -76,35 +75,49 @@ async def hub_with_clients(
     yield hub, cast(list[HubClient], clients)
 
 
-def recorder(into: list[list[bytes]]) -> Callable[[list[bytes]], Awaitable[None]]:
-    async def send(frames: list[bytes]) -> None:
-        into.append(list(frames))
+class Recorder:
+    """A connection that takes every write (hub.Writer) and keeps them."""
 
-    return send
+    def __init__(self) -> None:
+        self.writes: list[list[bytes]] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, frames: list[bytes]) -> None:
+        self.writes.append(list(frames))
+
+
+@contextlib.asynccontextmanager
+async def writing(hub: Hub) -> AsyncIterator[None]:
+    """The hub's writer task running."""
+    hub.start()
+    try:
+        yield
+    finally:
+        await hub.stop()
 
 
 async def test_waiting_messages_go_out_in_one_write_framed_once_for_every_client() -> None:
     async with hub_with_clients(2) as (hub, clients):
         for n in range(100):
             hub.trade(T, json.dumps({"type": "trade", "n": n}))
-        writes: list[list[list[bytes]]] = [[], []]
-        pumps = [
-            asyncio.create_task(hub.pump(c, recorder(w)))
-            for c, w in zip(clients, writes, strict=True)
-        ]
-        try:
-            await until(lambda: all(sum(map(len, w)) == 101 for w in writes), 10, "the writes")
-            for w in writes:
-                assert len(w) == 1, "one write for everything that was waiting"
-                [batch] = w
-                assert json.loads(wire.payload(batch[0])) == {"type": "subscribed", "symbols": [T]}
-                assert [json.loads(wire.payload(f))["n"] for f in batch[1:]] == list(range(100))
-            # Framed once: both clients were handed the very same bytes of each trade.
-            assert all(a is b for a, b in zip(writes[0][0][1:], writes[1][0][1:], strict=True))
-            assert hub.metrics.sent == {"subscribed": 2, "trade": 200}
-        finally:
-            for p in pumps:
-                p.cancel()
+        conns = [Recorder(), Recorder()]
+        for c, conn in zip(clients, conns, strict=True):
+            hub.attach(c, conn)
+        async with writing(hub):
+            await until(
+                lambda: all(sum(map(len, c.writes)) == 101 for c in conns), 10, "the writes"
+            )
+        for conn in conns:
+            assert len(conn.writes) == 1, "one write for everything that was waiting"
+            [batch] = conn.writes
+            assert json.loads(wire.payload(batch[0])) == {"type": "subscribed", "symbols": [T]}
+            assert [json.loads(wire.payload(f))["n"] for f in batch[1:]] == list(range(100))
+        # Framed once: both clients were handed the very same bytes of each trade.
+        a, b = (conn.writes[0][1:] for conn in conns)
+        assert all(x is y for x, y in zip(a, b, strict=True))
+        assert hub.metrics.sent == {"subscribed": 2, "trade": 200}
 
 
 async def test_a_write_takes_a_bounded_share_of_a_long_backlog_in_order() -> None:
@@ -112,12 +125,11 @@ async def test_a_write_takes_a_bounded_share_of_a_long_backlog_in_order() -> Non
         body = "x" * 1_000
         for n in range(1_500):
             hub.trade(T, json.dumps({"type": "trade", "n": n, "pad": body}))
-        writes: list[list[bytes]] = []
-        pump = asyncio.create_task(hub.pump(client, recorder(writes)))
-        try:
-            await until(lambda: sum(map(len, writes)) == 1_501, 10, "the writes")
-        finally:
-            pump.cancel()
+        conn = Recorder()
+        hub.attach(client, conn)
+        async with writing(hub):
+            await until(lambda: sum(map(len, conn.writes)) == 1_501, 10, "the writes")
+        writes = conn.writes
         assert len(writes) > 1
         largest = max(len(f) for w in writes for f in w)
         assert all(sum(map(len, w)) < 256 * 1024 + largest for w in writes)
@@ -125,14 +137,17 @@ async def test_a_write_takes_a_bounded_share_of_a_long_backlog_in_order() -> Non
         assert [m["n"] for m in got[1:]] == list(range(1_500))
 
 
-async def test_an_asgi_server_without_the_frames_extension_gets_the_same_messages(
+async def test_uvicorns_stock_websocket_protocol_gets_the_same_messages(
     tmp_path: Path,
 ) -> None:
     async with nats_server(tmp_path / "nats") as srv, publisher(srv.url) as pub:
         await pub.publish(snapshot(T, [(40 * 10_000, 5 * E6)], [(55 * 10_000, 7 * E6)]))
         settings = gateway_settings(srv.url)
-        for ws in (None, "websockets-sansio"):  # the gateway's own protocol, uvicorn's
-            async with running_gateway(settings, ws=ws) as gw, Client.connect(gw.ws) as client:
+        for own in (True, False):  # the gateway's own connections, uvicorn's
+            async with (
+                running_gateway(settings, stream=own) as gw,
+                Client.connect(gw.ws) as client,
+            ):
                 await client.send({"action": "subscribe", "symbols": [T]})
                 await client.recv_until(lambda m: m["type"] == "orderbook")
                 await pub.publish(*(trade(T, 40 * 10_000, n * E6, seq=n) for n in range(1, 51)))

@@ -136,7 +136,7 @@ async def test_a_gateway_restarted_mid_stream_serves_exact_books(tmp_path: Path)
             await wait_books(c, pub, "second gateway")
             invalid = [t for t in NAMES if not c.book(t)["valid"]]  # type: ignore[index]
             assert invalid and all(flow.sid(t) == gap["sid"] for t in invalid)
-            assert gw.gw.metrics.book_events.get("gap") == 1
+            assert gw.gw.metrics.value("ssmd_gateway_book_events_total", kind="gap") == 1
             # A snapshot makes them exact again.
             await pub.publish_fast(flow.snapshots(only=invalid) + flow.deltas(100))
             await wait_books(c, pub, "resynced")
@@ -178,10 +178,13 @@ async def test_checkpoints_restore_books_without_the_older_deltas(tmp_path: Path
         info = await js.stream_info(STREAM, subjects_filter=f"{PREFIX}.orderbook.>")
         assert sum((info.state.subjects or {}).values()) == 150
         async with running_gateway(gateway_settings(srv.url)) as gw, Client.connect(gw.ws) as c:
-            assert gw.gw.metrics.book_events.get("delta_without_snapshot") == 0
+            assert (
+                gw.gw.metrics.value("ssmd_gateway_book_events_total", kind="delta_without_snapshot")
+                == 0
+            )
             await c.send({"action": "subscribe", "symbols": NAMES})
             await wait_books(c, pub, "books from checkpoints")
-            assert gw.gw.metrics.book_events.get("gap") == 0
+            assert gw.gw.metrics.value("ssmd_gateway_book_events_total", kind="gap") == 0
             # The trade before the latest round came from the trade backfill.
             r = await gw.aget(f"/v1/markets/{busy[0]}/trades")
             assert [t["price"] for t in r.json()["trades"]] == [0.3]
@@ -250,7 +253,7 @@ async def test_nats_restart_is_recovered(tmp_path: Path) -> None:
             await wait_books(c, pub, "after the restart")
             await c.recv_until(lambda m: m["type"] == "trade")
             await health_ok(gw)
-            assert gw.gw.metrics.book_events.get("gap") == 0
+            assert gw.gw.metrics.value("ssmd_gateway_book_events_total", kind="gap") == 0
 
 
 def test_stream_sequences_are_read_from_both_reply_forms() -> None:

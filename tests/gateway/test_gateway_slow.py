@@ -82,20 +82,29 @@ async def test_a_slow_client_is_conflated_then_dropped_and_a_fast_one_keeps_ever
                 # does not read, its socket fills up, and its updates are conflated.
                 fast_reader = asyncio.create_task(read_all(fast))
                 seq = 1
-                while metrics.conflated.get() == 0:
+                while metrics.value("ssmd_gateway_conflated_total") == 0:
                     seq += 1
                     await pub.publish(delta(T, "yes", 1_000 * (seq % LEVELS + 1), E6, seq=seq))
                     assert seq < 20_000, "no conflation"
                 # Never more than one pending book per market for the slow client.
-                assert sum(1 for k, _ in slow_client.queue if k == "orderbook") <= 1
-                assert metrics.slow_disconnects.get("queue_full") == 0
+                assert sum(1 for k, *_ in slow_client.queue if k == "orderbook") <= 1
+                assert (
+                    metrics.value("ssmd_gateway_slow_disconnects_total", reason="queue_full") == 0
+                )
 
                 # Trades are never conflated: past the queue bound the slow client goes. (One
                 # publish at a time: a burst larger than the bound within one batch of the
                 # feed would be more than any client can take between two batches.)
                 for n in range(1, 301):
                     await pub.publish(trade(T, 40 * 10_000, n * E6, seq=n))
-                await until(lambda: metrics.slow_disconnects.get("queue_full") == 1, 30, "the 4408")
+                await until(
+                    lambda: (
+                        metrics.value("ssmd_gateway_slow_disconnects_total", reason="queue_full")
+                        == 1
+                    ),
+                    30,
+                    "the 4408",
+                )
                 got: list[dict[str, object]] = []
                 code, reason = await close_code(slow, got)
                 assert code == 4408 and "waiting" in reason
@@ -113,7 +122,7 @@ async def test_a_slow_client_is_conflated_then_dropped_and_a_fast_one_keeps_ever
                 )
                 fast_reader.cancel()
             text = metrics.expose()
-            assert 'ssmd_gateway_slow_disconnects_total{reason="queue_full"} 1' in text
+            assert 'ssmd_gateway_slow_disconnects_total{reason="queue_full"} 1.0' in text
             assert "ssmd_gateway_conflated_total" in text
 
 
@@ -137,12 +146,21 @@ async def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout(
                 # Only books (conflatable) flow, so the queue stays small: the blocked send
                 # is what gives the client away.
                 seq = 1
-                while not gw.gw.metrics.slow_disconnects.get("send_timeout"):
+                while not gw.gw.metrics.value(
+                    "ssmd_gateway_slow_disconnects_total", reason="send_timeout"
+                ):
                     seq += 1
                     await pub.publish(delta(T, "no", 1_000 * (seq % LEVELS + 1), E6, seq=seq))
                     assert seq < 20_000, "never blocked"
                 await until(
-                    lambda: gw.gw.metrics.slow_disconnects.get("send_timeout") == 1, 30, "the 4408"
+                    lambda: (
+                        gw.gw.metrics.value(
+                            "ssmd_gateway_slow_disconnects_total", reason="send_timeout"
+                        )
+                        == 1
+                    ),
+                    30,
+                    "the 4408",
                 )
                 code, reason = await close_code(slow)
                 assert code == 4408 and "blocked" in reason

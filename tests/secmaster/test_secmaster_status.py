@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from ssmd.secmaster.model import market_row, to_e6
-from ssmd.secmaster.status import SSMD_STATUSES, filter_to_statuses, map_status
+from ssmd.secmaster.status import SSMD_STATUSES, filter_to_statuses, lifecycle_status, map_status
 
 DOCUMENTED = {
     "initialized": "initialized",
@@ -65,3 +65,23 @@ def test_exact_values_never_floats() -> None:
     assert row["last_price_e6"] == 340_000
     assert row["volume_e6"] == 18_422_370_000
     assert all(not isinstance(v, float) for v in row.values())
+
+
+@pytest.mark.parametrize(
+    ("event", "is_deactivated", "expected"),
+    [
+        ("activated", True, ("open", "active")),
+        ("deactivated", True, ("halted", "inactive")),
+        ("deactivated", False, ("open", "active")),
+        ("determined", True, ("determined", "determined")),
+        ("settled", True, ("settled", "settled")),
+        ("created", True, None),
+        ("close_date_updated", True, None),
+    ],
+)
+def test_lifecycle_events_move_status_one_way_everywhere(
+    event: str, is_deactivated: bool, expected: tuple[str, str] | None
+) -> None:
+    assert lifecycle_status(event, is_deactivated) == expected
+    if expected is not None:
+        assert map_status(expected[1]) == expected[0]

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client import Counter, Gauge
 
 from ssmd.archiver import Archiver, ArchiverSettings
 from ssmd.archiver.consumer import Delivery
 from ssmd.archiver.metrics import build_registry, health
-from ssmd.obs.metrics import Registry
+from ssmd.obs.metrics import CollectorRegistry, expose
 from ssmd.store.local import LocalObjectStore
 from ssmd.up.display import line_level
 from ssmd.up.report import archive_report
@@ -23,17 +24,17 @@ HOUR_NS = 3_600 * 1_000_000_000
 
 def _connector_exposition(received: int, published: int, gaps: int) -> str:
     """What the connector's registry exposes (the same metric names and labels)."""
-    r = Registry()
-    rec = r.counter("ssmd_connector_messages_received_total", "x", ("feed", "type"))
-    rec.inc("kalshi", "trade", by=received - 10)
-    rec.inc("kalshi", "orderbook_delta", by=10)
-    pub = r.counter("ssmd_connector_messages_published_total", "x", ("feed",))
-    pub.inc("kalshi", by=published)
-    ev = r.counter("ssmd_connector_events_total", "x", ("feed", "kind"))
-    ev.inc("kalshi", "gap", by=gaps)
-    ev.inc("kalshi", "connected", by=3)
-    r.gauge("ssmd_connector_markets_subscribed", "x", ("feed",)).set(19, "kalshi")
-    return r.expose()
+    r = CollectorRegistry()
+    rec = Counter("ssmd_connector_messages_received_total", "x", ["feed", "type"], registry=r)
+    rec.labels("kalshi", "trade").inc(received - 10)
+    rec.labels("kalshi", "orderbook_delta").inc(10)
+    pub = Counter("ssmd_connector_messages_published_total", "x", ["feed"], registry=r)
+    pub.labels("kalshi").inc(published)
+    ev = Counter("ssmd_connector_events_total", "x", ["feed", "kind"], registry=r)
+    ev.labels("kalshi", "gap").inc(gaps)
+    ev.labels("kalshi", "connected").inc(3)
+    Gauge("ssmd_connector_markets_subscribed", "x", ["feed"], registry=r).labels("kalshi").set(19)
+    return expose(r)
 
 
 def test_parse_metrics_reads_labels_values_and_escapes() -> None:
@@ -56,16 +57,17 @@ def test_figures_and_rates_from_two_samples() -> None:
         parse_metrics(_connector_exposition(100, 180, 0)), None, None, None, None, now=10.0
     )
     health_doc = {"shards": [{"shard": 0, "state": "streaming", "markets": 0, "subscribed": 0}]}
-    arch = Registry()
-    arch.counter("ssmd_archiver_records_written_total", "x", ("feed",)).inc("kalshi", by=400)
-    arch.gauge("ssmd_archiver_spool_records", "x", ("feed",)).set(400, "kalshi")
-    gw = Registry()
-    gw.gauge("ssmd_gateway_clients_connected", "x").set(2)
+    arch = CollectorRegistry()
+    written = Counter("ssmd_archiver_records_written_total", "x", ["feed"], registry=arch)
+    written.labels("kalshi").inc(400)
+    Gauge("ssmd_archiver_spool_records", "x", ["feed"], registry=arch).labels("kalshi").set(400)
+    gw = CollectorRegistry()
+    Gauge("ssmd_gateway_clients_connected", "x", registry=gw).set(2)
     second = figures_from(
         parse_metrics(_connector_exposition(300, 580, 1)),
         health_doc,
-        parse_metrics(arch.expose()),
-        parse_metrics(gw.expose()),
+        parse_metrics(expose(arch)),
+        parse_metrics(expose(gw)),
         first,
         now=12.0,
     )
@@ -120,7 +122,7 @@ def test_archiver_metrics_count_what_was_spooled_and_sealed(tmp_path: Path) -> N
         ]
         arc.process(frames)
         arc.process(frames[3:])  # a redelivery of 4 and 5
-        samples = parse_metrics(build_registry(arc).expose())
+        samples = parse_metrics(expose(build_registry(arc)))
         assert samples.total("ssmd_archiver_messages_received_total") == 7
         assert samples.total("ssmd_archiver_records_written_total") == 5
         assert samples.total("ssmd_archiver_duplicates_total") == 2
@@ -128,7 +130,7 @@ def test_archiver_metrics_count_what_was_spooled_and_sealed(tmp_path: Path) -> N
         assert samples.total("ssmd_archiver_last_sequence") == 5
         assert samples.total("ssmd_archiver_files_sealed_total") == 0
         assert arc.seal_due() == 1
-        samples = parse_metrics(build_registry(arc).expose())
+        samples = parse_metrics(expose(build_registry(arc)))
         assert samples.total("ssmd_archiver_files_sealed_total") == 1
         sealed = next((tmp_path / "raw").rglob("trade-14.jsonl.zst"))
         assert samples.total("ssmd_archiver_sealed_bytes_total") == sealed.stat().st_size

@@ -12,20 +12,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
+from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 from nats.js.errors import NotFoundError
-from nats.protocol.parser import AWAITING_CONTROL_LINE as _AWAITING_CONTROL_LINE
 
-from ssmd import core
 from ssmd.exceptions import ConfigError
 
-__all__ = ["ConsumerSettings", "Delivery", "Puller", "consumer_config", "ensure_consumer"]
+__all__ = [
+    "ConsumerSettings",
+    "Delivery",
+    "Puller",
+    "ack_meta",
+    "consumer_config",
+    "ensure_consumer",
+]
 
 
 @dataclass(frozen=True)
@@ -86,14 +91,25 @@ async def ensure_consumer(
     return info
 
 
-_MAX_CONTROL_LINE = 4096  # nats-server's default max_control_line
-
 # A delivered message: (subject, reply, stream seq, stored ns, headers, payload, status).
 Delivery = tuple[str, str, int, int, dict[str, str] | None, bytes, int]
 
+_STATUS = "Status"
+_REQUEST_OVER = frozenset({"404", "408", "409"})  # no messages, expired, closed/changed
+
+
+def ack_meta(reply: str) -> tuple[int, int]:
+    """(stream sequence, stored ns) from a JetStream ack subject:
+    `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>`, or the form
+    with a domain and account hash after `$JS.ACK` (and a random token at the end)."""
+    t = reply.split(".")
+    if len(t) == 9:
+        return int(t[5]), int(t[7])
+    return int(t[7]), int(t[9])
+
 
 class Puller:
-    """Pull requests on one persistent inbox, with deliveries taken off the wire.
+    """Pull requests on one persistent inbox subscription.
 
     `fetch()` returns what the inbox holds, or sends one pull request (batch, expires,
     idle heartbeat) and returns once messages arrive and the burst ends, or empty when
@@ -101,135 +117,54 @@ class Puller:
     are kept for the next call. Status messages (100 heartbeat, 404, 408, 409) are not
     data: they end the wait; a heartbeat proves the connection is alive.
 
-    Most of what a message costs in nats-py is its parser building a Msg and calling
-    back per message, so this puller reads the socket's bytes first
-    (ssmd.core.parse_deliveries): its own messages become Delivery tuples, every
-    other complete command goes to the client's parser whole, and an incomplete tail is
-    kept for the next read, so the client's parser never holds half a command and our
-    messages always arrive in order on one path.
+    The inbox's callback only turns each message into a Delivery tuple and appends it;
+    the archiver takes them a batch at a time. At most two requests' worth of messages
+    (2 x `batch`) are held: the next request is only sent while fewer than one batch
+    waits.
     """
 
-    def __init__(self, nc: Any, stream: str, settings: ConsumerSettings) -> None:
+    def __init__(self, nc: NatsClient, stream: str, settings: ConsumerSettings) -> None:
         self._nc = nc
         self._settings = settings
         self._api = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{settings.durable}"
         self._inbox = nc.new_inbox()
         self._buffer: list[Delivery] = []
         self._arrived = asyncio.Event()
-        self._sub: Any = None
-        self._sid = -1
-        self._rest = b""  # an incomplete command kept for the next read
-        self._parser: Any = None
-        self._parse_orig: Callable[[bytes], Awaitable[None]] | None = None
+        self._sub: Subscription | None = None
         self._outstanding = 0.0  # loop-time deadline of the open request; 0 = none
         self._got = 0  # messages received for the open request
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(self._inbox, cb=self._on_msg)
-        self._sid = self._sub._id
-        self._install()
 
     async def stop(self) -> None:
-        self._uninstall()
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
-
-    def _install(self) -> None:
-        ps = self._nc._ps
-        if ps is None or ps.parse == self._parse:
-            return
-        self._uninstall()
-        self._parser, self._parse_orig = ps, ps.parse
-        reset_orig = ps.reset
-
-        def reset() -> None:
-            self._rest = b""  # a reconnect starts a new byte stream
-            reset_orig()
-
-        ps.parse, ps.reset = self._parse, reset
-
-    def _uninstall(self) -> None:
-        ps = self._parser
-        if ps is not None and self._parse_orig is not None:
-            ps.parse = self._parse_orig
-            with contextlib.suppress(AttributeError):
-                del ps.reset  # back to the class's method
-        self._parser = self._parse_orig = None
-
-    async def _parse(self, data: bytes = b"") -> None:
-        orig, ps = self._parse_orig, self._parser
-        assert orig is not None and ps is not None
-        if self._rest:
-            data, self._rest = self._rest + data, b""
-        if ps.state != _AWAITING_CONTROL_LINE or ps.buf:
-            await orig(data)  # the client's parser is inside a command it started
-            return
-        pos, n = 0, len(data)
-        while pos < n:
-            got, pos = core.parse_deliveries(data, self._sid, pos)
-            if got:
-                self._take(got)
-            if pos >= n:
-                break
-            try:
-                if data.startswith((b"MSG ", b"HMSG "), pos):
-                    end = core.message_end(data, pos)
-                else:
-                    line = data.find(b"\r\n", pos)
-                    end = line + 2 if line >= 0 else None
-                    if end is None and n - pos > _MAX_CONTROL_LINE:
-                        raise ValueError("no end of line")
-            except ValueError:
-                # Not the protocol: the client's parser raises its protocol error and
-                # reconnects; unacked messages are redelivered.
-                await orig(data[pos:])
-                return
-            if end is None:
-                self._rest = data[pos:]
-                break
-            await orig(data[pos:end])
-            pos = end
-
-    def _take(self, got: list[Delivery]) -> None:
-        batch = self._settings.batch
-        for d in got:
-            status = d[6]
-            if status == 0 and d[1]:
-                self._buffer.append(d)
-                self._got += 1
-                if self._got >= batch:
-                    self._outstanding = 0.0  # the request is served
-            elif status in (404, 408, 409):
-                self._outstanding = 0.0  # the request is over
-        self._arrived.set()
+            self._sub = None
 
     async def _on_msg(self, msg: Msg) -> None:
-        """Messages the client's parser delivered (only before the first read is taken)."""
-        meta = msg.metadata if msg.reply else None
-        status = (msg.headers or {}).get("Status")
-        self._take(
-            [
-                (
-                    msg.subject,
-                    msg.reply,
-                    meta.sequence.stream if meta else 0,
-                    int(meta.timestamp.timestamp() * 1e9) if meta else 0,
-                    msg.headers,
-                    msg.data,
-                    int(status) if status and status.isdigit() else 0,
-                )
-            ]
-        )
+        reply, headers = msg.reply, msg.headers
+        if reply:
+            seq, ns = ack_meta(reply)
+            self._buffer.append((msg.subject, reply, seq, ns, headers, msg.data, 0))
+            self._got += 1
+            if self._got >= self._settings.batch:
+                self._outstanding = 0.0  # the request is served
+        elif headers and headers.get(_STATUS) in _REQUEST_OVER:
+            self._outstanding = 0.0
+        self._arrived.set()
 
     async def ack(self, got: list[Delivery]) -> None:
-        """Acks every message of `got`: all but the last in one write, the last as a
-        request, so that its reply says the server has processed them all."""
+        """Acks every message of `got`: all but the last handed to the client in one go
+        (one flush), the last as a request, so that its reply says the server has
+        processed them all."""
         if not got:
             return
         *head, last = got
-        if head:
-            await self._nc._send_command(core.encode_acks(head))
+        publish = self._nc.publish
+        for d in head:
+            await publish(d[1], b"+ACK")
         await self._nc.request(last[1], b"+ACK", timeout=5.0)
 
     async def _request(self) -> None:
@@ -246,7 +181,6 @@ class Puller:
     async def fetch(self) -> list[Delivery]:
         s = self._settings
         loop = asyncio.get_running_loop()
-        self._install()
         if not self._buffer:
             if loop.time() >= self._outstanding:
                 await self._request()

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ssmd.archiver.outages import outages
+from ssmd.connector.groups import group_key
 
 __all__ = ["ARCHIVER_REASON_PREFIX", "compute_gaps", "iso_ns", "quality_score"]
 
@@ -58,7 +59,7 @@ def _books_back(later: list[dict[str, Any]], conn: int, sid: int, shard: int, ho
     """When the books of a seq gap on (conn, sid) are exact again or their connection
     ended (the next connection starts from snapshots; a lost connection is a gap of its
     own): the first resync on that sid, close of that connection, new connection of its
-    shard or stop of the connector."""
+    shard or stop of its connector (of its shard group)."""
     for ev in later:
         kind, t = ev.get("event"), int(ev.get("receive_ts") or 0)
         if kind == "resync":
@@ -69,7 +70,7 @@ def _books_back(later: list[dict[str, Any]], conn: int, sid: int, shard: int, ho
         elif (
             (kind == "disconnected" and int(ev.get("conn_id") or 0) == conn)
             or (kind == "connected" and int(ev.get("shard") or 0) == shard)
-            or kind == "stopped"
+            or (kind == "stopped" and group_key(int(ev.get("shard") or 0)) == group_key(shard))
         ):
             return t
     return horizon

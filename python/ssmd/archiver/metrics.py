@@ -7,11 +7,13 @@ the batch loop keeps its plain integer counters and pays nothing for metrics.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Literal
 
-from ssmd.obs.metrics import Registry
+from ssmd.obs.metrics import CollectorRegistry, Read, Sampled
+from ssmd.store import space
 
 if TYPE_CHECKING:
     from ssmd.archiver.runner import Archiver
@@ -48,16 +50,18 @@ _COUNTERS: Final = {
 }
 
 
-def build_registry(arc: Archiver) -> Registry:
-    r = Registry()
+def build_registry(arc: Archiver) -> CollectorRegistry:
+    r = CollectorRegistry()
     feed = arc.s.feed
-    Collect = Callable[[], dict[tuple[str, ...], float]]
 
-    def stat(attr: str) -> Collect:
+    def add(kind: Literal["counter", "gauge"], name: str, text: str, read: Read) -> None:
+        Sampled.register(r, kind, name, text, ("feed",), read)
+
+    def stat(attr: str) -> Read:
         return lambda: {(feed,): float(getattr(arc.stats, attr))}
 
-    def spool(what: str) -> Collect:
-        def collect() -> dict[tuple[str, ...], float]:
+    def spool(what: str) -> Read:
+        def read() -> dict[tuple[str, ...], float]:
             # A snapshot of the entries: seals run in a worker thread and remove some.
             files = list(arc.spool.files.values())
             if what == "files":
@@ -66,42 +70,108 @@ def build_registry(arc: Archiver) -> Registry:
                 return {(feed,): float(sum(sf.size for sf in files))}
             return {(feed,): float(sum(sf.count for sf in files))}
 
-        return collect
+        return read
+
+    def per_bucket(counts: dict[str, int]) -> Read:
+        return lambda: {(b,): float(n) for b, n in list(counts.items())}
 
     for f in dataclasses.fields(arc.stats):
         name, text = _COUNTERS.get(f.name, (f"ssmd_archiver_{f.name}_total", f"Stats.{f.name}"))
-        r.counter(name, text, ("feed",), stat(f.name))
+        add("counter", name, text, stat(f.name))
     for what, text in (
         ("files", "Archive files still in the spool"),
         ("bytes", "Compressed bytes in the spool"),
         ("records", "Records in the spool, not yet sealed"),
     ):
-        r.gauge(f"ssmd_archiver_spool_{what}", text, ("feed",), spool(what))
-    r.gauge(
+        add("gauge", f"ssmd_archiver_spool_{what}", text, spool(what))
+    Sampled.register(
+        r,
+        "counter",
+        "ssmd_archiver_files_written_total",
+        "Objects sealed into each bucket",
+        ("bucket",),
+        per_bucket(arc.files_to),
+    )
+    Sampled.register(
+        r,
+        "counter",
+        "ssmd_archiver_bytes_written_total",
+        "Bytes of the objects sealed into each bucket",
+        ("bucket",),
+        per_bucket(arc.bytes_to),
+    )
+    add(
+        "gauge",
         "ssmd_archiver_disk_full",
         "1 while a write failed for lack of space and the archiver waits (not acking)",
-        ("feed",),
         lambda: {(feed,): float(arc.disk_full is not None)},
     )
-    r.counter(
+    add(
+        "gauge",
+        "ssmd_archiver_disk_free_bytes",
+        "Bytes free on the spool's filesystem",
+        lambda: {(feed,): float(space.free_bytes(arc.spool.root))},
+    )
+    add(
+        "gauge",
+        "ssmd_archiver_disk_size_bytes",
+        "Size of the spool's filesystem",
+        lambda: _disk_size(feed, arc.spool.root),
+    )
+    Sampled.register(
+        r,
+        "counter",
         "ssmd_archiver_seal_failures_total",
         "Failed attempts to seal into, write a manifest to, or probe a bucket",
         ("feed", "bucket"),
         lambda: {(feed, b): float(n) for b, n in list(arc.store_failures.items())},
     )
-    r.gauge(
+    add(
+        "gauge",
         "ssmd_archiver_seal_overdue_seconds",
         "How long the most overdue spool file has waited past its seal time (0: none)",
-        ("feed",),
         lambda: {(feed,): arc.seal_overdue_s()},
     )
-    r.gauge(
+    add(
+        "gauge",
+        "ssmd_archiver_last_seal_timestamp_seconds",
+        "When this process last sealed an object (Unix time; absent: not yet)",
+        lambda: {(feed,): arc.last_seal_at} if arc.last_seal_at else {},
+    )
+    add(
+        "gauge",
         "ssmd_archiver_last_sequence",
         "Highest stream sequence written",
-        ("feed",),
         lambda: {(feed,): float(arc.last_seq)},
     )
+    add(
+        "gauge",
+        "ssmd_archiver_consumer_pending_messages",
+        "Stream messages not yet delivered to the archiver's consumer",
+        lambda: {} if arc.consumer_pending is None else {(feed,): float(arc.consumer_pending)},
+    )
+    add(
+        "gauge",
+        "ssmd_archiver_loop_age_seconds",
+        f"Seconds since the batch loop last turned (/health degrades at {STALL_AFTER:g})",
+        lambda: {(feed,): time.monotonic() - arc.loop_at},
+    )
+    Sampled.register(
+        r,
+        "gauge",
+        "ssmd_archiver_quality_score",
+        "Quality score (0..1, 1: no gap) of the newest day's manifest, by data type",
+        ("feed", "data_type"),
+        lambda: {(feed, t): q for t, (_, q) in list(arc.quality.items())},
+    )
     return r
+
+
+def _disk_size(feed: str, root: Path) -> dict[tuple[str, ...], float]:
+    try:
+        return {(feed,): float(shutil.disk_usage(root).total)}
+    except OSError:
+        return {}
 
 
 def health(arc: Archiver) -> tuple[bool, dict[str, object]]:

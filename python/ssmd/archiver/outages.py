@@ -17,12 +17,20 @@ and the shards' `connected` / `disconnected` events come these gaps:
                       that stopped more than three intervals before it.
 
 A run that is still alive when another starts (runs overlap) leaves no gap between them.
+
+Shard groups (several connector processes sharing the selection, ssmd.connector.groups)
+are walked apart, each group's events on their own (an event's group is in its shard
+number): one group's death is a gap while the others capture on. Its outage names the
+group's markets, from the `tickers` of its latest heartbeat that had any, since the
+other groups' markets were captured all along.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from ssmd.connector.groups import group_key
 
 __all__ = ["DEFAULT_HEARTBEAT_NS", "Outage", "outages"]
 
@@ -73,8 +81,11 @@ def _runs(evs: list[dict[str, Any]]) -> dict[int, _Run]:
 class _Sweep:
     """Walks the events in time order, keeping what is down and since when."""
 
-    def __init__(self, runs: dict[int, _Run]) -> None:
+    def __init__(self, runs: dict[int, _Run], grouped: bool = False) -> None:
         self.runs = runs
+        self.grouped = grouped
+        self.markets: list[str] = []  # a group's markets, as its latest heartbeat said
+        self.outage_markets: list[str] = []  # [] = every market
         self.out: list[Outage] = []
         self.open_conns: dict[int, int] = {}  # shard -> its connection, not closed yet
         self.conn_last: dict[int, int] = {}  # open connection -> time of its latest event
@@ -90,6 +101,7 @@ class _Sweep:
         """The capture ended at `since`: every shard is down from there."""
         if self.outage is None:
             self.outage = (since, reason, detail)
+            self.outage_markets = list(self.markets) if self.grouped else []
         for t, detail_d, markets in self.down.values():
             self.out.append((t, max(t, since), "disconnect", detail_d, markets))
         self.down.clear()
@@ -103,6 +115,8 @@ class _Sweep:
             self.run_started(run_id, t)
         if ev.get("event") == "stopped" and not self.alive(t, but=run_id):
             self.begin(t, "connector_stopped", f"run {run_id}: {ev.get('reason') or 'stopped'}")
+        if self.grouped and ev.get("event") == "heartbeat" and ev.get("tickers"):
+            self.markets = [str(x) for x in ev["tickers"]]
 
     def run_started(self, run_id: int, t: int) -> None:
         """A new run: if nothing else is running, whatever ran before has ended."""
@@ -138,7 +152,7 @@ class _Sweep:
             )
         if self.outage is not None:
             since, reason, detail = self.outage
-            self.out.append((since, max(since, t), reason, detail, []))
+            self.out.append((since, max(since, t), reason, detail, self.outage_markets))
             self.outage = None
         was_down = self.down.pop(shard, None)
         if was_down is not None:
@@ -171,7 +185,7 @@ class _Sweep:
                 )
         if self.outage is not None:
             since, reason, detail = self.outage
-            self.out.append((since, max(since, horizon_ns), reason, detail, []))
+            self.out.append((since, max(since, horizon_ns), reason, detail, self.outage_markets))
         for t, detail, markets in self.down.values():
             self.out.append((t, max(t, horizon_ns), "disconnect", detail, markets))
         return self.out
@@ -179,8 +193,19 @@ class _Sweep:
 
 def outages(evs: list[dict[str, Any]], horizon_ns: int) -> list[Outage]:
     """The outages in connector events sorted by receive time (the archiver's own events
-    left out), open ones ending at `horizon_ns`; not clipped to a day."""
-    sweep = _Sweep(_runs(evs))
+    left out), open ones ending at `horizon_ns`; not clipped to a day. Each shard group's
+    apart, the ungrouped connector's first."""
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for ev in evs:
+        groups.setdefault(group_key(int(ev.get("shard") or 0)), []).append(ev)
+    out: list[Outage] = []
+    for key, group_evs in sorted(groups.items()):
+        out += _group_outages(group_evs, horizon_ns, grouped=key != 0)
+    return out
+
+
+def _group_outages(evs: list[dict[str, Any]], horizon_ns: int, grouped: bool) -> list[Outage]:
+    sweep = _Sweep(_runs(evs), grouped)
     for ev in evs:
         t, kind = _ts(ev), ev.get("event")
         if kind in ("heartbeat", "stopped"):

@@ -120,6 +120,11 @@ class Stats:
     sealed_bytes: int = 0
 
 
+def bucket_of(store: ObjectStore) -> str:
+    """A store's `bucket` label: the S3 bucket, or the local directory's URL."""
+    return str(getattr(store, "bucket", None) or store.url)
+
+
 class Archiver:
     def __init__(self, settings: ArchiverSettings) -> None:
         self.s = settings
@@ -141,6 +146,16 @@ class Archiver:
         self.store_outages: dict[str, StoreOutage] = {}  # store url -> its outage
         self.store_failures: dict[str, int] = {}  # bucket -> failed attempts (metric)
         self._manifests_owed = False  # a manifest write failed: retried with the store
+        # For /metrics: objects and bytes sealed into each bucket, when the last seal
+        # was (wall clock, 0: none yet), messages the consumer has not been given yet
+        # (None: not read yet), and each data type's quality score of its newest day.
+        self.files_to: dict[str, int] = {}
+        self.bytes_to: dict[str, int] = {}
+        self.last_seal_at = 0.0
+        self.consumer_pending: int | None = None
+        self.quality: dict[str, tuple[date, float]] = {}
+        # `POST /control/seal` waiting for the loop's next turn: (status, answer) each.
+        self._seal_requests: list[asyncio.Future[tuple[int, dict[str, object]]]] = []
 
     def _new_spool(self) -> Spool:
         s = self.s
@@ -325,6 +340,10 @@ class Archiver:
                     continue
                 if meta is not None:
                     self.stats.sealed_bytes += meta.bytes
+                    bucket = bucket_of(store)
+                    self.files_to[bucket] = self.files_to.get(bucket, 0) + 1
+                    self.bytes_to[bucket] = self.bytes_to.get(bucket, 0) + meta.bytes
+                    self.last_seal_at = time.time()
                 sealed += 1
                 if info is not None:
                     self._dirty_days.add((info.data_type, info.day))
@@ -453,6 +472,9 @@ class Archiver:
                     now=now / 1e9,
                 )
                 written.append(write_manifest(store, manifest))
+                newest = self.quality.get(data_type)
+                if newest is None or newest[0] <= day:
+                    self.quality[data_type] = (day, float(manifest["quality_score"]))
         if days is None:
             self._dirty_days = set()
         return written
@@ -563,6 +585,8 @@ class Archiver:
                     with self._storage_faults():
                         await self._check_floor(js)
                         await asyncio.to_thread(self.seal_due)
+                if self._seal_requests:
+                    await self._serve_seal_requests()
             if self.disk_full is None:
                 with self._storage_faults():
                     await self._shutdown(js)
@@ -572,11 +596,54 @@ class Archiver:
                     "stream for the next run"
                 )
         finally:
+            self._answer_seals(503, {"error": "the archiver is stopping; it seals what is due"})
             if self.health_server is not None:
                 await self.health_server.stop()
             self.spool.close()
             with contextlib.suppress(Exception):
                 await nc.close()
+
+    # ---- seal now (POST /control/seal) ----------------------------------------------------
+
+    async def seal_now(self, _params: dict[str, str]) -> tuple[int, dict[str, object]]:
+        """Seal every spooled file now, the open hour's and day's too (what arrives for them
+        later is appended at their next seal, as late data always is), and write the
+        manifests. Served by the batch loop at its next turn, between batches."""
+        if self.disk_full is not None:
+            return 503, {"error": f"not sealing: {self.disk_full.first_words()}"}
+        answer: asyncio.Future[tuple[int, dict[str, object]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._seal_requests.append(answer)
+        return await answer
+
+    async def _serve_seal_requests(self) -> None:
+        try:
+            with self._storage_faults():
+                sealed = await asyncio.to_thread(self.seal_due, everything=True, retry_now=True)
+        except StorageError as exc:
+            self._answer_seals(503, {"error": str(exc)})
+            raise
+        if self.disk_full is not None:
+            self._answer_seals(503, {"error": f"not sealed: {self.disk_full.first_words()}"})
+            return
+        outages = sorted(o.error.state for o in self.store_outages.values())
+        log.info("sealed %d file(s) on request", sealed)
+        self._answer_seals(
+            503 if outages else 200,
+            {
+                "sealed": sealed,
+                "spooled_files": len(self.spool.files),
+                "store_outages": outages,
+                "manifests_written": not self._manifests_owed and not outages,
+            },
+        )
+
+    def _answer_seals(self, status: int, body: dict[str, object]) -> None:
+        requests, self._seal_requests = self._seal_requests, []
+        for answer in requests:
+            if not answer.done():
+                answer.set_result((status, body))
 
     # ---- storage faults ------------------------------------------------------------------
 
@@ -668,7 +735,11 @@ class Archiver:
 
         registry = metrics.build_registry(self)
         self.health_server = HealthServer(
-            lambda: metrics.health(self), registry.expose, self.s.health_host, self.s.health_port
+            lambda: metrics.health(self),
+            registry,
+            self.s.health_host,
+            self.s.health_port,
+            actions={"/control/seal": self.seal_now},
         )
         await self.health_server.start()
 
@@ -703,6 +774,7 @@ class Archiver:
         except Exception as exc:
             log.debug("consumer info failed: %s", exc)
             return
+        self.consumer_pending = info.num_pending
         floor = info.ack_floor.stream_seq if info.ack_floor else 0
         if floor <= self.written.floor:
             return

@@ -84,8 +84,10 @@ async def connect(
     """Connect to `url` (comma-separated for a cluster); reconnects forever after that.
 
     `pending_bytes` bounds what the client buffers while disconnected (publishes beyond
-    it fail and are retried by the publisher, never dropped silently). While the server
-    is unreachable, a summary is logged every `summary_every` seconds.
+    it fail and are retried by the publisher, never dropped silently). It must stay
+    above the publisher's `max_batch_bytes` (8 MiB): a batch is handed to the client in
+    one go only while it fits. While the server is unreachable, a summary is logged
+    every `summary_every` seconds.
     """
 
     async def _notify(state: str) -> None:

@@ -1,23 +1,30 @@
-"""JetStream publishing with PubAcks, message ids and a bounded window of unacked messages.
+"""JetStream publishing with PubAcks, message ids and one batch in flight at a time.
 
-`Publisher.publish(msg)` sends at once and returns; the PubAck arrives later on a
-private inbox. At most `max_inflight` messages are unacked at a time: `publish` waits
-for room (policy: block; the caller's own bounded queue decides what happens upstream).
+`Publisher.publish_many(msgs)` hands a batch to the NATS client and returns; the
+PubAcks arrive later on a private inbox (one wildcard subscription, the reply subject
+of each message names its token). The next batch goes out once every message before
+it is acked, so at most one batch (`max_inflight` messages, `max_batch_bytes` of
+payload) is unacked at a time: `publish_many` waits for that (policy: block; the
+caller's own bounded queue decides what happens upstream).
 
 Nothing is dropped. When NATS goes away (disconnect callback), an ack times out, or the
 server answers an error, the publisher stops taking new messages, waits for the
 connection, and republishes every unacked message *in the original order* with the same
 `Nats-Msg-Id`; JetStream's duplicate window turns the ones it already stored into
 no-ops. Only then does it take new messages again, so the stream keeps the order in
-which frames were received. The client's own reconnect buffer is cleared on disconnect
-so that nothing older can overtake the ordered replay.
+which frames were received.
 
-Cost per message is kept low because the connector publishes every frame twice (raw
-and normalized): `publish_many` encodes a whole batch of HPUB commands into one buffer
-(ssmd.core.encode_publishes, in Rust) handed to the client's writer at once (one flush
-per batch), and PubAcks are taken straight off the wire ahead of the client's protocol
-parser for our inbox subscription (ssmd.core.parse_acks: no Msg object, no
-per-message task or queue).
+Why one batch at a time: the client keeps whatever it had not yet written to the
+socket when the connection dropped and sends it first after reconnecting, ahead of the
+replay, while what it had written may be lost with the socket. With one batch in
+flight, what it keeps is part of the batch being replayed and everything older is
+already stored, so nothing can overtake the replay. A batch is handed over in one go
+(the client buffers it without waiting, as long as it stays under the connection's
+`pending_bytes`, see ssmd.bus.connection) and never while disconnected.
+
+Under load the caller's batches grow while the previous one is being acked, so the
+cost per message stays the client's own: one `publish` per message, one flush per
+batch, one ack callback per message.
 """
 
 from __future__ import annotations
@@ -26,21 +33,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.protocol.parser import AWAITING_CONTROL_LINE as _AWAITING_CONTROL_LINE
-
-from ssmd import core
+from nats.aio.subscription import Subscription
 
 __all__ = ["OutMsg", "Publisher"]
 
 log = logging.getLogger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
+_STATUS = "Status"
+_NO_RESPONDERS = "503"
 
 
 @dataclass(slots=True)
@@ -55,8 +62,17 @@ class OutMsg:
     header_lines: bytes = b""
 
 
-async def _no_parser(data: bytes) -> None:
-    raise RuntimeError("publisher not started")
+def header_dict(msg: OutMsg) -> dict[str, str]:
+    """All of a message's headers as the client takes them: id, `headers`, `header_lines`."""
+    out = {MSG_ID: msg.msg_id}
+    if msg.headers:
+        out.update(msg.headers)
+    if msg.header_lines:
+        for line in msg.header_lines.decode().split("\r\n"):
+            if line:
+                key, _, value = line.partition(": ")
+                out[key] = value
+    return out
 
 
 AckCallback = Callable[[OutMsg, int, bool], None]  # (message, stream seq, duplicate)
@@ -68,30 +84,26 @@ class Publisher:
         nc: NatsClient,
         *,
         max_inflight: int = 4096,
+        max_batch_bytes: int = 8 * 1024 * 1024,
         ack_timeout: float = 5.0,
         on_ack: AckCallback | None = None,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
         self._nc = nc
         self.max_inflight = max_inflight
+        self.max_batch_bytes = max_batch_bytes
         self.ack_timeout = ack_timeout
         self._on_ack = on_ack
         self._on_error = on_error
         self._pending: dict[int, tuple[OutMsg, float]] = {}  # token -> (msg, sent monotonic)
         self._next_token = 0  # reply token of the next message sent
         self._prefix = ""
-        self._prefix_b = b""
         self._prefix_len = 0
-        self._sid = -1
-        self._dispatch = nc._process_msg
-        self._rest = b""  # a split ack kept for the next read
-        self._taking_acks = False  # _parse takes our acks off the wire
-        self._ack_head = b""
-        self._parse_orig: Callable[[bytes], Awaitable[None]] = _no_parser
-        self._room = asyncio.Event()
+        self._sub: Subscription | None = None
+        self._empty = asyncio.Event()  # nothing unacked
+        self._empty.set()
+        self._room = asyncio.Event()  # nothing unacked and no replay running
         self._room.set()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._recovering = False
         self._failed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -110,121 +122,71 @@ class Publisher:
 
     async def start(self) -> None:
         self._prefix = f"{self._nc.new_inbox()}."
-        self._prefix_b = self._prefix.encode()
-        self._prefix_len = len(self._prefix_b)
-        sub = await self._nc.subscribe(self._prefix + "*", cb=self._unexpected)
-        self._sid = sub._id
-        self._ack_head = b"MSG " + self._prefix_b
-        self._taking_acks = True
-        self._dispatch = self._nc._process_msg
-        self._nc._process_msg = self._process_msg  # type: ignore[method-assign]
-        self._install_parser()
+        self._prefix_len = len(self._prefix)
+        self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
         self._tasks = [
             asyncio.create_task(self._watch_timeouts(), name="publisher-timeouts"),
             asyncio.create_task(self._recover_loop(), name="publisher-recovery"),
         ]
 
-    def _install_parser(self) -> None:
-        ps = self._nc._ps
-        if ps is not None and ps.parse != self._parse:
-            self._parse_orig = ps.parse
-            ps.parse = self._parse  # type: ignore[method-assign]
-
-    async def _parse(self, data: bytes = b"") -> None:
-        """Takes `MSG <our inbox>.<token> <sid> <n>` acks off each read directly, keeping
-        a split one for the next read; anything else (and all that follows it in this
-        read) goes to the client's own parser."""
-        ps = self._nc._ps
-        if self._rest:
-            data, self._rest = self._rest + data, b""
-        if not self._taking_acks or ps.state != _AWAITING_CONTROL_LINE or ps.buf:
-            await self._parse_orig(data)
-            return
-        acks, pos = core.parse_acks(data, self._prefix_b, self._sid)
-        n = len(data)
-        if pos < n:
-            rest = data[pos:]
-            head = self._ack_head
-            if rest[: len(head)] == head[: len(rest)] and rest.count(b"\r\n") < 2:
-                self._rest = rest  # an ack split across reads
-                pos = n
-        pending, on_ack = self._pending, self._on_ack
-        acked = 0
-        for token, seq, dup, refused in acks:
-            if refused is not None:
-                self._ack(token, refused, None)
-                continue
-            entry = pending.pop(token, None)
-            if entry is None:
-                continue  # a late ack of a message already replayed
-            acked += 1
-            if dup:
-                self.duplicates += 1
-            if on_ack is not None:
-                on_ack(entry[0], seq, dup)
-        if acked:
-            self.acked += acked
-            if not pending:
-                self._idle.set()
-            if not self._recovering and len(pending) < self.max_inflight:
-                self._room.set()
-        if pos < n:
-            await self._parse_orig(data[pos:] if pos else data)
-
-    async def _unexpected(self, m: Msg) -> None:
-        """Never called: the acks are taken before the client's dispatch."""
-
     async def close(self) -> None:
-        if self._sid >= 0:
-            self._nc._process_msg = self._dispatch  # type: ignore[method-assign]
-            ps = self._nc._ps
-            if ps is not None and ps.parse == self._parse:
-                ps.parse = self._parse_orig  # type: ignore[method-assign,assignment]
-            self._sid = -1
-            self._taking_acks = False
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        self._tasks = []
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
 
     def connection_lost(self) -> None:
         """Call from the NATS disconnected callback: hold new messages, replay in order."""
         self._fail("nats disconnected")
-        # Whatever the client buffered for the reconnect is also in _pending and will be
-        # replayed in order; flushing it first could reorder the stream.
-        self._nc._pending.clear()
-        self._nc._pending_data_size = 0
-        self._rest = b""  # the client's parser starts afresh on the new connection
 
     async def publish(self, msg: OutMsg) -> None:
-        """Send `msg`; waits while the window is full or a replay is running."""
+        """Send `msg`; waits while a batch is unacked or a replay is running."""
         await self.publish_many([msg])
 
     async def publish_many(self, msgs: list[OutMsg]) -> None:
-        """Send `msgs` in order, as many per write as the window allows; waits while the
-        window is full or a replay is running."""
+        """Send `msgs` in order, in batches of at most `max_inflight` messages and
+        `max_batch_bytes` of payload; each waits until the one before is acked and no
+        replay is running."""
         i, n = 0, len(msgs)
         while i < n:
-            while self._recovering or len(self._pending) >= self.max_inflight:
+            while self._recovering or self._pending:
                 self._room.clear()
                 await self._room.wait()
-            j = min(n, i + self.max_inflight - len(self._pending))
-            await self._send_many(msgs[i:j])
+            j = self._batch_end(msgs, i)
+            await self._send(msgs[i:j])
             i = j
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until every message published so far is acked; False on timeout."""
         try:
             async with asyncio.timeout(timeout):
-                await self._idle.wait()
+                while self._recovering or self._pending:
+                    self._room.clear()
+                    await self._room.wait()
         except TimeoutError:
             return False
         return True
 
     # ---- internals ------------------------------------------------------------------
 
-    async def _send_many(self, msgs: list[OutMsg]) -> None:
+    def _batch_end(self, msgs: list[OutMsg], i: int) -> int:
+        end = min(len(msgs), i + self.max_inflight)
+        size, limit = 0, self.max_batch_bytes
+        for j in range(i, end):
+            size += len(msgs[j].payload)
+            if size > limit and j > i:
+                return j
+        return end
+
+    async def _send(self, msgs: list[OutMsg]) -> None:
+        """Registers `msgs` as unacked and hands them to the client in one go; a client
+        that is not connected gets none of them (the replay sends them)."""
         now = time.monotonic()
         pending = self._pending
         first = token = self._next_token
@@ -232,43 +194,36 @@ class Publisher:
             pending[token] = (msg, now)
             token += 1
         self._next_token = token
-        data = core.encode_publishes(msgs, self._prefix_b, first)
-        self._idle.clear()
         self.published += len(msgs)
+        self._empty.clear()
         nc = self._nc
-        self._install_parser()
         if not nc.is_connected or nc.is_draining_pubs:
             self._fail("publish failed: not connected")
             return
+        publish, prefix = nc.publish, self._prefix
         try:
-            await nc._send_command(data)
-            if nc._flush_queue is not None and nc._flush_queue.empty():
-                await nc._flush_pending()
-        except Exception as exc:  # not connected, buffer full, closed: replay later
+            for k, msg in enumerate(msgs, first):
+                if not nc.is_connected:
+                    raise ConnectionError("disconnected during the batch")
+                await publish(msg.subject, msg.payload, f"{prefix}{k}", header_dict(msg))
+        except Exception as exc:  # not connected, closed, refused by the client: replay later
             self._fail(f"publish failed: {exc!r}")
 
-    async def _process_msg(
-        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes
-    ) -> None:
-        """Replaces the client's message dispatch: our inbox's acks are handled here."""
-        if sid != self._sid:
-            await self._dispatch(sid, subject, reply, data, headers)
-            return
+    async def _on_reply(self, msg: Msg) -> None:
+        """A PubAck (or an error) on our inbox."""
         try:
-            token = int(subject[self._prefix_len :])
+            token = int(msg.subject[self._prefix_len :])
         except ValueError:
             return
-        self._ack(token, data, headers)
-
-    def _ack(self, token: int, data: bytes, headers: bytes | None) -> None:
         entry = self._pending.get(token)
         if entry is None:
             return  # a late ack of a message already replayed
-        if headers and b" 503" in headers.split(b"\r\n", 1)[0]:
+        headers = msg.headers
+        if headers and headers.get(_STATUS) == _NO_RESPONDERS:
             self._fail("publish rejected: no responders (no stream for the subject)")
             return
         try:
-            resp = orjson.loads(data)
+            resp = orjson.loads(msg.data)
         except orjson.JSONDecodeError:
             resp = {"error": {"description": "unreadable puback"}}
         if not isinstance(resp, dict) or "error" in resp:
@@ -282,9 +237,9 @@ class Publisher:
         if self._on_ack is not None:
             self._on_ack(entry[0], int(resp.get("seq", 0)), dup)
         if not self._pending:
-            self._idle.set()
-        if not self._recovering and len(self._pending) < self.max_inflight:
-            self._room.set()
+            self._empty.set()
+            if not self._recovering:
+                self._room.set()
 
     def _fail(self, why: str) -> None:
         if not self._recovering:
@@ -302,8 +257,9 @@ class Publisher:
                 if time.monotonic() - sent > self.ack_timeout:
                     self._fail(f"no PubAck within {self.ack_timeout}s")
 
-    async def _idle_or_failed(self) -> None:
-        waiters = [asyncio.ensure_future(e.wait()) for e in (self._idle, self._failed)]
+    async def _acked_or_failed(self) -> None:
+        """Until the batch in flight is acked or something fails again."""
+        waiters = [asyncio.ensure_future(e.wait()) for e in (self._empty, self._failed)]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -319,19 +275,20 @@ class Publisher:
                     await asyncio.sleep(0.05)
                 replay = [msg for msg, _ in self._pending.values()]
                 self._pending.clear()
+                self._empty.set()
                 self.republished += len(replay)
-                step = 1024
-                for i in range(0, len(replay), step):
-                    if self._failed.is_set():
-                        # Failed again mid-replay: keep the unsent rest, in order, behind it.
-                        now = time.monotonic()
-                        for rest in replay[i:]:
-                            self._pending[self._next_token] = (rest, now)
-                            self._next_token += 1
-                        break
-                    await self._send_many(replay[i : i + step])
-                if self._pending and not self._failed.is_set():
-                    await self._idle_or_failed()
+                i = 0
+                while i < len(replay) and not self._failed.is_set():
+                    j = self._batch_end(replay, i)
+                    await self._send(replay[i:j])
+                    i = j
+                    await self._acked_or_failed()
+                if i < len(replay):
+                    # Failed again mid-replay: keep the unsent rest, in order, behind it.
+                    now = time.monotonic()
+                    for rest in replay[i:]:
+                        self._pending[self._next_token] = (rest, now)
+                        self._next_token += 1
                 if not self._failed.is_set():
                     break
             self._recovering = False

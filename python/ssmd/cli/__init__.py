@@ -61,7 +61,15 @@ _GROUPS: list[tuple[str, str]] = [
     ("archiver", "archiver"),
     ("data", "data"),
     ("gateway", "gateway"),
+    ("signal", "signal"),
+    ("key", "key"),
+    ("mcp", "mcp"),
+    ("tui", ""),
     ("up", ""),
+    ("worker", "worker"),
+    ("ops", "ops"),
+    ("day", "day"),
+    ("deploy", "deploy"),
 ]
 
 for _module, _name in _GROUPS:

@@ -50,7 +50,7 @@ def run(
     from ssmd.exceptions import ConfigError
     from ssmd.obs import logs
 
-    logs.setup(log_level)
+    logs.setup(log_level, component="archiver")
     with component_errors():
         resolved = load_environment(
             env,

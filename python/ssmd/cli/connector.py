@@ -33,15 +33,23 @@ def run(
     heartbeat_interval: float = typer.Option(
         5.0, help="Seconds between heartbeat events (how the archive tells an outage)."
     ),
+    shard_group: str | None = typer.Option(
+        None,
+        "--shard-group",
+        metavar="I/N",
+        envvar="SSMD_SHARD_GROUP",
+        help="Capture group I (0 to N-1) of N processes sharing the selection.",
+    ),
     log_level: LogLevelOption = "INFO",
 ) -> None:
     """Capture until SIGTERM/SIGINT, then flush what is buffered and exit 0."""
     from ssmd.cli.exits import component_errors
     from ssmd.config import Overrides, load_environment
+    from ssmd.connector.groups import ShardGroup
     from ssmd.connector.runner import Connector, Settings
     from ssmd.obs import logs
 
-    logs.setup(log_level)
+    logs.setup(log_level, component="connector")
     with component_errors():
         resolved = load_environment(
             env,
@@ -53,6 +61,7 @@ def run(
             health_port=health_port,
             health_host=health_host,
             heartbeat_interval=heartbeat_interval,
+            shard_group=ShardGroup.parse(shard_group) if shard_group else None,
         )
 
     async def main() -> None:

@@ -188,18 +188,33 @@ def quality(
 
     Example: ssmd data quality --env kalshi-sim --date 2026-07-20
     """
+    from ssmd.cli.issues import ISSUE_COLUMNS, issue_errors, issue_rows, open_issues_of
+
     arc, env_feed = _archive(env, config_dir, data_dir)
     feed = feed or env_feed
     report = arc.quality(feed, _day(day))
     if not report["found"]:
         _no_data(arc, f"feed {feed} on {day}")
+    # Reported problems not resolved yet, next to the gaps the archive knows of.
+    with issue_errors():
+        found = open_issues_of(env, config_dir, data_dir, feed, _day(day))
     if as_json:
-        print_json(report)
+        print_json({**report, "data_issues": [i.to_dict() for i in found]})
         return
     print_table(
         f"Quality of {feed} on {day}", ["field", "value"], [[k, v] for k, v in report.items()]
     )
+    if found:
+        print_table(
+            f"Open data issues of {feed} on {day} (`ssmd data issues resolve ID` when fixed)",
+            ISSUE_COLUMNS,
+            issue_rows(found),
+        )
 
 
 # `ssmd data export | book` (the archive as a dataset) live in ssmd.cli.dataset.
 app.registered_commands.extend(importlib.import_module("ssmd.cli.dataset").app.registered_commands)
+# `ssmd data issues ...` (reports of data that looks wrong) live in ssmd.cli.issues.
+app.add_typer(importlib.import_module("ssmd.cli.issues").app, name="issues")
+# `ssmd data replay` (an archived day sent again) lives in ssmd.cli.replay.
+app.registered_commands.extend(importlib.import_module("ssmd.cli.replay").app.registered_commands)

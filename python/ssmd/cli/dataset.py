@@ -1,4 +1,4 @@
-"""`ssmd data export | book`: the archive as a dataset (mounted under `ssmd data`).
+"""`ssmd data export | book | backfill`: the archive as a dataset (mounted under `ssmd data`).
 
 Errors are one line, `error: ... Fix: ...`, exit 1: an unknown type or ticker (with
 the closest known names), a range without data (with the days that have some), a
@@ -281,3 +281,82 @@ def book(
             ]
         )
     print_table(f"{ticker} at {at} ({state})", ["bid size", "bid", "ask", "ask size"], rows)
+
+
+@app.command()
+def backfill(
+    env: EnvOption,
+    day: Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="The day (UTC).")],
+    tickers: Annotated[
+        str | None,
+        typer.Option("--tickers", metavar="T,...", help="Only these markets (default: all)."),
+    ] = None,
+    margin: Annotated[
+        float,
+        typer.Option(
+            "--margin",
+            metavar="SECONDS",
+            help="Also ask for this long before and after each gap (a lost connection is "
+            "noticed late).",
+        ),
+    ] = 60.0,
+    feed: FeedOption = None,
+    config_dir: ConfigDirOption = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fill the day's trade gaps from the venue's REST API (GET /markets/trades).
+
+    The trades the archive lacks are written as their own source (rest_backfill), read
+    with the live ones; running it again adds nothing. Order-book gaps cannot be
+    backfilled (the REST API has no book history).
+
+    Example: ssmd data backfill --env kalshi-sim --date 2026-12-03
+    """
+    import asyncio
+
+    from ssmd.cli.exits import component_errors
+    from ssmd.config import Overrides, load_environment
+    from ssmd.data.backfill import backfill as run_backfill
+    from ssmd.data.source import Dataset
+    from ssmd.venues.kalshi.rest import RestClient, RestError
+
+    when = _day(day, "--date")
+    if margin < 0:
+        raise typer.BadParameter("must be 0 or more", param_hint="--margin")
+    with component_errors():
+        resolved = load_environment(env, config_dir, Overrides(data_dir=data_dir))
+        ds = Dataset.from_environment(resolved, feed)
+    url = resolved.endpoint.rest_url
+
+    async def run() -> Any:
+        async with RestClient(url) as rest:
+            return await run_backfill(ds, when, rest, tickers=_names(tickers), margin_s=margin)
+
+    with _data_errors():
+        try:
+            summary = asyncio.run(run())
+        except RestError as exc:
+            typer.echo(
+                f"error: {exc}. Fix: check that the venue's REST API at {url} answers "
+                "(the environment's endpoint rest_url)",
+                err=True,
+            )
+            raise typer.Exit(1) from None
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    for gap in summary.gaps:
+        markets = ",".join(gap.markets) or "every market"
+        print_text(
+            f"{gap.reason} {gap.start} to {gap.end} ({markets}): {gap.fetched:,} trades "
+            f"from REST, {gap.added:,} added"
+        )
+    if not summary.gaps:
+        print_text(f"no gaps to backfill on {summary.date}")
+    print_text(
+        f"backfilled {summary.added:,} trades into {len(summary.files)} files in "
+        f"{summary.seconds:.1f} s"
+        + (f"; {summary.malformed} unreadable, left out" if summary.malformed else "")
+    )
+    print_text(summary.books)

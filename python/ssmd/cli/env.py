@@ -270,3 +270,108 @@ def update(
             )
         else:
             print_text(f"updated environment {name}")
+
+
+@app.command("teardown")
+def teardown_command(
+    name: Annotated[str, typer.Argument(help="Environment name.")],
+    day: Annotated[
+        str | None,
+        typer.Option("--date", metavar="YYYY-MM-DD", help="Only the archive of this UTC day."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would go, with counts and bytes.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also for an environment marked protected: true.")
+    ] = False,
+    data_dir: DataDirOption = None,
+    nats_url: Annotated[str | None, typer.Option(help="Override the NATS URL.")] = None,
+    s3_endpoint: Annotated[str | None, typer.Option(help="Override the S3 endpoint.")] = None,
+    redis_url: Annotated[str | None, typer.Option(help="Override the Redis URL.")] = None,
+    config_dir: ConfigDirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete everything an environment owns: its archive (raw and normalized, local or
+    S3), NATS streams with their consumers, KV buckets, Redis keys and spools (docs/teardown.md).
+
+    Refused while it runs, and for `protected: true` without --force. The environment's
+    file stays.
+
+    Example: ssmd env teardown kalshi-dev --dry-run
+    """
+    import asyncio
+    import sys
+    from datetime import date
+
+    from ssmd.envops import Holding, teardown
+    from ssmd.exceptions import StorageError
+    from ssmd.up.status import human_bytes
+
+    def show(held: list[Holding], title: str) -> None:
+        print_table(
+            title,
+            ["what", "where", "name", "items", "bytes"],
+            [(h.kind, h.where, h.name, f"{h.count:,}", human_bytes(h.size)) for h in held],
+        )
+
+    def confirm(held: list[Holding]) -> bool:
+        if yes:
+            return True
+        if as_json or not sys.stdin.isatty():
+            raise ConfigError(
+                f"teardown of {name} needs confirmation; nothing deleted. Fix: pass --yes "
+                "(after a --dry-run), or run it in a terminal"
+            )
+        show(held, f"Environment {name}: to be deleted")
+        typed: str = typer.prompt(f"Type {name} to delete all of this")
+        return typed == name
+
+    with reporting(as_json):
+        try:
+            when = date.fromisoformat(day) if day else None
+        except ValueError:
+            raise ConfigError(f"--date {day!r}: expected YYYY-MM-DD, e.g. 2026-07-20") from None
+        resolved = load_environment(
+            name,
+            config_dir,
+            Overrides(
+                data_dir=data_dir, nats_url=nats_url, s3_endpoint=s3_endpoint, redis_url=redis_url
+            ),
+        )
+        try:
+            held, deleted = asyncio.run(
+                teardown(resolved, day=when, dry_run=dry_run, force=force, confirm=confirm)
+            )
+        except StorageError as exc:
+            raise ConfigError(f"{exc}; the teardown stopped part way, run it again") from None
+        if as_json:
+            print_json(
+                {
+                    "ok": True,
+                    "environment": name,
+                    "date": day,
+                    "deleted": deleted,
+                    "items": [
+                        {
+                            "kind": h.kind,
+                            "where": h.where,
+                            "name": h.name,
+                            "count": h.count,
+                            "bytes": h.size,
+                        }
+                        for h in held
+                    ],
+                }
+            )
+            return
+        what = f"environment {name}" + (f" on {day}" if day else "")
+        if not held:
+            print_text(f"{what}: nothing to delete")
+        elif dry_run:
+            show(held, f"Would delete ({what}); nothing deleted (--dry-run)")
+        elif deleted:
+            show(held, f"Deleted ({what})")
+        else:
+            print_text("not confirmed; nothing deleted")

@@ -44,7 +44,7 @@ def run(
     from ssmd.gateway import Gateway, GatewaySettings, serve
     from ssmd.obs import logs
 
-    logs.setup(log_level)
+    logs.setup(log_level, component="gateway")
     with component_errors():
         resolved = load_environment(
             env,

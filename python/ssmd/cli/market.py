@@ -72,7 +72,7 @@ def sync(
     from ssmd.obs import logs
     from ssmd.secmaster import sync_environment
 
-    logs.setup(log_level)
+    logs.setup(log_level, component="secmaster-sync")
     resolved = _env(
         env,
         config_dir,
@@ -230,7 +230,7 @@ def live(
     from ssmd.secmaster import Live, run_live, services
     from ssmd.secmaster.journal import journal_subject
 
-    logs.setup(log_level)
+    logs.setup(log_level, component="secmaster")
     resolved = _env(
         env,
         config_dir,

@@ -24,11 +24,11 @@ from ssmd.exceptions import ConfigError
 TEMPLATES: Final = Path(__file__).with_name("templates")
 
 RECORD_DESCRIPTIONS: Final = {
-    "trade": "A public trade: price, size, taker side.",
-    "orderbook": "An order-book snapshot or delta for one market.",
-    "ticker": "Top of book, last price, volume and open interest.",
+    "trade": "A public trade: price, size, taker side (Kraken trade: exact priceUnits and sizeUnits at the pair's precision, spot set).",
+    "orderbook": "An order-book snapshot or delta for one market (Kraken book: spotBook, exact levels at the pair's precision and the CRC32 verdict).",
+    "ticker": "Top of book, last price, volume and open interest (Kraken ticker: spotTicker).",
     "lifecycle": "A market lifecycle event (created, opened, closed, determined, settled).",
-    "status": "A market's trading status.",
+    "status": "A market's trading status (Kraken: instrument pairs as instrument, the engine status as venueStatus).",
     "event": "A connector event: connected, disconnected, gap, resync.",
 }
 

@@ -30,6 +30,8 @@ from ssmd.config.models.common import (
 from ssmd.config.models.environment import (
     DATABASE_URL_PATTERN,
     EMBEDDED_NATS,
+    EMBEDDED_TEMPORAL,
+    EMBEDDED_TEMPORAL_ADDRESS,
     HOST_PORT_PATTERN,
     NATS_URL_PATTERN,
     REDIS_URL_PATTERN,
@@ -38,6 +40,7 @@ from ssmd.config.models.environment import (
     S3Storage,
     Schedule,
     Symbols,
+    Temporal,
 )
 from ssmd.config.models.feed import CUSTOM_ENDPOINT, Channel, Feed, FeedVersion, Limits
 from ssmd.config.problems import display_path, format_problems
@@ -179,6 +182,7 @@ class ResolvedEnvironment:
     sources: Mapping[
         str, str
     ]  # overridable setting -> "flag", the variable name, "yaml"/"default" or "ssmd up"
+    temporal_embedded: bool = False  # `temporal: embedded`: `ssmd up` runs the dev server
 
     @property
     def embedded_nats_dir(self) -> Path:
@@ -327,8 +331,13 @@ def load_environment(
     s3_endpoint = picker.pick("s3_endpoint", None)
     redis_url = picker.pick("redis_url", spec.cache.redis_url if spec.cache else None)
     database_url = picker.pick("database_url", spec.database.url if spec.database else None)
+    temporal = spec.temporal if isinstance(spec.temporal, Temporal) else None
+    embedded_temporal = spec.temporal == EMBEDDED_TEMPORAL
     temporal_address = picker.pick(
-        "temporal_address", spec.temporal.address if spec.temporal else None
+        "temporal_address",
+        temporal.address
+        if temporal
+        else (EMBEDDED_TEMPORAL_ADDRESS if embedded_temporal else None),
     )
     if picker.errors:
         raise ConfigError(
@@ -377,7 +386,11 @@ def load_environment(
         redis_url=redis_url,
         database_url=database_url,
         temporal_address=temporal_address,
-        temporal_namespace=spec.temporal.namespace if spec.temporal else "default",
-        secrets={k: Secret(k, ref, item.file, environ) for k, ref in spec.secrets.items()},
+        temporal_namespace=temporal.namespace if temporal else "default",
+        temporal_embedded=embedded_temporal,
+        secrets={
+            k: Secret(k, ref, item.file, environ, environment.name)
+            for k, ref in spec.secrets.items()
+        },
         sources=picker.sources,
     )

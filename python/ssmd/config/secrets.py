@@ -1,4 +1,7 @@
-"""Secret references (`env:VAR`, `file:/path`) resolved only when asked.
+"""Secret references (`env:VAR`, `file:/path`, `sealed:NAME`) resolved only when asked.
+
+`sealed:NAME` reads the field named like the secret from key NAME, kept by `ssmd key set`
+(a Secret mounted from a SealedSecret, or the local key store: ssmd.keys.store).
 
 A `Secret` holds the reference, never the value: its str() and repr() show the
 reference and `****`. `reveal()` reads the value at the moment it is needed, so
@@ -24,6 +27,7 @@ class Secret:
     ref: str
     origin: str = field(default="", compare=False)  # the file that declared it, for error messages
     environ: Mapping[str, str] | None = field(default=None, compare=False, repr=False)
+    env: str = field(default="", compare=False)  # the environment, for sealed: keys
 
     @property
     def scheme(self) -> str:
@@ -39,6 +43,12 @@ class Secret:
     def is_available(self) -> bool:
         if self.scheme == "env":
             return bool(self._env().get(self.target))
+        if self.scheme == "sealed":
+            try:
+                self.reveal()
+            except ConfigError:
+                return False
+            return True
         return Path(self.target).expanduser().is_file()
 
     def reveal(self) -> str:
@@ -53,6 +63,8 @@ class Secret:
                     f"spec.secrets.{self.name}"
                 )
             return value
+        if self.scheme == "sealed":
+            return self._sealed(where)
         path = Path(self.target).expanduser()
         try:
             return path.read_text(encoding="utf-8").strip()
@@ -61,6 +73,21 @@ class Secret:
                 f"secret {self.name}{where}: cannot read {path} ({error.strerror}); expected a "
                 f"readable file. Fix: create the file or change spec.secrets.{self.name}"
             ) from None
+
+    def _sealed(self, where: str) -> str:
+        from ssmd.keys.store import FIELDS, load_key
+
+        if self.name not in FIELDS:
+            raise ConfigError(
+                f"secret {self.name}{where}: sealed:{self.target} fills only the secrets "
+                f"{' and '.join(FIELDS)} (the fields of a key set by `ssmd key set`). Fix: use "
+                f"env: or file: for {self.name}"
+            )
+        try:
+            key = load_key(self.env, self.target, self._env())
+        except ConfigError as exc:
+            raise ConfigError(f"secret {self.name}{where}: {exc}") from None
+        return key.field(self.name)
 
     def __str__(self) -> str:
         return f"{self.ref} ({MASK})"

@@ -323,6 +323,8 @@ def check_environment(item: Loaded[Environment], loaded: LoadedTree) -> list[Pro
             )
         )
 
+    problems.extend(_check_tenants(item, loaded))
+
     for kind in ("raw", "normalized"):
         location = getattr(spec.storage, kind)
         if (
@@ -336,6 +338,83 @@ def check_environment(item: Loaded[Environment], loaded: LoadedTree) -> list[Pro
                     "S3 storage without endpoint or region",
                     "endpoint (S3-compatible store) or region (AWS)",
                     "add `region: us-east-1` or `endpoint: https://...`",
+                )
+            )
+    return problems
+
+
+def _check_tenants(item: Loaded[Environment], loaded: LoadedTree) -> list[Problem]:
+    """Tenants name declared secrets and transforms; every Lua script compiles and runs
+    in its sandbox (a syntax error is reported with its line)."""
+    from ssmd.exceptions import ConfigError
+    from ssmd.gateway.transform import check, load_spec
+
+    spec = item.document.spec
+    problems = []
+    owners: dict[str, str] = {}
+    for name, tenant in spec.tenants.items():
+        if tenant.api_keys not in spec.secrets:
+            known = ", ".join(sorted(spec.secrets)) or "none"
+            problems.append(
+                item.problem(
+                    ("spec", "tenants", name, "api_keys"),
+                    f"tenant {name}: no secret {tenant.api_keys!r} under spec.secrets (declared: {known})",
+                    "the name of a secret holding the tenant's key lines",
+                    f"add `{tenant.api_keys}: file:/path` (or env:VAR) under spec.secrets",
+                )
+            )
+        if tenant.api_keys == "gateway_api_keys":
+            problems.append(
+                item.problem(
+                    ("spec", "tenants", name, "api_keys"),
+                    f"tenant {name}: gateway_api_keys holds the operator's keys, which see every tenant",
+                    "a secret of the tenant's own",
+                    f"declare e.g. `{name.replace('-', '_')}_keys: file:/path` and name it here",
+                )
+            )
+        elif tenant.api_keys in owners:
+            problems.append(
+                item.problem(
+                    ("spec", "tenants", name, "api_keys"),
+                    f"tenants {owners[tenant.api_keys]} and {name} share the secret {tenant.api_keys}",
+                    "one secret per tenant",
+                    "give each tenant its own secret",
+                )
+            )
+        owners.setdefault(tenant.api_keys, name)
+        if tenant.transform is not None and tenant.transform not in spec.transforms:
+            known = ", ".join(sorted(spec.transforms)) or "none"
+            problems.append(
+                item.problem(
+                    ("spec", "tenants", name, "transform"),
+                    f"tenant {name}: no transform {tenant.transform!r} under spec.transforms (declared: {known})",
+                    "the name of a transform under spec.transforms",
+                    "declare it, or remove `transform:`",
+                )
+            )
+    root = loaded.tree.root
+    for name, transform in spec.transforms.items():
+        loc = ("spec", "transforms", name, "script")
+        where = f"spec.transforms.{name}.script"
+        try:
+            error = check(load_spec(name, transform, root, where))
+        except ConfigError as exc:
+            problems.append(
+                item.problem(
+                    loc,
+                    str(exc).removeprefix(where + ": ").split(". Fix:")[0],
+                    "a readable Lua file",
+                    "create it, or give a path relative to the config dir",
+                )
+            )
+            continue
+        if error is not None:
+            problems.append(
+                item.problem(
+                    loc,
+                    f"the Lua script does not load: {error}",
+                    "a Lua 5.4 script defining function transform(msg) (docs/transforms.md)",
+                    "correct the script at the line named",
                 )
             )
     return problems

@@ -1,17 +1,18 @@
 """From captured frames to messages: batch normalization, seq tracking, routing.
 
-`Pipeline.process(items)` is synchronous and runs once per batch: it calls
-ssmd.core.normalize_kalshi once per run of frames from one connection, builds the raw
-and normalized messages (subjects from ssmd.bus.subjects, ids `{conn}:{frame}` and
-`{conn}:{frame}:n`), feeds the batch to a BookSet (sequence tracking per
-(connection, sid) for order books, and the books) and to a SeqTracker (the same for
-trade and lifecycle records), and returns what to publish plus what happened (gaps,
-resyncs, duplicates, lifecycle records) for the runner to act on. Both walk the batch
-in frame order, so a frame that yields no record (its market or body cannot be read;
-it is published raw) still takes its seq, and the frame after it is no false gap.
+`Pipeline.process(items)` is synchronous and runs once per batch: it calls the venue's
+codec (ssmd.venues.base.Codec; Kalshi's is normalize_kalshi) once per run of frames
+from one connection, builds the raw and normalized messages (subjects from
+ssmd.bus.subjects, ids `{conn}:{frame}` and `{conn}:{frame}:n`), asks the codec for
+the batch's book events (Kalshi: a BookSet tracks seqs per (connection, sid) and the
+books) and sequence events (a SeqTracker for trade and lifecycle records), and returns
+what to publish plus what happened (gaps, resyncs, duplicates, lifecycle records) for
+the runner to act on. Both walk the batch in frame order, so a frame that yields no
+record (its market or body cannot be read; it is published raw) still takes its seq,
+and the frame after it is no false gap.
 
 `Pipeline.checkpoint` turns the books changed since its last call into `book`
-records (ssmd._core.BookSet.checkpoint) for consumers that join late.
+records (the codec's checkpoint) for consumers that join late.
 
 A `disconnected` connector event passing through (events travel in order with the
 frames) makes the SeqTracker forget that connection (its frames are all behind) and
@@ -28,6 +29,7 @@ from ssmd import core
 from ssmd.bus import subjects
 from ssmd.bus.publisher import OutMsg
 from ssmd.connector.spool import Item
+from ssmd.venues.base import Codec
 
 __all__ = ["Gap", "Outcome", "Pipeline"]
 
@@ -67,21 +69,33 @@ class Outcome:
 
 
 class Pipeline:
-    def __init__(self, env: str, feed: str) -> None:
+    def __init__(self, env: str, feed: str, codec: Codec | None = None) -> None:
+        if codec is None:
+            from ssmd.venues import venue
+
+            codec = venue("kalshi").codec()
         self.env, self.feed = env, feed
-        self.raw_subjects = [subjects.raw(env, feed, k) for k in core.FRAME_KINDS]
-        self.kind_names = list(core.FRAME_KINDS)
+        self.codec = codec
+        self.raw_subjects = [subjects.raw(env, feed, k) for k in codec.frame_kinds]
+        self.kind_names = list(codec.frame_kinds)
         self._tokens: dict[str, str] = {}
         self._record_prefix = f"{env}.{feed}."
-        self.books = core.BookSet()
-        self.seq = core.SeqTracker()
+
+    @property
+    def books(self) -> Any:
+        """The codec's books, when it has a BookSet (Kalshi)."""
+        return getattr(self.codec, "books", None)
+
+    @property
+    def seq(self) -> Any:
+        """The codec's SeqTracker, when it has one (Kalshi)."""
+        return getattr(self.codec, "seq", None)
 
     def forget(self, conn_id: int) -> None:
         """A connection is gone: drop its sequence state (conn_ids are never reused) and
         mark its books invalid until the next connection's snapshots, so that the next
         checkpoint round says so to late readers."""
-        self.seq.forget_connection(conn_id)
-        self.books.close_connection(conn_id)
+        self.codec.forget(conn_id)
 
     def _subject(self, record_type: str, ticker: str) -> str:
         token = self._tokens.get(ticker)
@@ -98,7 +112,7 @@ class Pipeline:
         the books from the latest checkpoints and applies only the deltas after them."""
         return [
             OutMsg(self._subject("book", ticker), data, f"bk:{now_ns}:{ticker}")
-            for ticker, data in self.books.checkpoint(now_ns, everything)
+            for ticker, data in self.codec.checkpoint(now_ns, everything)
         ]
 
     def event_message(self, item: Item) -> OutMsg:
@@ -133,7 +147,7 @@ class Pipeline:
     def _frames(self, group: list[Item], out: Outcome) -> None:
         conn = group[0].conn_id
         frames = [it.data for it in group]
-        batch = core.normalize_kalshi(frames, [it.receive_ns for it in group], conn)
+        batch = self.codec.normalize(frames, [it.receive_ns for it in group], conn)
         msgs = out.messages
         raw_subjects = self.raw_subjects
         kinds = batch.kinds
@@ -176,23 +190,21 @@ class Pipeline:
         for _, problem, _detail in batch.problems:
             out.problems[problem] += 1
         # In frame order, frames without a record included: each took its seq.
-        for ev in self.books.apply_batch(batch):
+        for ev in self.codec.integrity(batch):
             kind = ev[0]
             if kind == "gap":
                 _, c, sid, expected, received, tickers = ev
-                out.gaps.append(
-                    Gap(int(c), int(sid), int(expected), int(received), list(tickers))  # type: ignore[call-overload]
-                )
+                out.gaps.append(Gap(int(c), int(sid), int(expected), int(received), list(tickers)))
             elif kind == "unreadable":
                 _, c, sid, seq, tickers = ev
                 out.gaps.append(
-                    Gap(int(c), int(sid), int(seq), int(seq), list(tickers), unreadable=True)  # type: ignore[call-overload]
+                    Gap(int(c), int(sid), int(seq), int(seq), list(tickers), unreadable=True)
                 )
             elif kind == "resynced":
                 out.resynced.append(str(ev[1]))
             elif kind == "duplicate":
                 out.duplicates += 1
-        for kind, c, sid, expected, received, ticker in self.seq.observe_batch(batch):
+        for kind, c, sid, expected, received, ticker in self.codec.sequence(batch):
             if kind == "gap":
                 out.gaps.append(Gap(c, sid, expected, received, [ticker], book=False))
             else:

@@ -24,29 +24,34 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import Counter
+
 from ssmd import core
 from ssmd.bus.connection import NatsClient, connect, server_addresses
 from ssmd.bus.publisher import OutMsg, Publisher
 from ssmd.bus.stream import ensure_stream
 from ssmd.config import NatsSettings, ResolvedEnvironment, parse_duration
 from ssmd.config.models.environment import Symbols
+from ssmd.connector.groups import GROUP_STRIDE, ShardGroup
 from ssmd.connector.pipeline import Gap, Outcome, Pipeline
-from ssmd.connector.selection import Selection
-from ssmd.connector.shards import Shard, ShardConfig, ShardSet
+from ssmd.connector.shards import Shard, ShardConfig, ShardSet, next_conn_id
 from ssmd.connector.spool import CaptureQueue, Item
 from ssmd.exceptions import ConfigError
 from ssmd.obs.health import HealthServer
-from ssmd.obs.metrics import Registry
+from ssmd.obs.metrics import CollectorRegistry, Sampled
+from ssmd.obs.stream import StreamGauges
 from ssmd.secmaster.service import selection_reader
+from ssmd.venues import venue as venue_named
+from ssmd.venues.base import MAX_FRAME_BYTES, Liveness, Selector
 from ssmd.venues.kalshi import auth
-from ssmd.venues.kalshi.rest import RestClient
-from ssmd.venues.kalshi.ws import MAX_FRAME_BYTES, Credentials, Liveness
+from ssmd.venues.kalshi.ws import Credentials
 
 __all__ = ["Connector", "Settings", "load_credentials"]
 
 log = logging.getLogger(__name__)
 
-GLOBAL_ONLY = ("market_lifecycle_v2",)
+BOOK_CHANNEL = "orderbook_delta"  # the subscription whose snapshots a resync asks for
+STREAM_POLL_INTERVAL = 15.0  # seconds between reads of the stream's size (ssmd_stream_*)
 
 
 def _secs(value: object) -> float:
@@ -56,16 +61,20 @@ def _secs(value: object) -> float:
 
 
 def load_credentials(env: ResolvedEnvironment) -> Credentials:
-    """KALSHI_API_KEY and the PEM at KALSHI_PRIVATE_KEY_PATH; ConfigError (no secret shown)."""
+    """KALSHI_API_KEY and the PEM at KALSHI_PRIVATE_KEY_PATH, or a key `ssmd key set` keeps
+    (`sealed:NAME`: the PEM itself, not a path); ConfigError (no secret shown)."""
     try:
         key_id = env.secret("kalshi_api_key").reveal()
-        path = env.secret("kalshi_private_key").reveal()
+        pem_secret = env.secret("kalshi_private_key")
+        value = pem_secret.reveal()
     except ConfigError as exc:
         raise ConfigError(
             f"Kalshi credentials are missing: {exc}. Fix: export KALSHI_API_KEY (the key id) and "
-            "KALSHI_PRIVATE_KEY_PATH (the PEM file)"
+            "KALSHI_PRIVATE_KEY_PATH (the PEM file), or `ssmd key set` a key (docs/keys.md)"
         ) from None
-    return Credentials(key_id, auth.load_private_key(path))
+    if pem_secret.scheme == "sealed":
+        return Credentials(key_id, auth.private_key_from_pem(value.encode(), pem_secret.ref))
+    return Credentials(key_id, auth.load_private_key(value))
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,7 @@ class Settings:
     nats: NatsSettings
     ws_url: str
     rest_url: str
-    credentials: Credentials | None
+    credentials: Any  # what the venue's session signs in with (Kalshi: Credentials)
     symbols: Symbols
     market_channels: tuple[str, ...] = ("orderbook_delta", "trade", "ticker")
     global_channels: tuple[str, ...] = ("market_lifecycle_v2",)
@@ -114,6 +123,10 @@ class Settings:
     # The security master's markets for this selection; when set, the selection reads
     # them instead of Kalshi REST (ssmd.secmaster.selection_reader).
     stored_markets: Callable[[], list[dict[str, Any]]] | None = field(default=None, compare=False)
+    # One of several connector processes sharing the selection (ssmd.connector.groups).
+    shard_group: ShardGroup | None = None
+    # The exchange's protocol (ssmd.venues): the feed's name.
+    venue: str = "kalshi"
 
     def __post_init__(self) -> None:
         if not self.heartbeat_interval > 0:
@@ -127,6 +140,8 @@ class Settings:
     def from_environment(cls, env: ResolvedEnvironment, **changes: Any) -> Settings:
         ws = env.limits.ws
         chans = tuple(c.name for c in env.channels)
+        the_venue = venue_named(env.feed.metadata.name)
+        global_only = the_venue.global_channels
         if env.nats.embedded and "nats" not in changes:
             raise ConfigError(
                 f"environment {env.name} uses the embedded NATS server, which `ssmd up` starts; "
@@ -140,8 +155,8 @@ class Settings:
             rest_url=env.endpoint.rest_url,
             credentials=None,
             symbols=env.symbols,
-            market_channels=tuple(c for c in chans if c not in GLOBAL_ONLY),
-            global_channels=tuple(c for c in chans if c in GLOBAL_ONLY),
+            market_channels=tuple(c for c in chans if c not in global_only),
+            global_channels=tuple(c for c in chans if c in global_only),
             markets_per_connection=ws.markets_per_connection,
             subscribe_batch=ws.subscribe_batch,
             liveness=Liveness(
@@ -150,13 +165,21 @@ class Settings:
                 stale_after=_secs(ws.stale_after),
             ),
             sync_interval=_secs(env.symbols.sync_interval),
-            spool_path=env.data_dir / "spool" / f"connector-{env.name}.spool",
+            spool_path=env.data_dir / "spool" / _spool_name(env.name, changes.get("shard_group")),
             # the selection a `symbols` change asks for, not the environment's
             stored_markets=selection_reader(env, changes.get("symbols")),
+            venue=the_venue.name,
         )
         if "credentials" not in changes:
-            changes["credentials"] = load_credentials(env)
+            changes["credentials"] = the_venue.credentials(env)
         return replace(base, **changes)
+
+
+def _spool_name(env: str, group: ShardGroup | None) -> str:
+    # Each group has its own: a spool is read back by the run that finds it.
+    return (
+        f"connector-{env}.spool" if group is None else f"connector-{env}.{group.spool_name}.spool"
+    )
 
 
 # Room for a raw frame's headers (message id, receive time, connection) in one message.
@@ -180,7 +203,15 @@ class Connector:
     def __init__(self, settings: Settings) -> None:
         self.settings = s = settings
         self.prefix = s.nats.subject_prefix
-        self.pipeline = Pipeline(*self.prefix.split(".", 1))
+        self.venue = venue_named(s.venue)
+        env_name, feed_name = self.prefix.split(".", 1)
+        self.pipeline = Pipeline(env_name, feed_name, self.venue.codec())
+        group = s.shard_group
+        # The global channels (market lifecycle) once per environment: group 0 captures
+        # them, the other groups follow lifecycle from the stream (_follow_lifecycle).
+        self.follows_lifecycle = group is not None and group.index > 0
+        self.base_shard = group.shard_base if group is not None else 0
+        id_space = (group.id_residue, GROUP_STRIDE) if group is not None else (0, 1)
         self.queue = CaptureQueue(
             s.spool_path, memory_bytes=s.memory_bytes, spool_bytes=s.spool_bytes
         )
@@ -189,7 +220,7 @@ class Connector:
                 url=s.ws_url,
                 credentials=s.credentials,
                 market_channels=s.market_channels,
-                global_channels=s.global_channels,
+                global_channels=() if self.follows_lifecycle else s.global_channels,
                 markets_per_connection=s.markets_per_connection,
                 subscribe_batch=s.subscribe_batch,
                 liveness=s.liveness,
@@ -197,17 +228,21 @@ class Connector:
                 backoff_cap=s.backoff_cap,
                 max_auth_failures=s.max_auth_failures,
                 max_frame_bytes=s.max_frame_bytes,
+                first_number=self.base_shard,
+                id_residue=id_space[0],
+                id_stride=id_space[1],
+                venue=self.venue,
             ),
             self,
         )
         self.shards.on_task = self._watch
-        self.selection: Selection | None = None
+        self.selection: Selector | None = None
         self.publisher: Publisher | None = None
         self.nc: NatsClient | None = None
         self.health_server: HealthServer | None = None
         # This process's run id: in its event message ids, and the conn_id of its
         # heartbeat and stopped events.
-        self.run_id = self._event_base = time.time_ns()
+        self.run_id = self._event_base = next_conn_id(*id_space)
         self._event_no = itertools.count(1)
         self._pending_resync: dict[tuple[int, int], set[str]] = {}
         self._resync_done: dict[tuple[int, int], asyncio.Event] = {}
@@ -219,6 +254,8 @@ class Connector:
         self.latencies_ns: deque[int] = deque(maxlen=200_000)
         self._record_latency = s.record_latency
         self._last_lag_ns = 0
+        self._exchange_lag_ns = 0  # receipt - exchange time, newest record that has one
+        self._last_frame_ns = 0
         self.frames_in = 0
         self.frames_acked = 0  # raw frames stored by JetStream
         self.events: list[tuple[str, int, str]] = []  # (kind, shard, reason), last 10,000
@@ -227,31 +264,60 @@ class Connector:
     # ---- metrics ----------------------------------------------------------------------
 
     def _build_metrics(self) -> None:
-        r = self.registry = Registry()
+        r = self.registry = CollectorRegistry()
         feed = self.settings.feed
-        self.m_received = r.counter(
-            "ssmd_connector_messages_received_total", "Frames received, by type", ("feed", "type")
+        self.m_received = Counter(
+            "ssmd_connector_messages_received_total",
+            "Frames received, by type",
+            ["feed", "type"],
+            registry=r,
         )
-        self.m_published = r.counter(
+        Sampled.register(
+            r,
+            "counter",
             "ssmd_connector_messages_published_total",
             "Messages acked by JetStream",
             ("feed",),
             lambda: {(feed,): float(self.publisher.acked if self.publisher else 0)},
         )
-        self.m_lag = r.gauge(
+        Sampled.register(
+            r,
+            "gauge",
             "ssmd_connector_lag_seconds",
-            "Receive to PubAck of the last frame",
+            "Exchange timestamp to receipt of the newest record that has one (sampled once "
+            "per batch; a gauge)",
+            ("feed",),
+            lambda: {(feed,): self._exchange_lag_ns / 1e9} if self._exchange_lag_ns else {},
+        )
+        Sampled.register(
+            r,
+            "gauge",
+            "ssmd_connector_publish_lag_seconds",
+            "Receipt to JetStream's PubAck of the last raw frame",
             ("feed",),
             lambda: {(feed,): self._last_lag_ns / 1e9},
         )
-        self.m_errors = r.counter(
-            "ssmd_connector_errors_total", "Errors, by type", ("feed", "error_type")
+        Sampled.register(
+            r,
+            "gauge",
+            "ssmd_connector_last_frame_timestamp_seconds",
+            "Wall-clock time the last frame was received (0: none yet)",
+            ("feed",),
+            lambda: {(feed,): self._last_frame_ns / 1e9},
         )
-        self.m_events = r.counter(
-            "ssmd_connector_events_total", "Connector events, by kind", ("feed", "kind")
+        self.m_errors = Counter(
+            "ssmd_connector_errors_total", "Errors, by type", ["feed", "error_type"], registry=r
         )
-        self.m_dropped = r.counter(
-            "ssmd_connector_dropped_total", "Frames dropped with the spool full", ("feed",)
+        self.m_events = Counter(
+            "ssmd_connector_events_total", "Connector events, by kind", ["feed", "kind"], registry=r
+        )
+        Sampled.register(
+            r,
+            "counter",
+            "ssmd_connector_dropped_total",
+            "Frames dropped with the spool full",
+            ("feed",),
+            lambda: {(feed,): float(self.queue.dropped)},
         )
 
         def shard_states() -> dict[tuple[str, ...], float]:
@@ -261,20 +327,45 @@ class Connector:
                 out[key] = out.get(key, 0) + 1
             return out
 
-        r.gauge("ssmd_connector_shards", "Shards, by state", ("feed", "state"), shard_states)
-        r.gauge(
+        Sampled.register(
+            r, "gauge", "ssmd_connector_shards", "Shards, by state", ("feed", "state"), shard_states
+        )
+        Sampled.register(
+            r,
+            "gauge",
             "ssmd_connector_markets_subscribed",
             "Markets acknowledged by the exchange",
             ("feed",),
             lambda: {(feed,): float(sum(len(sh.subscribed) for sh in self.shards.shards.values()))},
         )
-        r.gauge(
+        Sampled.register(
+            r,
+            "gauge",
             "ssmd_connector_markets_desired",
             "Markets the selection asks for",
             ("feed",),
             lambda: {(feed,): float(len(self.shards.owner))},
         )
-        r.gauge(
+        group = self.settings.shard_group
+        Sampled.register(
+            r,
+            "gauge",
+            "ssmd_connector_shard_group_info",
+            "1, labelled with this process's shard group (I/N) when it is one of several",
+            ("feed", "group"),
+            lambda: {(feed, group.label): 1.0} if group is not None else {},
+        )
+        Sampled.register(
+            r,
+            "gauge",
+            "ssmd_connector_gaps_open",
+            "Sequence gaps whose books await a resync (snapshots) right now",
+            ("feed",),
+            lambda: {(feed,): float(len(self._pending_resync))},
+        )
+        Sampled.register(
+            r,
+            "gauge",
             "ssmd_connector_queue_bytes",
             "Capture queue usage",
             ("feed", "where"),
@@ -283,20 +374,22 @@ class Connector:
                 (feed, "spool"): float(self.queue.spool_used),
             },
         )
-        r.gauge(
+        Sampled.register(
+            r,
+            "gauge",
             "ssmd_connector_publish_inflight",
             "Unacked JetStream publishes",
             ("feed",),
             lambda: {(feed,): float(self.publisher.inflight if self.publisher else 0)},
         )
+        self.stream_gauges = StreamGauges.register(r, self.settings.nats.stream)
 
     # ---- shard hooks ------------------------------------------------------------------
 
     def frame(self, shard: Shard, data: bytes, receive_ns: int) -> None:
         self.frames_in += 1
         q = self.queue
-        if not q.put(Item(shard.conn_id, shard.frame_no, receive_ns, data)):
-            self.m_dropped.inc(self.settings.feed)
+        q.put(Item(shard.conn_id, shard.frame_no, receive_ns, data))  # a drop is counted there
         if q.transitions:
             self._report_queue()
 
@@ -306,7 +399,7 @@ class Connector:
             if state == "memory":
                 log.info("capture queue back in memory")
                 continue
-            self.m_errors.inc(self.settings.feed, f"buffer_{state}")
+            self.m_errors.labels(self.settings.feed, f"buffer_{state}").inc()
             self.event("buffer_full", None, f"{state}: {detail}")
 
     def event(
@@ -329,14 +422,14 @@ class Connector:
             "receive_ts": now,
             "conn_id": conn_id if conn_id is not None else (shard.conn_id if shard else 0),
             "sid": sid,
-            "shard": shard.number if shard else 0,
+            "shard": shard.number if shard else self.base_shard,
             "reason": reason,
             "duration_ns": duration_ns,
             "expected_seq": expected_seq,
             "received_seq": received_seq,
             "tickers": list(tickers),
         }
-        self.m_events.inc(self.settings.feed, kind)
+        self.m_events.labels(self.settings.feed, kind).inc()
         if kind == "heartbeat":
             level = logging.DEBUG
         else:
@@ -379,14 +472,30 @@ class Connector:
         """A `heartbeat` event now and every `heartbeat_interval`: the archiver takes this
         process for running until its heartbeats cease or it says `stopped`."""
         interval = self.settings.heartbeat_interval
+        grouped = self.settings.shard_group is not None
         while True:
             self.event(
                 "heartbeat",
                 None,
                 conn_id=self.run_id,
                 duration_ns=int(interval * 1e9),
+                # a group's markets: the archiver's gap for them if this process dies
+                tickers=sorted(self.shards.owner) if grouped else (),
             )
             await asyncio.sleep(interval)
+
+    async def _follow_lifecycle(self, msg: Any) -> None:
+        """A lifecycle record group 0 published: new and closing markets of this group are
+        taken up as fast as group 0 takes up its own."""
+        if self.selection is None:
+            return
+        try:
+            records = core.decode_records(msg.data)
+        except ValueError as exc:
+            log.warning("unreadable lifecycle record on %s: %s", msg.subject, exc)
+            return
+        if any([self.selection.on_lifecycle(rec) for rec in records]):
+            self._dirty.set()
 
     def _spawn(self, coro: Any) -> None:
         t = asyncio.get_running_loop().create_task(coro)
@@ -425,12 +534,28 @@ class Connector:
 
     def _account(self, o: Outcome) -> None:
         feed = self.settings.feed
+        self.sample_lag(o.messages)
         for kind, n in o.frames.items():
-            self.m_received.inc(feed, kind, by=n)
+            self.m_received.labels(feed, kind).inc(n)
         for problem, n in o.problems.items():
-            self.m_errors.inc(feed, problem, by=n)
+            self.m_errors.labels(feed, problem).inc(n)
         if o.duplicates:
-            self.m_errors.inc(feed, "seq_duplicate", by=o.duplicates)
+            self.m_errors.labels(feed, "seq_duplicate").inc(o.duplicates)
+
+    def sample_lag(self, messages: list[OutMsg]) -> None:
+        """Once per batch, not per message: the receipt time of its newest frame, and the
+        exchange-to-receipt lag of its newest record that carries an exchange time (a few
+        records at most are decoded; connector events and some lifecycle records have none)."""
+        newest_frame = next((m for m in reversed(messages) if m.header_lines), None)
+        if newest_frame is not None:
+            self._last_frame_ns = newest_frame.receive_ns
+        records = (m for m in reversed(messages) if m.receive_ns and not m.header_lines)
+        for msg in itertools.islice(records, 4):
+            for rec in core.decode_records(msg.payload):
+                exchange_ns = int(rec.get("exchange_ts") or 0)
+                if exchange_ns:
+                    self._exchange_lag_ns = msg.receive_ns - exchange_ns
+                    return
 
     def _react(self, o: Outcome) -> None:
         for gap in o.gaps:
@@ -510,7 +635,7 @@ class Connector:
                 async with asyncio.timeout(s.resync_timeout):
                     await done.wait()
                     return
-            self.m_errors.inc(s.feed, "resync_timeout")
+            self.m_errors.labels(s.feed, "resync_timeout").inc()
             log.warning("no snapshot within %ss after get_snapshot %d", s.resync_timeout, attempt)
         if shard.conn_id != conn_id or key not in self._pending_resync:
             return
@@ -540,7 +665,7 @@ class Connector:
             channel = next((c for c, s in shard.sids.items() if s == gap.sid), channel)
             if not shard.is_global and shard.markets:
                 tickers = sorted(shard.markets)
-        self.m_errors.inc(self.settings.feed, "seq_gap_lost")
+        self.m_errors.labels(self.settings.feed, "seq_gap_lost").inc()
         self.event(
             "gap",
             shard,
@@ -567,7 +692,7 @@ class Connector:
                 last_sync = time.monotonic()
                 await sel.refresh()
                 if sel.refresh_errors:
-                    self.m_errors.inc(s.feed, "selection_refresh")
+                    self.m_errors.labels(s.feed, "selection_refresh").inc()
             await self.apply_selection()
 
     async def apply_selection(self) -> None:
@@ -599,8 +724,30 @@ class Connector:
                 "acked": self.publisher.acked if self.publisher else 0,
             },
             "markets": len(self.shards.owner),
+            "shard_group": self.settings.shard_group.label if self.settings.shard_group else None,
             "shards": shards,
         }
+
+    async def resync_market(self, params: dict[str, str]) -> tuple[int, dict[str, object]]:
+        """`POST /control/resync?ticker=T`: ask the exchange for a fresh order-book snapshot
+        of one market on its shard's book subscription (an operator who doubts a book).
+        The snapshot replaces the book when it arrives, as after a gap."""
+        ticker = params.get("ticker", "").strip()
+        if not ticker:
+            return 400, {"error": "give the market: /control/resync?ticker=TICKER"}
+        shard = self.shards.owner.get(ticker)
+        if shard is None:
+            return 404, {"error": f"{ticker} is not subscribed by this connector"}
+        sid = shard.sids.get(BOOK_CHANNEL)
+        if shard.state != "streaming" or sid is None:
+            return 409, {
+                "error": f"shard {shard.number} of {ticker} is {shard.state}: it subscribes "
+                "afresh (with snapshots) when it streams again"
+            }
+        await shard.snapshot(sid, [ticker])
+        log.info("resync of %s requested: get_snapshot on shard %d sid %d", ticker, shard.number,
+                 sid)  # fmt: skip
+        return 200, {"ticker": ticker, "shard": shard.number, "sid": sid, "requested": True}
 
     # ---- run --------------------------------------------------------------------------
 
@@ -618,30 +765,39 @@ class Connector:
         def nats_state(state: str) -> None:
             if state == "disconnected" and publisher is not None:
                 publisher.connection_lost()
-                self.m_errors.inc(s.feed, "nats_disconnected")
+                self.m_errors.labels(s.feed, "nats_disconnected").inc()
 
-        self.nc = nc = await connect(s.nats.url, f"ssmd-connector-{s.env}", on_state=nats_state)
-        rest: RestClient | None = None
+        name = f"ssmd-connector-{s.env}"
+        if s.shard_group is not None:
+            name += f"-{s.shard_group.spool_name}"
+        self.nc = nc = await connect(s.nats.url, name, on_state=nats_state)
         try:
             check_frame_room(s.max_frame_bytes, nc.max_payload, s.nats.url)
-            await ensure_stream(nc.jetstream(), s.nats)
+            js = nc.jetstream()
+            self.stream_gauges.update(await ensure_stream(js, s.nats))
+            self._spawn(self.stream_gauges.poll(js, STREAM_POLL_INTERVAL))
             publisher = self.publisher = Publisher(
                 nc,
                 max_inflight=s.max_inflight,
                 ack_timeout=s.ack_timeout,
                 on_ack=self._acked,
-                on_error=lambda why: self.m_errors.inc(s.feed, "publish"),
+                on_error=lambda why: self.m_errors.labels(s.feed, "publish").inc(),
             )
             await publisher.start()
             if s.health_port is not None:
                 self.health_server = HealthServer(
-                    self.health, self.registry.expose, s.health_host, s.health_port
+                    self.health,
+                    self.registry,
+                    s.health_host,
+                    s.health_port,
+                    actions={"/control/resync": self.resync_market},
                 )
                 await self.health_server.start()
-            sym = s.symbols
-            if s.stored_markets is None and (sym.series or sym.categories or sym.tickers):
-                rest = RestClient(s.rest_url, s.credentials)
-            self.selection = Selection(sym, rest, s.clock, stored=s.stored_markets)
+            self.selection = self.venue.selection(
+                s.symbols, s.rest_url, s.credentials, s.clock, s.stored_markets, s.shard_group
+            )
+            if self.follows_lifecycle:
+                await nc.subscribe(f"{self.prefix}.lifecycle.>", cb=self._follow_lifecycle)
             pump = asyncio.create_task(self._pump(), name="pump")
             self._watch(pump)
             heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
@@ -668,8 +824,8 @@ class Connector:
                 await publisher.close()
             if self.health_server is not None:
                 await self.health_server.stop()
-            if rest is not None:
-                await rest.aclose()
+            if self.selection is not None:
+                await self.selection.aclose()
             self.queue.close()
             with contextlib.suppress(Exception):
                 await nc.close()

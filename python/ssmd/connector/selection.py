@@ -7,7 +7,9 @@ records (created, activated, deactivated, close date updated, determined, settle
 it current; and because Kalshi opens markets at `open_time` without any message, the
 status is also derived from the clock: an initialized market whose open time has passed
 counts as open, an open market whose close time has passed counts as closed. The runner
-calls `desired()` on a short sweep and diffs it against what the shards hold.
+calls `desired()` on a short sweep and diffs it against what the shards hold. A
+connector run as one of several shard groups desires its group's share only
+(ssmd.connector.groups).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from ssmd.config.models.environment import Symbols
-from ssmd.secmaster.status import filter_to_statuses, map_status
+from ssmd.connector.groups import ShardGroup
+from ssmd.secmaster.status import filter_to_statuses, lifecycle_status, map_status
 from ssmd.venues.kalshi.rest import RestClient
 
 __all__ = ["MarketInfo", "Selection", "series_of"]
@@ -33,13 +36,6 @@ _KALSHI_OF_SSMD = {
     "open": "active",
     "halted": "inactive",
     "closed": "closed",
-    "determined": "determined",
-    "settled": "settled",
-}
-_LIFECYCLE_STATUS = {
-    "created": "initialized",
-    "activated": "active",
-    "deactivated": "inactive",
     "determined": "determined",
     "settled": "settled",
 }
@@ -83,6 +79,7 @@ class Selection:
         rest: RestClient | None,
         clock: Callable[[], float] = time.time,
         stored: Callable[[], Iterable[dict[str, Any]]] | None = None,
+        group: ShardGroup | None = None,
     ) -> None:
         self.tickers = set(symbols.tickers)
         self.series = set(symbols.series)
@@ -93,9 +90,14 @@ class Selection:
         self.rest = rest
         self.stored = stored
         self.clock = clock
+        self.group = group  # only this shard group's share of the markets is desired
         self.known: dict[str, MarketInfo] = {}
         self.refreshes = 0
         self.refresh_errors = 0
+
+    async def aclose(self) -> None:
+        if self.rest is not None:
+            await self.rest.aclose()
 
     def matches(self, ticker: str) -> bool:
         return ticker in self.tickers or series_of(ticker) in self.series
@@ -197,9 +199,9 @@ class Selection:
             info.open_ts = open_ns / 1e9
         if close_ns:
             info.close_ts = close_ns / 1e9
-        status = _LIFECYCLE_STATUS.get(str(event))
-        if status is not None:
-            info.status = status
+        change = lifecycle_status(event, rec.get("is_deactivated", True))
+        if change is not None:
+            info.status = change[1]
         return True
 
     def desired(self) -> set[str]:
@@ -211,4 +213,6 @@ class Selection:
         }
         # Explicit tickers that REST did not describe are still asked for.
         out.update(t for t in self.tickers if t not in self.known)
+        if self.group is not None:
+            return {t for t in out if self.group.owns(t)}
         return out

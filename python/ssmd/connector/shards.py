@@ -1,16 +1,17 @@
 """Shards: WebSocket connections of at most N markets each, reconnected one at a time.
 
-A `Shard` owns a desired set of markets and keeps one `Session` subscribed to exactly
-that set: on every (re)connect it subscribes the whole set; while connected, changes go
-out as update_subscription add_markets / delete_markets on each channel's sid, so the
-other markets of the shard are not disturbed. A dead shard reconnects with capped,
-jittered exponential backoff under a new connection id; other shards never notice.
+A `Shard` owns a desired set of markets and keeps one session subscribed to exactly
+that set. The venue (ssmd.venues.base.Venue) provides the session (connect, keep-alive)
+and the subscription protocol on it (`Subscriptions`: subscribe everything on every
+(re)connect, add and remove markets while connected, fresh snapshots after a loss). A
+dead shard reconnects with capped, jittered exponential backoff under a new connection
+id; other shards never notice.
 
 `ShardSet` places markets: first shard with room, else a new shard. Shard 0 carries
-the global channels (market_lifecycle_v2, and ticker/trade when configured global).
-Error 26 (subscription market limit exceeded) on a subscribe or add_markets: the shard
-keeps what the exchange took (a refused batch is halved until one market is refused),
-the limit becomes every shard's cap, and the refused markets go to the next shard
+the venue's global channels (Kalshi's market_lifecycle_v2, and ticker/trade when
+configured global). When the exchange refuses markets for lack of room (Kalshi's error
+26, subscription market limit exceeded), the shard keeps what the exchange took, the
+number it holds becomes every shard's cap, and the refused markets go to the next shard
 with room or a new one.
 """
 
@@ -21,19 +22,18 @@ import contextlib
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ssmd.exceptions import AuthenticationError
-from ssmd.venues.kalshi.ws import (
+from ssmd.venues.base import (
     MAX_FRAME_BYTES,
-    Credentials,
     Liveness,
-    Reply,
     Session,
     SessionError,
+    Subscriptions,
+    Venue,
 )
 
 __all__ = ["Shard", "ShardConfig", "ShardHooks", "ShardSet", "next_conn_id"]
@@ -42,20 +42,26 @@ log = logging.getLogger(__name__)
 
 _last_conn_id = 0
 
-MARKET_LIMIT = 26  # error code: subscription market limit exceeded
 
-
-def next_conn_id() -> int:
-    """Unique per connection and never reused: time_ns at connect, strictly increasing."""
+def next_conn_id(residue: int = 0, stride: int = 1) -> int:
+    """Unique per connection and never reused: time_ns at connect, strictly increasing,
+    and `residue` modulo `stride` (a shard group's ids never meet another group's)."""
     global _last_conn_id
-    _last_conn_id = max(time.time_ns(), _last_conn_id + 1)
+    value = max(time.time_ns(), _last_conn_id + 1)
+    _last_conn_id = value + (residue - value) % stride
     return _last_conn_id
+
+
+def _kalshi() -> Venue:
+    from ssmd.venues import venue
+
+    return venue("kalshi")
 
 
 @dataclass(frozen=True)
 class ShardConfig:
     url: str
-    credentials: Credentials | None
+    credentials: Any
     market_channels: tuple[str, ...] = ("orderbook_delta", "trade", "ticker")
     global_channels: tuple[str, ...] = ("market_lifecycle_v2",)
     markets_per_connection: int = 200
@@ -65,6 +71,11 @@ class ShardConfig:
     backoff_cap: float = 30.0
     max_auth_failures: int = 5
     max_frame_bytes: int = MAX_FRAME_BYTES
+    # A shard group's numbers and ids (ssmd.connector.groups); 0, 0, 1 without groups.
+    first_number: int = 0
+    id_residue: int = 0
+    id_stride: int = 1
+    venue: Venue = field(default_factory=_kalshi)
 
 
 class ShardHooks(Protocol):
@@ -89,23 +100,28 @@ class Shard:
         self.hooks = hooks
         self.markets: set[str] = set()  # desired: what the shard subscribes on every connect
         self.subscribed: set[str] = set()  # acknowledged on the current connection
-        self.sids: dict[str, int] = {}  # channel -> sid on the current connection
         self.conn_id = 0
         self.frame_no = 0
         self.state = "new"
         self.session: Session | None = None
+        self.subs: Subscriptions | None = None  # the venue's protocol on `session`
         self.reconnects = 0
         self.auth_failures = 0
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._opened_at: float | None = None  # monotonic time of `connected`, while open
-        self.cap: int | None = None  # markets per subscription the exchange allows (error 26)
+        self.cap: int | None = None  # markets per subscription the exchange allows
         self.on_full: Callable[[Shard, list[str]], None] | None = None
 
     @property
+    def sids(self) -> dict[str, int]:
+        """channel -> stream (Kalshi: sid) on the current connection."""
+        return self.subs.streams if self.subs is not None else {}
+
+    @property
     def is_global(self) -> bool:
-        return self.number == 0
+        return self.number == self.config.first_number
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -163,42 +179,36 @@ class Shard:
         )
 
     def kill(self, reason: str) -> None:
-        """Drop the connection now (tests, and a sid that cannot be recovered)."""
-        s = self.session
-        if s is not None and s.ws is not None:
-            s.close_reason = s.close_reason or reason
-            s.ws.transport.abort()
+        """Drop the connection now (tests, and a stream that cannot be recovered)."""
+        if self.session is not None:
+            self.session.abort(reason)
 
     def _on_frame(self, data: bytes, receive_ns: int) -> None:
         self.frame_no += 1
         self.hooks.frame(self, data, receive_ns)
 
-    def _on_sid_error(self, sid: int, code: int, text: str) -> None:
-        channel = next((c for c, s in self.sids.items() if s == sid), None)
-        self.hooks.event("error", self, f"sid {sid} ({channel}): error {code} {text}")
-        if channel is not None:
-            # The sid is dead (e.g. error 25, buffer overflow): subscribe the channel again.
-            del self.sids[channel]
-            asyncio.get_running_loop().create_task(self._resubscribe_channel(channel))
+    def _on_stream_error(self, stream: int, code: int, text: str) -> None:
+        if self.subs is not None:
+            self.subs.stream_error(stream, code, text)
 
     async def _run(self) -> None:
         attempt = 0
         cfg = self.config
         while not self._stopping:
-            self.conn_id = next_conn_id()
+            self.conn_id = next_conn_id(cfg.id_residue, cfg.id_stride)
             self.frame_no = 0
-            self.sids = {}
             self.subscribed = set()
             self.state = "connecting"
-            session = Session(
+            session = cfg.venue.session(
                 cfg.url,
                 cfg.credentials,
                 self._on_frame,
                 liveness=cfg.liveness,
-                on_sid_error=self._on_sid_error,
+                on_stream_error=self._on_stream_error,
                 max_frame_bytes=cfg.max_frame_bytes,
             )
             self.session = session
+            self.subs = cfg.venue.subscriptions(self, session)
             started = time.monotonic()
             reason = ""
             try:
@@ -209,16 +219,14 @@ class Shard:
                 reader = asyncio.create_task(session.run())
                 try:
                     self.state = "subscribing"
-                    async with self._lock:
-                        await self._subscribe_all()
+                    async with self.lock:
+                        await self.subs.open()
                     self.state = "streaming"
                     attempt = 0
                     reason = await reader
                 finally:
                     if not reader.done():
-                        session.close_reason = session.close_reason or "subscribe failed"
-                        if session.ws is not None:
-                            session.ws.transport.abort()
+                        session.abort("subscribe failed")
                         with contextlib.suppress(Exception):
                             reason = await reader
             except AuthenticationError as exc:
@@ -230,11 +238,10 @@ class Shard:
                 reason = "authentication failed"
             except SessionError as exc:
                 reason = str(exc)
-                if session.ws is not None:
-                    session.ws.transport.abort()
+                session.abort(reason)
             if self._stopping:
                 break  # stop() says `disconnected`
-            if session.ws is not None:
+            if session.connected:
                 self._disconnected(reason or session.close_reason, started)
             self.state = "backoff"
             self.reconnects += 1
@@ -245,139 +252,29 @@ class Shard:
 
     # ---- subscriptions ----------------------------------------------------------------
 
-    def _batches(self, tickers: list[str]) -> list[list[str]]:
-        n = self.config.subscribe_batch
-        return [tickers[i : i + n] for i in range(0, len(tickers), n)]
-
-    def _check(self, replies: list[Reply], what: str) -> list[Reply]:
-        errors = [r for r in replies if r.type == "error"]
-        for r in errors:
-            self.hooks.event("error", self, f"{what}: error {r.code} {r.body.get('msg')}")
-        return [r for r in replies if r.type != "error"]
-
-    async def _subscribe_all(self) -> None:
-        s = self.session
-        assert s is not None
-        if self.is_global:
-            for ch in self.channels:
-                replies = self._check(await s.command("subscribe", {"channels": [ch]}), ch)
-                for r in replies:
-                    if r.sid is not None:
-                        self.sids[ch] = r.sid
-            self.hooks.event("subscribed", self, "global: " + ",".join(self.channels))
+    def refused(self, symbols: list[str]) -> None:
+        """The exchange refused `symbols` for lack of room: the shard holds what it has;
+        the refused markets go elsewhere (kept for the next connect when none fit)."""
+        if not self.subscribed or self.on_full is None:
             return
-        tickers = sorted(self.markets)
-        if not tickers:
-            return
-        await self._add(tickers)
+        self.markets.difference_update(symbols)
+        self.on_full(self, symbols)
 
-    async def _try(self, channel: str, tickers: list[str]) -> bool:
-        """Subscribe `tickers` on `channel` (subscribe, or add_markets on its sid); False
-        when the exchange answers error 26 (subscription market limit exceeded)."""
-        s = self.session
-        assert s is not None
-        sid = self.sids.get(channel)
-        params: dict[str, object]
-        if sid is None:
-            cmd, params = "subscribe", {"channels": [channel], "market_tickers": tickers}
-        else:
-            cmd = "update_subscription"
-            params = {"sids": [sid], "market_tickers": tickers, "action": "add_markets"}
-        replies = await s.command(cmd, params)
-        if any(r.type == "error" and r.code == MARKET_LIMIT for r in replies):
-            return False
-        for r in self._check(replies, f"{cmd} {channel}"):
-            if r.sid is not None and sid is None:
-                self.sids[channel] = r.sid
-        return True
-
-    async def _place(self, channel: str, tickers: list[str]) -> list[str]:
-        """Subscribe as many of `tickers` as the channel takes, in order; returns those.
-
-        A batch refused with error 26 is halved and retried, down to one market: once a
-        single market is refused the subscription is full and the rest are not tried."""
-        accepted: list[str] = []
-        todo = deque(self._batches(tickers))
-        while todo:
-            batch = todo.popleft()
-            if await self._try(channel, batch):
-                accepted.extend(batch)
-            elif len(batch) > 1:
-                half = len(batch) // 2
-                todo.appendleft(batch[half:])
-                todo.appendleft(batch[:half])
-            else:
-                break
-        return accepted
-
-    async def _subscribe_channel(self, channel: str, tickers: list[str]) -> None:
-        await self._place(channel, tickers)
-
-    async def _update(self, channel: str, action: str, tickers: list[str]) -> None:
-        s = self.session
-        sid = self.sids.get(channel)
-        if s is None or sid is None:
-            return
-        for batch in self._batches(tickers):
-            self._check(
-                await s.command(
-                    "update_subscription",
-                    {"sids": [sid], "market_tickers": batch, "action": action},
-                ),
-                f"{action} {channel}",
-            )
-
-    async def _add(self, tickers: list[str]) -> None:
-        accepted = list(tickers)
-        done: list[str] = []
-        for ch in self.channels:
-            got = await self._place(ch, accepted)
-            if len(got) < len(accepted):
-                # Keep every channel on the same set: take the refused markets off the
-                # channels that did take them.
-                refused = sorted(set(accepted) - set(got))
-                for prev in done:
-                    await self._update(prev, "delete_markets", refused)
-                accepted = got
-            done.append(ch)
-        self.subscribed.update(accepted)
-        if accepted:
-            self.hooks.event("subscribed", self, f"{len(accepted)} markets", tickers=accepted)
-        refused = sorted(set(tickers) - set(accepted))
-        if refused:
-            self._full(refused)
-
-    def _full(self, refused: list[str]) -> None:
-        """Error 26: the shard holds what it has; the refused markets go elsewhere."""
-        n = len(self.subscribed)
-        self.hooks.event(
-            "error",
-            self,
-            f"error 26 (subscription market limit) at {n} markets: "
-            f"{len(refused)} markets move to another shard",
-            tickers=refused,
-        )
-        if n == 0 or self.on_full is None:
-            return  # not even one market fits: keep them and retry at the next connect
-        self.markets.difference_update(refused)
-        self.on_full(self, refused)
-
-    async def _resubscribe_channel(self, channel: str) -> None:
-        async with self._lock:
-            if self.session is None or self.state != "streaming":
-                return
-            with contextlib.suppress(SessionError):
-                await self._subscribe_channel(channel, sorted(self.markets))
+    def _live(self) -> Subscriptions | None:
+        if self.state == "streaming" and self.session is not None:
+            return self.subs
+        return None
 
     async def add(self, tickers: Iterable[str]) -> None:
         new = sorted(set(tickers) - self.markets)
         if not new:
             return
         self.markets.update(new)
-        async with self._lock:
-            if self.state == "streaming" and self.session is not None:
+        async with self.lock:
+            subs = self._live()
+            if subs is not None:
                 try:
-                    await self._add(new)
+                    await subs.add(new)
                 except SessionError as exc:
                     log.info("shard %d: add deferred to reconnect: %s", self.number, exc)
 
@@ -386,50 +283,39 @@ class Shard:
         if not gone:
             return
         self.markets.difference_update(gone)
-        async with self._lock:
-            if self.state == "streaming" and self.session is not None:
+        async with self.lock:
+            subs = self._live()
+            if subs is not None:
                 try:
-                    for ch in self.channels:
-                        await self._update(ch, "delete_markets", gone)
+                    await subs.remove(gone)
                 except SessionError as exc:
                     log.info("shard %d: delete deferred to reconnect: %s", self.number, exc)
             self.subscribed.difference_update(gone)
         self.hooks.event("unsubscribed", self, f"{len(gone)} markets", tickers=gone)
 
     async def snapshot(self, sid: int, tickers: list[str]) -> None:
-        """Ask for fresh order-book snapshots on `sid` (gap recovery)."""
-        async with self._lock:
-            s = self.session
-            if s is None or self.state != "streaming" or sid not in self.sids.values():
+        """Ask for fresh order-book snapshots on stream `sid` (gap recovery)."""
+        async with self.lock:
+            subs = self._live()
+            if subs is None:
                 return
             try:
-                for batch in self._batches(tickers):
-                    self._check(
-                        await s.command(
-                            "update_subscription",
-                            {"sids": [sid], "market_tickers": batch, "action": "get_snapshot"},
-                        ),
-                        "get_snapshot",
-                    )
+                await subs.snapshot(sid, tickers)
             except SessionError as exc:
                 log.info("shard %d: snapshot request failed: %s", self.number, exc)
 
     async def resubscribe(self, sid: int) -> bool:
-        """Unsubscribe `sid` and subscribe its channel again with the shard's markets (fresh
-        snapshots under a new sid). False if the sid is not live here or the link failed."""
-        async with self._lock:
-            s = self.session
-            channel = next((c for c, x in self.sids.items() if x == sid), None)
-            if s is None or self.state != "streaming" or channel is None:
+        """Unsubscribe stream `sid` and subscribe its channel again with the shard's markets
+        (fresh snapshots). False if the stream is not live here or the link failed."""
+        async with self.lock:
+            subs = self._live()
+            if subs is None:
                 return False
             try:
-                self._check(await s.command("unsubscribe", {"sids": [sid]}), "unsubscribe")
-                del self.sids[channel]
-                await self._place(channel, sorted(self.subscribed))
+                return await subs.resubscribe(sid)
             except SessionError as exc:
-                log.info("shard %d: resubscribe of sid %d failed: %s", self.number, sid, exc)
+                log.info("shard %d: resubscribe of stream %d failed: %s", self.number, sid, exc)
                 return False
-            return True
 
 
 class ShardSet:
@@ -473,8 +359,9 @@ class ShardSet:
             self.on_task(task)
 
     def start_global(self) -> None:
-        if self.config.global_channels and 0 not in self.shards:
-            self._new(0)
+        first = self.config.first_number
+        if self.config.global_channels and first not in self.shards:
+            self._new(first)
 
     def by_conn(self, conn_id: int) -> Shard | None:
         return next((s for s in self.shards.values() if s.conn_id == conn_id), None)
@@ -484,6 +371,7 @@ class ShardSet:
         return set(self.owner)
 
     async def add(self, tickers: Iterable[str]) -> None:
+        first = self.config.first_number
         todo = sorted(set(tickers) - self.owner.keys())
         plan: dict[int, list[str]] = {}
         for t in todo:
@@ -491,12 +379,12 @@ class ShardSet:
                 (
                     s
                     for n, s in sorted(self.shards.items())
-                    if n > 0 and s.room() - len(plan.get(n, [])) > 0
+                    if n > first and s.room() - len(plan.get(n, [])) > 0
                 ),
                 None,
             )
             if shard is None:
-                shard = self._new(max(self.shards, default=0) + 1)
+                shard = self._new(max(self.shards, default=first) + 1)
             plan.setdefault(shard.number, []).append(t)
             self.owner[t] = shard
         await asyncio.gather(*(self.shards[n].add(ts) for n, ts in plan.items()))

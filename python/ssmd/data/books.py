@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -38,7 +39,14 @@ from ssmd.data.source import DataFile, Dataset
 from ssmd.exceptions import ArchiveError, DataError
 from ssmd.store import keys
 
-__all__ = ["CHECKPOINT_EVERY", "LOOKBACK_DAYS", "BookAt", "book_at", "top_of_book"]
+__all__ = [
+    "CHECKPOINT_EVERY",
+    "LOOKBACK_DAYS",
+    "BookAt",
+    "book_at",
+    "book_record_at",
+    "top_of_book",
+]
 
 CHECKPOINT_EVERY = 10_000  # records replayed at most from a checkpoint
 LOOKBACK_DAYS = 7  # days searched back for the snapshot a book starts from
@@ -137,10 +145,14 @@ def _day_records(files: list[DataFile]) -> bytes:
     return b"".join(parts)
 
 
-def _index(ds: Dataset, ticker: str, day: date, depth_left: int) -> _DayIndex | None:
+def _index(
+    ds: Dataset, ticker: str, day: date, depth_left: int, files: list[DataFile] | None = None
+) -> _DayIndex | None:
     """The day's index (built on first use, from the previous day's end state), or None
-    when neither this day nor the LOOKBACK_DAYS before it hold the market's book."""
-    files = ds.normalized_files(_BOOK_TYPE, day, tickers=[ticker])
+    when neither this day nor the LOOKBACK_DAYS before it hold the market's book.
+    `files`: the market's book files of the day, when the caller listed them already."""
+    if files is None:
+        files = ds.normalized_files(_BOOK_TYPE, day, tickers=[ticker])
     key = (ds.env, ds.feed, ticker, day, tuple((f.location, f.size) for f in files))
     held = _cache.get(key)
     if held is not None:
@@ -308,6 +320,42 @@ def book_at(
         raise _unknown(ds, ticker, day)
     replay = _Replay(index, ticker, index.applied_by(at_ns))
     return _book(ticker, at_ns, depth or 0, replay, _Gaps(ds, ticker))
+
+
+def book_record_at(
+    ticker: str, at_ns: int, *, dataset: Dataset, files: list[DataFile] | None = None
+) -> bytes | None:
+    """The market's book after every record received before `at_ns`, as the `book`
+    checkpoint record the connector publishes for late readers (a BookSet restores it
+    exactly, an invalid book as invalid); None when the market has no order-book
+    records in the LOOKBACK_DAYS before. A replay starts its consumers' books with it.
+    `files`: the market's book files of `at_ns`'s day, when the caller listed them."""
+    index = _index(dataset, ticker, keys.day_of_ns(at_ns), LOOKBACK_DAYS, files)
+    if index is None:
+        return None
+    count = index.applied_by(at_ns - 1)
+    if count == 0 and index.checkpoints[0][1] is None:
+        return None  # nothing before: the day's own snapshot comes in the replay
+    replay = _Replay(index, ticker, count)
+    return _checkpoint_of(replay.books, ticker, at_ns)
+
+
+def book_records_at(
+    tickers: Iterable[str], at_ns: int, *, dataset: Dataset
+) -> list[tuple[str, bytes]]:
+    """(ticker, book_record_at) of each market that has a book then, in ticker order; the
+    day's book files are listed once for all of them."""
+    day = keys.day_of_ns(at_ns)
+    by_key: dict[str, list[DataFile]] = defaultdict(list)
+    for f in dataset.normalized_files(_BOOK_TYPE, day):
+        by_key[f.key].append(f)
+    out = []
+    for ticker in sorted(tickers):
+        key = keys.normalized_key(dataset.env, dataset.feed, _BOOK_TYPE, day, ticker)
+        record = book_record_at(ticker, at_ns, dataset=dataset, files=by_key.get(key, []))
+        if record is not None:
+            out.append((ticker, record))
+    return out
 
 
 def _unknown(ds: Dataset, ticker: str, day: date) -> DataError:

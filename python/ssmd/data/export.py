@@ -56,6 +56,9 @@ __all__ = [
 FORMATS = ("parquet", "csv", "jsonl")
 STATE_FILE = "ssmd-export.json"
 STATE_VERSION = 1
+# The columns a partition was written with; 2: trades have `source`. A partition
+# written with others is written again, and not read by `scan`.
+COLUMNS_VERSION = 2
 ROW_GROUP = 64 * 1024  # rows: small enough that a ticker filter skips most of a day
 BATCH_BYTES = 16 << 20  # compressed archive bytes read, sorted and written at a time
 # zstd level 1 writes about twice as fast as the default (3) for files a few percent
@@ -161,6 +164,8 @@ def usable_partition(
     entry = state.get("partitions", {}).get(f"{kind}/{day.isoformat()}")
     if entry is None or not entry.get("complete") or entry.get("open"):
         return None
+    if entry.get("columns") != COLUMNS_VERSION:
+        return None
     held = ds.manifest(RECORD_TYPE[kind], day)
     if held is None or held[1] != entry.get("manifest_sha256"):
         return None
@@ -243,9 +248,11 @@ def plan(
                 continue
             files = every if request.include_open else sealed
             if request.tickers:
+                types = {f.info.data_type for f in files}  # trades: live and backfilled
                 keyed = {
-                    keys.normalized_key(ds.env, ds.feed, record_type, day, t): t
+                    keys.normalized_key(ds.env, ds.feed, rt, day, t): t
                     for t in request.tickers
+                    for rt in types
                 }
                 found.update(keyed[f.key] for f in files if f.key in keyed)
                 files = [f for f in files if f.key in keyed]
@@ -269,6 +276,7 @@ def plan(
                 entry is not None
                 and digest is not None
                 and entry.get("manifest_sha256") == digest
+                and entry.get("columns") == COLUMNS_VERSION
                 and not entry.get("open")
                 and not entry.get("partial")  # a damaged file left out: try again
                 and not (spooled and request.include_open)
@@ -440,6 +448,7 @@ def export(
         state["partitions"][task.name] = {
             "file": relative,
             "manifest_sha256": task.digest,
+            "columns": COLUMNS_VERSION,
             "complete": task.complete and not partial,
             "partial": partial,
             "open": has_open,

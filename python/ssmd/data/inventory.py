@@ -96,21 +96,44 @@ class Archive:
     def _day_manifests(self, feed: str, day: date) -> list[dict[str, Any]]:
         return list(self.manifests(feed, day, day))
 
-    def gaps(self, feed: str, day: date) -> list[dict[str, Any]]:
-        """The day's gaps (the same in every manifest of the day; the newest wins)."""
-        found = self._day_manifests(feed, day)
-        if not found:
+    @staticmethod
+    def _newest_gaps(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The gaps of the newest of the archiver's manifests (every one lists the day's
+        gaps), each backfilled one marked with what `ssmd data backfill` added."""
+        live = [m for m in found if m.get("source") != keys.REST_BACKFILL_SOURCE]
+        if not live:
             return []
-        newest = max(found, key=lambda m: m.get("created_at", ""))
-        result: list[dict[str, Any]] = newest.get("gaps", [])
-        return result
+        newest = max(live, key=lambda m: m.get("created_at", ""))
+        done = {
+            (b["start_ns"], b["reason"]): b
+            for m in found
+            if m.get("source") == keys.REST_BACKFILL_SOURCE
+            for b in m.get("backfilled_gaps", [])
+        }
+        gaps: list[dict[str, Any]] = []
+        for gap in newest.get("gaps", []):
+            filled = done.get((gap.get("start_ns"), gap.get("reason")))
+            if filled is not None:
+                gap = gap | {
+                    "backfilled": {
+                        k: filled[k] for k in ("source", "to", "trades", "at") if k in filled
+                    }
+                }
+            gaps.append(gap)
+        return gaps
+
+    def gaps(self, feed: str, day: date) -> list[dict[str, Any]]:
+        """The day's gaps (the same in every manifest of the day; the newest wins),
+        those whose trades were backfilled marked `backfilled`."""
+        return self._newest_gaps(self._day_manifests(feed, day))
 
     def quality(self, feed: str, day: date) -> dict[str, Any]:
         found = self._day_manifests(feed, day)
         if not found:
             return {"feed": feed, "date": day.isoformat(), "found": False}
-        newest = max(found, key=lambda m: m.get("created_at", ""))
-        gaps = newest.get("gaps", [])
+        live = [m for m in found if m.get("source") != keys.REST_BACKFILL_SOURCE] or found
+        newest = max(live, key=lambda m: m.get("created_at", ""))
+        gaps = self._newest_gaps(found)
         by_reason: dict[str, float] = {}
         for g in gaps:
             by_reason[g["reason"]] = by_reason.get(g["reason"], 0.0) + float(g["duration_s"])
@@ -121,6 +144,7 @@ class Archive:
             "quality_score": newest.get("quality_score"),
             "status": "sealed" if all(m["status"] == "sealed" for m in found) else "open",
             "gaps": len(gaps),
+            "gaps_backfilled": sum("backfilled" in g for g in gaps),
             "gap_seconds_by_reason": by_reason,
             "records_by_data_type": {m["data_type"]: m["record_count"] for m in found},
             "malformed_frames": sum(m.get("malformed_frames", 0) for m in found),

@@ -5,7 +5,9 @@ record type's files (the `{type}` of the storage key). Prices and sizes are exac
 integers in units of 1e-6 (`*_e6`, SCALE_E6); the tables that carry the seed
 schema's Float64 `price` and UInt32 `size` (trades, book levels) get them too,
 computed as the normalizer does (nearest double; size rounded half away from
-zero and clamped to UInt32), appended after the other columns.
+zero and clamped to UInt32), appended after the other columns. Trades also say where
+each came from (`source`: `live`, or `rest_backfill` for the trades `ssmd data
+backfill` fetched from the venue's REST API to fill a gap), last.
 """
 
 from __future__ import annotations
@@ -79,9 +81,12 @@ def parse_kinds(names: list[str] | tuple[str, ...] | str | None) -> list[str]:
     return kinds
 
 
-def with_seed_columns(table: pyarrow.Table, kind: str) -> pyarrow.Table:
+def with_seed_columns(
+    table: pyarrow.Table, kind: str, source: str = keys.LIVE_SOURCE
+) -> pyarrow.Table:
     """The table with the seed schema's `price` (Float64) and `size` (UInt32) appended
-    for trades and book levels; other kinds unchanged.
+    for trades and book levels, and for trades `source` (where the file's records come
+    from, ssmd.store.keys.source_of); other kinds unchanged.
 
     Computed with pyarrow, whose division is IEEE division: Polars divides a column by
     a constant through its reciprocal, which is off by one bit for values such as 0.93.
@@ -104,4 +109,8 @@ def with_seed_columns(table: pyarrow.Table, kind: str) -> pyarrow.Table:
     clipped = pc.min_element_wise(size, _U32_MAX * SCALE_E6)
     rounded = pc.divide(pc.add(clipped, SCALE_E6 // 2), SCALE_E6)
     seed_size = pc.cast(pc.if_else(pc.less_equal(size, 0), 0, rounded), pa.uint32())
-    return table.append_column("price", seed_price).append_column("size", seed_size)
+    table = table.append_column("price", seed_price).append_column("size", seed_size)
+    if kind == "trade":
+        origin = pa.repeat(pa.scalar(source, pa.string()), table.num_rows)
+        table = table.append_column("source", origin)
+    return table

@@ -34,7 +34,16 @@ from ssmd.data.source import DataFile, Dataset
 from ssmd.exceptions import DataError
 from ssmd.store import keys
 
-__all__ = ["RAW_SCHEMA", "Window", "days", "raw", "scan", "schema_of", "window"]
+__all__ = [
+    "RAW_SCHEMA",
+    "Window",
+    "days",
+    "parse_raw_line",
+    "raw",
+    "scan",
+    "schema_of",
+    "window",
+]
 
 DateLike = date | datetime | str | int  # int: UTC nanoseconds
 
@@ -243,7 +252,10 @@ def scan(
         if wanted is None:
             files += day_files
             continue
-        keyed = {keys.normalized_key(ds.env, ds.feed, record_type, day, t): t for t in wanted}
+        types = {f.info.data_type for f in day_files}  # trades: live and backfilled
+        keyed = {
+            keys.normalized_key(ds.env, ds.feed, rt, day, t): t for t in wanted for rt in types
+        }
         for f in day_files:
             if f.key in keyed:
                 files.append(f)
@@ -397,6 +409,17 @@ def read_raw_file(file: DataFile) -> pl.DataFrame:
 
 
 def _raw_line(line: bytes, columns: dict[str, list[Any]]) -> None:
+    receive_ns, msgtype, conn, seq, frame = parse_raw_line(line)
+    columns["receive_ts"].append(receive_ns)
+    columns["msgtype"].append(msgtype)
+    columns["conn_id"].append(conn)
+    columns["stream_seq"].append(seq)
+    columns["frame"].append(frame)
+
+
+def parse_raw_line(line: bytes) -> tuple[int, str, str | None, int, bytes]:
+    """One raw archive line as (receive ns, msgtype, conn id, stream seq, frame bytes);
+    ValueError, KeyError or IndexError when it is not one."""
     # {"ts":MS,"rns":NS,"type":T,"data":FRAME|"data_text":S|"data_b64":S,"conn":C,"seq":N...}
     # FRAME is spliced byte for byte, so it is cut out rather than parsed and re-written;
     # what follows it holds no frame bytes, so the last `,"conn":` starts the tail.
@@ -413,8 +436,10 @@ def _raw_line(line: bytes, columns: dict[str, list[Any]]) -> None:
         else:
             frame = base64.b64decode(head["data_b64"])
     conn = tail.get("conn")
-    columns["receive_ts"].append(int(head["rns"]))
-    columns["msgtype"].append(head["type"])
-    columns["conn_id"].append(None if conn is None else str(conn))
-    columns["stream_seq"].append(int(tail["seq"]))
-    columns["frame"].append(frame)
+    return (
+        int(head["rns"]),
+        head["type"],
+        None if conn is None else str(conn),
+        int(tail["seq"]),
+        frame,
+    )

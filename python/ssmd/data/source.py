@@ -15,9 +15,10 @@ record) raises ArchiveError naming the file and the offset.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -36,6 +37,8 @@ from ssmd.store.base import ObjectStore
 if TYPE_CHECKING:
     import polars
     import pyarrow
+
+    from ssmd.config import ResolvedEnvironment
 
 __all__ = ["DataFile", "Dataset", "default_export_dir"]
 
@@ -72,6 +75,16 @@ class DataFile:
         assert self.store is not None
         return self.store.get(self.key)
 
+    def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        """The file's bytes in pieces of about `size`, for readers that stream."""
+        if self.path is None:
+            assert self.store is not None
+            yield from self.store.iter_chunks(self.key, size)
+            return
+        with self.path.open("rb") as f:
+            while chunk := f.read(size):
+                yield chunk
+
 
 @dataclass
 class Dataset:
@@ -101,9 +114,12 @@ class Dataset:
         resolved = load_environment(
             name, config_dir, Overrides(data_dir=str(data_dir) if data_dir else None)
         )
-        return cls(
-            Archive.from_environment(resolved), feed or resolved.feed.name, resolved.data_dir
-        )
+        return cls.from_environment(resolved, feed)
+
+    @classmethod
+    def from_environment(cls, env: ResolvedEnvironment, feed: str | None = None) -> Dataset:
+        """The archive of an environment already loaded."""
+        return cls(Archive.from_environment(env), feed or env.feed.name, env.data_dir)
 
     @property
     def env(self) -> str:
@@ -150,11 +166,14 @@ class Dataset:
             info = keys.parse_key(self._spool_key(path))
             if info is not None and info.data_type == record_type:
                 found.add(info.day)
+        if record_type in keys.BACKFILLED_TYPES:
+            found.update(self.days(keys.backfill_type(record_type)))
         return sorted(found)
 
     def manifest(self, data_type: str, day: date) -> tuple[dict[str, Any], str] | None:
         """The day's manifest of `data_type` and the sha256 of its bytes (what an export
-        was made from); None when there is none yet."""
+        was made from; for trades, of the backfill's manifest after them, so that a
+        backfill makes the day's export stale); None when there is none yet."""
         store = (
             self.archive.raw_store
             if data_type == keys.RAW_DATA_TYPE
@@ -164,7 +183,12 @@ class Dataset:
             data = store.get(keys.manifest_key(self.env, self.feed, data_type, day))
         except FileNotFoundError:
             return None
-        return orjson.loads(data), hashlib.sha256(data).hexdigest()
+        digest = hashlib.sha256(data)
+        if data_type in keys.BACKFILLED_TYPES:
+            backfill = keys.manifest_key(self.env, self.feed, keys.backfill_type(data_type), day)
+            with contextlib.suppress(FileNotFoundError):
+                digest.update(store.get(backfill))
+        return orjson.loads(data), digest.hexdigest()
 
     def gaps(self, day: date, data_type: str = "orderbook") -> list[dict[str, Any]]:
         """The day's gaps (every manifest of a day lists them all) from the manifest of
@@ -185,7 +209,17 @@ class Dataset:
         include_open: bool = True,
     ) -> list[DataFile]:
         """The day's files of one record type (sealed, then spooled), only those of
-        `tickers` when given (matched by key, so hashed segments match too)."""
+        `tickers` when given (matched by key, so hashed segments match too). Trades
+        come with the trades backfilled from the venue's REST API, after the live ones
+        (`info.data_type` tells them apart)."""
+        files = self._type_files(record_type, day, tickers, include_open)
+        if record_type in keys.BACKFILLED_TYPES:
+            files += self._type_files(keys.backfill_type(record_type), day, tickers, False)
+        return files
+
+    def _type_files(
+        self, record_type: str, day: date, tickers: Iterable[str] | None, include_open: bool
+    ) -> list[DataFile]:
         prefix = keys.normalized_day_prefix(self.env, self.feed, record_type, day)
         wanted = (
             None
@@ -310,7 +344,7 @@ class Dataset:
             table = archive_to_arrow(file.load(), kind, allow_truncated_tail=not file.sealed)
         except (ArchiveError, DecodeError) as exc:
             raise ArchiveError(f"{file.location}: {exc}") from None
-        return with_seed_columns(table, kind)
+        return with_seed_columns(table, kind, keys.source_of(file.info.data_type))
 
     def read_many(
         self,
@@ -320,11 +354,11 @@ class Dataset:
     ) -> polars.DataFrame:
         """The records of `kind` in several files as one frame, in file order.
 
-        Sealed files are decoded together in one pass (an archive is a sequence of
-        independent zstd frames, so sealed files back to back are one archive), which
-        saves the per-file cost of small files; spool files one by one. A damaged file
-        raises ArchiveError naming it, or, with `on_damage`, is reported there and
-        left out.
+        Sealed files of one type are decoded together in one pass (an archive is a
+        sequence of independent zstd frames, so sealed files back to back are one
+        archive), which saves the per-file cost of small files; spool files one by
+        one. A damaged file raises ArchiveError naming it, or, with `on_damage`, is
+        reported there and left out.
         """
         import polars as pl
 
@@ -332,12 +366,17 @@ class Dataset:
 
         tables = []
         one_by_one = [f for f in files if not f.sealed]
-        if len(one_by_one) < len(files):
-            try:
-                blob = b"".join(f.load() for f in files if f.sealed)
-                tables.append(with_seed_columns(archive_to_arrow(blob, kind), kind))
-            except (ArchiveError, DecodeError):
-                tables, one_by_one = [], files  # find the damaged file(s)
+        by_type: dict[str, list[DataFile]] = {}
+        for f in files:
+            if f.sealed:
+                by_type.setdefault(f.info.data_type, []).append(f)
+        try:
+            for data_type, sealed in by_type.items():
+                blob = b"".join(f.load() for f in sealed)
+                table = archive_to_arrow(blob, kind)
+                tables.append(with_seed_columns(table, kind, keys.source_of(data_type)))
+        except (ArchiveError, DecodeError):
+            tables, one_by_one = [], files  # find the damaged file(s)
         for file in one_by_one:
             try:
                 tables.append(self._table(file, kind))

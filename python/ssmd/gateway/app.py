@@ -4,15 +4,18 @@ Open without a key: `/v1/health`, `/metrics` (what supervisors and Prometheus sc
 counts and subscribed tickers, nothing private), `/` and `/static/...`. Everything else needs one
 when keys are configured: HTTP answers 401 JSON, a WebSocket is accepted and then
 closed with 4401 (browsers cannot read an HTTP status of a refused upgrade).
+
+The gateway's own listener (listener.py) serves `/v1/stream` itself; the route here
+serves it under any other ASGI server (stream.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Final
+from dataclasses import replace
+from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl
 
 import orjson
@@ -24,22 +27,20 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ssmd import __version__
-from ssmd.gateway import wire
-from ssmd.gateway.auth import ApiKey, KeyRing, presented_key
+from ssmd.gateway import history, issues, stream
+from ssmd.gateway.auth import ApiKey, KeyRing
 from ssmd.gateway.markets import BadRequest, Filters
+from ssmd.gateway.tenants import Policy
+from ssmd.obs.metrics import CONTENT_TYPE, expose
 
 if TYPE_CHECKING:
-    from ssmd.gateway.hub import Client
     from ssmd.gateway.service import Gateway
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
-CLOSE_UNAUTHORIZED: Final = 4401
-CLOSE_TOO_MANY: Final = 4429
 _OPEN: Final = ("/v1/health", "/metrics", "/", "/favicon.ico")
-_ACTIONS: Final = ("subscribe", "unsubscribe")
 
 
 def error_response(status: int, code: str, message: str, **headers: str) -> JSONResponse:
@@ -64,17 +65,7 @@ def authenticate(keys: KeyRing | None, scope: Scope) -> tuple[bool, ApiKey | Non
     """(allowed, key, reason): reason is `missing` or `invalid` when refused."""
     if keys is None:
         return True, None, ""
-    presented = presented_key(_headers(scope), _query(scope))
-    if not presented:
-        return False, None, "missing"
-    key = keys.match(presented)
-    return (key is not None), key, ("" if key is not None else "invalid")
-
-
-_REFUSED: Final = {
-    "missing": "an API key is required: send X-API-Key, Authorization: Bearer, or ?api_key=",
-    "invalid": "the API key is not valid",
-}
+    return stream.check_key(keys, _headers(scope), _query(scope))
 
 
 class KeyMiddleware:
@@ -87,14 +78,27 @@ class KeyMiddleware:
         if scope["type"] == "http" and not _is_open(scope["path"]):
             ok, key, reason = authenticate(self.gw.settings.keys, scope)
             if not ok:
-                self.gw.metrics.auth_failures.inc(reason)
+                self.gw.metrics.auth_failures.labels(reason).inc()
                 resp = error_response(
-                    401, "unauthorized", _REFUSED[reason], **{"WWW-Authenticate": "Bearer"}
+                    401, "unauthorized", stream.REFUSED[reason], **{"WWW-Authenticate": "Bearer"}
                 )
                 await resp(scope, receive, send)
                 return
             scope.setdefault("state", {})["api_key"] = key
+            policy = self.gw.settings.tenants.of(key)
+            if policy is not None:
+                policy.usage.requests += 1
         await self.app(scope, receive, send)
+
+
+def _policy(gw: Gateway, request: Request) -> Policy | None:
+    key: ApiKey | None = request.scope.get("state", {}).get("api_key")
+    return gw.settings.tenants.of(key)
+
+
+def forbidden(policy: Policy, tickers: list[str]) -> JSONResponse:
+    policy.refuse("entitlement")
+    return error_response(403, "forbidden", policy.forbidden_message(tickers))
 
 
 def create_app(gw: Gateway) -> FastAPI:
@@ -159,10 +163,26 @@ def create_app(gw: Gateway) -> FastAPI:
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:
-        return PlainTextResponse(gw.metrics.expose(), media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(gw.metrics.expose(), media_type=CONTENT_TYPE)
+
+    @app.get(
+        "/metrics/tenants",
+        summary="Prometheus metrics of every tenant's usage (operator's keys only)",
+        response_class=PlainTextResponse,
+    )
+    async def tenant_metrics(request: Request) -> Response:
+        if _policy(gw, request) is not None:
+            return error_response(
+                403,
+                "forbidden",
+                "/metrics/tenants shows every tenant's usage and takes an operator's key "
+                "(gateway_api_keys); a tenant sees its own at /v1/usage",
+            )
+        return PlainTextResponse(expose(settings.tenants.registry), media_type=CONTENT_TYPE)
 
     @app.get("/v1/markets", summary="Markets, by ticker or most active first, with filters")
     async def markets(
+        request: Request,
         status: str | None = Query(None, description="Comma-separated: open, closed, halted, ..."),
         series: str | None = Query(None, description="Comma-separated series tickers"),
         event: str | None = Query(None, description="Comma-separated event tickers"),
@@ -176,18 +196,29 @@ def create_app(gw: Gateway) -> FastAPI:
         cursor: str | None = Query(None, description="next_cursor of the previous page"),
     ) -> Response:
         f = Filters.parse(status, series, event, q)
+        policy = _policy(gw, request)
+        if policy is not None:
+            f = replace(f, allow=policy.allows)
         page = await gw.markets.page(f, limit, cursor, sort)
         return Response(orjson.dumps(page), media_type="application/json")
 
     @app.get("/v1/markets/{ticker}", summary="One market")
-    async def market(ticker: str) -> Response:
+    async def market(request: Request, ticker: str) -> Response:
+        policy = _policy(gw, request)
+        if policy is not None and not policy.allows(ticker):
+            return forbidden(policy, [ticker])
         found = await gw.markets.one(ticker)
         if found is None:
             return error_response(404, "not_found", f"unknown market {ticker}")
         return Response(orjson.dumps(found), media_type="application/json")
 
     @app.get("/v1/markets/{ticker}/trades", summary="Recent trades of a market, newest first")
-    async def trades(ticker: str, limit: int = Query(100, ge=1, le=1000)) -> Response:
+    async def trades(
+        request: Request, ticker: str, limit: int = Query(100, ge=1, le=1000)
+    ) -> Response:
+        policy = _policy(gw, request)
+        if policy is not None and not policy.allows(ticker):
+            return forbidden(policy, [ticker])
         if not await gw.markets.exists(ticker):
             return error_response(404, "not_found", f"unknown market {ticker}")
         items = gw.feed.trades.recent(ticker, limit)
@@ -197,110 +228,27 @@ def create_app(gw: Gateway) -> FastAPI:
         )
         return Response(body, media_type="application/json")
 
+    @app.get("/v1/usage", summary="Tenants: entitlements, limits and usage")
+    async def usage(request: Request) -> Response:
+        """A tenant's key sees its own tenant only; an operator's key every tenant."""
+        policy = _policy(gw, request)
+        if policy is not None:
+            return Response(orjson.dumps(policy.to_dict()), media_type="application/json")
+        tenants = [p.to_dict() for _, p in sorted(gw.settings.tenants.by_name.items())]
+        return Response(orjson.dumps({"tenants": tenants}), media_type="application/json")
+
+    app.include_router(issues.router(gw))  # /v1/data-issues
+    history.register(app, gw)  # /v1/history/{kind}, /v1/history/book, /v1/inventory, /v1/quality
+
     # ---- WebSocket ----------------------------------------------------------------------
 
     @app.websocket("/v1/stream")
-    async def stream(websocket: WebSocket) -> None:
+    async def stream_route(websocket: WebSocket) -> None:
         await websocket.accept()
-        ok, key, reason = authenticate(settings.keys, websocket.scope)
-        if not ok:
-            gw.metrics.auth_failures.inc(reason)
-            await _close(websocket, CLOSE_UNAUTHORIZED, _REFUSED[reason])
-            return
-        client = gw.hub.connect(key)
-        if client is None:
-            assert key is not None
-            gw.metrics.auth_failures.inc("connection_limit")
-            await _close(
-                websocket,
-                CLOSE_TOO_MANY,
-                f"key {key.name} has its {key.connections} connections open already",
-            )
-            return
+        conn = stream.AsgiConnection(websocket)
         try:
-            await _serve(gw, websocket, client)
+            await stream.session(gw, conn)
         finally:
-            gw.hub.disconnect(client)
+            await conn.stop()
 
     return app
-
-
-async def _close(websocket: WebSocket, code: int, reason: str) -> None:
-    # A client that stopped reading cannot take the close frame either: bounded wait.
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(5.0):
-            await websocket.close(code, reason[:120])
-
-
-async def _serve(gw: Gateway, websocket: WebSocket, client: Client) -> None:
-    hub = gw.hub
-    symbols = websocket.query_params.get("symbols")
-    if symbols:
-        await hub.subscribe(client, [s.strip() for s in symbols.split(",") if s.strip()])
-
-    if wire.FRAMES in (websocket.scope.get("extensions") or {}):
-
-        async def send(frames: list[bytes]) -> None:
-            await websocket.send({"type": "websocket.send", "frames": b"".join(frames)})
-
-    else:  # another ASGI server: one message at a time
-
-        async def send(frames: list[bytes]) -> None:
-            for frame in frames:
-                await websocket.send({"type": "websocket.send", "text": wire.payload(frame)})
-
-    writer = asyncio.create_task(hub.pump(client, send))
-    reader = asyncio.create_task(_read(gw, websocket, client))
-    closed = asyncio.create_task(client.closed.wait())
-    try:
-        await asyncio.wait({writer, reader, closed}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (writer, reader, closed):
-            task.cancel()
-        for task in (writer, reader, closed):
-            with contextlib.suppress(BaseException):
-                await task
-    if client.close_code is not None and client.close_code != 1000:
-        await _close(websocket, client.close_code, client.close_reason)
-    elif writer.done() and not writer.cancelled() and writer.exception() is not None:
-        log.info("client %d: send failed: %s", client.number, writer.exception())
-
-
-async def _read(gw: Gateway, websocket: WebSocket, client: Client) -> None:
-    """Client messages, one at a time, until the client goes away."""
-    hub = gw.hub
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        text = message.get("text")
-        if text is None:
-            hub.error(client, "bad_request", "send JSON text frames, not binary ones")
-            continue
-        await _handle(gw, client, text)
-
-
-async def _handle(gw: Gateway, client: Client, text: str) -> None:
-    hub = gw.hub
-    try:
-        msg: Any = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        hub.error(client, "bad_json", "the message is not valid JSON")
-        return
-    if not isinstance(msg, dict):
-        hub.error(client, "bad_request", 'expected a JSON object like {"action":"subscribe",...}')
-        return
-    action = msg.get("action")
-    if action is None:
-        hub.error(client, "bad_request", 'the message has no "action"')
-    elif action not in _ACTIONS:
-        shown = action if isinstance(action, str) else type(action).__name__
-        hub.error(
-            client,
-            "unknown_action",
-            f"unknown action {str(shown)[:40]!r}; expected subscribe or unsubscribe",
-        )
-    elif action == "subscribe":
-        await hub.subscribe(client, msg.get("symbols"))
-    else:
-        hub.unsubscribe(client, msg.get("symbols"))

@@ -2,7 +2,7 @@
 
 The secret's text holds one key per line (`#` starts a comment):
 
-    <name> sha256:<64 hex digits> [connections=N] [symbols=N]
+    <name> sha256:<64 hex digits> [connections=N] [symbols=N] [transform=NAME]
 
 Only the SHA-256 of a key is stored, so the secret can be read by operators without
 leaking usable keys. A presented key is hashed and compared with every stored digest
@@ -17,7 +17,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from ssmd.exceptions import ConfigError
@@ -27,8 +27,11 @@ __all__ = ["ApiKey", "KeyRing", "digest", "new_key", "presented_key"]
 _NAME: Final = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _DIGEST: Final = re.compile(r"^sha256:([0-9a-f]{64})$")
 _LIMITS: Final = ("connections", "symbols")
+_TRANSFORM: Final = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 KEY_PREFIX: Final = "ssmd_"
-LINE_FORM: Final = "<name> sha256:<64 lower-case hex digits> [connections=N] [symbols=N]"
+LINE_FORM: Final = (
+    "<name> sha256:<64 lower-case hex digits> [connections=N] [symbols=N] [transform=NAME]"
+)
 
 
 def digest(key: str) -> str:
@@ -41,6 +44,8 @@ class ApiKey:
     digest: str = field(repr=False)
     connections: int | None = None  # concurrent WebSocket connections; None = no limit
     symbols: int | None = None  # symbols per connection; None = the gateway's default
+    tenant: str | None = None  # the tenant whose secret holds the key; None = an operator's
+    transform: str | None = None  # a Lua transform of the environment (spec.transforms)
 
 
 def _parse_line(line: str, where: str) -> ApiKey:
@@ -58,15 +63,25 @@ def _parse_line(line: str, where: str) -> ApiKey:
             "`ssmd gateway new-key NAME` and paste the line it prints"
         )
     limits: dict[str, int] = {}
+    transform = None
     for word in words[2:]:
         k, eq, v = word.partition("=")
+        if k == "transform" and _TRANSFORM.match(v):
+            transform = v
+            continue
         if k not in _LIMITS or not eq or not v.isdigit() or int(v) < 1:
             raise ConfigError(
-                f"{where} (key {words[0]}): unknown option {k!r}; expected connections=N or "
-                "symbols=N with N >= 1. Fix: correct the line"
+                f"{where} (key {words[0]}): unknown option {k!r}; expected connections=N, "
+                "symbols=N with N >= 1 or transform=NAME. Fix: correct the line"
             )
         limits[k] = int(v)
-    return ApiKey(words[0], m.group(1), limits.get("connections"), limits.get("symbols"))
+    return ApiKey(
+        words[0],
+        m.group(1),
+        limits.get("connections"),
+        limits.get("symbols"),
+        transform=transform,
+    )
 
 
 @dataclass(frozen=True)
@@ -93,6 +108,25 @@ class KeyRing:
                 "`ssmd gateway new-key NAME`, or remove the secret to run without keys on a "
                 "loopback address"
             )
+        return cls(tuple(keys))
+
+    @classmethod
+    def merge(cls, rings: dict[str | None, KeyRing]) -> KeyRing:
+        """One ring of the operator's keys (tenant None) and every tenant's, each key
+        marked with its tenant; key names unique across all."""
+        keys: list[ApiKey] = []
+        owner: dict[str, str] = {}
+        for tenant, ring in rings.items():
+            for key in ring.keys:
+                where = f"tenant {tenant}" if tenant else "gateway_api_keys"
+                if key.name in owner:
+                    raise ConfigError(
+                        f"key name {key.name} is in both {owner[key.name]} and {where}; key "
+                        "names are the reporters of data issues and must be unique. Fix: "
+                        "rename one"
+                    )
+                owner[key.name] = where
+                keys.append(replace(key, tenant=tenant))
         return cls(tuple(keys))
 
     def match(self, presented: str | None) -> ApiKey | None:

@@ -50,18 +50,13 @@ from ssmd.gateway import render
 from ssmd.gateway.metrics import GatewayMetrics
 from ssmd.gateway.settings import GatewaySettings
 from ssmd.gateway.trades import TradeLog
+from ssmd.secmaster.status import lifecycle_status
 
 __all__ = ["Feed", "Market", "Sink", "live_subjects"]
 
 log = logging.getLogger(__name__)
 
 _BOOK_KINDS: Final = frozenset({"book_snapshot", "book_delta", "book"})
-# Kalshi lifecycle event -> ssmd status (as ssmd.secmaster.lifecycle applies them).
-_LIFECYCLE_STATUS: Final = {
-    "activated": "open",
-    "determined": "determined",
-    "settled": "settled",
-}
 _FETCH: Final = 1000
 ACTIVITY_MS: Final = 600_000  # the time constant of a market's activity (Market.activity)
 
@@ -240,7 +235,7 @@ class Feed:
         sub = await js.pull_subscribe(
             config.filter_subjects[0], stream=self.settings.nats.stream, config=config
         )
-        self.metrics.consumer_resets.inc(name)
+        self.metrics.consumer_resets.labels(name).inc()
         try:
             pending = (await sub.consumer_info()).num_pending or 0
             while pending > 0:
@@ -366,7 +361,7 @@ class Feed:
             idle_heartbeat=s.idle_heartbeat,
         )
         self._sub = sub
-        self.metrics.consumer_resets.inc("live")
+        self.metrics.consumer_resets.labels("live").inc()
         info = await sub.consumer_info()
         self._target = self._received + sub.pending_msgs + (info.num_pending or 0)
         log.info(
@@ -408,7 +403,7 @@ class Feed:
         try:
             self._apply_messages(fresh)
         except Exception:  # a bug must not stop the feed; the metric and the log show it
-            self.metrics.decode_errors.inc(by=len(fresh))
+            self.metrics.decode_errors.inc(len(fresh))
             log.exception("applying %d stream messages failed", len(fresh))
         if pending == 0:
             self._at_end = True
@@ -491,7 +486,7 @@ class Feed:
         self._apply_books(chunk, dirty)
         self.last_receive_ns = last_ns
         for typ, n in counts.items():
-            self.metrics.stream_messages.inc(typ, by=n)
+            self.metrics.stream_messages.labels(typ).inc(n)
         if dirty:
             self.book_ms.update(dirty)
             if self.ready and self.sink is not None:
@@ -508,7 +503,7 @@ class Feed:
         ms = max(dirty.values(), default=0)
         for ev in events:
             kind = str(ev[0])
-            self.metrics.book_events.inc(kind)
+            self.metrics.book_events.labels(kind).inc()
             if kind == "gap":
                 for t in ev[5]:  # type: ignore[attr-defined]
                     dirty.setdefault(str(t), ms)
@@ -569,10 +564,9 @@ class Feed:
         m.open_ns = int(rec.get("open_ts") or m.open_ns)
         m.close_ns = int(rec.get("close_ts") or m.close_ns)
         event = str(rec.get("event_type") or "")
-        status = _LIFECYCLE_STATUS.get(event)
-        if event == "deactivated":
-            status = "halted" if rec.get("is_deactivated", True) else "open"
-        elif event == "created" and m.status is None:
+        change = lifecycle_status(event, rec.get("is_deactivated", True))
+        status = change[0] if change is not None else None
+        if event == "created" and m.status is None:
             status = "initialized"
         if status is not None:
             self._status(ticker, status, render.record_ms(rec))

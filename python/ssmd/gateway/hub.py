@@ -1,9 +1,9 @@
 """WebSocket clients: subscriptions, bounded per-client queues, conflation, fan-out.
 
-Each client has one queue, sent in order by its own writer task:
+Each client has one queue, sent in order:
   - trades, statuses and replies are queued as WebSocket frames and never dropped; a
     client with more than `client_queue` of them waiting is disconnected (close 4408,
-    `ssmd_gateway_slow_disconnects_total`);
+    `ssmd_gateway_slow_disconnects_total{reason="queue_full"}`);
   - a book update queues only a marker for its ticker, at most one per ticker and
     client: while one is waiting, later updates of that book are conflated into it
     (`ssmd_gateway_conflated_total`), and the writer sends the latest rendering when it
@@ -11,9 +11,17 @@ Each client has one queue, sent in order by its own writer task:
 Every message is rendered and framed once (wire.text_frame) and the same bytes go to
 every client: a trade is one queue entry shared by all its subscribers, a book one
 cached frame per change (a change that leaves the levels and the valid flag as they
-were is not sent). The writer takes everything waiting, up to `_BATCH_BYTES`, as one
-write. A send blocked for `send_timeout` seconds (a client that stopped reading) also
-ends in 4408.
+were is not sent).
+
+One writer task serves every client (`_flush`): each round it takes the clients that
+have something waiting and a connection that takes writes, oldest connection first,
+and hands each one everything it has waiting (up to `_BATCH_BYTES`) as one write, until
+the round has used `write_slice` seconds; then it yields, so the stream is read between
+two rounds. Under a load the gateway cannot carry, the oldest connections are still
+served every round and keep their latency, while the newest ones fall behind and are
+disconnected: a client whose oldest waiting message has waited `send_timeout` seconds
+(`reason="behind"`), or whose connection has taken no write for that long (it stopped
+reading: `reason="send_timeout"`), is closed with 4408.
 """
 
 from __future__ import annotations
@@ -26,17 +34,20 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from ssmd.gateway import render, wire
+from ssmd.gateway import delivery, render, wire
 from ssmd.gateway.auth import ApiKey
+from ssmd.gateway.delivery import AtLimit
 from ssmd.gateway.metrics import GatewayMetrics
 from ssmd.gateway.settings import GatewaySettings
 
 if TYPE_CHECKING:
     from ssmd.gateway.feed import Feed
+    from ssmd.gateway.tenants import Policy
+    from ssmd.gateway.transform import Transform
 
-__all__ = ["CLOSE_SLOW", "Client", "Hub"]
+__all__ = ["CLOSE_SLOW", "Client", "Hub", "Writer"]
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +59,18 @@ _MAX_SYMBOL_LEN: Final = 256
 _BATCH_BYTES: Final = 256 * 1024
 
 Known = Callable[[list[str]], Awaitable[set[str]]]
-# Frames to write, in order: one write when the server takes frames (wire.FRAMES).
-SendFrames = Callable[[list[bytes]], Awaitable[None]]
+# A queue entry: (type, frame, monotonic time queued), or ("orderbook", ticker, time) for
+# a pending book. A trade's entry is one tuple shared by its subscribers.
+Entry = tuple[str, bytes | str, float]
+
+
+class Writer(Protocol):
+    """A client's connection as the hub writes to it. `write` never blocks: it is only
+    called when `writable()` says the connection takes a write now; a connection that
+    did not calls `Hub.writable_again` once it does."""
+
+    def writable(self) -> bool: ...
+    def write(self, frames: list[bytes]) -> None: ...
 
 
 class Client:
@@ -61,15 +82,17 @@ class Client:
         self.max_symbols = max_symbols
         self.queue_limit = queue_limit
         self.symbols: set[str] = set()
-        # (type, frame) or ("orderbook", ticker): a trade's tuple is shared by its subscribers.
-        self.queue: deque[tuple[str, bytes | str]] = deque()
+        self.queue: deque[Entry] = deque()
         self.pending_books: set[str] = set()
         self.queued = 0  # non-book entries in the queue
-        self.wake = asyncio.Event()
+        self.writer: Writer | None = None
         self.closed = asyncio.Event()
         self.close_code: int | None = None
         self.close_reason = ""
-        self.sending_since = 0.0  # monotonic start of the send in progress; 0 = none
+        self.policy: Policy | None = None  # its key's tenant (delivery.py)
+        self.transform: Transform | None = None  # its Lua transform (delivery.py)
+        self.resume_scheduled = False  # over its tenant's messages/s, written again later
+        self.blocked_since = 0.0  # monotonic time its connection stopped taking writes; 0 = none
 
     def close(self, code: int, reason: str) -> None:
         if self.close_code is not None:
@@ -79,7 +102,6 @@ class Client:
         self.pending_books.clear()
         self.queued = 0
         self.closed.set()
-        self.wake.set()
 
 
 @dataclass
@@ -101,25 +123,48 @@ class Hub:
         self.per_key: dict[str, int] = {}
         self._books: dict[str, _Rendered] = {}
         self._numbers = itertools.count(1)
-        self._watchdog: asyncio.Task[None] | None = None
+        # Clients with something waiting whose connection takes writes (insertion-ordered set).
+        self._ready: dict[Client, None] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
 
     # ---- clients ------------------------------------------------------------------------
 
-    def connect(self, key: ApiKey | None) -> Client | None:
-        """A new client, or None when its key is at its connection limit."""
-        if key is not None and key.connections is not None:
-            if self.per_key.get(key.name, 0) >= key.connections:
-                return None
-            self.per_key[key.name] = self.per_key.get(key.name, 0) + 1
+    def connect(self, key: ApiKey | None) -> Client:
+        """A new client; AtLimit when its key or its key's tenant has its connections open."""
+        open_now = self.per_key.get(key.name, 0) if key is not None else 0
+        if key is not None and key.connections is not None and open_now >= key.connections:
+            raise AtLimit(f"key {key.name} has its {key.connections} connections open already")
         limit = key.symbols if key is not None and key.symbols else self.settings.max_symbols
         client = Client(next(self._numbers), key, limit, self.settings.client_queue)
+        delivery.admit(self, client, key)  # AtLimit: its tenant's connections
+        if key is not None and key.connections is not None:
+            self.per_key[key.name] = self.per_key.get(key.name, 0) + 1
         self.clients.add(client)
         return client
+
+    def attach(self, client: Client, writer: Writer) -> None:
+        """The client's connection is open: what it has waiting goes out from now on."""
+        client.writer = writer
+        if client.queue:
+            self._mark(client)
+
+    def writable_again(self, client: Client) -> None:
+        """The client's connection takes writes again (see `Writer`)."""
+        client.blocked_since = 0.0
+        if client.queue:
+            self._mark(client)
+
+    def _mark(self, client: Client) -> None:
+        if client.writer is not None and not client.blocked_since and client.close_code is None:
+            self._ready[client] = None
+            self._wake.set()
 
     def disconnect(self, client: Client) -> None:
         if client not in self.clients:
             return
         self.clients.discard(client)
+        self._ready.pop(client, None)
         if client.key is not None and client.key.connections is not None:
             left = self.per_key.get(client.key.name, 1) - 1
             if left > 0:
@@ -129,6 +174,7 @@ class Hub:
         for t in client.symbols:
             self._drop(t, client)
         client.symbols.clear()
+        delivery.release(client)
         client.close(1000, "")
 
     def _drop(self, ticker: str, client: Client) -> None:
@@ -143,7 +189,7 @@ class Hub:
         if client.close_code is not None:
             return
         log.warning("disconnecting slow client %d: %s", client.number, reason)
-        self.metrics.slow_disconnects.inc(label)
+        self.metrics.slow_disconnects.labels(label).inc()
         client.close(CLOSE_SLOW, reason)
 
     def close_all(self, code: int, reason: str) -> None:
@@ -151,43 +197,57 @@ class Hub:
             c.close(code, reason)
 
     def start(self) -> None:
-        self._watchdog = asyncio.create_task(self._watch(), name="gateway-send-watchdog")
+        self._tasks = [
+            asyncio.create_task(self._flush(), name="gateway-writer"),
+            asyncio.create_task(self._watch(), name="gateway-send-watchdog"),
+        ]
 
     async def stop(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+                await task
+        self._tasks = []
 
     async def _watch(self) -> None:
-        """Clients whose send has been blocked too long (they stopped reading): 4408."""
+        """Clients that fell `send_timeout` behind, or whose connection took no write for
+        that long (they stopped reading): 4408."""
         limit = self.settings.send_timeout
         while True:
             await asyncio.sleep(min(1.0, limit / 4))
-            now = time.monotonic()
-            for c in list(self.clients):
-                if c.sending_since and now - c.sending_since > limit:
-                    self.slow(c, f"a send was blocked for more than {limit:g}s", "send_timeout")
+            self.check_behind(time.monotonic())
+
+    def check_behind(self, now: float) -> None:
+        limit = self.settings.send_timeout
+        for c in list(self.clients):
+            if c.blocked_since and now - c.blocked_since > limit:
+                self.slow(c, f"a send was blocked for more than {limit:g}s", "send_timeout")
+            elif c.queue and now - c.queue[0][2] > limit:
+                why = f"messages waited more than {limit:g}s to be sent{delivery.rate_note(c)}"
+                self.slow(c, why, "behind")
 
     # ---- queueing -----------------------------------------------------------------------
 
-    def _push(self, client: Client, entry: tuple[str, bytes]) -> None:
+    def _push(self, client: Client, entry: Entry) -> None:
         if client.close_code is not None:
             return
         if client.queued >= client.queue_limit:
             self.slow(
                 client,
-                f"more than {client.queue_limit} messages waiting to be sent",
+                f"more than {client.queue_limit} messages waiting to be sent"
+                f"{delivery.rate_note(client)}",
                 "queue_full",
             )
             return
         client.queue.append(entry)
         client.queued += 1
-        client.wake.set()
+        if client not in self._ready:
+            self._mark(client)
 
     def _push_all(self, clients: Iterable[Client], kind: str, text: str) -> None:
         """One message to many clients: framed once, one shared queue entry."""
-        entry = (kind, wire.text_frame(text.encode()))
+        entry = (kind, wire.text_frame(text.encode()), time.monotonic())
         for c in clients:
             self._push(c, entry)
 
@@ -195,17 +255,18 @@ class Hub:
         if client.close_code is not None:
             return
         if ticker in client.pending_books:
-            self.metrics.conflated.inc()
+            self.metrics.conflated += 1
             return
         client.pending_books.add(ticker)
-        client.queue.append((_BOOK, ticker))
-        client.wake.set()
+        client.queue.append((_BOOK, ticker, time.monotonic()))
+        if client not in self._ready:
+            self._mark(client)
 
     def reply(self, client: Client, kind: str, text: str) -> None:
-        self._push(client, (kind, wire.text_frame(text.encode())))
+        self._push(client, (kind, wire.text_frame(text.encode()), time.monotonic()))
 
     def error(self, client: Client, code: str, message: str) -> None:
-        self.metrics.client_errors.inc(code)
+        self.metrics.client_errors.labels(code).inc()
         self.reply(client, "error", render.error(code, message))
 
     # ---- the feed's sink ----------------------------------------------------------------
@@ -300,6 +361,7 @@ class Hub:
         symbols = self._symbols(client, value)
         if symbols is None:
             return
+        symbols = delivery.entitled(self, client, symbols)
         fresh = [s for s in symbols if s not in client.symbols]
         known, unknown = await self._classify(fresh)
         if client.close_code is not None:
@@ -310,7 +372,7 @@ class Hub:
                 "too_many_symbols",
                 f"subscribing {len(known)} more symbols would make "
                 f"{len(client.symbols) + len(known)}; this connection may hold "
-                f"{client.max_symbols}. Nothing was subscribed",
+                f"{client.max_symbols}{delivery.symbols_refused(client)}. Nothing was subscribed",
             )
             return
         for t in known:
@@ -342,38 +404,72 @@ class Hub:
 
     # ---- the writer ---------------------------------------------------------------------
 
-    async def pump(self, client: Client, send: SendFrames) -> None:
-        """Send the client's queue in order until it closes: everything waiting (up to
-        `_BATCH_BYTES`) goes out in one send."""
-        sent = self.metrics.sent
+    async def _flush(self) -> None:
+        """Rounds of writes, oldest connection first, each at most `write_slice` seconds
+        (then the loop reads the stream), until cancelled."""
+        ready = self._ready
+        wake = self._wake
+        while True:
+            if not ready:
+                wake.clear()
+                await wake.wait()
+                continue
+            self.write_round(time.monotonic() + self.settings.write_slice)
+            await asyncio.sleep(0)
+
+    def write_round(self, end: float) -> None:
+        """One round: every ready client in connection order, until `end` (at least one)."""
+        ready = self._ready
+        for c in sorted(ready, key=_number):
+            del ready[c]
+            self.write(c)
+            if time.monotonic() >= end:
+                return
+
+    def write(self, client: Client) -> None:
+        """Hand the client's connection everything waiting (up to `_BATCH_BYTES`) as one
+        write; a client with more left stays ready for the next round."""
+        writer = client.writer
+        if client.close_code is not None or writer is None:
+            return
+        if not writer.writable():
+            client.blocked_since = client.blocked_since or time.monotonic()
+            return
+        most = len(client.queue)  # messages in this write: fewer under a tenant's messages/s
+        if client.policy is not None:
+            if delivery.throttled(self, client):
+                return
+            most = delivery.allowance(client, most)
         queue = client.queue
-        while client.close_code is None:
-            if not queue:
-                client.wake.clear()
-                await client.wake.wait()
-                continue
-            frames: list[bytes] = []
-            size = 0
-            counts: dict[str, int] = {}
-            while queue and size < _BATCH_BYTES:
-                kind, item = queue.popleft()
-                if kind == _BOOK:
-                    assert isinstance(item, str)
-                    client.pending_books.discard(item)
-                    if item not in client.symbols:
-                        continue  # unsubscribed meanwhile
-                    frame = self.book_frame(item)
-                else:
-                    assert isinstance(item, bytes)
-                    client.queued -= 1
-                    frame = item
-                frames.append(frame)
-                size += len(frame)
-                counts[kind] = counts.get(kind, 0) + 1
-            if not frames:
-                continue
-            client.sending_since = time.monotonic()
-            await send(frames)
-            client.sending_since = 0.0
-            for kind, n in counts.items():
-                sent[kind] = sent.get(kind, 0) + n
+        frames: list[bytes] = []
+        size = 0
+        counts: dict[str, int] = {}
+        while queue and size < _BATCH_BYTES and len(frames) < most:
+            kind, item, _ = queue.popleft()
+            if kind == _BOOK:
+                assert isinstance(item, str)
+                client.pending_books.discard(item)
+                if item not in client.symbols:
+                    continue  # unsubscribed meanwhile
+                frame = self.book_frame(item)
+            else:
+                assert isinstance(item, bytes)
+                client.queued -= 1
+                frame = item
+            frames.append(frame)
+            size += len(frame)
+            counts[kind] = counts.get(kind, 0) + 1
+        if queue:
+            self._ready[client] = None
+        if client.transform is not None or client.policy is not None:
+            frames = delivery.rendered(self, client, frames)
+        if not frames:
+            return
+        writer.write(frames)
+        sent = self.metrics.sent
+        for kind, n in counts.items():
+            sent[kind] = sent.get(kind, 0) + n
+
+
+def _number(client: Client) -> int:
+    return client.number

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ssmd.gateway import render
@@ -74,6 +74,8 @@ class Filters:
     series: tuple[str, ...] = ()
     events: tuple[str, ...] = ()
     q: str = ""
+    # The markets a tenant is entitled to (None: every market).
+    allow: Callable[[str], bool] | None = field(default=None, compare=False)
 
     @classmethod
     def parse(
@@ -249,10 +251,21 @@ class Markets:
     ) -> list[dict[str, Any]]:
         """Up to `n` markets after `after`, by ticker; `open_now` True: open ones only,
         False: all but the open ones."""
-        used, rows = await self._store_call(lambda s: _store_page(s, f, n, after, open_now))
-        if used and rows is not None:
-            return [self._from_row(r) for r in rows]
-        return [self._from_stream(m) for m in self._stream_page(f, n, after, open_now)]
+        allow = f.allow
+        if allow is None:
+            used, rows = await self._store_call(lambda s: _store_page(s, f, n, after, open_now))
+            if used and rows is not None:
+                return [self._from_row(r) for r in rows]
+            return [self._from_stream(m) for m in self._stream_page(f, n, after, open_now)]
+        # Entitled markets only: pages of the store read on until n of them are found.
+        out: list[dict[str, Any]] = []
+        while len(out) < n:
+            got = await self._by_ticker(replace(f, allow=None), n, after, open_now)
+            out += [m for m in got if allow(str(m["ticker"]))]
+            if len(got) < n:
+                break
+            after = str(got[-1]["ticker"])
+        return out[:n]
 
     async def _by_activity(self, f: Filters, limit: int, cursor: str | None) -> dict[str, Any]:
         """A page of sort=activity: the active open markets, then the other open ones,
@@ -300,6 +313,8 @@ class Markets:
             found = (self.feed.markets[t] for t in tickers)
             items = [self._from_stream(m) for m in found if _matches(m, f)]
         items = [m for m in items if m["status"] == "open"]
+        if f.allow is not None:
+            items = [m for m in items if f.allow(str(m["ticker"]))]
         items.sort(key=lambda m: (-weights[str(m["ticker"])], str(m["ticker"])))
         return items
 

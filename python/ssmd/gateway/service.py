@@ -1,7 +1,7 @@
 """The gateway as one object (feed + hub + markets + metrics), its health, and `serve`.
 
     gw = Gateway(GatewaySettings.from_environment(env, host=..., port=...))
-    await serve(gw)                 # uvicorn until SIGTERM/SIGINT
+    await serve(gw)                 # the listener (listener.py) until SIGTERM/SIGINT
 
 Tests run `Gateway(settings).server(port=0)` in their own event loop.
 """
@@ -9,24 +9,21 @@ Tests run `Gateway(settings).server(port=0)` in their own event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import signal
 import time
-from collections.abc import Generator
 from typing import Any, Final
 
-import uvicorn
 from fastapi import FastAPI
 
 from ssmd.gateway.app import create_app
 from ssmd.gateway.feed import Feed
 from ssmd.gateway.hub import Hub
+from ssmd.gateway.listener import WS_LOGGER, GatewayServer
 from ssmd.gateway.markets import Markets
 from ssmd.gateway.metrics import GatewayMetrics
 from ssmd.gateway.settings import GatewaySettings
-from ssmd.gateway.wire import FramesProtocol
 
 __all__ = ["Gateway", "redact_keys", "serve"]
 
@@ -57,8 +54,8 @@ _FILTER: Final = _RedactKeys()
 
 
 def redact_keys() -> None:
-    """Install the filter on uvicorn's loggers (idempotent)."""
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    """Install the filter on uvicorn's loggers and the listener's (idempotent)."""
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "ssmd.gateway.listener", WS_LOGGER):
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
@@ -161,35 +158,12 @@ class Gateway:
         }
         return not problems, body
 
-    def server(self, port: int | None = None) -> _Server:
-        """A uvicorn server for this gateway (not started)."""
+    def server(self, port: int | None = None, *, stream: bool = True) -> GatewayServer:
+        """The gateway's listener (not started): `/v1/stream` on the gateway's own
+        WebSocket connections, the rest on uvicorn (listener.py). `stream=False`: the
+        stream too on uvicorn's stock WebSocket protocol (one write per message)."""
         s = self.settings
-        config = uvicorn.Config(
-            self.app,
-            host=s.host,
-            port=s.port if port is None else port,
-            lifespan="on",
-            log_config=None,
-            access_log=False,
-            ws=FramesProtocol,  # uvicorn's websockets-sansio, frames written in batches
-            # Compression would cost CPU per client per message, and every message is
-            # rendered once for all clients.
-            ws_per_message_deflate=False,
-            ws_max_size=s.max_message_bytes,
-            ws_ping_interval=s.ws_ping_interval,
-            ws_ping_timeout=s.ws_ping_interval,
-            timeout_graceful_shutdown=5,
-        )
-        return _Server(config)
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        # Signals are the caller's (`serve` below): uvicorn would install its own handlers
-        # in whatever process embeds the gateway, and re-raise SIGTERM after a clean stop,
-        # which turns a clean exit into death by signal.
-        yield
+        return GatewayServer(self, s.host, s.port if port is None else port, stream=stream)
 
 
 async def serve(gw: Gateway) -> None:

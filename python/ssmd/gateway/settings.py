@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any, Final
 from ssmd.config import NatsSettings, ResolvedEnvironment
 from ssmd.exceptions import ConfigError
 from ssmd.gateway.auth import KeyRing
+from ssmd.gateway.tenants import Policy, Tenants
+from ssmd.gateway.transform import TransformSpec, load_spec
 
 if TYPE_CHECKING:
+    from ssmd.data.source import Dataset
     from ssmd.secmaster.store import Store
 
 __all__ = ["KEYS_SECRET", "STATIC_DIR", "GatewaySettings", "is_loopback"]
@@ -43,10 +46,18 @@ class GatewaySettings:
     host: str = "127.0.0.1"
     port: int = 8080
     keys: KeyRing | None = None  # None: no auth (loopback, or --insecure-no-auth)
+    # The environment's tenants (empty: none, every key sees everything) and Lua transforms.
+    tenants: Tenants = field(default_factory=Tenants, compare=False)
+    transforms: dict[str, TransformSpec] = field(default_factory=dict, compare=False)
     # The security master store, when the environment has one (None: markets come
     # from what the stream carries). Called per use: the store may appear after start.
     store: Callable[[], Store | None] | None = field(default=None, compare=False)
     static_dir: Path = STATIC_DIR
+    # The environment's archive for the history routes (ssmd.data); None: not served.
+    # Called per request (opened once, on first use).
+    dataset: Callable[[], Dataset] | None = field(default=None, compare=False)
+    history_limit: int = 10_000  # rows of a history request that names no limit
+    history_max_limit: int = 100_000  # rows of a history request at most (400 beyond)
     # Start-up: book checkpoints older than this (behind the newest one) belong to
     # markets the connector no longer holds, and are not restored. Must exceed the
     # connector's period between full checkpoints (30 s x 120 rounds = 1 h).
@@ -57,7 +68,11 @@ class GatewaySettings:
     markets_max: int = 500_000  # markets remembered from the stream (LRU beyond)
     # Clients.
     client_queue: int = 2_000  # queued trades/statuses/replies per client before 4408
-    send_timeout: float = 30.0  # one send blocked this long: 4408
+    # A client whose connection took no write, or whose oldest waiting message has
+    # waited, this long: 4408.
+    send_timeout: float = 30.0
+    # Seconds of writes to clients per round before the stream is read again (hub.py).
+    write_slice: float = 0.005
     max_symbols: int = 10_000  # per connection, unless the key says otherwise
     max_message_bytes: int = 1 << 20
     book_depth: int = 0  # levels per side in orderbook messages; 0 = all
@@ -89,7 +104,8 @@ class GatewaySettings:
             keys = KeyRing.parse(
                 env.secret(KEYS_SECRET).reveal(), f"secret {KEYS_SECRET} of {env.name}"
             )
-        elif not is_loopback(host) and not insecure_no_auth:
+        tenants, transforms, keys = _tenants(env, keys)
+        if keys is None and not is_loopback(host) and not insecure_no_auth:
             raise ConfigError(
                 f"environment {env.name} configures no API keys, and the gateway would serve "
                 f"{host} without authentication. Fix: declare `{KEYS_SECRET}: env:VAR` or "
@@ -103,9 +119,52 @@ class GatewaySettings:
             host=host,
             port=port,
             keys=keys,
+            tenants=tenants,
+            transforms=transforms,
             store=_store_opener(env),
-            **changes,
+            **({"dataset": _dataset_opener(env)} | changes),
         )
+
+
+def _tenants(
+    env: ResolvedEnvironment, operator: KeyRing | None
+) -> tuple[Tenants, dict[str, TransformSpec], KeyRing | None]:
+    """The tenants' policies, the transforms' scripts, and one key ring of the operator's
+    and every tenant's keys (None when there are neither)."""
+    spec = env.environment.spec
+    file = env.file
+    transforms = {
+        name: load_spec(name, t, env.config_dir, f"{file}: spec.transforms.{name}.script")
+        for name, t in spec.transforms.items()
+    }
+    if not spec.tenants:
+        rings: dict[str | None, KeyRing] = {}
+    else:
+        rings = {None: operator} if operator is not None else {}
+    policies: dict[str, Policy] = {}
+    for name, tenant in spec.tenants.items():
+        ring = KeyRing.parse(
+            env.secret(tenant.api_keys).reveal(),
+            f"secret {tenant.api_keys} of tenant {name} in {env.name}",
+        )
+        rings[name] = ring
+        policies[name] = Policy(
+            name,
+            env.feed.metadata.name,
+            tenant.entitlements,
+            tenant.limits,
+            tenant.transform,
+            tuple(k.name for k in ring.keys),
+        )
+    keys = KeyRing.merge(rings) if rings else operator
+    for key in keys.keys if keys is not None else ():
+        if key.transform is not None and key.transform not in transforms:
+            known = ", ".join(sorted(transforms)) or "none"
+            raise ConfigError(
+                f"key {key.name}: transform={key.transform} is not under spec.transforms of "
+                f"{file} (declared: {known}). Fix: declare it or correct the key's line"
+            )
+    return Tenants(policies), transforms, keys
 
 
 def _store_opener(env: ResolvedEnvironment) -> Callable[[], Store | None]:
@@ -117,3 +176,15 @@ def _store_opener(env: ResolvedEnvironment) -> Callable[[], Store | None]:
         return open_store(env, migrate=False)
 
     return open_if_present
+
+
+def _dataset_opener(env: ResolvedEnvironment) -> Callable[[], Dataset]:
+    import functools
+
+    from ssmd.data.source import Dataset
+
+    @functools.cache
+    def open_once() -> Dataset:
+        return Dataset.from_environment(env)
+
+    return open_once

@@ -1,32 +1,18 @@
-"""WebSocket frames encoded once for every client, and written in batches.
+"""WebSocket frames encoded once for every client.
 
 A server's frames are not masked (RFC 6455, 5.1), so the frame of a message is the same
-bytes for every client: the hub encodes it once (`text_frame`) and a client's writer
-sends everything it has waiting as one write. uvicorn's protocol would encode each
-message again for each client and make one socket write per message, which is where the
-time of a fan-out went.
-
-`FramesProtocol` is uvicorn's websockets (sans-I/O) protocol, given to uvicorn as its
-`ws` protocol class, with one ASGI extension (`FRAMES`): it is listed in the WebSocket
-scope's `extensions`, and a `websocket.send` message with a `frames` key (bytes: whole
-text frames, as `text_frame` makes them) writes those bytes to the connection as they
-are, once the connection takes writes (the same flow control as any send). Without the
-extension in the scope (another ASGI server), the app sends each message on its own
-(`payload`).
+bytes for every client: the hub encodes it once (`text_frame`), and the gateway's own
+WebSocket connections (listener.py) write a client's waiting frames to its socket as
+they are, in one write. `payload` gives the text back, for a connection that sends one
+message at a time (stream.AsgiConnection).
 """
 
 from __future__ import annotations
 
 import struct
-from typing import Any, Final
+from typing import Final
 
-from uvicorn.protocols.utils import ClientDisconnected
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.http11 import Request
-
-__all__ = ["FRAMES", "FramesProtocol", "payload", "text_frame"]
-
-FRAMES: Final = "ssmd.websocket.frames"
+__all__ = ["payload", "text_frame"]
 
 _FIN_TEXT: Final = 0x81  # FIN + opcode 1 (text)
 _LEN16: Final = struct.Struct("!BBH")
@@ -48,23 +34,3 @@ def payload(frame: bytes) -> str:
     n = frame[1]
     start = 2 if n < 126 else 4 if n == 126 else 10
     return frame[start:].decode()
-
-
-class FramesProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol plus the `FRAMES` extension (module docstring)."""
-
-    def handle_connect(self, event: Request) -> None:
-        super().handle_connect(event)
-        # The app runs in a task that has not started yet: it sees the extension.
-        if self.response.status_code == 101:
-            self.scope["extensions"] = {**(self.scope.get("extensions") or {}), FRAMES: {}}
-
-    async def send(self, message: Any) -> None:
-        frames = message.get("frames") if message["type"] == "websocket.send" else None
-        if not isinstance(frames, bytes):
-            await super().send(message)
-            return
-        await self.writable.wait()
-        if self.disconnected or self.close_sent or not self.handshake_complete:
-            raise ClientDisconnected()
-        self.transport.write(frames)

@@ -1,2 +1,3 @@
-"""Observability: Prometheus metrics (text exposition, no dependency), JSON logs, and the
-/health + /metrics HTTP server the components share (health.HealthServer)."""
+"""Observability: Prometheus metrics (prometheus_client, one registry per component), JSON
+logs naming their component, and the /health + /metrics HTTP server the components share
+(health.HealthServer)."""

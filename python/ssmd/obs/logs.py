@@ -1,4 +1,11 @@
-"""Structured logs: one JSON object per line on stderr."""
+"""Structured logs: one JSON object per line on stderr, each naming its component.
+
+Every command that runs a component calls `setup(level, component=...)`, so a line says
+which component wrote it however the component was started (on its own, under
+`ssmd up`, under systemd or in a container) and whatever logger (ours, uvicorn's,
+nats-py's) wrote it. A line about another component (`ssmd up` reporting on a child)
+names that one in its fields, which win.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +15,26 @@ import time
 
 import orjson
 
-__all__ = ["JsonFormatter", "setup"]
+__all__ = ["JsonFormatter", "command_group", "setup"]
+
+
+def command_group(argv: list[str]) -> str:
+    """The first word after the program that is not an option: `ssmd gateway run` ->
+    "gateway"; "ssmd" when there is none."""
+    return next((a for a in argv[1:] if not a.startswith("-")), "ssmd")
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, component: str) -> None:
+        super().__init__()
+        self.component = component
+
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, object] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
+            "component": self.component,
             "logger": record.name,
             "msg": record.getMessage(),
         }
@@ -28,9 +46,11 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
-def setup(level: str = "INFO") -> None:
+def setup(level: str = "INFO", *, component: str | None = None) -> None:
+    """JSON lines on stderr for the whole process; `component` defaults to the command
+    group that runs (`ssmd replay ...` -> "replay")."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(component or command_group(sys.argv)))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -1,82 +1,99 @@
-"""A tiny Prometheus registry: counters and gauges with labels, text exposition format 0.0.4."""
+"""Prometheus metrics on prometheus_client: one CollectorRegistry per component.
+
+Each component builds its own registry (never the library's global one), so tests and
+several components in one process do not collide. Counts the code bumps now and then are
+prometheus_client Counters and Gauges registered there; counts kept on a hot path stay
+plain integers and are read when scraped, through a `Sampled` collector (nothing is
+incremented per message for metrics).
+
+    registry = CollectorRegistry()
+    Sampled.register(registry, "counter", "ssmd_x_total", "Help", ("feed",), read)
+    expose(registry)  # text exposition, what /metrics serves with CONTENT_TYPE
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from typing import Final, Literal
 
-__all__ = ["Counter", "Gauge", "Registry"]
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["CONTENT_TYPE", "CollectorRegistry", "Read", "Sampled", "exported_names", "expose"]
+
+CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4  # what every Prometheus 2.x and later scrapes
+
+# label values -> value, read when scraped
+Read = Callable[[], Mapping[tuple[str, ...], float]]
 
 
-def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
-    if not names:
-        return ""
-    esc = (v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for v in values)
-    return "{" + ",".join(f'{n}="{v}"' for n, v in zip(names, esc, strict=True)) + "}"
+def _nothing() -> Mapping[tuple[str, ...], float]:
+    return {}
 
 
-Collect = Callable[[], dict[tuple[str, ...], float]]
-
-
-class _Metric:
-    """Values by label tuple; with `collect`, the values are read from elsewhere when
-    exposed or read (for counts already kept on a hot path, e.g. the publisher's acks)."""
-
-    kind = "untyped"
+class Sampled(Collector):
+    """A counter or gauge whose values are read from elsewhere when scraped."""
 
     def __init__(
-        self, name: str, help: str, labels: tuple[str, ...] = (), collect: Collect | None = None
+        self,
+        kind: Literal["counter", "gauge"],
+        name: str,
+        documentation: str,
+        labels: tuple[str, ...] = (),
+        read: Read = _nothing,
     ) -> None:
-        self.name, self.help, self.label_names = name, help, labels
-        self.values: dict[tuple[str, ...], float] = {}
-        self.collect = collect
+        self.kind, self.name, self.documentation = kind, name, documentation
+        self.labels = list(labels)
+        self.read = read  # may be rebound later (a source wired after the registry is built)
 
-    def _refresh(self) -> None:
-        if self.collect is not None:
-            self.values = dict(self.collect())
+    @classmethod
+    def register(
+        cls,
+        registry: CollectorRegistry,
+        kind: Literal["counter", "gauge"],
+        name: str,
+        documentation: str,
+        labels: tuple[str, ...] = (),
+        read: Read = _nothing,
+    ) -> Sampled:
+        collector = cls(kind, name, documentation, labels, read)
+        registry.register(collector)
+        return collector
 
-    def expose(self) -> list[str]:
-        self._refresh()
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
-        for key, v in sorted(self.values.items()):
-            lines.append(f"{self.name}{_labels(self.label_names, key)} {v:g}")
-        return lines
+    def _family(self) -> CounterMetricFamily | GaugeMetricFamily:
+        make = CounterMetricFamily if self.kind == "counter" else GaugeMetricFamily
+        return make(self.name, self.documentation, labels=self.labels)
 
-    def get(self, *labels: str) -> float:
-        self._refresh()
-        return self.values.get(labels, 0.0)
+    def describe(self) -> Iterator[Metric]:
+        # Lets the registry check names at register() without reading the values.
+        yield self._family()
 
-
-class Counter(_Metric):
-    kind = "counter"
-
-    def inc(self, *labels: str, by: float = 1.0) -> None:
-        self.values[labels] = self.values.get(labels, 0.0) + by
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for key, value in self.read().items():
+            family.add_metric(list(key), float(value))
+        yield family
 
 
-class Gauge(_Metric):
-    kind = "gauge"
-
-    def set(self, value: float, *labels: str) -> None:
-        self.values[labels] = value
+def expose(registry: CollectorRegistry) -> str:
+    """The registry in the Prometheus text exposition format."""
+    return generate_latest(registry).decode()
 
 
-class Registry:
-    def __init__(self) -> None:
-        self.metrics: list[_Metric] = []
-
-    def counter(
-        self, name: str, help: str, labels: tuple[str, ...] = (), collect: Collect | None = None
-    ) -> Counter:
-        m = Counter(name, help, labels, collect)
-        self.metrics.append(m)
-        return m
-
-    def gauge(
-        self, name: str, help: str, labels: tuple[str, ...] = (), collect: Collect | None = None
-    ) -> Gauge:
-        m = Gauge(name, help, labels, collect)
-        self.metrics.append(m)
-        return m
-
-    def expose(self) -> str:
-        return "\n".join(line for m in self.metrics for line in m.expose()) + "\n"
+def exported_names(registry: CollectorRegistry) -> set[str]:
+    """Every series name the registry can expose (counters with their _total), whether or
+    not it has a sample yet: what an alert rule or a dashboard may refer to."""
+    names: set[str] = set()
+    for family in registry.collect():
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+        elif family.type == "histogram":
+            names.update(f"{family.name}{s}" for s in ("_bucket", "_sum", "_count"))
+        elif family.type == "summary":
+            names.update(f"{family.name}{s}" for s in ("", "_sum", "_count"))
+        else:
+            names.add(family.name)
+        names.update(s.name for s in family.samples)
+    return names

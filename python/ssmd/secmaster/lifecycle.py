@@ -33,6 +33,7 @@ import orjson
 from ssmd import core
 from ssmd.bus import subjects
 from ssmd.secmaster.model import Row, iso_from_ns, iso_from_seconds, series_of_ticker
+from ssmd.secmaster.status import lifecycle_status
 from ssmd.secmaster.store import Change, Store
 
 __all__ = ["Live", "StatusMsg", "lifecycle_market_row", "run_live"]
@@ -109,15 +110,10 @@ def lifecycle_market_row(rec: dict[str, Any], exists: bool) -> Row | None:
         row["open_time"] = iso_from_ns(int(rec["open_ts"]))
     if rec.get("close_ts"):
         row["close_time"] = iso_from_ns(int(rec["close_ts"]))
-    if kind == "activated":
-        row["status"], row["kalshi_status"] = "open", "active"
-    elif kind == "deactivated":
-        if rec.get("is_deactivated", True):
-            row["status"], row["kalshi_status"] = "halted", "inactive"
-        else:
-            row["status"], row["kalshi_status"] = "open", "active"
-    elif kind == "determined":
-        row["status"], row["kalshi_status"] = "determined", "determined"
+    change = lifecycle_status(kind, rec.get("is_deactivated", True))
+    if change is not None:
+        row["status"], row["kalshi_status"] = change
+    if kind == "determined":
         if rec.get("result"):
             row["result"] = str(rec["result"])
         if rec.get("settlement_value_e6") is not None:
@@ -125,10 +121,9 @@ def lifecycle_market_row(rec: dict[str, Any], exists: bool) -> Row | None:
         if rec.get("determination_ts"):
             row["determination_time"] = iso_from_ns(int(rec["determination_ts"]))
     elif kind == "settled":
-        row["status"], row["kalshi_status"] = "settled", "settled"
         if rec.get("settled_ts"):
             row["settlement_time"] = iso_from_ns(int(rec["settled_ts"]))
-    elif kind not in ("created", "metadata_updated", "close_date_updated"):
+    elif change is None and kind not in ("created", "metadata_updated", "close_date_updated"):
         log.warning("%s: unknown lifecycle event_type %r ignored", ticker, kind)
         return None
     return row if len(row) > 1 else None

@@ -21,6 +21,7 @@ __all__ = [
     "SSMD_STATUSES",
     "TERMINAL_RANK",
     "filter_to_statuses",
+    "lifecycle_status",
     "map_status",
     "unknown_seen",
 ]
@@ -107,3 +108,20 @@ def filter_to_statuses(words: Iterable[str]) -> frozenset[str]:
             raise ValueError(f"unknown status filter {w!r}; expected one of {sorted(FILTER_WORDS)}")
         out |= FILTER_WORDS[w]
     return frozenset(out)
+
+
+def lifecycle_status(event: object, is_deactivated: object = True) -> tuple[str, str] | None:
+    """(ssmd status, Kalshi word) that a lifecycle event moves a market to, or None when the
+    event says nothing about status.
+
+    `deactivated` carries `is_deactivated`: true pauses the market, false resumes it.
+    `created` returns None: it sets `initialized` only for a market not seen before, which
+    only the caller knows.
+    """
+    if event == "activated":
+        return "open", "active"
+    if event == "deactivated":
+        return ("halted", "inactive") if is_deactivated else ("open", "active")
+    if event in ("determined", "settled"):
+        return str(event), str(event)
+    return None

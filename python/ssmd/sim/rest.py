@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ssmd.sim.book import ONE, cents, price_str, size_str
+from ssmd.sim.frames import rfc3339
 from ssmd.sim.universe import Event, Market
 
 if TYPE_CHECKING:
@@ -87,6 +88,26 @@ def _cursor_out(kind: str, offset: int, total: int) -> str:
     if offset >= total:
         return ""
     return base64.urlsafe_b64encode(orjson.dumps({"k": kind, "o": offset})).decode().rstrip("=")
+
+
+def _trade_cursor_in(q: Query) -> str | None:
+    """The trade id a trades cursor continues after; None for the first page."""
+    raw = _one(q, "cursor")
+    if not raw:
+        return None
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        if data["k"] != "trades" or not isinstance(data["after"], str):
+            raise ValueError
+        return str(data["after"])
+    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        raise BadRequest(400, "invalid_parameters", "invalid cursor") from None
+
+
+def _trade_cursor_out(after: str) -> str:
+    return (
+        base64.urlsafe_b64encode(orjson.dumps({"k": "trades", "after": after})).decode().rstrip("=")
+    )
 
 
 def _page(items: list[Any], q: Query, kind: str, default: int, cap: int) -> tuple[list[Any], str]:
@@ -324,9 +345,15 @@ class RestApi:
         return {"orderbook": legacy}
 
     def trades(self, q: Query) -> dict[str, Any]:
+        """`GET /markets/trades`: newest first, `ticker`, `min_ts`/`max_ts` (Unix seconds,
+        inclusive), `limit` 1..1000 (default 100). The cursor names the last trade given,
+        so pages hold still while new trades come in."""
         ticker = _one(q, "ticker")
         lo = _int(q, "min_ts", None, 0, 2**42)
         hi = _int(q, "max_ts", None, 0, 2**42)
+        limit = _int(q, "limit", 100, 1, 1000)
+        assert limit is not None
+        after = _trade_cursor_in(q)
         items = [
             t
             for t in reversed(self.sim.flow.trades)
@@ -334,7 +361,13 @@ class RestApi:
             and (lo is None or t["ts"] >= lo)
             and (hi is None or t["ts"] <= hi)
         ]
-        page, cursor = _page(items, q, "trades", 100, 1000)
+        if after is not None:
+            at = next((i for i, t in enumerate(items) if t["trade_id"] == after), None)
+            if at is None:
+                raise BadRequest(400, "invalid_parameters", "invalid cursor")
+            items = items[at + 1 :]
+        page = items[:limit]
+        cursor = _trade_cursor_out(page[-1]["trade_id"]) if len(items) > limit else ""
         era = self.era
         out = []
         for t in page:
@@ -366,7 +399,7 @@ class RestApi:
                         "is_block_trade": False,
                     }
                 )
-            d["created_time"] = iso(t["ts"])
+            d["created_time"] = rfc3339(t["ts"])
             out.append(d)
         return {"trades": out, "cursor": cursor}
 

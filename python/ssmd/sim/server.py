@@ -44,6 +44,7 @@ DEMO_PRIVATE_KEY_PATH = KEYS_DIR / "demo_private_key.pem"
 DEMO_PUBLIC_KEY_PATH = KEYS_DIR / "demo_public_key.pem"
 WS_PATH = "/trade-api/ws/v2"
 REST_PREFIX = "/trade-api/v2"
+BALANCE_PATH = REST_PREFIX + "/portfolio/balance"  # signed: checks the key like Kalshi
 
 
 REST_CACHE_ENTRIES = 4096  # bound of the optional edge cache
@@ -431,9 +432,28 @@ class Simulator:
         bare, _, query = request.path.partition("?")
         if bare == WS_PATH:
             return self._authenticate(connection, request)
+        if bare == BALANCE_PATH:
+            return self._balance(request)
         if bare == REST_PREFIX or bare.startswith(REST_PREFIX + "/"):
             return self._rest(bare, query)
         return _response(404, b'{"error":{"code":"not_found","message":"not found"}}')
+
+    def _balance(self, request: Request) -> Response:
+        """GET /portfolio/balance: the one signed REST call (`ssmd key verify`). The
+        signature is checked as on the WebSocket upgrade; the demo account holds nothing."""
+        h = request.headers
+        key_id, ts, sig = (
+            h.get(auth.HEADER_KEY),
+            h.get(auth.HEADER_TIMESTAMP),
+            h.get(auth.HEADER_SIGNATURE),
+        )
+        pub = self.keys.get(key_id or "")
+        if pub is None or not ts or not sig or not auth.verify(pub, sig, ts, "GET", BALANCE_PATH):
+            log.info("signed REST request refused (key %s)", key_id or "missing")
+            return _response(
+                401, b'{"error":{"code":"authentication_failed","message":"authentication failed"}}'
+            )
+        return _response(200, b'{"balance":0,"portfolio_value":0}')
 
     def _authenticate(self, connection: ServerConnection, request: Request) -> Response | None:
         truth = self.truth

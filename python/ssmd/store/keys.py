@@ -37,6 +37,7 @@ from datetime import UTC, date, datetime
 from ssmd.bus.subjects import HASH_MARK, bounded, escape_token, unescape_token
 
 __all__ = [
+    "BACKFILLED_TYPES",
     "EVENTS_SEGMENT",
     "EVENTS_TYPE",
     "MAX_SEGMENT",
@@ -44,7 +45,9 @@ __all__ = [
     "QUARANTINE_MSGTYPE",
     "RAW_DATA_TYPE",
     "KeyInfo",
+    "backfill_type",
     "day_of_ns",
+    "env_prefix",
     "feed_prefix",
     "hour_of_ns",
     "manifest_key",
@@ -55,6 +58,7 @@ __all__ = [
     "parse_key",
     "raw_day_prefix",
     "raw_key",
+    "source_of",
     "ticker_from_segment",
     "ticker_segment",
 ]
@@ -68,6 +72,13 @@ META_SUFFIX = ".meta.json"
 MANIFEST = "manifest.json"
 RAW_SUFFIX = ".jsonl.zst"
 NORMALIZED_NAME = "data.capnp.zst"
+# Records fetched afterwards from the venue's REST API to fill a gap (`ssmd data
+# backfill`) are their own normalized type, `{type}_backfill`, so they never mix with
+# what was received live. Only trades: the REST API has no history of books.
+BACKFILLED_TYPES = ("trade",)
+BACKFILL_SUFFIX = "_backfill"
+LIVE_SOURCE = "live"
+REST_BACKFILL_SOURCE = "rest_backfill"
 
 
 def day_of_ns(receive_ns: int) -> date:
@@ -117,14 +128,33 @@ def _token(value: str, what: str) -> str:
     return value
 
 
+def env_prefix(env: str) -> str:
+    """Every key of an environment, all feeds. It ends with the separator, so the
+    prefix of `kalshi` never covers the keys of `kalshi-dev`."""
+    return f"{_token(env, 'env')}/"
+
+
 def feed_prefix(env: str, feed: str) -> str:
     """Every key of a feed (in the raw bucket: its raw files and manifests)."""
-    return f"{_token(env, 'env')}/{_token(feed, 'feed')}/"
+    return f"{env_prefix(env)}{_token(feed, 'feed')}/"
 
 
 def normalized_type_prefix(env: str, feed: str, record_type: str) -> str:
     """Every key of one normalized record type, all days."""
     return f"{feed_prefix(env, feed)}{SCHEMA_DIR}/{_token(record_type, 'record type')}/"
+
+
+def backfill_type(record_type: str) -> str:
+    """The normalized type of `record_type`'s records fetched from the venue's REST API
+    to fill gaps (`trade` -> `trade_backfill`)."""
+    if record_type not in BACKFILLED_TYPES:
+        raise ValueError(f"{record_type} records cannot be backfilled")
+    return record_type + BACKFILL_SUFFIX
+
+
+def source_of(data_type: str) -> str:
+    """Where a normalized type's records come from: `rest_backfill` or `live`."""
+    return REST_BACKFILL_SOURCE if data_type.endswith(BACKFILL_SUFFIX) else LIVE_SOURCE
 
 
 def raw_day_prefix(env: str, feed: str, day: date) -> str:

@@ -35,6 +35,7 @@ from ssmd.config import ResolvedEnvironment
 from ssmd.up import procs, state
 from ssmd.up.children import ChildFailed, ChildSpec, StopResult, Supervisor
 from ssmd.up.components import Plan
+from ssmd.up.control import ControlServer, socket_path
 from ssmd.up.display import Display
 from ssmd.up.nats import free_port, jetstream_ready, nats_spec
 from ssmd.up.report import ArchiveReport, archive_report
@@ -78,6 +79,7 @@ class Up:
         self.stops: list[StopResult] = []
         self.started_on = datetime.now(UTC).date()
         self._before: list[dict[str, Any]] = []
+        self.control_server: ControlServer | None = None
 
     # ---- the whole run -------------------------------------------------------------------
 
@@ -115,6 +117,7 @@ class Up:
         startup = asyncio.create_task(self._start())
         failure = await self._until(stop, startup)
         if failure is None and not stop.is_set():
+            await self._serve_control()
             background = [
                 asyncio.create_task(self._status_loop()),
                 asyncio.create_task(self._sync_loop()),
@@ -184,6 +187,8 @@ class Up:
         _check_port(o.host, o.port)  # before anything starts: the likeliest clash
         self.http = httpx.AsyncClient(timeout=2.0)
         await self._start_nats()
+        if env.temporal_embedded:
+            await self._start_temporal()
         import nats
 
         async def nats_error(exc: Exception) -> None:
@@ -283,6 +288,35 @@ class Up:
         # Other `ssmd` commands resolving this data dir find the server here.
         self.lock.write(nats_url=self.nats_url, children=self._children())
 
+    async def _start_temporal(self) -> None:
+        """`temporal: embedded`: the Temporal dev server that `ssmd worker` and `ssmd ops`
+        use, on the environment's address, its state under {data}/temporal/ (optional:
+        a server already answering there is used as it is)."""
+        from ssmd.ops.temporal import dev_server_spec, port_open
+
+        address = str(self.env.temporal_address)
+        if await port_open(address):
+            self.display.event(
+                "info", "using Temporal", {"component": "temporal", "address": address}
+            )
+            return
+        host, _, port = address.rpartition(":")
+        if host not in ("127.0.0.1", "localhost"):
+            raise ChildFailed(
+                "temporal",
+                f"embedded listens on 127.0.0.1, not {address}; "
+                "Fix: $SSMD_TEMPORAL_ADDRESS=127.0.0.1:PORT",
+                [],
+            )
+        data = self.env.data_dir
+        spec = dev_server_spec(
+            data / "temporal" / "dev.db",
+            int(port),
+            free_port(),
+            log_path=data / "logs" / "temporal.log",
+        )
+        await self._launch(spec)
+
     async def _launch(self, spec: ChildSpec) -> None:
         if self.o.stop_timeout is not None:
             spec.stop_timeout = self.o.stop_timeout
@@ -324,7 +358,8 @@ class Up:
         assert self.sampler is not None
         while True:
             states = {
-                n: ("running" if c.running else "down") for n, c in self.supervisor.children.items()
+                n: ("running" if c.running else "stopped" if c.stopping else "down")
+                for n, c in self.supervisor.children.items()
             }
             if self.sim is not None:
                 states["simulator"] = "running"
@@ -343,10 +378,55 @@ class Up:
             await asyncio.sleep(every)  # the secmaster's sync period
             await self._sync(first=False)
 
+    # ---- control (ssmd.up.control: `ssmd tui` starts and stops components) ---------------
+
+    async def _serve_control(self) -> None:
+        server = ControlServer(socket_path(self.env.data_dir), self.control)
+        try:
+            await server.start()
+        except OSError as exc:  # a path too long for a socket, say: the rest still runs
+            log.warning("no control socket: %s", exc)
+            return
+        self.control_server = server
+        self.lock.write(control=str(server.path))
+
+    async def control(self, action: str, name: str) -> dict[str, Any]:
+        """Stop a component (it stays stopped) or start it again, waiting until it is
+        ready; what happened, for ssmd.up.control's answer."""
+        assert self.plan is not None
+        child = self.supervisor.children.get(name)
+        if action == "stop":
+            if child is None or child.stopping:
+                return {"ok": True, "result": "already stopped"}
+            self.display.event("info", "stopping on request", {"component": name})
+            result = await self.supervisor.stop(name)
+            self.lock.write(children=self._children(), stopped=self._stopped())
+            if result is not None and result.failure is not None:
+                self.stops.append(result)
+                return {"ok": False, "error": f"{name} {result.failure}"}
+            return {"ok": True, "result": "stopped"}
+        if child is not None and not child.stopping:  # running, or being restarted
+            return {"ok": True, "result": "already running"}
+        self.display.event("info", "starting on request", {"component": name})
+        try:
+            await self._launch(getattr(self.plan, name)())
+        except ChildFailed as exc:
+            self.display.event("error", exc.why, {"component": name, "last_lines": exc.tail[-5:]})
+            return {"ok": False, "error": f"{name} {exc.why}", "last_lines": exc.tail[-5:]}
+        finally:
+            self.lock.write(stopped=self._stopped())
+        return {"ok": True, "result": "started"}
+
+    def _stopped(self) -> list[str]:
+        """The components stopped on request (the state file's `stopped`)."""
+        return sorted(n for n, c in self.supervisor.children.items() if c.stopping)
+
     # ---- shutdown ------------------------------------------------------------------------
 
     async def _shutdown(self) -> ArchiveReport | None:
         sup = self.supervisor
+        if self.control_server is not None:
+            await self._step("close the control socket", self.control_server.stop())
         sup.close()
         self.display.stopping = True
         self.display.event("info", "stopping", {})
@@ -354,6 +434,7 @@ class Up:
             if name == "archiver" and "connector" in sup.children:
                 await self._step("wait for the archiver", self._wait_archived())
             await self._step(f"stop {name}", self._stop_child(name))
+        await self._step("stop temporal", self._stop_child("temporal"))
         if self.sim is not None:
             await self._step("stop the simulator", self._stop_sim())
         if self.nc is not None:

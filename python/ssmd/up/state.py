@@ -19,7 +19,15 @@ import os
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["LOCK_FILE", "STATE_FILE", "AlreadyRunning", "UpLock", "read_state", "running_nats_url"]
+__all__ = [
+    "LOCK_FILE",
+    "STATE_FILE",
+    "AlreadyRunning",
+    "UpLock",
+    "read_state",
+    "running_env",
+    "running_nats_url",
+]
 
 STATE_DIR: Final = "up"
 LOCK_FILE: Final = "lock"
@@ -65,6 +73,16 @@ def running_nats_url(data_dir: Path) -> str | None:
     state = read_state(data_dir)
     url = state.get("nats_url") if state else None
     return url if isinstance(url, str) and url else None
+
+
+def running_env(data_dir: Path) -> str | None:
+    """The environment a running `ssmd up` on `data_dir` captures; "" while it starts
+    (the lock is held before the state names it); None when none runs."""
+    if not _held(_dir(data_dir) / LOCK_FILE):
+        return None
+    state = read_state(data_dir)
+    env = state.get("env") if state else None
+    return env if isinstance(env, str) else ""
 
 
 class UpLock:

@@ -8,12 +8,20 @@
 //!
 //! [`Book`] is one market; [`BookSet`] feeds records in stream order to the
 //! books of many markets and checks their sequence numbers.
+//!
+//! A spot venue's book (Kraken) is held the same way with `use_yes_price`
+//! set: YES levels are its bids and NO levels its asks, at face value and
+//! any price, in units of 1e-6 (the nearest when the venue is finer). Its
+//! records (`SpotBook`) carry absolute sizes, the depth the book is cut to
+//! and whether the venue's checksum matched; a mismatch makes it invalid until
+//! the next snapshot. The exact books and the checksum itself are the venue's
+//! (crate::venues::kraken::book).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use crate::fixed::SCALE;
-use crate::model::{Body, BookDelta, BookSnapshot, BookView, Level, Outcome, Record};
+use crate::fixed::{self, SCALE};
+use crate::model::{Body, BookDelta, BookSnapshot, BookView, Level, Outcome, Record, SpotBook};
 use crate::seq::{SeqOutcome, SeqTracker};
 
 /// Why a book stopped being exact.
@@ -25,6 +33,12 @@ pub enum BookError {
     MissingPrice,
     /// A delta without its size change, or a snapshot level without a size.
     MissingSize,
+    /// A spot book's checksum did not match the venue's.
+    ChecksumMismatch,
+    /// A spot level whose price has no exact 1e-6 value (a precision finer
+    /// than 6 decimals: nearest values could merge two levels) or whose size
+    /// overflows.
+    SpotOutOfRange,
     /// A price outside 0..=1 (in 1e-6 units): no binary-contract price.
     PriceOutOfRange { price_e6: i64 },
     /// A level would hold less than nothing: a delta was missed or applied twice.
@@ -45,6 +59,8 @@ impl BookError {
             BookError::MissingSide => "missing_side",
             BookError::MissingPrice => "missing_price",
             BookError::MissingSize => "missing_size",
+            BookError::ChecksumMismatch => "checksum_mismatch",
+            BookError::SpotOutOfRange => "spot_out_of_range",
             BookError::PriceOutOfRange { .. } => "price_out_of_range",
             BookError::NegativeSize { .. } => "negative_size",
             BookError::Overflow { .. } => "overflow",
@@ -72,6 +88,8 @@ pub struct Book {
     use_yes_price: bool,
     valid: bool,
     snapshotted: bool,
+    /// A spot book cut to this many levels per side (0: a binary contract's book).
+    spot_depth: usize,
 }
 
 impl Book {
@@ -146,6 +164,99 @@ impl Book {
         }
     }
 
+    /// Applies a spot venue's book message: a snapshot replaces both sides, an
+    /// update sets each level in order (size 0 deletes); then each side is cut
+    /// to the message's depth. A message whose checksum did not match leaves
+    /// the book invalid (and unchanged) until the next snapshot.
+    pub fn apply_spot(&mut self, msg: &SpotBook<'_>) -> Result<(), BookError> {
+        if !msg.snapshot && !self.valid {
+            return Ok(());
+        }
+        if !msg.checksum_ok {
+            self.valid = false;
+            return Err(BookError::ChecksumMismatch);
+        }
+        let exact_e6 = |v: i64, d: u8| {
+            let exact = d <= 6
+                || 10i64
+                    .checked_pow(u32::from(d - 6))
+                    .is_some_and(|m| v % m == 0);
+            fixed::rescale_e6(v, d)
+                .filter(|_| exact)
+                .ok_or(BookError::SpotOutOfRange)
+        };
+        let e6 = |v: i64, d: u8| fixed::rescale_e6(v, d).ok_or(BookError::SpotOutOfRange);
+        if msg.snapshot {
+            self.yes.clear();
+            self.no.clear();
+            self.use_yes_price = true;
+            self.snapshotted = true;
+        }
+        for (side, levels) in [(&mut self.yes, &msg.bids), (&mut self.no, &msg.asks)] {
+            for l in levels {
+                let price = match exact_e6(l.price, msg.price_decimals) {
+                    Ok(p) => p,
+                    Err(err) => {
+                        self.valid = false;
+                        return Err(err);
+                    }
+                };
+                let size = match e6(l.qty, msg.qty_decimals) {
+                    Ok(q) => q,
+                    Err(err) => {
+                        self.valid = false;
+                        return Err(err);
+                    }
+                };
+                if l.qty == 0 {
+                    side.remove(&price);
+                } else {
+                    side.insert(price, size);
+                }
+            }
+        }
+        let depth = usize::from(msg.depth.max(1));
+        self.spot_depth = depth;
+        while self.yes.len() > depth {
+            self.yes.pop_first(); // the lowest bid is the worst
+        }
+        while self.no.len() > depth {
+            self.no.pop_last(); // the highest ask is the worst
+        }
+        self.valid = true;
+        Ok(())
+    }
+
+    /// Whether this is a spot venue's book.
+    pub fn is_spot(&self) -> bool {
+        self.spot_depth > 0
+    }
+
+    /// The spot book a full view describes (a `SpotView` checkpoint).
+    pub fn from_spot_view(view: &BookView<'_>) -> Result<Book, BookError> {
+        let side = |levels: &[Level]| -> Result<BTreeMap<i64, i64>, BookError> {
+            let mut out = BTreeMap::new();
+            for l in levels {
+                let p = l.price_e6.ok_or(BookError::MissingPrice)?;
+                let q = l.size_e6.ok_or(BookError::MissingSize)?;
+                if q != 0 {
+                    out.insert(p, q);
+                }
+            }
+            Ok(out)
+        };
+        let yes = side(&view.bids)?;
+        let no = side(&view.asks)?;
+        Ok(Book {
+            spot_depth: yes.len().max(no.len()).max(1),
+            yes,
+            no,
+            use_yes_price: true,
+            valid: view.valid,
+            snapshotted: true,
+        })
+    }
+
     /// Marks the book inexact (a gap, a lost connection) until the next snapshot.
     pub fn invalidate(&mut self) {
         self.valid = false;
@@ -207,6 +318,7 @@ impl Book {
             use_yes_price: false,
             valid: view.valid,
             snapshotted: true,
+            spot_depth: 0,
         })
     }
 
@@ -340,9 +452,20 @@ impl BookSet {
     pub fn apply(&mut self, record: &Record<'_>) -> Vec<BookEvent> {
         let mut events = Vec::new();
         let (conn_id, sid) = (record.conn_id, record.sid);
-        if let Body::Book(view) = &record.body {
-            self.restore(record, view, &mut events);
-            return events;
+        match &record.body {
+            Body::Book(view) => {
+                self.restore(record, view, false, &mut events);
+                return events;
+            }
+            Body::SpotView(view) => {
+                self.restore(record, view, true, &mut events);
+                return events;
+            }
+            Body::SpotBook(msg) => {
+                self.spot(record, msg, &mut events);
+                return events;
+            }
+            _ => {}
         }
         if !matches!(record.body, Body::BookSnapshot(_) | Body::BookDelta(_)) {
             return events;
@@ -421,7 +544,13 @@ impl BookSet {
     /// Restores one book from a checkpoint (see [`BookSet::checkpoint`]).
     /// The checkpoint holds everything up to its seq on (conn_id, sid); a
     /// book already held on that stream past that seq is newer and kept.
-    fn restore(&mut self, record: &Record<'_>, view: &BookView<'_>, events: &mut Vec<BookEvent>) {
+    fn restore(
+        &mut self,
+        record: &Record<'_>,
+        view: &BookView<'_>,
+        spot: bool,
+        events: &mut Vec<BookEvent>,
+    ) {
         let Some(ticker) = view.ticker.as_deref() else {
             return;
         };
@@ -432,7 +561,12 @@ impl BookSet {
             return;
         }
         let was_invalid = held.is_some_and(|e| !e.book.is_valid());
-        match Book::from_view(view) {
+        let restored = if spot {
+            Book::from_spot_view(view)
+        } else {
+            Book::from_view(view)
+        };
+        match restored {
             Ok(book) => {
                 let valid = book.is_valid();
                 let entry = Entry {
@@ -487,12 +621,74 @@ impl BookSet {
                     conn_id: e.conn_id,
                     sid: e.sid,
                     seq: seqs.last(e.conn_id, e.sid).unwrap_or(0),
-                    body: Body::Book(view),
+                    body: if e.book.is_spot() {
+                        Body::SpotView(view)
+                    } else {
+                        Body::Book(view)
+                    },
                 }
             })
             .collect();
         out.sort_unstable_by(|a, b| a.body.ticker().cmp(&b.body.ticker()));
         out
+    }
+
+    /// A spot venue's book message (no sequence numbers: its integrity is
+    /// the checksum the venue's normalizer verified).
+    fn spot(&mut self, record: &Record<'_>, msg: &SpotBook<'_>, events: &mut Vec<BookEvent>) {
+        let Some(ticker) = msg.ticker.as_deref() else {
+            return;
+        };
+        let existed = self.books.contains_key(ticker);
+        if !msg.snapshot
+            && self
+                .books
+                .get(ticker)
+                .is_some_and(|e| e.conn_id != record.conn_id)
+        {
+            // A late update from a connection the book has left.
+            self.ignored_deltas += 1;
+            return;
+        }
+        if !existed && !msg.snapshot {
+            events.push(BookEvent::DeltaWithoutSnapshot {
+                ticker: ticker.to_string(),
+            });
+            return;
+        }
+        let entry = self
+            .books
+            .entry(ticker.to_string())
+            .or_insert_with(|| Entry {
+                book: Book::new(),
+                conn_id: record.conn_id,
+                sid: record.sid,
+                exchange_ts: 0,
+                dirty: true,
+            });
+        entry.conn_id = record.conn_id;
+        entry.sid = record.sid;
+        entry.touch(record.exchange_ts);
+        let was_invalid = existed && !entry.book.is_valid();
+        let was_valid = entry.book.is_valid();
+        match entry.book.apply_spot(msg) {
+            Ok(()) if was_invalid && entry.book.is_valid() => events.push(BookEvent::Resynced {
+                ticker: ticker.to_string(),
+            }),
+            Ok(()) => {
+                if !entry.book.is_valid() {
+                    self.ignored_deltas += 1;
+                }
+            }
+            Err(reason) => {
+                if was_valid || msg.snapshot {
+                    events.push(BookEvent::Invalidated {
+                        ticker: ticker.to_string(),
+                        reason,
+                    });
+                }
+            }
+        }
     }
 
     fn snapshot(
@@ -703,6 +899,97 @@ mod tests {
             seq,
             body,
         }
+    }
+
+    fn spot(snapshot: bool, ok: bool, bids: &[(i64, i64)], asks: &[(i64, i64)]) -> Body<'static> {
+        let lv = |ls: &[(i64, i64)]| {
+            ls.iter()
+                .map(|&(price, qty)| crate::model::SpotLevel { price, qty })
+                .collect()
+        };
+        Body::SpotBook(SpotBook {
+            ticker: Some("BTC/USD".into()),
+            snapshot,
+            bids: lv(bids),
+            asks: lv(asks),
+            price_decimals: 1,
+            qty_decimals: 8,
+            checksum: 0,
+            checksum_ok: ok,
+            depth: 2,
+        })
+    }
+
+    #[test]
+    fn spot_books_follow_the_checksum_verdict_and_their_depth() {
+        let mut set = BookSet::new();
+        let q = 100_000_000; // 1.0 at 8 decimals
+        set.apply(&record(
+            1,
+            1,
+            0,
+            spot(true, true, &[(1000, q), (990, q)], &[(1010, q)]),
+        ));
+        // A better bid pushes the worst out (cut to depth 2); qty 0 deletes.
+        set.apply(&record(
+            1,
+            1,
+            0,
+            spot(false, true, &[(1005, 2 * q)], &[(1010, 0), (1020, q)]),
+        ));
+        let v = set.view("BTC/USD", 0).unwrap();
+        assert!(v.valid);
+        assert_eq!(
+            pairs(&v.bids),
+            vec![(100_500_000, 2_000_000), (100_000_000, 1_000_000)]
+        );
+        assert_eq!(pairs(&v.asks), vec![(102_000_000, 1_000_000)]);
+        // A late update from a former connection is ignored.
+        set.apply(&record(2, 1, 0, spot(false, true, &[(1005, 0)], &[])));
+        assert_eq!(set.view("BTC/USD", 0).unwrap().bids.len(), 2);
+        // A mismatch invalidates until the next snapshot, which resyncs.
+        let events = set.apply(&record(1, 1, 0, spot(false, false, &[], &[])));
+        assert!(matches!(
+            &events[..],
+            [BookEvent::Invalidated {
+                reason: BookError::ChecksumMismatch,
+                ..
+            }]
+        ));
+        assert!(set
+            .apply(&record(1, 1, 0, spot(false, true, &[(1001, q)], &[])))
+            .is_empty());
+        assert!(!set.view("BTC/USD", 0).unwrap().valid);
+        let events = set.apply(&record(
+            1,
+            1,
+            0,
+            spot(true, true, &[(1000, q)], &[(1010, q)]),
+        ));
+        assert!(matches!(&events[..], [BookEvent::Resynced { .. }]));
+        // A checkpoint of a spot book restores as one.
+        let cp = set.checkpoint(5, true);
+        assert!(matches!(&cp[0].body, Body::SpotView(v) if v.valid));
+        let mut other = BookSet::new();
+        other.apply(&cp[0]);
+        assert_eq!(other.view("BTC/USD", 0), set.view("BTC/USD", 0));
+    }
+
+    #[test]
+    fn a_spot_price_finer_than_a_millionth_makes_the_book_invalid() {
+        let mut set = BookSet::new();
+        let mut body = spot(true, true, &[(12_345_678, 1)], &[]);
+        if let Body::SpotBook(b) = &mut body {
+            b.price_decimals = 9;
+        }
+        let events = set.apply(&record(1, 1, 0, body));
+        assert!(matches!(
+            &events[..],
+            [BookEvent::Invalidated {
+                reason: BookError::SpotOutOfRange,
+                ..
+            }]
+        ));
     }
 
     fn pairs(levels: &[Level]) -> Vec<(i64, i64)> {

@@ -8,7 +8,8 @@
 use crate::fixed;
 use crate::model::{
     Body, BookDelta, BookSnapshot, BookView, ConnectorEvent, ConnectorEventKind, EventLifecycle,
-    Level, LifecycleEvent, MarketLifecycle, MarketStatus, Outcome, Record, Status, Ticker, Trade,
+    Instrument, Level, LifecycleEvent, MarketLifecycle, MarketStatus, Outcome, Record, SpotBook,
+    SpotLevel, SpotTicker, SpotTrade, Status, Ticker, Trade, VenueStatus,
 };
 use crate::packed::{pack_into, unpack_into};
 use crate::ssmd_capnp::{self as schema, record};
@@ -290,15 +291,117 @@ fn build_record(mut b: record::Builder<'_>, r: &Record<'_>) {
                 list.set(i as u32, t.as_ref());
             }
         }
-        Body::Book(v) => {
+        Body::Book(v) | Body::SpotView(v) => {
             let mut x = b.init_book();
             x.set_timestamp(r.exchange_ts);
             set_text(&v.ticker, |t| x.set_ticker(t));
             x.set_valid(v.valid);
+            x.set_spot(matches!(r.body, Body::SpotView(_)));
             build_levels(x.reborrow().init_bids(v.bids.len() as u32), &v.bids);
             build_levels(x.reborrow().init_asks(v.asks.len() as u32), &v.asks);
         }
+        Body::SpotBook(k) => {
+            let mut x = b.init_spot_book();
+            set_text(&k.ticker, |t| x.set_ticker(t));
+            x.set_snapshot(k.snapshot);
+            x.set_price_decimals(k.price_decimals);
+            x.set_qty_decimals(k.qty_decimals);
+            x.set_checksum(k.checksum);
+            x.set_checksum_ok(k.checksum_ok);
+            x.set_depth(k.depth);
+            build_spot_levels(x.reborrow().init_bids(k.bids.len() as u32), &k.bids);
+            build_spot_levels(x.reborrow().init_asks(k.asks.len() as u32), &k.asks);
+        }
+        Body::SpotTrade(t) => {
+            let mut x = b.init_trade();
+            x.set_timestamp(r.exchange_ts);
+            set_text(&t.ticker, |v| x.set_ticker(v));
+            set_text(&t.trade_id, |v| x.set_trade_id(v));
+            let price_e6 = t.price.and_then(|p| fixed::rescale_e6(p, t.price_decimals));
+            let size_e6 = t.qty.and_then(|q| fixed::rescale_e6(q, t.qty_decimals));
+            if let Some(p) = price_e6 {
+                x.set_price(fixed::e6_to_f64(p));
+            }
+            if let Some(q) = size_e6 {
+                x.set_size(fixed::e6_to_u32(q));
+            }
+            x.set_side(match t.taker_buys {
+                Some(true) => schema::Side::Buy,
+                Some(false) => schema::Side::Sell,
+                None => schema::Side::Unknown,
+            });
+            x.set_price_e6(e6(price_e6));
+            x.set_no_price_e6(UNDEF);
+            x.set_size_e6(e6(size_e6));
+            x.set_taker_outcome(schema::Outcome::Unknown);
+            x.set_taker_book_side(schema::Outcome::Unknown);
+            x.set_price_units(e6(t.price));
+            x.set_size_units(e6(t.qty));
+            x.set_price_decimals(t.price_decimals);
+            x.set_size_decimals(t.qty_decimals);
+            set_text(&t.ord_type, |v| x.set_ord_type(v));
+            x.set_spot(true);
+        }
+        Body::SpotTicker(t) => {
+            let mut x = b.init_spot_ticker();
+            set_text(&t.ticker, |v| x.set_ticker(v));
+            x.set_bid(e6(t.bid));
+            x.set_bid_qty(e6(t.bid_qty));
+            x.set_ask(e6(t.ask));
+            x.set_ask_qty(e6(t.ask_qty));
+            x.set_last(e6(t.last));
+            x.set_volume(e6(t.volume));
+            x.set_vwap(e6(t.vwap));
+            x.set_low(e6(t.low));
+            x.set_high(e6(t.high));
+            x.set_change(e6(t.change));
+            x.set_change_pct(e6(t.change_pct));
+            x.set_price_decimals(t.price_decimals);
+            x.set_qty_decimals(t.qty_decimals);
+        }
+        Body::Instrument(i) => {
+            let mut x = b.init_instrument();
+            set_text(&i.ticker, |v| x.set_ticker(v));
+            set_text(&i.base, |v| x.set_base(v));
+            set_text(&i.quote, |v| x.set_quote(v));
+            set_text(&i.status, |v| x.set_status(v));
+            x.set_price_decimals(i.price_decimals);
+            x.set_qty_decimals(i.qty_decimals);
+            x.set_price_increment(e6(i.price_increment));
+            x.set_qty_increment(e6(i.qty_increment));
+            x.set_qty_min(e6(i.qty_min));
+            set_text(&i.cost_min, |v| x.set_cost_min(v));
+        }
+        Body::VenueStatus(v) => {
+            let mut x = b.init_venue_status();
+            set_text(&v.system, |t| x.set_system(t));
+            set_text(&v.api_version, |t| x.set_api_version(t));
+            x.set_connection_id(v.connection_id);
+            set_text(&v.version, |t| x.set_version(t));
+        }
     }
+}
+
+fn build_spot_levels(
+    mut list: capnp::struct_list::Builder<'_, schema::spot_level::Owned>,
+    levels: &[SpotLevel],
+) {
+    for (i, level) in levels.iter().enumerate() {
+        let mut l = list.reborrow().get(i as u32);
+        l.set_price(level.price);
+        l.set_qty(level.qty);
+    }
+}
+
+fn read_spot_levels(
+    list: capnp::struct_list::Reader<'_, schema::spot_level::Owned>,
+) -> Vec<SpotLevel> {
+    list.iter()
+        .map(|l| SpotLevel {
+            price: l.get_price(),
+            qty: l.get_qty(),
+        })
+        .collect()
 }
 
 fn reader_options() -> ReaderOptions {
@@ -399,6 +502,30 @@ fn read_record<'a>(r: record::Reader<'a>) -> capnp::Result<Record<'a>> {
     let body = match r.which()? {
         Which::Trade(x) => {
             let x = x?;
+            if x.get_spot() {
+                // A spot venue's trade: exact Units at the instrument's precision.
+                return Ok(Record {
+                    receive_ts: r.get_receive_ts(),
+                    exchange_ts: r.get_exchange_ts(),
+                    conn_id: r.get_conn_id(),
+                    sid: r.get_sid(),
+                    seq: r.get_seq(),
+                    body: Body::SpotTrade(SpotTrade {
+                        ticker: text(x.has_ticker(), x.get_ticker())?,
+                        trade_id: text(x.has_trade_id(), x.get_trade_id())?,
+                        price: opt_e6(x.get_price_units()),
+                        qty: opt_e6(x.get_size_units()),
+                        price_decimals: x.get_price_decimals(),
+                        qty_decimals: x.get_size_decimals(),
+                        taker_buys: match x.get_side() {
+                            Ok(schema::Side::Buy) => Some(true),
+                            Ok(schema::Side::Sell) => Some(false),
+                            Ok(schema::Side::Unknown) | Err(_) => None,
+                        },
+                        ord_type: text(x.has_ord_type(), x.get_ord_type())?,
+                    }),
+                });
+            }
             Body::Trade(Trade {
                 ticker: text(x.has_ticker(), x.get_ticker())?,
                 trade_id: text(x.has_trade_id(), x.get_trade_id())?,
@@ -545,11 +672,73 @@ fn read_record<'a>(r: record::Reader<'a>) -> capnp::Result<Record<'a>> {
         }
         Which::Book(x) => {
             let x = x?;
-            Body::Book(BookView {
+            let view = BookView {
                 ticker: text(x.has_ticker(), x.get_ticker())?,
                 bids: read_levels(x.get_bids()?),
                 asks: read_levels(x.get_asks()?),
                 valid: x.get_valid(),
+            };
+            if x.get_spot() {
+                Body::SpotView(view)
+            } else {
+                Body::Book(view)
+            }
+        }
+        Which::SpotBook(x) => {
+            let x = x?;
+            Body::SpotBook(SpotBook {
+                ticker: text(x.has_ticker(), x.get_ticker())?,
+                snapshot: x.get_snapshot(),
+                bids: read_spot_levels(x.get_bids()?),
+                asks: read_spot_levels(x.get_asks()?),
+                price_decimals: x.get_price_decimals(),
+                qty_decimals: x.get_qty_decimals(),
+                checksum: x.get_checksum(),
+                checksum_ok: x.get_checksum_ok(),
+                depth: x.get_depth(),
+            })
+        }
+        Which::SpotTicker(x) => {
+            let x = x?;
+            Body::SpotTicker(SpotTicker {
+                ticker: text(x.has_ticker(), x.get_ticker())?,
+                bid: opt_e6(x.get_bid()),
+                bid_qty: opt_e6(x.get_bid_qty()),
+                ask: opt_e6(x.get_ask()),
+                ask_qty: opt_e6(x.get_ask_qty()),
+                last: opt_e6(x.get_last()),
+                volume: opt_e6(x.get_volume()),
+                vwap: opt_e6(x.get_vwap()),
+                low: opt_e6(x.get_low()),
+                high: opt_e6(x.get_high()),
+                change: opt_e6(x.get_change()),
+                change_pct: opt_e6(x.get_change_pct()),
+                price_decimals: x.get_price_decimals(),
+                qty_decimals: x.get_qty_decimals(),
+            })
+        }
+        Which::Instrument(x) => {
+            let x = x?;
+            Body::Instrument(Instrument {
+                ticker: text(x.has_ticker(), x.get_ticker())?,
+                base: text(x.has_base(), x.get_base())?,
+                quote: text(x.has_quote(), x.get_quote())?,
+                status: text(x.has_status(), x.get_status())?,
+                price_decimals: x.get_price_decimals(),
+                qty_decimals: x.get_qty_decimals(),
+                price_increment: opt_e6(x.get_price_increment()),
+                qty_increment: opt_e6(x.get_qty_increment()),
+                qty_min: opt_e6(x.get_qty_min()),
+                cost_min: text(x.has_cost_min(), x.get_cost_min())?,
+            })
+        }
+        Which::VenueStatus(x) => {
+            let x = x?;
+            Body::VenueStatus(VenueStatus {
+                system: text(x.has_system(), x.get_system())?,
+                api_version: text(x.has_api_version(), x.get_api_version())?,
+                connection_id: x.get_connection_id(),
+                version: text(x.has_version(), x.get_version())?,
             })
         }
     };
@@ -656,6 +845,40 @@ pub fn into_owned(r: Record<'_>) -> Record<'static> {
             bids: v.bids,
             asks: v.asks,
             valid: v.valid,
+        }),
+        Body::SpotView(v) => Body::SpotView(BookView {
+            ticker: own(v.ticker),
+            bids: v.bids,
+            asks: v.asks,
+            valid: v.valid,
+        }),
+        Body::SpotBook(k) => Body::SpotBook(SpotBook {
+            ticker: own(k.ticker),
+            ..k
+        }),
+        Body::SpotTrade(t) => Body::SpotTrade(SpotTrade {
+            ticker: own(t.ticker),
+            trade_id: own(t.trade_id),
+            ord_type: own(t.ord_type),
+            ..t
+        }),
+        Body::SpotTicker(t) => Body::SpotTicker(SpotTicker {
+            ticker: own(t.ticker),
+            ..t
+        }),
+        Body::Instrument(i) => Body::Instrument(Instrument {
+            ticker: own(i.ticker),
+            base: own(i.base),
+            quote: own(i.quote),
+            status: own(i.status),
+            cost_min: own(i.cost_min),
+            ..i
+        }),
+        Body::VenueStatus(v) => Body::VenueStatus(VenueStatus {
+            system: own(v.system),
+            api_version: own(v.api_version),
+            version: own(v.version),
+            ..v
         }),
     };
     Record {

@@ -6,6 +6,7 @@
 //! UTF-8 columns, bit-packed booleans.
 
 use crate::codec::{for_each_record_in, CodecError};
+use crate::fixed;
 use crate::model::{Body, ConnectorEventKind, Outcome, Record, Status};
 
 /// Arrow type of a column, as Python maps it.
@@ -334,7 +335,21 @@ fn push(cols: &mut [Column], r: &Record<'_>) -> usize {
             let tickers: Vec<&str> = e.tickers.iter().map(|t| t.as_ref()).collect();
             rest[6].text(Some(&tickers.join(",")));
         }
-        Body::BookSnapshot(_) | Body::Book(_) => {}
+        Body::SpotTrade(t) => {
+            rest[0].text(t.trade_id.as_deref());
+            rest[1].i64(t.price.and_then(|p| fixed::rescale_e6(p, t.price_decimals)));
+            rest[2].i64(None);
+            rest[3].i64(t.qty.and_then(|q| fixed::rescale_e6(q, t.qty_decimals)));
+            rest[4].text(None); // a taker outcome (yes/no) exists only on binary contracts
+            rest[5].flag(false);
+        }
+        Body::BookSnapshot(_)
+        | Body::Book(_)
+        | Body::SpotView(_)
+        | Body::SpotBook(_)
+        | Body::SpotTicker(_)
+        | Body::Instrument(_)
+        | Body::VenueStatus(_) => {}
     }
     1
 }
@@ -369,7 +384,7 @@ fn event_name(k: ConnectorEventKind) -> &'static str {
 fn matches(kind: TableKind, body: &Body<'_>) -> bool {
     matches!(
         (kind, body),
-        (TableKind::Trade, Body::Trade(_))
+        (TableKind::Trade, Body::Trade(_) | Body::SpotTrade(_))
             | (TableKind::Ticker, Body::Ticker(_))
             | (TableKind::BookDelta, Body::BookDelta(_))
             | (TableKind::BookLevel, Body::BookSnapshot(_))

@@ -28,6 +28,25 @@ impl NumberError {
     }
 }
 
+/// An exact integer in units of 10^-decimals as units of 1e-6: exact when
+/// `decimals` <= 6, else the nearest (half away from zero). None on overflow.
+pub fn rescale_e6(units: i64, decimals: u8) -> Option<i64> {
+    let d = u32::from(decimals);
+    if d <= SCALE_DIGITS as u32 {
+        units.checked_mul(10i64.checked_pow(SCALE_DIGITS as u32 - d)?)
+    } else {
+        let div = 10i128.checked_pow(d - SCALE_DIGITS as u32)?;
+        let v = i128::from(units);
+        let half = div / 2;
+        let q = if v >= 0 {
+            (v + half) / div
+        } else {
+            (v - half) / div
+        };
+        i64::try_from(q).ok()
+    }
+}
+
 /// Parses a plain decimal ("0.9990", "-60.00", "42", ".5") into units of 1e-6.
 ///
 /// Trailing zeros beyond six decimals are accepted ("0.12000000"); any other

@@ -26,4 +26,3 @@ pub mod scalar;
 pub mod seq;
 pub mod time;
 pub mod venues;
-pub mod wire;

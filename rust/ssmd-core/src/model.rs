@@ -165,6 +165,89 @@ pub struct BookView<'a> {
     pub valid: bool,
 }
 
+/// One level of a spot book, exact at the instrument's precision (schema SpotLevel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpotLevel {
+    /// Units of 10^-price_decimals.
+    pub price: i64,
+    /// Units of 10^-qty_decimals; 0 removes the level.
+    pub qty: i64,
+}
+
+/// A spot venue's book message, snapshot or update (schema SpotBook).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SpotBook<'a> {
+    pub ticker: Option<Cow<'a, str>>,
+    pub snapshot: bool,
+    pub bids: Vec<SpotLevel>,
+    pub asks: Vec<SpotLevel>,
+    pub price_decimals: u8,
+    pub qty_decimals: u8,
+    pub checksum: u32,
+    pub checksum_ok: bool,
+    pub depth: u16,
+}
+
+/// A spot venue's trade (schema Trade with its exact Units fields).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SpotTrade<'a> {
+    pub ticker: Option<Cow<'a, str>>,
+    pub trade_id: Option<Cow<'a, str>>,
+    /// Units of 10^-price_decimals.
+    pub price: Option<i64>,
+    /// Units of 10^-qty_decimals.
+    pub qty: Option<i64>,
+    pub price_decimals: u8,
+    pub qty_decimals: u8,
+    /// The taker's side: Some(true) buy, Some(false) sell.
+    pub taker_buys: Option<bool>,
+    pub ord_type: Option<Cow<'a, str>>,
+}
+
+/// A spot venue's level-1 ticker (schema SpotTicker). Prices in units of
+/// 10^-price_decimals, quantities in 10^-qty_decimals, change_pct in 1e-2 %.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SpotTicker<'a> {
+    pub ticker: Option<Cow<'a, str>>,
+    pub bid: Option<i64>,
+    pub bid_qty: Option<i64>,
+    pub ask: Option<i64>,
+    pub ask_qty: Option<i64>,
+    pub last: Option<i64>,
+    pub volume: Option<i64>,
+    pub vwap: Option<i64>,
+    pub low: Option<i64>,
+    pub high: Option<i64>,
+    pub change: Option<i64>,
+    pub change_pct: Option<i64>,
+    pub price_decimals: u8,
+    pub qty_decimals: u8,
+}
+
+/// Reference data of one instrument (schema Instrument).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Instrument<'a> {
+    pub ticker: Option<Cow<'a, str>>,
+    pub base: Option<Cow<'a, str>>,
+    pub quote: Option<Cow<'a, str>>,
+    pub status: Option<Cow<'a, str>>,
+    pub price_decimals: u8,
+    pub qty_decimals: u8,
+    pub price_increment: Option<i64>,
+    pub qty_increment: Option<i64>,
+    pub qty_min: Option<i64>,
+    pub cost_min: Option<Cow<'a, str>>,
+}
+
+/// The venue's engine status (schema VenueStatus).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct VenueStatus<'a> {
+    pub system: Option<Cow<'a, str>>,
+    pub api_version: Option<Cow<'a, str>>,
+    pub connection_id: u64,
+    pub version: Option<Cow<'a, str>>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body<'a> {
     Trade(Trade<'a>),
@@ -176,6 +259,14 @@ pub enum Body<'a> {
     Status(MarketStatus<'a>),
     ConnectorEvent(ConnectorEvent<'a>),
     Book(BookView<'a>),
+    /// A spot book's full view: bids and asks at face value, any price
+    /// (schema OrderBookUpdate with `spot` set).
+    SpotView(BookView<'a>),
+    SpotBook(SpotBook<'a>),
+    SpotTrade(SpotTrade<'a>),
+    SpotTicker(SpotTicker<'a>),
+    Instrument(Instrument<'a>),
+    VenueStatus(VenueStatus<'a>),
 }
 
 /// What a record is about, as used in subjects and archive paths.
@@ -228,17 +319,26 @@ impl Body<'_> {
             Body::EventLifecycle(_) => "event_lifecycle",
             Body::Status(_) => "status",
             Body::ConnectorEvent(_) => "connector_event",
-            Body::Book(_) => "book",
+            Body::Book(_) | Body::SpotView(_) => "book",
+            Body::SpotBook(_) => "spot_book",
+            Body::SpotTrade(_) => "trade",
+            Body::SpotTicker(_) => "spot_ticker",
+            Body::Instrument(_) => "instrument",
+            Body::VenueStatus(_) => "venue_status",
         }
     }
 
     pub fn record_type(&self) -> RecordType {
         match self {
-            Body::Trade(_) => RecordType::Trade,
-            Body::BookSnapshot(_) | Body::BookDelta(_) | Body::Book(_) => RecordType::Orderbook,
-            Body::Ticker(_) => RecordType::Ticker,
+            Body::Trade(_) | Body::SpotTrade(_) => RecordType::Trade,
+            Body::BookSnapshot(_)
+            | Body::BookDelta(_)
+            | Body::Book(_)
+            | Body::SpotView(_)
+            | Body::SpotBook(_) => RecordType::Orderbook,
+            Body::Ticker(_) | Body::SpotTicker(_) => RecordType::Ticker,
             Body::Lifecycle(_) | Body::EventLifecycle(_) => RecordType::Lifecycle,
-            Body::Status(_) => RecordType::Status,
+            Body::Status(_) | Body::Instrument(_) | Body::VenueStatus(_) => RecordType::Status,
             Body::ConnectorEvent(_) => RecordType::Event,
         }
     }
@@ -254,7 +354,12 @@ impl Body<'_> {
             Body::EventLifecycle(r) => r.event_ticker.as_deref(),
             Body::Status(r) => r.ticker.as_deref(),
             Body::ConnectorEvent(_) => None,
-            Body::Book(r) => r.ticker.as_deref(),
+            Body::Book(r) | Body::SpotView(r) => r.ticker.as_deref(),
+            Body::SpotBook(r) => r.ticker.as_deref(),
+            Body::SpotTrade(r) => r.ticker.as_deref(),
+            Body::SpotTicker(r) => r.ticker.as_deref(),
+            Body::Instrument(r) => r.ticker.as_deref(),
+            Body::VenueStatus(_) => None,
         }
     }
 }

@@ -10,11 +10,12 @@ mod archive;
 mod book;
 mod columns;
 mod errors;
+mod kraken;
 mod normalize;
+mod polymarket;
 mod records;
 mod route;
 mod seq;
-mod wire;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -32,7 +33,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     columns::register(m)?;
     book::register(m)?;
     seq::register(m)?;
-    wire::register(m)?;
     route::register(m)?;
+    polymarket::register(m)?;
+    kraken::register(m)?;
     Ok(())
 }

@@ -4,9 +4,11 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
+use ssmd_core::fixed;
 use ssmd_core::model::{
     Body, BookDelta, BookSnapshot, BookView, ConnectorEvent, ConnectorEventKind, EventLifecycle,
-    Level, LifecycleEvent, MarketLifecycle, MarketStatus, Outcome, Record, Status, Ticker, Trade,
+    Instrument, Level, LifecycleEvent, MarketLifecycle, MarketStatus, Outcome, Record, SpotBook,
+    SpotLevel, SpotTicker, SpotTrade, Status, Ticker, Trade, VenueStatus,
 };
 use std::borrow::Cow;
 
@@ -150,13 +152,83 @@ pub fn record_to_dict<'py>(py: Python<'py>, r: &Record<'_>) -> PyResult<Bound<'p
             let tickers: Vec<&str> = e.tickers.iter().map(|t| t.as_ref()).collect();
             d.set_item("tickers", tickers)?;
         }
-        Body::Book(v) => {
+        Body::Book(v) | Body::SpotView(v) => {
             d.set_item("bids", levels(py, &v.bids)?)?;
             d.set_item("asks", levels(py, &v.asks)?)?;
             d.set_item("valid", v.valid)?;
+            if matches!(r.body, Body::SpotView(_)) {
+                d.set_item("spot", true)?;
+            }
+        }
+        Body::SpotBook(k) => {
+            d.set_item("snapshot", k.snapshot)?;
+            d.set_item("bids", spot_levels(py, &k.bids)?)?;
+            d.set_item("asks", spot_levels(py, &k.asks)?)?;
+            d.set_item("price_decimals", k.price_decimals)?;
+            d.set_item("qty_decimals", k.qty_decimals)?;
+            d.set_item("checksum", k.checksum)?;
+            d.set_item("checksum_ok", k.checksum_ok)?;
+            d.set_item("depth", k.depth)?;
+        }
+        Body::SpotTrade(t) => {
+            let e6 = |v: Option<i64>, dec: u8| v.and_then(|x| fixed::rescale_e6(x, dec));
+            d.set_item("trade_id", t.trade_id.as_deref())?;
+            d.set_item("price_e6", e6(t.price, t.price_decimals))?;
+            d.set_item("no_price_e6", None::<i64>)?;
+            d.set_item("size_e6", e6(t.qty, t.qty_decimals))?;
+            d.set_item("taker_outcome", None::<&str>)?;
+            d.set_item("taker_book_side", None::<&str>)?;
+            d.set_item("is_block_trade", false)?;
+            d.set_item("price_units", t.price)?;
+            d.set_item("size_units", t.qty)?;
+            d.set_item("price_decimals", t.price_decimals)?;
+            d.set_item("size_decimals", t.qty_decimals)?;
+            d.set_item("side", t.taker_buys.map(|b| if b { "buy" } else { "sell" }))?;
+            d.set_item("ord_type", t.ord_type.as_deref())?;
+            d.set_item("spot", true)?;
+        }
+        Body::SpotTicker(t) => {
+            d.set_item("bid", t.bid)?;
+            d.set_item("bid_qty", t.bid_qty)?;
+            d.set_item("ask", t.ask)?;
+            d.set_item("ask_qty", t.ask_qty)?;
+            d.set_item("last", t.last)?;
+            d.set_item("volume", t.volume)?;
+            d.set_item("vwap", t.vwap)?;
+            d.set_item("low", t.low)?;
+            d.set_item("high", t.high)?;
+            d.set_item("change", t.change)?;
+            d.set_item("change_pct", t.change_pct)?;
+            d.set_item("price_decimals", t.price_decimals)?;
+            d.set_item("qty_decimals", t.qty_decimals)?;
+        }
+        Body::Instrument(i) => {
+            d.set_item("base", i.base.as_deref())?;
+            d.set_item("quote", i.quote.as_deref())?;
+            d.set_item("status", i.status.as_deref())?;
+            d.set_item("price_decimals", i.price_decimals)?;
+            d.set_item("qty_decimals", i.qty_decimals)?;
+            d.set_item("price_increment", i.price_increment)?;
+            d.set_item("qty_increment", i.qty_increment)?;
+            d.set_item("qty_min", i.qty_min)?;
+            d.set_item("cost_min", i.cost_min.as_deref())?;
+        }
+        Body::VenueStatus(v) => {
+            d.set_item("system", v.system.as_deref())?;
+            d.set_item("api_version", v.api_version.as_deref())?;
+            d.set_item("connection_id", v.connection_id)?;
+            d.set_item("version", v.version.as_deref())?;
         }
     }
     Ok(d)
+}
+
+fn spot_levels<'py>(py: Python<'py>, levels: &[SpotLevel]) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for l in levels {
+        out.append((l.price, l.qty))?;
+    }
+    Ok(out)
 }
 
 /// Reads keys from a record dict; absent keys read as None/0/false.
@@ -218,6 +290,21 @@ impl Reader<'_, '_> {
             Some(n) => value_of(&OUTCOMES, &n, key),
         }
     }
+    fn u8(&self, key: &str) -> Result<u8, String> {
+        u8::try_from(self.u64(key)?).map_err(|_| format!("{key}: out of range"))
+    }
+    fn spot_levels(&self, key: &str) -> Result<Vec<SpotLevel>, String> {
+        let Some(v) = self.any(key)? else {
+            return Ok(Vec::new());
+        };
+        let pairs: Vec<(i64, i64)> = v
+            .extract()
+            .map_err(|_| format!("{key}: expected a list of (price, qty)"))?;
+        Ok(pairs
+            .into_iter()
+            .map(|(price, qty)| SpotLevel { price, qty })
+            .collect())
+    }
     fn levels(&self, key: &str) -> Result<Vec<Level>, String> {
         let Some(v) = self.any(key)? else {
             return Ok(Vec::new());
@@ -239,6 +326,21 @@ pub fn dict_to_record(d: &Bound<'_, PyDict>) -> Result<Record<'static>, String> 
     let r = Reader { d };
     let kind = r.text("kind")?.ok_or("kind: missing")?;
     let body = match kind.as_ref() {
+        "trade" if r.flag("spot")? => Body::SpotTrade(SpotTrade {
+            ticker: r.text("ticker")?,
+            trade_id: r.text("trade_id")?,
+            price: r.opt_i64("price_units")?,
+            qty: r.opt_i64("size_units")?,
+            price_decimals: r.u8("price_decimals")?,
+            qty_decimals: r.u8("size_decimals")?,
+            taker_buys: match r.text("side")?.as_deref() {
+                None => None,
+                Some("buy") => Some(true),
+                Some("sell") => Some(false),
+                Some(other) => return Err(format!("side: {other:?} is neither buy nor sell")),
+            },
+            ord_type: r.text("ord_type")?,
+        }),
         "trade" => Body::Trade(Trade {
             ticker: r.text("ticker")?,
             trade_id: r.text("trade_id")?,
@@ -333,11 +435,63 @@ pub fn dict_to_record(d: &Bound<'_, PyDict>) -> Result<Record<'static>, String> 
                 None => Vec::new(),
             },
         }),
-        "book" => Body::Book(BookView {
+        "book" => {
+            let view = BookView {
+                ticker: r.text("ticker")?,
+                bids: r.levels("bids")?,
+                asks: r.levels("asks")?,
+                valid: r.flag("valid")?,
+            };
+            if r.flag("spot")? {
+                Body::SpotView(view)
+            } else {
+                Body::Book(view)
+            }
+        }
+        "spot_book" => Body::SpotBook(SpotBook {
             ticker: r.text("ticker")?,
-            bids: r.levels("bids")?,
-            asks: r.levels("asks")?,
-            valid: r.flag("valid")?,
+            snapshot: r.flag("snapshot")?,
+            bids: r.spot_levels("bids")?,
+            asks: r.spot_levels("asks")?,
+            price_decimals: r.u8("price_decimals")?,
+            qty_decimals: r.u8("qty_decimals")?,
+            checksum: r.u32("checksum")?,
+            checksum_ok: r.flag("checksum_ok")?,
+            depth: u16::try_from(r.u64("depth")?).map_err(|_| "depth: out of range")?,
+        }),
+        "spot_ticker" => Body::SpotTicker(SpotTicker {
+            ticker: r.text("ticker")?,
+            bid: r.opt_i64("bid")?,
+            bid_qty: r.opt_i64("bid_qty")?,
+            ask: r.opt_i64("ask")?,
+            ask_qty: r.opt_i64("ask_qty")?,
+            last: r.opt_i64("last")?,
+            volume: r.opt_i64("volume")?,
+            vwap: r.opt_i64("vwap")?,
+            low: r.opt_i64("low")?,
+            high: r.opt_i64("high")?,
+            change: r.opt_i64("change")?,
+            change_pct: r.opt_i64("change_pct")?,
+            price_decimals: r.u8("price_decimals")?,
+            qty_decimals: r.u8("qty_decimals")?,
+        }),
+        "instrument" => Body::Instrument(Instrument {
+            ticker: r.text("ticker")?,
+            base: r.text("base")?,
+            quote: r.text("quote")?,
+            status: r.text("status")?,
+            price_decimals: r.u8("price_decimals")?,
+            qty_decimals: r.u8("qty_decimals")?,
+            price_increment: r.opt_i64("price_increment")?,
+            qty_increment: r.opt_i64("qty_increment")?,
+            qty_min: r.opt_i64("qty_min")?,
+            cost_min: r.text("cost_min")?,
+        }),
+        "venue_status" => Body::VenueStatus(VenueStatus {
+            system: r.text("system")?,
+            api_version: r.text("api_version")?,
+            connection_id: r.u64("connection_id")?,
+            version: r.text("version")?,
         }),
         other => return Err(format!("kind: unknown record kind {other:?}")),
     };

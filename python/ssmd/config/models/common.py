@@ -28,7 +28,7 @@ VERSION_PATTERN: Final = r"^v[0-9]+$"
 DURATION_PATTERN: Final = r"^([0-9]+(ms|s|m|h|d))+$"
 WS_URL_PATTERN: Final = r"^wss?://[^\s/?#]+(/\S*)?$"
 HTTP_URL_PATTERN: Final = r"^https?://[^\s/?#]+(/\S*)?$"
-CLOCK_PATTERN: Final = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+CLOCK_PATTERN: Final = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
 
 # Shown instead of the raw regular expression when a value does not match.
 PATTERN_HINTS: Final[dict[str, str]] = {
@@ -38,7 +38,7 @@ PATTERN_HINTS: Final[dict[str, str]] = {
     DURATION_PATTERN: "a duration such as 48h, 2m, 90s, 500ms, 7d or 1h30m",
     WS_URL_PATTERN: "a WebSocket URL such as wss://host/trade-api/ws/v2",
     HTTP_URL_PATTERN: "an HTTP(S) URL such as https://host/trade-api/v2",
-    CLOCK_PATTERN: 'a 24-hour clock time in quotes, such as "09:30"',
+    CLOCK_PATTERN: 'a 24-hour clock time in quotes, such as "09:30" (or "09:30:15")',
 }
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]

@@ -24,8 +24,12 @@ from ssmd.config.models.common import (
     StrictModel,
     WsUrl,
 )
+from ssmd.config.models.deploy import Deploy
 
 EMBEDDED_NATS: Final = "embedded"
+EMBEDDED_TEMPORAL: Final = "embedded"
+# Where `temporal: embedded` listens: the dev server's own default port, on loopback.
+EMBEDDED_TEMPORAL_ADDRESS: Final = "127.0.0.1:7233"
 
 NATS_URL_PATTERN: Final = r"^(embedded|(nats|tls|ws|wss)://[^\s,]+(,(nats|tls|ws|wss)://[^\s,]+)*)$"
 STREAM_PATTERN: Final = r"^[A-Za-z0-9_-]{1,255}$"
@@ -33,7 +37,7 @@ BUCKET_PATTERN: Final = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 REDIS_URL_PATTERN: Final = r"^rediss?://\S+$"
 DATABASE_URL_PATTERN: Final = r"^postgres(ql)?(\+[a-z0-9]+)?://\S+$"
 HOST_PORT_PATTERN: Final = r"^[^\s:/]+:[0-9]{1,5}$"
-SECRET_REF_PATTERN: Final = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:\S.*)$"
+SECRET_REF_PATTERN: Final = r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:\S.*|sealed:[a-z0-9][a-z0-9.-]*)$"
 
 PATTERN_HINTS.update(
     {
@@ -43,7 +47,7 @@ PATTERN_HINTS.update(
         REDIS_URL_PATTERN: "a Redis URL such as redis://127.0.0.1:6379/0",
         DATABASE_URL_PATTERN: "a PostgreSQL URL such as postgresql://ssmd@127.0.0.1:5432/ssmd",
         HOST_PORT_PATTERN: "host:port, such as 127.0.0.1:7233",
-        SECRET_REF_PATTERN: "a secret reference: env:VARIABLE_NAME or file:/path/to/file",
+        SECRET_REF_PATTERN: "a secret reference: env:VARIABLE_NAME, file:/path/to/file or sealed:KEY_NAME",
     }
 )
 
@@ -157,6 +161,74 @@ class Temporal(StrictModel):
     namespace: str = "default"
 
 
+GLOB_PATTERN: Final = r"^[A-Za-z0-9_.*?-]{1,128}$"
+PATTERN_HINTS[GLOB_PATTERN] = (
+    "a name or a pattern of letters, digits, '_', '.', '-' with * (any run) and ? (one "
+    "character), e.g. KXBTC* or kalshi"
+)
+Glob = Annotated[str, StringConstraints(pattern=GLOB_PATTERN)]
+
+
+def _every() -> list[str]:
+    return ["*"]
+
+
+class Entitlements(StrictModel):
+    """What a tenant may see: a market is entitled when its venue matches `venues` and
+    either neither `series` nor `markets` is given, or its series matches one of
+    `series`, or its ticker one of `markets` (docs/tenants.md)."""
+
+    venues: list[Glob] = Field(
+        default_factory=_every, description="Feeds (venues) by name, e.g. kalshi; default all."
+    )
+    series: list[Glob] = Field(
+        default_factory=list, description="Series tickers or patterns, e.g. KXBTC*."
+    )
+    markets: list[Glob] = Field(
+        default_factory=list, description="Market tickers or patterns, e.g. KXBTCD-26DEC*."
+    )
+
+
+class TenantLimits(StrictModel):
+    connections: int | None = Field(
+        default=None, ge=1, description="WebSocket connections at once (all the tenant's keys)."
+    )
+    symbols: int | None = Field(default=None, ge=1, description="Symbols per WebSocket connection.")
+    messages_per_second: int | None = Field(
+        default=None,
+        ge=1,
+        description="Stream messages per second over all the tenant's connections.",
+    )
+    history_rows: int | None = Field(
+        default=None, ge=1, description="Rows of one history request at most."
+    )
+
+
+class Tenant(StrictModel):
+    api_keys: Key = Field(
+        description="A secret under spec.secrets holding the tenant's key lines "
+        "(`ssmd gateway new-key NAME`)."
+    )
+    entitlements: Entitlements = Field(default_factory=Entitlements)
+    limits: TenantLimits = Field(default_factory=TenantLimits)
+    transform: Name | None = Field(
+        default=None,
+        description="A Lua transform under spec.transforms for every key of the tenant.",
+    )
+
+
+class Transform(StrictModel):
+    script: str = Field(
+        min_length=1,
+        description="A Lua file; relative paths are under the config dir (docs/transforms.md).",
+    )
+    max_instructions: int = Field(default=1_000_000, ge=1_000, le=1_000_000_000)
+    max_memory: int = Field(
+        default=16 << 20, ge=1 << 20, le=1 << 30, description="Bytes of Lua memory per client."
+    )
+    max_time: Duration = Field(default="10ms", description="CPU time per message.")
+
+
 class EnvironmentSpec(StrictModel):
     feed: FeedSelection
     schedule: Schedule = Field(default_factory=Schedule)
@@ -165,10 +237,30 @@ class EnvironmentSpec(StrictModel):
     storage: Storage
     cache: Cache | None = None
     database: Database | None = None
-    temporal: Temporal | None = None
+    temporal: Temporal | Literal["embedded"] | None = Field(
+        default=None,
+        description="Temporal for `ssmd worker` and `ssmd ops`; embedded = the dev server "
+        "`ssmd up` starts on 127.0.0.1:7233 (docs/operations.md).",
+    )
     secrets: dict[Key, SecretRefText] = Field(
         default_factory=dict,
         description="Name -> env:VAR or file:/path; values are never stored here.",
+    )
+    deploy: Deploy | None = Field(
+        default=None, description="Kubernetes layout for `ssmd deploy render` (docs/deploy.md)."
+    )
+    protected: bool = Field(
+        default=False,
+        description="`ssmd env teardown` refuses this environment unless given --force.",
+    )
+    tenants: dict[Name, Tenant] = Field(
+        default_factory=dict,
+        description="Gateway tenants: keys, entitlements and limits (docs/tenants.md).",
+    )
+    transforms: dict[Name, Transform] = Field(
+        default_factory=dict,
+        description="Lua scripts mapping gateway messages to a client's format "
+        "(docs/transforms.md).",
     )
 
 

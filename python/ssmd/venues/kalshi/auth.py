@@ -28,6 +28,7 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "message_to_sign",
+    "private_key_from_pem",
     "sign",
     "verify",
 ]
@@ -59,15 +60,21 @@ def load_private_key(path: str | Path) -> rsa.RSAPrivateKey:
         raise ConfigError(
             f"Kalshi private key file {p} cannot be read ({exc.strerror}); check its permissions"
         ) from None
+    return private_key_from_pem(data, f"file {p}")
+
+
+def private_key_from_pem(data: bytes, where: str) -> rsa.RSAPrivateKey:
+    """An unencrypted PEM RSA private key from bytes; ConfigError naming `where` (never
+    the bytes) when they are not one."""
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise ConfigError(
-            f"Kalshi private key file {p} is not an unencrypted PEM private key "
+            f"Kalshi private key {where} is not an unencrypted PEM private key "
             "(expected BEGIN RSA PRIVATE KEY or BEGIN PRIVATE KEY)"
         ) from None
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise ConfigError(f"Kalshi private key file {p} holds a non-RSA key; Kalshi keys are RSA")
+        raise ConfigError(f"Kalshi private key {where} holds a non-RSA key; Kalshi keys are RSA")
     return key
 
 

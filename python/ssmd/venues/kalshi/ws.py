@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import logging
 import socket
 import time
 from collections.abc import Callable
@@ -26,23 +25,18 @@ from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric import rsa
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.frames import CloseCode
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from ssmd.exceptions import AuthenticationError
+from ssmd.venues.base import DEFAULT_LIVENESS, MAX_FRAME_BYTES, Liveness, SessionError
 from ssmd.venues.kalshi import auth
+from ssmd.venues.websocket import WebSocketSession
 
-__all__ = ["Credentials", "Liveness", "Reply", "Session", "SessionError"]
-
-log = logging.getLogger(__name__)
+__all__ = ["MAX_FRAME_BYTES", "Credentials", "Liveness", "Reply", "Session", "SessionError"]
 
 WS_SIGN_PATH = "/trade-api/ws/v2"
 CONTROL_TYPES = frozenset({"subscribed", "ok", "unsubscribed", "error"})
-
-
-class SessionError(Exception):
-    """The connection failed or died (retryable)."""
 
 
 @dataclass(frozen=True)
@@ -55,15 +49,6 @@ class Credentials:
 
     def sign(self, method: str, path: str) -> dict[str, str]:
         return auth.auth_headers(self.key_id, self.private_key, method, path)
-
-
-@dataclass(frozen=True)
-class Liveness:
-    ping_interval: float = 30.0
-    ping_timeout: float = 10.0  # also the timeout of every command send
-    stale_after: float = 90.0
-    open_timeout: float = 10.0
-    reply_timeout: float = 30.0
 
 
 @dataclass
@@ -86,13 +71,7 @@ def _tcp_keepalive(ws: ClientConnection) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
 
 
-# The largest frame a session reads: it must fit in one NATS message with its headers
-# (nats-server's default max_payload is 1 MiB), and it bounds a session's memory. A larger
-# frame closes the connection (WebSocket 1009), which the connector records as a gap.
-MAX_FRAME_BYTES = 1024 * 1024 - 8 * 1024
-
-
-class Session:
+class Session(WebSocketSession):
     """One connection. `await open()`, then `await run()` until it returns the close reason."""
 
     def __init__(
@@ -101,53 +80,32 @@ class Session:
         credentials: Credentials | None,
         on_frame: Callable[[bytes, int], None],
         *,
-        liveness: Liveness = Liveness(),
+        liveness: Liveness = DEFAULT_LIVENESS,
         on_sid_error: Callable[[int, int, str], None] | None = None,
         max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
-        self.url = url
-        self.max_frame_bytes = max_frame_bytes
+        super().__init__(url, on_frame, liveness=liveness, max_frame_bytes=max_frame_bytes)
         self.credentials = credentials
-        self.on_frame = on_frame
         self.on_sid_error = on_sid_error
-        self.liveness = liveness
-        self.ws: ClientConnection | None = None
         self._ids = itertools.count(1)
         self._waiting: dict[int, tuple[int, list[Reply], asyncio.Future[list[Reply]]]] = {}
-        self.opened_at = 0.0
-        self.last_frame = 0.0
-        self.last_pong = 0.0
-        self.frames = 0
-        self.close_reason = ""
+
+    def _connect_options(self) -> dict[str, Any]:
+        headers = self.credentials.headers() if self.credentials else None
+        return {"additional_headers": headers, "compression": None}
+
+    def _refused(self, status: int) -> Exception:
+        if status == 401:
+            return AuthenticationError(
+                f"Kalshi refused the WebSocket upgrade at {self.url} with HTTP 401: check "
+                "KALSHI_API_KEY and KALSHI_PRIVATE_KEY_PATH (and the clock)"
+            )
+        return super()._refused(status)
 
     async def open(self) -> None:
-        headers = self.credentials.headers() if self.credentials else None
-        try:
-            self.ws = await connect(
-                self.url,
-                additional_headers=headers,
-                open_timeout=self.liveness.open_timeout,
-                ping_interval=None,  # our own pinger tracks pongs separately from data
-                close_timeout=2,
-                max_size=self.max_frame_bytes,
-                max_queue=1024,
-                compression=None,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status == 401:
-                raise AuthenticationError(
-                    f"Kalshi refused the WebSocket upgrade at {self.url} with HTTP 401: check "
-                    "KALSHI_API_KEY and KALSHI_PRIVATE_KEY_PATH (and the clock)"
-                ) from None
-            raise SessionError(f"HTTP {status} on the WebSocket upgrade") from None
-        except (OSError, TimeoutError) as exc:
-            raise SessionError(f"connect failed: {exc!r}") from None
-        except Exception as exc:  # websockets handshake errors
-            raise SessionError(f"connect failed: {exc!r}") from None
+        await super().open()
+        assert self.ws is not None
         _tcp_keepalive(self.ws)
-        now = time.monotonic()
-        self.opened_at = self.last_frame = self.last_pong = now
 
     # ---- commands -------------------------------------------------------------------
 
@@ -155,9 +113,6 @@ class Session:
         self, cmd: str, params: dict[str, Any] | None = None, replies: int = 1
     ) -> list[Reply]:
         """Send a command; wait for `replies` replies with its id (subscribed/ok/error)."""
-        ws = self.ws
-        if ws is None:
-            raise SessionError("not connected")
         cid = next(self._ids)
         body: dict[str, Any] = {"id": cid, "cmd": cmd}
         if params is not None:
@@ -165,11 +120,7 @@ class Session:
         fut: asyncio.Future[list[Reply]] = asyncio.get_running_loop().create_future()
         self._waiting[cid] = (replies, [], fut)
         try:
-            try:
-                async with asyncio.timeout(self.liveness.ping_timeout):
-                    await ws.send(orjson.dumps(body).decode())
-            except (TimeoutError, ConnectionClosed) as exc:
-                raise SessionError(f"{cmd} send failed: {exc!r}") from None
+            await self.send_text(orjson.dumps(body).decode(), cmd)
             try:
                 async with asyncio.timeout(self.liveness.reply_timeout):
                     return await fut
@@ -177,6 +128,10 @@ class Session:
                 raise SessionError(f"no reply to {cmd} (id {cid})") from None
         finally:
             self._waiting.pop(cid, None)
+
+    def _inspect(self, data: bytes, now: float) -> None:
+        if b'"id"' in data or b'"error"' in data:
+            self._route(data)
 
     def _route(self, data: bytes) -> None:
         try:
@@ -209,59 +164,14 @@ class Session:
         elif typ == "error" and reply.sid is not None and self.on_sid_error is not None:
             self.on_sid_error(reply.sid, reply.code or 0, str(body.get("msg", "")))
 
-    # ---- reading and liveness -------------------------------------------------------
+    def _ended(self) -> None:
+        for _, _, fut in self._waiting.values():
+            if not fut.done():
+                fut.set_exception(SessionError(f"connection ended: {self.close_reason}"))
 
-    async def run(self) -> str:
-        """Read until the connection ends; returns why. Frames go to on_frame first."""
-        ws = self.ws
-        if ws is None:
-            raise SessionError("not connected")
-        tasks = [
-            asyncio.create_task(self._pinger(ws), name="ws-pinger"),
-            asyncio.create_task(self._watchdog(ws), name="ws-watchdog"),
-        ]
-        on_frame = self.on_frame
-        try:
-            while True:
-                try:
-                    data = await ws.recv(decode=False)
-                except ConnectionClosed as exc:
-                    if not self.close_reason:
-                        self.close_reason = self._why_closed(exc)
-                    return self.close_reason
-                self.last_frame = time.monotonic()  # only after a successful read
-                self.frames += 1
-                on_frame(data, time.time_ns())
-                if b'"id"' in data or b'"error"' in data:
-                    self._route(data)
-        finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await t
-            for _, _, fut in self._waiting.values():
-                if not fut.done():
-                    fut.set_exception(SessionError(f"connection ended: {self.close_reason}"))
+    # ---- liveness: WebSocket pings, each pong recorded ----------------------------------
 
-    def _why_closed(self, exc: ConnectionClosed) -> str:
-        sent, rcvd = exc.sent, exc.rcvd
-        if sent is not None and sent.code == CloseCode.MESSAGE_TOO_BIG:
-            return (
-                f"a frame over {self.max_frame_bytes:,} bytes (the most one NATS message "
-                "carries) closed the connection (WebSocket 1009)"
-            )
-        if rcvd is not None:
-            return f"closed by server: {rcvd.code} {rcvd.reason}".strip()
-        return "connection lost (no close frame)"
-
-    def _kill(self, ws: ClientConnection, reason: str) -> None:
-        if not self.close_reason:
-            self.close_reason = reason
-            log.warning("websocket %s: %s", self.url, reason)
-        ws.transport.abort()
-
-    async def _pinger(self, ws: ClientConnection) -> None:
+    async def _keep_alive(self, ws: ClientConnection) -> None:
         lv = self.liveness
         while True:
             await asyncio.sleep(lv.ping_interval)
@@ -279,18 +189,3 @@ class Session:
                     self.last_pong = time.monotonic()
 
             asyncio.ensure_future(waiter).add_done_callback(pong)
-
-    async def _watchdog(self, ws: ClientConnection) -> None:
-        lv = self.liveness
-        while True:
-            await asyncio.sleep(min(1.0, lv.stale_after / 4))
-            age = time.monotonic() - max(self.last_frame, self.last_pong)
-            if age > lv.stale_after:
-                self._kill(ws, f"no frame and no pong for {age:.1f}s")
-                return
-
-    async def close(self) -> None:
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2):
-                    await self.ws.close()

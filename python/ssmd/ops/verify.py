@@ -1,0 +1,242 @@
+"""Verifying a day's archive after the teardown, and the day's figures.
+
+Three checks (docs/operations.md, "Verification"):
+
+- acked: every raw message the archiver acked since the day started (stream
+  sequences from the day's first up to the archiver's ack floor, on the raw
+  subjects) is in a sealed raw file or in the archiver's durable spool, found by
+  its stream sequence (quarantined messages are in the day's quarantine files);
+- sealed: every file a manifest of the day lists has the sha256 the manifest says;
+- gaps final: every manifest of the day was rebuilt after the connector stopped, so
+  its gaps include the stop and none is left open by a running connector.
+
+Normalized records carry no stream sequence, so they are covered by the sealed
+check (the files' digests), not message by message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
+
+import orjson
+
+from ssmd import core
+from ssmd.bus import subjects
+from ssmd.data.inventory import Archive
+from ssmd.data.source import Dataset
+from ssmd.store import keys
+
+__all__ = ["DayFigures", "Verification", "day_figures", "days_between", "verify_day"]
+
+ARCHIVER_DURABLE: Final = "archiver"  # ssmd.archiver.consumer's durable name
+SAMPLE: Final = 20  # missing sequences and bad files listed at most (all are counted)
+FETCH: Final = 1000
+
+
+@dataclass
+class Verification:
+    ok: bool = False
+    acked_checked: int = 0  # raw messages acked since the day started
+    acked_messages: int = 0  # every message acked since the day started (records archived)
+    missing: int = 0  # of those, found in no file and no spool
+    missing_sample: list[int] = field(default_factory=list)
+    files_checked: int = 0
+    bad_files: list[str] = field(default_factory=list)  # key: what is wrong
+    gaps_final: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DayFigures:
+    records: int = 0  # records of every data type, sealed and pending
+    bytes: int = 0  # sealed bytes
+    gaps: int = 0
+    quality_score: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def days_between(start: float, end: float) -> list[date]:
+    """The UTC days from Unix time `start` to `end`, both included."""
+    first = datetime.fromtimestamp(start, UTC).date()
+    last = datetime.fromtimestamp(end, UTC).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def _raw_seqs(blob: bytes) -> list[int]:
+    """The stream sequences of the raw lines in one archive file."""
+    out = []
+    for line in core.read_archive(blob).data.splitlines():
+        if line:
+            seq = orjson.loads(line).get("seq")
+            if isinstance(seq, int):
+                out.append(seq)
+    return out
+
+
+def archived_seqs(archive: Archive, feed: str, days: list[date]) -> set[int]:
+    """Stream sequences of every raw message of `days`: sealed, spooled, quarantined."""
+    found: set[int] = set()
+    ds = Dataset(archive, feed)
+    for day in days:
+        for f in ds.raw_files(day, include_open=True):
+            found.update(_raw_seqs(f.load()))
+        for obj in archive.raw_store.list(keys.raw_day_prefix(archive.env, feed, day)):
+            info = keys.parse_key(obj.key)
+            if info is not None and info.kind == "raw" and info.msgtype == keys.QUARANTINE_MSGTYPE:
+                found.update(_raw_seqs(archive.raw_store.get(obj.key)))
+    return found
+
+
+async def ack_floor(js: Any, stream: str) -> int:
+    """The archiver's ack floor: every stream sequence up to it is acked (0: none)."""
+    from nats.js.errors import NotFoundError
+
+    try:
+        info = await js.consumer_info(stream, ARCHIVER_DURABLE)
+    except NotFoundError:
+        return 0
+    return int(info.ack_floor.stream_seq or 0)
+
+
+async def acked_seqs(
+    js: Any, stream: str, env: str, feed: str, first_seq: int, floor: int
+) -> list[int]:
+    """Stream sequences of raw messages from `first_seq` up to `floor`."""
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    if floor < first_seq:
+        return []
+    sub = await js.pull_subscribe(
+        f"{subjects.prefix(env, feed)}.raw.>",
+        durable=None,
+        stream=stream,
+        config=ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(1, first_seq),
+            ack_policy=AckPolicy.NONE,
+            headers_only=True,  # sequences only: the payloads are not needed
+            inactive_threshold=60.0,
+        ),
+    )
+    seqs: list[int] = []
+    try:
+        while True:
+            try:
+                msgs = await sub.fetch(FETCH, timeout=2.0)
+            except TimeoutError:
+                break
+            done = False
+            for m in msgs:
+                seq = m.metadata.sequence.stream
+                if seq > floor:
+                    done = True
+                    break
+                seqs.append(seq)
+            if done or not msgs:
+                break
+    finally:
+        await sub.unsubscribe()
+    return seqs
+
+
+def check_sealed(archive: Archive, days: list[date]) -> tuple[int, list[str]]:
+    """(files checked, "key: problem" for each file that does not match its manifest)."""
+    checked, bad = 0, []
+    for day in days:
+        for manifest in archive.manifests(None, day, day):
+            store = (
+                archive.raw_store
+                if manifest["data_type"] == keys.RAW_DATA_TYPE
+                else archive.normalized_store
+            )
+            for f in manifest.get("files", []):
+                checked += 1
+                try:
+                    digest = hashlib.sha256(store.get(f["key"])).hexdigest()
+                except FileNotFoundError:
+                    bad.append(f"{f['key']}: listed in its manifest, missing from the store")
+                    continue
+                if digest != f["sha256"]:
+                    bad.append(f"{f['key']}: sha256 {digest} but the manifest says {f['sha256']}")
+    return checked, bad
+
+
+def gaps_final(archive: Archive, days: list[date], stopped_at: float) -> list[str]:
+    """Problems with the day's gaps: manifests not rebuilt since the connector stopped."""
+    problems = []
+    since = datetime.fromtimestamp(stopped_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    for day in days:
+        found = list(archive.manifests(None, day, day))
+        if not found:
+            problems.append(f"{day}: no manifest")
+            continue
+        stale = sorted(m["data_type"] for m in found if str(m.get("created_at", "")) < since)
+        if stale:
+            problems.append(
+                f"{day}: manifests of {', '.join(stale)} were written before the connector "
+                f"stopped ({since}); their gaps are not final"
+            )
+    return problems
+
+
+async def verify_day(
+    env: Any, js: Any, days: list[date], first_seq: int, connector_stopped_at: float
+) -> Verification:
+    archive = Archive.from_environment(env)
+    feed = env.feed.name
+    v = Verification()
+    floor = await ack_floor(js, env.nats.stream)
+    v.acked_messages = max(0, floor - first_seq + 1)
+    acked = await acked_seqs(js, env.nats.stream, env.name, feed, first_seq, floor)
+    v.acked_checked = len(acked)
+    if acked:
+        # The archive is read in a thread: a day of a million frames takes long enough
+        # that the event loop must stay free (the activity's heartbeats run on it).
+        have = await asyncio.to_thread(archived_seqs, archive, feed, days)
+        missing = [s for s in acked if s not in have]
+        v.missing, v.missing_sample = len(missing), missing[:SAMPLE]
+        if missing:
+            v.problems.append(
+                f"{len(missing)} acked raw messages are in no sealed file and not in the spool "
+                f"(stream sequences {missing[:SAMPLE]})"
+            )
+    v.files_checked, bad = await asyncio.to_thread(check_sealed, archive, days)
+    v.bad_files = bad[:SAMPLE]
+    if bad:
+        v.problems.append(f"{len(bad)} sealed files do not match their manifests")
+    stale = await asyncio.to_thread(gaps_final, archive, days, connector_stopped_at)
+    v.gaps_final = not stale
+    v.problems.extend(stale)
+    v.ok = not v.problems
+    return v
+
+
+def day_figures(env: Any, days: list[date]) -> DayFigures:
+    """Records (sealed and pending, every data type), sealed bytes, gaps and the lowest
+    quality score of `days`, from their manifests."""
+    archive = Archive.from_environment(env)
+    fig = DayFigures()
+    scores = []
+    for day in days:
+        found = list(archive.manifests(env.feed.name, day, day))
+        for m in found:
+            fig.records += int(m.get("record_count", 0)) + int(
+                (m.get("pending") or {}).get("records", 0)
+            )
+            fig.bytes += int(m.get("byte_size", 0))
+        if found:
+            newest = max(found, key=lambda m: m.get("created_at", ""))
+            fig.gaps += len(newest.get("gaps", []))
+            if newest.get("quality_score") is not None:
+                scores.append(float(newest["quality_score"]))
+    fig.quality_score = min(scores) if scores else None
+    return fig

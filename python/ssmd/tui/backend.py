@@ -1,0 +1,278 @@
+"""Everything `ssmd tui` reads and does, through the services that exist and nothing
+else: the gateway (REST, and its WebSocket for a market's live book and trades), the
+archive through `ssmd.data`, the components' own /health, /metrics and control
+actions, and whatever supervises them:
+
+- `ssmd up` running on the data directory (its state file and its control socket,
+  ssmd.up.control), or else
+- the operations layer's local runtime (ssmd.ops.local: the processes `ssmd ops`
+  started, and its start and stop of one component).
+
+Every action answers with one line for the user; failures are `ActionError` with a
+message that says what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+
+import httpx
+
+from ssmd.mcp.gateway import GatewayClient, GatewayError
+from ssmd.up import procs
+from ssmd.up.control import CONTROLLED, ControlError, request
+from ssmd.up.state import read_state, running_nats_url
+from ssmd.up.status import Figures, Sampler
+
+if TYPE_CHECKING:
+    from ssmd.config import ResolvedEnvironment
+    from ssmd.data import Dataset
+
+__all__ = ["DEFAULT_GATEWAY", "ActionError", "Backend", "Status", "Supervision"]
+
+DEFAULT_GATEWAY: Final = "http://127.0.0.1:8080"
+MARKETS_LIMIT: Final = 500
+TRADES_LIMIT: Final = 50
+ISSUES_LIMIT: Final = 200
+GATEWAY_FIX: Final = "give `ssmd tui` its URL with --gateway"
+
+
+class ActionError(Exception):
+    """An action that could not be done; the message says why and what to do."""
+
+
+@dataclass
+class Supervision:
+    """Who runs the components on this data directory, and where they answer."""
+
+    kind: str  # "ssmd up", "ssmd ops" or "none"
+    states: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (state, detail)
+    connector: str | None = None  # base URL of /health, /metrics, /control/...
+    archiver: str | None = None
+    gateway: str | None = None
+    control: str | None = None  # ssmd up's control socket
+
+
+@dataclass
+class Status:
+    supervision: Supervision
+    figures: Figures | None
+    health: dict[str, Any] | None  # the gateway's /v1/health (None: no answer)
+    health_error: str | None = None
+
+
+class Backend:
+    def __init__(
+        self, env: ResolvedEnvironment, gateway_url: str | None = None, api_key: str | None = None
+    ) -> None:
+        self.env = env
+        self.feed = env.feed.name
+        self._gateway_url = gateway_url
+        self._api_key = api_key
+        self._gateway: GatewayClient | None = None
+        self.http = httpx.AsyncClient(timeout=5.0)  # the components' endpoints: no API key
+        self._sampler: Sampler | None = None
+        self._dataset: Dataset | None = None
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        if self._gateway is not None:
+            await self._gateway.aclose()
+
+    # ---- where things are ---------------------------------------------------------------
+
+    def supervision(self) -> Supervision:
+        data_dir = self.env.data_dir
+        if running_nats_url(data_dir) is not None:
+            state = read_state(data_dir) or {}
+            boot = state.get("boot_id") or procs.boot_id()
+            children = state.get("children") or {}
+            states = {
+                name: ("running", f"pid {rec.get('pid')}")
+                for name, rec in children.items()
+                if procs.is_running(rec, boot)
+            }
+            stopped = state.get("stopped") or []
+            for name in (*children, *CONTROLLED):  # not running: stopped on request, or
+                # down (being restarted by ssmd up, or not started yet)
+                states.setdefault(name, ("stopped", "") if name in stopped else ("down", ""))
+            if state.get("simulator"):
+                states["simulator"] = ("running", "in ssmd up")
+            ends = state.get("endpoints") or {}
+            return Supervision(
+                "ssmd up",
+                states,
+                ends.get("connector"),
+                ends.get("archiver"),
+                ends.get("gateway"),
+                state.get("control"),
+            )
+        from ssmd.ops.local import LocalRuntime
+
+        ops = LocalRuntime(self.env).read()
+        if not ops.get("processes"):
+            return Supervision("none")
+        ports = ops.get("ports") or {}
+        running = {
+            name: ("running", f"pid {rec.get('pid')}")
+            for name, rec in ops["processes"].items()
+            if procs.is_running(rec, ops.get("boot_id", ""))
+        }
+        states = {n: running.get(n, ("stopped", "")) for n in ("connector", "archiver", "gateway")}
+        states.update(running)
+        return Supervision(
+            "ssmd ops",
+            states,
+            f"http://127.0.0.1:{ports['connector']}" if ports.get("connector") else None,
+            f"http://127.0.0.1:{ports['archiver']}" if ports.get("archiver") else None,
+        )
+
+    @property
+    def gateway(self) -> GatewayClient:
+        if self._gateway is None:
+            url = self._gateway_url or self.supervision().gateway or DEFAULT_GATEWAY
+            self._gateway = GatewayClient(url, self._api_key, fix=GATEWAY_FIX)
+        return self._gateway
+
+    # ---- reading ------------------------------------------------------------------------
+
+    async def status(self) -> Status:
+        """The components' states and, from their metrics, their figures (rates from the
+        previous call's sample) and the gateway's health."""
+        sup = self.supervision()
+        if self._sampler is None or (self._sampler.connector, self._sampler.archiver) != (
+            sup.connector,
+            sup.archiver,
+        ):
+            self._sampler = Sampler(
+                self.http, connector=sup.connector, archiver=sup.archiver, gateway=sup.gateway
+            )
+        figures = await self._sampler.sample({n: s for n, (s, _) in sup.states.items()})
+        try:
+            _, health = await self.gateway.health()
+            return Status(sup, figures, health)
+        except GatewayError as exc:
+            return Status(sup, figures, None, str(exc))
+
+    async def markets(self, query: str = "") -> list[dict[str, Any]]:
+        page = await self.gateway.get(
+            "/v1/markets", q=query.strip() or None, sort="activity", limit=MARKETS_LIMIT
+        )
+        markets: list[dict[str, Any]] = page["markets"]
+        return markets
+
+    async def market(self, ticker: str) -> dict[str, Any]:
+        body: dict[str, Any] = await self.gateway.get(f"/v1/markets/{ticker}")
+        return body
+
+    async def trades(self, ticker: str) -> list[dict[str, Any]]:
+        body = await self.gateway.get(f"/v1/markets/{ticker}/trades", limit=TRADES_LIMIT)
+        trades: list[dict[str, Any]] = body["trades"]
+        return trades
+
+    async def issues(self) -> list[dict[str, Any]]:
+        body = await self.gateway.get("/v1/data-issues", status="open", limit=ISSUES_LIMIT)
+        issues: list[dict[str, Any]] = body["issues"]
+        return issues
+
+    def dataset(self) -> Dataset:
+        """The archive, read through ssmd.data (its manifests and spool)."""
+        if self._dataset is None:
+            from ssmd.data import Dataset
+
+            self._dataset = Dataset.from_environment(self.env, self.feed)
+        return self._dataset
+
+    async def days(self) -> list[dict[str, Any]]:
+        """The archive's inventory: one row per day and data type with a manifest."""
+        return await asyncio.to_thread(self.dataset().archive.inventory, self.feed)
+
+    async def day(self, day: date) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The day's gaps and quality report."""
+
+        def read() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+            archive = self.dataset().archive
+            return archive.gaps(self.feed, day), archive.quality(self.feed, day)
+
+        return await asyncio.to_thread(read)
+
+    def live(self, ticker: str) -> AsyncGenerator[dict[str, Any], None]:
+        """The gateway's stream of one market (`orderbook`, `trade`, `status`, `error`)."""
+        return self.gateway.stream(ticker)
+
+    # ---- actions ------------------------------------------------------------------------
+
+    async def _post(self, base: str | None, what: str, path: str, **params: str) -> dict[str, Any]:
+        if base is None:
+            raise ActionError(f"the {what} is not running here (no endpoint to ask)")
+        try:
+            r = await self.http.post(base + path, params=params, timeout=90.0)
+        except httpx.HTTPError as exc:
+            raise ActionError(
+                f"the {what} at {base} does not answer ({type(exc).__name__})"
+            ) from None
+        try:
+            body: dict[str, Any] = r.json()
+        except ValueError:
+            body = {"error": r.text[:200]}
+        if r.status_code == 404 and "error" not in body:
+            raise ActionError(f"the {what} at {base} has no {path}: is it an older ssmd?")
+        if r.status_code != 200:
+            raise ActionError(f"{what}: {body.get('error', r.text[:200])}")
+        return body
+
+    async def resync(self, ticker: str) -> str:
+        body = await self._post(
+            self.supervision().connector, "connector", "/control/resync", ticker=ticker
+        )
+        return f"resync of {ticker} requested (shard {body.get('shard')}, sid {body.get('sid')})"
+
+    async def seal(self) -> str:
+        body = await self._post(self.supervision().archiver, "archiver", "/control/seal")
+        manifests = "written" if body.get("manifests_written") else "not written"
+        return f"sealed {body.get('sealed', 0)} file(s); the day's manifests {manifests}"
+
+    async def control(self, action: str, name: str) -> str:
+        """Start or stop one component through whatever supervises it here."""
+        sup = self.supervision()
+        if sup.kind == "ssmd up":
+            if name not in CONTROLLED:
+                raise ActionError(f"{name} is not started or stopped alone: everything needs it")
+            if sup.control is None:
+                raise ActionError("this ssmd up has no control socket (an older version?)")
+            try:
+                answer = await request(Path(sup.control), action, name)
+            except ControlError as exc:
+                raise ActionError(str(exc)) from None
+            if not answer.get("ok"):
+                raise ActionError(str(answer.get("error")))
+            return f"{name}: {answer.get('result')}"
+        if sup.kind == "ssmd ops":
+            from ssmd.ops.local import LocalRuntime
+            from ssmd.ops.runtime import COMPONENTS
+
+            if name not in COMPONENTS:
+                raise ActionError(f"the operations layer starts and stops {', '.join(COMPONENTS)}")
+            # The gateway it starts listens where this TUI finds it (the worker's
+            # --gateway-port is not in the runtime's state).
+            where = urlsplit(self.gateway.base_url)
+            runtime = LocalRuntime(
+                self.env,
+                gateway_port=where.port or 8080,
+                gateway_host=where.hostname or "127.0.0.1",
+            )
+            try:
+                result = await (runtime.start(name) if action == "start" else runtime.stop(name))
+            except Exception as exc:  # ChildFailed, ConfigError: said as they are worded
+                raise ActionError(f"{name}: {exc}") from None
+            return f"{name}: {result}"
+        raise ActionError(
+            "nothing supervises the components on this data directory: start them with "
+            "`ssmd up` or `ssmd ops start`"
+        )

@@ -1,0 +1,106 @@
+"""Kalshi as a venue (ssmd.venues.base): its session, subscription protocol, Rust codec,
+market selection and credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ssmd import core
+from ssmd.venues.base import DEFAULT_LIVENESS, MAX_FRAME_BYTES, Batch, Liveness, Venue
+from ssmd.venues.kalshi.subscriptions import KalshiSubscriptions
+from ssmd.venues.kalshi.ws import Session
+
+if TYPE_CHECKING:
+    from ssmd.config import ResolvedEnvironment
+    from ssmd.config.models.environment import Symbols
+    from ssmd.connector.groups import ShardGroup
+    from ssmd.connector.selection import Selection
+
+__all__ = ["VENUE", "KalshiCodec"]
+
+
+def _session(
+    url: str,
+    credentials: Any,
+    on_frame: Callable[[bytes, int], None],
+    *,
+    liveness: Liveness = DEFAULT_LIVENESS,
+    on_stream_error: Callable[[int, int, str], None] | None = None,
+    max_frame_bytes: int = MAX_FRAME_BYTES,
+) -> Session:
+    return Session(
+        url,
+        credentials,
+        on_frame,
+        liveness=liveness,
+        on_sid_error=on_stream_error,
+        max_frame_bytes=max_frame_bytes,
+    )
+
+
+class KalshiCodec:
+    """normalize_kalshi, with the books (BookSet: seqs per sid) and the trade and lifecycle
+    sequences (SeqTracker) of every connection."""
+
+    frame_kinds: tuple[str, ...] = core.FRAME_KINDS
+
+    def __init__(self) -> None:
+        self.books = core.BookSet()
+        self.seq = core.SeqTracker()
+
+    def normalize(self, frames: list[bytes], receive_ns: list[int], conn_id: int) -> Batch:
+        batch: Batch = core.normalize_kalshi(frames, receive_ns, conn_id)
+        return batch
+
+    def integrity(self, batch: Batch) -> Sequence[tuple[Any, ...]]:
+        assert isinstance(batch, core.NormalizedBatch)
+        events: Sequence[tuple[Any, ...]] = self.books.apply_batch(batch)
+        return events
+
+    def sequence(self, batch: Batch) -> Sequence[tuple[Any, ...]]:
+        assert isinstance(batch, core.NormalizedBatch)
+        events: Sequence[tuple[Any, ...]] = self.seq.observe_batch(batch)
+        return events
+
+    def checkpoint(self, now_ns: int, everything: bool) -> list[tuple[str, bytes]]:
+        out: list[tuple[str, bytes]] = self.books.checkpoint(now_ns, everything)
+        return out
+
+    def forget(self, conn_id: int) -> None:
+        self.seq.forget_connection(conn_id)
+        self.books.close_connection(conn_id)
+
+
+def _selection(
+    symbols: Symbols,
+    rest_url: str,
+    credentials: Any,
+    clock: Callable[[], float],
+    stored: Callable[[], Iterable[dict[str, Any]]] | None,
+    group: ShardGroup | None,
+) -> Selection:
+    from ssmd.connector.selection import Selection
+    from ssmd.venues.kalshi.rest import RestClient
+
+    rest = None
+    if stored is None and (symbols.series or symbols.categories or symbols.tickers):
+        rest = RestClient(rest_url, credentials)
+    return Selection(symbols, rest, clock, stored=stored, group=group)
+
+
+def _credentials(env: ResolvedEnvironment) -> Any:
+    from ssmd.connector.runner import load_credentials
+
+    return load_credentials(env)
+
+
+VENUE = Venue(
+    name="kalshi",
+    session=_session,
+    subscriptions=KalshiSubscriptions,
+    codec=KalshiCodec,
+    selection=_selection,
+    credentials=_credentials,
+    global_channels=frozenset({"market_lifecycle_v2"}),
+)

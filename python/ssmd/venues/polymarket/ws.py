@@ -1,0 +1,82 @@
+"""One Polymarket market-channel session: connect, subscribe by token id, text keep-alive.
+
+Every frame read goes to `on_frame(data, receive_ns)` first, exactly as received. The
+venue's keep-alive is the text `PING`, answered by the text `PONG` (not WebSocket ping
+frames): the session sends it every `ping_interval` (at most every 10 s, as the venue
+asks), but only after the first subscription, since a `PING` before it gets the
+connection closed (1008). A watchdog closes the socket when neither a frame nor a
+`PONG` came for `stale_after`; quiet markets stay connected as long as `PONG`s come.
+Server pings, if any, are answered by websockets.
+
+The venue acknowledges nothing: a subscription is answered by the tokens' `book` dump
+(or `[]` for tokens it does not know). Its errors are plain text (`INVALID OPERATION`);
+they are reported to `on_stream_error(1, 0, text)` after the frame is handed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from ssmd.venues.base import DEFAULT_LIVENESS, MAX_FRAME_BYTES, Liveness
+from ssmd.venues.websocket import WebSocketSession
+
+__all__ = ["MAX_PING_INTERVAL", "STREAM", "PolymarketSession"]
+
+MAX_PING_INTERVAL = 10.0
+STREAM = 1  # the market channel: the one stream of a connection
+ERROR_TEXTS = (b"INVALID OPERATION",)
+
+
+class PolymarketSession(WebSocketSession):
+    """One connection. `await open()`, then `await run()` until it returns why it ended."""
+
+    def __init__(
+        self,
+        url: str,
+        credentials: Any,
+        on_frame: Callable[[bytes, int], None],
+        *,
+        liveness: Liveness = DEFAULT_LIVENESS,
+        on_stream_error: Callable[[int, int, str], None] | None = None,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+    ) -> None:
+        del credentials  # public data: no sign-in
+        super().__init__(url, on_frame, liveness=liveness, max_frame_bytes=max_frame_bytes)
+        self.on_stream_error = on_stream_error
+        self.subscribed = asyncio.Event()
+        self.pongs = 0
+
+    async def send(self, body: dict[str, Any]) -> None:
+        """Sends one JSON message (a subscription); starts the keep-alive after the first."""
+        await self.send_text(orjson.dumps(body).decode(), "subscription")
+        self.subscribed.set()
+
+    def _inspect(self, data: bytes, now: float) -> None:
+        if len(data) < 32:
+            text = data.strip()
+            if text == b"PONG":
+                self.last_pong = now
+                self.pongs += 1
+            elif text in ERROR_TEXTS and self.on_stream_error is not None:
+                self.on_stream_error(STREAM, 0, text.decode())
+
+    async def _keep_alive(self, ws: ClientConnection) -> None:
+        lv = self.liveness
+        await self.subscribed.wait()  # a PING before the first subscription closes (1008)
+        interval = min(lv.ping_interval, MAX_PING_INTERVAL)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with asyncio.timeout(lv.ping_timeout):
+                    await ws.send("PING")
+            except TimeoutError:
+                self._kill(ws, f"PING send blocked for {lv.ping_timeout}s")
+                return
+            except ConnectionClosed:
+                return
