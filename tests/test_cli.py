@@ -160,3 +160,28 @@ def test_ssmd_up_status_lines_stay_whole_when_piped(
     lines = capsys.readouterr().out.splitlines()
     summary = [line for line in lines if "records archived" in line]
     assert len(summary) == 1 and summary[0].rstrip().endswith("if nothing runs then)")
+
+
+@pytest.mark.parametrize(("argv", "code"), [(["--version"], 0), (["no-such-command"], 2)])
+def test_the_exit_code_and_output_survive_once_the_temporal_client_is_loaded(
+    argv: list[str], code: int
+) -> None:
+    """With temporalio's bridge loaded, `ssmd` leaves without interpreter teardown (its
+    Tokio threads can abort a finished command there); the code and the output stay."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, temporalio.bridge.temporal_sdk_bridge\n"
+        "from ssmd.cli import main\n"
+        f"sys.argv = ['ssmd', *{argv!r}]\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == code, done.stderr
+    if code == 0:
+        assert done.stdout.startswith("ssmd "), done.stdout
+    else:
+        assert "no-such-command" in done.stderr, done.stderr

@@ -418,17 +418,27 @@ class Pipeline:
         paused_at = time.time()
         paused = await self.sim.call("pause")
         assert "error" not in paused, paused["error"]
-        conns = paused["connections"]
-        sent = sorted(c["frames_sent"] for c in conns if c["closed_at"] is None)
         connector = self.connector
+        seen: dict[str, list[int]] = {}
 
         async def all_read() -> bool:
             # Each shard's session has read every frame of its connection (the
             # connector queues a frame as it reads it; SIGTERM publishes the queue).
+            # The connections are asked again each time: a shard that reconnects after
+            # the pause (a slow pong under load) reads on a connection opened since.
+            conns = (await self.sim.call("connections"))["connections"]
             shards = (await connector.health()).get("shards", [])
-            return sorted(int(sh["frames"]) for sh in shards) == sent
+            seen["sent"] = sorted(c["frames_sent"] for c in conns if c["closed_at"] is None)
+            seen["read"] = sorted(int(sh["frames"]) for sh in shards)
+            return seen["read"] == seen["sent"]
 
-        await until(all_read, 60, f"the connector reading {sent} frames", self.alive)
+        try:
+            await until(all_read, 60, "the connector reading every frame sent", self.alive)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}: frames sent per connection {seen.get('sent')}, "
+                f"read per shard {seen.get('read')}"
+            ) from None
         stopped_at = time.time()
         code = await self.connector.stop(signal.SIGTERM)
         assert code == 0, f"connector exit code {code}:\n{self.connector.tail()}"

@@ -8,6 +8,9 @@ parse arguments, call a service, print.
 from __future__ import annotations
 
 import importlib
+import logging
+import os
+import sys
 
 import typer
 
@@ -81,4 +84,27 @@ for _module, _name in _GROUPS:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        _exit(exc.code)
+    _exit(0)
+
+
+def _exit(code: object) -> None:
+    """Leave with `code`; skip interpreter teardown when the Temporal client was loaded.
+
+    temporalio's Rust bridge keeps Tokio threads that may still touch the GIL while
+    CPython finalizes, which aborts a command that has already finished its work
+    (SIGABRT, "PyGILState_Release ... must be current"; temporalio/sdk-python#300).
+    Once the command's output is flushed there is nothing left for teardown to do.
+    """
+    if "temporalio.bridge.temporal_sdk_bridge" not in sys.modules:
+        raise SystemExit(code)
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0)
