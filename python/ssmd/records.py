@@ -35,6 +35,8 @@ TABLE_KINDS = (
     "event_lifecycle",
     "status",
     "connector_event",
+    "spot_level",
+    "spot_ticker",
 )
 
 

@@ -118,8 +118,37 @@ def test_the_capnp_tool_decodes_our_records(tmp_path: Path) -> None:
     assert 'ticker = "KXBTC15M-26JUL201045-45"' in out
 
 
+def units_e6(units: int, decimals: int) -> int:
+    """Units of 10^-decimals as the nearest 1e-6 (half away from zero; positive here)."""
+    if decimals <= 6:
+        return units * 10 ** (6 - decimals)
+    div = 10 ** (decimals - 6)
+    return (units + div // 2) // div
+
+
 def expected_rows(decoded: list[dict[str, object]], kind: str) -> list[dict[str, object]]:
     """The rows a table of `kind` should hold, from decoded records."""
+    if kind == "spot_level":
+        rows = []
+        for r in decoded:
+            if r["kind"] != "spot_book":
+                continue
+            pd, qd = int(r["price_decimals"]), int(r["qty_decimals"])  # type: ignore[call-overload]
+            for side, key in (("bid", "bids"), ("ask", "asks")):
+                for i, (price, qty) in enumerate(r[key]):  # type: ignore[call-overload]
+                    rows.append(
+                        {
+                            **r,
+                            "side": side,
+                            "level": i,
+                            "price_units": price,
+                            "size_units": qty,
+                            "price_e6": units_e6(price, pd),
+                            "size_e6": units_e6(qty, qd),
+                            "size_decimals": qd,
+                        }
+                    )
+        return rows
     if kind != "book_level":
         rows = [dict(r) for r in decoded if r["kind"] == kind]
         for row in rows:
@@ -127,6 +156,10 @@ def expected_rows(decoded: list[dict[str, object]], kind: str) -> list[dict[str,
                 row["event_type"] = row["event_type_text"]
             if kind == "connector_event":
                 row["tickers"] = ",".join(row["tickers"])  # type: ignore[arg-type]
+            if kind == "trade":
+                row["taker_side"] = row["side"] if row.get("spot") else None
+            if kind == "spot_ticker":
+                row["size_decimals"] = row["qty_decimals"]
         return rows
     rows = []
     for r in decoded:
@@ -135,6 +168,61 @@ def expected_rows(decoded: list[dict[str, object]], kind: str) -> list[dict[str,
                 for i, (price, size) in enumerate(r[side]):  # type: ignore[arg-type]
                     rows.append({**r, "side": side, "level": i, "price_e6": price, "size_e6": size})
     return rows
+
+
+# A spot pair's records as the Kraken codec makes them: price at 2 decimals, qty at 8.
+_PAIR = {"ticker": "BTC/USD", "price_decimals": 2, "conn_id": 4, "sid": 1, "receive_ts": 7}
+SPOT_RECORDS: list[dict[str, object]] = [
+    {
+        **_PAIR,
+        "kind": "spot_book",
+        "snapshot": True,
+        "bids": [(6_500_010, 150_000_000), (6_499_990, 5)],
+        "asks": [(6_500_100, 2_500_000)],
+        "qty_decimals": 8,
+        "checksum": 3_141_592_653,
+        "checksum_ok": True,
+        "depth": 10,
+    },
+    {
+        **_PAIR,
+        "kind": "spot_book",
+        "snapshot": False,
+        "bids": [(6_500_010, 0)],
+        "asks": [],
+        "qty_decimals": 8,
+        "checksum": 1,
+        "checksum_ok": False,
+        "depth": 10,
+    },
+    {
+        **_PAIR,
+        "kind": "trade",
+        "spot": True,
+        "trade_id": "77",
+        "price_units": 6_500_100,
+        "size_units": 2_500_000,
+        "size_decimals": 8,
+        "side": "sell",
+        "ord_type": "market",
+    },
+    {
+        **_PAIR,
+        "kind": "spot_ticker",
+        "bid": 6_500_010,
+        "bid_qty": 150_000_000,
+        "ask": 6_500_100,
+        "ask_qty": None,
+        "last": 6_500_100,
+        "volume": 123_456_789_012,
+        "vwap": 6_410_012,
+        "low": 6_400_000,
+        "high": 6_600_000,
+        "change": -12_050,
+        "change_pct": -27,
+        "qty_decimals": 8,
+    },
+]
 
 
 def test_arrow_columns_equal_decoded_records() -> None:
@@ -158,6 +246,7 @@ def test_arrow_columns_equal_decoded_records() -> None:
                 "tickers": ["A-1", "B.2"],
                 "receive_ts": 6,
             },
+            *SPOT_RECORDS,
         ]
     )
     data = all_fixture_records() + extra

@@ -173,6 +173,7 @@ def checkpoint(
 _SUBJECT_TYPE = {
     "book_snapshot": "orderbook",
     "book_delta": "orderbook",
+    "spot_book": "orderbook",
     "book": "book",
     "trade": "trade",
     "status": "status",
@@ -187,7 +188,7 @@ class Truth:
         self.books = core.BookSet()
 
     def apply(self, rec: dict[str, Any]) -> None:
-        if rec["kind"] in ("book_snapshot", "book_delta"):
+        if rec["kind"] in ("book_snapshot", "book_delta", "spot_book"):
             self.books.apply(core.encode_records([rec]))
         elif rec["kind"] == "connector_event" and rec["event"] == "disconnected":
             self.books.close_connection(rec["conn_id"])

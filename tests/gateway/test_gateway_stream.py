@@ -222,3 +222,67 @@ async def test_bad_messages_get_errors_and_the_connection_stays(tmp_path: Path) 
             text = gw.gw.metrics.expose()
             for code in ("bad_json", "unknown_action", "bad_request", "unknown_symbol"):
                 assert f'ssmd_gateway_client_errors_total{{code="{code}"}}' in text
+
+
+def spot_book(
+    symbol: str,
+    bids: list[tuple[int, int]],
+    asks: list[tuple[int, int]],
+    *,
+    snapshot: bool,
+    ok: bool = True,
+) -> dict[str, Any]:
+    """A Kraken book message's record: levels in units of 10^-2 (price) and 10^-8 (qty)."""
+    return {
+        "kind": "spot_book",
+        "ticker": symbol,
+        "snapshot": snapshot,
+        "bids": bids,
+        "asks": asks,
+        "price_decimals": 2,
+        "qty_decimals": 8,
+        "checksum": 0,
+        "checksum_ok": ok,
+        "depth": 10,
+        "conn_id": 1,
+        "sid": 1,
+    }
+
+
+async def test_a_spot_pair_streams_its_book_and_the_takers_side(tmp_path: Path) -> None:
+    pair = "BTC/USD"
+    async with nats_server(tmp_path / "nats") as srv, publisher(srv.url) as pub:
+        await pub.publish(
+            spot_book(pair, [(6_500_010, 150_000_000)], [(6_500_100, 2_500_000)], snapshot=True)
+        )
+        async with (
+            running_gateway(gateway_settings(srv.url)) as gw,
+            Client.connect(f"{gw.ws}?symbols={pair}") as c,
+        ):
+            assert await c.recv() == {"type": "subscribed", "symbols": [pair]}
+            book = await c.recv()
+            assert book["bids"] == [[65000.1, 1.5]] and book["asks"] == [[65001.0, 0.025]]
+            assert book["valid"] is True
+            await pub.publish(spot_book(pair, [(6_500_020, 10_000_000)], [], snapshot=False))
+            book = await c.recv()
+            assert book["bids"] == [[65000.2, 0.1], [65000.1, 1.5]], book
+            trade = {
+                "kind": "trade",
+                "spot": True,
+                "ticker": pair,
+                "trade_id": "77",
+                "price_units": 6_500_100,
+                "size_units": 2_500_000,
+                "price_decimals": 2,
+                "size_decimals": 8,
+                "side": "sell",
+                "conn_id": 1,
+                "sid": 2,
+            }
+            await pub.publish(trade)
+            got = await c.recv_until(lambda m: m["type"] == "trade")
+            assert (got["price"], got["size"], got["side"]) == (65001.0, 0.025, "sell")
+            # A checksum mismatch makes the book invalid until a snapshot checks out.
+            await pub.publish(spot_book(pair, [(6_500_030, 1)], [], snapshot=False, ok=False))
+            bad = await c.recv_until(lambda m: m["type"] == "orderbook")
+            assert bad["valid"] is False

@@ -121,13 +121,14 @@ def alive(record: dict[str, int]) -> bool:
 
 
 class UpProcess:
-    """`ssmd up --env kalshi-sim` as a subprocess on `data`, the gateway on `port`.
+    """`ssmd up --env ENV` (kalshi-sim unless named) as a subprocess on `data`, the gateway
+    on `port`.
 
     With `json_logs` its stderr lines are parsed as they come (`logs`); otherwise its
     stdout and stderr go to `output` (a file descriptor), as a terminal's would."""
 
-    def __init__(self, data: Path, port: int, *extra: str) -> None:
-        self.data, self.port, self.extra = data, port, extra
+    def __init__(self, data: Path, port: int, *extra: str, env: str = "kalshi-sim") -> None:
+        self.data, self.port, self.extra, self.env = data, port, extra, env
         self.logs: list[dict[str, Any]] = []
         self.proc: asyncio.subprocess.Process | None = None
         self.children: dict[str, dict[str, int]] = {}  # the state file's, once ready
@@ -139,7 +140,7 @@ class UpProcess:
 
     async def start(self, *, json_logs: bool = True, output: int | None = None) -> None:
         argv = [
-            SSMD, "up", "--env", "kalshi-sim", "--config-dir", str(EXCHANGES),
+            SSMD, "up", "--env", self.env, "--config-dir", str(EXCHANGES),
             "--data-dir", str(self.data), "--port", str(self.port), "--sim-markets", "40",
             *(["--json-logs"] if json_logs else []), *self.extra,
         ]  # fmt: skip
@@ -214,10 +215,10 @@ class UpProcess:
                     os.kill(record["pid"], signal.SIGKILL)
 
 
-def raw_lines(data: Path) -> list[bytes]:
-    """Every raw line archived for kalshi-sim: sealed objects and the archiver's spool."""
-    blobs = sorted((data / "raw" / "kalshi-sim").rglob("*.jsonl.zst"))
-    blobs += sorted((data / "archiver" / "kalshi-sim" / "spool" / "files" / "raw").rglob("*.spool"))
+def raw_lines(data: Path, env: str = "kalshi-sim") -> list[bytes]:
+    """Every raw line archived for `env`: sealed objects and the archiver's spool."""
+    blobs = sorted((data / "raw" / env).rglob("*.jsonl.zst"))
+    blobs += sorted((data / "archiver" / env / "spool" / "files" / "raw").rglob("*.spool"))
     lines: list[bytes] = []
     for path in blobs:
         lines.extend(core.read_archive(path.read_bytes()).data.splitlines())

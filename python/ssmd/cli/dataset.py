@@ -144,8 +144,8 @@ def export(
         typer.Option(
             "--type",
             metavar="T,...",
-            help="trade, ticker, book (book_delta and book_level), lifecycle, "
-            "event_lifecycle, status, connector_event (default: all).",
+            help="trade, ticker, book (book_delta, book_level and spot_level), lifecycle, "
+            "event_lifecycle, status, connector_event, spot_level, spot_ticker (default: all).",
         ),
     ] = None,
     tickers: Annotated[

@@ -54,7 +54,6 @@ def up(
 
     from ssmd.cli.exits import component_errors
     from ssmd.config import Overrides, load_environment
-    from ssmd.exceptions import ConfigError
     from ssmd.obs import logs
     from ssmd.up.display import ConsoleDisplay, Display, JsonDisplay
     from ssmd.up.run import Up, UpOptions
@@ -76,14 +75,6 @@ def up(
         resolved = load_environment(
             env, config_dir, Overrides(data_dir=data_dir, nats_url=nats_url)
         )
-        if resolved.feed.name != "kalshi":
-            # Its simulator and the security master's market sync are Kalshi's only.
-            raise ConfigError(
-                f"environment {resolved.name}: ssmd up runs Kalshi environments only, and "
-                f"this one's feed is {resolved.feed.name}. Fix: start its components one by "
-                "one (ssmd connector run, ssmd archiver run, ssmd gateway run with --env "
-                "ENV; see docs/venues/README.md)"
-            )
     options = UpOptions(
         host=host,
         port=port,

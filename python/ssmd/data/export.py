@@ -56,9 +56,9 @@ __all__ = [
 FORMATS = ("parquet", "csv", "jsonl")
 STATE_FILE = "ssmd-export.json"
 STATE_VERSION = 1
-# The columns a partition was written with; 2: trades have `source`. A partition
-# written with others is written again, and not read by `scan`.
-COLUMNS_VERSION = 2
+# The columns a partition was written with; 2: trades have `source`; 3: trades have
+# `taker_side`. A partition written with others is written again, and not read by `scan`.
+COLUMNS_VERSION = 3
 ROW_GROUP = 64 * 1024  # rows: small enough that a ticker filter skips most of a day
 BATCH_BYTES = 16 << 20  # compressed archive bytes read, sorted and written at a time
 # zstd level 1 writes about twice as fast as the default (3) for files a few percent

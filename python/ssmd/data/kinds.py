@@ -34,12 +34,15 @@ RECORD_TYPE: dict[str, str] = {
     "event_lifecycle": "event",
     "status": "status",
     "connector_event": keys.EVENTS_TYPE,
+    "spot_level": "orderbook",
+    "spot_ticker": "ticker",
 }
 KINDS: tuple[str, ...] = TABLE_KINDS
 assert set(RECORD_TYPE) == set(KINDS), "every table kind has a record type"
 
-# `--type book` is the whole order book: its deltas and its snapshots' levels.
-_GROUPS = {"book": ("book_delta", "book_level")}
+# `--type book` is the whole order book: its deltas and its snapshots' levels (a binary
+# contract's), or its book messages' levels (a spot pair's).
+_GROUPS = {"book": ("book_delta", "book_level", "spot_level")}
 _SEED_TABLES = ("trade", "book_level")
 _U32_MAX = 2**32 - 1
 

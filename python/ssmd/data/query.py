@@ -218,7 +218,8 @@ def scan(
     dataset: Dataset | None = None,
 ) -> pl.LazyFrame:
     """One table (ssmd.records.TABLE_KINDS: trade, ticker, book_delta, book_level,
-    lifecycle, event_lifecycle, status, connector_event) over `start`..`end`.
+    lifecycle, event_lifecycle, status, connector_event, spot_level, spot_ticker) over
+    `start`..`end`.
 
     `env` defaults to $SSMD_ENV; `data_dir` and `config_dir` as for the CLI.
     `include_open=False` leaves out data still in the archiver's spool. Raises

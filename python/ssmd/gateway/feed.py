@@ -56,7 +56,8 @@ __all__ = ["Feed", "Market", "Sink", "live_subjects"]
 
 log = logging.getLogger(__name__)
 
-_BOOK_KINDS: Final = frozenset({"book_snapshot", "book_delta", "book"})
+# A spot venue's book messages (Kraken's `spot_book`) rebuild its books like Kalshi's deltas.
+_BOOK_KINDS: Final = frozenset({"book_snapshot", "book_delta", "book", "spot_book"})
 _FETCH: Final = 1000
 ACTIVITY_MS: Final = 600_000  # the time constant of a market's activity (Market.activity)
 

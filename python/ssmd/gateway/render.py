@@ -51,14 +51,16 @@ def _text(obj: dict[str, Any]) -> str:
 
 
 def trade(rec: dict[str, Any]) -> str:
-    """A trade record as `{"type":"trade",...}`; side is null when Kalshi sent no taker side."""
+    """A trade record as `{"type":"trade",...}`; side is the taker's, null when the venue
+    sent none (a spot trade carries it as `side`, a binary contract's as the outcome)."""
+    side = rec.get("side") if rec.get("spot") else _SIDES.get(rec.get("taker_outcome") or "")
     return _text(
         {
             "type": "trade",
             "ticker": rec["ticker"],
             "price": price(rec["price_e6"]),
             "size": size(rec["size_e6"]),
-            "side": _SIDES.get(rec.get("taker_outcome") or ""),
+            "side": side,
             "ts": record_ms(rec),
         }
     )

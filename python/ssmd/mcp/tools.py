@@ -350,7 +350,7 @@ class Tools:
             str,
             Field(
                 description="trade, ticker, book_delta, book_level, lifecycle, event_lifecycle, "
-                "status or connector_event"
+                "status, connector_event, spot_level (a spot pair's book levels) or spot_ticker"
             ),
         ],
         start: Annotated[

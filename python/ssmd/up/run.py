@@ -118,10 +118,9 @@ class Up:
         failure = await self._until(stop, startup)
         if failure is None and not stop.is_set():
             await self._serve_control()
-            background = [
-                asyncio.create_task(self._status_loop()),
-                asyncio.create_task(self._sync_loop()),
-            ]
+            background = [asyncio.create_task(self._status_loop())]
+            if self.has_secmaster:
+                background.append(asyncio.create_task(self._sync_loop()))
             failure = await self._until(stop, None)
             for t in background:
                 t.cancel()
@@ -221,13 +220,14 @@ class Up:
         )
         self._before = self._inventory()
         if o.sim:
-            self.sim = o.sim_options.make()
+            self.sim = o.sim_options.make(env.feed.name)
             await self.sim.__aenter__()
             plan.ws_url, plan.rest_url = self.sim.ws_url, self.sim.rest_url
-            plan.credentials = {
-                "KALSHI_API_KEY": self.sim.key_id,
-                "KALSHI_PRIVATE_KEY_PATH": str(self.sim.private_key_path),
-            }
+            if self.has_secmaster:  # Kalshi's simulator signs in with its demo key
+                plan.credentials = {
+                    "KALSHI_API_KEY": self.sim.key_id,
+                    "KALSHI_PRIVATE_KEY_PATH": str(self.sim.private_key_path),
+                }
             self.lock.write(
                 simulator={
                     "ws_url": self.sim.ws_url,
@@ -241,10 +241,19 @@ class Up:
                 # The seed is what reproduces this run's order flow (--sim-seed).
                 {"component": "simulator", "url": self.sim.ws_url, "seed": self.sim.seed},
             )
-        await self._sync(first=True)
+        if self.has_secmaster:
+            await self._sync(first=True)
+        else:
+            self.display.event(
+                "info",
+                f"no security master for {env.feed.name}: the connector selects from the "
+                "venue's listing, the gateway serves the symbols the stream carries",
+                {"component": "secmaster"},
+            )
         await self._launch(plan.connector())
         await self._launch(plan.archiver())
-        await self._launch(plan.secmaster())
+        if self.has_secmaster:
+            await self._launch(plan.secmaster())
         await self._launch(plan.gateway())
         web_url = plan.gateway_url + "/"
         self.sampler = Sampler(
@@ -462,6 +471,12 @@ class Up:
         result = await self.supervisor.stop(name)
         if result is not None:
             self.stops.append(result)
+
+    @property
+    def has_secmaster(self) -> bool:
+        """The security master's sync reads Kalshi's REST listing; another venue's
+        connector selects its symbols from that venue's own listing."""
+        return bool(self.env.feed.name == "kalshi")
 
     async def _stop_sim(self) -> None:
         await self.sim.__aexit__(None, None, None)

@@ -2,9 +2,9 @@
 
 When it runs: `--sim` / `--no-sim` decide; without either, an environment whose feed
 endpoint is `custom` with both URLs on a loopback host (127.0.0.1, localhost, ::1)
-is a simulator environment (kalshi-sim is one). The simulator listens on a free
-port and the children are given its URLs and its demo key; the URLs in the file are
-not used.
+is a simulator environment (kalshi-sim, polymarket-sim and kraken-sim are). The
+simulator is the feed's venue's; it listens on a free port and the children are given
+its URLs (and Kalshi's demo key); the URLs in the file are not used.
 
 Each run gets a fresh seed unless one is given (`--sim-seed`): the same seed sends
 the same order flow, trade ids included, which a second run on the same data
@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from ssmd.exceptions import ConfigError
 
 __all__ = ["SimOptions", "is_simulated", "truth_summary", "write_truth"]
 
@@ -48,18 +50,38 @@ class SimOptions:
     port: int = 0
     truth_file: Path | None = None
 
-    def make(self) -> Any:
-        """The Simulator (not started): keeps frames only when a truth file is wanted."""
-        from ssmd.sim import Simulator
+    def make(self, feed: str = "kalshi") -> Any:
+        """The simulator of the venue `feed` (not started); it keeps the frames it sends
+        only when a truth file is wanted (Kalshi's: recording every frame costs memory
+        that a long demo must not spend)."""
+        seed = secrets.randbits(31) if self.seed is None else self.seed
+        rate = self.rate or None
+        if feed == "kalshi":
+            from ssmd.sim import Simulator
 
-        return Simulator(
-            port=self.port,
-            seed=secrets.randbits(31) if self.seed is None else self.seed,
-            rate=self.rate or None,
-            markets=self.markets,
-            # Recording every frame costs memory that a long demo must not spend.
-            record_limit=10_000_000 if self.truth_file else 0,
-        )
+            return Simulator(
+                port=self.port,
+                seed=seed,
+                rate=rate,
+                markets=self.markets,
+                record_limit=10_000_000 if self.truth_file else 0,
+            )
+        if self.truth_file is not None:
+            raise ConfigError(f"a truth file is written by Kalshi's simulator only, not {feed}'s")
+        if feed == "kraken":
+            from ssmd.sim.kraken import KrakenSimulator
+
+            # The simulator lists its few real pairs, however many markets were asked for.
+            return KrakenSimulator(
+                port=self.port, seed=seed, pairs=self.markets, rate=rate, record_frames=False
+            )
+        if feed == "polymarket":
+            from ssmd.sim.polymarket import PolymarketSimulator
+
+            return PolymarketSimulator(
+                port=self.port, seed=seed, markets=self.markets, rate=rate, record_frames=False
+            )
+        raise ConfigError(f"no simulator for the venue {feed!r} (kalshi, kraken, polymarket)")
 
 
 def truth_summary(truth: Any) -> dict[str, Any]:

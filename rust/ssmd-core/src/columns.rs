@@ -168,6 +168,9 @@ pub enum TableKind {
     EventLifecycle,
     Status,
     ConnectorEvent,
+    /// A spot venue's book messages, one row per level.
+    SpotLevel,
+    SpotTicker,
 }
 
 impl TableKind {
@@ -181,6 +184,8 @@ impl TableKind {
             "event_lifecycle" => Some(TableKind::EventLifecycle),
             "status" => Some(TableKind::Status),
             "connector_event" => Some(TableKind::ConnectorEvent),
+            "spot_level" => Some(TableKind::SpotLevel),
+            "spot_ticker" => Some(TableKind::SpotTicker),
             _ => None,
         }
     }
@@ -205,6 +210,7 @@ fn specific(kind: TableKind) -> &'static [(&'static str, ColumnType)] {
             ("size_e6", Int64),
             ("taker_outcome", Utf8),
             ("is_block_trade", Bool),
+            ("taker_side", Utf8),
         ],
         TableKind::Ticker => &[
             ("last_price_e6", Int64),
@@ -248,6 +254,33 @@ fn specific(kind: TableKind) -> &'static [(&'static str, ColumnType)] {
             ("result", Utf8),
             ("settlement_value_e6", Int64),
         ],
+        TableKind::SpotLevel => &[
+            ("snapshot", Bool),
+            ("side", Utf8),
+            ("level", UInt32),
+            ("price_e6", Int64),
+            ("size_e6", Int64),
+            ("price_units", Int64),
+            ("size_units", Int64),
+            ("price_decimals", UInt32),
+            ("size_decimals", UInt32),
+            ("checksum_ok", Bool),
+        ],
+        TableKind::SpotTicker => &[
+            ("bid", Int64),
+            ("bid_qty", Int64),
+            ("ask", Int64),
+            ("ask_qty", Int64),
+            ("last", Int64),
+            ("volume", Int64),
+            ("vwap", Int64),
+            ("low", Int64),
+            ("high", Int64),
+            ("change", Int64),
+            ("change_pct", Int64),
+            ("price_decimals", UInt32),
+            ("size_decimals", UInt32),
+        ],
     }
 }
 
@@ -279,6 +312,27 @@ fn push(cols: &mut [Column], r: &Record<'_>) -> usize {
             }
             return rows;
         }
+        Body::SpotBook(k) => {
+            let sides = [("bid", &k.bids), ("ask", &k.asks)];
+            let mut rows = 0;
+            for (side, levels) in sides {
+                for (i, level) in levels.iter().enumerate() {
+                    push_common(common, r);
+                    rest[0].flag(k.snapshot);
+                    rest[1].text(Some(side));
+                    rest[2].u32(u32::try_from(i).unwrap_or(u32::MAX));
+                    rest[3].i64(fixed::rescale_e6(level.price, k.price_decimals));
+                    rest[4].i64(fixed::rescale_e6(level.qty, k.qty_decimals));
+                    rest[5].i64(Some(level.price));
+                    rest[6].i64(Some(level.qty));
+                    rest[7].u32(u32::from(k.price_decimals));
+                    rest[8].u32(u32::from(k.qty_decimals));
+                    rest[9].flag(k.checksum_ok);
+                    rows += 1;
+                }
+            }
+            return rows;
+        }
         _ => push_common(common, r),
     }
     match &r.body {
@@ -289,6 +343,7 @@ fn push(cols: &mut [Column], r: &Record<'_>) -> usize {
             rest[3].i64(t.size_e6);
             rest[4].text(outcome(t.taker_outcome));
             rest[5].flag(t.is_block_trade);
+            rest[6].text(None); // a binary contract's taker side is its outcome
         }
         Body::Ticker(t) => {
             rest[0].i64(t.last_price_e6);
@@ -342,12 +397,32 @@ fn push(cols: &mut [Column], r: &Record<'_>) -> usize {
             rest[3].i64(t.qty.and_then(|q| fixed::rescale_e6(q, t.qty_decimals)));
             rest[4].text(None); // a taker outcome (yes/no) exists only on binary contracts
             rest[5].flag(false);
+            rest[6].text(t.taker_buys.map(|b| if b { "buy" } else { "sell" }));
+        }
+        Body::SpotTicker(t) => {
+            let values = [
+                t.bid,
+                t.bid_qty,
+                t.ask,
+                t.ask_qty,
+                t.last,
+                t.volume,
+                t.vwap,
+                t.low,
+                t.high,
+                t.change,
+                t.change_pct,
+            ];
+            for (col, v) in rest.iter_mut().zip(values) {
+                col.i64(v);
+            }
+            rest[11].u32(u32::from(t.price_decimals));
+            rest[12].u32(u32::from(t.qty_decimals));
         }
         Body::BookSnapshot(_)
         | Body::Book(_)
         | Body::SpotView(_)
         | Body::SpotBook(_)
-        | Body::SpotTicker(_)
         | Body::Instrument(_)
         | Body::VenueStatus(_) => {}
     }
@@ -392,6 +467,8 @@ fn matches(kind: TableKind, body: &Body<'_>) -> bool {
             | (TableKind::EventLifecycle, Body::EventLifecycle(_))
             | (TableKind::Status, Body::Status(_))
             | (TableKind::ConnectorEvent, Body::ConnectorEvent(_))
+            | (TableKind::SpotLevel, Body::SpotBook(_))
+            | (TableKind::SpotTicker, Body::SpotTicker(_))
     )
 }
 

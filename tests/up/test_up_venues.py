@@ -1,0 +1,94 @@
+"""`ssmd up` on the simulator environments of Kraken and Polymarket: the venue's own
+simulator, no security master (the connector selects from the venue's listing), the
+gateway streaming what the stream carries, and the archive written, raw and normalized."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import websockets
+from upfix import EXCHANGES, UpProcess, raw_lines
+
+import ssmd.data
+from ssmd.sim.kraken import KrakenSimulator
+from ssmd.sim.polymarket import PolymarketSimulator
+from ssmd.up.nats import free_port
+from ssmd.up.state import read_state
+
+pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("up-e2e")]
+
+MARKETS = 40  # UpProcess's --sim-markets
+
+
+def _symbols(env: str, seed: int) -> list[str]:
+    """The tickers the venue's simulator lists for `seed` (built, not started): Kraken's
+    pairs; Polymarket's tokens (books, trades) and condition ids (market lifecycle)."""
+    if env == "kraken-sim":
+        return KrakenSimulator(seed=seed, pairs=MARKETS, record_frames=False).symbols()
+    sim = PolymarketSimulator(seed=seed, markets=MARKETS, record_frames=False)
+    return [*sim.tokens(), *(m.condition_id for m in sim.markets)]
+
+
+async def _a_valid_book_and_a_trade(ws_url: str, symbols: list[str]) -> dict[str, Any]:
+    """Subscribe to every listed symbol; the first valid non-empty book, once a trade came."""
+    book: dict[str, Any] | None = None
+    traded = False
+    async with websockets.connect(ws_url, max_size=None) as ws:
+        await ws.send(orjson.dumps({"action": "subscribe", "symbols": symbols}).decode())
+        async with asyncio.timeout(60):
+            while book is None or not traded:
+                msg = orjson.loads(await ws.recv())
+                if msg["type"] == "orderbook" and msg["valid"] and msg["bids"] and msg["asks"]:
+                    book = book or msg
+                traded = traded or msg["type"] == "trade"
+    return book
+
+
+@pytest.mark.parametrize("env", ["kraken-sim", "polymarket-sim"])
+async def test_up_runs_another_venues_simulator_environment(tmp_path: Path, env: str) -> None:
+    data = tmp_path / "data"
+    port = free_port()
+    started = datetime.now(UTC).date()
+    up = UpProcess(data, port, env=env)
+    async with httpx.AsyncClient(timeout=5) as http:
+        await up.start()
+        try:
+            await up.wait_ready(http)
+            seed = int(read_state(data)["simulator"]["seed"])  # type: ignore[index]
+            symbols = _symbols(env, seed)
+            book = await _a_valid_book_and_a_trade(f"ws://127.0.0.1:{port}/v1/stream", symbols)
+            assert book["ticker"] in symbols
+            # Without a security master the gateway lists the symbols the stream carried.
+            listed = (await http.get(f"http://127.0.0.1:{port}/v1/markets?limit=1000")).json()
+            tickers = {m["ticker"] for m in listed["markets"]}
+            assert tickers and tickers <= set(symbols), (tickers, symbols)
+            code = await up.stop()
+        finally:
+            await up.ensure_gone()
+    assert code == 0, up.tail()
+    assert up.find("simulator started", "simulator")
+    assert [r["msg"] for r in up.logs if r.get("component") == "secmaster"] == [
+        f"no security master for {env.removesuffix('-sim')}: the connector selects from the "
+        "venue's listing, the gateway serves the symbols the stream carries"
+    ]
+    stopped = [r["component"] for r in up.logs if r.get("msg") == "component stopped"]
+    assert stopped == ["connector", "archiver", "gateway", "nats"], up.tail()
+
+    # Every frame the connector received is archived raw; books and trades normalized,
+    # read back as tables (sealed files and the archiver's spool).
+    received = up.find("connector stopped", "connector")[0]["frames_received"]
+    assert len(raw_lines(data, env)) == received > 0
+    days = (started, datetime.now(UTC).date())
+    where = {"env": env, "data_dir": str(data), "config_dir": str(EXCHANGES)}
+    levels = ssmd.data.scan("spot_level" if env == "kraken-sim" else "book_level", *days, **where)
+    assert levels.collect().height > 0
+    trades = ssmd.data.scan("trade", *days, **where).collect()
+    assert trades.height > 0
+    if env == "kraken-sim":  # a spot trade says its taker's side
+        assert set(trades["taker_side"]) <= {"buy", "sell"}, trades["taker_side"].unique()
