@@ -208,7 +208,9 @@ class LocalRuntime:
             record = {"pid": proc.pid, "start": -1}
         return record
 
-    def _reap(self) -> None:
+    def reap(self) -> None:
+        """Collect the exit status of the processes this object started that have ended
+        (they are its children until then: zombies otherwise)."""
         for pid, proc in list(self._children.items()):
             if proc.poll() is not None:
                 del self._children[pid]
@@ -229,7 +231,7 @@ class LocalRuntime:
         deadline = time.monotonic() + spec.ready_timeout
         check = spec.ready
         while True:
-            self._reap()
+            self.reap()
             if not procs.is_running(record, boot):
                 raise ChildFailed(spec.name, "exited while starting", self._tail(spec.name))
             if check is None or await check():
@@ -283,16 +285,16 @@ class LocalRuntime:
                 os.kill(record["pid"], sig)
         deadline = time.monotonic() + timeout
         while procs.is_running(record, boot):
-            self._reap()
+            self.reap()
             if time.monotonic() >= deadline:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(record["pid"], signal.SIGKILL)
                 while procs.is_running(record, boot):
-                    self._reap()
+                    self.reap()
                     await asyncio.sleep(0.05)  # SIGKILL cannot be refused: a short wait
                 return True
             await asyncio.sleep(POLL)  # polling the process table
-        self._reap()
+        self.reap()
         return False
 
     # ---- the Runtime interface -----------------------------------------------------------

@@ -33,6 +33,7 @@ from ssmd.up.status import Figures, Sampler
 if TYPE_CHECKING:
     from ssmd.config import ResolvedEnvironment
     from ssmd.data import Dataset
+    from ssmd.ops.local import LocalRuntime
 
 __all__ = ["DEFAULT_GATEWAY", "ActionError", "Backend", "Status", "Supervision"]
 
@@ -79,9 +80,12 @@ class Backend:
         self.http = httpx.AsyncClient(timeout=5.0)  # the components' endpoints: no API key
         self._sampler: Sampler | None = None
         self._dataset: Dataset | None = None
+        self._ops: LocalRuntime | None = None  # the operations layer's, once used
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        if self._ops is not None:
+            self._ops.reap()
         if self._gateway is not None:
             await self._gateway.aclose()
 
@@ -259,14 +263,17 @@ class Backend:
 
             if name not in COMPONENTS:
                 raise ActionError(f"the operations layer starts and stops {', '.join(COMPONENTS)}")
-            # The gateway it starts listens where this TUI finds it (the worker's
-            # --gateway-port is not in the runtime's state).
-            where = urlsplit(self.gateway.base_url)
-            runtime = LocalRuntime(
-                self.env,
-                gateway_port=where.port or 8080,
-                gateway_host=where.hostname or "127.0.0.1",
-            )
+            if self._ops is None:
+                # The gateway it starts listens where this TUI finds it (the worker's
+                # --gateway-port is not in the runtime's state). One runtime for the TUI's
+                # life: it reaps the processes it started when they exit.
+                where = urlsplit(self.gateway.base_url)
+                self._ops = LocalRuntime(
+                    self.env,
+                    gateway_port=where.port or 8080,
+                    gateway_host=where.hostname or "127.0.0.1",
+                )
+            runtime = self._ops
             try:
                 result = await (runtime.start(name) if action == "start" else runtime.stop(name))
             except Exception as exc:  # ChildFailed, ConfigError: said as they are worded
