@@ -154,14 +154,17 @@ async def workflows(
                         http, lambda: component("connector"), day_frames, 3600
                     )
                 t1 = time.monotonic()
-                day = (await (await trigger(client, ENV, "teardown")).result())["day"]
+                teardown = await trigger(client, ENV, "teardown")
+                day = (await teardown.result())["day"]
                 torn = time.monotonic() - t1
+                steps = await activity_seconds(teardown)
                 assert day["verification"]["ok"], day["verification"]
                 out.append(
                     {
                         "startup_to_first_archived_s": round(first, 2),
                         "startup_to_flowing_s": round(started, 2),
                         "teardown_to_verified_s": round(torn, 2),
+                        "teardown_steps_s": steps,
                         "day_filled_s": round(filled, 1),
                         "records": day["records"],
                         "acked_checked": day["verification"]["acked_checked"],
@@ -215,6 +218,24 @@ async def baseline(tmp: Path, cycles: int, sim: list[str]) -> list[dict[str, flo
 
 def best(rows: list[dict[str, float]], key: str) -> float:
     return min(r[key] for r in rows)
+
+
+async def activity_seconds(handle: Any) -> dict[str, float]:
+    """Each activity's time in a finished workflow (scheduled to completed), from its
+    history: where a teardown spends its time."""
+    scheduled: dict[int, tuple[str, Any]] = {}
+    out: dict[str, float] = {}
+    for event in (await handle.fetch_history()).events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            scheduled[event.event_id] = (name, event.event_time.ToDatetime())
+        elif event.HasField("activity_task_completed_event_attributes"):
+            attrs = event.activity_task_completed_event_attributes
+            name, at = scheduled[attrs.scheduled_event_id]
+            took = (event.event_time.ToDatetime() - at).total_seconds()
+            n = sum(1 for k in out if k.split(" #")[0] == name)  # stop_component: 3 times
+            out[name if n == 0 else f"{name} #{n + 1}"] = round(took, 2)
+    return out
 
 
 async def main() -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "days",
     "parse_raw_line",
     "raw",
+    "raw_line_seq",
     "scan",
     "schema_of",
     "window",
@@ -416,6 +417,18 @@ def _raw_line(line: bytes, columns: dict[str, list[Any]]) -> None:
     columns["conn_id"].append(conn)
     columns["stream_seq"].append(seq)
     columns["frame"].append(frame)
+
+
+def raw_line_seq(line: bytes) -> int | None:
+    """The stream sequence of one raw archive line (None when it has none), read from
+    the line's tail alone: the frame before it is not parsed."""
+    tail_at = line.rfind(_CONN)
+    try:
+        fields = orjson.loads(b"{" + line[tail_at + 1 :] if tail_at >= 0 else line)
+    except orjson.JSONDecodeError:
+        return None
+    seq = fields.get("seq") if isinstance(fields, dict) else None
+    return seq if isinstance(seq, int) else None
 
 
 def parse_raw_line(line: bytes) -> tuple[int, str, str | None, int, bytes]:
