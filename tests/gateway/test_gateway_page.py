@@ -353,6 +353,10 @@ async def test_page_shows_live_book_tape_and_chart(tmp_path: Path) -> None:
             # The socket is live, the ladder has levels of a valid book, trades arrive
             # after the page loaded, and the chart has drawn them.
             await page.wait_for_selector('#conn-state[data-state="open"]')
+            await page.wait_for_function(
+                "() => document.querySelector('#venue').textContent !== ''"
+            )
+            assert await page.text_content("#venue") == f"{env.feed.name} · {env.name}"
             await page.wait_for_function(BOTH_SIDES)
             await page.wait_for_function(LIVE_TRADE_AFTER, arg=origin)
             await page.wait_for_function(

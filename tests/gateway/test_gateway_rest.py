@@ -282,6 +282,7 @@ async def test_health_metrics_and_page(tmp_path: Path) -> None:
             assert r.status_code == 200
             body = r.json()
             assert body["status"] == "ok" and body["problems"] == []
+            assert (body["env"], body["feed"]) == ("gwtest", "kalshi")
             assert body["nats"]["connected"] and body["stream"]["ready"]
             assert body["stream"]["lag"] == 0 and body["connector"]["last_record_age_s"] < 60
             metrics = await gw.aget("/metrics")

@@ -137,6 +137,8 @@ class Gateway:
         body: dict[str, Any] = {
             "status": "ok" if not problems else "unavailable",
             "problems": problems,
+            "env": s.env,
+            "feed": s.feed,  # the venue: the web page names it
             "nats": {"connected": connected, "stream": s.nats.stream},
             "stream": {
                 "found": feed.stream_found,

@@ -611,7 +611,18 @@ function onStatus(msg) {
 
 // ---------------------------------------------------------------- start
 
+// The venue and environment this gateway serves, from its health (open without a key).
+async function showVenue() {
+  try {
+    const body = await (await fetch("/v1/health")).json();
+    if (body.feed) $("venue").textContent = `${body.feed} · ${body.env}`;
+  } catch (_) {
+    // No answer: the header stays without it; the stream's own state says the rest.
+  }
+}
+
 function start() {
+  showVenue();
   loadKey();
   $("key-form").addEventListener("submit", onKeySubmit);
   $("search").addEventListener("input", onSearchInput);
