@@ -9,6 +9,7 @@ mismatch fails loudly at start instead of losing messages silently.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
@@ -18,7 +19,7 @@ from ssmd.bus.subjects import covers
 from ssmd.config import NatsSettings
 from ssmd.exceptions import ConfigError
 
-__all__ = ["check_stream", "ensure_stream", "required_subjects"]
+__all__ = ["check_stream", "ensure_stream", "provision", "required_subjects"]
 
 log = logging.getLogger(__name__)
 
@@ -63,21 +64,44 @@ async def ensure_stream(
     js: JetStreamContext, settings: NatsSettings, required: list[str] | None = None
 ) -> StreamInfo:
     """Create the environment's stream when missing, then check that it covers `required`."""
-    required = required if required is not None else required_subjects(settings.subject_prefix)
+    return await provision(
+        js,
+        settings.stream,
+        [settings.subjects],
+        retention=settings.retention,
+        duplicate_window=settings.duplicate_window,
+        replicas=settings.replicas,
+        required=required if required is not None else required_subjects(settings.subject_prefix),
+    )
+
+
+async def provision(
+    js: JetStreamContext,
+    name: str,
+    subjects: list[str],
+    *,
+    retention: timedelta,
+    duplicate_window: timedelta,
+    replicas: int,
+    required: list[str],
+) -> StreamInfo:
+    """Every stream ssmd creates (the environment's data, the journal): created when
+    missing, on file, the oldest messages dropped past `retention`; then checked to cover
+    `required` (ConfigError naming the fix). An existing stream is not changed."""
     try:
-        info = await js.stream_info(settings.stream)
+        info = await js.stream_info(name)
     except NotFoundError:
         config = StreamConfig(
-            name=settings.stream,
-            subjects=[settings.subjects],
+            name=name,
+            subjects=subjects,
             storage=StorageType.FILE,
             retention=RetentionPolicy.LIMITS,
             discard=DiscardPolicy.OLD,
-            max_age=settings.retention.total_seconds(),
-            duplicate_window=settings.duplicate_window.total_seconds(),
-            num_replicas=settings.replicas,
+            max_age=retention.total_seconds(),
+            duplicate_window=duplicate_window.total_seconds(),
+            num_replicas=replicas,
         )
         info = await js.add_stream(config)
-        log.info("created stream %s for %s", settings.stream, settings.subjects)
+        log.info("created stream %s for %s", name, subjects)
     _check(info, required)
     return info

@@ -16,22 +16,16 @@ warning, since the stream would have aged it out by now anyway.
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import timedelta
 from typing import Final
 
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
 
-from ssmd.bus.subjects import covers
+from ssmd.bus.stream import provision
 from ssmd.config.models.common import env_var_token
-from ssmd.exceptions import ConfigError
 from ssmd.secmaster.store import Store
 
 __all__ = ["RETENTION", "Journal", "journal_stream", "journal_subject"]
-
-log = logging.getLogger(__name__)
 
 MSG_ID: Final = "Nats-Msg-Id"
 RETENTION: Final = timedelta(days=7)  # the stream's max age, and the outbox's
@@ -69,28 +63,15 @@ class Journal:
 
     async def ensure_stream(self) -> None:
         """Create the journal stream when missing; ConfigError when it does not cover us."""
-        try:
-            info = await self.js.stream_info(self.stream)
-        except NotFoundError:
-            info = await self.js.add_stream(
-                StreamConfig(
-                    name=self.stream,
-                    subjects=[f"{self.env}.journal.>"],
-                    storage=StorageType.FILE,
-                    retention=RetentionPolicy.LIMITS,
-                    discard=DiscardPolicy.OLD,
-                    max_age=self.retention.total_seconds(),
-                    duplicate_window=self.duplicate_window.total_seconds(),
-                    num_replicas=self.replicas,
-                )
-            )
-            log.info("created journal stream %s", self.stream)
-        have = list(info.config.subjects or [])
-        if not covers(have, self.subject):
-            raise ConfigError(
-                f"stream {self.stream} has subjects {have} which do not cover {self.subject}. "
-                f"Fix: add {self.env}.journal.> to it"
-            )
+        await provision(
+            self.js,
+            self.stream,
+            [f"{self.env}.journal.>"],
+            retention=self.retention,
+            duplicate_window=self.duplicate_window,
+            replicas=self.replicas,
+            required=[self.subject],
+        )
 
     async def flush(self, store: Store) -> int:
         """Publish everything in the outbox, in order; returns how many entries were sent."""
