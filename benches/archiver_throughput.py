@@ -258,10 +258,12 @@ def gzip_bytes(frames: list[bytes]) -> tuple[int, int]:
     """gzip -6 of the same frames as JSONL (the original design's lines), and of our lines."""
     now = time.time_ns()
     plain = b"".join(f + b"\n" for f in frames)
-    deliveries = [
-        (f"{ENV}.{FEED}.raw.trade", "", i + 1, now, {"Ssmd-Receive-Ns": str(now + i)}, f, 0)
-        for i, f in enumerate(frames)
-    ]
+    deliveries = core.Deliveries(
+        [
+            (f"{ENV}.{FEED}.raw.trade", i + 1, now, {"Ssmd-Receive-Ns": str(now + i)}, f)
+            for i, f in enumerate(frames)
+        ]
+    )
     routed = core.route_batch(deliveries, f"{ENV}.{FEED}", core.Coverage(), now)
     ours = b"".join(chunk.items for *_, chunk in routed.chunks)
     return len(gzip.compress(plain, 6)), len(gzip.compress(ours, 6))

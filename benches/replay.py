@@ -254,7 +254,7 @@ async def bench_nats(data_dir: Path, tmp: Path, frames: int) -> dict[str, Any]:
             messages += pipeline.process(items[i : i + 1024]).messages
         nc = await connect(server.url, "bench-baseline")
         await ensure_stream(nc.jetstream(), env.nats)
-        pub = Publisher(nc, max_inflight=8192)
+        pub = Publisher(server.url, "bench-baseline-publisher", max_inflight=8192)
         await pub.start()
         t = time.perf_counter()
         for i in range(0, len(messages), 1024):

@@ -2,9 +2,94 @@
 # Checked against the built module by `just lint` (mypy.stubtest).
 # Import from ssmd.core, never from here directly.
 
-from typing import Any, ClassVar, final
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol, Self, final
 
 __version__: str
+
+# ---- events of books and sequence checks (rust/ssmd-py/src/events.rs) ----
+
+@final
+class GapEvent:
+    """Seqs missing on (conn_id, stream): books of `tickers` invalid until snapshots, or
+    trade/lifecycle records lost (one ticker). 0 and 0 when a venue only suspects it."""
+
+    @property
+    def conn_id(self) -> int: ...
+    @property
+    def stream(self) -> int: ...
+    @property
+    def expected(self) -> int: ...
+    @property
+    def received(self) -> int: ...
+    @property
+    def tickers(self) -> list[str]: ...
+    def __new__(
+        cls, conn_id: int, stream: int, expected: int, received: int, tickers: list[str]
+    ) -> Self: ...
+
+@final
+class UnreadableEvent:
+    """The delta at `seq` named no readable market: the books of `tickers` are invalid."""
+
+    @property
+    def conn_id(self) -> int: ...
+    @property
+    def stream(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def tickers(self) -> list[str]: ...
+    def __new__(cls, conn_id: int, stream: int, seq: int, tickers: list[str]) -> Self: ...
+
+@final
+class DuplicateEvent:
+    """A seq seen before on (conn_id, stream); `ticker` "" for books."""
+
+    @property
+    def conn_id(self) -> int: ...
+    @property
+    def stream(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def ticker(self) -> str: ...
+    def __new__(cls, conn_id: int, stream: int, seq: int, ticker: str = "") -> Self: ...
+
+@final
+class ResyncedEvent:
+    """The book of `ticker` is exact again."""
+
+    @property
+    def ticker(self) -> str: ...
+    def __new__(cls, ticker: str) -> Self: ...
+
+@final
+class DeltaWithoutSnapshotEvent:
+    """A delta for `ticker` came before any snapshot of it."""
+
+    @property
+    def ticker(self) -> str: ...
+    def __new__(cls, ticker: str) -> Self: ...
+
+@final
+class InvalidatedEvent:
+    """The book of `ticker` became invalid, for `reason`."""
+
+    @property
+    def ticker(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    def __new__(cls, ticker: str, reason: str) -> Self: ...
+
+_BookEvent = (
+    GapEvent
+    | UnreadableEvent
+    | DuplicateEvent
+    | ResyncedEvent
+    | DeltaWithoutSnapshotEvent
+    | InvalidatedEvent
+)
 build_profile: str
 
 # --- normalize (rust/ssmd-py/src/normalize.rs) ---
@@ -74,8 +159,8 @@ class PolymarketCodec:
     def normalize(
         self, frames: list[bytes], receive_ns: list[int], conn_id: int
     ) -> PolymarketBatch: ...
-    def integrity(self, batch: PolymarketBatch) -> list[tuple[Any, ...]]: ...
-    def sequence(self, batch: PolymarketBatch) -> list[tuple[Any, ...]]: ...
+    def integrity(self, batch: PolymarketBatch) -> list[GapEvent | ResyncedEvent]: ...
+    def sequence(self, batch: PolymarketBatch) -> list[GapEvent | DuplicateEvent]: ...
     def checkpoint(self, now_ns: int, everything: bool) -> list[tuple[str, bytes]]: ...
     def forget(self, conn_id: int) -> None: ...
     def book(
@@ -113,9 +198,9 @@ class KrakenCodec:
     def normalize(
         self, frames: list[bytes], receive_ns: list[int], conn_id: int
     ) -> KrakenBatch: ...
-    def integrity(self, batch: KrakenBatch) -> list[tuple[Any, ...]]: ...
+    def integrity(self, batch: KrakenBatch) -> list[GapEvent | ResyncedEvent]: ...
     def gap_reasons(self, batch: KrakenBatch) -> list[tuple[str, str]]: ...
-    def sequence(self, batch: KrakenBatch) -> list[tuple[Any, ...]]: ...
+    def sequence(self, batch: KrakenBatch) -> list[GapEvent | DuplicateEvent]: ...
     def checkpoint(self, now_ns: int, everything: bool) -> list[tuple[str, bytes]]: ...
     def forget(self, conn_id: int) -> list[str]: ...
     def book(
@@ -204,8 +289,8 @@ class BookSet:
     """
 
     def __new__(cls, ignore_seqs: bool = False) -> BookSet: ...
-    def apply(self, data: bytes) -> list[tuple[object, ...]]: ...
-    def apply_batch(self, batch: NormalizedBatch) -> list[tuple[object, ...]]: ...
+    def apply(self, data: bytes) -> list[_BookEvent]: ...
+    def apply_batch(self, batch: NormalizedBatch) -> list[_BookEvent]: ...
     def checkpoint(self, receive_ns: int, everything: bool = False) -> list[tuple[str, bytes]]: ...
     def view(self, ticker: str, depth: int = 0) -> dict[str, object] | None: ...
     def tickers(self) -> list[str]: ...
@@ -227,10 +312,8 @@ class SeqTracker:
     """
 
     def __init__(self) -> None: ...
-    def observe(self, data: bytes) -> list[tuple[str, int, int, int, int, str]]: ...
-    def observe_batch(
-        self, batch: NormalizedBatch
-    ) -> list[tuple[str, int, int, int, int, str]]: ...
+    def observe(self, data: bytes) -> list[GapEvent | DuplicateEvent]: ...
+    def observe_batch(self, batch: NormalizedBatch) -> list[GapEvent | DuplicateEvent]: ...
     def reset(self, conn_id: int, sid: int) -> None: ...
     def forget_connection(self, conn_id: int) -> None: ...
     def __len__(self) -> int: ...
@@ -311,7 +394,7 @@ class RoutedBatch:
     def derived(self) -> int: ...
 
 def route_batch(
-    deliveries: list[tuple[str, str, int, int, dict[str, str] | None, bytes, int]],
+    deliveries: Deliveries,
     prefix: str,
     written: Coverage,
     now_ns: int,
@@ -319,3 +402,82 @@ def route_batch(
     """The archiver's per-message work for deliveries on "{prefix}.>": drops what
     `written` holds, turns raw frames into JSONL lines and routes records to their
     files; `written` learns the batch's sequences."""
+
+class _Publishable(Protocol):
+    subject: str
+    payload: bytes
+    msg_id: str
+    headers: dict[str, str] | None
+    header_lines: bytes
+
+@final
+class Received:
+    """What one `NatsProtocol.receive` found."""
+
+    @property
+    def acks(self) -> list[tuple[int, int, bool]]:
+        """(token, stream seq, duplicate) of each PubAck."""
+    @property
+    def refusals(self) -> list[tuple[int, str]]:
+        """(token, reason) of each publish JetStream refused."""
+    @property
+    def infos(self) -> list[bytes]: ...
+    @property
+    def errors(self) -> list[str]: ...
+    @property
+    def pings(self) -> int: ...
+    @property
+    def pongs(self) -> int: ...
+    @property
+    def confirmations(self) -> list[int]:
+        """Tokens of the answers to acks sent with a confirm token."""
+    @property
+    def delivered(self) -> int:
+        """Deliveries of the pull consumer this read added to those held."""
+    @property
+    def statuses(self) -> list[int]:
+        """Status codes on the pull consumer's inbox (100, 404, 408, 409)."""
+    @property
+    def others(self) -> int: ...
+
+def ack_meta(reply: str) -> tuple[int, int, int] | None:
+    """(stream sequence, stored ns, pending) from a JetStream ack subject."""
+
+@final
+class Deliveries:
+    """Messages a JetStream pull consumer delivered, held in Rust."""
+
+    def __new__(
+        cls, messages: list[tuple[str, int, int, dict[str, str] | None, bytes]]
+    ) -> Deliveries:
+        """Made by hand: (subject, stream seq, stored ns, headers, payload) each."""
+    def __len__(self) -> int: ...
+    @property
+    def seqs(self) -> list[int]: ...
+    def message(self, seq: int) -> tuple[str, dict[str, str] | None, bytes] | None:
+        """(subject, headers, payload) of the message at stream sequence `seq`."""
+
+@final
+class NatsProtocol:
+    """The NATS client protocol of one connection, without I/O: PubAcks return on
+    `reply_prefix` + token; a pull consumer delivers to `deliver_subject`."""
+
+    def __new__(cls, reply_prefix: str, deliver_subject: str = "") -> NatsProtocol: ...
+    @property
+    def reply_prefix(self) -> str: ...
+    @property
+    def deliver_subject(self) -> str: ...
+    @property
+    def held(self) -> int:
+        """Deliveries received and not yet taken."""
+    def take_deliveries(self, max: int) -> Deliveries: ...
+    def encode_publish(self, subject: str, payload: bytes, reply: str = "") -> bytes:
+        """One PUB without headers (a JetStream API request)."""
+    def encode_acks(self, deliveries: Deliveries, confirm_token: int | None = None) -> bytes:
+        """+ACK to each delivery; the last replies to the prefix + confirm_token."""
+    def set_max_payload(self, max_payload: int) -> None: ...
+    def reset(self) -> None: ...
+    def receive(self, data: bytes) -> Received:
+        """Parse bytes from the server; BusProtocolError when it breaks the protocol."""
+    def encode_publishes(self, msgs: Sequence[_Publishable], first_token: int) -> bytes:
+        """The HPUBs of `msgs`, the i-th replying to the prefix + (first_token + i)."""

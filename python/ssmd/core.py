@@ -66,6 +66,32 @@ ARCHIVE_DEFAULT_LEVEL: int = _core.ARCHIVE_DEFAULT_LEVEL
 BookSet = _core.BookSet
 SeqTracker = _core.SeqTracker
 
+# What books and sequence checks report (rust/ssmd-py/src/events.rs).
+GapEvent = _core.GapEvent
+UnreadableEvent = _core.UnreadableEvent
+DuplicateEvent = _core.DuplicateEvent
+ResyncedEvent = _core.ResyncedEvent
+DeltaWithoutSnapshotEvent = _core.DeltaWithoutSnapshotEvent
+InvalidatedEvent = _core.InvalidatedEvent
+BookEvent = (
+    GapEvent
+    | UnreadableEvent
+    | DuplicateEvent
+    | ResyncedEvent
+    | DeltaWithoutSnapshotEvent
+    | InvalidatedEvent
+)
+SeqEvent = GapEvent | DuplicateEvent
+# The name of each kind in metrics and logs.
+BOOK_EVENT_KINDS: dict[type, str] = {
+    GapEvent: "gap",
+    UnreadableEvent: "unreadable",
+    DuplicateEvent: "duplicate",
+    ResyncedEvent: "resynced",
+    DeltaWithoutSnapshotEvent: "delta_without_snapshot",
+    InvalidatedEvent: "invalidated",
+}
+
 # The archiver's per-message work (rust/ssmd-py/src/route.rs), and the headers the
 # connector puts on raw frames for it.
 RECEIVE_HEADER: str = _core.RECEIVE_HEADER
@@ -76,3 +102,9 @@ Chunk = _core.Chunk
 Coverage = _core.Coverage
 RoutedBatch = _core.RoutedBatch
 route_batch = _core.route_batch
+
+# The NATS client protocol without I/O (rust/ssmd-py/src/nats.rs), for ssmd.bus.wire.
+NatsProtocol = _core.NatsProtocol
+Received = _core.Received
+Deliveries = _core.Deliveries
+ack_meta = _core.ack_meta

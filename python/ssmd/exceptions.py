@@ -28,6 +28,17 @@ class DataError(SsmdError, LookupError):
     no data. The message says what exists instead (the closest names, the dates held)."""
 
 
+class BusProtocolError(SsmdError, ValueError):
+    """NATS protocol trouble: the server sent what the protocol does not allow, or a
+    message to publish cannot be written (a subject with whitespace, a header value with
+    a line break)."""
+
+
+class BusAuthError(SsmdError):
+    """The NATS server refused the connection's credentials (user and password, token,
+    nkey or credentials file); retrying with the same ones cannot help."""
+
+
 class ConfigError(SsmdError):
     """Configuration is invalid. The message names the file, the field and the fix."""
 

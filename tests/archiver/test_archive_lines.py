@@ -18,9 +18,9 @@ def lines_of(frames: list[bytes], conn: str | None = "7") -> list[bytes]:
     headers = {core.RECEIVE_HEADER: str(RNS)}
     if conn is not None:
         headers[core.CONN_HEADER] = conn
-    deliveries = [
-        (f"{PREFIX}.raw.trade", "", i + 1, RNS, headers, frame, 0) for i, frame in enumerate(frames)
-    ]
+    deliveries = core.Deliveries(
+        [(f"{PREFIX}.raw.trade", i + 1, RNS, headers, frame) for i, frame in enumerate(frames)]
+    )
     routed = core.route_batch(deliveries, PREFIX, core.Coverage(), RNS)
     data = b"".join(chunk.items for *_, chunk in routed.chunks)
     return data.splitlines(keepends=True)
@@ -56,7 +56,11 @@ json_values = st.recursive(
             [b'"\\ud800"', b'"\\ud83d\\ude00"', b"1e400", b"1" * 400, b"18446744073709551616"]
         ),
     ),
-    conn=st.one_of(st.none(), st.text(max_size=5)),
+    # any header value NATS carries: no line break, no surrounding whitespace
+    conn=st.one_of(
+        st.none(),
+        st.text(st.characters(exclude_characters="\r\n"), max_size=5).map(str.strip),
+    ),
 )
 def test_every_line_is_json_and_holds_its_frame(frame: bytes, conn: str | None) -> None:
     (line,) = lines_of([frame], conn)

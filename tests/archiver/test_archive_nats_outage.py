@@ -49,7 +49,7 @@ async def test_nats_down_is_said_once_and_its_return_once(
         await make_stream(ns.url, env)
         pub = Published()
         async with running(settings(env)) as arc:
-            await until(lambda: arc.nc is not None and arc.nc.is_connected, what="connected")
+            await until(lambda: arc.puller is not None, what="connected and pulling")
             ns.stop()
             # a dozen reconnect attempts (one every 250 ms) while it is down
             await until(lambda: _attempts(caplog) >= 12, what="reconnect attempts")

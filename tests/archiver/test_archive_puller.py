@@ -1,6 +1,6 @@
 """The archiver's puller on a real server: deliveries whole and in stream order with
-their stream sequence, stored time and headers; acks that leave nothing pending; an
-expired request that ends the wait; the ack subject's two forms."""
+their stream sequence and headers; acks that leave nothing pending; an expired request
+that ends the wait; a connection lost between requests."""
 
 from __future__ import annotations
 
@@ -10,14 +10,19 @@ from pathlib import Path
 from archfix import client, nats_server
 from nats.js.api import StreamConfig
 
-from ssmd.archiver.consumer import ConsumerSettings, Puller, ack_meta, ensure_consumer
+from ssmd import core
+from ssmd.archiver.consumer import ConsumerSettings, Puller, ensure_consumer
+
+Message = tuple[int, str, dict[str, str] | None, bytes]
 
 
-def test_ack_subject_with_and_without_a_domain() -> None:
-    plain = "$JS.ACK.S.archiver.1.42.40.1700000000000000123.7"
-    domain = "$JS.ACK.hub.ACCOUNTHASH.S.archiver.1.42.40.1700000000000000123.7.rnd"
-    assert ack_meta(plain) == (42, 1_700_000_000_000_000_123)
-    assert ack_meta(domain) == (42, 1_700_000_000_000_000_123)
+def _messages(batch: core.Deliveries) -> list[Message]:
+    out = []
+    for seq in batch.seqs:
+        found = batch.message(seq)
+        assert found is not None
+        out.append((seq, *found))
+    return out
 
 
 async def test_deliveries_in_order_acked_and_an_expired_request_ends_the_wait(
@@ -30,35 +35,49 @@ async def test_deliveries_in_order_acked_and_an_expired_request_ends_the_wait(
             await js.publish(f"k.kalshi.raw.{i % 3}", b"%d" % i, headers={"Ssmd-Conn-Id": "3"})
         s = ConsumerSettings(batch=100, expires=0.5, heartbeat=0.1)
         await ensure_consumer(js, "S", s, "k.>")
-        puller = Puller(nc, "S", s)
+        puller = Puller(ns.url, "test", "S", s)
         await puller.start()
         try:
-            got = []
+            got: list[Message] = []
             async with asyncio.timeout(30):
                 while len(got) < 250:
                     batch = await puller.fetch()
                     assert len(batch) <= s.batch
-                    got.extend(batch)
+                    got.extend(_messages(batch))
                     await puller.ack(batch)
-            assert [d[2] for d in got] == list(range(1, 251))
-            assert [d[5] for d in got] == [b"%d" % i for i in range(250)]
-            assert all(d[0] == f"k.kalshi.raw.{(d[2] - 1) % 3}" for d in got)
-            assert all(d[4] == {"Ssmd-Conn-Id": "3"} and d[6] == 0 for d in got)
-            assert all(d[3] > 1_600_000_000 * 10**9 for d in got)
+            assert [d[0] for d in got] == list(range(1, 251))
+            assert [d[3] for d in got] == [b"%d" % i for i in range(250)]
+            assert all(d[1] == f"k.kalshi.raw.{(d[0] - 1) % 3}" for d in got)
+            assert all(d[2] == {"Ssmd-Conn-Id": "3"} for d in got)
             info = await js.consumer_info("S", s.durable)
             assert info.num_ack_pending == 0 and info.ack_floor.stream_seq == 250
             # Nothing left: the request expires (408) and fetch returns empty, within
             # expires + heartbeat.
             loop = asyncio.get_running_loop()
             start = loop.time()
-            assert await puller.fetch() == []
+            assert len(await puller.fetch()) == 0
             assert loop.time() - start < s.expires + s.heartbeat + 1.0
             # A message published later arrives on a fresh request.
             await js.publish("k.kalshi.raw.0", b"late")
             async with asyncio.timeout(10):
-                late = []
-                while not late:
+                late = core.Deliveries([])
+                while not len(late):
                     late = await puller.fetch()
-            assert [(d[2], d[5]) for d in late] == [(251, b"late")]
+            assert [(d[0], d[3]) for d in _messages(late)] == [(251, b"late")]
+            await puller.ack(late)
+            # The server restarts between two requests: the puller reconnects, and the
+            # next request brings what was published meanwhile.
+            ns.stop()
+            await ns.start()
+            await js.publish("k.kalshi.raw.1", b"after")
+            async with asyncio.timeout(20):
+                after = core.Deliveries([])
+                while not len(after):
+                    try:
+                        after = await puller.fetch()
+                    except ConnectionError:
+                        await puller.wait_connected()
+            assert [(d[0], d[3]) for d in _messages(after)] == [(252, b"after")]
+            await puller.ack(after)
         finally:
             await puller.stop()

@@ -27,7 +27,6 @@ from archfix import (
 
 from ssmd import core
 from ssmd.archiver import Archiver
-from ssmd.archiver.consumer import Delivery
 from ssmd.archiver.manifest import read_manifest
 from ssmd.store import keys
 
@@ -113,15 +112,16 @@ def test_duplicate_delivery_is_dropped_by_stream_sequence(tmp_path: Path) -> Non
     arc.recover(0)
     frames = frame_mix(20)
     batch = core.normalize_kalshi(frames, [T0_NS + i for i in range(20)], 3)
-    msgs: list[Delivery] = [
-        (f"kalshi-sim.kalshi.raw.{core.FRAME_KINDS[batch.kinds[i]]}", "", i + 1, 0, {"Ssmd-Receive-Ns": str(T0_NS + i)}, f, 0)
+    # (subject, stream seq, stored ns, headers, payload) each
+    msgs: list[tuple[str, int, int, dict[str, str] | None, bytes]] = [
+        (f"kalshi-sim.kalshi.raw.{core.FRAME_KINDS[batch.kinds[i]]}", i + 1, 0, {"Ssmd-Receive-Ns": str(T0_NS + i)}, f)
         for i, f in enumerate(frames)
     ]  # fmt: skip
     # the same frame content at two different stream sequences is two messages (kept)
-    msgs.append((msgs[0][0], "", 21, 0, {"Ssmd-Receive-Ns": str(T0_NS)}, frames[0], 0))
-    arc.process(msgs)
-    arc.process(msgs[:10])  # a redelivery
-    arc.process(list(reversed(msgs)))  # again, out of order
+    msgs.append((msgs[0][0], 21, 0, {"Ssmd-Receive-Ns": str(T0_NS)}, frames[0]))
+    arc.process(core.Deliveries(msgs))
+    arc.process(core.Deliveries(msgs[:10]))  # a redelivery
+    arc.process(core.Deliveries(list(reversed(msgs))))  # again, out of order
     assert arc.stats.duplicates == 10 + 21
     arc.seal_due(everything=True)
     arc.spool.close()

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -29,10 +30,18 @@ def free_port() -> int:
 
 
 class NatsServer:
-    def __init__(self, store: Path, port: int | None = None, args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        store: Path,
+        port: int | None = None,
+        args: Sequence[str] = (),
+        connect_options: dict[str, Any] | None = None,
+    ) -> None:
         self.store = store
         self.port = port or free_port()
         self.args = list(args)  # more options, e.g. a cluster's
+        # How `ready` connects (a server with auth or TLS needs them).
+        self.connect_options = connect_options or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -61,7 +70,9 @@ class NatsServer:
         async with asyncio.timeout(timeout):
             while True:
                 try:
-                    nc = await nats.connect(self.url, allow_reconnect=False, connect_timeout=1)
+                    nc = await nats.connect(
+                        self.url, allow_reconnect=False, connect_timeout=1, **self.connect_options
+                    )
                 except Exception:
                     if self.proc.poll() is not None:
                         raise RuntimeError("nats-server exited at start") from None

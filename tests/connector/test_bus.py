@@ -7,12 +7,10 @@ import dataclasses
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from nats.aio.client import Client as NatsClient
 from nats.js.api import StreamConfig
 from natsfix import client, nats_server, read_stream
 
@@ -90,7 +88,9 @@ async def test_hostile_tickers_publish_to_a_real_server(tmp_path: Path) -> None:
     async with nats_server(tmp_path) as srv, client(srv.url) as nc:
         await ensure_stream(nc.jetstream(), _settings())
         acks: list[int] = []
-        pub = Publisher(nc, max_inflight=8, on_ack=lambda m, seq, dup: acks.append(seq))
+        pub = Publisher(
+            srv.url, "test", max_inflight=8, on_ack=lambda m, seq, dup: acks.append(seq)
+        )
         await pub.start()
         for i, ticker in enumerate(hostile):
             subject = subjects.record("t", "kalshi", "trade", ticker)
@@ -146,7 +146,10 @@ async def test_publisher_acks_and_dedupes_by_msg_id(tmp_path: Path) -> None:
         await ensure_stream(nc.jetstream(), _settings())
         acks: list[tuple[str, int, bool]] = []
         pub = Publisher(
-            nc, max_inflight=8, on_ack=lambda m, seq, dup: acks.append((m.msg_id, seq, dup))
+            srv.url,
+            "test",
+            max_inflight=8,
+            on_ack=lambda m, seq, dup: acks.append((m.msg_id, seq, dup)),
         )
         await pub.start()
         for i in range(100):
@@ -170,15 +173,9 @@ async def test_publisher_replays_in_order_across_a_nats_restart(tmp_path: Path) 
     from ssmd.bus.connection import connect
 
     async with nats_server(tmp_path) as srv:
-        pub: Publisher | None = None
-
-        def state(s: str) -> None:
-            if s == "disconnected" and pub is not None:
-                pub.connection_lost()
-
-        nc = await connect(srv.url, "test", on_state=state)
+        nc = await connect(srv.url, "test")
         await ensure_stream(nc.jetstream(), _settings())
-        pub = Publisher(nc, max_inflight=64, ack_timeout=2.0)
+        pub = Publisher(srv.url, "test", max_inflight=64, ack_timeout=2.0)
         await pub.start()
         for i in range(300):
             await pub.publish(OutMsg("t.kalshi.raw.trade", b"%d" % i, f"c:{i}"))
@@ -192,53 +189,52 @@ async def test_publisher_replays_in_order_across_a_nats_restart(tmp_path: Path) 
         assert [m.data for m in msgs] == [b"%d" % i for i in range(300)]
 
 
-class _Recording:
-    """The client as the publisher uses it, noting at each publish how many messages the
-    publisher had handed over without their PubAck yet."""
+def _record_writes(pub: Publisher, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """At each write to the socket, how many messages were written without their PubAck
+    yet (the batch being written included)."""
+    unacked: list[int] = []
+    wire = pub._wire
+    write = wire.write
 
-    def __init__(self, nc: NatsClient) -> None:
-        self.nc = nc
-        self.pub: Publisher | None = None
-        self.unacked_at_publish: list[int] = []
+    async def recording(data: bytes) -> None:
+        unacked.append(pub.published - pub.acked)
+        await write(data)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.nc, name)
-
-    async def publish(
-        self, subject: str, payload: bytes, reply: str, headers: dict[str, str]
-    ) -> None:
-        assert self.pub is not None
-        self.unacked_at_publish.append(self.pub.published - self.pub.acked)
-        await self.nc.publish(subject, payload, reply, headers)
+    monkeypatch.setattr(wire, "write", recording)
+    return unacked
 
 
-async def test_publisher_hands_over_a_batch_only_once_the_one_before_is_acked(
-    tmp_path: Path,
+async def test_publisher_keeps_at_most_its_window_unacked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What the client still buffers when a connection drops is sent first after the
-    reconnect; with one batch in flight that can never be anything newer than a lost
-    message."""
+    """At most `max_inflight` messages (and `max_inflight_bytes`, or one message) are
+    written without their PubAck; a full window waits until it is half empty."""
     async with nats_server(tmp_path) as srv, client(srv.url) as nc:
         await ensure_stream(nc.jetstream(), _settings())
-        rec = _Recording(nc)
-        pub = rec.pub = Publisher(cast(NatsClient, rec), max_inflight=4096)
+        pub = Publisher(srv.url, "test", max_inflight=128)
         await pub.start()
+        unacked = _record_writes(pub, monkeypatch)
         for b in range(20):
             batch = [OutMsg("t.kalshi.raw.trade", b"%d" % i, f"c:{i}") for i in range(b, 1000, 20)]
-            await pub.publish_many(batch)  # returns at once: its acks come later
+            await pub.publish_many(batch)  # returns once written: its acks come later
         assert await pub.flush(10)
         await pub.close()
-        assert len(rec.unacked_at_publish) == 1000
-        assert max(rec.unacked_at_publish) == 50  # the batch being handed over, never more
-        # A batch is also cut at max_batch_bytes (one message at least).
-        pub = rec.pub = Publisher(cast(NatsClient, rec), max_batch_bytes=250)
+        assert len(unacked) == 20 and max(unacked) <= 128  # never split, never over
+        assert unacked[:2] == [50, 100]  # the second batch went before the first's acks
+        # The byte window: 250 bytes, waiting until 125 or fewer are unacked.
+        pub = Publisher(srv.url, "test", max_inflight_bytes=250)
         await pub.start()
-        rec.unacked_at_publish.clear()
+        unacked = _record_writes(pub, monkeypatch)
         await pub.publish_many([OutMsg("t.kalshi.raw.x", b"p" * 100, f"x:{i}") for i in range(9)])
-        await pub.publish(OutMsg("t.kalshi.raw.x", b"q" * 400, "x:big"))
+        await pub.publish(OutMsg("t.kalshi.raw.x", b"q" * 400, "x:big"))  # alone over it
         assert await pub.flush(10)
         await pub.close()
-        assert rec.unacked_at_publish == [2, 2, 2, 2, 2, 2, 2, 2, 1, 1]
+        assert unacked == [2, 2, 2, 2, 1, 2]
+        got = [
+            (m.data[:1], m.headers and m.headers["Nats-Msg-Id"])
+            for m in await read_stream(nc, "SSMD_T")
+        ]
+        assert got[-10:] == [(b"p", f"x:{i}") for i in range(9)] + [(b"q", "x:big")]
 
 
 async def test_a_stalled_then_cut_connection_keeps_the_stream_in_order(tmp_path: Path) -> None:
@@ -252,15 +248,9 @@ async def test_a_stalled_then_cut_connection_keeps_the_stream_in_order(tmp_path:
         await ensure_stream(admin.jetstream(), _settings())
         proxy.target = ("127.0.0.1", srv.port)
         await proxy.start()
-        pub: Publisher | None = None
-
-        def state(s: str) -> None:
-            if s == "disconnected" and pub is not None:
-                pub.connection_lost()
-
-        nc = await connect(f"nats://127.0.0.1:{proxy.port}", "test", on_state=state)
+        nc = await connect(f"nats://127.0.0.1:{proxy.port}", "test")
         try:
-            pub = Publisher(nc, ack_timeout=30.0)
+            pub = Publisher(f"nats://127.0.0.1:{proxy.port}", "test", ack_timeout=30.0)
             await pub.start()
             pad = b"." * 16_000
             msgs = [OutMsg("t.kalshi.raw.trade", b"%06d" % i + pad, f"c:{i}") for i in range(1600)]

@@ -120,13 +120,15 @@ def test_gap_invalidates_every_book_on_the_sid_and_snapshot_resyncs() -> None:
         snapshot("C", 1, [(20 * CENT, SCALE)], [], sid=2),
     )
     events = apply(books, delta("A", 5, "yes", 40 * CENT, SCALE))
-    assert events == [("gap", 1, 1, 3, 5, ["A", "B"])]
+    assert events == [_core.GapEvent(1, 1, 3, 5, ["A", "B"])]
     assert [books.view(t)["valid"] for t in "ABC"] == [False, False, True]  # type: ignore[index]
     # Deltas on an invalid book are ignored until its snapshot.
     assert apply(books, delta("A", 6, "yes", 40 * CENT, SCALE)) == []
     assert books.view("A")["bids"] == [(40 * CENT, 10 * SCALE)]  # type: ignore[index]
     assert books.ignored_deltas == 2
-    assert apply(books, snapshot("A", 7, [(41 * CENT, 3 * SCALE)], [])) == [("resynced", "A")]
+    assert apply(books, snapshot("A", 7, [(41 * CENT, 3 * SCALE)], [])) == [
+        _core.ResyncedEvent("A")
+    ]
     assert apply(books, delta("A", 8, "yes", 41 * CENT, SCALE)) == []
     a = books.view("A")
     assert a is not None and a["valid"] and a["bids"] == [(41 * CENT, 4 * SCALE)]
@@ -141,7 +143,7 @@ def test_duplicates_are_reported_and_not_applied() -> None:
     events = apply(
         books, delta("T", 2, "yes", 31 * CENT, SCALE), delta("T", 3, "yes", 31 * CENT, SCALE)
     )
-    assert events == [("duplicate", 1, 1, 2), ("duplicate", 1, 1, 3)]
+    assert events == [_core.DuplicateEvent(1, 1, 2), _core.DuplicateEvent(1, 1, 3)]
     view = books.view("T")
     assert view is not None and view["valid"]
     assert view["bids"] == [
@@ -155,7 +157,9 @@ def test_duplicates_are_reported_and_not_applied() -> None:
 
 def test_delta_before_snapshot_is_not_applied() -> None:
     books = _core.BookSet()
-    assert apply(books, delta("T", 1, "no", 50 * CENT, SCALE)) == [("delta_without_snapshot", "T")]
+    assert apply(books, delta("T", 1, "no", 50 * CENT, SCALE)) == [
+        _core.DeltaWithoutSnapshotEvent("T")
+    ]
     assert books.view("T") == {
         "ticker": "T",
         "bids": [],
@@ -164,25 +168,27 @@ def test_delta_before_snapshot_is_not_applied() -> None:
         "conn_id": 1,
         "sid": 1,
     }
-    assert apply(books, snapshot("T", 2, [], [])) == [("resynced", "T")]
+    assert apply(books, snapshot("T", 2, [], [])) == [_core.ResyncedEvent("T")]
 
 
 def test_negative_size_and_missing_fields_invalidate() -> None:
     books = _core.BookSet()
     example(books, "T")
     assert apply(books, delta("T", 2, "no", 64 * CENT, -13 * SCALE)) == [
-        ("invalidated", "T", "negative_size")
+        _core.InvalidatedEvent("T", "negative_size")
     ]
     example(books, "U", seq=3)
     assert apply(books, delta("U", 4, None, 64 * CENT, SCALE)) == [
-        ("invalidated", "U", "missing_side")
+        _core.InvalidatedEvent("U", "missing_side")
     ]
     example(books, "V", seq=5)
     assert apply(books, delta("V", 6, "yes", None, SCALE)) == [
-        ("invalidated", "V", "missing_price")
+        _core.InvalidatedEvent("V", "missing_price")
     ]
     example(books, "W", seq=7)
-    assert apply(books, delta("W", 8, "yes", CENT, None)) == [("invalidated", "W", "missing_size")]
+    assert apply(books, delta("W", 8, "yes", CENT, None)) == [
+        _core.InvalidatedEvent("W", "missing_size")
+    ]
     assert all(not books.view(t)["valid"] for t in "TUVW")  # type: ignore[index]
 
 
@@ -192,7 +198,7 @@ def test_reconnect_is_not_a_gap() -> None:
     assert books.close_connection(1) == ["T"]
     # The new connection restarts sids and seqs; its snapshot makes T exact.
     assert apply(books, snapshot("T", 1, [(10 * CENT, SCALE)], [], conn_id=2, sid=1)) == [
-        ("resynced", "T")
+        _core.ResyncedEvent("T")
     ]
     assert apply(books, delta("T", 2, "yes", 10 * CENT, SCALE, conn_id=2, sid=1)) == []
     view = books.view("T")
@@ -316,9 +322,9 @@ def test_random_sequences_match_a_naive_model(sequence: list[tuple[Any, ...]]) -
         else:
             naive.delta(record["side"], record["price_e6"], record["delta_e6"])
             if not was_valid:
-                assert events in ([], [("delta_without_snapshot", "T")])
+                assert events in ([], [_core.DeltaWithoutSnapshotEvent("T")])
             elif not naive.valid:
-                assert events == [("invalidated", "T", "negative_size")]
+                assert events == [_core.InvalidatedEvent("T", "negative_size")]
             else:
                 assert events == []
         view = books.view("T")
@@ -338,13 +344,13 @@ def test_any_delivery_order_reports_gaps_and_duplicates(order: list[int]) -> Non
     for seq in order:
         events = apply(books, delta("T", seq, "yes", 50 * CENT, SCALE))
         if seq <= highest:
-            assert events == [("duplicate", 1, 1, seq)]
+            assert events == [_core.DuplicateEvent(1, 1, seq)]
         elif seq == highest + 1:
             assert events == []
             size += 0 if gapped else SCALE
             highest = seq
         else:
-            assert events == [("gap", 1, 1, highest + 1, seq, ["T"])]
+            assert events == [_core.GapEvent(1, 1, highest + 1, seq, ["T"])]
             gapped, highest = True, seq
         view = books.view("T")
         assert view is not None

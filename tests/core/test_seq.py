@@ -32,8 +32,8 @@ def test_gaps_and_duplicates_per_connection_and_sid() -> None:
     ]
     problems = tracker.observe(core.encode_records(records))
     assert problems == [
-        ("gap", 1, 2, 12, 14, "KXBTCD-26MAR1213-T69499.99"),
-        ("duplicate", 1, 2, 12, 12, "KXBTCD-26MAR1213-T69499.99"),
+        core.GapEvent(1, 2, 12, 14, ["KXBTCD-26MAR1213-T69499.99"]),
+        core.DuplicateEvent(1, 2, 12, "KXBTCD-26MAR1213-T69499.99"),
     ]
     # The late frame never pulls the expected seq back: 15 is in order.
     assert tracker.observe(core.encode_records([trade(1, 2, 15)])) == []
@@ -90,4 +90,4 @@ def test_books_tickers_and_unsequenced_records_are_skipped() -> None:
             "seq": 6,
         },
     ]
-    assert tracker.observe(core.encode_records(records)) == [("gap", 1, 7, 5, 6, "B")]
+    assert tracker.observe(core.encode_records(records)) == [core.GapEvent(1, 7, 5, 6, ["B"])]

@@ -9,8 +9,8 @@ from nats.js.api import StreamInfo
 from obsfix import connector, registries
 from prometheus_client import Counter
 
+from ssmd import core
 from ssmd.archiver import Archiver, ArchiverSettings
-from ssmd.archiver.consumer import Delivery
 from ssmd.archiver.metrics import build_registry
 from ssmd.archiver.runner import bucket_of
 from ssmd.connector.spool import Item
@@ -18,6 +18,9 @@ from ssmd.obs.metrics import CollectorRegistry, Sampled, exported_names, expose
 from ssmd.obs.stream import StreamGauges
 from ssmd.store.local import LocalObjectStore
 from support import kalshi_fixture
+
+# A delivery made by hand: (subject, stream seq, stored ns, headers, payload).
+Hand = tuple[str, int, int, dict[str, str] | None, bytes]
 
 T0_NS = 1_784_557_805 * 1_000_000_000  # 2026-07-20 14:30:05 UTC
 HOUR_NS = 3_600 * 1_000_000_000
@@ -76,19 +79,17 @@ def test_archiver_counts_files_and_bytes_per_bucket_and_the_last_seal(tmp_path: 
         )
     )
     try:
-        frames: list[Delivery] = [
+        frames: list[Hand] = [
             (
                 "kalshi-sim.kalshi.raw.trade",
-                "",
                 seq,
                 T0_NS,
                 {"Ssmd-Receive-Ns": str(T0_NS + seq), "Ssmd-Conn-Id": "7"},
                 b'{"type":"trade","sid":1,"seq":%d,"msg":{}}' % seq,
-                0,
             )
             for seq in range(1, 4)
         ]
-        arc.process(frames)
+        arc.process(core.Deliveries(frames))
         r = build_registry(arc)
         bucket = {"bucket": bucket_of(raw)}
         assert r.get_sample_value("ssmd_archiver_files_written_total", bucket) is None

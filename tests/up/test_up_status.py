@@ -9,14 +9,17 @@ from typing import Any
 import orjson
 from prometheus_client import Counter, Gauge
 
+from ssmd import core
 from ssmd.archiver import Archiver, ArchiverSettings
-from ssmd.archiver.consumer import Delivery
 from ssmd.archiver.metrics import build_registry, health
 from ssmd.obs.metrics import CollectorRegistry, expose
 from ssmd.store.local import LocalObjectStore
 from ssmd.up.display import line_level
 from ssmd.up.report import archive_report
 from ssmd.up.status import figures_from, human_bytes, parse_metrics
+
+# A delivery made by hand: (subject, stream seq, stored ns, headers, payload).
+Hand = tuple[str, int, int, dict[str, str] | None, bytes]
 
 T0_NS = 1_784_557_805 * 1_000_000_000  # 2026-07-20 14:30:05 UTC
 HOUR_NS = 3_600 * 1_000_000_000
@@ -108,20 +111,18 @@ def _archiver(tmp: Path, now_ns: int) -> Archiver:
 def test_archiver_metrics_count_what_was_spooled_and_sealed(tmp_path: Path) -> None:
     arc = _archiver(tmp_path, T0_NS + 2 * HOUR_NS)  # the hour of T0 is over
     try:
-        frames: list[Delivery] = [
+        frames: list[Hand] = [
             (
                 "kalshi-sim.kalshi.raw.trade",
-                "",
                 seq,
                 T0_NS,
                 {"Ssmd-Receive-Ns": str(T0_NS + seq), "Ssmd-Conn-Id": "7"},
                 b'{"type":"trade","sid":1,"seq":%d,"msg":{}}' % seq,
-                0,
             )
             for seq in range(1, 6)
         ]
-        arc.process(frames)
-        arc.process(frames[3:])  # a redelivery of 4 and 5
+        arc.process(core.Deliveries(frames))
+        arc.process(core.Deliveries(frames[3:]))  # a redelivery of 4 and 5
         samples = parse_metrics(expose(build_registry(arc)))
         assert samples.total("ssmd_archiver_messages_received_total") == 7
         assert samples.total("ssmd_archiver_records_written_total") == 5

@@ -10,27 +10,19 @@ a different deliver policy, ack policy or filter is an error, never silently use
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import secrets
 from dataclasses import dataclass
 
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from ssmd import core
+from ssmd.bus.wire import Wire
 from ssmd.exceptions import ConfigError
 
-__all__ = [
-    "ConsumerSettings",
-    "Delivery",
-    "Puller",
-    "ack_meta",
-    "consumer_config",
-    "ensure_consumer",
-]
+__all__ = ["ConsumerSettings", "Puller", "consumer_config", "ensure_consumer"]
 
 
 @dataclass(frozen=True)
@@ -91,81 +83,91 @@ async def ensure_consumer(
     return info
 
 
-# A delivered message: (subject, reply, stream seq, stored ns, headers, payload, status).
-Delivery = tuple[str, str, int, int, dict[str, str] | None, bytes, int]
-
-_STATUS = "Status"
-_REQUEST_OVER = frozenset({"404", "408", "409"})  # no messages, expired, closed/changed
-
-
-def ack_meta(reply: str) -> tuple[int, int]:
-    """(stream sequence, stored ns) from a JetStream ack subject:
-    `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>`, or the form
-    with a domain and account hash after `$JS.ACK` (and a random token at the end)."""
-    t = reply.split(".")
-    if len(t) == 9:
-        return int(t[5]), int(t[7])
-    return int(t[7]), int(t[9])
+_REQUEST_OVER = frozenset({404, 408, 409})  # no messages, expired, closed/changed
+_ACK_TIMEOUT = 5.0
 
 
 class Puller:
-    """Pull requests on one persistent inbox subscription.
+    """Pull requests on a connection of its own (ssmd.bus.wire).
 
-    `fetch()` returns what the inbox holds, or sends one pull request (batch, expires,
+    `fetch()` returns what has arrived, or sends one pull request (batch, expires,
     idle heartbeat) and returns once messages arrive and the burst ends, or empty when
     the request expires. Messages of a request that arrive after `fetch()` returned
     are kept for the next call. Status messages (100 heartbeat, 404, 408, 409) are not
-    data: they end the wait; a heartbeat proves the connection is alive.
+    data: they end the wait; a heartbeat proves the connection is alive. (Flow control
+    is a push consumer's; a pull consumer's requests are its flow control.)
 
-    The inbox's callback only turns each message into a Delivery tuple and appends it;
-    the archiver takes them a batch at a time. At most two requests' worth of messages
-    (2 x `batch`) are held: the next request is only sent while fewer than one batch
-    waits.
+    Deliveries stay in Rust from the socket to the router (`core.Deliveries`): no
+    Python object per message. At most two requests' worth of messages (2 x `batch`)
+    are held: the next request is only sent while fewer than one batch waits. A lost
+    connection ends the open request; the next `fetch` makes a new one on the next
+    connection, and JetStream redelivers whatever was not acked.
     """
 
-    def __init__(self, nc: NatsClient, stream: str, settings: ConsumerSettings) -> None:
-        self._nc = nc
+    def __init__(self, url: str, name: str, stream: str, settings: ConsumerSettings) -> None:
         self._settings = settings
         self._api = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{settings.durable}"
-        self._inbox = nc.new_inbox()
-        self._buffer: list[Delivery] = []
+        self._inbox = f"_INBOX.{secrets.token_hex(11)}"
+        self._wire = Wire(
+            url,
+            name,
+            f"_INBOX.{secrets.token_hex(11)}.",
+            deliver_subject=self._inbox,
+            on_received=self._on_received,
+            on_lost=self._on_lost,
+        )
         self._arrived = asyncio.Event()
-        self._sub: Subscription | None = None
         self._outstanding = 0.0  # loop-time deadline of the open request; 0 = none
         self._got = 0  # messages received for the open request
+        self._confirm_token = 0
+        self._confirming: dict[int, asyncio.Future[None]] = {}
 
     async def start(self) -> None:
-        self._sub = await self._nc.subscribe(self._inbox, cb=self._on_msg)
+        """Connect (raises when no server answers); reconnects on its own after that."""
+        await self._wire.start()
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
+        await self._wire.close()
 
-    async def _on_msg(self, msg: Msg) -> None:
-        reply, headers = msg.reply, msg.headers
-        if reply:
-            seq, ns = ack_meta(reply)
-            self._buffer.append((msg.subject, reply, seq, ns, headers, msg.data, 0))
-            self._got += 1
+    async def wait_connected(self) -> None:
+        """Until the connection is up (after a loss, the wire reconnects on its own)."""
+        await self._wire.wait_connected()
+
+    def _on_received(self, got: core.Received) -> None:
+        if got.delivered:
+            self._got += got.delivered
             if self._got >= self._settings.batch:
                 self._outstanding = 0.0  # the request is served
-        elif headers and headers.get(_STATUS) in _REQUEST_OVER:
+        if any(code in _REQUEST_OVER for code in got.statuses):
             self._outstanding = 0.0
+        for token in got.confirmations:
+            waiter = self._confirming.pop(token, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
         self._arrived.set()
 
-    async def ack(self, got: list[Delivery]) -> None:
-        """Acks every message of `got`: all but the last handed to the client in one go
-        (one flush), the last as a request, so that its reply says the server has
-        processed them all."""
-        if not got:
+    def _on_lost(self, why: str) -> None:
+        self._outstanding = 0.0  # the request went with the connection
+        for waiter in self._confirming.values():
+            if not waiter.done():
+                waiter.set_exception(ConnectionError(f"nats connection lost: {why}"))
+        self._confirming.clear()
+        self._arrived.set()
+
+    async def ack(self, got: core.Deliveries) -> None:
+        """Acks every message of `got` in one write, the last with a reply, so that its
+        answer says the server has processed them all. ConnectionError or TimeoutError
+        when that answer does not come (the messages are then delivered again)."""
+        if not len(got):
             return
-        *head, last = got
-        publish = self._nc.publish
-        for d in head:
-            await publish(d[1], b"+ACK")
-        await self._nc.request(last[1], b"+ACK", timeout=5.0)
+        self._confirm_token += 1
+        token = self._confirm_token
+        waiter = self._confirming[token] = asyncio.get_running_loop().create_future()
+        try:
+            await self._wire.write(self._wire.protocol.encode_acks(got, token))
+            await asyncio.wait_for(waiter, _ACK_TIMEOUT)
+        finally:
+            self._confirming.pop(token, None)
 
     async def _request(self) -> None:
         s = self._settings
@@ -176,34 +178,39 @@ class Puller:
         }
         self._outstanding = asyncio.get_running_loop().time() + s.expires
         self._got = 0
-        await self._nc.publish(self._api, json.dumps(request).encode(), reply=self._inbox)
+        body = json.dumps(request).encode()
+        await self._wire.write(self._wire.protocol.encode_publish(self._api, body, self._inbox))
 
-    async def fetch(self) -> list[Delivery]:
+    async def fetch(self) -> core.Deliveries:
         s = self._settings
         loop = asyncio.get_running_loop()
-        if not self._buffer:
+        protocol = self._wire.protocol
+        if not protocol.held:
             if loop.time() >= self._outstanding:
                 await self._request()
             deadline = self._outstanding + s.heartbeat
-            while not self._buffer:
+            while not protocol.held:
                 self._arrived.clear()
                 remaining = deadline - loop.time()
                 if remaining <= 0 or not self._outstanding:
-                    return []
+                    return _NOTHING
                 try:
                     await asyncio.wait_for(self._arrived.wait(), remaining)
                 except TimeoutError:
                     self._outstanding = 0.0
-                    return []
+                    return _NOTHING
             # let the rest of the burst arrive: until the batch is full, the request is
             # over, or nothing came for a few milliseconds
             size = -1
-            while self._outstanding and size != len(self._buffer) and len(self._buffer) < s.batch:
-                size = len(self._buffer)
+            while self._outstanding and size != protocol.held and protocol.held < s.batch:
+                size = protocol.held
                 await asyncio.sleep(0.005)
-        out, self._buffer = self._buffer[: s.batch], self._buffer[s.batch :]
-        if not self._outstanding and len(self._buffer) < s.batch:
+        out = protocol.take_deliveries(s.batch)
+        if not self._outstanding and protocol.held < s.batch:
             # The next batch comes in while the caller writes this one: at most two
             # batches are held here.
             await self._request()
         return out
+
+
+_NOTHING = core.Deliveries([])

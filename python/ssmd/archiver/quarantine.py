@@ -21,7 +21,6 @@ import struct
 import orjson
 
 from ssmd import core
-from ssmd.archiver.consumer import Delivery
 from ssmd.store import keys
 
 __all__ = ["quarantine_lines"]
@@ -30,18 +29,18 @@ _META = struct.Struct("<QQ")  # a Chunk's (stream seq, receive ns) per item
 
 
 def quarantine_lines(
-    chunk: core.Chunk, deliveries: list[Delivery], reason: str
+    chunk: core.Chunk, deliveries: core.Deliveries, reason: str
 ) -> dict[int, core.Chunk]:
     """The quarantine lines of a chunk's messages, by hour since the epoch.
 
     `deliveries`: the batch the chunk was routed from (it holds the messages whole).
     """
     wanted = [_META.unpack_from(chunk.meta, i * _META.size) for i in range(chunk.count)]
-    seqs = {seq for seq, _ in wanted}
-    by_seq = {d[2]: d for d in deliveries if d[2] in seqs}
     hours: dict[int, tuple[list[bytes], list[tuple[int, int]]]] = {}
     for seq, ts in wanted:
-        subject, _reply, _seq, _stored, headers, payload, _status = by_seq[seq]
+        found = deliveries.message(seq)
+        assert found is not None, f"sequence {seq} was routed from this batch"
+        subject, headers, payload = found
         line = orjson.dumps(
             {
                 "ts": ts // 1_000_000,

@@ -31,11 +31,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import nats.errors
 import orjson
 
 from ssmd import core
-from ssmd.archiver.consumer import ConsumerSettings, Delivery, Puller, ensure_consumer
+from ssmd.archiver.consumer import ConsumerSettings, Puller, ensure_consumer
 from ssmd.archiver.diskwait import DiskWait
 from ssmd.archiver.gaps import ARCHIVER_REASON_PREFIX
 from ssmd.archiver.manifest import build_manifest, day_bounds_ns, write_manifest
@@ -141,6 +140,7 @@ class Archiver:
         self._state_path = settings.spool_dir / "state.json"
         self.nc: NatsClient | None = None
         self.loop_at = time.monotonic()  # the batch loop's last turn (/health)
+        self.puller: Puller | None = None  # set once pulling (its connection is up)
         self.health_server: HealthServer | None = None
         self.disk_full: DiskWait | None = None  # set while waiting for space
         self.store_outages: dict[str, StoreOutage] = {}  # store url -> its outage
@@ -174,10 +174,10 @@ class Archiver:
     def last_seq(self) -> int:
         return int(self.written.last_seq)
 
-    def process(self, deliveries: list[Delivery]) -> None:
+    def process(self, deliveries: core.Deliveries) -> None:
         """Write one batch durably into the spool.
 
-        `deliveries` as the puller makes them. The time JetStream stored a message
+        `deliveries` as the puller takes them. The time JetStream stored a message
         stands in for its receive time when it has none (stored 0: now).
         """
         routed = core.route_batch(deliveries, self.s.subject_prefix, self.written, self.s.clock())
@@ -212,7 +212,7 @@ class Archiver:
         self.spool.commit()
         st.batches += 1
 
-    def _quarantine(self, chunk: core.Chunk, deliveries: list[Delivery], reason: str) -> None:
+    def _quarantine(self, chunk: core.Chunk, deliveries: core.Deliveries, reason: str) -> None:
         for hour, lines in quarantine_lines(chunk, deliveries, reason).items():
             key, day = self._raw_key(keys.QUARANTINE_MSGTYPE, hour)
             self.spool.append(RAW, key, lines)
@@ -548,6 +548,7 @@ class Archiver:
         with self._storage_faults():
             await asyncio.to_thread(self.check_storage)
         nc = self.nc = await connect(s.nats_url, f"ssmd-archiver-{s.env}")
+        sub: Puller | None = None
         try:
             js = nc.jetstream()
             filt = f"{s.subject_prefix}.>"
@@ -559,8 +560,9 @@ class Archiver:
                 with self._storage_faults():
                     await asyncio.to_thread(self.recover, floor, info.state.first_seq)
             await self._serve_health()
-            sub = Puller(nc, s.stream, s.consumer)
+            sub = Puller(s.nats_url, f"ssmd-archiver-{s.env}-pull", s.stream, s.consumer)
             await sub.start()
+            self.puller = sub
             log.info("archiving %s from %s (ack floor %d)", filt, s.stream, floor)
             last_check = 0.0
             while not stop.is_set():
@@ -600,6 +602,9 @@ class Archiver:
             if self.health_server is not None:
                 await self.health_server.stop()
             self.spool.close()
+            if sub is not None:
+                self.puller = None
+                await sub.stop()
             with contextlib.suppress(Exception):
                 await nc.close()
 
@@ -743,7 +748,7 @@ class Archiver:
         )
         await self.health_server.start()
 
-    async def _fetch(self, sub: Puller, stop: asyncio.Event) -> list[Delivery]:
+    async def _fetch(self, sub: Puller, stop: asyncio.Event) -> core.Deliveries | None:
         fetch = asyncio.ensure_future(sub.fetch())
         stopper = asyncio.ensure_future(stop.wait())
         try:
@@ -754,15 +759,21 @@ class Archiver:
             fetch.cancel()
             with contextlib.suppress(BaseException):
                 await fetch
-            return []
+            return None
         try:
             return fetch.result()
-        except (nats.errors.Error, OSError) as exc:
+        except OSError as exc:  # not connected: the wire reconnects on its own
             log.warning("fetch failed: %s", exc)
-            await asyncio.sleep(0.1)
-            return []
+            waiting = asyncio.ensure_future(sub.wait_connected())
+            stopper = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({waiting, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiting.cancel()
+                stopper.cancel()
+            return None
 
-    async def _ack(self, sub: Puller, msgs: list[Delivery]) -> None:
+    async def _ack(self, sub: Puller, msgs: core.Deliveries) -> None:
         try:
             await sub.ack(msgs)
         except Exception as exc:  # redelivered later; the spool dedupes it

@@ -9,15 +9,19 @@ themselves are debug lines.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import nats
 import nats.errors
 from nats.aio.client import Client as NatsClient
 
-__all__ = ["NatsClient", "connect", "server_addresses"]
+from ssmd.bus.auth import CA_ENV, credentials, parse_servers, tls_context
+
+__all__ = ["RECONNECT_WAIT", "NatsClient", "Outage", "connect", "server_addresses"]
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +38,42 @@ def server_addresses(url: str) -> str:
     return ",".join(out)
 
 
-class _Outage:
-    """What is said about one spell of an unreachable server."""
+class Outage:
+    """What is said about one spell of unreachable servers.
+
+    One per server list and process (`Outage.of`): a component holds more than one
+    connection (nats-py's, the publisher's or the puller's own), and an outage is said
+    once for all of them: when the first is lost, and when the last is back.
+    """
+
+    _shared: ClassVar[dict[str, Outage]] = {}
+
+    @classmethod
+    def of(cls, url: str, summary_every: float) -> Outage:
+        key = server_addresses(url)
+        outage = cls._shared.get(key)
+        if outage is None:
+            outage = cls._shared[key] = cls(url, summary_every)
+        return outage
 
     def __init__(self, url: str, summary_every: float) -> None:
         self.url, self.summary_every = server_addresses(url), summary_every
         self.since = 0.0  # monotonic; 0 = connected
         self.attempts = 0
         self.summed_at = 0.0
+        self._down: set[object] = set()  # the connections lost and not back
 
-    def begin(self) -> None:
-        self.since = self.summed_at = time.monotonic()
-        self.attempts = 0
-        log.warning("nats disconnected from %s; reconnecting every %g s", self.url, RECONNECT_WAIT)
+    def begin(self, who: object) -> None:
+        """Connection `who` is lost."""
+        if who in self._down:
+            return
+        if not self._down:
+            self.since = self.summed_at = time.monotonic()
+            self.attempts = 0
+            log.warning(
+                "nats disconnected from %s; reconnecting every %g s", self.url, RECONNECT_WAIT
+            )
+        self._down.add(who)
 
     def attempt_failed(self, exc: Exception) -> None:
         self.attempts += 1
@@ -62,14 +89,25 @@ class _Outage:
                 exc,
             )
 
-    def end(self) -> None:
-        log.warning(
-            "nats reconnected to %s after %.1f s down (%d failed attempts)",
-            self.url,
-            time.monotonic() - self.since,
-            self.attempts,
-        )
-        self.since = 0.0
+    def end(self, who: object) -> None:
+        """Connection `who` is back."""
+        if who not in self._down:
+            return
+        self._down.discard(who)
+        if not self._down:
+            log.warning(
+                "nats reconnected to %s after %.1f s down (%d failed attempts)",
+                self.url,
+                time.monotonic() - self.since,
+                self.attempts,
+            )
+            self.since = 0.0
+
+    def leave(self, who: object) -> None:
+        """Connection `who` is closed: it no longer counts, down or not."""
+        self._down.discard(who)
+        if not self._down:
+            self.since = 0.0
 
 
 async def connect(
@@ -82,12 +120,12 @@ async def connect(
     summary_every: float = 60.0,
 ) -> NatsClient:
     """Connect to `url` (comma-separated for a cluster); reconnects forever after that.
+    Credentials and TLS as ssmd.bus.auth describes them.
 
-    `pending_bytes` bounds what the client buffers while disconnected (publishes beyond
-    it fail and are retried by the publisher, never dropped silently). It must stay
-    above the publisher's `max_batch_bytes` (8 MiB): a batch is handed to the client in
-    one go only while it fits. While the server is unreachable, a summary is logged
-    every `summary_every` seconds.
+    This client is for administration, subscriptions and pulls; the hot path publishes
+    through ssmd.bus.publisher on a connection of its own. `pending_bytes` bounds what
+    the client buffers while disconnected (a publish beyond it fails). While the server
+    is unreachable, a summary is logged every `summary_every` seconds.
     """
 
     async def _notify(state: str) -> None:
@@ -97,20 +135,24 @@ async def connect(
                 await result
 
     made: list[NatsClient] = []
-    outage = _Outage(url, summary_every)
+    outage = Outage.of(url, summary_every)
+    me = object()  # this connection, to the outage
 
     async def disconnected() -> None:
         # close() reports a disconnect too; only an unplanned one is worth a warning.
         if made and made[0].is_closed:
             log.info("nats disconnected")
-        elif not outage.since:
-            outage.begin()
+            outage.leave(me)
+        else:
+            outage.begin(me)
         await _notify("disconnected")
 
     async def reconnected() -> None:
-        if outage.since:
-            outage.end()
+        outage.end(me)
         await _notify("reconnected")
+
+    async def closed() -> None:
+        outage.leave(me)
 
     async def error(exc: Exception) -> None:
         if outage.since:
@@ -120,8 +162,16 @@ async def connect(
         else:
             log.warning("nats error: %s", exc)
 
+    security: dict[str, Any] = {}
+    creds = credentials()
+    if creds is not None:
+        security["user_jwt_cb"] = lambda: creds.jwt.encode()
+        security["signature_cb"] = lambda nonce: creds.sign(nonce).encode()
+    if os.environ.get(CA_ENV) or any(s.tls for s in parse_servers(url)):
+        security["tls"] = tls_context()
     nc = await nats.connect(
         servers=[u for u in url.split(",") if u],
+        **security,
         name=name,
         connect_timeout=connect_timeout,
         allow_reconnect=True,
@@ -130,6 +180,7 @@ async def connect(
         pending_size=pending_bytes,
         disconnected_cb=disconnected,
         reconnected_cb=reconnected,
+        closed_cb=closed,
         error_cb=error,
     )
     made.append(nc)

@@ -1,30 +1,23 @@
-"""JetStream publishing with PubAcks, message ids and one batch in flight at a time.
+"""JetStream publishing with PubAcks, message ids and a bounded window of unacked messages.
 
-`Publisher.publish_many(msgs)` hands a batch to the NATS client and returns; the
-PubAcks arrive later on a private inbox (one wildcard subscription, the reply subject
-of each message names its token). The next batch goes out once every message before
-it is acked, so at most one batch (`max_inflight` messages, `max_batch_bytes` of
-payload) is unacked at a time: `publish_many` waits for that (policy: block; the
-caller's own bounded queue decides what happens upstream).
+`Publisher.publish_many(msgs)` writes its messages to NATS and returns; the PubAcks
+arrive later on a private inbox (the reply subject of each message names its token).
+At most `max_inflight` messages and `max_inflight_bytes` of payload (or one message, if
+it alone is bigger) are unacked at any time. When the window is full, `publish_many`
+waits until it is half empty, so batches stay large (policy: block; the caller's own
+bounded queue decides what happens upstream).
 
-Nothing is dropped. When NATS goes away (disconnect callback), an ack times out, or the
-server answers an error, the publisher stops taking new messages, waits for the
-connection, and republishes every unacked message *in the original order* with the same
+Nothing is dropped. When the connection is lost, an ack times out, or the server
+answers an error, the publisher stops taking new messages, waits for the connection,
+and republishes every unacked message *in the original order* with the same
 `Nats-Msg-Id`; JetStream's duplicate window turns the ones it already stored into
 no-ops. Only then does it take new messages again, so the stream keeps the order in
 which frames were received.
 
-Why one batch at a time: the client keeps whatever it had not yet written to the
-socket when the connection dropped and sends it first after reconnecting, ahead of the
-replay, while what it had written may be lost with the socket. With one batch in
-flight, what it keeps is part of the batch being replayed and everything older is
-already stored, so nothing can overtake the replay. A batch is handed over in one go
-(the client buffers it without waiting, as long as it stays under the connection's
-`pending_bytes`, see ssmd.bus.connection) and never while disconnected.
-
-Under load the caller's batches grow while the previous one is being acked, so the
-cost per message stays the client's own: one `publish` per message, one flush per
-batch, one ack callback per message.
+The connection is the publisher's own (ssmd.bus.wire): a batch is encoded by the Rust
+core in one call and written in one go, and its PubAcks are parsed per read. Nothing
+written to a socket that died is sent again by anything but the replay, and nothing new
+is written until the replay is acked, so nothing can overtake it.
 """
 
 from __future__ import annotations
@@ -32,22 +25,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import orjson
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
+from ssmd import core
+from ssmd.bus.wire import Wire
 
 __all__ = ["OutMsg", "Publisher"]
 
 log = logging.getLogger(__name__)
 
 MSG_ID = "Nats-Msg-Id"
-_STATUS = "Status"
-_NO_RESPONDERS = "503"
 
 
 @dataclass(slots=True)
@@ -62,48 +52,42 @@ class OutMsg:
     header_lines: bytes = b""
 
 
-def header_dict(msg: OutMsg) -> dict[str, str]:
-    """All of a message's headers as the client takes them: id, `headers`, `header_lines`."""
-    out = {MSG_ID: msg.msg_id}
-    if msg.headers:
-        out.update(msg.headers)
-    if msg.header_lines:
-        for line in msg.header_lines.decode().split("\r\n"):
-            if line:
-                key, _, value = line.partition(": ")
-                out[key] = value
-    return out
-
-
 AckCallback = Callable[[OutMsg, int, bool], None]  # (message, stream seq, duplicate)
 
 
 class Publisher:
     def __init__(
         self,
-        nc: NatsClient,
+        url: str,
+        name: str,
         *,
         max_inflight: int = 4096,
-        max_batch_bytes: int = 8 * 1024 * 1024,
+        max_inflight_bytes: int = 8 * 1024 * 1024,
         ack_timeout: float = 5.0,
         on_ack: AckCallback | None = None,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
-        self._nc = nc
+        self._wire = Wire(
+            url,
+            name,
+            f"_INBOX.{secrets.token_hex(11)}.",
+            on_received=self._on_received,
+            on_lost=self._fail,
+        )
         self.max_inflight = max_inflight
-        self.max_batch_bytes = max_batch_bytes
+        self.max_inflight_bytes = max_inflight_bytes
         self.ack_timeout = ack_timeout
         self._on_ack = on_ack
         self._on_error = on_error
         self._pending: dict[int, tuple[OutMsg, float]] = {}  # token -> (msg, sent monotonic)
+        self._pending_bytes = 0
         self._next_token = 0  # reply token of the next message sent
-        self._prefix = ""
-        self._prefix_len = 0
-        self._sub: Subscription | None = None
         self._empty = asyncio.Event()  # nothing unacked
         self._empty.set()
-        self._room = asyncio.Event()  # nothing unacked and no replay running
+        self._room = asyncio.Event()  # the window half empty and no replay running
         self._room.set()
+        self._idle = asyncio.Event()  # nothing unacked and no replay running
+        self._idle.set()
         self._recovering = False
         self._failed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -120,10 +104,14 @@ class Publisher:
     def recovering(self) -> bool:
         return self._recovering
 
+    @property
+    def max_payload(self) -> int:
+        """The server's limit on a message's size (known once started)."""
+        return self._wire.max_payload
+
     async def start(self) -> None:
-        self._prefix = f"{self._nc.new_inbox()}."
-        self._prefix_len = len(self._prefix)
-        self._sub = await self._nc.subscribe(self._prefix + "*", cb=self._on_reply)
+        """Connect (raises when no server answers); reconnects on its own after that."""
+        await self._wire.start()
         self._tasks = [
             asyncio.create_task(self._watch_timeouts(), name="publisher-timeouts"),
             asyncio.create_task(self._recover_loop(), name="publisher-recovery"),
@@ -136,26 +124,18 @@ class Publisher:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self._tasks = []
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
-
-    def connection_lost(self) -> None:
-        """Call from the NATS disconnected callback: hold new messages, replay in order."""
-        self._fail("nats disconnected")
+        await self._wire.close()
 
     async def publish(self, msg: OutMsg) -> None:
-        """Send `msg`; waits while a batch is unacked or a replay is running."""
+        """Send `msg`; waits while the window is full or a replay is running."""
         await self.publish_many([msg])
 
     async def publish_many(self, msgs: list[OutMsg]) -> None:
-        """Send `msgs` in order, in batches of at most `max_inflight` messages and
-        `max_batch_bytes` of payload; each waits until the one before is acked and no
-        replay is running."""
+        """Send `msgs` in order, each batch as much as the window holds; waits while
+        it is full or a replay is running."""
         i, n = 0, len(msgs)
         while i < n:
-            while self._recovering or self._pending:
+            while self._recovering or not self._has_room():
                 self._room.clear()
                 await self._room.wait()
             j = self._batch_end(msgs, i)
@@ -167,17 +147,24 @@ class Publisher:
         try:
             async with asyncio.timeout(timeout):
                 while self._recovering or self._pending:
-                    self._room.clear()
-                    await self._room.wait()
+                    self._idle.clear()
+                    await self._idle.wait()
         except TimeoutError:
             return False
         return True
 
     # ---- internals ------------------------------------------------------------------
 
+    def _has_room(self) -> bool:
+        return (
+            len(self._pending) <= self.max_inflight // 2
+            and self._pending_bytes <= self.max_inflight_bytes // 2
+        )
+
     def _batch_end(self, msgs: list[OutMsg], i: int) -> int:
-        end = min(len(msgs), i + self.max_inflight)
-        size, limit = 0, self.max_batch_bytes
+        """The end of the batch from `i` that the window takes (one message at least)."""
+        end = min(len(msgs), i + max(1, self.max_inflight - len(self._pending)))
+        size, limit = 0, self.max_inflight_bytes - self._pending_bytes
         for j in range(i, end):
             size += len(msgs[j].payload)
             if size > limit and j > i:
@@ -185,60 +172,54 @@ class Publisher:
         return end
 
     async def _send(self, msgs: list[OutMsg]) -> None:
-        """Registers `msgs` as unacked and hands them to the client in one go; a client
-        that is not connected gets none of them (the replay sends them)."""
+        """Registers `msgs` as unacked and writes them in one go; a connection that is
+        lost takes none of them for sure (the replay sends them)."""
+        first = token = self._next_token
+        data = self._wire.protocol.encode_publishes(msgs, first)  # raises on a bad subject
         now = time.monotonic()
         pending = self._pending
-        first = token = self._next_token
+        size = 0
         for msg in msgs:
             pending[token] = (msg, now)
             token += 1
+            size += len(msg.payload)
+        self._pending_bytes += size
         self._next_token = token
         self.published += len(msgs)
         self._empty.clear()
-        nc = self._nc
-        if not nc.is_connected or nc.is_draining_pubs:
-            self._fail("publish failed: not connected")
-            return
-        publish, prefix = nc.publish, self._prefix
+        self._idle.clear()
         try:
-            for k, msg in enumerate(msgs, first):
-                if not nc.is_connected:
-                    raise ConnectionError("disconnected during the batch")
-                await publish(msg.subject, msg.payload, f"{prefix}{k}", header_dict(msg))
-        except Exception as exc:  # not connected, closed, refused by the client: replay later
-            self._fail(f"publish failed: {exc!r}")
+            await self._wire.write(data)
+        except ConnectionError as exc:
+            self._fail(f"publish failed: {exc}")
 
-    async def _on_reply(self, msg: Msg) -> None:
-        """A PubAck (or an error) on our inbox."""
-        try:
-            token = int(msg.subject[self._prefix_len :])
-        except ValueError:
-            return
-        entry = self._pending.get(token)
-        if entry is None:
-            return  # a late ack of a message already replayed
-        headers = msg.headers
-        if headers and headers.get(_STATUS) == _NO_RESPONDERS:
-            self._fail("publish rejected: no responders (no stream for the subject)")
-            return
-        try:
-            resp = orjson.loads(msg.data)
-        except orjson.JSONDecodeError:
-            resp = {"error": {"description": "unreadable puback"}}
-        if not isinstance(resp, dict) or "error" in resp:
-            self._fail(f"publish rejected: {resp}")
-            return
-        del self._pending[token]
-        self.acked += 1
-        dup = bool(resp.get("duplicate"))
-        if dup:
-            self.duplicates += 1
-        if self._on_ack is not None:
-            self._on_ack(entry[0], int(resp.get("seq", 0)), dup)
-        if not self._pending:
+    def _on_received(self, got: core.Received) -> None:
+        """PubAcks (and refusals) read from the connection."""
+        pending, on_ack = self._pending, self._on_ack
+        for token, why in got.refusals:
+            if token in pending:
+                self._fail(f"publish rejected: {why}")
+                return
+        acked = duplicates = size = 0
+        for token, seq, dup in got.acks:
+            entry = pending.pop(token, None)
+            if entry is None:
+                continue  # a late ack of a message already replayed
+            acked += 1
+            size += len(entry[0].payload)
+            if dup:
+                duplicates += 1
+            if on_ack is not None:
+                on_ack(entry[0], seq, dup)
+        self.acked += acked
+        self.duplicates += duplicates
+        self._pending_bytes -= size
+        if not pending:
             self._empty.set()
-            if not self._recovering:
+        if not self._recovering:
+            if not pending:
+                self._idle.set()
+            if self._has_room():
                 self._room.set()
 
     def _fail(self, why: str) -> None:
@@ -271,10 +252,10 @@ class Publisher:
             await self._failed.wait()
             while True:
                 self._failed.clear()
-                while not self._nc.is_connected:
-                    await asyncio.sleep(0.05)
+                await self._wire.wait_connected()
                 replay = [msg for msg, _ in self._pending.values()]
                 self._pending.clear()
+                self._pending_bytes = 0
                 self._empty.set()
                 self.republished += len(replay)
                 i = 0
@@ -288,8 +269,11 @@ class Publisher:
                     now = time.monotonic()
                     for rest in replay[i:]:
                         self._pending[self._next_token] = (rest, now)
+                        self._pending_bytes += len(rest.payload)
                         self._next_token += 1
                 if not self._failed.is_set():
                     break
             self._recovering = False
             self._room.set()
+            if not self._pending:
+                self._idle.set()

@@ -191,21 +191,19 @@ class Pipeline:
             out.problems[problem] += 1
         # In frame order, frames without a record included: each took its seq.
         for ev in self.codec.integrity(batch):
-            kind = ev[0]
-            if kind == "gap":
-                _, c, sid, expected, received, tickers = ev
-                out.gaps.append(Gap(int(c), int(sid), int(expected), int(received), list(tickers)))
-            elif kind == "unreadable":
-                _, c, sid, seq, tickers = ev
+            if isinstance(ev, core.GapEvent):
+                out.gaps.append(Gap(ev.conn_id, ev.stream, ev.expected, ev.received, ev.tickers))
+            elif isinstance(ev, core.UnreadableEvent):
                 out.gaps.append(
-                    Gap(int(c), int(sid), int(seq), int(seq), list(tickers), unreadable=True)
+                    Gap(ev.conn_id, ev.stream, ev.seq, ev.seq, ev.tickers, unreadable=True)
                 )
-            elif kind == "resynced":
-                out.resynced.append(str(ev[1]))
-            elif kind == "duplicate":
+            elif isinstance(ev, core.ResyncedEvent):
+                out.resynced.append(ev.ticker)
+            elif isinstance(ev, core.DuplicateEvent):
                 out.duplicates += 1
-        for kind, c, sid, expected, received, ticker in self.codec.sequence(batch):
-            if kind == "gap":
-                out.gaps.append(Gap(c, sid, expected, received, [ticker], book=False))
+        for seq_event in self.codec.sequence(batch):
+            if isinstance(seq_event, core.GapEvent):
+                g = seq_event
+                out.gaps.append(Gap(g.conn_id, g.stream, g.expected, g.received, g.tickers, False))
             else:
                 out.duplicates += 1

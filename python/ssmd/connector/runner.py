@@ -760,11 +760,9 @@ class Connector:
         Raises the error that ended it (AuthenticationError, ConfigError) when not stopped.
         """
         s = self.settings
-        publisher: Publisher | None = None
 
         def nats_state(state: str) -> None:
-            if state == "disconnected" and publisher is not None:
-                publisher.connection_lost()
+            if state == "disconnected":
                 self.m_errors.labels(s.feed, "nats_disconnected").inc()
 
         name = f"ssmd-connector-{s.env}"
@@ -777,7 +775,8 @@ class Connector:
             self.stream_gauges.update(await ensure_stream(js, s.nats))
             self._spawn(self.stream_gauges.poll(js, STREAM_POLL_INTERVAL))
             publisher = self.publisher = Publisher(
-                nc,
+                s.nats.url,
+                f"{name}-publisher",
                 max_inflight=s.max_inflight,
                 ack_timeout=s.ack_timeout,
                 on_ack=self._acked,

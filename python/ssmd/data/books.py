@@ -240,9 +240,9 @@ class _Replay:
 
     def _apply(self, data: bytes) -> None:
         for event in self.books.apply(data):
-            if event[0] == "invalidated" and event[1] == self.ticker:
-                self.invalid = str(event[2])
-            elif event[0] == "resynced" and event[1] == self.ticker:
+            if isinstance(event, core.InvalidatedEvent) and event.ticker == self.ticker:
+                self.invalid = event.reason
+            elif isinstance(event, core.ResyncedEvent) and event.ticker == self.ticker:
                 self.invalid = None
 
     def advance(self, count: int) -> None:

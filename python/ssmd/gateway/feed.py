@@ -113,11 +113,10 @@ def live_subjects(prefix: str) -> list[str]:
 
 def _meta(reply: str) -> tuple[int, int, int]:
     """(stream sequence, stream timestamp ns, pending) from a JetStream reply subject."""
-    t = reply.split(".")
-    if len(t) == 9:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-        return int(t[5]), int(t[7]), int(t[8])
-    # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>...
-    return int(t[7]), int(t[9]), int(t[10])
+    meta = core.ack_meta(reply)
+    if meta is None:
+        raise ValueError(f"not a JetStream ack subject: {reply[:80]!r}")
+    return meta
 
 
 class Feed:
@@ -503,13 +502,14 @@ class Feed:
             return
         ms = max(dirty.values(), default=0)
         for ev in events:
-            kind = str(ev[0])
-            self.metrics.book_events.labels(kind).inc()
-            if kind == "gap":
-                for t in ev[5]:  # type: ignore[attr-defined]
-                    dirty.setdefault(str(t), ms)
-            elif kind in ("invalidated", "resynced", "delta_without_snapshot"):
-                dirty.setdefault(str(ev[1]), ms)
+            self.metrics.book_events.labels(core.BOOK_EVENT_KINDS[type(ev)]).inc()
+            if isinstance(ev, core.GapEvent):
+                for t in ev.tickers:
+                    dirty.setdefault(t, ms)
+            elif isinstance(
+                ev, core.InvalidatedEvent | core.ResyncedEvent | core.DeltaWithoutSnapshotEvent
+            ):
+                dirty.setdefault(ev.ticker, ms)
 
     def _connector_event(self, rec: dict[str, Any], dirty: dict[str, int]) -> None:
         kind = str(rec["event"])

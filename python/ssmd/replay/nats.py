@@ -61,18 +61,13 @@ class NatsTarget:
         self.published = 0
 
     async def start(self) -> None:
-        publisher: Publisher | None = None
-
-        def on_state(state: str) -> None:
-            if state == "disconnected" and publisher is not None:
-                publisher.connection_lost()
-
-        self.nc = nc = await connect(
-            self.env.nats.url, f"ssmd-replay-{self.env.name}", on_state=on_state
-        )
+        name = f"ssmd-replay-{self.env.name}"
+        self.nc = nc = await connect(self.env.nats.url, name)
         await ensure_stream(nc.jetstream(), self.env.nats)
-        publisher = self.publisher = Publisher(nc, max_inflight=self.max_inflight)
-        await publisher.start()
+        self.publisher = Publisher(
+            self.env.nats.url, f"{name}-publisher", max_inflight=self.max_inflight
+        )
+        await self.publisher.start()
 
     async def stop(self, timeout: float = 30.0) -> bool:
         """Wait for the acks of everything published (False on timeout), then close."""

@@ -32,13 +32,13 @@ became invalid; the runner then calls `Subscriptions.snapshot(stream, symbols)`,
 when no snapshot came within the resync timeout, `resubscribe(stream)`, then drops the
 connection. The codec says `resynced` once a book is exact again.
 
-Events the codec returns, as tuples (the shape of ssmd._core.BookSet.apply_batch):
-    ("gap", conn_id, stream, expected, received, [symbols])   books invalid, fetch again
-    ("unreadable", conn_id, stream, seq, [symbols])           same, no seq missing
-    ("resynced", symbol)                                      a book is exact again
-    ("duplicate", ...)                                        a redelivered update
+Events the codec returns (ssmd.core's event classes, as BookSet.apply_batch does):
+    GapEvent(conn_id, stream, expected, received, [symbols])  books invalid, fetch again
+    UnreadableEvent(conn_id, stream, seq, [symbols])          same, no seq missing
+    ResyncedEvent(symbol)                                     a book is exact again
+    DuplicateEvent(...)                                       a redelivered update
 and from `sequence` (streams whose records cannot be fetched again, e.g. trades):
-    ("gap", conn_id, stream, expected, received, symbol) | ("duplicate", ...)
+    GapEvent(..., [symbol]) | DuplicateEvent(..., symbol)
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from ssmd import core
     from ssmd.config import ResolvedEnvironment
     from ssmd.config.models.environment import Symbols
     from ssmd.connector.groups import ShardGroup
@@ -169,11 +170,11 @@ class Codec(Protocol):
 
     def normalize(self, frames: list[bytes], receive_ns: list[int], conn_id: int) -> Batch: ...
 
-    def integrity(self, batch: Batch) -> Sequence[tuple[Any, ...]]:
+    def integrity(self, batch: Batch) -> Sequence[core.BookEvent]:
         """Book events of the batch, in frame order (see the module docstring)."""
         ...
 
-    def sequence(self, batch: Batch) -> Sequence[tuple[Any, ...]]:
+    def sequence(self, batch: Batch) -> Sequence[core.SeqEvent]:
         """Sequence events of the batch's unrecoverable streams (trades, lifecycle)."""
         ...
 
@@ -197,11 +198,11 @@ class CoreCodec:
         batch: Batch = self.core.normalize(frames, receive_ns, conn_id)
         return batch
 
-    def integrity(self, batch: Batch) -> Sequence[tuple[Any, ...]]:
-        events: Sequence[tuple[Any, ...]] = self.core.integrity(batch)
+    def integrity(self, batch: Batch) -> Sequence[core.BookEvent]:
+        events: Sequence[core.BookEvent] = self.core.integrity(batch)
         return events
 
-    def sequence(self, batch: Batch) -> Sequence[tuple[Any, ...]]:
+    def sequence(self, batch: Batch) -> Sequence[core.SeqEvent]:
         return []
 
     def checkpoint(self, now_ns: int, everything: bool) -> list[tuple[str, bytes]]:

@@ -19,6 +19,7 @@ pub mod columns;
 pub mod coverage;
 pub mod fixed;
 pub mod model;
+pub mod nats;
 pub mod normalize;
 pub mod packed;
 pub mod route;

@@ -2,9 +2,13 @@
 //!
 //! Python never sees Rust records, so `apply` takes a stream of packed
 //! Record messages (what the normalizer emits and NATS carries), decodes and
-//! applies it with the GIL released, and returns the events as tuples.
+//! applies it with the GIL released, and returns the events (crate::events).
 
 use crate::errors::ssmd_error;
+use crate::events::{
+    DeltaWithoutSnapshotEvent, DuplicateEvent, GapEvent, InvalidatedEvent, ResyncedEvent,
+    UnreadableEvent,
+};
 use crate::normalize::NormalizedBatch;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -16,47 +20,71 @@ use ssmd_core::venues::kalshi::parse::FrameKind;
 
 /// Books keyed by ticker, with sequence checks per (conn_id, sid).
 ///
-/// `apply` returns events as tuples whose first item names the kind:
-/// ("gap", conn_id, sid, expected, received, [tickers]),
-/// ("duplicate", conn_id, sid, seq), ("resynced", ticker),
-/// ("delta_without_snapshot", ticker), ("invalidated", ticker, reason),
-/// ("unreadable", conn_id, sid, seq, [tickers]) (`apply_batch` only).
+/// `apply` returns the events of crate::events: GapEvent, DuplicateEvent,
+/// ResyncedEvent, DeltaWithoutSnapshotEvent, InvalidatedEvent, and
+/// UnreadableEvent (`apply_batch` only).
 #[pyclass(module = "ssmd._core", name = "BookSet")]
 pub struct PyBookSet {
     inner: BookSet,
 }
 
-fn event_to_py<'py>(py: Python<'py>, event: BookEvent) -> PyResult<Bound<'py, PyAny>> {
-    let tuple = match event {
+fn event_to_py(py: Python<'_>, event: BookEvent) -> PyResult<Py<PyAny>> {
+    Ok(match event {
         BookEvent::Gap {
             conn_id,
             sid,
             expected,
             received,
             tickers,
-        } => ("gap", conn_id, sid, expected, received, tickers)
-            .into_pyobject(py)?
-            .into_any(),
-        BookEvent::Duplicate { conn_id, sid, seq } => ("duplicate", conn_id, sid, seq)
-            .into_pyobject(py)?
-            .into_any(),
-        BookEvent::Resynced { ticker } => ("resynced", ticker).into_pyobject(py)?.into_any(),
-        BookEvent::DeltaWithoutSnapshot { ticker } => ("delta_without_snapshot", ticker)
-            .into_pyobject(py)?
-            .into_any(),
-        BookEvent::Invalidated { ticker, reason } => ("invalidated", ticker, reason.as_str())
-            .into_pyobject(py)?
-            .into_any(),
+        } => Py::new(
+            py,
+            GapEvent {
+                conn_id,
+                stream: sid.into(),
+                expected,
+                received,
+                tickers,
+            },
+        )?
+        .into_any(),
+        BookEvent::Duplicate { conn_id, sid, seq } => Py::new(
+            py,
+            DuplicateEvent {
+                conn_id,
+                stream: sid.into(),
+                seq,
+                ticker: String::new(),
+            },
+        )?
+        .into_any(),
+        BookEvent::Resynced { ticker } => Py::new(py, ResyncedEvent { ticker })?.into_any(),
+        BookEvent::DeltaWithoutSnapshot { ticker } => {
+            Py::new(py, DeltaWithoutSnapshotEvent { ticker })?.into_any()
+        }
+        BookEvent::Invalidated { ticker, reason } => Py::new(
+            py,
+            InvalidatedEvent {
+                ticker,
+                reason: reason.as_str().to_owned(),
+            },
+        )?
+        .into_any(),
         BookEvent::Unreadable {
             conn_id,
             sid,
             seq,
             tickers,
-        } => ("unreadable", conn_id, sid, seq, tickers)
-            .into_pyobject(py)?
-            .into_any(),
-    };
-    Ok(tuple)
+        } => Py::new(
+            py,
+            UnreadableEvent {
+                conn_id,
+                stream: sid.into(),
+                seq,
+                tickers,
+            },
+        )?
+        .into_any(),
+    })
 }
 
 /// Book views always fill both fields; a level without them is not shown.

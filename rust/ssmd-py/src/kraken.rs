@@ -1,5 +1,6 @@
 //! KrakenCodec and KrakenBatch: Kraken's spot WebSocket v2 across the boundary.
 
+use crate::events::{GapEvent, ResyncedEvent};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use ssmd_core::codec;
@@ -141,9 +142,9 @@ impl KrakenCodec {
         })
     }
 
-    /// Book events of the batch in frame order: ("gap", conn_id, stream, 0, 0, [symbols])
+    /// Book events of the batch in frame order: GapEvent (expected and received 0)
     /// for books that became invalid (a checksum mismatch, an unreadable level, an update
-    /// before its snapshot), ("resynced", symbol) when a snapshot made one exact again.
+    /// before its snapshot), ResyncedEvent when a snapshot made one exact again.
     fn integrity<'py>(&self, py: Python<'py>, batch: &KrakenBatch) -> PyResult<Bound<'py, PyList>> {
         let out = PyList::empty(py);
         for e in &batch.batch.events {
@@ -153,8 +154,16 @@ impl KrakenCodec {
                     stream,
                     tickers,
                     ..
-                } => out.append(("gap", *conn_id, *stream, 0u64, 0u64, tickers.clone()))?,
-                Event::Resynced { ticker } => out.append(("resynced", ticker.as_str()))?,
+                } => out.append(GapEvent {
+                    conn_id: *conn_id,
+                    stream: u64::from(*stream),
+                    expected: 0,
+                    received: 0,
+                    tickers: tickers.clone(),
+                })?,
+                Event::Resynced { ticker } => out.append(ResyncedEvent {
+                    ticker: ticker.clone(),
+                })?,
             }
         }
         Ok(out)

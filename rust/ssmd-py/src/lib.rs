@@ -10,7 +10,9 @@ mod archive;
 mod book;
 mod columns;
 mod errors;
+mod events;
 mod kraken;
+mod nats;
 mod normalize;
 mod polymarket;
 mod records;
@@ -28,6 +30,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
             "release"
         },
     )?;
+    events::register(m)?;
     normalize::register(m)?;
     archive::register(m)?;
     columns::register(m)?;
@@ -36,5 +39,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     route::register(m)?;
     polymarket::register(m)?;
     kraken::register(m)?;
+    nats::register(m)?;
     Ok(())
 }

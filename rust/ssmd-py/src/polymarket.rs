@@ -1,5 +1,6 @@
 //! PolymarketCodec and PolymarketBatch: Polymarket's market channel across the boundary.
 
+use crate::events::{GapEvent, ResyncedEvent};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use ssmd_core::codec;
@@ -214,8 +215,9 @@ impl PolymarketCodec {
         })
     }
 
-    /// Book events of the batch in frame order: ("gap", conn_id, 1, 0, 0, [asset]) for a
-    /// token whose loss is suspected, ("resynced", asset) when its book is exact again.
+    /// Book events of the batch in frame order: GapEvent (stream 1, expected and
+    /// received 0) for a token whose loss is suspected, ResyncedEvent when its book is
+    /// exact again.
     fn integrity<'py>(
         &self,
         py: Python<'py>,
@@ -232,9 +234,17 @@ impl PolymarketCodec {
         let out = PyList::empty(py);
         for (_, gap, asset) in events {
             if gap {
-                out.append(("gap", b.conn_id, 1u32, 0u64, 0u64, vec![asset]))?;
+                out.append(GapEvent {
+                    conn_id: b.conn_id,
+                    stream: 1,
+                    expected: 0,
+                    received: 0,
+                    tickers: vec![asset.to_owned()],
+                })?;
             } else {
-                out.append(("resynced", asset))?;
+                out.append(ResyncedEvent {
+                    ticker: asset.to_owned(),
+                })?;
             }
         }
         Ok(out)

@@ -1,14 +1,17 @@
 //! route_batch and Chunk: the archiver's per-message work (ssmd_core::route).
 //!
-//! Python hands over the batch's delivery tuples as the puller made them and
-//! gets back one Chunk per destination file; the routing runs with the GIL
-//! released.
+//! Python hands over the batch's deliveries, still held in Rust as the
+//! connection read them (nats.rs), and gets back one Chunk per destination
+//! file; the routing runs with the GIL released.
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList};
 use ssmd_core::coverage::{Coverage, Run};
+use ssmd_core::nats::header_value;
 use ssmd_core::route::{route, Chunk, Dest, Message, CONN_HEADER, RECEIVE_HEADER};
+
+use crate::nats::PyDeliveries;
 
 /// Items bound for one archive file, laid out as the spool stores them.
 ///
@@ -174,69 +177,36 @@ pub struct PyRouted {
     derived: u64,
 }
 
-/// A delivery's fields, held while the batch is routed.
-struct Held<'py> {
-    seq: u64,
-    subject: Bound<'py, PyString>,
-    payload: Bound<'py, PyBytes>,
-    receive_ns: Option<Bound<'py, PyString>>,
-    conn: Option<Bound<'py, PyString>>,
-    stored_ns: u64,
+fn utf8(v: &[u8]) -> Option<&str> {
+    std::str::from_utf8(v).ok()
 }
 
-fn header<'py>(headers: &Bound<'py, PyAny>, name: &str) -> PyResult<Option<Bound<'py, PyString>>> {
-    if headers.is_none() {
-        return Ok(None);
-    }
-    let dict = headers.downcast::<PyDict>()?;
-    Ok(match dict.get_item(name)? {
-        Some(v) => Some(v.downcast_into::<PyString>()?),
-        None => None,
-    })
-}
-
-/// Routes a batch of deliveries, (subject, reply, stream seq, stored ns, headers,
-/// payload, status) as the archiver's puller makes them, for the subjects
-/// "{prefix}.>"; `written` learns the batch's sequences. A stored time of 0
-/// reads as `now_ns`.
+/// Routes a batch of a pull consumer's deliveries for the subjects "{prefix}.>";
+/// `written` learns the batch's sequences. A stored time of 0 reads as `now_ns`.
 #[pyfunction]
 fn route_batch(
     py: Python<'_>,
-    deliveries: &Bound<'_, PyList>,
+    deliveries: &PyDeliveries,
     prefix: &str,
     mut written: PyRefMut<'_, PyCoverage>,
     now_ns: u64,
 ) -> PyResult<PyRouted> {
-    let mut held = Vec::with_capacity(deliveries.len());
-    for d in deliveries.iter() {
-        let d = d.downcast_into::<PyTuple>()?;
-        if d.len() != 7 {
-            return Err(PyValueError::new_err(
-                "a delivery is (subject, reply, seq, stored ns, headers, payload, status)",
-            ));
-        }
-        let stored: u64 = d.get_item(3)?.extract()?;
-        let headers = d.get_item(4)?;
-        held.push(Held {
-            seq: d.get_item(2)?.extract()?,
-            subject: d.get_item(0)?.downcast_into::<PyString>()?,
-            payload: d.get_item(5)?.downcast_into::<PyBytes>()?,
-            receive_ns: header(&headers, RECEIVE_HEADER)?,
-            conn: header(&headers, CONN_HEADER)?,
-            stored_ns: if stored == 0 { now_ns } else { stored },
-        });
-    }
-    let mut msgs = Vec::with_capacity(held.len());
-    for h in &held {
-        msgs.push(Message {
-            seq: h.seq,
-            subject: h.subject.to_str()?,
-            payload: h.payload.as_bytes(),
-            receive_ns: h.receive_ns.as_ref().map(|s| s.to_str()).transpose()?,
-            conn: h.conn.as_ref().map(|s| s.to_str()).transpose()?,
-            stored_ns: h.stored_ns,
-        });
-    }
+    let mut msgs: Vec<Message<'_>> = deliveries
+        .msgs
+        .iter()
+        .map(|d| Message {
+            seq: d.seq,
+            subject: &d.subject,
+            payload: &d.payload,
+            receive_ns: header_value(&d.headers, RECEIVE_HEADER.as_bytes()).and_then(utf8),
+            conn: header_value(&d.headers, CONN_HEADER.as_bytes()).and_then(utf8),
+            stored_ns: if d.stored_ns == 0 {
+                now_ns
+            } else {
+                d.stored_ns
+            },
+        })
+        .collect();
     let coverage = &mut written.inner;
     let routed = py.detach(|| route(&mut msgs, prefix, coverage));
     let chunks = PyList::empty(py);

@@ -6,6 +6,7 @@
 //! a lost trade is reported too.
 
 use crate::errors::ssmd_error;
+use crate::events::{DuplicateEvent, GapEvent};
 use crate::normalize::NormalizedBatch;
 use pyo3::prelude::*;
 use ssmd_core::codec;
@@ -16,15 +17,28 @@ use ssmd_core::venues::kalshi::parse::FrameKind;
 
 /// Sequence checks per (conn_id, sid) over streams of normalized records.
 ///
-/// `observe` returns one tuple per problem:
-/// ("gap", conn_id, sid, expected, received, ticker) or ("duplicate", conn_id, sid, seq, ticker).
-/// Order-book records and records without a seq (tickers) are skipped.
+/// `observe` returns one event per problem: GapEvent (with the ticker of the
+/// record after the gap) or DuplicateEvent. Order-book records and records
+/// without a seq (tickers) are skipped.
 #[pyclass(module = "ssmd._core", name = "SeqTracker")]
 pub struct PySeqTracker {
     inner: SeqTracker,
 }
 
-type Problem = (&'static str, u64, u32, u64, u64, String);
+enum Problem {
+    Gap(GapEvent),
+    Duplicate(DuplicateEvent),
+}
+
+fn to_py(py: Python<'_>, problems: Vec<Problem>) -> PyResult<Vec<Py<PyAny>>> {
+    problems
+        .into_iter()
+        .map(|p| match p {
+            Problem::Gap(e) => Ok(Py::new(py, e)?.into_any()),
+            Problem::Duplicate(e) => Ok(Py::new(py, e)?.into_any()),
+        })
+        .collect()
+}
 
 /// Checks one seq of a trade or lifecycle stream; `ticker` is the record's ("" for a
 /// frame that yielded none).
@@ -35,12 +49,19 @@ fn check(
     ticker: &str,
 ) {
     match tracker.observe(conn_id, sid, seq) {
-        SeqOutcome::Gap { expected, received } => {
-            problems.push(("gap", conn_id, sid, expected, received, ticker.to_owned()));
-        }
-        SeqOutcome::Duplicate => {
-            problems.push(("duplicate", conn_id, sid, seq, seq, ticker.to_owned()))
-        }
+        SeqOutcome::Gap { expected, received } => problems.push(Problem::Gap(GapEvent {
+            conn_id,
+            stream: sid.into(),
+            expected,
+            received,
+            tickers: vec![ticker.to_owned()],
+        })),
+        SeqOutcome::Duplicate => problems.push(Problem::Duplicate(DuplicateEvent {
+            conn_id,
+            stream: sid.into(),
+            seq,
+            ticker: ticker.to_owned(),
+        })),
         SeqOutcome::First | SeqOutcome::InOrder | SeqOutcome::Unsequenced => {}
     }
 }
@@ -63,8 +84,7 @@ impl PySeqTracker {
     }
 
     /// Checks every sequenced non-book record in `data` (packed Record messages).
-    /// A duplicate is reported with its seq in both number slots.
-    fn observe(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<Vec<Problem>> {
+    fn observe(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<Vec<Py<PyAny>>> {
         let tracker = &mut self.inner;
         let result = py.detach(|| {
             let mut problems = Vec::new();
@@ -76,7 +96,10 @@ impl PySeqTracker {
             })
             .map(|_| problems)
         });
-        result.map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))
+        to_py(
+            py,
+            result.map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))?,
+        )
     }
 
     /// `observe` over a normalized batch in frame order, where a trade or lifecycle
@@ -85,7 +108,7 @@ impl PySeqTracker {
         &mut self,
         py: Python<'_>,
         batch: PyRef<'_, NormalizedBatch>,
-    ) -> PyResult<Vec<Problem>> {
+    ) -> PyResult<Vec<Py<PyAny>>> {
         let tracker = &mut self.inner;
         let batch = &batch.batch;
         let result = py.detach(|| {
@@ -110,7 +133,10 @@ impl PySeqTracker {
                 })
                 .map(|_| problems)
         });
-        result.map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))
+        to_py(
+            py,
+            result.map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))?,
+        )
     }
 
     /// Forget a sid's position (after a resubscribe its seq restarts).

@@ -98,7 +98,9 @@ def test_a_checksum_mismatch_is_a_gap_then_the_fresh_snapshot_resyncs() -> None:
     batch = run(codec, [SNAPSHOT, corrupt, UPDATE])
     assert codec.checksum_mismatches == 1
     assert [p[1] for p in batch.problems] == ["checksum", "no_record"]
-    assert codec.integrity(batch) == [("gap", 1, core.KrakenCodec.book_stream, 0, 0, [SYMBOL])]
+    assert codec.integrity(batch) == [
+        core.GapEvent(1, core.KrakenCodec.book_stream, 0, 0, [SYMBOL])
+    ]
     assert codec.core.gap_reasons(batch) == [
         (SYMBOL, "checksum mismatch: sent 3470963258, computed 3470963259")
     ]
@@ -106,7 +108,7 @@ def test_a_checksum_mismatch_is_a_gap_then_the_fresh_snapshot_resyncs() -> None:
     assert [r["checksum_ok"] for r in records(batch)] == [True, False]
     assert codec.book(SYMBOL)[0] is False
     again = run(codec, [SNAPSHOT])
-    assert codec.integrity(again) == [("resynced", SYMBOL)]
+    assert codec.integrity(again) == [core.ResyncedEvent(SYMBOL)]
     assert codec.book(SYMBOL)[0] is True
 
 
@@ -120,7 +122,7 @@ def test_a_missed_update_shows_as_a_mismatch_on_the_next_message() -> None:
     assert complete.integrity(run(complete, [SNAPSHOT, UPDATE, following])) == []
     missed = KrakenCodec()
     batch = run(missed, [SNAPSHOT, following])
-    assert missed.integrity(batch) == [("gap", 1, 1, 0, 0, [SYMBOL])]
+    assert missed.integrity(batch) == [core.GapEvent(1, 1, 0, 0, [SYMBOL])]
 
 
 def test_floats_without_trailing_zeros_read_at_the_listed_precision() -> None:
@@ -133,7 +135,7 @@ def test_floats_without_trailing_zeros_read_at_the_listed_precision() -> None:
     finer = UPDATE.replace(b"40.00000000", b"40.000000001")
     batch = run(codec, [finer])
     assert [p[1] for p in batch.problems] == ["field"]
-    assert codec.integrity(batch) == [("gap", 1, 1, 0, 0, [SYMBOL])]
+    assert codec.integrity(batch) == [core.GapEvent(1, 1, 0, 0, [SYMBOL])]
 
 
 def test_depth_from_the_ack_cuts_the_book_and_levels_pushed_out_are_dropped() -> None:
@@ -222,7 +224,7 @@ def test_bad_frames_are_counted_and_the_codec_carries_on(
     assert [p[1] for p in batch.problems if p[0] == 1] == [problem]
     if kind == "book":
         # A book message that cannot be read may have changed any book of the connection.
-        assert codec.integrity(batch) == [("gap", 1, 1, 0, 0, [SYMBOL])]
+        assert codec.integrity(batch) == [core.GapEvent(1, 1, 0, 0, [SYMBOL])]
     else:
         # The book around the bad frame is intact.
         assert codec.integrity(batch) == [] and codec.book(SYMBOL)[0] is True

@@ -113,13 +113,13 @@ def test_a_missed_update_is_a_gap_and_the_next_book_resyncs() -> None:
     batch = run(
         codec, [book([("0.40", "5")], [("0.60", "5")]), change("0.39", "1", "BUY", "0.41", "0.6")]
     )
-    assert codec.integrity(batch) == [("gap", 1, 1, 0, 0, [TOKEN])]
+    assert codec.integrity(batch) == [core.GapEvent(1, 1, 0, 0, [TOKEN])]
     assert codec.core.book(1, TOKEN)[0] is False  # type: ignore[index]
     fresh = run(codec, [book([("0.41", "3"), ("0.40", "5")], [("0.60", "5")])])
-    assert codec.integrity(fresh) == [("resynced", TOKEN)]
+    assert codec.integrity(fresh) == [core.ResyncedEvent(TOKEN)]
     # A change for a token whose book never came is a gap too.
     other = run(codec, [change("0.5", "1", "BUY", "0.5", "1")], conn=2)
-    assert codec.integrity(other) == [("gap", 2, 1, 0, 0, [TOKEN])]
+    assert codec.integrity(other) == [core.GapEvent(2, 1, 0, 0, [TOKEN])]
     assert other.records == []
 
 
@@ -149,8 +149,8 @@ def test_hash_mismatch_asks_for_a_fresh_book_in_strict_mode() -> None:
     assert wrong.hashes == (0, 1, 0)
     assert wrong.records == []
     assert wrong.resyncs == [(0, TOKEN, "hash_mismatch")]
-    assert codec.integrity(wrong) == [("gap", 1, 1, 0, 0, [TOKEN])]
-    assert codec.integrity(run(codec, [orjson.dumps(good)])) == [("resynced", TOKEN)]
+    assert codec.integrity(wrong) == [core.GapEvent(1, 1, 0, 0, [TOKEN])]
+    assert codec.integrity(run(codec, [orjson.dumps(good)])) == [core.ResyncedEvent(TOKEN)]
 
 
 @pytest.mark.parametrize(

@@ -53,15 +53,13 @@ class KalshiCodec:
         batch: Batch = core.normalize_kalshi(frames, receive_ns, conn_id)
         return batch
 
-    def integrity(self, batch: Batch) -> Sequence[tuple[Any, ...]]:
+    def integrity(self, batch: Batch) -> Sequence[core.BookEvent]:
         assert isinstance(batch, core.NormalizedBatch)
-        events: Sequence[tuple[Any, ...]] = self.books.apply_batch(batch)
-        return events
+        return self.books.apply_batch(batch)
 
-    def sequence(self, batch: Batch) -> Sequence[tuple[Any, ...]]:
+    def sequence(self, batch: Batch) -> Sequence[core.SeqEvent]:
         assert isinstance(batch, core.NormalizedBatch)
-        events: Sequence[tuple[Any, ...]] = self.seq.observe_batch(batch)
-        return events
+        return self.seq.observe_batch(batch)
 
     def checkpoint(self, now_ns: int, everything: bool) -> list[tuple[str, bytes]]:
         out: list[tuple[str, bytes]] = self.books.checkpoint(now_ns, everything)
