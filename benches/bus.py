@@ -127,11 +127,17 @@ async def run_nats_py(url: str, msgs: list[OutMsg], batch: int) -> float:
     return seconds
 
 
-async def pull_ssmd(url: str, total: int, batch: int, durable: str) -> float:
+async def consumer(url: str, durable: str, batch: int) -> ConsumerSettings:
+    """The archiver's consumer configuration, for either puller."""
     settings = ConsumerSettings(durable=durable, batch=batch, max_ack_pending=4 * batch)
     nc = await connect(url, "bench-admin")
     await ensure_consumer(nc.jetstream(), "BENCH", settings, "b.kalshi.>")
     await nc.close()
+    return settings
+
+
+async def pull_ssmd(url: str, total: int, batch: int, durable: str) -> float:
+    settings = await consumer(url, durable, batch)
     puller = Puller(url, "bench-ssmd-pull", "BENCH", settings)
     await puller.start()
     got = 0
@@ -146,9 +152,9 @@ async def pull_ssmd(url: str, total: int, batch: int, durable: str) -> float:
 
 
 async def pull_nats_py(url: str, total: int, batch: int, durable: str) -> float:
+    await consumer(url, durable, batch)
     nc = await connect(url, "bench-nats-py-pull")
-    js = nc.jetstream()
-    sub = await js.pull_subscribe("b.kalshi.>", durable=durable, stream="BENCH")
+    sub = await nc.jetstream().pull_subscribe_bind(durable, "BENCH")
     got = 0
     t = time.perf_counter()
     while got < total:
