@@ -72,3 +72,43 @@ def test_a_failed_seal_then_more_data_is_sealed_once(
     assert seqs == list(range(first, 31))
     assert meta is not None and meta.records == len(seqs)
     assert (meta.seq_first, meta.seq_last) == (first, 30)
+
+
+class Killed(Exception):
+    """Stands for a kill -9: the seal stops where it is, nothing is cleaned up."""
+
+
+@pytest.mark.parametrize("left", [("index", "marker"), ("marker",)], ids=["index+marker", "marker"])
+def test_a_kill_while_a_sealed_spool_is_deleted_then_late_data(
+    tmp_path: Path, left: tuple[str, ...]
+) -> None:
+    # Step 4 deletes the spool file, its index and its marker in turn; a kill between
+    # two of those leaves an index or a marker with no spool. Late data for the same
+    # file must then be sealed on top of the object exactly once, not cut or dropped.
+    store = LocalObjectStore(tmp_path / "bucket")
+    spool = Spool(tmp_path / "spool")
+    _append(spool, range(1, 11))
+    sf = spool.files[("raw", KEY)]
+
+    def kill_after_the_object(step: str) -> None:
+        if step == "object":
+            raise Killed
+
+    with pytest.raises(Killed):
+        seal(spool, sf, store, crash_hook=kill_after_the_object)
+    spool.abandon()
+    gone = {"data": sf.path, "index": sf.index_path, "marker": sf.marker_path}
+    for name, path in gone.items():
+        if name not in left:
+            path.unlink()
+    again = Spool(tmp_path / "spool")
+    assert again.recover() == []
+    assert [p for p in gone.values() if p.exists()] == [], "what a deleted spool left is gone"
+    _append(again, range(11, 21))
+    meta = seal(again, again.files[("raw", KEY)], store)
+    again.close()
+    seqs = [
+        orjson.loads(line)["seq"] for line in core.read_archive(store.get(KEY)).data.splitlines()
+    ]
+    assert seqs == list(range(1, 21))
+    assert meta is not None and meta.records == 20 and (meta.seq_first, meta.seq_last) == (1, 20)

@@ -123,7 +123,15 @@ async def drive(
         clock.advance(step)  # type: ignore[attr-defined]
         await sim.wait_idle(20)
         t += step
-    await until(lambda: settled(conn, sim, unread), 30, "connector to publish everything sent")
+    try:
+        await until(lambda: settled(conn, sim, unread), 30, "connector to publish everything sent")
+    except AssertionError as exc:
+        p = conn.publisher
+        raise AssertionError(
+            f"{exc}: read {conn.frames_in} of {sent(sim)} sent ({unread} unread), queue "
+            f"{len(conn.queue)}, publisher "
+            f"{p and (p.inflight, p.recovering, p.published, p.acked, p.republished)}"
+        ) from None
 
 
 async def stream_messages(url: str) -> list[Any]:

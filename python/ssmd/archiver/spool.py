@@ -18,7 +18,8 @@ its sidecar index (`{key}.seqs`), fsyncs them, then empties the journal.
 Items arrive as ssmd.core.Chunk objects, already in these layouts, so that the
 per-item work of a batch stays in Rust (ssmd.core.route_batch).
 
-Recovery (`recover()`): each spool keeps the longest prefix where complete zstd frames
+Recovery (`recover()`): an index or seal marker without its spool file (a kill in the
+middle of a seal's clean-up) is deleted; each spool keeps the longest prefix where complete zstd frames
 and index entries agree (a torn tail is cut); then every complete journal entry whose
 stream sequence is not already in a spool index is replayed, a checkpoint is taken,
 and the journal is emptied. Memory is bounded: at most `checkpoint_bytes` are pending.
@@ -390,6 +391,7 @@ class Spool:
             store_dir = self.root / store
             if not store_dir.is_dir():
                 continue
+            _remove_orphans(store_dir)
             for path in sorted(store_dir.rglob("*" + DATA_SUFFIX)):
                 key = path.relative_to(store_dir).as_posix()[: -len(DATA_SUFFIX)]
                 sf = SpoolFile(store, key, path)
@@ -424,6 +426,25 @@ class Spool:
         self._journal_buf.clear()  # replayed items are already in the journal
         self.checkpoint()
         return list(self.files.values())
+
+
+def _remove_orphans(store_dir: Path) -> None:
+    """Delete the indexes and seal markers whose spool file is gone.
+
+    A seal deletes the spool file, then its index, then its marker; a kill between two
+    of those leaves the rest behind, and they belong to an object already stored. Left
+    there, they would be taken for the state of the next spool file of the same key:
+    its index would start with the old entries, and its seal would trust the old
+    marker and cut or drop the new data.
+    """
+    removed: set[Path] = set()
+    for suffix in (INDEX_SUFFIX, MARKER_SUFFIX):
+        for path in store_dir.rglob("*" + suffix):
+            if not path.with_name(path.name[: -len(suffix)] + DATA_SUFFIX).exists():
+                path.unlink()
+                removed.add(path.parent)
+    for d in removed:
+        fsync_dir(d)
 
 
 def _syncfs(path: Path) -> bool:

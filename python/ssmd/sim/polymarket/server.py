@@ -234,7 +234,9 @@ class PolymarketSimulator(VenueServer):
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def _send(self, conn: _Conn, text: str) -> None:
-        if conn.stalled:
+        # After an abrupt close the transport drops writes without a word, so a frame
+        # written then was never sent: the ground truth must not count it.
+        if conn.stalled or conn.ws.transport.is_closing():
             return
         data = text.encode()
         try:
