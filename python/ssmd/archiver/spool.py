@@ -19,10 +19,10 @@ Items arrive as ssmd.core.Chunk objects, already in these layouts, so that the
 per-item work of a batch stays in Rust (ssmd.core.route_batch).
 
 Recovery (`recover()`): an index or seal marker without its spool file (a kill in the
-middle of a seal's clean-up) is deleted; each spool keeps the longest prefix where complete zstd frames
-and index entries agree (a torn tail is cut); then every complete journal entry whose
-stream sequence is not already in a spool index is replayed, a checkpoint is taken,
-and the journal is emptied. Memory is bounded: at most `checkpoint_bytes` are pending.
+middle of a seal's clean-up) is deleted; each spool keeps the longest prefix where
+complete zstd frames and index entries agree (a torn tail is cut); then every complete
+journal entry whose stream sequence is not already in a spool index is replayed, a
+checkpoint is taken, and the journal is emptied. Memory is bounded: at most `checkpoint_bytes` are pending.
 """
 
 from __future__ import annotations

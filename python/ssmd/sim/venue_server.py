@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 __all__ = ["VenueServer"]
@@ -133,8 +134,18 @@ class VenueServer:
             await asyncio.sleep(max(0.0, start + at - time.monotonic()))
             self.inject(kind)
 
-    def _sent(self, number: int, data: bytes) -> None:
-        """Ground truth: one frame sent on connection `number`."""
+    async def _write(self, ws: ServerConnection, number: int, text: str) -> bool:
+        """Send one frame on connection `number` and count it in the ground truth;
+        False when the connection is gone and the frame was not sent."""
+        # After an abrupt close the transport drops writes without a word, so a frame
+        # written then was never sent: the ground truth must not count it.
+        if ws.transport.is_closing():
+            return False
+        try:
+            await ws.send(text)
+        except ConnectionClosed:
+            return False
         self.frames_sent[number] = self.frames_sent.get(number, 0) + 1
         if self.record_frames:
-            self.frames.setdefault(number, []).append(data)
+            self.frames.setdefault(number, []).append(text.encode())
+        return True

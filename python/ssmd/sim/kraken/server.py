@@ -218,17 +218,10 @@ class KrakenSimulator(VenueServer):
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def _send(self, conn: _Conn, text: str) -> None:
-        # After an abrupt close the transport drops writes without a word, so a frame
-        # written then was never sent: the ground truth must not count it.
-        if conn.stalled or conn.ws.transport.is_closing():
+        if conn.stalled:
             return
-        try:
-            await conn.ws.send(text)
-        except ConnectionClosed:
-            return
-        if text.startswith('{"channel"'):
+        if await self._write(conn.ws, conn.number, text) and text.startswith('{"channel"'):
             conn.last_sent = time.monotonic()  # channel data; replies do not count
-        self._sent(conn.number, text.encode())
 
     @staticmethod
     def _levels(pair: KrPair, levels: list[tuple[int, int]]) -> str:

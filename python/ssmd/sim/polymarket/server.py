@@ -234,16 +234,8 @@ class PolymarketSimulator(VenueServer):
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def _send(self, conn: _Conn, text: str) -> None:
-        # After an abrupt close the transport drops writes without a word, so a frame
-        # written then was never sent: the ground truth must not count it.
-        if conn.stalled or conn.ws.transport.is_closing():
-            return
-        data = text.encode()
-        try:
-            await conn.ws.send(text)
-        except ConnectionClosed:
-            return
-        self._sent(conn.number, data)
+        if not conn.stalled:
+            await self._write(conn.ws, conn.number, text)
 
     async def _publish(self, market: PmMarket, build: Any) -> None:
         """Sends `build(assets)` (a JSON-able value or None) to every subscribed connection."""
