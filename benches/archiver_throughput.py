@@ -265,7 +265,7 @@ def gzip_bytes(frames: list[bytes]) -> tuple[int, int]:
         ]
     )
     routed = core.route_batch(deliveries, f"{ENV}.{FEED}", core.Coverage(), now)
-    ours = b"".join(chunk.items for *_, chunk in routed.chunks)
+    ours = b"".join(dest.chunk.items for dest in routed.chunks)
     return len(gzip.compress(plain, 6)), len(gzip.compress(ours, 6))
 
 

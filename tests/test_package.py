@@ -24,7 +24,7 @@ from ssmd.config.hashing import hash_bytes
 from ssmd.schemas import CAPNP_FILE
 from ssmd.up.nats import free_port
 from ssmd.up.procs import is_running
-from ssmd.up.state import read_state
+from ssmd.upstate import read_state
 from support import ROOT
 from wheelfix import release_wheel
 

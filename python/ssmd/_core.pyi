@@ -270,6 +270,34 @@ class ArchiveReader:
 # --- book (rust/ssmd-py/src/book.rs) ---
 
 @final
+class BookView:
+    """One market's book as BookSet.view read it: levels best first, as (price_e6,
+    size_e6); bids highest first, asks (derived from NO bids) lowest first. (conn_id,
+    stream) is the sequence the book follows."""
+
+    @property
+    def ticker(self) -> str: ...
+    @property
+    def bids(self) -> list[tuple[int, int]]: ...
+    @property
+    def asks(self) -> list[tuple[int, int]]: ...
+    @property
+    def valid(self) -> bool: ...
+    @property
+    def conn_id(self) -> int: ...
+    @property
+    def stream(self) -> int: ...
+    def __new__(
+        cls,
+        ticker: str,
+        bids: list[tuple[int, int]],
+        asks: list[tuple[int, int]],
+        valid: bool,
+        conn_id: int,
+        stream: int,
+    ) -> Self: ...
+
+@final
 class BookSet:
     """Order books keyed by ticker, fed packed Record messages in stream order.
 
@@ -292,7 +320,8 @@ class BookSet:
     def apply(self, data: bytes) -> list[_BookEvent]: ...
     def apply_batch(self, batch: NormalizedBatch) -> list[_BookEvent]: ...
     def checkpoint(self, receive_ns: int, everything: bool = False) -> list[tuple[str, bytes]]: ...
-    def view(self, ticker: str, depth: int = 0) -> dict[str, object] | None: ...
+    def view(self, ticker: str, depth: int = 0) -> BookView | None:
+        """The book of `ticker` with `depth` levels per side (0: all), or None."""
     def tickers(self) -> list[str]: ...
     def remove(self, ticker: str) -> bool: ...
     def close_connection(self, conn_id: int) -> list[str]: ...
@@ -370,14 +399,29 @@ class Coverage:
     def runs(self) -> int: ...
 
 @final
-class RoutedBatch:
-    """route_batch's result: chunks [(kind "raw" | "record" | "events" | "derived", type,
-    ticker, bucket (hours since the epoch for raw, days otherwise), Chunk)] and counts.
-    A "derived" chunk holds the sequences of messages not archived (book checkpoints),
-    with empty items."""
+class RoutedChunk:
+    """Where a chunk of a routed batch goes: `kind` "raw" (`data_type` = message type,
+    `bucket` = hours since the epoch), "record" (record type and ticker, `bucket` =
+    days), "events" (the connector events; `bucket` = days) or "derived" (messages not
+    archived, book checkpoints: empty items, their sequences to journal)."""
 
     @property
-    def chunks(self) -> list[tuple[str, str, str, int, Chunk]]: ...
+    def kind(self) -> str: ...
+    @property
+    def data_type(self) -> str: ...
+    @property
+    def ticker(self) -> str: ...
+    @property
+    def bucket(self) -> int: ...
+    @property
+    def chunk(self) -> Chunk: ...
+
+@final
+class RoutedBatch:
+    """route_batch's result: the chunks, each with where it goes, and counts."""
+
+    @property
+    def chunks(self) -> list[RoutedChunk]: ...
     @property
     def first_ts(self) -> int: ...
     @property

@@ -64,6 +64,7 @@ ArchiveContents = _core.ArchiveContents
 read_archive = _core.read_archive
 ARCHIVE_DEFAULT_LEVEL: int = _core.ARCHIVE_DEFAULT_LEVEL
 BookSet = _core.BookSet
+BookView = _core.BookView
 SeqTracker = _core.SeqTracker
 
 # What books and sequence checks report (rust/ssmd-py/src/events.rs).
@@ -101,6 +102,7 @@ DAY_NS: int = _core.DAY_NS
 Chunk = _core.Chunk
 Coverage = _core.Coverage
 RoutedBatch = _core.RoutedBatch
+RoutedChunk = _core.RoutedChunk
 route_batch = _core.route_batch
 
 # The NATS client protocol without I/O (rust/ssmd-py/src/nats.rs), for ssmd.bus.wire.

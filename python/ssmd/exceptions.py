@@ -1,7 +1,8 @@
 """The one exception hierarchy of ssmd.
 
-The Rust core (ssmd._core) raises these classes too: it looks them up here, so
-every error a caller can catch is defined in this file.
+The Rust core (ssmd._core) raises these classes too: CoreError and its subclasses,
+one per kind of the core's own error type, bound once when the extension loads. Every
+error a caller can catch is defined in this file.
 """
 
 from __future__ import annotations
@@ -15,11 +16,16 @@ class CoreVersionError(SsmdError, ImportError):
     """The compiled extension ssmd._core does not match the Python package."""
 
 
-class DecodeError(SsmdError, ValueError):
+class CoreError(SsmdError, ValueError):
+    """Raised by the Rust core: an argument it does not accept (this class), or one of
+    the subclasses below."""
+
+
+class DecodeError(CoreError):
     """Bytes that should hold normalized records (Cap'n Proto) could not be decoded."""
 
 
-class ArchiveError(SsmdError, ValueError):
+class ArchiveError(CoreError):
     """An archive is damaged somewhere other than a truncated tail."""
 
 
@@ -28,7 +34,7 @@ class DataError(SsmdError, LookupError):
     no data. The message says what exists instead (the closest names, the dates held)."""
 
 
-class BusProtocolError(SsmdError, ValueError):
+class BusProtocolError(CoreError):
     """NATS protocol trouble: the server sent what the protocol does not allow, or a
     message to publish cannot be written (a subject with whitespace, a header value with
     a line break)."""
@@ -86,3 +92,97 @@ class StoreUnavailableError(StorageError):
     ) -> None:
         super().__init__(message)
         self.bucket, self.state, self.code, self.transient = bucket, state, code, transient
+
+
+class HistoryError(SsmdError):
+    """A history request the gateway refuses: HTTP `status`, an error `code` and a
+    message for the client."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class BadRequest(SsmdError, ValueError):
+    """A query parameter the API cannot use; the message says which and why."""
+
+
+class TransformError(SsmdError):
+    """A gateway transform that failed: `reason` is one of ssmd.gateway.transform.REASONS."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class IssueError(SsmdError, ValueError):
+    """A report or a request about data issues that cannot be taken; the message says which
+    field and how to fix it."""
+
+
+class ActionError(SsmdError):
+    """A TUI action that could not be done; the message says why and what to do."""
+
+
+class AlreadyRunning(SsmdError):
+    """Another `ssmd up` holds the data directory."""
+
+
+class ChildFailed(SsmdError):
+    """A child of `ssmd up` exited or never became ready."""
+
+    def __init__(self, name: str, why: str, tail: list[str]) -> None:
+        self.name, self.why, self.tail = name, why, tail
+        super().__init__(f"{name} {why}")
+
+
+class ControlError(SsmdError):
+    """`ssmd up` does not answer on its control socket."""
+
+
+class RestError(SsmdError):
+    """A venue's REST API could not be read after retries, or the venue refused the
+    request."""
+
+
+class SessionError(SsmdError):
+    """A venue's WebSocket connection failed or died (retryable)."""
+
+
+class StoreError(SsmdError):
+    """The security master's database refused an operation, or its schema is not what
+    this version expects."""
+
+
+class KeyRejected(AuthenticationError):
+    """The exchange refused the key (the CLI says `authentication failed`)."""
+
+
+class GatewayError(SsmdError):
+    """The gateway refused a request (status and code as it sent them) or did not answer."""
+
+    def __init__(self, message: str, status: int = 0, code: str = "unreachable") -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+class AtLimit(SsmdError):
+    """A gateway connection refused by its key's or its tenant's connection limit (closed
+    with 4429 and this message)."""
+
+
+class HandshakeRefused(SsmdError):
+    """A simulator client's WebSocket upgrade was answered with another status than 101."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"the server refused the WebSocket upgrade: HTTP {status}")
+        self.status = status
+
+
+class CommandError(SsmdError):
+    """A Kalshi WebSocket command that a server of ssmd's (the simulator, the replay)
+    refuses: Kalshi's error `code` and message, and the fields its error frame adds."""
+
+    def __init__(self, code: int, text: str, **extra: object) -> None:
+        super().__init__(text)
+        self.code, self.text, self.extra = code, text, extra

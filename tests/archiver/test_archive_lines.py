@@ -22,7 +22,7 @@ def lines_of(frames: list[bytes], conn: str | None = "7") -> list[bytes]:
         [(f"{PREFIX}.raw.trade", i + 1, RNS, headers, frame) for i, frame in enumerate(frames)]
     )
     routed = core.route_batch(deliveries, PREFIX, core.Coverage(), RNS)
-    data = b"".join(chunk.items for *_, chunk in routed.chunks)
+    data = b"".join(dest.chunk.items for dest in routed.chunks)
     return data.splitlines(keepends=True)
 
 

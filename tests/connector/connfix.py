@@ -180,12 +180,12 @@ def check_books(sim: Simulator, msgs: list[Any], tickers: list[str]) -> None:
     for t in tickers:
         view = books.view(t)
         assert view is not None, t
-        assert view["valid"], t
+        assert view.valid, t
         state = final[t]
         bids = sorted(((_e6(p), _e6(s)) for p, s in state.yes), reverse=True)
         asks = sorted((1_000_000 - _e6(p), _e6(s)) for p, s in state.no)
-        assert view["bids"] == bids, t
-        assert view["asks"] == asks, t
+        assert view.bids == bids, t
+        assert view.asks == asks, t
 
 
 def events(msgs: list[Any], kind: str | None = None) -> list[dict[str, Any]]:

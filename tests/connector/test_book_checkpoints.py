@@ -93,7 +93,7 @@ async def test_a_late_reader_restores_books_from_checkpoints(tmp_path: Path) -> 
                 late.apply(m.data)
         for t in tickers:
             view = late.view(t)
-            assert view is not None and view["valid"], (ts, t)
+            assert view is not None and view.valid, (ts, t)
         full = core.BookSet()
         for m in msgs:
             if m.subject.startswith(f"{PREFIX}.orderbook."):

@@ -37,8 +37,9 @@ from ssmd import core
 from ssmd.cli import app
 from ssmd.config.models.environment import Symbols
 from ssmd.connector.runner import Connector
+from ssmd.exceptions import SessionError
 from ssmd.sim import DEMO_KEY_ID, DEMO_PRIVATE_KEY_PATH, Fault, FaultKind, Simulator
-from ssmd.venues.kalshi.ws import Liveness, Session, SessionError
+from ssmd.venues.kalshi.ws import Liveness, Session
 
 
 def sim_subscribed(sim: Simulator, channel: str = "orderbook_delta") -> list[str]:

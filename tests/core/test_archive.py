@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ssmd import _core
-from ssmd.exceptions import ArchiveError
+from ssmd.exceptions import ArchiveError, CoreError
 from support import require_binary
 
 
@@ -176,7 +176,7 @@ def test_reader_take_is_incremental_and_finish_is_final() -> None:
     result = reader.finish()
     assert result.data == PARTS[1] + PARTS[2]
     assert result.frames == 3
-    with pytest.raises(ValueError, match="finished"):
+    with pytest.raises(CoreError, match="finished"):
         reader.feed(b"")
 
 

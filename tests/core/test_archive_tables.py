@@ -11,7 +11,7 @@ from test_records import record_dicts
 
 import ssmd.records
 from ssmd import core
-from ssmd.exceptions import ArchiveError, DecodeError
+from ssmd.exceptions import ArchiveError, CoreError, DecodeError
 from support import kalshi_fixture, kalshi_fixture_names
 
 
@@ -126,7 +126,7 @@ def test_empty_archive_and_unknown_kind() -> None:
     table = ssmd.records.archive_to_arrow(b"", "trade")
     assert table.num_rows == 0
     assert "price_e6" in table.column_names
-    with pytest.raises(ValueError, match="no column layout"):
+    with pytest.raises(CoreError, match="no column layout"):
         core.archive_to_columns(b"", "nonsense")
 
 

@@ -73,25 +73,31 @@ def example(
     assert apply(books, snapshot(ticker, seq, yes, no, **kw)) == []
 
 
+def valid(books: _core.BookSet, ticker: str) -> bool:
+    view = books.view(ticker)
+    assert view is not None, ticker
+    return view.valid
+
+
 def test_reference_example_quote() -> None:
     books = _core.BookSet()
     t = "KXBTCD-26JUL2017-T119999.99"
     example(books, t, sid=3)
     assert apply(books, delta(t, 2, "yes", 34 * CENT, -60 * SCALE, sid=3)) == []
     view = books.view(t)
-    assert view == {
-        "ticker": t,
-        "bids": [(34 * CENT, 150 * SCALE), (33 * CENT, 45_500_000), (31 * CENT, 120 * SCALE)],
-        # Best NO bid 0.64 is a YES ask of 0.36 for 12.25.
-        "asks": [(36 * CENT, 12_250_000), (38 * CENT, 80 * SCALE)],
-        "valid": True,
-        "conn_id": 1,
-        "sid": 3,
-    }
+    assert view is not None
+    assert (view.ticker, view.valid, view.conn_id, view.stream) == (t, True, 1, 3)
+    assert view.bids == [
+        (34 * CENT, 150 * SCALE),
+        (33 * CENT, 45_500_000),
+        (31 * CENT, 120 * SCALE),
+    ]
+    # Best NO bid 0.64 is a YES ask of 0.36 for 12.25.
+    assert view.asks == [(36 * CENT, 12_250_000), (38 * CENT, 80 * SCALE)]
     top = books.view(t, depth=1)
     assert top is not None
-    assert top["bids"] == [(34 * CENT, 150 * SCALE)]
-    assert top["asks"] == [(36 * CENT, 12_250_000)]
+    assert top.bids == [(34 * CENT, 150 * SCALE)]
+    assert top.asks == [(36 * CENT, 12_250_000)]
 
 
 def test_use_yes_price_no_levels_are_asks() -> None:
@@ -108,7 +114,7 @@ def test_use_yes_price_no_levels_are_asks() -> None:
     )
     view = books.view("T")
     assert view is not None
-    assert view["asks"] == [(35 * CENT, SCALE), (36 * CENT, 2 * SCALE)]
+    assert view.asks == [(35 * CENT, SCALE), (36 * CENT, 2 * SCALE)]
 
 
 def test_gap_invalidates_every_book_on_the_sid_and_snapshot_resyncs() -> None:
@@ -121,18 +127,19 @@ def test_gap_invalidates_every_book_on_the_sid_and_snapshot_resyncs() -> None:
     )
     events = apply(books, delta("A", 5, "yes", 40 * CENT, SCALE))
     assert events == [_core.GapEvent(1, 1, 3, 5, ["A", "B"])]
-    assert [books.view(t)["valid"] for t in "ABC"] == [False, False, True]  # type: ignore[index]
+    assert [valid(books, t) for t in "ABC"] == [False, False, True]
     # Deltas on an invalid book are ignored until its snapshot.
     assert apply(books, delta("A", 6, "yes", 40 * CENT, SCALE)) == []
-    assert books.view("A")["bids"] == [(40 * CENT, 10 * SCALE)]  # type: ignore[index]
+    a_view = books.view("A")
+    assert a_view is not None and a_view.bids == [(40 * CENT, 10 * SCALE)]
     assert books.ignored_deltas == 2
     assert apply(books, snapshot("A", 7, [(41 * CENT, 3 * SCALE)], [])) == [
         _core.ResyncedEvent("A")
     ]
     assert apply(books, delta("A", 8, "yes", 41 * CENT, SCALE)) == []
     a = books.view("A")
-    assert a is not None and a["valid"] and a["bids"] == [(41 * CENT, 4 * SCALE)]
-    assert books.view("B")["valid"] is False  # type: ignore[index]
+    assert a is not None and a.valid and a.bids == [(41 * CENT, 4 * SCALE)]
+    assert valid(books, "B") is False
 
 
 def test_duplicates_are_reported_and_not_applied() -> None:
@@ -145,8 +152,8 @@ def test_duplicates_are_reported_and_not_applied() -> None:
     )
     assert events == [_core.DuplicateEvent(1, 1, 2), _core.DuplicateEvent(1, 1, 3)]
     view = books.view("T")
-    assert view is not None and view["valid"]
-    assert view["bids"] == [
+    assert view is not None and view.valid
+    assert view.bids == [
         (34 * CENT, 210 * SCALE),
         (33 * CENT, 45_500_000),
         (31 * CENT, 122 * SCALE),
@@ -160,14 +167,7 @@ def test_delta_before_snapshot_is_not_applied() -> None:
     assert apply(books, delta("T", 1, "no", 50 * CENT, SCALE)) == [
         _core.DeltaWithoutSnapshotEvent("T")
     ]
-    assert books.view("T") == {
-        "ticker": "T",
-        "bids": [],
-        "asks": [],
-        "valid": False,
-        "conn_id": 1,
-        "sid": 1,
-    }
+    assert books.view("T") == _core.BookView("T", [], [], False, 1, 1)
     assert apply(books, snapshot("T", 2, [], [])) == [_core.ResyncedEvent("T")]
 
 
@@ -189,7 +189,7 @@ def test_negative_size_and_missing_fields_invalidate() -> None:
     assert apply(books, delta("W", 8, "yes", CENT, None)) == [
         _core.InvalidatedEvent("W", "missing_size")
     ]
-    assert all(not books.view(t)["valid"] for t in "TUVW")  # type: ignore[index]
+    assert not any(valid(books, t) for t in "TUVW")
 
 
 def test_reconnect_is_not_a_gap() -> None:
@@ -202,7 +202,7 @@ def test_reconnect_is_not_a_gap() -> None:
     ]
     assert apply(books, delta("T", 2, "yes", 10 * CENT, SCALE, conn_id=2, sid=1)) == []
     view = books.view("T")
-    assert view is not None and view["valid"] and (view["conn_id"], view["sid"]) == (2, 1)
+    assert view is not None and view.valid and (view.conn_id, view.stream) == (2, 1)
 
 
 def test_resubscribe_reset_and_removal() -> None:
@@ -329,10 +329,10 @@ def test_random_sequences_match_a_naive_model(sequence: list[tuple[Any, ...]]) -
                 assert events == []
         view = books.view("T")
         assert view is not None
-        assert view["valid"] == naive.valid
+        assert view.valid == naive.valid
         if naive.valid:
-            assert view["bids"] == naive.bids()
-            assert view["asks"] == naive.asks()
+            assert view.bids == naive.bids()
+            assert view.asks == naive.asks()
 
 
 @settings(max_examples=100, deadline=None)
@@ -354,5 +354,5 @@ def test_any_delivery_order_reports_gaps_and_duplicates(order: list[int]) -> Non
             gapped, highest = True, seq
         view = books.view("T")
         assert view is not None
-        assert view["valid"] == (not gapped)
-        assert view["bids"] == [(50 * CENT, size)]
+        assert view.valid == (not gapped)
+        assert view.bids == [(50 * CENT, size)]

@@ -6,7 +6,7 @@ import pytest
 
 from reference import kalshi as reference
 from ssmd import core
-from ssmd.exceptions import DecodeError, SsmdError
+from ssmd.exceptions import CoreError, DecodeError, SsmdError
 from support import kalshi_fixture, kalshi_fixture_names
 
 GOOD = [
@@ -114,7 +114,7 @@ def test_trades_with_the_same_ticker_and_second_stay_distinct() -> None:
 
 
 def test_mismatched_lengths_are_an_error() -> None:
-    with pytest.raises(ValueError, match="differ in length"):
+    with pytest.raises(CoreError, match="differ in length"):
         core.normalize_kalshi([b"{}"], [1, 2], 0)
 
 

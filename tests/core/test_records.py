@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import ssmd.records
 from ssmd import core
+from ssmd.exceptions import CoreError
 from support import ROOT, kalshi_fixture, kalshi_fixture_names, require_binary
 
 SCHEMA_PATH = ROOT / "schemas" / "ssmd.capnp"
@@ -271,7 +272,7 @@ def test_arrow_exact_timestamps_and_unknown_kind() -> None:
     data = core.normalize_kalshi([kalshi_fixture("orderbook_delta_a_nanoseconds")], [7], 1).data
     table = ssmd.records.to_arrow(data, "book_delta")
     assert table.column("exchange_ts").cast("int64").to_pylist() == [1_755_032_432_539_836_022]
-    with pytest.raises(ValueError, match="no column layout"):
+    with pytest.raises(CoreError, match="no column layout"):
         ssmd.records.to_arrow(data, "nonsense")
 
 

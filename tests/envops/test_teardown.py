@@ -38,7 +38,7 @@ from ssmd.exceptions import ConfigError
 from ssmd.secmaster.journal import Journal
 from ssmd.store import keys
 from ssmd.store.base import ObjectStore, open_store
-from ssmd.up.state import UpLock
+from ssmd.upstate import UpLock
 
 GONE, KEPT = "demo", "demo-dev"
 FEED = "kalshi"

@@ -196,7 +196,7 @@ class Truth:
     def book(self, ticker: str) -> dict[str, Any]:
         v = self.books.view(ticker)
         assert v is not None, ticker
-        return expected_book(ticker, v["bids"], v["asks"], bool(v["valid"]))  # type: ignore[arg-type]
+        return expected_book(ticker, v.bids, v.asks, v.valid)
 
 
 def expected_book(

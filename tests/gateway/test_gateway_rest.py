@@ -26,8 +26,9 @@ from gwfix import (
     trade,
 )
 
+from ssmd.exceptions import BadRequest
 from ssmd.gateway import render
-from ssmd.gateway.markets import BadRequest, Filters, decode_cursor, encode_cursor
+from ssmd.gateway.markets import Filters, decode_cursor, encode_cursor
 from ssmd.gateway.trades import TradeLog
 from ssmd.secmaster.store import Store
 

@@ -20,8 +20,9 @@ from gwfix import (
     trade,
 )
 
+from ssmd.exceptions import TransformError
 from ssmd.gateway.auth import KeyRing, new_key
-from ssmd.gateway.transform import Transform, TransformError, TransformSpec, check
+from ssmd.gateway.transform import Transform, TransformSpec, check
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "compact_transform.lua"

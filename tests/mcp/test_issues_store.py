@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "secmaster"))
 from secmaster_fixtures import fresh_database, postgres_server
 
 from ssmd import issues
+from ssmd.exceptions import IssueError
 from ssmd.issues.model import day_bounds, iso_ms
 from ssmd.secmaster.store import Store
 
@@ -96,7 +97,7 @@ def test_report_list_resolve_and_journal(store: Store) -> None:
     again, none = issues.resolve(store, ENV, issue.id, "dave", "again")
     assert again == done and none is None
     assert len(store.outbox()) == 4
-    with pytest.raises(issues.IssueError, match="no data issue 9999"):
+    with pytest.raises(IssueError, match="no data issue 9999"):
         issues.resolve(store, ENV, 9999, "dave", "x")
 
 
@@ -116,7 +117,7 @@ def test_report_list_resolve_and_journal(store: Store) -> None:
     ],
 )  # fmt: skip
 def test_bad_reports_name_the_field(body: object, fragment: str) -> None:
-    with pytest.raises(issues.IssueError, match=fragment):
+    with pytest.raises(IssueError, match=fragment):
         issues.parse_report(body)
 
 
@@ -124,5 +125,5 @@ def test_times_take_iso_dates_and_unix_ms() -> None:
     assert issues.parse_time("2026-12-03", "start") == "2026-12-03T00:00:00.000Z"
     assert issues.parse_time("2026-12-03T13:00:00+01:00", "start") == "2026-12-03T12:00:00.000Z"
     assert issues.parse_time(1_796_299_200_123, "start") == "2026-12-03T12:00:00.123Z"
-    with pytest.raises(issues.IssueError, match="end"):
+    with pytest.raises(IssueError, match="end"):
         issues.parse_time(True, "end")

@@ -36,7 +36,7 @@ from upfix import EXCHANGES, SSMD, UpProcess
 import ssmd.data
 from ssmd.secmaster.journal import journal_stream
 from ssmd.up.nats import free_port
-from ssmd.up.state import read_state
+from ssmd.upstate import read_state
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.xdist_group("mcp-e2e")]
 

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
 from ssmd.sim import ConnectionRecord, ManualClock, Simulator
+from ssmd.sim.wsshell import SimSocket, connect
 
 T0 = 1_784_557_805.0  # 2026-07-20 14:30:05 UTC, inside a 15-minute window
 
@@ -26,6 +24,15 @@ async def wait_for(pred: Callable[[], bool], timeout: float = 10.0) -> None:
             await asyncio.sleep(0)
 
 
+class Closed(Exception):
+    """The connection closed; `code` is that of the server's close frame, None when the
+    socket was dropped without one."""
+
+    def __init__(self, code: int | None) -> None:
+        super().__init__(f"connection closed (code {code})")
+        self.code = code
+
+
 class Client:
     """Keeps every frame received (raw text) and can wait for a predicate over them.
 
@@ -33,7 +40,7 @@ class Client:
     simulator clock time they were seen at) and of pongs; `answer_pings=False` makes it
     stop answering server pings."""
 
-    def __init__(self, ws: ClientConnection, sim: Simulator | None = None) -> None:
+    def __init__(self, ws: SimSocket, sim: Simulator | None = None) -> None:
         self.ws = ws
         self.sim = sim
         self.raw: list[str] = []
@@ -43,25 +50,22 @@ class Client:
         self.commands_sent = 0
         self.server_pings: list[tuple[float, bytes]] = []
         self.pongs: list[bytes] = []
-        self.answer_pings = True
-        protocol = ws.protocol
-        recv_frame = protocol.recv_frame
-        send_frame = protocol.send_frame
+        ws.on_control = self._control
 
-        def spy_recv(frame: Frame) -> None:
-            if frame.opcode is Opcode.PING:
-                self.server_pings.append((sim.clock.now() if sim else 0.0, bytes(frame.data)))
-            elif frame.opcode is Opcode.PONG:
-                self.pongs.append(bytes(frame.data))
-            recv_frame(frame)
+    @property
+    def answer_pings(self) -> bool:
+        return self.ws.answer_pings
 
-        def gate_send(frame: Frame) -> None:
-            if frame.opcode is Opcode.PONG and not self.answer_pings:
-                return
-            send_frame(frame)
+    @answer_pings.setter
+    def answer_pings(self, answer: bool) -> None:
+        self.ws.answer_pings = answer
 
-        protocol.recv_frame = spy_recv  # type: ignore[method-assign]
-        protocol.send_frame = gate_send  # type: ignore[method-assign]
+    def _control(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.PING:
+            now = self.sim.clock.now() if self.sim else 0.0
+            self.server_pings.append((now, bytes(frame.data)))
+        elif frame.opcode is Opcode.PONG:
+            self.pongs.append(bytes(frame.data))
 
     async def send(
         self, cmd: str, params: dict[str, Any] | None = None, cid: int | None = None
@@ -72,19 +76,18 @@ class Client:
         body: dict[str, Any] = {"id": cid, "cmd": cmd}
         if params is not None:
             body["params"] = params
-        await self.ws.send(orjson.dumps(body).decode())
-        self.commands_sent += 1
+        await self.send_raw(orjson.dumps(body).decode())
         return cid
 
     async def send_raw(self, text: str) -> None:
-        await self.ws.send(text)
+        if not await self.ws.send(text):
+            raise Closed(self.ws.close_code)
         self.commands_sent += 1
 
     def record(self, sim: Simulator) -> ConnectionRecord:
         """The simulator's record of this connection (matched by socket address)."""
-        here = self.ws.local_address
         for rec in sim.truth.connections.values():
-            if rec.peer is not None and rec.peer == (here[0], here[1]):
+            if rec.peer is not None and rec.peer == self.ws.local:
                 return rec
         raise LookupError("connection not known to the simulator")
 
@@ -104,6 +107,8 @@ class Client:
         async with asyncio.timeout(timeout):
             while not pred(self.frames):
                 raw = await self.ws.recv()
+                if raw is None:
+                    raise Closed(self.ws.close_code)
                 assert isinstance(raw, str)
                 self.raw.append(raw)
                 try:
@@ -122,30 +127,15 @@ class Client:
         return [f for f in self.frames if f.get("type") == typ]
 
 
-async def _discard(ws: ClientConnection) -> None:
-    with contextlib.suppress(ConnectionClosed):
-        async for _ in ws:
-            pass
-
-
 @asynccontextmanager
 async def client(sim: Simulator, headers: dict[str, str] | None = None) -> AsyncIterator[Client]:
-    """A connected `Client`. On exit it keeps reading while it closes, so the closing
-    handshake is not stuck behind unread frames."""
-    ws = await connect(
-        sim.ws_url,
-        additional_headers=sim.auth_headers() if headers is None else headers,
-        max_size=None,
-        compression=None,
-        open_timeout=5,
-        ping_interval=None,
-    )
+    """A connected `Client`; closed (1000) on exit."""
+    async with asyncio.timeout(5):
+        ws = await connect(sim.ws_url, sim.auth_headers() if headers is None else headers)
     try:
         yield Client(ws, sim)
     finally:
-        reader = asyncio.create_task(_discard(ws))
-        await ws.close()
-        await reader
+        await ws.close(1000, "")
 
 
 def manual_sim(**kw: Any) -> tuple[Simulator, ManualClock]:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from simhelp import Client, client, manual_sim, wait_for
+from simhelp import Client, Closed, client, manual_sim, wait_for
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 
 from ssmd.exceptions import ConfigError
 from ssmd.sim import DEMO_PRIVATE_KEY_PATH, CommandRate, Fault, FaultKind, Scenario, Simulator
@@ -121,7 +121,7 @@ async def _stream(sim: Simulator, c: Client, o: Observed) -> None:
         for step in range(1, 9):
             clock.advance(1.0)  # type: ignore[attr-defined]
             payload = b"ping-%d" % step
-            await c.ws.ping(payload)
+            c.ws.ping(payload)
             markers.append((payload, await c.send("list_subscriptions")))
             await c.settle(sim)
     finally:
@@ -140,8 +140,8 @@ async def _session(scenario: Scenario | None) -> tuple[Observed, Simulator]:
         try:
             async with client(sim) as c:
                 await _stream(sim, c, o)
-        except ConnectionClosed as exc:
-            o.abrupt_close = exc.rcvd is None
+        except Closed as exc:
+            o.abrupt_close = exc.code is None
         assert c is not None
         o.frames, o.bad = c.frames, len(c.bad)
         o.server_pings = [t - sim.started_at for t, data in c.server_pings]
@@ -251,19 +251,20 @@ async def test_stall_is_silent_loses_what_it_would_send_and_leaves_a_seq_gap() -
         assert sim.connections[1].stalled  # stalled from t=3
         seqs_before = [f["seq"] for f in c.frames if f["type"].startswith("orderbook")]
         n_frames, n_pings = len(c.raw), len(c.server_pings)
-        lost_ping = await c.ws.ping(b"during")
+        lost_ping = c.ws.ping(b"during")
         await c.send("list_subscriptions")  # lost as well
         for _ in range(2):  # t=4 and t=5: order flow goes on, the link is dead
             clock.advance(1.0)
             await c.settle(sim)
         assert len(c.raw) == n_frames and len(c.server_pings) == n_pings  # nothing at all
-        assert c.ws.state.name == "OPEN"  # and no close
+        assert c.ws.open  # and no close
         assert sim.connections[1].dropped_while_stalled > 0
         clock.advance(1.0)  # t=6: the stall ends
         await c.settle(sim)
         assert not sim.connections[1].stalled
         # the first ping after the stall is answered; the one sent during it never is
-        after = await c.ws.ping(b"after")
+        after = c.ws.ping(b"after")
+        assert after is not None and lost_ping is not None
         async with asyncio.timeout(5):
             await after
         assert b"after" in c.pongs and b"during" not in c.pongs
@@ -296,8 +297,8 @@ async def _pong_session(pong_timeout: float | None, answer: bool) -> tuple[Simul
                 clock.set(sim.started_at + 10.0 * k + 5.0)  # this heartbeat's pong deadline
                 await c.send("list_subscriptions")
                 await c.until(lambda fs, k=k: len(c.of("ok")) == k)
-            except ConnectionClosed as exc:
-                assert exc.rcvd is not None and exc.rcvd.code == 1011
+            except Closed as exc:
+                assert exc.code == 1011
                 closed_by_server = True
                 break
     return sim, c, closed_by_server
@@ -334,7 +335,7 @@ async def test_connection_cap_per_key(cap: int | None) -> None:
             assert third == 101 and sim.truth.rejected_handshakes == 0
             return
         assert third == 429 and sim.truth.rejected_handshakes == 1
-        await a.ws.close()
+        await a.ws.close(1000, "")
         await wait_for(lambda: len(sim.connections) == 1)
         assert await _handshake(sim) == 101  # room again once one closed
 

@@ -103,7 +103,7 @@ async def test_commands_and_error_codes() -> None:
     async with sim:
         t1, t2, t3 = sorted(m.ticker for m in sim.universe.active())[:3]
         async with client(sim) as c:
-            await c.ws.send("{not json")
+            await c.send_raw("{not json")
             await c.send("frobnicate", {})
             await c.send("subscribe")
             await c.send("subscribe", {"market_tickers": [t1]})

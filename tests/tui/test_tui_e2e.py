@@ -34,7 +34,7 @@ from ssmd.mcp.gateway import KEEPALIVE_EXPIRY
 from ssmd.tui.app import SsmdTui
 from ssmd.tui.backend import Backend
 from ssmd.up.nats import free_port
-from ssmd.up.state import read_state
+from ssmd.upstate import read_state
 
 pytestmark = [pytest.mark.timeout(720), pytest.mark.slow, pytest.mark.xdist_group("tui-e2e")]
 

@@ -12,8 +12,9 @@ import pytest
 from textual.pilot import Pilot
 
 from ssmd.config import Overrides, load_environment
+from ssmd.exceptions import ActionError
 from ssmd.tui.app import SsmdTui
-from ssmd.tui.backend import ActionError, Backend
+from ssmd.tui.backend import Backend
 from ssmd.up.nats import free_port
 from support import ROOT
 

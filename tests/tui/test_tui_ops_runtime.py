@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from ssmd.config import Overrides, load_environment
+from ssmd.exceptions import ActionError
 from ssmd.ops.local import LocalRuntime
-from ssmd.tui.backend import ActionError, Backend
+from ssmd.tui.backend import Backend
 from ssmd.up import procs
 from ssmd.up.nats import free_port
 from support import ROOT

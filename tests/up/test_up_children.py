@@ -13,8 +13,9 @@ import pytest
 from upfix import RecordingDisplay, child_spec, until
 
 from ssmd.config import LocalStore
+from ssmd.exceptions import ChildFailed
 from ssmd.up import procs
-from ssmd.up.children import ChildFailed, Supervisor
+from ssmd.up.children import Supervisor
 from ssmd.up.run import Up, UpOptions
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from ssmd.up.control import ControlError, ControlServer, request, socket_path
+from ssmd.exceptions import ControlError
+from ssmd.up.control import ControlServer, request, socket_path
 
 
 async def test_requests_reach_the_handler_one_at_a_time(tmp_path: Path) -> None:

@@ -28,8 +28,8 @@ from ssmd import core
 from ssmd.config import Overrides, load_environment
 from ssmd.data.inventory import Archive
 from ssmd.up.nats import free_port
-from ssmd.up.state import read_state
 from ssmd.up.status import parse_metrics
+from ssmd.upstate import read_state
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("up-e2e")]
 

@@ -20,8 +20,8 @@ import pytest
 from upfix import UpProcess, alive, raw_lines, until
 
 from ssmd.up.nats import free_port
-from ssmd.up.state import read_state
 from ssmd.up.status import parse_metrics
+from ssmd.upstate import read_state
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("up-e2e")]
 

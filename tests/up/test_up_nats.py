@@ -9,9 +9,10 @@ import pytest
 from upfix import RecordingDisplay
 
 from ssmd.config import Overrides, load_environment
+from ssmd.exceptions import AlreadyRunning
 from ssmd.up.children import Supervisor
 from ssmd.up.nats import free_port, jetstream_ready, nats_spec
-from ssmd.up.state import AlreadyRunning, UpLock, read_state, running_nats_url
+from ssmd.upstate import UpLock, read_state, running_nats_url
 from support import ROOT
 
 EXCHANGES = ROOT / "exchanges"

@@ -19,7 +19,7 @@ import ssmd.data
 from ssmd.sim.kraken import KrakenSimulator
 from ssmd.sim.polymarket import PolymarketSimulator
 from ssmd.up.nats import free_port
-from ssmd.up.state import read_state
+from ssmd.upstate import read_state
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("up-e2e")]
 

@@ -21,8 +21,8 @@ from ssmd import core
 from ssmd.up.children import ChildSpec, StopResult, Supervisor
 from ssmd.up.display import Display
 from ssmd.up.report import ArchiveReport
-from ssmd.up.state import read_state
 from ssmd.up.status import Figures
+from ssmd.upstate import read_state
 from support import ROOT
 
 EXCHANGES = ROOT / "exchanges"

@@ -187,19 +187,19 @@ class Archiver:
         st.malformed += routed.malformed
         st.undecodable += routed.undecodable
         st.derived += routed.derived
-        for kind, rtype, ticker, bucket, chunk in routed.chunks:
-            if kind == "derived":
+        for dest in routed.chunks:
+            chunk = dest.chunk
+            if dest.kind == "derived":
                 self.spool.cover(chunk)
                 continue
             try:
-                if kind == "raw":
-                    key, day = self._raw_key(rtype, bucket)
+                if dest.kind == "raw":
+                    key, day = self._raw_key(dest.data_type, dest.bucket)
                     self.spool.append(RAW, key, chunk)
                     self._dirty_days.add((keys.RAW_DATA_TYPE, day))
                 else:
-                    if kind == "events":
-                        rtype = keys.EVENTS_TYPE
-                    key, day = self._normalized_key(rtype, ticker, bucket)
+                    rtype = keys.EVENTS_TYPE if dest.kind == "events" else dest.data_type
+                    key, day = self._normalized_key(rtype, dest.ticker, dest.bucket)
                     self.spool.append(NORMALIZED, key, chunk)
                     self._dirty_days.add((rtype, day))
             except ValueError as exc:  # no storage key for these: keep them, never stop

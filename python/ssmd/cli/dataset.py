@@ -319,7 +319,8 @@ def backfill(
     from ssmd.config import Overrides, load_environment
     from ssmd.data.backfill import backfill as run_backfill
     from ssmd.data.source import Dataset
-    from ssmd.venues.kalshi.rest import RestClient, RestError
+    from ssmd.exceptions import RestError
+    from ssmd.venues.kalshi.rest import RestClient
 
     when = _day(day, "--date")
     if margin < 0:

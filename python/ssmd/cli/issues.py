@@ -40,8 +40,7 @@ ISSUE_COLUMNS = ("id", "status", "ticker", "start", "end", "reporter", "descript
 @contextmanager
 def issue_errors() -> Iterator[None]:
     from ssmd.cli.exits import component_errors
-    from ssmd.issues import IssueError
-    from ssmd.secmaster.store import StoreError
+    from ssmd.exceptions import IssueError, StoreError
 
     try:
         with component_errors():
@@ -167,7 +166,8 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """One data issue, with who reported it and how it was resolved."""
-    from ssmd.issues import IssueError, get
+    from ssmd.exceptions import IssueError
+    from ssmd.issues import get
 
     with issue_errors():
         with _read(_env(env, config_dir, data_dir)) as store:

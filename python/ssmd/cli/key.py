@@ -87,8 +87,8 @@ def _rest_url(env: str, config_dir: Path | None, rest_url: str | None) -> str:
 def _verify(key: KalshiKey, url: str) -> None:
     """Exit 3 (`authentication failed`) when the exchange refuses the key, 1 when it
     cannot be asked."""
+    from ssmd.exceptions import RestError
     from ssmd.keys.verify import verify_key
-    from ssmd.venues.kalshi.rest import RestError
 
     try:
         asyncio.run(verify_key(key, url))

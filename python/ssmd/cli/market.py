@@ -37,8 +37,8 @@ def _env(env: str, config_dir: Path | None, **overrides: str | None) -> Any:
 
 
 def _store(resolved: Any) -> Any:
-    from ssmd.exceptions import ConfigError
-    from ssmd.secmaster import StoreError, open_store
+    from ssmd.exceptions import ConfigError, StoreError
+    from ssmd.secmaster import open_store
 
     try:
         return open_store(resolved)
@@ -196,7 +196,8 @@ def migrate(
     data_dir: DataDirOption = None,
 ) -> None:
     """Apply (or revert, with --to) the store's schema migrations."""
-    from ssmd.secmaster import Store, StoreError
+    from ssmd.exceptions import StoreError
+    from ssmd.secmaster import Store
     from ssmd.secmaster.store import SQLITE_FILE
 
     resolved = _env(env, config_dir, database_url=database_url, data_dir=data_dir)

@@ -36,7 +36,7 @@ def serve(
     from ssmd.mcp.server import build
     from ssmd.mcp.server import serve as run
     from ssmd.obs import logs
-    from ssmd.up.state import read_state, running_nats_url
+    from ssmd.upstate import read_state, running_nats_url
 
     if transport not in ("stdio", "http"):
         raise typer.BadParameter("expected stdio or http", param_hint="--transport")

@@ -54,11 +54,11 @@ def up(
 
     from ssmd.cli.exits import component_errors
     from ssmd.config import Overrides, load_environment
+    from ssmd.exceptions import AlreadyRunning
     from ssmd.obs import logs
     from ssmd.up.display import ConsoleDisplay, Display, JsonDisplay
     from ssmd.up.run import Up, UpOptions
     from ssmd.up.simulator import SimOptions, is_simulated
-    from ssmd.up.state import AlreadyRunning
 
     display: Display
     if json_logs:

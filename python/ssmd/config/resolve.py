@@ -48,6 +48,7 @@ from ssmd.config.secrets import MASK, Secret
 from ssmd.config.tree import ConfigTree, Snapshot
 from ssmd.config.validate import check_snapshot
 from ssmd.exceptions import ConfigError
+from ssmd.upstate import running_nats_url
 
 DATA_DIR_ENV: Final = "SSMD_DATA_DIR"
 DEFAULT_DATA_DIR: Final = "data"
@@ -350,8 +351,6 @@ def load_environment(
     data_dir = Path(data_dir_text).expanduser().absolute()
     if nats_url == EMBEDDED_NATS:
         # While `ssmd up` runs on this data dir, the server it started is the one to use.
-        from ssmd.up.state import running_nats_url
-
         running = running_nats_url(data_dir)
         if running is not None:
             nats_url = running

@@ -26,12 +26,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ssmd.exceptions import AuthenticationError
+from ssmd.exceptions import AuthenticationError, SessionError
 from ssmd.venues.base import (
     MAX_FRAME_BYTES,
     Liveness,
     Session,
-    SessionError,
     Subscriptions,
     Venue,
 )

@@ -251,7 +251,7 @@ class _Replay:
             self._apply(index.data[index.start(self.done) : index.ends[count - 1]])
             self.done = count
 
-    def view(self, depth: int) -> dict[str, Any] | None:
+    def view(self, depth: int) -> core.BookView | None:
         return self.books.view(self.ticker, depth)
 
 
@@ -271,20 +271,18 @@ def _book(ticker: str, at_ns: int, depth: int, replay: _Replay, gaps: _Gaps) -> 
             as_of,
             None,
         )
-    reason = replay.invalid if not view["valid"] else None
-    if reason is None and not view["valid"]:
+    reason = replay.invalid if not view.valid else None
+    if reason is None and not view.valid:
         reason = "invalid"
     if reason is None:
         reason = gaps.reason(snapshot_ns, at_ns)
-    bids = [(int(p), int(s)) for p, s in view["bids"]]
-    asks = [(int(p), int(s)) for p, s in view["asks"]]
     return BookAt(
         ticker,
         at_ns,
         reason is None,
         reason,
-        bids,
-        asks,
+        view.bids,
+        view.asks,
         as_of,
         snapshot_ns,
     )

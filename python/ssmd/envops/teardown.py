@@ -35,7 +35,7 @@ from ssmd.envops.inventory import file_holdings, nats_holdings, object_holdings,
 from ssmd.envops.owned import Holding, Prefixes
 from ssmd.exceptions import ConfigError
 from ssmd.store.base import open_store
-from ssmd.up.state import running_env
+from ssmd.upstate import running_env
 
 __all__ = ["teardown"]
 

@@ -27,9 +27,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ssmd import __version__
+from ssmd.exceptions import BadRequest
 from ssmd.gateway import history, issues, stream
 from ssmd.gateway.auth import ApiKey, KeyRing
-from ssmd.gateway.markets import BadRequest, Filters
+from ssmd.gateway.markets import Filters
 from ssmd.gateway.tenants import Policy
 from ssmd.obs.metrics import CONTENT_TYPE, expose
 

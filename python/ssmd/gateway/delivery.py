@@ -16,15 +16,15 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from ssmd.exceptions import AtLimit, TransformError
 from ssmd.gateway import render, wire
-from ssmd.gateway.transform import Transform, TransformError
+from ssmd.gateway.transform import Transform
 
 if TYPE_CHECKING:
     from ssmd.gateway.auth import ApiKey
     from ssmd.gateway.hub import Client, Hub
 
 __all__ = [
-    "AtLimit",
     "admit",
     "allowance",
     "entitled",
@@ -35,11 +35,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-class AtLimit(Exception):
-    """A connection refused by its key's or its tenant's connection limit (closed with
-    4429 and this message)."""
 
 
 def admit(hub: Hub, client: Client, key: ApiKey | None) -> None:

@@ -582,12 +582,7 @@ class Feed:
         v = self.books.view(ticker, self.settings.book_depth)
         if v is None:
             return [], [], False, self.book_ms.get(ticker) or int(time.time() * 1000)
-        return (
-            v["bids"],  # type: ignore[return-value]
-            v["asks"],
-            bool(v["valid"]),
-            self.book_ms.get(ticker, 0),
-        )
+        return v.bids, v.asks, v.valid, self.book_ms.get(ticker, 0)
 
     def pending(self) -> int:
         """Messages not applied yet: still on the server, or received and queued here."""

@@ -30,7 +30,7 @@ import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from ssmd.exceptions import ArchiveError, DataError
+from ssmd.exceptions import ArchiveError, DataError, HistoryError
 from ssmd.gateway.formats import FORMATS, PageWriter, page_writer
 from ssmd.store import keys
 
@@ -50,18 +50,6 @@ TIME_FORMS: Final = (
 )
 # Table names clients may also use: the book's deltas are its rows over time.
 _ALIASES: Final = {"orderbook": "book_delta"}
-
-
-class HistoryError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(
-            {"type": "error", "code": self.code, "message": self.message},
-            status_code=self.status,
-        )
 
 
 def _bad(message: str) -> HistoryError:
@@ -217,7 +205,9 @@ def register(app: FastAPI, gw: Gateway) -> None:
 
     @app.exception_handler(HistoryError)
     async def _refused(_request: Any, exc: HistoryError) -> JSONResponse:
-        return exc.response()
+        return JSONResponse(
+            {"type": "error", "code": exc.code, "message": exc.message}, status_code=exc.status
+        )
 
     @app.get("/v1/history/book", summary="A market's order book at a moment, from the archive")
     async def book(

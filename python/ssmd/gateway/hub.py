@@ -36,9 +36,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from ssmd.exceptions import AtLimit
 from ssmd.gateway import delivery, render, wire
 from ssmd.gateway.auth import ApiKey
-from ssmd.gateway.delivery import AtLimit
 from ssmd.gateway.metrics import GatewayMetrics
 from ssmd.gateway.settings import GatewaySettings
 

@@ -22,7 +22,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from ssmd import issues
-from ssmd.issues.model import STATUSES, IssueError, parse_time
+from ssmd.exceptions import IssueError
+from ssmd.issues.model import STATUSES, parse_time
 from ssmd.issues.store import MAX_LIST
 from ssmd.secmaster.journal import MSG_ID, Journal
 

@@ -39,6 +39,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from ssmd.gateway import stream
+from ssmd.wsmessages import DATA_OPCODES, MessageAssembler
 
 if TYPE_CHECKING:
     from ssmd.gateway.service import Gateway
@@ -371,8 +372,7 @@ class StreamConnection:
         self.headers: dict[str, str] = {}
         self.query: dict[str, str] = {}
         self.inbox: deque[str | bytes] = deque()
-        self.fragments: list[bytes] = []
-        self.fragment_text = False
+        self.messages = MessageAssembler()
         self.arrived = asyncio.Event()
         self.lost = False
         self.gone = asyncio.Event()
@@ -432,28 +432,19 @@ class StreamConnection:
         self.task = asyncio.get_running_loop().create_task(self._session())
 
     def _frame(self, frame: Frame) -> None:
-        op = frame.opcode
-        if op is Opcode.PONG:
+        if frame.opcode is Opcode.PONG:
             self.ping_waiting = False
             return
-        if op not in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+        if frame.opcode not in DATA_OPCODES:
             return  # pings are answered and closes handled by the protocol
-        if op is not Opcode.CONT:
-            self.fragment_text = op is Opcode.TEXT
-            self.fragments = []
-        self.fragments.append(bytes(frame.data))
-        if not frame.fin:
+        try:
+            message = self.messages.feed(frame)
+        except UnicodeDecodeError:
+            self.protocol.fail(1007, "invalid UTF-8 in a text message")
             return
-        data = b"".join(self.fragments)
-        self.fragments = []
-        if self.fragment_text:
-            try:
-                self.inbox.append(data.decode())
-            except UnicodeDecodeError:
-                self.protocol.fail(1007, "invalid UTF-8 in a text message")
-                return
-        else:
-            self.inbox.append(data)
+        if message is None:
+            return
+        self.inbox.append(message)
         self.arrived.set()
         if len(self.inbox) >= _INBOX and not self.reading_paused:
             self.reading_paused = True

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from ssmd.exceptions import BadRequest
 from ssmd.gateway import render
 from ssmd.gateway.feed import Feed, Market
 from ssmd.secmaster.model import iso_from_ns, series_of_ticker
@@ -35,7 +36,7 @@ from ssmd.secmaster.status import SSMD_STATUSES
 if TYPE_CHECKING:
     from ssmd.secmaster.store import Store
 
-__all__ = ["SORTS", "BadRequest", "Filters", "Markets"]
+__all__ = ["SORTS", "Filters", "Markets"]
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,6 @@ _CHUNK: Final = 500
 SORTS: Final = ("ticker", "activity")
 # The parts of sort=activity, in order; a cursor names one and where in it to go on.
 _ACTIVE, _OPEN, _OTHER = "active", "open", "other"
-
-
-class BadRequest(ValueError):
-    """A query parameter the API cannot use; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -186,9 +183,9 @@ class Markets:
             None
             if view is None
             else {
-                "best_bid": _top(view["bids"]),  # type: ignore[arg-type]
-                "best_ask": _top(view["asks"]),  # type: ignore[arg-type]
-                "valid": bool(view["valid"]),
+                "best_bid": _top(view.bids),
+                "best_ask": _top(view.asks),
+                "valid": view.valid,
             }
         )
         out["last_trade"] = (

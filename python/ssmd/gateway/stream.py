@@ -19,9 +19,9 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.websockets import WebSocket
 
+from ssmd.exceptions import AtLimit
 from ssmd.gateway import wire
 from ssmd.gateway.auth import ApiKey, KeyRing, presented_key
-from ssmd.gateway.delivery import AtLimit
 
 if TYPE_CHECKING:
     from ssmd.gateway.hub import Client

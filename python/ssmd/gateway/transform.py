@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from ssmd.exceptions import ConfigError
+from ssmd.exceptions import ConfigError, TransformError
 
 if TYPE_CHECKING:
     from ssmd.config.models.environment import Transform as TransformConfig
 
-__all__ = ["REASONS", "Transform", "TransformError", "TransformSpec", "check", "load_spec"]
+__all__ = ["REASONS", "Transform", "TransformSpec", "check", "load_spec"]
 
 SLICE: Final = 1_000  # instructions between two runs of the count hook
 MAX_OUTPUT: Final = 1 << 20  # bytes of one transformed message at most
@@ -197,14 +197,6 @@ for _, k in ipairs({"debug", "io", "os", "require", "load", "loadstring", "dofil
 end
 return open
 """
-
-
-class TransformError(Exception):
-    """A transform that failed: `reason` is one of REASONS."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,12 @@ with its reporter in the security master database, published to the journal
 until someone resolves it (`ssmd data issues resolve`). docs/data.md, "Data issues".
 """
 
-from ssmd.issues.model import DataIssue, IssueError, Report, parse_report, parse_time
+from ssmd.issues.model import DataIssue, Report, parse_report, parse_time
 from ssmd.issues.store import Entry, get, list_issues, report, resolve
 
 __all__ = [
     "DataIssue",
     "Entry",
-    "IssueError",
     "Report",
     "get",
     "list_issues",

@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
+from ssmd.exceptions import IssueError
+
 __all__ = [
     "MAX_DESCRIPTION",
     "STATUSES",
     "DataIssue",
-    "IssueError",
     "Report",
     "day_bounds",
     "iso_ms",
@@ -30,11 +31,6 @@ STATUSES: Final = ("open", "resolved")
 MAX_DESCRIPTION: Final = 4000
 MAX_TICKER: Final = 200
 _FIELDS: Final = ("ticker", "start", "end", "description", "reporter")
-
-
-class IssueError(ValueError):
-    """A report or a request about data issues that cannot be taken; the message says which
-    field and how to fix it."""
 
 
 def iso_ms(moment: datetime) -> str:

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from ssmd.issues.model import STATUSES, DataIssue, IssueError, Report, iso_ms
+from ssmd.exceptions import IssueError
+from ssmd.issues.model import STATUSES, DataIssue, Report, iso_ms
 from ssmd.secmaster.journal import journal_subject
 
 if TYPE_CHECKING:

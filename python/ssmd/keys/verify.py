@@ -6,18 +6,14 @@ from __future__ import annotations
 
 from typing import Final
 
-from ssmd.exceptions import AuthenticationError
+from ssmd.exceptions import AuthenticationError, KeyRejected
 from ssmd.keys.store import KalshiKey
 from ssmd.venues.kalshi.rest import RestClient
 from ssmd.venues.kalshi.ws import Credentials
 
-__all__ = ["BALANCE_PATH", "KeyRejected", "verify_key"]
+__all__ = ["BALANCE_PATH", "verify_key"]
 
 BALANCE_PATH: Final = "/portfolio/balance"  # under the REST base URL (.../trade-api/v2)
-
-
-class KeyRejected(AuthenticationError):
-    """The exchange refused the key (the CLI says `authentication failed`)."""
 
 
 async def verify_key(key: KalshiKey, rest_url: str, timeout: float = 10.0) -> None:

@@ -20,7 +20,9 @@ import orjson
 import websockets
 from websockets.asyncio.client import connect
 
-__all__ = ["KEY_ENV", "GatewayClient", "GatewayError"]
+from ssmd.exceptions import GatewayError
+
+__all__ = ["KEY_ENV", "GatewayClient"]
 
 KEY_ENV: Final = "SSMD_GATEWAY_API_KEY"  # the API key the MCP server presents, if any
 BOOK_WAIT: Final = 5.0  # seconds for the gateway to answer a subscribe with the book
@@ -28,14 +30,6 @@ BOOK_WAIT: Final = 5.0  # seconds for the gateway to answer a subscribe with the
 # 5 s): reusing one the gateway is closing at that moment fails the request.
 KEEPALIVE_EXPIRY: Final = 3.0
 MCP_FIX: Final = "give `ssmd mcp serve` its URL with --gateway"
-
-
-class GatewayError(Exception):
-    """The gateway refused a request (status and code as it sent them) or did not answer."""
-
-    def __init__(self, message: str, status: int = 0, code: str = "unreachable") -> None:
-        super().__init__(message)
-        self.status, self.code = status, code
 
 
 class GatewayClient:

@@ -24,10 +24,10 @@ import orjson
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
-from ssmd.exceptions import SsmdError
+from ssmd.exceptions import GatewayError, SsmdError
 from ssmd.gateway import render
 from ssmd.gateway.tenants import Policy
-from ssmd.mcp.gateway import GatewayClient, GatewayError
+from ssmd.mcp.gateway import GatewayClient
 
 if TYPE_CHECKING:
     import polars as pl
@@ -467,8 +467,8 @@ class Tools:
         fresh the connector's data is, clients, books) and, when `ssmd up` runs on this data
         dir, its components and the figures its status line shows (rates over 1 s)."""
         from ssmd.up import procs
-        from ssmd.up.state import read_state, running_nats_url
         from ssmd.up.status import Sampler
+        from ssmd.upstate import read_state, running_nats_url
 
         out: dict[str, Any] = {"env": self.env.name, "gateway": self.gateway.base_url}
         try:

@@ -21,12 +21,12 @@ from zoneinfo import ZoneInfo
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ssmd.exceptions import ConfigError
+from ssmd.exceptions import ChildFailed, ConfigError
 from ssmd.ops import days as day_records
 from ssmd.ops.runtime import Runtime
 from ssmd.ops.verify import day_figures, days_between, verify_day
 from ssmd.secmaster.model import now_iso
-from ssmd.up.children import ChildFailed, ChildSpec, Supervisor
+from ssmd.up.children import ChildSpec, Supervisor
 
 __all__ = ["Activities"]
 

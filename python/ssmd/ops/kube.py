@@ -19,9 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from ssmd.exceptions import ConfigError
+from ssmd.exceptions import ChildFailed, ConfigError
 from ssmd.ops.runtime import COMPONENTS, ComponentState, Flow
-from ssmd.up.children import ChildFailed
 from ssmd.up.components import ssmd_argv
 
 __all__ = ["ERROR_ANNOTATION", "KubernetesRuntime", "deployment_name"]

@@ -33,15 +33,15 @@ from typing import Any, Final
 
 import httpx
 
-from ssmd.exceptions import ConfigError
+from ssmd.exceptions import ChildFailed, ConfigError
 from ssmd.ops.runtime import COMPONENTS, ComponentState, Flow
 from ssmd.up import procs
-from ssmd.up.children import ChildFailed, ChildSpec
+from ssmd.up.children import ChildSpec
 from ssmd.up.components import Plan, ssmd_argv
 from ssmd.up.nats import free_port, jetstream_ready, nats_spec
 from ssmd.up.simulator import is_simulated
-from ssmd.up.state import running_nats_url
 from ssmd.up.status import parse_metrics
+from ssmd.upstate import running_nats_url
 
 __all__ = ["LocalRuntime"]
 

@@ -33,7 +33,7 @@ import http
 import logging
 import re
 import urllib.parse
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -233,10 +233,8 @@ class KalshiTarget:
         view = self.book_set.view(ticker)
         if view is None:
             return None
-        bids = cast(list[tuple[int, int]], view["bids"])
-        asks = cast(list[tuple[int, int]], view["asks"])
-        yes = sorted((p // _E6_PER_PRICE, s // _E6_PER_SIZE) for p, s in bids)
-        no = sorted((ONE - p // _E6_PER_PRICE, s // _E6_PER_SIZE) for p, s in asks)
+        yes = sorted((p // _E6_PER_PRICE, s // _E6_PER_SIZE) for p, s in view.bids)
+        no = sorted((ONE - p // _E6_PER_PRICE, s // _E6_PER_SIZE) for p, s in view.asks)
         msg = Msg(
             "orderbook_delta",
             "orderbook_snapshot",

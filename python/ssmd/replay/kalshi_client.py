@@ -30,8 +30,9 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from ssmd.exceptions import CommandError
 from ssmd.sim.frames import error_frame
-from ssmd.sim.ws import ACTIONS, AUTH_REQUIRED, CHANNELS, GLOBAL_ONLY, UPDATABLE, CommandError, Sub
+from ssmd.sim.ws import ACTIONS, AUTH_REQUIRED, CHANNELS, GLOBAL_ONLY, UPDATABLE, Sub
 
 __all__ = ["Client"]
 

@@ -9,6 +9,7 @@ For other components:
     Live(store, env, feed, ...)                 lifecycle records and the open/close sweep
 """
 
+from ssmd.exceptions import StoreError
 from ssmd.secmaster.lifecycle import Live, run_live
 from ssmd.secmaster.service import (
     open_markets,
@@ -19,7 +20,7 @@ from ssmd.secmaster.service import (
     sync_environment,
 )
 from ssmd.secmaster.status import SSMD_STATUSES, filter_to_statuses, map_status
-from ssmd.secmaster.store import Change, Store, StoreError, open_store
+from ssmd.secmaster.store import Change, Store, open_store
 from ssmd.secmaster.sync import Syncer, SyncOptions, SyncReport
 
 __all__ = [

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from ssmd.config.resolve import mask_url
-from ssmd.exceptions import ConfigError, SsmdError
+from ssmd.exceptions import ConfigError, StoreError
 from ssmd.secmaster.model import (
     EVENT_FIELDS,
     MARKET_FIELDS,
@@ -53,7 +53,6 @@ __all__ = [
     "Change",
     "Migration",
     "Store",
-    "StoreError",
     "migrations",
     "open_store",
 ]
@@ -70,10 +69,6 @@ _MIGRATION_FILE: Final = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 MARKET_COLUMNS: Final = ("ticker", *MARKET_FIELDS, *QUOTE_FIELDS, "first_seen_at", "updated_at")
 SOURCES: Final = ("sync", "lifecycle", "sweep")
-
-
-class StoreError(SsmdError):
-    """The database refused an operation, or its schema is not what this version expects."""
 
 
 @dataclass(frozen=True)

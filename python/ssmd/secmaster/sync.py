@@ -187,7 +187,7 @@ class Syncer:
             q["cursor"] = cursor
 
     async def _get_or_none(self, path: str) -> dict[str, Any] | None:
-        from ssmd.venues.kalshi.rest import RestError
+        from ssmd.exceptions import RestError
 
         try:
             return await self.rest.get(path)

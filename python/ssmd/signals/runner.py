@@ -69,10 +69,7 @@ class SignalRunner:
                     continue  # a checkpoint restores state; it is not news
                 view = books.view(ticker)
                 if view is not None:
-                    m.on_book(
-                        ctx,
-                        Book(ticker, ctx.time_ns, view["bids"], view["asks"], bool(view["valid"])),  # type: ignore[arg-type]
-                    )
+                    m.on_book(ctx, Book(ticker, ctx.time_ns, view.bids, view.asks, view.valid))
             elif rtype == "trade":
                 if m.on_trade is not None:
                     m.on_trade(ctx, rec)

@@ -43,7 +43,7 @@ _RANGES = {
 }
 
 
-class BadRequest(Exception):
+class _BadRequest(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
@@ -65,9 +65,9 @@ def _int(q: Query, name: str, default: int | None, lo: int, hi: int) -> int | No
     try:
         v = int(raw)
     except ValueError:
-        raise BadRequest(400, "invalid_parameters", f"{name} must be an integer") from None
+        raise _BadRequest(400, "invalid_parameters", f"{name} must be an integer") from None
     if not lo <= v <= hi:
-        raise BadRequest(400, "invalid_parameters", f"{name} must be between {lo} and {hi}")
+        raise _BadRequest(400, "invalid_parameters", f"{name} must be between {lo} and {hi}")
     return v
 
 
@@ -81,7 +81,7 @@ def _cursor_in(q: Query, kind: str) -> int:
             raise ValueError
         return int(data["o"])
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        raise BadRequest(400, "invalid_parameters", "invalid cursor") from None
+        raise _BadRequest(400, "invalid_parameters", "invalid cursor") from None
 
 
 def _cursor_out(kind: str, offset: int, total: int) -> str:
@@ -101,7 +101,7 @@ def _trade_cursor_in(q: Query) -> str | None:
             raise ValueError
         return str(data["after"])
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
-        raise BadRequest(400, "invalid_parameters", "invalid cursor") from None
+        raise _BadRequest(400, "invalid_parameters", "invalid cursor") from None
 
 
 def _trade_cursor_out(after: str) -> str:
@@ -150,18 +150,18 @@ class RestApi:
             elif len(parts) == 2 and parts[0] == "series":
                 s = self.sim.universe.series.get(parts[1])
                 if s is None:
-                    raise BadRequest(404, "not_found", "series not found")
+                    raise _BadRequest(404, "not_found", "series not found")
                 body = {"series": self.series_json(s.ticker, q)}
             else:
-                raise BadRequest(404, "not_found", "not found")
-        except BadRequest as exc:
+                raise _BadRequest(404, "not_found", "not found")
+        except _BadRequest as exc:
             return exc.status, orjson.dumps({"error": {"code": exc.code, "message": exc.message}})
         return 200, orjson.dumps(body)
 
     def _market(self, ticker: str) -> Market:
         m = self.sim.universe.markets.get(ticker)
         if m is None:
-            raise BadRequest(404, "market_not_found", "market not found")
+            raise _BadRequest(404, "market_not_found", "market not found")
         return m
 
     # ---- markets ----------------------------------------------------------------------
@@ -265,7 +265,7 @@ class RestApi:
         u = self.sim.universe
         status = _one(q, "status")
         if status is not None and status not in _FILTER_STATUS:
-            raise BadRequest(
+            raise _BadRequest(
                 400,
                 "invalid_parameters",
                 "status must be one of unopened, open, paused, closed, settled",
@@ -284,7 +284,7 @@ class RestApi:
             "updated": {None},
         }
         if len(used) > 1 or any(status not in allowed[g] for g in used):
-            raise BadRequest(
+            raise _BadRequest(
                 400,
                 "invalid_parameters",
                 "timestamp filters are mutually exclusive and restrict status",
@@ -364,7 +364,7 @@ class RestApi:
         if after is not None:
             at = next((i for i, t in enumerate(items) if t["trade_id"] == after), None)
             if at is None:
-                raise BadRequest(400, "invalid_parameters", "invalid cursor")
+                raise _BadRequest(400, "invalid_parameters", "invalid cursor")
             items = items[at + 1 :]
         page = items[:limit]
         cursor = _trade_cursor_out(page[-1]["trade_id"]) if len(items) > limit else ""
@@ -434,7 +434,7 @@ class RestApi:
         u = self.sim.universe
         status = _one(q, "status")
         if status is not None and status not in ("unopened", "open", "closed", "settled"):
-            raise BadRequest(
+            raise _BadRequest(
                 400, "invalid_parameters", "status must be one of unopened, open, closed, settled"
             )
         series = _one(q, "series_ticker")
@@ -455,7 +455,7 @@ class RestApi:
     def event(self, ticker: str, q: Query) -> dict[str, Any]:
         e = self.sim.universe.events.get(ticker)
         if e is None:
-            raise BadRequest(404, "not_found", "event not found")
+            raise _BadRequest(404, "not_found", "event not found")
         nested = (_one(q, "with_nested_markets") or "").lower() == "true"
         return {
             "event": self.event_json(e, nested),

@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
-from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
@@ -32,6 +31,7 @@ from ssmd.sim.rest import RestApi
 from ssmd.sim.truth import Truth
 from ssmd.sim.universe import Universe
 from ssmd.sim.ws import Connection
+from ssmd.sim.wsshell import SimServer, SimSocket, serve
 from ssmd.venues.kalshi import auth
 
 __all__ = ["DEMO_KEY_ID", "DEMO_PRIVATE_KEY_PATH", "DEMO_PUBLIC_KEY_PATH", "WS_PATH", "Simulator"]
@@ -142,7 +142,7 @@ class Simulator:
         self.connections: dict[int, Connection] = {}
         self._conn_numbers = 0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._server: Server | None = None
+        self._server: SimServer | None = None
         self._time_faults = sorted(
             (f for f in self.scenario.faults if f.at is not None), key=lambda f: f.at or 0.0
         )
@@ -182,8 +182,7 @@ class Simulator:
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("simulator not started")
-        sock = next(iter(self._server.sockets))
-        return int(sock.getsockname()[1])
+        return self._server.port
 
     @property
     def ws_url(self) -> str:
@@ -275,16 +274,7 @@ class Simulator:
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def __aenter__(self) -> Simulator:
-        self._server = await serve(
-            self._handler,
-            self.host,
-            self._port,
-            process_request=self._process_request,
-            ping_interval=None,
-            compression=None,
-            max_queue=16,
-            close_timeout=1.0,
-        )
+        self._server = await serve(self._handler, self._process_request, self.host, self._port)
         self.spawn(self._run_flow())
         return self
 
@@ -428,10 +418,10 @@ class Simulator:
 
     # ---- HTTP: handshake auth and REST --------------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(self, request: Request) -> Response | None:
         bare, _, query = request.path.partition("?")
         if bare == WS_PATH:
-            return self._authenticate(connection, request)
+            return self._authenticate(request)
         if bare == BALANCE_PATH:
             return self._balance(request)
         if bare == REST_PREFIX or bare.startswith(REST_PREFIX + "/"):
@@ -455,7 +445,9 @@ class Simulator:
             )
         return _response(200, b'{"balance":0,"portfolio_value":0}')
 
-    def _authenticate(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _authenticate(self, request: Request) -> Response | None:
+        """None accepts the upgrade: with the KALSHI-ACCESS-KEY header's key, or without
+        any of the headers when unauthenticated clients are allowed."""
         truth = self.truth
         truth.handshakes += 1
         number = truth.handshakes
@@ -482,7 +474,6 @@ class Simulator:
             h.get(auth.HEADER_SIGNATURE),
         )
         if not (key_id or ts or sig) and self.allow_unauthenticated:
-            connection.ssmd_key_id = None  # type: ignore[attr-defined]
             return None
         if not key_id or not ts or not sig:
             return reject("missing KALSHI-ACCESS-* header")
@@ -500,7 +491,6 @@ class Simulator:
         )
         if open_for_key >= self.max_connections_per_key:
             return reject("connection cap per key", 429)
-        connection.ssmd_key_id = key_id  # type: ignore[attr-defined]
         return None
 
     def _rest(self, path: str, query: str) -> Response:
@@ -547,13 +537,13 @@ class Simulator:
         ]
         return _response(status, body, extra=headers)
 
-    async def _handler(self, ws: ServerConnection) -> None:
+    async def _handler(self, ws: SimSocket) -> None:
         self._conn_numbers += 1
         number = self._conn_numbers
-        key_id = getattr(ws, "ssmd_key_id", None)
+        assert ws.request is not None
+        key_id = ws.request.headers.get(auth.HEADER_KEY) or None  # checked by _authenticate
         rec = self.truth.open(number, key_id, self.clock.now())
-        peer = ws.remote_address
-        rec.peer = (str(peer[0]), int(peer[1])) if peer else None
+        rec.peer = ws.peer
         conn = Connection(self, ws, number, rec, authenticated=key_id is not None)
         self.connections[number] = conn
         self._refresh_triggers()

@@ -15,9 +15,9 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from ssmd.sim.wsshell import SimServer, SimSocket, serve
 
 __all__ = ["VenueServer"]
 
@@ -41,7 +41,7 @@ class VenueServer:
         self.rate = rate
         self.record_frames = record_frames
         self._scheduled = sorted(faults or [])
-        self._server: Server | None = None
+        self._server: SimServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         # Ground truth.
         self.frames: dict[int, list[bytes]] = {}
@@ -55,10 +55,10 @@ class VenueServer:
         """The tasks that run while the simulator does (the order flow, keep-alives)."""
         return []
 
-    async def _handler(self, ws: ServerConnection) -> None:
+    async def _handler(self, ws: SimSocket) -> None:
         raise NotImplementedError
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(self, request: Request) -> Response | None:
         raise NotImplementedError
 
     def inject(self, kind: str, connection: int | None = None) -> None:
@@ -69,8 +69,7 @@ class VenueServer:
     @property
     def port(self) -> int:
         assert self._server is not None, "the simulator is not running"
-        sock = next(iter(self._server.sockets))
-        return int(sock.getsockname()[1])
+        return self._server.port
 
     @property
     def ws_url(self) -> str:
@@ -94,14 +93,7 @@ class VenueServer:
 
     async def start(self) -> None:
         self._server = await serve(
-            self._handler,
-            self.host,
-            self._port,
-            process_request=self._process_request,
-            ping_interval=None,
-            compression=None,
-            max_queue=64,
-            close_timeout=1.0,
+            self._handler, self._process_request, self.host, self._port, max_queue=64
         )
         work = self._background()
         if self._scheduled:
@@ -134,16 +126,10 @@ class VenueServer:
             await asyncio.sleep(max(0.0, start + at - time.monotonic()))
             self.inject(kind)
 
-    async def _write(self, ws: ServerConnection, number: int, text: str) -> bool:
+    async def _write(self, ws: SimSocket, number: int, text: str) -> bool:
         """Send one frame on connection `number` and count it in the ground truth;
         False when the connection is gone and the frame was not sent."""
-        # After an abrupt close the transport drops writes without a word, so a frame
-        # written then was never sent: the ground truth must not count it.
-        if ws.transport.is_closing():
-            return False
-        try:
-            await ws.send(text)
-        except ConnectionClosed:
+        if not await ws.send(text):
             return False
         self.frames_sent[number] = self.frames_sent.get(number, 0) + 1
         if self.record_frames:

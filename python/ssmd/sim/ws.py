@@ -15,18 +15,17 @@ import contextlib
 import functools
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
 
+from ssmd.exceptions import CommandError
 from ssmd.sim.faults import Fault, FaultKind
 from ssmd.sim.frames import Msg, envelope, error_frame, register_opaque
 from ssmd.sim.truth import ConnectionRecord, SidRecord
+from ssmd.sim.wsshell import SimSocket
 
 if TYPE_CHECKING:
     from ssmd.sim.server import Simulator
@@ -69,17 +68,11 @@ class Sub:
     seq: int = 0
 
 
-class CommandError(Exception):
-    def __init__(self, code: int, text: str, **extra: Any) -> None:
-        super().__init__(text)
-        self.code, self.text, self.extra = code, text, extra
-
-
 class Connection:
     def __init__(
         self,
         sim: Simulator,
-        ws: ServerConnection,
+        ws: SimSocket,
         number: int,
         rec: ConnectionRecord,
         authenticated: bool,
@@ -110,20 +103,16 @@ class Connection:
         self.pongs_received = 0  # pongs that answered the server's heartbeat pings
         self.pings_sent = 0
         self.next_trigger = 1 << 62  # data-frame count at which a scheduled fault fires
-        self._install_pong_filter()
 
     # ---- outbound ---------------------------------------------------------------------
 
-    def _install_pong_filter(self) -> None:
-        protocol = self.ws.protocol
-        original: Callable[[Frame], None] = protocol.send_frame
-
-        def send_frame(frame: Frame) -> None:
-            if frame.opcode is Opcode.PONG and (self.withhold_pongs or self.stalled):
-                return
-            original(frame)
-
-        protocol.send_frame = send_frame  # type: ignore[method-assign]
+    def _set_link(self, *, stalled: bool | None = None, withhold_pongs: bool | None = None) -> None:
+        """A stalled link, or one withholding pongs, leaves the client's pings unanswered."""
+        if stalled is not None:
+            self.stalled = stalled
+        if withhold_pongs is not None:
+            self.withhold_pongs = withhold_pongs
+        self.ws.answer_pings = not (self.stalled or self.withhold_pongs)
 
     def push_control(self, frame: bytes) -> None:
         if self.stalled or self.closed:
@@ -211,15 +200,14 @@ class Connection:
             while out:  # only frames queued before a stall: during one, nothing is queued
                 n = min(len(out), 1024)
                 batch = [out.popleft() for _ in range(n)]
+                if not ws.send_texts(batch):
+                    return  # the connection is gone: the batch was never sent
+                self.sim.truth.sent(self.rec, batch)
                 self.writing = True
                 try:
-                    async with ws.send_context():
-                        send = ws.protocol.send_text
-                        for f in batch:
-                            send(f)
+                    await ws.drain()
                 finally:
                     self.writing = False
-                self.sim.truth.sent(self.rec, batch)
                 if len(out) < self.max_queue // 2:
                     self.room.set()
             if not out:
@@ -241,35 +229,27 @@ class Connection:
         )
         if self.stalled or self._ping_outstanding:
             return  # silent while stalled; one outstanding heartbeat at a time
+        waiter = self.ws.ping(b"heartbeat")
+        if waiter is None:
+            return  # the connection is going
         self._ping_outstanding = True
-        self.sim.spawn(self._ping(t))
-
-    async def _ping(self, t: float) -> None:
-        try:
-            waiter = asyncio.ensure_future(await self.ws.ping(b"heartbeat"))
-        except ConnectionClosed:
-            return
         self.pings_sent += 1
         waiter.add_done_callback(self._on_pong)
         timeout = self.sim.pong_timeout
         if timeout is not None:
             self.sim.schedule(t + timeout, functools.partial(self._pong_deadline, waiter))
 
-    def _on_pong(self, fut: asyncio.Future[float]) -> None:
+    def _on_pong(self, fut: asyncio.Future[None]) -> None:
         self._ping_outstanding = False
-        if not fut.cancelled() and fut.exception() is None:
+        if not fut.cancelled():
             self.pongs_received += 1
 
-    def _pong_deadline(self, waiter: asyncio.Future[float]) -> None:
+    def _pong_deadline(self, waiter: asyncio.Future[None]) -> None:
         if self.closed or waiter.done():
             return
         log.info("connection %d: no pong within %.1fs, closing", self.number, self.sim.pong_timeout)
         self.sim.truth.fault("pong_timeout_close", self.number, self.sim.clock.now())
-        self.sim.spawn(self._close(1011, "keepalive ping timeout"))
-
-    async def _close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await self.ws.close(code, reason)
+        self.sim.spawn(self.ws.close(1011, "keepalive ping timeout"))
 
     # ---- faults -----------------------------------------------------------------------
 
@@ -280,13 +260,13 @@ class Connection:
         kind = fault.kind
         if kind is FaultKind.DISCONNECT:
             self.closed = True
-            self.ws.transport.abort()
+            self.ws.abort()
         elif kind is FaultKind.STALL:
-            self.stalled = True
+            self._set_link(stalled=True)
             if fault.duration is not None:
                 sim.schedule(now + fault.duration, self._end_stall)
         elif kind is FaultKind.WITHHOLD_PONGS:
-            self.withhold_pongs = True
+            self._set_link(withhold_pongs=True)
             if fault.duration is not None:
                 sim.schedule(now + fault.duration, self._end_withhold)
         elif kind in (
@@ -329,7 +309,7 @@ class Connection:
                 )
 
     def _end_stall(self) -> None:
-        self.stalled = False
+        self._set_link(stalled=False)
         self.sim.truth.fault(
             "stall_end",
             self.number,
@@ -338,12 +318,12 @@ class Connection:
         )
 
     def _end_withhold(self) -> None:
-        self.withhold_pongs = False
+        self._set_link(withhold_pongs=False)
 
     # ---- commands ---------------------------------------------------------------------
 
     async def reader(self) -> None:
-        async for raw in self.ws:
+        async for raw in self.ws.messages():
             self.rec.commands += 1
             if self.stalled:
                 continue  # lost on the dead link
@@ -568,12 +548,10 @@ class Connection:
         tasks = [asyncio.create_task(self.writer())]
         try:
             await self.reader()
-        except ConnectionClosed:
-            pass
         finally:
             self.closed = True
             for t in tasks:
                 t.cancel()
             for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                with contextlib.suppress(asyncio.CancelledError):
                     await t

@@ -21,10 +21,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
-from ssmd.exceptions import SsmdError
-from ssmd.mcp.gateway import GatewayError
+from ssmd.exceptions import ActionError, GatewayError, SsmdError
 from ssmd.tui import models
-from ssmd.tui.backend import TRADES_LIMIT, ActionError, Backend
+from ssmd.tui.backend import TRADES_LIMIT, Backend
 
 __all__ = ["PANES", "SsmdTui"]
 

@@ -24,28 +24,25 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ssmd.mcp.gateway import GatewayClient, GatewayError
+from ssmd.exceptions import ActionError, ControlError, GatewayError
+from ssmd.mcp.gateway import GatewayClient
 from ssmd.up import procs
-from ssmd.up.control import CONTROLLED, ControlError, request
-from ssmd.up.state import read_state, running_nats_url
+from ssmd.up.control import CONTROLLED, request
 from ssmd.up.status import Figures, Sampler
+from ssmd.upstate import read_state, running_nats_url
 
 if TYPE_CHECKING:
     from ssmd.config import ResolvedEnvironment
     from ssmd.data import Dataset
     from ssmd.ops.local import LocalRuntime
 
-__all__ = ["DEFAULT_GATEWAY", "ActionError", "Backend", "Status", "Supervision"]
+__all__ = ["DEFAULT_GATEWAY", "Backend", "Status", "Supervision"]
 
 DEFAULT_GATEWAY: Final = "http://127.0.0.1:8080"
 MARKETS_LIMIT: Final = 500
 TRADES_LIMIT: Final = 50
 ISSUES_LIMIT: Final = 200
 GATEWAY_FIX: Final = "give `ssmd tui` its URL with --gateway"
-
-
-class ActionError(Exception):
-    """An action that could not be done; the message says why and what to do."""
 
 
 @dataclass

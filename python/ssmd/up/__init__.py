@@ -11,6 +11,6 @@ and stops them in order with a report of what was archived.
 Modules: run (the order of things), children (processes and the restart policy),
 components (each child's command line and readiness), nats (the embedded server),
 simulator, status (figures from /metrics), display (rich or JSON lines), report
-(the archive after a run), state (the lock and the state file other commands read).
-This package imports nothing at import time: ssmd.config reads `ssmd.up.state`.
+(the archive after a run). The lock and the state file other commands read are
+ssmd.upstate, outside this package, so that ssmd.config can read them.
 """

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from ssmd.exceptions import ChildFailed
 from ssmd.up.procs import die_with_parent, identity
 
 __all__ = [
     "FATAL_EXIT_CODES",
     "Child",
-    "ChildFailed",
     "ChildSpec",
     "LineSink",
     "StopResult",
@@ -89,14 +89,6 @@ class StopResult:
             "seconds": round(self.seconds, 2),
             "killed": self.killed,
         }
-
-
-class ChildFailed(Exception):
-    """A child exited or never became ready."""
-
-    def __init__(self, name: str, why: str, tail: list[str]) -> None:
-        self.name, self.why, self.tail = name, why, tail
-        super().__init__(f"{name} {why}")
 
 
 def _rotate(path: Path) -> None:

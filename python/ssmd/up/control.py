@@ -22,7 +22,9 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["CONTROLLED", "ControlError", "ControlServer", "request", "socket_path"]
+from ssmd.exceptions import ControlError
+
+__all__ = ["CONTROLLED", "ControlServer", "request", "socket_path"]
 
 CONTROLLED: Final = ("connector", "archiver", "secmaster", "gateway")
 ACTIONS: Final = ("start", "stop")
@@ -32,10 +34,6 @@ READ_TIMEOUT: Final = 5.0  # seconds for a client to send its request line
 Handler = Callable[[str, str], Awaitable[dict[str, Any]]]
 
 log = logging.getLogger(__name__)
-
-
-class ControlError(Exception):
-    """`ssmd up` does not answer on its control socket."""
 
 
 def socket_path(data_dir: Path) -> Path:

@@ -31,9 +31,11 @@ from typing import Any
 
 import httpx
 
+from ssmd import upstate
 from ssmd.config import ResolvedEnvironment
-from ssmd.up import procs, state
-from ssmd.up.children import ChildFailed, ChildSpec, StopResult, Supervisor
+from ssmd.exceptions import ChildFailed
+from ssmd.up import procs
+from ssmd.up.children import ChildSpec, StopResult, Supervisor
 from ssmd.up.components import Plan
 from ssmd.up.control import ControlServer, socket_path
 from ssmd.up.display import Display
@@ -68,7 +70,7 @@ class Up:
     def __init__(self, env: ResolvedEnvironment, options: UpOptions, display: Display) -> None:
         self.env, self.o, self.display = env, options, display
         self.supervisor = Supervisor(display.event, display.child_line)
-        self.lock = state.UpLock(env.data_dir)
+        self.lock = upstate.UpLock(env.data_dir)
         self.nats_url = env.nats.url
         self.nc: Any = None
         self.js: Any = None

@@ -63,7 +63,6 @@ __all__ = [
     "Liveness",
     "Selector",
     "Session",
-    "SessionError",
     "Subscriptions",
     "Venue",
 ]
@@ -72,10 +71,6 @@ __all__ = [
 # (nats-server's default max_payload is 1 MiB), and it bounds a session's memory. A larger
 # frame closes the connection (WebSocket 1009), which the connector records as a gap.
 MAX_FRAME_BYTES = 1024 * 1024 - 8 * 1024
-
-
-class SessionError(Exception):
-    """The connection failed or died (retryable)."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import CloseCode
 
-from ssmd.venues.base import DEFAULT_LIVENESS, MAX_FRAME_BYTES, Liveness, SessionError
+from ssmd.exceptions import SessionError
+from ssmd.venues.base import DEFAULT_LIVENESS, MAX_FRAME_BYTES, Liveness
 
 __all__ = ["WebSocketSession"]
 

@@ -17,6 +17,7 @@ pub mod book;
 pub mod codec;
 pub mod columns;
 pub mod coverage;
+pub mod error;
 pub mod fixed;
 pub mod model;
 pub mod nats;

@@ -3,17 +3,13 @@
 //! Compression and decompression run with the GIL released; Python gets one
 //! bytes object per call.
 
-use crate::errors::ssmd_error;
-use pyo3::exceptions::PyValueError;
+use crate::errors::py_err;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use ssmd_core::archive::{self, ArchiveContents, ArchiveError, ArchiveReader, ArchiveWriter};
+use ssmd_core::archive::{self, ArchiveContents, ArchiveReader, ArchiveWriter};
+use ssmd_core::error::CoreError;
 
 const _: () = assert!(archive::DEFAULT_LEVEL == 3);
-
-fn archive_error(py: Python<'_>, err: ArchiveError) -> PyErr {
-    ssmd_error(py, "ArchiveError", err.to_string())
-}
 
 /// Collects whole records; each flush returns one independent zstd frame.
 ///
@@ -28,8 +24,8 @@ impl PyArchiveWriter {
     // A literal so that Python's signature shows it; checked below.
     #[new]
     #[pyo3(signature = (level = 3))]
-    fn new(py: Python<'_>, level: i32) -> PyResult<Self> {
-        let inner = ArchiveWriter::new(level).map_err(|e| archive_error(py, e))?;
+    fn new(level: i32) -> PyResult<Self> {
+        let inner = ArchiveWriter::new(level).map_err(py_err)?;
         Ok(PyArchiveWriter { inner })
     }
 
@@ -42,9 +38,7 @@ impl PyArchiveWriter {
     /// flush; b"" when nothing is pending.
     fn flush<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let inner = &mut self.inner;
-        let frame = py
-            .detach(|| inner.flush())
-            .map_err(|e| archive_error(py, e))?;
+        let frame = py.detach(|| inner.flush()).map_err(py_err)?;
         Ok(PyBytes::new(py, &frame))
     }
 
@@ -98,9 +92,7 @@ fn contents_to_py(py: Python<'_>, contents: ArchiveContents) -> PyArchiveContent
 /// interrupted write left. Raises ArchiveError on damage elsewhere.
 #[pyfunction(name = "read_archive")]
 fn py_read_archive(py: Python<'_>, data: &[u8]) -> PyResult<PyArchiveContents> {
-    let contents = py
-        .detach(|| archive::read_archive(data))
-        .map_err(|e| archive_error(py, e))?;
+    let contents = py.detach(|| archive::read_archive(data)).map_err(py_err)?;
     Ok(contents_to_py(py, contents))
 }
 
@@ -116,7 +108,7 @@ impl PyArchiveReader {
     fn reader(&mut self) -> PyResult<&mut ArchiveReader> {
         self.inner
             .as_mut()
-            .ok_or_else(|| PyValueError::new_err("ArchiveReader is finished"))
+            .ok_or_else(|| py_err(CoreError::invalid("ArchiveReader is finished")))
     }
 }
 
@@ -132,8 +124,7 @@ impl PyArchiveReader {
     /// Adds the next bytes of the archive; raises ArchiveError on damage.
     fn feed(&mut self, py: Python<'_>, chunk: &[u8]) -> PyResult<()> {
         let reader = self.reader()?;
-        py.detach(|| reader.feed(chunk))
-            .map_err(|e| archive_error(py, e))
+        py.detach(|| reader.feed(chunk)).map_err(py_err)
     }
 
     /// Decompressed content of the frames completed since the last take.
@@ -147,10 +138,8 @@ impl PyArchiveReader {
         let reader = self
             .inner
             .take()
-            .ok_or_else(|| PyValueError::new_err("ArchiveReader is finished"))?;
-        let contents = py
-            .detach(move || reader.finish())
-            .map_err(|e| archive_error(py, e))?;
+            .ok_or_else(|| py_err(CoreError::invalid("ArchiveReader is finished")))?;
+        let contents = py.detach(move || reader.finish()).map_err(py_err)?;
         Ok(contents_to_py(py, contents))
     }
 }

@@ -4,19 +4,67 @@
 //! Record messages (what the normalizer emits and NATS carries), decodes and
 //! applies it with the GIL released, and returns the events (crate::events).
 
-use crate::errors::ssmd_error;
+use crate::errors::py_err;
 use crate::events::{
     DeltaWithoutSnapshotEvent, DuplicateEvent, GapEvent, InvalidatedEvent, ResyncedEvent,
     UnreadableEvent,
 };
 use crate::normalize::NormalizedBatch;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyList};
 use ssmd_core::book::{BookEvent, BookSet};
 use ssmd_core::codec;
 use ssmd_core::model::Level;
 use ssmd_core::normalize::SeqStep;
 use ssmd_core::venues::kalshi::parse::FrameKind;
+
+/// One market's book as `BookSet.view` read it: levels best first, as
+/// (price_e6, size_e6); bids highest first, asks (derived from NO bids)
+/// lowest first. (conn_id, stream) is the sequence the book follows.
+#[pyclass(module = "ssmd._core", frozen, eq, get_all)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BookView {
+    pub ticker: String,
+    pub bids: Vec<(i64, i64)>,
+    pub asks: Vec<(i64, i64)>,
+    pub valid: bool,
+    pub conn_id: u64,
+    pub stream: u64,
+}
+
+#[pymethods]
+impl BookView {
+    #[new]
+    fn new(
+        ticker: String,
+        bids: Vec<(i64, i64)>,
+        asks: Vec<(i64, i64)>,
+        valid: bool,
+        conn_id: u64,
+        stream: u64,
+    ) -> Self {
+        BookView {
+            ticker,
+            bids,
+            asks,
+            valid,
+            conn_id,
+            stream,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "BookView(ticker={:?}, bids={:?}, asks={:?}, valid={}, conn_id={}, stream={})",
+            self.ticker,
+            self.bids,
+            self.asks,
+            if self.valid { "True" } else { "False" },
+            self.conn_id,
+            self.stream
+        )
+    }
+}
 
 /// Books keyed by ticker, with sequence checks per (conn_id, sid).
 ///
@@ -125,7 +173,7 @@ impl PyBookSet {
                 codec::for_each_record(data, |record| events.extend(books.apply(&record)))?;
                 Ok::<_, codec::CodecError>(events)
             })
-            .map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))?;
+            .map_err(py_err)?;
         let out = PyList::empty(py);
         for event in events {
             out.append(event_to_py(py, event)?)?;
@@ -159,7 +207,7 @@ impl PyBookSet {
                 })?;
                 Ok::<_, codec::CodecError>(events)
             })
-            .map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))?;
+            .map_err(py_err)?;
         let out = PyList::empty(py);
         for event in events {
             out.append(event_to_py(py, event)?)?;
@@ -167,30 +215,19 @@ impl PyBookSet {
         Ok(out)
     }
 
-    /// The book of `ticker` with `depth` levels per side (0: all), or None:
-    /// {"ticker", "bids", "asks", "valid", "conn_id", "sid"}; bids best
-    /// (highest) first, asks (derived from NO bids) best (lowest) first, as
-    /// (price_e6, size_e6) tuples.
+    /// The book of `ticker` with `depth` levels per side (0: all), or None.
     #[pyo3(signature = (ticker, depth = 0))]
-    fn view<'py>(
-        &self,
-        py: Python<'py>,
-        ticker: &str,
-        depth: usize,
-    ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let (Some(view), Some((conn_id, sid))) =
-            (self.inner.view(ticker, depth), self.inner.stream(ticker))
-        else {
-            return Ok(None);
-        };
-        let d = PyDict::new(py);
-        d.set_item("ticker", ticker)?;
-        d.set_item("bids", pairs(&view.bids))?;
-        d.set_item("asks", pairs(&view.asks))?;
-        d.set_item("valid", view.valid)?;
-        d.set_item("conn_id", conn_id)?;
-        d.set_item("sid", sid)?;
-        Ok(Some(d))
+    fn view(&self, ticker: &str, depth: usize) -> Option<BookView> {
+        let view = self.inner.view(ticker, depth)?;
+        let (conn_id, sid) = self.inner.stream(ticker)?;
+        Some(BookView {
+            ticker: ticker.to_owned(),
+            bids: pairs(&view.bids),
+            asks: pairs(&view.asks),
+            valid: view.valid,
+            conn_id,
+            stream: sid.into(),
+        })
     }
 
     /// Checkpoint records of the books changed since the last call, or of
@@ -262,5 +299,6 @@ impl PyBookSet {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyBookSet>()?;
+    m.add_class::<BookView>()?;
     Ok(())
 }

@@ -4,13 +4,13 @@
 //! owns the Rust vector and exposes it through the buffer protocol, so
 //! `pyarrow.py_buffer` wraps the memory Rust filled.
 
-use crate::errors::ssmd_error;
-use pyo3::exceptions::PyValueError;
+use crate::errors::py_err;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use ssmd_core::archive::{self, ArchiveError};
 use ssmd_core::codec::CodecError;
 use ssmd_core::columns::{self, Column, TableBuilder, TableKind};
+use ssmd_core::error::CoreError;
 use std::os::raw::c_int;
 
 /// Read-only bytes owned by Rust, exposed through the buffer protocol.
@@ -36,7 +36,7 @@ impl ColumnBuffer {
     ) -> PyResult<()> {
         let data = &slf.get().data;
         let len = isize::try_from(data.len())
-            .map_err(|_| PyValueError::new_err("buffer larger than isize::MAX"))?;
+            .map_err(|_| py_err(CoreError::invalid("buffer larger than isize::MAX")))?;
         // SAFETY: see above; readonly = 1, so Python never writes through the view.
         let filled = unsafe {
             ffi::PyBuffer_FillInfo(
@@ -85,9 +85,9 @@ fn to_py(columns: Vec<Column>) -> Vec<PyColumn> {
 
 fn table_kind(kind: &str) -> PyResult<TableKind> {
     TableKind::from_name(kind).ok_or_else(|| {
-        PyValueError::new_err(format!(
+        py_err(CoreError::invalid(format!(
             "no column layout for record kind {kind:?}; use one of trade, ticker, book_delta, book_level, lifecycle, event_lifecycle, status, connector_event"
-        ))
+        )))
     })
 }
 
@@ -98,7 +98,7 @@ fn records_to_columns(py: Python<'_>, data: &[u8], kind: &str) -> PyResult<(usiz
     let kind = table_kind(kind)?;
     let (rows, columns) = py
         .detach(|| columns::to_columns(data, kind))
-        .map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))?;
+        .map_err(py_err)?;
     Ok((rows, to_py(columns)))
 }
 
@@ -134,12 +134,10 @@ fn archive_to_columns(
         failed.map_or(Ok(contents.truncated_tail), Err)
     });
     let tail = read.map_err(|e| match e {
-        ReadError::Archive(err) => ssmd_error(py, "ArchiveError", err.to_string()),
-        ReadError::Records { frame_offset, err } => ssmd_error(
-            py,
-            "DecodeError",
-            format!("zstd frame at byte {frame_offset}: {err}"),
-        ),
+        ReadError::Archive(err) => py_err(err),
+        ReadError::Records { frame_offset, err } => py_err(CoreError::decode(format!(
+            "zstd frame at byte {frame_offset}: {err}"
+        ))),
     })?;
     let (rows, columns) = table.finish();
     Ok((rows, to_py(columns), tail))

@@ -123,13 +123,7 @@ impl KrakenCodec {
         receive_ns: Vec<u64>,
         conn_id: u64,
     ) -> PyResult<KrakenBatch> {
-        if frames.len() != receive_ns.len() {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "frames ({}) and receive_ns ({}) differ in length",
-                frames.len(),
-                receive_ns.len()
-            )));
-        }
+        crate::errors::same_length(frames.len(), receive_ns.len())?;
         let inputs: Vec<(u64, &[u8])> = receive_ns
             .iter()
             .copied()

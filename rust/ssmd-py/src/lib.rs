@@ -30,6 +30,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
             "release"
         },
     )?;
+    errors::register(m)?;
     events::register(m)?;
     normalize::register(m)?;
     archive::register(m)?;

@@ -18,7 +18,7 @@ use ssmd_core::nats::{
     Reply,
 };
 
-use crate::errors::ssmd_error;
+use crate::errors::py_err;
 
 const MSG_ID: &[u8] = b"Nats-Msg-Id";
 /// The subscription ids the wire gives the reply prefix's wildcard and the pull
@@ -96,8 +96,7 @@ impl PyDeliveries {
             if let Some(h) = headers {
                 block.extend_from_slice(b"NATS/1.0\r\n");
                 for (k, v) in &h {
-                    encode_header(&mut block, k.as_bytes(), v.as_bytes())
-                        .map_err(|e| PyErr::new::<pyo3::exceptions::PyValueError, _>(e.0))?;
+                    encode_header(&mut block, k.as_bytes(), v.as_bytes()).map_err(py_err)?;
                 }
                 block.extend_from_slice(b"\r\n");
             }
@@ -220,7 +219,7 @@ impl PyNatsProtocol {
                 payload,
             },
         )
-        .map_err(|e| ssmd_error(py, "BusProtocolError", e.0))?;
+        .map_err(py_err)?;
         Ok(PyBytes::new(py, &out).unbind())
     }
 
@@ -233,7 +232,7 @@ impl PyNatsProtocol {
         deliveries: &PyDeliveries,
         confirm_token: Option<u64>,
     ) -> PyResult<Py<PyBytes>> {
-        let bad = |e: ssmd_core::nats::ProtocolError| ssmd_error(py, "BusProtocolError", e.0);
+        let bad = |e: ssmd_core::nats::ProtocolError| py_err(e);
         let mut out = Vec::with_capacity(deliveries.msgs.len() * 80);
         let acked: Vec<&Delivered> = deliveries
             .msgs
@@ -355,7 +354,7 @@ impl PyNatsProtocol {
         if let Some(e) = failed {
             return Err(e);
         }
-        parsed.map_err(|e| ssmd_error(py, "BusProtocolError", e.0))?;
+        parsed.map_err(py_err)?;
         Ok(PyReceived {
             acks: acks.unbind(),
             refusals: refusals.unbind(),
@@ -379,7 +378,7 @@ impl PyNatsProtocol {
         msgs: &Bound<'_, PyAny>,
         first_token: u64,
     ) -> PyResult<Py<PyBytes>> {
-        let bad = |e: ssmd_core::nats::ProtocolError| ssmd_error(py, "BusProtocolError", e.0);
+        let bad = |e: ssmd_core::nats::ProtocolError| py_err(e);
         let mut out = Vec::with_capacity(msgs.len()? * 256);
         let mut headers = Vec::with_capacity(256);
         let mut reply = self.reply_prefix.clone();

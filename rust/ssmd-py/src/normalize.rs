@@ -1,10 +1,11 @@
 //! normalize_kalshi, decode_records, encode_records: frames and records across the boundary.
 
-use crate::errors::ssmd_error;
+use crate::errors::py_err;
 use crate::records::{dict_to_record, record_to_dict};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use ssmd_core::codec::{self, Encoder};
+use ssmd_core::error::CoreError;
 use ssmd_core::model::RecordType;
 use ssmd_core::normalize::{normalize_kalshi as normalize_frames, Batch};
 use ssmd_core::venues::kalshi::parse::FrameKind;
@@ -165,13 +166,7 @@ fn normalize_kalshi(
     receive_ns: Vec<u64>,
     conn_id: u64,
 ) -> PyResult<NormalizedBatch> {
-    if frames.len() != receive_ns.len() {
-        return Err(pyo3::exceptions::PyValueError::new_err(format!(
-            "frames ({}) and receive_ns ({}) differ in length",
-            frames.len(),
-            receive_ns.len()
-        )));
-    }
+    crate::errors::same_length(frames.len(), receive_ns.len())?;
     let inputs: Vec<(u64, &[u8])> = receive_ns
         .iter()
         .copied()
@@ -207,7 +202,7 @@ fn decode_records<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyLi
     if let Some(e) = failure {
         return Err(e);
     }
-    result.map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))?;
+    result.map_err(py_err)?;
     Ok(out)
 }
 
@@ -230,7 +225,7 @@ fn record_heads(
         })
         .map(|_| out)
     })
-    .map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))
+    .map_err(py_err)
 }
 
 /// Encodes dicts (in the shape decode_records returns) as a stream of packed Record messages.
@@ -243,7 +238,7 @@ fn encode_records<'py>(
     let mut encoder = Encoder::new();
     for (i, d) in records.iter().enumerate() {
         let record = dict_to_record(d)
-            .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("record {i}: {e}")))?;
+            .map_err(|e| py_err(CoreError::invalid(format!("record {i}: {e}"))))?;
         encoder.encode(&record, &mut out);
     }
     Ok(PyBytes::new(py, &out))
@@ -252,9 +247,7 @@ fn encode_records<'py>(
 /// Byte spans (start, end) of each message in a stream of packed Record messages.
 #[pyfunction]
 fn record_spans(py: Python<'_>, data: &[u8]) -> PyResult<Vec<(usize, usize)>> {
-    let spans = py
-        .detach(|| codec::message_spans(data))
-        .map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))?;
+    let spans = py.detach(|| codec::message_spans(data)).map_err(py_err)?;
     Ok(spans
         .into_iter()
         .map(|(start, len)| (start, start + len))

@@ -151,9 +151,9 @@ impl PolymarketCodec {
     #[pyo3(signature = (hash_mode = "auto"))]
     fn new(hash_mode: &str) -> PyResult<Self> {
         let mode = HashMode::from_name(hash_mode).ok_or_else(|| {
-            pyo3::exceptions::PyValueError::new_err(format!(
+            crate::errors::py_err(ssmd_core::error::CoreError::invalid(format!(
                 "hash_mode {hash_mode:?}: use one of off, count, strict, auto"
-            ))
+            )))
         })?;
         Ok(PolymarketCodec {
             mode,
@@ -195,13 +195,7 @@ impl PolymarketCodec {
         receive_ns: Vec<u64>,
         conn_id: u64,
     ) -> PyResult<PolymarketBatch> {
-        if frames.len() != receive_ns.len() {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                "frames ({}) and receive_ns ({}) differ in length",
-                frames.len(),
-                receive_ns.len()
-            )));
-        }
+        crate::errors::same_length(frames.len(), receive_ns.len())?;
         let inputs: Vec<(u64, &[u8])> = receive_ns
             .iter()
             .copied()

@@ -4,7 +4,6 @@
 //! connection read them (nats.rs), and gets back one Chunk per destination
 //! file; the routing runs with the GIL released.
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use ssmd_core::coverage::{Coverage, Run};
@@ -58,10 +57,12 @@ impl PyChunk {
     #[new]
     fn new(py: Python<'_>, items: Vec<Vec<u8>>, meta: Vec<(u64, u64)>) -> PyResult<Self> {
         if items.len() != meta.len() {
-            return Err(PyValueError::new_err(format!(
-                "{} items but {} (seq, receive ns) pairs",
-                items.len(),
-                meta.len()
+            return Err(crate::errors::py_err(ssmd_core::error::CoreError::invalid(
+                format!(
+                    "{} items but {} (seq, receive ns) pairs",
+                    items.len(),
+                    meta.len()
+                ),
             )));
         }
         let mut chunk = Chunk::default();
@@ -150,13 +151,24 @@ impl PyCoverage {
     }
 }
 
+/// Where a chunk of a routed batch goes: `kind` "raw" (`data_type` = message
+/// type, `bucket` = hours since the epoch), "record" (record type and
+/// ticker, `bucket` = days), "events" (the connector events; `bucket` = days)
+/// or "derived" (messages not archived, book checkpoints: empty items, their
+/// sequences to journal).
+#[pyclass(module = "ssmd._core", name = "RoutedChunk", frozen, get_all)]
+pub struct PyRoutedChunk {
+    kind: &'static str,
+    data_type: String,
+    ticker: String,
+    bucket: u64,
+    chunk: Py<PyChunk>,
+}
+
 /// The routing of one batch (see route_batch).
 #[pyclass(module = "ssmd._core", name = "RoutedBatch", frozen)]
 pub struct PyRouted {
-    /// [(destination kind, type, ticker, bucket, Chunk)]: kind "raw" (type = message
-    /// type, bucket = hours since the epoch), "record" (record type and ticker, bucket =
-    /// days), "events" (the connector events; bucket = days) or "derived" (messages
-    /// not archived, book checkpoints: empty items, their sequences to journal).
+    /// The batch's chunks, each with where it goes.
     #[pyo3(get)]
     chunks: Py<PyList>,
     /// Receive time of the lowest sequence written (0 = none written).
@@ -212,14 +224,20 @@ fn route_batch(
     let chunks = PyList::empty(py);
     for (dest, chunk) in &routed.chunks {
         let chunk = Py::new(py, PyChunk::from_chunk(py, chunk))?;
-        match dest {
-            Dest::Raw { msgtype, hour } => chunks.append(("raw", msgtype, "", *hour, chunk))?,
-            Dest::Record { rtype, ticker, day } => {
-                chunks.append(("record", *rtype, ticker, *day, chunk))?
-            }
-            Dest::Events { day } => chunks.append(("events", "", "", *day, chunk))?,
-            Dest::Derived => chunks.append(("derived", "", "", 0, chunk))?,
-        }
+        let (kind, data_type, ticker, bucket) = match dest {
+            Dest::Raw { msgtype, hour } => ("raw", msgtype.to_string(), "", *hour),
+            Dest::Record { rtype, ticker, day } => ("record", rtype.to_string(), &ticker[..], *day),
+            Dest::Events { day } => ("events", String::new(), "", *day),
+            Dest::Derived => ("derived", String::new(), "", 0),
+        };
+        let routed = PyRoutedChunk {
+            kind,
+            data_type,
+            ticker: ticker.to_owned(),
+            bucket,
+            chunk,
+        };
+        chunks.append(Py::new(py, routed)?)?;
     }
     let c = &routed.counts;
     Ok(PyRouted {
@@ -242,6 +260,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyChunk>()?;
     m.add_class::<PyCoverage>()?;
     m.add_class::<PyRouted>()?;
+    m.add_class::<PyRoutedChunk>()?;
     m.add_function(wrap_pyfunction!(route_batch, m)?)?;
     Ok(())
 }

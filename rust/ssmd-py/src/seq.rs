@@ -5,7 +5,7 @@
 //! must invalidate books; this tracker checks every other sequenced record, so
 //! a lost trade is reported too.
 
-use crate::errors::ssmd_error;
+use crate::errors::py_err;
 use crate::events::{DuplicateEvent, GapEvent};
 use crate::normalize::NormalizedBatch;
 use pyo3::prelude::*;
@@ -96,10 +96,7 @@ impl PySeqTracker {
             })
             .map(|_| problems)
         });
-        to_py(
-            py,
-            result.map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))?,
-        )
+        to_py(py, result.map_err(py_err)?)
     }
 
     /// `observe` over a normalized batch in frame order, where a trade or lifecycle
@@ -133,10 +130,7 @@ impl PySeqTracker {
                 })
                 .map(|_| problems)
         });
-        to_py(
-            py,
-            result.map_err(|e| ssmd_error(py, "DecodeError", e.to_string()))?,
-        )
+        to_py(py, result.map_err(py_err)?)
     }
 
     /// Forget a sid's position (after a resubscribe its seq restarts).

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from ssmd import core
+from ssmd.exceptions import CoreError
 from ssmd.venues.kraken.venue import KrakenCodec
 
 SYMBOL = "XYZ/USD"  # price precision 4, qty precision 8
@@ -247,10 +248,10 @@ def test_checkpoints_say_which_books_are_exact_and_a_lost_connection_invalidates
     batch = run(fresh, [SNAPSHOT, UPDATE])
     books.apply(batch.data)
     got = books.view(SYMBOL)
-    assert got is not None and got["valid"]
-    assert got["asks"][:2] == [(123_600, 1_200_500_000), (123_700, 40_000_000)]
+    assert got is not None and got.valid
+    assert got.asks[:2] == [(123_600, 1_200_500_000), (123_700, 40_000_000)]
 
 
 def test_frames_and_receive_times_must_pair_up() -> None:
-    with pytest.raises(ValueError, match="differ in length"):
+    with pytest.raises(CoreError, match="differ in length"):
         KrakenCodec().normalize([SNAPSHOT], [], 1)

@@ -43,13 +43,13 @@ def check_books(sim: KrakenSimulator, msgs: list[Any]) -> None:
     for symbol in sim.symbols():
         view = books.view(symbol)
         assert view is not None, symbol
-        assert view["valid"], symbol
+        assert view.valid, symbol
         pair = sim.pair(symbol)
         bids, asks = sim.levels(symbol, 10)
 
         pd, qd = pair.price_decimals, pair.qty_decimals
-        assert view["bids"] == [(_e6(p, pd), _e6(q, qd)) for p, q in bids], symbol
-        assert view["asks"] == [(_e6(p, pd), _e6(q, qd)) for p, q in asks], symbol
+        assert view.bids == [(_e6(p, pd), _e6(q, qd)) for p, q in bids], symbol
+        assert view.asks == [(_e6(p, pd), _e6(q, qd)) for p, q in asks], symbol
 
 
 async def _capture(tmp_path: Path, faults: list[str]) -> tuple[KrakenSimulator, list[Any], Any]:

@@ -39,10 +39,10 @@ def check_books(sim: PolymarketSimulator, msgs: list[Any]) -> None:
     for token in sim.tokens():
         view = books.view(token)
         assert view is not None, token
-        assert view["valid"], token
+        assert view.valid, token
         bids, asks = sim.levels(token)
-        assert view["bids"] == [(_e6(p), _e6(s)) for p, s in bids], token
-        assert view["asks"] == [(_e6(p), _e6(s)) for p, s in asks], token
+        assert view.bids == [(_e6(p), _e6(s)) for p, s in bids], token
+        assert view.asks == [(_e6(p), _e6(s)) for p, s in asks], token
 
 
 async def _capture(tmp_path: Path, faults: list[str]) -> tuple[PolymarketSimulator, list[Any], Any]:

@@ -52,13 +52,12 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ssmd.sim.kraken.universe import KrPair, fmt, make_universe
 from ssmd.sim.venue_server import VenueServer
+from ssmd.sim.wsshell import SimSocket
 
 __all__ = ["WS_PATH", "KrFault", "KrakenSimulator", "checksum"]
 
@@ -96,7 +95,7 @@ def _now() -> str:
 @dataclass
 class _Conn:
     number: int
-    ws: ServerConnection
+    ws: SimSocket
     book: dict[str, int] = field(default_factory=dict)  # symbol -> depth
     sent: dict[str, tuple[dict[int, int], dict[int, int]]] = field(default_factory=dict)
     trade: set[str] = field(default_factory=set)
@@ -182,7 +181,7 @@ class KrakenSimulator(VenueServer):
     def _apply(self, conn: _Conn, fault: KrFault) -> None:
         if fault is KrFault.DISCONNECT:
             self.faults_applied.append((fault.value, conn.number, ""))
-            conn.ws.transport.abort()
+            conn.ws.abort()
         elif fault is KrFault.STALL:
             self.faults_applied.append((fault.value, conn.number, ""))
             conn.stalled = True
@@ -382,7 +381,7 @@ class KrakenSimulator(VenueServer):
                     await self._send(conn, '{"channel":"heartbeat"}')
 
     # ---- WebSocket -------------------------------------------------------------------
-    async def _handler(self, ws: ServerConnection) -> None:
+    async def _handler(self, ws: SimSocket) -> None:
         conn = _Conn(next(self._numbers), ws)
         self._conns[conn.number] = conn
         self.connections_opened += 1
@@ -400,13 +399,11 @@ class KrakenSimulator(VenueServer):
                 ],
             }
             await self._send(conn, orjson.dumps(status).decode())
-            async for message in ws:
+            async for message in ws.messages():
                 if conn.stalled:
                     continue
                 text = message if isinstance(message, str) else message.decode(errors="replace")
                 await self._request(conn, text)
-        except ConnectionClosed:
-            pass
         finally:
             self._conns.pop(conn.number, None)
 
@@ -564,7 +561,7 @@ class KrakenSimulator(VenueServer):
             "status": "online",
         }
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(self, request: Request) -> Response | None:
         path = request.path.partition("?")[0]
         if path == WS_PATH:
             return None

@@ -44,14 +44,13 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ssmd.sim.polymarket.book import ONE, book_hash, dec
 from ssmd.sim.polymarket.universe import PmMarket, make_universe
 from ssmd.sim.venue_server import VenueServer
+from ssmd.sim.wsshell import SimSocket
 
 __all__ = ["WS_PATH", "PmFault", "PolymarketSimulator"]
 
@@ -76,7 +75,7 @@ class PmFault(StrEnum):
 @dataclass
 class _Conn:
     number: int
-    ws: ServerConnection
+    ws: SimSocket
     assets: set[str] = field(default_factory=set)
     subscribed: bool = False
     stalled: bool = False
@@ -160,7 +159,7 @@ class PolymarketSimulator(VenueServer):
     def _apply(self, conn: _Conn, fault: PmFault) -> None:
         if fault is PmFault.DISCONNECT:
             self.faults_applied.append((fault.value, conn.number, ""))
-            conn.ws.transport.abort()
+            conn.ws.abort()
         elif fault is PmFault.STALL:
             self.faults_applied.append((fault.value, conn.number, ""))
             conn.stalled = True
@@ -398,19 +397,17 @@ class PolymarketSimulator(VenueServer):
         known = [a for a in dict.fromkeys(assets) if a in self._by_token][: self.asset_cap]
         return orjson.dumps([self._book(a) for a in known]).decode()
 
-    async def _handler(self, ws: ServerConnection) -> None:
+    async def _handler(self, ws: SimSocket) -> None:
         self._numbers += 1
         conn = _Conn(self._numbers, ws)
         self._conns[conn.number] = conn
         self.connections_opened += 1
         try:
-            async for message in ws:
+            async for message in ws.messages():
                 text = message if isinstance(message, str) else message.decode(errors="replace")
                 if conn.stalled:
                     continue
                 await self._command(conn, text)
-        except ConnectionClosed:
-            pass
         finally:
             self._conns.pop(conn.number, None)
 
@@ -476,7 +473,7 @@ class PolymarketSimulator(VenueServer):
             "endDate": "2027-01-01T00:00:00Z",
         }
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(self, request: Request) -> Response | None:
         path, _, query = request.path.partition("?")
         if path == WS_PATH:
             return None

@@ -19,16 +19,12 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from ssmd.exceptions import AuthenticationError, SsmdError
+from ssmd.exceptions import AuthenticationError, RestError
 from ssmd.venues.kalshi.ws import Credentials
 
-__all__ = ["RestClient", "RestError", "TokenBucket"]
+__all__ = ["RestClient", "TokenBucket"]
 
 log = logging.getLogger(__name__)
-
-
-class RestError(SsmdError):
-    """A REST request failed after retries."""
 
 
 class TokenBucket:

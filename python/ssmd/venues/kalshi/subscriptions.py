@@ -20,7 +20,7 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING
 
-from ssmd.venues.base import SessionError
+from ssmd.exceptions import SessionError
 from ssmd.venues.kalshi.ws import Reply, Session
 
 if TYPE_CHECKING:

@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from ssmd.exceptions import AuthenticationError
-from ssmd.venues.base import DEFAULT_LIVENESS, MAX_FRAME_BYTES, Liveness, SessionError
+from ssmd.exceptions import AuthenticationError, SessionError
+from ssmd.venues.base import DEFAULT_LIVENESS, MAX_FRAME_BYTES, Liveness
 from ssmd.venues.kalshi import auth
 from ssmd.venues.websocket import WebSocketSession
 

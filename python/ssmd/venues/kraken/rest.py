@@ -20,19 +20,15 @@ from typing import Any
 import httpx
 import orjson
 
-from ssmd.exceptions import SsmdError
+from ssmd.exceptions import RestError
 
-__all__ = ["KrPair", "Listing", "RestError", "list_pairs", "parse_pair", "v2_symbol"]
+__all__ = ["KrPair", "Listing", "list_pairs", "parse_pair", "v2_symbol"]
 
 log = logging.getLogger(__name__)
 
 ASSET_PAIRS = "/0/public/AssetPairs"
 # v1 asset codes that WebSocket v2 spells differently.
 V2_ASSETS = {"XBT": "BTC", "XDG": "DOGE"}
-
-
-class RestError(SsmdError):
-    """The listing could not be read after retries, or the venue refused it."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from ssmd.venues.base import SessionError
+from ssmd.exceptions import SessionError
 from ssmd.venues.kraken.ws import KrakenSession
 
 if TYPE_CHECKING:

@@ -18,18 +18,14 @@ from typing import Any
 import httpx
 import orjson
 
-from ssmd.exceptions import SsmdError
+from ssmd.exceptions import RestError
 
-__all__ = ["GAMMA_MAX_OFFSET", "GAMMA_PAGE", "Listing", "PmMarket", "RestError", "list_markets"]
+__all__ = ["GAMMA_MAX_OFFSET", "GAMMA_PAGE", "Listing", "PmMarket", "list_markets"]
 
 log = logging.getLogger(__name__)
 
 GAMMA_PAGE = 100
 GAMMA_MAX_OFFSET = 10_000
-
-
-class RestError(SsmdError):
-    """The listing could not be read after retries."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ embedded NATS server listens and which processes `ssmd up` started; a command
 that resolves an environment with `nats_url: embedded` reads the URL from it
 (`running_nats_url`), and the next `ssmd up` stops processes a killed one left.
 
-Only the standard library here: ssmd.config imports this module.
+Only the standard library and ssmd.exceptions here: ssmd.config imports this module,
+and `ssmd up` (ssmd.up) writes what it reads.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import os
 from pathlib import Path
 from typing import Any, Final
 
+from ssmd.exceptions import AlreadyRunning
+
 __all__ = [
     "LOCK_FILE",
     "STATE_FILE",
-    "AlreadyRunning",
     "UpLock",
     "read_state",
     "running_env",
@@ -32,10 +34,6 @@ __all__ = [
 STATE_DIR: Final = "up"
 LOCK_FILE: Final = "lock"
 STATE_FILE: Final = "state.json"
-
-
-class AlreadyRunning(Exception):
-    """Another `ssmd up` holds the data directory."""
 
 
 def _dir(data_dir: Path) -> Path:
