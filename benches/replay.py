@@ -209,8 +209,8 @@ async def bench_nats(data_dir: Path, tmp: Path, frames: int) -> dict[str, Any]:
     from ssmd.bus.connection import connect
     from ssmd.bus.publisher import Publisher
     from ssmd.bus.stream import ensure_stream
+    from ssmd.connector.capture_queue import Item
     from ssmd.connector.pipeline import Pipeline
-    from ssmd.connector.spool import Item
     from ssmd.replay.env import replay_environment
     from ssmd.replay.nats import NatsTarget
     from ssmd.replay.runner import Replay, plan

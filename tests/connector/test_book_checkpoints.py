@@ -24,8 +24,8 @@ from natsfix import nats_server
 
 from ssmd import core
 from ssmd.bus import subjects
+from ssmd.connector.capture_queue import Item
 from ssmd.connector.pipeline import Pipeline
-from ssmd.connector.spool import Item
 from support import kalshi_fixture
 
 

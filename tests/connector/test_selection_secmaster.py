@@ -10,8 +10,8 @@ from ssmd.config.models.environment import Symbols
 from ssmd.connector.runner import Settings
 from ssmd.connector.selection import Selection
 from ssmd.secmaster import open_store, selected_markets
+from ssmd.secmaster.db import Store
 from ssmd.secmaster.model import iso_from_seconds
-from ssmd.secmaster.store import Store
 from support import ROOT
 
 NOW = 1_784_557_800.0

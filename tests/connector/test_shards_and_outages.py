@@ -28,7 +28,7 @@ from natsfix import nats_server
 
 from ssmd.bus import subjects
 from ssmd.config.models.environment import Symbols
-from ssmd.connector.spool import CaptureQueue, Item
+from ssmd.connector.capture_queue import CaptureQueue, Item
 from ssmd.sim import Scenario
 
 

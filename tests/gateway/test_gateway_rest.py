@@ -30,7 +30,7 @@ from ssmd.exceptions import BadRequest
 from ssmd.gateway import render
 from ssmd.gateway.markets import Filters, decode_cursor, encode_cursor
 from ssmd.gateway.trades import TradeLog
-from ssmd.secmaster.store import Store
+from ssmd.secmaster.db import Store
 
 
 def lifecycle(ticker: str, event_type: str, **kw: Any) -> dict[str, Any]:

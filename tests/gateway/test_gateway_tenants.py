@@ -35,7 +35,7 @@ from ssmd.exceptions import ConfigError
 from ssmd.gateway import GatewaySettings
 from ssmd.gateway.auth import KeyRing, new_key
 from ssmd.gateway.tenants import Policy, Tenants
-from ssmd.secmaster.store import Store
+from ssmd.secmaster.db import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 A1, A2 = "KXA-26JAN01-T1", "KXA-26JAN01-T2"  # series KXA: tenant acme's

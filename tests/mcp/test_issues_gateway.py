@@ -19,8 +19,8 @@ from gwfix import ENV, gateway_settings, nats_server, publisher, running_gateway
 
 from ssmd import issues
 from ssmd.gateway.auth import KeyRing, new_key
+from ssmd.secmaster.db import Store
 from ssmd.secmaster.journal import journal_stream
-from ssmd.secmaster.store import Store
 
 pytestmark = pytest.mark.timeout(120)
 

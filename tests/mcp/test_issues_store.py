@@ -20,7 +20,7 @@ from secmaster_fixtures import fresh_database, postgres_server
 from ssmd import issues
 from ssmd.exceptions import IssueError
 from ssmd.issues.model import day_bounds, iso_ms
-from ssmd.secmaster.store import Store
+from ssmd.secmaster.db import Store
 
 _names = itertools.count()
 ENV, FEED = "issues-test", "kalshi"

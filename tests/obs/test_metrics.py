@@ -13,7 +13,7 @@ from ssmd import core
 from ssmd.archiver import Archiver, ArchiverSettings
 from ssmd.archiver.metrics import build_registry
 from ssmd.archiver.runner import bucket_of
-from ssmd.connector.spool import Item
+from ssmd.connector.capture_queue import Item
 from ssmd.obs.metrics import CollectorRegistry, Sampled, exported_names, expose
 from ssmd.obs.stream import StreamGauges
 from ssmd.store.local import LocalObjectStore

@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "tests" / "secmaster"))
 from secmaster_fixtures import nats_server, redis_server
 
 from ssmd.ops.days import Days, cache, publish, redis_key
-from ssmd.secmaster.store import Store
+from ssmd.secmaster.db import Store
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from ssmd import core
 from ssmd.bus import subjects
 from ssmd.cli.market import app
+from ssmd.secmaster.db import Store
 from ssmd.secmaster.lifecycle import Live, run_live
-from ssmd.secmaster.store import Store
 from support import ROOT
 
 ENV = "kalshi-test"

@@ -13,8 +13,8 @@ from secmaster_fixtures import free_port, nats_server
 
 from ssmd.config import Overrides, ResolvedEnvironment, load_environment
 from ssmd.secmaster import services, sync_environment
+from ssmd.secmaster.db import Store, open_store
 from ssmd.secmaster.journal import journal_stream, journal_subject
-from ssmd.secmaster.store import Store, open_store
 from ssmd.secmaster.sync import Syncer, SyncOptions
 from ssmd.sim import ManualClock, Simulator
 from ssmd.venues.kalshi.rest import RestClient

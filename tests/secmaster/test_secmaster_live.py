@@ -12,11 +12,11 @@ from secmaster_fixtures import nats_server, redis_server
 
 from ssmd import core
 from ssmd.secmaster.cache import Cache
+from ssmd.secmaster.db import Store
 from ssmd.secmaster.journal import Journal, journal_stream, journal_subject
 from ssmd.secmaster.lifecycle import Live, StatusMsg
 from ssmd.secmaster.model import iso_from_seconds
 from ssmd.secmaster.service import Services
-from ssmd.secmaster.store import Store
 from ssmd.secmaster.sync import Syncer, SyncOptions
 from ssmd.sim import ManualClock, Simulator
 from ssmd.venues.kalshi.rest import RestClient

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from secmaster_fixtures import fresh_database, postgres_server
 
+from ssmd.secmaster.db import Store
 from ssmd.secmaster.status import map_status
-from ssmd.secmaster.store import Store
 from ssmd.secmaster.sync import Syncer, SyncOptions
 from ssmd.sim import Fault, FaultKind, ManualClock, Scenario, Simulator
 from ssmd.venues.kalshi.rest import RestClient

@@ -67,7 +67,7 @@ def roll(
 
 def _days(env: str, config_dir: Any, data_dir: str | None) -> Any:
     from ssmd.ops.days import Days
-    from ssmd.secmaster.store import open_store
+    from ssmd.secmaster.db import open_store
 
     resolved = resolve(env, config_dir, data_dir, None)
     from ssmd.cli.exits import component_errors

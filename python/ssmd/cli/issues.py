@@ -23,7 +23,7 @@ from ssmd.cli.output import print_json, print_table
 if TYPE_CHECKING:
     from ssmd.config import ResolvedEnvironment
     from ssmd.issues import DataIssue
-    from ssmd.secmaster.store import Store
+    from ssmd.secmaster.db import Store
 
 app = typer.Typer(
     help="Data issues: reports of data that looks wrong, until resolved.", no_args_is_help=True
@@ -57,7 +57,7 @@ def _env(env: str, config_dir: Path | None, data_dir: str | None) -> ResolvedEnv
 
 
 def _read(resolved: ResolvedEnvironment) -> Store:
-    from ssmd.secmaster.store import open_store
+    from ssmd.secmaster.db import open_store
 
     return open_store(resolved)
 
@@ -105,7 +105,7 @@ def open_issues_of(
     """The open issues whose range meets the day (none when there is no database yet)."""
     from ssmd.issues import list_issues
     from ssmd.issues.model import day_bounds
-    from ssmd.secmaster.store import SQLITE_FILE
+    from ssmd.secmaster.db import SQLITE_FILE
 
     resolved = _env(env, config_dir, data_dir)
     if not resolved.database_url and not (resolved.data_dir / SQLITE_FILE).exists():

@@ -198,7 +198,7 @@ def migrate(
     """Apply (or revert, with --to) the store's schema migrations."""
     from ssmd.exceptions import StoreError
     from ssmd.secmaster import Store
-    from ssmd.secmaster.store import SQLITE_FILE
+    from ssmd.secmaster.db import SQLITE_FILE
 
     resolved = _env(env, config_dir, database_url=database_url, data_dir=data_dir)
     target = resolved.database_url or resolved.data_dir / SQLITE_FILE

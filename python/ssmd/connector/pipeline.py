@@ -28,7 +28,7 @@ from typing import Any
 from ssmd import core
 from ssmd.bus import subjects
 from ssmd.bus.publisher import OutMsg
-from ssmd.connector.spool import Item
+from ssmd.connector.capture_queue import Item
 from ssmd.venues.base import Codec
 
 __all__ = ["Gap", "Outcome", "Pipeline"]

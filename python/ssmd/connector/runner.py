@@ -32,10 +32,10 @@ from ssmd.bus.publisher import OutMsg, Publisher
 from ssmd.bus.stream import ensure_stream
 from ssmd.config import NatsSettings, ResolvedEnvironment, parse_duration
 from ssmd.config.models.environment import Symbols
+from ssmd.connector.capture_queue import CaptureQueue, Item
 from ssmd.connector.groups import GROUP_STRIDE, ShardGroup
 from ssmd.connector.pipeline import Gap, Outcome, Pipeline
 from ssmd.connector.shards import Shard, ShardConfig, ShardSet, next_conn_id
-from ssmd.connector.spool import CaptureQueue, Item
 from ssmd.exceptions import ConfigError
 from ssmd.obs.health import HealthServer
 from ssmd.obs.metrics import CollectorRegistry, Sampled

@@ -30,7 +30,7 @@ from ssmd.secmaster.journal import MSG_ID, Journal
 if TYPE_CHECKING:
     from ssmd.gateway.auth import ApiKey
     from ssmd.gateway.service import Gateway
-    from ssmd.secmaster.store import Store
+    from ssmd.secmaster.db import Store
 
 __all__ = ["router"]
 

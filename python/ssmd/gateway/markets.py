@@ -34,7 +34,7 @@ from ssmd.secmaster.model import iso_from_ns, series_of_ticker
 from ssmd.secmaster.status import SSMD_STATUSES
 
 if TYPE_CHECKING:
-    from ssmd.secmaster.store import Store
+    from ssmd.secmaster.db import Store
 
 __all__ = ["SORTS", "Filters", "Markets"]
 

@@ -21,7 +21,7 @@ from ssmd.gateway.transform import TransformSpec, load_spec
 
 if TYPE_CHECKING:
     from ssmd.data.source import Dataset
-    from ssmd.secmaster.store import Store
+    from ssmd.secmaster.db import Store
 
 __all__ = ["KEYS_SECRET", "STATIC_DIR", "GatewaySettings", "is_loopback"]
 
@@ -168,7 +168,7 @@ def _tenants(
 
 
 def _store_opener(env: ResolvedEnvironment) -> Callable[[], Store | None]:
-    from ssmd.secmaster.store import SQLITE_FILE, open_store
+    from ssmd.secmaster.db import SQLITE_FILE, open_store
 
     def open_if_present() -> Store | None:
         if not env.database_url and not (env.data_dir / SQLITE_FILE).exists():

@@ -23,7 +23,7 @@ from ssmd.secmaster.journal import journal_subject
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from ssmd.secmaster.store import Store
+    from ssmd.secmaster.db import Store
 
 __all__ = [
     "JOURNAL_KIND",

@@ -244,7 +244,7 @@ class Tools:
         market = await self._market_call(f"/v1/markets/{ticker}", ticker)
 
         def history() -> list[dict[str, Any]] | None:
-            from ssmd.secmaster.store import SQLITE_FILE, open_store
+            from ssmd.secmaster.db import SQLITE_FILE, open_store
 
             env = self.env
             if not env.database_url and not (env.data_dir / SQLITE_FILE).exists():

@@ -93,7 +93,7 @@ class Activities:
         )
 
     def _store(self) -> Any:
-        from ssmd.secmaster.store import open_store
+        from ssmd.secmaster.db import open_store
 
         return open_store(self.env)
 

@@ -7,7 +7,7 @@
     records, bytes, gaps, quality_score, verification (JSON)
 
 The table `trading_days` lives in the secmaster's database (SQLite by default,
-PostgreSQL when the environment names one: ssmd.secmaster.store.open_store) and is
+PostgreSQL when the environment names one: ssmd.secmaster.db.open_store) and is
 created on first use; it belongs to the operations layer, so it is not one of the
 secmaster's numbered migrations. Each change is
 published to the journal (`{env}.journal.day`, with a Nats-Msg-Id of the day and
@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+from ssmd.secmaster.db import Store
 from ssmd.secmaster.model import now_iso
-from ssmd.secmaster.store import Store
 
 __all__ = ["COLUMNS", "Days", "publish", "redis_key"]
 

@@ -29,8 +29,8 @@ from ssmd.bus.connection import NatsClient, connect
 from ssmd.bus.publisher import OutMsg, Publisher
 from ssmd.bus.stream import ensure_stream
 from ssmd.config import ResolvedEnvironment
+from ssmd.connector.capture_queue import Item
 from ssmd.connector.pipeline import Pipeline
-from ssmd.connector.spool import Item
 from ssmd.exceptions import ConfigError
 from ssmd.replay.source import Entry
 

@@ -10,6 +10,7 @@ For other components:
 """
 
 from ssmd.exceptions import StoreError
+from ssmd.secmaster.db import Change, Store, open_store
 from ssmd.secmaster.lifecycle import Live, run_live
 from ssmd.secmaster.service import (
     open_markets,
@@ -20,7 +21,6 @@ from ssmd.secmaster.service import (
     sync_environment,
 )
 from ssmd.secmaster.status import SSMD_STATUSES, filter_to_statuses, map_status
-from ssmd.secmaster.store import Change, Store, open_store
 from ssmd.secmaster.sync import Syncer, SyncOptions, SyncReport
 
 __all__ = [

@@ -17,8 +17,8 @@ from typing import Any, Final
 
 import redis.asyncio as aioredis
 
+from ssmd.secmaster.db import Change, Store
 from ssmd.secmaster.model import MARKET_FIELDS, Row, now_iso
-from ssmd.secmaster.store import Change, Store
 
 __all__ = ["Cache"]
 

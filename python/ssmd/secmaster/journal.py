@@ -23,7 +23,7 @@ from nats.js import JetStreamContext
 
 from ssmd.bus.stream import provision
 from ssmd.config.models.common import env_var_token
-from ssmd.secmaster.store import Store
+from ssmd.secmaster.db import Store
 
 __all__ = ["RETENTION", "Journal", "journal_stream", "journal_subject"]
 

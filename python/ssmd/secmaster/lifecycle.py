@@ -32,9 +32,9 @@ import orjson
 
 from ssmd import core
 from ssmd.bus import subjects
+from ssmd.secmaster.db import Change, Store
 from ssmd.secmaster.model import Row, iso_from_ns, iso_from_seconds, series_of_ticker
 from ssmd.secmaster.status import lifecycle_status
-from ssmd.secmaster.store import Change, Store
 
 __all__ = ["Live", "StatusMsg", "lifecycle_market_row", "run_live"]
 

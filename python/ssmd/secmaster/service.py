@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ssmd.config.resolve import mask_url
 from ssmd.secmaster.cache import Cache
+from ssmd.secmaster.db import SQLITE_FILE, Change, Store, open_store
 from ssmd.secmaster.journal import RETENTION, Journal, journal_subject
 from ssmd.secmaster.model import iso_from_seconds
 from ssmd.secmaster.status import filter_to_statuses
-from ssmd.secmaster.store import SQLITE_FILE, Change, Store, open_store
 from ssmd.secmaster.sync import Rest, Syncer, SyncOptions, SyncReport
 
 if TYPE_CHECKING:

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from ssmd.secmaster.db import Change, SeenSet, Store
 from ssmd.secmaster.model import (
     Problems,
     Row,
@@ -35,7 +36,6 @@ from ssmd.secmaster.model import (
     series_row,
 )
 from ssmd.secmaster.status import FILTER_WORDS, filter_to_statuses
-from ssmd.secmaster.store import Change, SeenSet, Store
 
 if TYPE_CHECKING:
     from ssmd.config.models.environment import Symbols

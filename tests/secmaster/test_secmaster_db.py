@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from secmaster_fixtures import fresh_database, postgres_server
 
-from ssmd.secmaster.store import Store, migrations
+from ssmd.secmaster.db import Store, migrations
 
 _names = itertools.count()
 
