@@ -29,26 +29,23 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from ssmd import core
+from ssmd.archiver import Archiver, ArchiverSettings
+from ssmd.bus import subjects
+from ssmd.bus.stream import ensure_stream
+from ssmd.config import Overrides, load_environment
+from ssmd.store import keys, open_store
+from ssmd.testing.frames import frame_mix
+from ssmd.testing.nats import NatsServer
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "connector"))
-sys.path.insert(0, str(ROOT / "benches"))
-
-import orjson  # noqa: E402
-from natsfix import NatsServer  # noqa: E402
-
-from framemix import frame_mix  # noqa: E402
-from ssmd import core  # noqa: E402
-from ssmd.archiver import Archiver, ArchiverSettings  # noqa: E402
-from ssmd.bus import subjects  # noqa: E402
-from ssmd.bus.stream import ensure_stream  # noqa: E402
-from ssmd.config import Overrides, load_environment  # noqa: E402
-from ssmd.store import keys, open_store  # noqa: E402
 
 ENV, FEED, STREAM = "kalshi-sim", "kalshi", "SSMD_KALSHI_SIM"
 

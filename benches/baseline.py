@@ -4,15 +4,14 @@ pycapnp, one frame at a time."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import capnp  # type: ignore[import-untyped]
 
+from ssmd.testing.reference_kalshi import normalize
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from reference.kalshi import normalize  # noqa: E402
 
 schema = capnp.load(str(ROOT / "schemas" / "ssmd.capnp"))
 UNDEF = -(2**63)

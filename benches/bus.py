@@ -35,23 +35,21 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from ssmd.archiver.consumer import ConsumerSettings, Puller, ensure_consumer
+from ssmd.bus.connection import connect
+from ssmd.bus.publisher import MSG_ID, OutMsg, Publisher
+from ssmd.bus.stream import ensure_stream
+from ssmd.config import NatsSettings
+from ssmd.testing.nats import NatsServer
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "connector"))
-
-import orjson  # noqa: E402
-from natsfix import NatsServer  # noqa: E402
-
-from ssmd.archiver.consumer import ConsumerSettings, Puller, ensure_consumer  # noqa: E402
-from ssmd.bus.connection import connect  # noqa: E402
-from ssmd.bus.publisher import MSG_ID, OutMsg, Publisher  # noqa: E402
-from ssmd.bus.stream import ensure_stream  # noqa: E402
-from ssmd.config import NatsSettings  # noqa: E402
 
 
 def messages(n: int, tag: str) -> list[OutMsg]:

@@ -39,7 +39,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import sys
 import tempfile
 import time
 from multiprocessing.connection import Connection
@@ -47,12 +46,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "connector"))
-
-from connfix import STREAM, settings_for, streaming, tickers_symbols, until
-from natsfix import client, nats_server
-
 from ssmd.connector.runner import Connector
+from ssmd.testing import until
+from ssmd.testing.connector import STREAM, settings_for, streaming, tickers_symbols
+from ssmd.testing.nats import client, nats_server
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _serve(conn: Connection, markets: int, rate: float | None) -> None:
@@ -146,8 +145,9 @@ async def _run(
         async with nats_server(tmp / "nats") as srv:
             settings = settings_for(
                 fake,  # type: ignore[arg-type]
-                srv,
+                srv.url,
                 tmp,
+                ROOT / "exchanges",
                 symbols=tickers_symbols(tickers),
                 record_latency=latency,
                 clock=time.time,

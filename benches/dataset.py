@@ -31,17 +31,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from ssmd import core
+from ssmd.archiver.manifest import build_manifest, write_manifest
+from ssmd.config import Overrides, load_environment
+from ssmd.data.source import Dataset
+from ssmd.store import keys, open_store
+from ssmd.testing.archives import seal
+from ssmd.testing.frames import book_stream, trades_only
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-
-from archives import seal  # noqa: E402
-from framemix import book_stream, trades_only  # noqa: E402
-from ssmd import core  # noqa: E402
-from ssmd.archiver.manifest import build_manifest, write_manifest  # noqa: E402
-from ssmd.config import Overrides, load_environment  # noqa: E402
-from ssmd.data.source import Dataset  # noqa: E402
-from ssmd.store import keys, open_store  # noqa: E402
 
 ENV, FEED = "kalshi-sim", "kalshi"
 DAY = date(2026, 7, 20)

@@ -76,18 +76,17 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
+
+from ssmd import core
+from ssmd.bus import subjects
+from ssmd.bus.connection import connect
+from ssmd.bus.stream import ensure_stream
+from ssmd.config import Overrides, load_environment
+from ssmd.testing.nats import NatsServer, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "connector"))
-
-import httpx  # noqa: E402
-import orjson  # noqa: E402
-from natsfix import NatsServer, free_port  # noqa: E402
-
-from ssmd import core  # noqa: E402
-from ssmd.bus import subjects  # noqa: E402
-from ssmd.bus.connection import connect  # noqa: E402
-from ssmd.bus.stream import ensure_stream  # noqa: E402
-from ssmd.config import Overrides, load_environment  # noqa: E402
 
 ENV, FEED = "kalshi-sim", "kalshi"
 E6, CENT = 1_000_000, 10_000

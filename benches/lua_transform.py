@@ -31,23 +31,21 @@ import asyncio
 import json
 import os
 import platform
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "python"))
+from ssmd.config import NatsSettings
+from ssmd.gateway import render, wire
+from ssmd.gateway.feed import Feed
+from ssmd.gateway.hub import Client, Hub
+from ssmd.gateway.metrics import GatewayMetrics
+from ssmd.gateway.settings import GatewaySettings
+from ssmd.gateway.transform import Transform, TransformSpec
 
-from ssmd.config import NatsSettings  # noqa: E402
-from ssmd.gateway import render, wire  # noqa: E402
-from ssmd.gateway.feed import Feed  # noqa: E402
-from ssmd.gateway.hub import Client, Hub  # noqa: E402
-from ssmd.gateway.metrics import GatewayMetrics  # noqa: E402
-from ssmd.gateway.settings import GatewaySettings  # noqa: E402
-from ssmd.gateway.transform import Transform, TransformSpec  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 EXAMPLE = ROOT / "examples" / "compact_transform.lua"
 TICKER = "KXBTCD-26DEC0317-T118000"

@@ -39,22 +39,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters
+
+from gateway_fanout import ENV, Flow, Publisher, percentile, ticker
+from ssmd.bus import subjects
+from ssmd.bus.connection import connect
+from ssmd.bus.stream import ensure_stream
+from ssmd.config import Overrides, load_environment
+from ssmd.mcp.gateway import GatewayClient
+from ssmd.testing.nats import NatsServer, free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "connector"))
-sys.path.insert(0, str(ROOT / "benches"))
-
-import httpx  # noqa: E402
-import orjson  # noqa: E402
-from mcp.client import Client  # noqa: E402
-from mcp.client.stdio import StdioServerParameters  # noqa: E402
-from natsfix import NatsServer, free_port  # noqa: E402
-
-from gateway_fanout import ENV, Flow, Publisher, percentile, ticker  # noqa: E402
-from ssmd.bus import subjects  # noqa: E402
-from ssmd.bus.connection import connect  # noqa: E402
-from ssmd.bus.stream import ensure_stream  # noqa: E402
-from ssmd.config import Overrides, load_environment  # noqa: E402
-from ssmd.mcp.gateway import GatewayClient  # noqa: E402
 
 FEED = "kalshi"
 TARGET_P99_MS = 100.0

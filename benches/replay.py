@@ -5,7 +5,7 @@ Kalshi client at maximum speed, and checking a replayed archive against the orig
         [--kalshi-frames 100000]
 
 The input is a day of `--frames` era-C frames of the benchmarks' mix
-(framemix.frame_mix), received over two hours and written in the archiver's raw
+(ssmd.testing.frames.frame_mix), received over two hours and written in the archiver's raw
 layout (one JSONL.zst file per frame kind and hour, zstd frames of about 1 MiB), with
 their records in its normalized layout (the replay's markets and books come from it).
 
@@ -34,7 +34,6 @@ import contextlib
 import json
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -43,20 +42,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import websockets
+
+from ssmd import core
+from ssmd.config import Overrides, load_environment
+from ssmd.data.source import Dataset
+from ssmd.data.stream import raw_frames
+from ssmd.store import keys
+from ssmd.testing.archives import seal
+from ssmd.testing.frames import frame_mix
+from ssmd.testing.nats import NatsServer
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "connector"))
-sys.path.insert(0, str(ROOT / "benches"))
-
-import websockets  # noqa: E402
-from natsfix import NatsServer  # noqa: E402
-
-from archives import seal  # noqa: E402
-from framemix import frame_mix  # noqa: E402
-from ssmd import core  # noqa: E402
-from ssmd.config import Overrides, load_environment  # noqa: E402
-from ssmd.data.source import Dataset  # noqa: E402
-from ssmd.data.stream import raw_frames  # noqa: E402
-from ssmd.store import keys  # noqa: E402
 
 ENV, FEED = "kalshi-sim", "kalshi"
 DAY = datetime(2026, 1, 5, tzinfo=UTC).date()

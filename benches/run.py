@@ -21,14 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import baseline
+import ssmd.records
+from ssmd import _core, core
+from ssmd.testing.archives import seal
+from ssmd.testing.frames import frame_mix, trades_only
 
-import baseline  # noqa: E402
-import ssmd.records  # noqa: E402
-from archives import seal  # noqa: E402
-from framemix import frame_mix, trades_only  # noqa: E402
-from ssmd import _core, core  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 
 def taking_turns(repeat: int, runs: dict[str, Callable[[], Any]]) -> dict[str, tuple[float, Any]]:

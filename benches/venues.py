@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import random
-import sys
 import time
 import zlib
 from collections.abc import Callable
@@ -32,14 +31,13 @@ from typing import Any
 import capnp  # type: ignore[import-untyped]
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "python"))
+from ssmd.sim.kraken.server import checksum
+from ssmd.sim.kraken.universe import KrPair, fmt, make_universe
+from ssmd.sim.polymarket.book import ONE, MarketBook, book_hash, dec
+from ssmd.venues.kraken.venue import KrakenCodec
+from ssmd.venues.polymarket.venue import PolymarketCodec
 
-from ssmd.sim.kraken.server import checksum  # noqa: E402
-from ssmd.sim.kraken.universe import KrPair, fmt, make_universe  # noqa: E402
-from ssmd.sim.polymarket.book import ONE, MarketBook, book_hash, dec  # noqa: E402
-from ssmd.venues.kraken.venue import KrakenCodec  # noqa: E402
-from ssmd.venues.polymarket.venue import PolymarketCodec  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 schema = capnp.load(str(ROOT / "schemas" / "ssmd.capnp"))
 BATCH = 1024

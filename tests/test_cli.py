@@ -13,12 +13,12 @@ import pytest
 import typer.main
 from typer.testing import CliRunner, Result
 
+from _support import ROOT
 from ssmd.archiver.manifest import build_manifest, write_manifest
 from ssmd.cli import app
 from ssmd.cli.output import print_table
 from ssmd.config import load_environment
 from ssmd.store.base import open_store
-from support import ROOT
 
 EXCHANGES = ROOT / "exchanges"
 DAY = date(2026, 7, 20)

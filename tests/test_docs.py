@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from support import ROOT
+from _support import ROOT
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 CITED_DOC = re.compile(r"\b([A-Za-z][\w-]*\.md)\b")

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from _support import ROOT
+from _support.wheelfix import release_wheel
 from ssmd import __version__, core
 from ssmd.cli import app
 from ssmd.config import RECORD_TYPES
@@ -25,8 +27,6 @@ from ssmd.schemas import CAPNP_FILE
 from ssmd.up.nats import free_port
 from ssmd.up.procs import is_running
 from ssmd.upstate import read_state
-from support import ROOT
-from wheelfix import release_wheel
 
 
 def test_the_extension_matches_the_package() -> None:

@@ -1,4 +1,4 @@
-"""Inputs of the micro-benchmarks, built once per run from benches/framemix.py.
+"""Inputs of the micro-benchmarks, built once per run from ssmd.testing.frames.
 
 The benchmarks run pinned to one CPU core (as benches/run.py), so that a figure is the
 hot path's own and two runs compare. They never import tests/: a benchmark that did
@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from ssmd import core
+from ssmd.testing.archives import seal
+from ssmd.testing.frames import book_stream, frame_mix, trades_only
+
 HERE = Path(__file__).resolve().parent
 BENCHES = HERE.parent
 TESTS = BENCHES.parent / "tests"
-sys.path.insert(0, str(BENCHES))
-
-from archives import seal  # noqa: E402
-from framemix import book_stream, frame_mix, trades_only  # noqa: E402
-from ssmd import core  # noqa: E402
 
 BATCH = 1024  # frames per normalize call: the connector's batches are this order of size
 TRADES = 50_000  # rows of the archive the readers read

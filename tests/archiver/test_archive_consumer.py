@@ -6,11 +6,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from archfix import STREAM, client, environment, make_stream, nats_server, settings
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 
+from _support.archfix import STREAM, environment, make_stream, settings
 from ssmd.archiver import Archiver, ConsumerSettings
 from ssmd.exceptions import ConfigError
+from ssmd.testing.nats import client, nats_server
 
 
 def test_heartbeat_must_be_shorter_than_expires() -> None:

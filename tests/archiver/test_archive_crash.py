@@ -9,29 +9,28 @@ from typing import Any
 
 import orjson
 import pytest
-from archfix import (
+
+from _support import kalshi_fixture
+from _support.archfix import (
     PREFIX,
     T0_NS,
     Published,
     ack_floor,
     check_exactly_once,
-    client,
     environment,
-    frame_mix,
     make_stream,
-    nats_server,
     publish_frames,
     spawn,
     stores,
     until,
     wait_exit,
 )
-
 from ssmd import core
 from ssmd.archiver.manifest import read_manifest
 from ssmd.bus import subjects
 from ssmd.store import keys
-from support import kalshi_fixture
+from ssmd.testing.frames import frame_mix
+from ssmd.testing.nats import client, nats_server
 
 
 def spool_files(tmp: Path) -> list[Path]:

@@ -18,24 +18,23 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from archfix import (
+
+from _support.archfix import (
     T0_NS,
     Published,
     ack_floor,
     check_exactly_once,
-    client,
     environment,
-    frame_mix,
     make_stream,
-    nats_server,
     publish_frames,
     running,
     settings,
     until,
 )
-
 from ssmd.archiver import Archiver
 from ssmd.store import space
+from ssmd.testing.frames import frame_mix
+from ssmd.testing.nats import client, nats_server
 from ssmd.up.components import Plan
 from ssmd.up.status import parse_metrics
 

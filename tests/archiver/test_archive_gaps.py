@@ -5,29 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from archfix import (
+from typer.testing import CliRunner
+
+from _support.archfix import (
     ROOT,
     STREAM,
     T0_NS,
     Published,
     archive_until_acked,
-    client,
     environment,
-    frame_mix,
     make_stream,
-    nats_server,
     publish_event,
     publish_frames,
     settings,
     stores,
 )
-from typer.testing import CliRunner
-
 from ssmd import core
 from ssmd.archiver.gaps import compute_gaps, quality_score
 from ssmd.archiver.manifest import read_manifest
 from ssmd.cli import app
 from ssmd.store import keys
+from ssmd.testing.frames import frame_mix
+from ssmd.testing.nats import client, nats_server
 
 S = 1_000_000_000
 

@@ -9,29 +9,28 @@ from pathlib import Path
 
 import orjson
 import pytest
-from archfix import (
+
+from _support.archfix import (
     DAY_NS,
     ROOT,
     T0_NS,
     Published,
     archive_until_acked,
     check_exactly_once,
-    client,
     environment,
-    frame_mix,
     make_stream,
-    nats_server,
     normalized_records,
     publish_frames,
     raw_lines,
     settings,
     stores,
 )
-
 from ssmd import core
 from ssmd.archiver.manifest import read_manifest
 from ssmd.bus import subjects
 from ssmd.store import keys
+from ssmd.testing.frames import frame_mix
+from ssmd.testing.nats import client, nats_server
 
 
 async def test_archives_raw_and_normalized_exactly(tmp_path: Path) -> None:

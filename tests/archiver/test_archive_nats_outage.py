@@ -7,23 +7,22 @@ import logging
 from pathlib import Path
 
 import pytest
-from archfix import (
+
+from _support.archfix import (
     T0_NS,
     Published,
     ack_floor,
     check_exactly_once,
-    client,
     environment,
-    frame_mix,
     make_stream,
-    nats_server,
     publish_frames,
     running,
     settings,
     until,
 )
-
 from ssmd.bus.connection import connect
+from ssmd.testing.frames import frame_mix
+from ssmd.testing.nats import client, nats_server
 
 LOGGER = "ssmd.bus.connection"
 

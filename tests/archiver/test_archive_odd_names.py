@@ -7,7 +7,8 @@ import base64
 from pathlib import Path
 
 import orjson
-from archfix import (
+
+from _support.archfix import (
     ENV,
     FEED,
     PREFIX,
@@ -15,23 +16,21 @@ from archfix import (
     Published,
     archive_until_acked,
     check_exactly_once,
-    client,
     environment,
-    frame_mix,
     make_stream,
-    nats_server,
     normalized_records,
     publish_frames,
     raw_lines,
     settings,
     stores,
 )
-
 from ssmd import core
 from ssmd.archiver.manifest import read_manifest
 from ssmd.bus import subjects
 from ssmd.data.inventory import Archive
 from ssmd.store import keys
+from ssmd.testing.frames import frame_mix
+from ssmd.testing.nats import client, nats_server
 
 # Path-like, NATS wildcards, empty, hidden, very long ASCII, non-ASCII; the longest come
 # close to what a subject can carry (nats-server's 4096-byte control line).

@@ -14,29 +14,28 @@ from typing import Any
 import nats.js.errors
 import orjson
 import pytest
-from archfix import (
+from typer.testing import CliRunner
+
+from _support.archfix import (
     ROOT,
     STREAM,
     Published,
     ack_floor,
     archive_until_acked,
-    client,
     environment,
     make_stream,
-    nats_server,
     publish_event,
     running,
     settings,
     stores,
     until,
 )
-from typer.testing import CliRunner
-
 from ssmd.archiver.gaps import compute_gaps, quality_score
 from ssmd.archiver.manifest import read_manifest
 from ssmd.cli import app
 from ssmd.sim import Simulator
 from ssmd.store import keys
+from ssmd.testing.nats import client, nats_server
 
 S = 1_000_000_000
 DAY = 86_400 * S

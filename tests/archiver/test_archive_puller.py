@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from archfix import client, nats_server
 from nats.js.api import StreamConfig
 
 from ssmd import core
 from ssmd.archiver.consumer import ConsumerSettings, Puller, ensure_consumer
+from ssmd.testing.nats import client, nats_server
 
 Message = tuple[int, str, dict[str, str] | None, bytes]
 

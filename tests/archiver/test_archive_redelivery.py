@@ -4,25 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archfix import (
+from _support.archfix import (
     STREAM,
     T0_NS,
     Published,
     archive_until_acked,
     check_exactly_once,
-    client,
     environment,
-    frame_mix,
     make_stream,
-    nats_server,
     publish_frames,
     settings,
     stores,
 )
-
 from ssmd.archiver.consumer import ensure_consumer
 from ssmd.archiver.manifest import read_manifest
 from ssmd.store import keys
+from ssmd.testing.frames import frame_mix
+from ssmd.testing.nats import client, nats_server
 
 
 async def test_messages_a_dead_process_held_are_archived_when_redelivered(

@@ -6,17 +6,15 @@ from datetime import date
 from pathlib import Path
 
 import orjson
-from archfix import (
+
+from _support.archfix import (
     T0_NS,
     Published,
     ack_floor,
     archive_until_acked,
     check_exactly_once,
-    client,
     environment,
-    frame_mix,
     make_stream,
-    nats_server,
     publish_frames,
     raw_lines,
     running,
@@ -24,11 +22,12 @@ from archfix import (
     stores,
     until,
 )
-
 from ssmd import core
 from ssmd.archiver import Archiver
 from ssmd.archiver.manifest import read_manifest
 from ssmd.store import keys
+from ssmd.testing.frames import frame_mix
+from ssmd.testing.nats import client, nats_server
 
 S = 1_000_000_000
 MIDNIGHT = 1_784_592_000 * S  # 2026-07-21 00:00:00 UTC

@@ -5,27 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from archfix import (
+
+from _support.archfix import (
     T0_NS,
     MotoServer,
     Published,
     archive_until_acked,
     check_exactly_once,
-    client,
     environment,
-    frame_mix,
     make_bucket,
     make_stream,
-    nats_server,
     publish_frames,
     s3_credentials,
     settings,
 )
-
 from ssmd.archiver.manifest import read_manifest
 from ssmd.data.inventory import Archive
 from ssmd.store import keys
 from ssmd.store.s3 import S3ObjectStore
+from ssmd.testing.frames import frame_mix
+from ssmd.testing.nats import client, nats_server
 
 
 async def test_archive_into_s3_across_a_restart(

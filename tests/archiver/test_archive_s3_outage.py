@@ -23,22 +23,18 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from archfix import (
+
+from _support.archfix import (
     ENV,
     FEED,
-    ROOT,
     T0_NS,
     MotoServer,
     Published,
     ack_floor,
     check_exactly_once,
-    client,
     environment,
-    frame_mix,
-    free_port,
     make_bucket,
     make_stream,
-    nats_server,
     publish_frames,
     raw_lines,
     running,
@@ -47,18 +43,17 @@ from archfix import (
     settings,
     until,
 )
-
+from _support.tcpproxy import TcpProxy
 from ssmd.archiver import Archiver
 from ssmd.archiver.manifest import read_manifest
 from ssmd.config import Overrides, load_environment
 from ssmd.store import keys
 from ssmd.store.base import ObjectStore
 from ssmd.store.s3 import S3ObjectStore
+from ssmd.testing.frames import frame_mix
+from ssmd.testing.nats import client, free_port, nats_server
 from ssmd.up.components import Plan
 from ssmd.up.status import parse_metrics
-
-sys.path.insert(0, str(ROOT / "tests" / "chaos"))
-from tcpproxy import TcpProxy
 
 OUTAGE_LINE = "s3 unreachable"
 BACK_LINE = "is back"

@@ -9,14 +9,12 @@ from pathlib import Path
 
 import httpx
 import orjson
-from archfix import (
+
+from _support.archfix import (
     Published,
     check_exactly_once,
-    client,
     environment,
-    frame_mix,
     make_stream,
-    nats_server,
     publish_frames,
     raw_lines,
     running,
@@ -24,9 +22,10 @@ from archfix import (
     stores,
     until,
 )
-
 from ssmd.archiver.manifest import read_manifest
 from ssmd.store import keys
+from ssmd.testing.frames import frame_mix
+from ssmd.testing.nats import client, nats_server
 
 
 async def test_seal_now_seals_the_open_hour_and_appends_what_comes_after(tmp_path: Path) -> None:

@@ -11,23 +11,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from archfix import (
+
+from _support.archfix import (
     ENV,
     ROOT,
     MotoServer,
     environment,
     make_bucket,
     make_stream,
-    nats_server,
     s3_config,
     s3_credentials,
     spawn,
     wait_exit,
 )
-
 from ssmd.config import Overrides, load_environment
 from ssmd.store.base import PROBE_PREFIX
 from ssmd.store.s3 import S3ObjectStore
+from ssmd.testing.nats import nats_server
 
 S3_ENV = "kalshi-s3"
 SECRET = "n0t-a-real-secret-Xq7"

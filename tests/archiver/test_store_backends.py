@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from archfix import MotoServer, make_bucket, s3_credentials
 
+from _support.archfix import MotoServer, make_bucket, s3_credentials
 from ssmd.config import LocalStore, S3Store
 from ssmd.exceptions import StorageError
 from ssmd.store import ObjectStore, open_store

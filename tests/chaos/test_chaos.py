@@ -30,10 +30,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from chaoscheck import Outage, Run, compare, read_archive
-from chaosproc import ENV, FEED, Pipeline, s3_credentials, until
-from disk import FlaggedDisk, Tmpfs, archiver_disk
 
+from _support.chaoscheck import Outage, Run, compare, read_archive
+from _support.chaosproc import ENV, FEED, Pipeline, s3_credentials, until
+from _support.disk import FlaggedDisk, Tmpfs, archiver_disk
 from ssmd.config import Overrides, load_environment
 from ssmd.data.inventory import Archive
 from ssmd.sim.universe import HOSTILE_TICKERS

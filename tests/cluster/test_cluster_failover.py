@@ -8,21 +8,16 @@ every frame the simulator sent, once, its records, once, and no gap but the fina
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from _support.chaoscheck import Outage, Run, compare, read_archive
+from _support.chaosproc import ENV, FEED, STREAM, Pipeline
 from ssmd.config import Overrides, load_environment
 from ssmd.data.inventory import Archive
-from support import ROOT
-
-sys.path.insert(0, str(ROOT / "tests" / "chaos"))
-
-from chaoscheck import Outage, Run, compare, read_archive
-from chaosproc import ENV, FEED, STREAM, Pipeline
-from natsfix import NatsCluster, NatsServer
+from ssmd.testing.nats import NatsCluster, NatsServer
 
 FLOW = 1500  # records archived before each kill, and again after it
 

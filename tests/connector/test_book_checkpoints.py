@@ -7,8 +7,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from connfix import (
-    PREFIX,
+from _support import kalshi_fixture
+from _support.connfix import (
     check_books,
     drive,
     manual_sim,
@@ -16,17 +16,14 @@ from connfix import (
     running,
     settings_for,
     stream_messages,
-    streaming,
-    tickers_symbols,
-    until,
 )
-from natsfix import nats_server
-
 from ssmd import core
 from ssmd.bus import subjects
 from ssmd.connector.capture_queue import Item
 from ssmd.connector.pipeline import Pipeline
-from support import kalshi_fixture
+from ssmd.testing import until
+from ssmd.testing.connector import PREFIX, streaming, tickers_symbols
+from ssmd.testing.nats import nats_server
 
 
 def _rounds(msgs: list[Any]) -> dict[int, list[int]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,16 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from nats.js.api import StreamConfig
-from natsfix import client, nats_server, read_stream
 
+from _support.tcpproxy import TcpProxy
 from ssmd.bus import subjects
 from ssmd.bus.publisher import OutMsg, Publisher
 from ssmd.bus.stream import check_stream, ensure_stream, required_subjects
 from ssmd.config import NatsSettings
 from ssmd.exceptions import ConfigError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "chaos"))
-from tcpproxy import TcpProxy
+from ssmd.testing.nats import client, nats_server, read_stream
 
 
 @pytest.mark.parametrize(

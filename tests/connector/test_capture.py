@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from connfix import (
-    PREFIX,
+from _support.connfix import (
     check_books,
     check_exactly_once,
     drive,
@@ -16,13 +15,11 @@ from connfix import (
     running,
     settings_for,
     stream_messages,
-    streaming,
-    tickers_symbols,
-    until,
 )
-from natsfix import nats_server
-
 from ssmd.bus import subjects
+from ssmd.testing import until
+from ssmd.testing.connector import PREFIX, streaming, tickers_symbols
+from ssmd.testing.nats import nats_server
 
 
 async def test_one_shard_exactly_once_and_exact_books(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from connfix import (
+
+from _support.connfix import (
     check_books,
     check_exactly_once,
     drive,
@@ -18,16 +19,14 @@ from connfix import (
     running,
     settings_for,
     stream_messages,
-    streaming,
-    tickers_symbols,
-    until,
 )
-from natsfix import nats_server
-
 from ssmd import core
 from ssmd.connector.runner import Connector, check_frame_room
 from ssmd.exceptions import AuthenticationError, ConfigError
 from ssmd.sim import Fault, FaultKind, Scenario, Simulator
+from ssmd.testing import until
+from ssmd.testing.connector import streaming, tickers_symbols
+from ssmd.testing.nats import nats_server
 
 
 def market_conn(sim: Simulator, conn: Connector, shard: int = 1) -> int:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import httpx
 import orjson
-from connfix import (
+
+from _support.connfix import (
     check_books,
     drive,
     manual_sim,
@@ -16,13 +17,11 @@ from connfix import (
     running,
     settings_for,
     stream_messages,
-    streaming,
-    tickers_symbols,
-    until,
 )
-from natsfix import nats_server
-
 from ssmd.bus import subjects
+from ssmd.testing import until
+from ssmd.testing.connector import streaming, tickers_symbols
+from ssmd.testing.nats import nats_server
 
 
 def snapshots(msgs: list[object]) -> list[str]:

@@ -16,8 +16,9 @@ from typing import Any
 
 import orjson
 import pytest
-from connfix import (
-    PREFIX,
+from typer.testing import CliRunner
+
+from _support.connfix import (
     ROOT,
     check_books,
     check_exactly_once,
@@ -27,18 +28,16 @@ from connfix import (
     running,
     settings_for,
     stream_messages,
-    streaming,
-    until,
 )
-from natsfix import nats_server
-from typer.testing import CliRunner
-
 from ssmd import core
 from ssmd.cli import app
 from ssmd.config.models.environment import Symbols
 from ssmd.connector.runner import Connector
 from ssmd.exceptions import SessionError
 from ssmd.sim import DEMO_KEY_ID, DEMO_PRIVATE_KEY_PATH, Fault, FaultKind, Simulator
+from ssmd.testing import until
+from ssmd.testing.connector import PREFIX, streaming
+from ssmd.testing.nats import nats_server
 from ssmd.venues.kalshi.ws import Liveness, Session
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from _support import ROOT
 from ssmd.config import load_environment
 from ssmd.config.models.environment import Symbols
 from ssmd.connector.runner import Settings
@@ -12,7 +13,6 @@ from ssmd.connector.selection import Selection
 from ssmd.secmaster import open_store, selected_markets
 from ssmd.secmaster.db import Store
 from ssmd.secmaster.model import iso_from_seconds
-from support import ROOT
 
 NOW = 1_784_557_800.0
 

@@ -8,15 +8,24 @@ import os
 import random
 import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from connfix import manual_sim, open_markets, settings_for, tickers_symbols
-from natsfix import NatsServer, client, nats_server, read_stream
 
+from _support import ROOT
+from _support.chaosproc import (
+    ENV,
+    FEED,
+    SSMD,
+    STREAM,
+    Component,
+    SimProcess,
+    environment_yaml,
+    until,
+)
+from _support.connfix import manual_sim, open_markets, settings_for
 from ssmd import core
 from ssmd.archiver.gaps import compute_gaps
 from ssmd.bus import subjects
@@ -25,14 +34,11 @@ from ssmd.connector.groups import GROUP_STRIDE, ShardGroup, group_key, group_of
 from ssmd.connector.runner import Connector
 from ssmd.connector.selection import Selection
 from ssmd.exceptions import ConfigError
+from ssmd.testing.connector import tickers_symbols
+from ssmd.testing.nats import NatsServer, client, nats_server, read_stream
 from ssmd.venues.kalshi import auth
 from ssmd.venues.kalshi.rest import RestClient
 from ssmd.venues.kalshi.ws import Credentials
-from support import ROOT
-
-sys.path.insert(0, str(ROOT / "tests" / "chaos"))
-
-from chaosproc import ENV, FEED, SSMD, STREAM, Component, SimProcess, environment_yaml, until
 
 S = 1_000_000_000
 

@@ -7,8 +7,8 @@ import asyncio
 from pathlib import Path
 
 import orjson
-from connfix import (
-    PREFIX,
+
+from _support.connfix import (
     check_books,
     check_exactly_once,
     drive,
@@ -20,16 +20,14 @@ from connfix import (
     settings_for,
     settled,
     stream_messages,
-    streaming,
-    tickers_symbols,
-    until,
 )
-from natsfix import nats_server
-
 from ssmd.bus import subjects
 from ssmd.config.models.environment import Symbols
 from ssmd.connector.capture_queue import CaptureQueue, Item
 from ssmd.sim import Scenario
+from ssmd.testing import until
+from ssmd.testing.connector import PREFIX, streaming, tickers_symbols
+from ssmd.testing.nats import nats_server
 
 
 async def test_cap_forces_new_shards_and_delete_markets_spares_the_rest(tmp_path: Path) -> None:

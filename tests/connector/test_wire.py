@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
-from natsfix import NatsCluster, NatsServer, read_stream
 
 from ssmd import core
 from ssmd.bus.auth import CA_ENV, CREDS_ENV, parse_servers
@@ -32,6 +31,7 @@ from ssmd.bus.stream import ensure_stream
 from ssmd.bus.wire import Wire
 from ssmd.config import NatsSettings
 from ssmd.exceptions import BusAuthError, ConfigError
+from ssmd.testing.nats import NatsCluster, NatsServer, read_stream
 
 STREAM = "SSMD_W"
 

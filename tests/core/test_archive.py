@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _support import require_binary
 from ssmd import _core
 from ssmd.exceptions import ArchiveError, CoreError
-from support import require_binary
 
 
 def jsonl(n: int, tag: str) -> bytes:

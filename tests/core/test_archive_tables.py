@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from test_records import record_dicts
 
 import ssmd.records
+from _support import kalshi_fixture, kalshi_fixture_names
 from ssmd import core
 from ssmd.exceptions import ArchiveError, CoreError, DecodeError
-from support import kalshi_fixture, kalshi_fixture_names
 
 
 def fixture_records() -> bytes:

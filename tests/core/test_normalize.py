@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from reference import kalshi as reference
+from _support import kalshi_fixture, kalshi_fixture_names
 from ssmd import core
 from ssmd.exceptions import CoreError, DecodeError, SsmdError
-from support import kalshi_fixture, kalshi_fixture_names
+from ssmd.testing import reference_kalshi as reference
 
 GOOD = [
     n

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ssmd.records
+from _support import ROOT, kalshi_fixture, kalshi_fixture_names, require_binary
 from ssmd import core
 from ssmd.exceptions import CoreError
-from support import ROOT, kalshi_fixture, kalshi_fixture_names, require_binary
 
 SCHEMA_PATH = ROOT / "schemas" / "ssmd.capnp"
 schema = capnp.load(str(SCHEMA_PATH))

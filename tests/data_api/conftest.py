@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from datafix import Capture, capture
+
+from _support.datafix import Capture, capture
 
 
 @pytest.fixture(scope="session")

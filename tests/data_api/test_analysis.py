@@ -8,9 +8,9 @@ from typing import Any
 
 import polars as pl
 import pytest
-from datafix import Capture
 
-from support import ROOT
+from _support import ROOT
+from _support.datafix import Capture
 
 pytestmark = pytest.mark.xdist_group("data_api")
 

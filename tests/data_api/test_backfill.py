@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import shutil
-import sys
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -23,10 +22,21 @@ from typing import Any
 import orjson
 import polars as pl
 import pytest
-from datafix import ENV, SEC
 from typer.testing import CliRunner
 
 import ssmd.data
+from _support import ROOT
+from _support.archfix import (
+    Published,
+    archive_until_acked,
+    environment,
+    make_stream,
+    publish_event,
+    publish_frames,
+    settings,
+)
+from _support.datafix import ENV, SEC
+from _support.simhelp import client
 from ssmd import core
 from ssmd.cli import app
 from ssmd.config import ResolvedEnvironment
@@ -34,24 +44,9 @@ from ssmd.data.backfill import BOOKS_NOT_BACKFILLED, BackfillSummary, backfill
 from ssmd.data.source import Dataset
 from ssmd.sim import ManualClock, Simulator
 from ssmd.store import keys
+from ssmd.testing.nats import client as nats_client
+from ssmd.testing.nats import nats_server
 from ssmd.venues.kalshi.rest import RestClient
-from support import ROOT
-
-sys.path.insert(0, str(ROOT / "tests" / "archiver"))
-sys.path.insert(0, str(ROOT / "tests" / "sim"))
-
-from archfix import (
-    Published,
-    archive_until_acked,
-    environment,
-    make_stream,
-    nats_server,
-    publish_event,
-    publish_frames,
-    settings,
-)
-from archfix import client as nats_client
-from simhelp import client
 
 pytestmark = pytest.mark.xdist_group("data_api")
 

@@ -10,15 +10,15 @@ from pathlib import Path
 import orjson
 import polars as pl
 import pytest
-from datafix import ENV, SEC, Capture
 from typer.testing import CliRunner
 
 import ssmd.data
+from _support import ROOT
+from _support.datafix import ENV, SEC, Capture
 from ssmd.cli import app
 from ssmd.data.source import Dataset
 from ssmd.exceptions import DataError
 from ssmd.sim import BookState
-from support import ROOT
 
 pytestmark = pytest.mark.xdist_group("data_api")
 

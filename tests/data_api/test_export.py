@@ -12,13 +12,13 @@ import orjson
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from datafix import DAY1, DAY2, ENV, Capture
 from typer.testing import CliRunner, Result
 
 import ssmd.data
+from _support import ROOT
+from _support.datafix import DAY1, DAY2, ENV, Capture
 from ssmd.cli import app
 from ssmd.data.export import STATE_FILE
-from support import ROOT
 
 pytestmark = pytest.mark.xdist_group("data_api")
 

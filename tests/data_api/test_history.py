@@ -15,11 +15,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from datafix import DAY1, DAY2, ENV, SEC, Capture
 from fastapi.testclient import TestClient
 from polars.testing import assert_frame_equal
 
 import ssmd.data
+from _support.datafix import DAY1, DAY2, ENV, SEC, Capture
 from ssmd.data.source import Dataset
 from ssmd.gateway import Gateway, GatewaySettings
 from ssmd.gateway.auth import KeyRing, new_key

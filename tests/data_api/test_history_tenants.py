@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import polars as pl
 import pytest
-from datafix import DAY1, DAY2, ENV, Capture
 from fastapi.testclient import TestClient
 
 import ssmd.data
+from _support.datafix import DAY1, DAY2, ENV, Capture
 from ssmd.config.models.environment import Entitlements, TenantLimits
 from ssmd.data.source import Dataset
 from ssmd.gateway import Gateway, GatewaySettings

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from archfix import MotoServer, make_bucket, s3_credentials
-from datafix import DAY1, DAY2, ENV, Capture
 
 import ssmd.data
+from _support.archfix import MotoServer, make_bucket, s3_credentials
+from _support.datafix import DAY1, DAY2, ENV, Capture
 from ssmd.data.inventory import Archive
 from ssmd.data.source import Dataset
 from ssmd.store import open_store

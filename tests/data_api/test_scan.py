@@ -11,13 +11,13 @@ import capnp  # type: ignore[import-untyped]
 import orjson
 import polars as pl
 import pytest
-from datafix import DAY1, DAY2, ENV, START, Capture
 
 import ssmd.data
 import ssmd.records
+from _support import ROOT
+from _support.datafix import DAY1, DAY2, ENV, START, Capture
 from ssmd import core
 from ssmd.exceptions import ArchiveError, DataError
-from support import ROOT
 
 START_TIME = datetime.fromtimestamp(START, UTC)
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from deployfix import unavailable
 
-from wheelfix import release_wheel
+from _support.wheelfix import release_wheel
 
 REPO = Path(__file__).parents[2]
 TAG = "ssmd:test-image"

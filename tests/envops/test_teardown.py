@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -20,14 +19,9 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
-from support import ROOT
-
-sys.path.insert(0, str(ROOT / "tests" / "archiver"))
-sys.path.insert(0, str(ROOT / "tests" / "secmaster"))
-
-from archfix import MotoServer, NatsServer, client, make_bucket, nats_server, s3_credentials
-from secmaster_fixtures import redis_server
-
+from _support import ROOT
+from _support.archfix import MotoServer, make_bucket, s3_credentials
+from _support.secmaster_fixtures import redis_server
 from ssmd import core
 from ssmd.bus import subjects
 from ssmd.bus.stream import ensure_stream
@@ -38,6 +32,7 @@ from ssmd.exceptions import ConfigError
 from ssmd.secmaster.journal import Journal
 from ssmd.store import keys
 from ssmd.store.base import ObjectStore, open_store
+from ssmd.testing.nats import NatsServer, client, nats_server
 from ssmd.upstate import UpLock
 
 GONE, KEPT = "demo", "demo-dev"

@@ -9,22 +9,14 @@ from pathlib import Path
 
 import pytest
 import websockets
-from gwfix import (
-    CENT,
-    E6,
-    Client,
-    gateway_settings,
-    nats_server,
-    publisher,
-    running_gateway,
-    snapshot,
-)
 
+from _support.gwfix import CENT, E6, Client, gateway_settings, publisher, running_gateway, snapshot
 from ssmd.config import Overrides, load_environment
 from ssmd.exceptions import ConfigError
 from ssmd.gateway import GatewaySettings
 from ssmd.gateway.auth import KeyRing, digest, new_key, presented_key
 from ssmd.gateway.settings import is_loopback
+from ssmd.testing.nats import nats_server
 
 ROOT = Path(__file__).resolve().parents[2]
 T1, T2, T3 = "INXD-25-B4000", "INXD-25-B4100", "INXD-25-B4200"
@@ -224,6 +216,6 @@ def server_logs(caplog: pytest.LogCaptureFixture) -> str:
 
 
 async def until_released(gw: object, name: str) -> None:
-    from gwfix import until
+    from _support.gwfix import until
 
     await until(lambda: name not in gw.hub.per_key, 10, f"{name}'s connection to be released")  # type: ignore[attr-defined]

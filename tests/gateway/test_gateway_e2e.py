@@ -14,23 +14,19 @@ from typing import Any
 
 import httpx
 import orjson
-from gwfix import (
+
+from _support.gwfix import (
     CENT,
     E6,
     Client,
     drive,
     expected_book,
-    free_port,
     manual_sim,
-    nats_server,
     open_markets,
     running,
     settings_for,
-    streaming,
-    tickers_symbols,
     until,
 )
-
 from ssmd import core
 from ssmd.bus import subjects
 from ssmd.bus.connection import connect
@@ -38,6 +34,8 @@ from ssmd.config import Overrides, load_environment
 from ssmd.gateway import Gateway, GatewaySettings
 from ssmd.gateway.auth import KeyRing
 from ssmd.sim import Simulator
+from ssmd.testing.connector import streaming, tickers_symbols
+from ssmd.testing.nats import free_port, nats_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SSMD = str(Path(sys.executable).parent / "ssmd")

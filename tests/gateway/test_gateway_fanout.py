@@ -12,25 +12,25 @@ from types import SimpleNamespace
 from typing import cast
 
 import pytest
-from gwfix import (
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
+
+from _support.gwfix import (
     E6,
     Client,
     gateway_settings,
-    nats_server,
     publisher,
     running_gateway,
     snapshot,
     trade,
     until,
 )
-from websockets.frames import Frame, Opcode
-from websockets.streams import StreamReader
-
 from ssmd.gateway import wire
 from ssmd.gateway.feed import Feed
 from ssmd.gateway.hub import Client as HubClient
 from ssmd.gateway.hub import Hub
 from ssmd.gateway.metrics import GatewayMetrics
+from ssmd.testing.nats import nats_server
 
 T = "KXFAN-26JUL20-T1"
 

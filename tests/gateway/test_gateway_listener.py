@@ -13,17 +13,18 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
-from gwfix import (
+
+from _support.gwfix import (
     CENT,
     E6,
     Client,
     gateway_settings,
-    nats_server,
     publisher,
     running_gateway,
     snapshot,
     until,
 )
+from ssmd.testing.nats import nats_server
 
 T = "KXLISTEN-26JUL20-T1"
 

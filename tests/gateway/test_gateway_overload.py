@@ -11,8 +11,7 @@ from collections.abc import AsyncIterator
 from types import SimpleNamespace
 from typing import cast
 
-from gwfix import gateway_settings, until
-
+from _support.gwfix import gateway_settings, until
 from ssmd.gateway import wire
 from ssmd.gateway.feed import Feed
 from ssmd.gateway.hub import CLOSE_SLOW, Hub

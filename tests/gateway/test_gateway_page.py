@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import os
 import struct
-import sys
 import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,27 +26,20 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from _support import require_binary
+from _support.connfix import open_markets, running, settings_for
+from _support.gwfix import running_gateway
+from ssmd.config import Overrides, ResolvedEnvironment, load_environment
+from ssmd.gateway.auth import KeyRing, new_key
+from ssmd.gateway.settings import GatewaySettings
+from ssmd.secmaster.service import sync_environment
+from ssmd.sim import Simulator
+from ssmd.sim.faults import Fault, FaultKind
+from ssmd.testing import until
+from ssmd.testing.connector import streaming, tickers_symbols
+from ssmd.testing.nats import NatsServer, nats_server
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "connector"))
-
-from connfix import (  # noqa: E402
-    open_markets,
-    running,
-    settings_for,
-    streaming,
-    tickers_symbols,
-    until,
-)
-from gwfix import running_gateway  # noqa: E402
-from natsfix import NatsServer, nats_server  # noqa: E402
-
-from ssmd.config import Overrides, ResolvedEnvironment, load_environment  # noqa: E402
-from ssmd.gateway.auth import KeyRing, new_key  # noqa: E402
-from ssmd.gateway.settings import GatewaySettings  # noqa: E402
-from ssmd.secmaster.service import sync_environment  # noqa: E402
-from ssmd.sim import Simulator  # noqa: E402
-from ssmd.sim.faults import Fault, FaultKind  # noqa: E402
-from support import require_binary  # noqa: E402
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.timeout(240)]
 

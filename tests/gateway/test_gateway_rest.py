@@ -13,24 +13,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gwfix import (
+
+from _support.gwfix import (
     CENT,
     E6,
     Client,
     gateway_settings,
-    nats_server,
     publisher,
     running_gateway,
     snapshot,
     status,
     trade,
 )
-
 from ssmd.exceptions import BadRequest
 from ssmd.gateway import render
 from ssmd.gateway.markets import Filters, decode_cursor, encode_cursor
 from ssmd.gateway.trades import TradeLog
 from ssmd.secmaster.db import Store
+from ssmd.testing.nats import nats_server
 
 
 def lifecycle(ticker: str, event_type: str, **kw: Any) -> dict[str, Any]:

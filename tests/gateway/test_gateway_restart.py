@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gwfix import (
+from _support.gwfix import (
     CENT,
     E6,
     ENV,
@@ -23,7 +23,6 @@ from gwfix import (
     connector_event,
     delta,
     gateway_settings,
-    nats_server,
     publisher,
     running_gateway,
     snapshot,
@@ -31,11 +30,11 @@ from gwfix import (
     trade,
     until,
 )
-
 from ssmd import core
 from ssmd.bus import subjects
 from ssmd.gateway.feed import Feed
 from ssmd.gateway.metrics import GatewayMetrics
+from ssmd.testing.nats import nats_server
 
 NAMES = [*tickers(12, "KXRST-26JUL20-T"), "KXBTCD-26MAR1213-T69499.99"]
 

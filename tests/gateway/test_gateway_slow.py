@@ -10,18 +10,19 @@ from pathlib import Path
 
 import pytest
 import websockets
-from gwfix import (
+
+from _support.gwfix import (
     E6,
     Client,
     delta,
     gateway_settings,
-    nats_server,
     publisher,
     running_gateway,
     snapshot,
     trade,
     until,
 )
+from ssmd.testing.nats import nats_server
 
 T = "KXBIG-26JUL20-T1"
 LEVELS = 400  # a deep book: about 12 kB of JSON per orderbook message

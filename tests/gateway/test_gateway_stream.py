@@ -6,14 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gwfix import (
+from _support.gwfix import (
     CENT,
     E6,
     Client,
     connector_event,
     delta,
     gateway_settings,
-    nats_server,
     publisher,
     running_gateway,
     snapshot,
@@ -21,6 +20,7 @@ from gwfix import (
     tickers,
     trade,
 )
+from ssmd.testing.nats import nats_server
 
 T1 = "INXD-25-B4000"
 T2 = "INXD-25-B4100"

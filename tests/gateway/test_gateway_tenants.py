@@ -16,19 +16,18 @@ import httpx
 import orjson
 import pytest
 import websockets
-from gwfix import (
+
+from _support.gwfix import (
     CENT,
     E6,
     Client,
     gateway_settings,
-    nats_server,
     publisher,
     running_gateway,
     snapshot,
     trade,
     until,
 )
-
 from ssmd.config import Overrides, ResolvedEnvironment, load_environment
 from ssmd.config.models.environment import Entitlements, TenantLimits
 from ssmd.exceptions import ConfigError
@@ -36,6 +35,7 @@ from ssmd.gateway import GatewaySettings
 from ssmd.gateway.auth import KeyRing, new_key
 from ssmd.gateway.tenants import Policy, Tenants
 from ssmd.secmaster.db import Store
+from ssmd.testing.nats import nats_server
 
 ROOT = Path(__file__).resolve().parents[2]
 A1, A2 = "KXA-26JAN01-T1", "KXA-26JAN01-T2"  # series KXA: tenant acme's

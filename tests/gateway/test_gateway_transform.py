@@ -8,21 +8,21 @@ import json
 from pathlib import Path
 
 import pytest
-from gwfix import (
+
+from _support.gwfix import (
     CENT,
     E6,
     Client,
     gateway_settings,
-    nats_server,
     publisher,
     running_gateway,
     snapshot,
     trade,
 )
-
 from ssmd.exceptions import TransformError
 from ssmd.gateway.auth import KeyRing, new_key
 from ssmd.gateway.transform import Transform, TransformSpec, check
+from ssmd.testing.nats import nats_server
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "compact_transform.lua"

@@ -9,12 +9,12 @@ import orjson
 from keyfix import new_rsa, write_pem
 from typer.testing import CliRunner, Result
 
+from _support import ROOT
 from ssmd.cli import app
 from ssmd.keys.store import fingerprint
 from ssmd.sim.clock import ManualClock
 from ssmd.sim.server import DEMO_KEY_ID, DEMO_PUBLIC_KEY_PATH, KEYS_DIR, Simulator
 from ssmd.venues.kalshi import auth
-from support import ROOT
 
 DEMO_PEM = KEYS_DIR / "demo_private_key.pem"
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from keyfix import new_rsa, write_pem
 
+from _support import ROOT
 from ssmd.config import load_environment
 from ssmd.connector.runner import load_credentials
 from ssmd.exceptions import ConfigError
 from ssmd.keys.store import KalshiKey, KeyStore, fingerprint, keys_dir, load_key, mounted_entries
-from support import ROOT
 
 
 def _key(tmp: Path, key_id: str = "key-1") -> KalshiKey:

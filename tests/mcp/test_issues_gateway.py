@@ -4,7 +4,6 @@ the security master database and on the journal `{env}.journal.data_issue`."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,14 +12,12 @@ import nats
 import orjson
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gateway"))
-
-from gwfix import ENV, gateway_settings, nats_server, publisher, running_gateway
-
+from _support.gwfix import ENV, gateway_settings, publisher, running_gateway
 from ssmd import issues
 from ssmd.gateway.auth import KeyRing, new_key
 from ssmd.secmaster.db import Store
 from ssmd.secmaster.journal import journal_stream
+from ssmd.testing.nats import nats_server
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -5,7 +5,6 @@ resolved once; bad reports are refused naming the field."""
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -13,10 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "secmaster"))
-
-from secmaster_fixtures import fresh_database, postgres_server
-
+from _support.secmaster_fixtures import fresh_database, postgres_server
 from ssmd import issues
 from ssmd.exceptions import IssueError
 from ssmd.issues.model import day_bounds, iso_ms

@@ -14,7 +14,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -29,11 +28,8 @@ import pytest
 from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "up"))
-
-from upfix import EXCHANGES, SSMD, UpProcess
-
 import ssmd.data
+from _support.upfix import EXCHANGES, SSMD, UpProcess
 from ssmd.secmaster.journal import journal_stream
 from ssmd.up.nats import free_port
 from ssmd.upstate import read_state

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from _support import ROOT
 from ssmd.archiver import Archiver, ArchiverSettings
 from ssmd.archiver.metrics import build_registry
 from ssmd.config import Overrides, load_environment
@@ -14,7 +15,6 @@ from ssmd.gateway.metrics import GatewayMetrics
 from ssmd.obs.metrics import CollectorRegistry, exported_names
 from ssmd.sim.server import DEMO_KEY_ID, KEYS_DIR
 from ssmd.store.local import LocalObjectStore
-from support import ROOT
 
 # ssmd's own series, as an expression or a dashboard names them
 SERIES = re.compile(r"\bssmd_[a-z0-9_]+")

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from obsfix import SERIES, exported
 
-from support import ROOT, require_binary
+from _support import ROOT, require_binary
 
 RULES = ROOT / "deploy" / "prometheus" / "rules.yaml"
 TESTS = sorted((ROOT / "deploy" / "prometheus" / "tests").glob("*.yaml"))

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from obsfix import SERIES, exported
 
-from support import ROOT, require_binary
+from _support import ROOT, require_binary
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "ssmd.json"
 

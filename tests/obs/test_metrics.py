@@ -9,6 +9,7 @@ from nats.js.api import StreamInfo
 from obsfix import connector, registries
 from prometheus_client import Counter
 
+from _support import kalshi_fixture
 from ssmd import core
 from ssmd.archiver import Archiver, ArchiverSettings
 from ssmd.archiver.metrics import build_registry
@@ -17,7 +18,6 @@ from ssmd.connector.capture_queue import Item
 from ssmd.obs.metrics import CollectorRegistry, Sampled, exported_names, expose
 from ssmd.obs.stream import StreamGauges
 from ssmd.store.local import LocalObjectStore
-from support import kalshi_fixture
 
 # A delivery made by hand: (subject, stream seq, stored ns, headers, payload).
 Hand = tuple[str, int, int, dict[str, str] | None, bytes]

@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
+from _support import ROOT, require_binary
 from ssmd.ops.temporal import connect, dev_server_spec
 from ssmd.up.nats import free_port
-from support import ROOT, require_binary
 
 SSMD = str(Path(sys.executable).parent / "ssmd")
 ENV = "kalshi-sim"

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
-from support import ROOT
-
-sys.path.insert(0, str(ROOT / "tests" / "secmaster"))
-
-from secmaster_fixtures import nats_server, redis_server
-
+from _support.secmaster_fixtures import nats_server, redis_server
 from ssmd.ops.days import Days, cache, publish, redis_key
 from ssmd.secmaster.db import Store
 

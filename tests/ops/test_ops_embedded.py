@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -14,14 +13,11 @@ import pytest
 import yaml
 from opsfix import SSMD, config_tree, temporal_available
 
+from _support import ROOT
+from _support.upfix import UpProcess
 from ssmd.config import Overrides, load_environment
 from ssmd.ops.temporal import connect
 from ssmd.up.nats import free_port
-from support import ROOT
-
-sys.path.insert(0, str(ROOT / "tests" / "up"))
-
-from upfix import UpProcess
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.xdist_group("up-e2e"), pytest.mark.services]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from opsfix import SSMD
 
+from _support import ROOT
 from ssmd.up.nats import free_port
-from support import ROOT
 
 COMMON = ["--env", "kalshi-sim", "--config-dir", str(ROOT / "exchanges")]
 

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from _support import ROOT
 from ssmd.config import Overrides, load_environment
 from ssmd.ops.kube import KubernetesRuntime
-from support import ROOT
 
 EXCHANGES = Path(__file__).parent / "data" / "k8s_exchanges.json"
 

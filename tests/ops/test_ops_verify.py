@@ -4,30 +4,23 @@ older than the connector's stop are each found and named."""
 
 from __future__ import annotations
 
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from support import ROOT
-
-sys.path.insert(0, str(ROOT / "tests" / "archiver"))
-
-from archfix import (
+from _support.archfix import (
     T0_NS,
     Published,
     archive_until_acked,
-    client,
     environment,
-    frame_mix,
     make_stream,
-    nats_server,
     publish_frames,
     settings,
 )
-
 from ssmd.ops.verify import day_figures, verify_day
 from ssmd.store import keys
+from ssmd.testing.frames import frame_mix
+from ssmd.testing.nats import client, nats_server
 
 DAY = datetime.fromtimestamp(T0_NS / 1e9, UTC).date()
 

@@ -4,19 +4,12 @@ capture, tests/data_api/datafix.py), replayed by every test here."""
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 
 import pytest
 
-from support import ROOT
-
-sys.path.insert(0, str(ROOT / "tests" / "data_api"))
-sys.path.insert(0, str(ROOT / "tests" / "connector"))
-sys.path.insert(0, str(ROOT / "tests" / "gateway"))
-
-from datafix import Capture, capture
-from natsfix import BIN
+from _support.datafix import Capture, capture
+from ssmd.testing.nats import BIN
 
 
 @pytest.fixture(scope="session")

@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from archfix import running, settings, until
-from datafix import Capture
-from natsfix import NatsServer, nats_server
 
+from _support import ROOT
+from _support.archfix import running, settings, until
+from _support.datafix import Capture
 from ssmd.config import ResolvedEnvironment
 from ssmd.data.source import Dataset
 from ssmd.replay.runner import ReplayPlan, plan
 from ssmd.replay.source import Entry
-from support import ROOT
+from ssmd.testing.nats import NatsServer, nats_server
 
 CONFIG = ROOT / "exchanges"
 

@@ -8,9 +8,9 @@ import urllib.request
 from typing import Any
 
 import pytest
-from datafix import DAY2, SEC, Capture
 from replayfix import Recorder, replay_plan
 
+from _support.datafix import DAY2, SEC, Capture
 from ssmd.data.query import window
 from ssmd.replay.clock import ReplayClock
 from ssmd.replay.runner import BATCH, Replay

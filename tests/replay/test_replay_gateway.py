@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from archfix import until
-from datafix import DAY2, SEC, Capture
-from gwfix import Client
 from replayfix import replay_plan, server
 
 import ssmd.data
+from _support.archfix import until
+from _support.datafix import DAY2, SEC, Capture
+from _support.gwfix import Client
 from ssmd.data.query import window
 from ssmd.exceptions import DataError
 from ssmd.replay.gateway import GatewayTarget

@@ -8,10 +8,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from datafix import DAY2, Capture
 from replayfix import CONFIG, Recorder, dataset, replay_plan
 from typer.testing import CliRunner
 
+from _support.datafix import DAY2, Capture
 from ssmd.cli import app
 from ssmd.data.query import window
 from ssmd.data.stream import raw_frames

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 import websockets
-from archfix import ack_floor, settings, until
-from archfix import running as archiving
-from connfix import running
-from datafix import DAY1, Capture
 from replayfix import CONFIG, dataset, replay_plan, server
 
 import ssmd.data
+from _support.archfix import ack_floor, settings, until
+from _support.archfix import running as archiving
+from _support.connfix import running
+from _support.datafix import DAY1, Capture
 from ssmd.config import Overrides, load_environment
 from ssmd.config.models.environment import Symbols
 from ssmd.connector.runner import Settings

@@ -9,10 +9,10 @@ from pathlib import Path
 import nats
 import polars as pl
 import pytest
-from datafix import DAY2, Capture
 from replayfix import archive_replay, dataset, replay_plan, server
 
 import ssmd.data
+from _support.datafix import DAY2, Capture
 from ssmd import core
 from ssmd.bus import subjects
 from ssmd.data.query import window

@@ -8,18 +8,18 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from archfix import until
-from datafix import DAY1, Capture
 from replayfix import CONFIG, replay_plan, server
 from typer.testing import CliRunner
 
+from _support import ROOT
+from _support.archfix import until
+from _support.datafix import DAY1, Capture
 from ssmd.cli import app
 from ssmd.exceptions import ConfigError
 from ssmd.replay.nats import NatsTarget
 from ssmd.replay.runner import Replay
 from ssmd.signals.api import load_module
 from ssmd.signals.runner import SignalRunner, run_live, run_replay
-from support import ROOT
 
 pytestmark = pytest.mark.xdist_group("replay")
 

@@ -10,16 +10,16 @@ from typing import Any
 import nats
 import orjson
 from nats.js.api import StreamConfig
-from secmaster_fixtures import nats_server
 from test_secmaster_live import CLOSE, OPEN, T, frames, later
 from typer.testing import CliRunner
 
+from _support import ROOT
+from _support.secmaster_fixtures import nats_server
 from ssmd import core
 from ssmd.bus import subjects
 from ssmd.cli.market import app
 from ssmd.secmaster.db import Store
 from ssmd.secmaster.lifecycle import Live, run_live
-from support import ROOT
 
 ENV = "kalshi-test"
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from secmaster_fixtures import fresh_database, postgres_server
 
+from _support.secmaster_fixtures import fresh_database, postgres_server
 from ssmd.secmaster.db import Store, migrations
 
 _names = itertools.count()

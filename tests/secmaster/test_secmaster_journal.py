@@ -9,8 +9,9 @@ from pathlib import Path
 
 import nats
 import pytest
-from secmaster_fixtures import free_port, nats_server
 
+from _support import ROOT
+from _support.secmaster_fixtures import free_port, nats_server
 from ssmd.config import Overrides, ResolvedEnvironment, load_environment
 from ssmd.secmaster import services, sync_environment
 from ssmd.secmaster.db import Store, open_store
@@ -18,7 +19,6 @@ from ssmd.secmaster.journal import journal_stream, journal_subject
 from ssmd.secmaster.sync import Syncer, SyncOptions
 from ssmd.sim import ManualClock, Simulator
 from ssmd.venues.kalshi.rest import RestClient
-from support import ROOT
 
 ENV = "kalshi-sim"
 

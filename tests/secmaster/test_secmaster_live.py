@@ -8,8 +8,8 @@ from typing import Any
 import nats
 import orjson
 import redis.asyncio as aioredis
-from secmaster_fixtures import nats_server, redis_server
 
+from _support.secmaster_fixtures import nats_server, redis_server
 from ssmd import core
 from ssmd.secmaster.cache import Cache
 from ssmd.secmaster.db import Store

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from secmaster_fixtures import fresh_database, postgres_server
 
+from _support.secmaster_fixtures import fresh_database, postgres_server
 from ssmd.secmaster.db import Store
 from ssmd.secmaster.status import map_status
 from ssmd.secmaster.sync import Syncer, SyncOptions

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import orjson
 import pytest
-from simhelp import Client, Closed, client, manual_sim, wait_for
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from _support.simhelp import Client, Closed, client, manual_sim, wait_for
 from ssmd.exceptions import ConfigError
 from ssmd.sim import DEMO_PRIVATE_KEY_PATH, CommandRate, Fault, FaultKind, Scenario, Simulator
 from ssmd.venues.kalshi import auth

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from simhelp import client, manual_sim
 
+from _support.simhelp import client, manual_sim
 from ssmd.exceptions import ConfigError
 from ssmd.sim import Scenario
 from ssmd.sim.universe import HOSTILE_SERIES, HOSTILE_TICKERS

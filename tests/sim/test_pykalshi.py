@@ -16,7 +16,8 @@ from pykalshi.feed import (
     TickerMessage,
     TradeMessage,
 )
-from simhelp import manual_sim, wait_for
+
+from _support.simhelp import manual_sim, wait_for
 
 
 class SimulatorFeed(AsyncFeed):

@@ -14,7 +14,8 @@ from kalshi_python_async.models import (
     GetSeriesListResponse,
     GetTradesResponse,
 )
-from simhelp import as_decimal, manual_sim
+
+from _support.simhelp import as_decimal, manual_sim
 
 
 async def test_rest_validates_with_official_sdk_models_era_b() -> None:

@@ -4,10 +4,10 @@ from decimal import Decimal
 
 import orjson
 import pytest
-from simhelp import apply_book, as_decimal, client, manual_sim
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from _support.simhelp import apply_book, as_decimal, client, manual_sim
 from ssmd.sim import Simulator
 from ssmd.venues.kalshi import auth
 

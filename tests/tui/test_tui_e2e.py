@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,11 +23,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "up"))
-
-from upfix import EXCHANGES, UpProcess, alive
-
 import ssmd.data
+from _support.upfix import EXCHANGES, UpProcess, alive
 from ssmd.config import Overrides, load_environment
 from ssmd.mcp.gateway import KEEPALIVE_EXPIRY
 from ssmd.tui.app import SsmdTui

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
+from _support import ROOT
 from ssmd.config import Overrides, load_environment
 from ssmd.exceptions import ActionError
 from ssmd.tui.app import SsmdTui
 from ssmd.tui.backend import Backend
 from ssmd.up.nats import free_port
-from support import ROOT
 
 
 async def settle(pilot: Pilot[None], cond: Callable[[], bool], what: str) -> None:

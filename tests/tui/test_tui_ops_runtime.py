@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from _support import ROOT
 from ssmd.config import Overrides, load_environment
 from ssmd.exceptions import ActionError
 from ssmd.ops.local import LocalRuntime
 from ssmd.tui.backend import Backend
 from ssmd.up import procs
 from ssmd.up.nats import free_port
-from support import ROOT
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow, pytest.mark.xdist_group("tui-e2e")]
 

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from upfix import RecordingDisplay, child_spec, until
 
+from _support.upfix import RecordingDisplay, child_spec, until
 from ssmd.config import LocalStore
 from ssmd.exceptions import ChildFailed
 from ssmd.up import procs

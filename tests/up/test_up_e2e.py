@@ -22,8 +22,8 @@ import httpx
 import orjson
 import pytest
 import websockets
-from upfix import EXCHANGES, SSMD, UpProcess, raw_lines
 
+from _support.upfix import EXCHANGES, SSMD, UpProcess, raw_lines
 from ssmd import core
 from ssmd.config import Overrides, load_environment
 from ssmd.data.inventory import Archive

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from upfix import UpProcess, alive, raw_lines, until
 
+from _support.upfix import UpProcess, alive, raw_lines, until
 from ssmd.up.nats import free_port
 from ssmd.up.status import parse_metrics
 from ssmd.upstate import read_state

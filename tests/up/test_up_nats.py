@@ -6,14 +6,14 @@ from pathlib import Path
 
 import nats
 import pytest
-from upfix import RecordingDisplay
 
+from _support import ROOT
+from _support.upfix import RecordingDisplay
 from ssmd.config import Overrides, load_environment
 from ssmd.exceptions import AlreadyRunning
 from ssmd.up.children import Supervisor
 from ssmd.up.nats import free_port, jetstream_ready, nats_spec
 from ssmd.upstate import UpLock, read_state, running_nats_url
-from support import ROOT
 
 EXCHANGES = ROOT / "exchanges"
 

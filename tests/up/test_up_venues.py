@@ -13,9 +13,9 @@ import httpx
 import orjson
 import pytest
 import websockets
-from upfix import EXCHANGES, UpProcess, raw_lines
 
 import ssmd.data
+from _support.upfix import EXCHANGES, UpProcess, raw_lines
 from ssmd.sim.kraken import KrakenSimulator
 from ssmd.sim.polymarket import PolymarketSimulator
 from ssmd.up.nats import free_port

@@ -202,13 +202,19 @@ class SimSocket(asyncio.Protocol):
         protocol answers every ping as it reads it, one frame per item, and the shell
         itself never sends a pong, so they are the first items that are pong frames."""
         assert self.transport is not None
+        out: list[bytes] = []
+        done = False
         for data in self.protocol.data_to_send():
             if unanswered and data[:1] == _PONG_HEAD:
                 unanswered -= 1
             elif data:
-                self.transport.write(data)
+                out.append(data)
             else:  # the protocol is done with the connection
-                self.transport.close()
+                done = True
+        if out:
+            self.transport.write(b"".join(out))  # one write for a batch of frames
+        if done:
+            self.transport.close()
 
     async def handshake(self, request: Request) -> None:
         """A client's side: send the upgrade request and wait for the answer."""

@@ -19,8 +19,8 @@ from krfix import (
     settings_for,
     until,
 )
-from venuefix import check_exactly_once
 
+from _support.venuefix import check_exactly_once
 from ssmd import core
 from ssmd.sim.kraken import KrakenSimulator
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import venuefix
-from venuefix import NatsServer, client, nats_server, read_stream, running, until
-
+from _support import venuefix
+from _support.venuefix import running
 from ssmd.connector.runner import Settings
 from ssmd.sim.polymarket import PolymarketSimulator
+from ssmd.testing import until
+from ssmd.testing.nats import NatsServer, client, nats_server, read_stream
 
 __all__ = [
     "PREFIX",

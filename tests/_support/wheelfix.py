@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import ROOT
+from _support import ROOT
 
 __all__ = ["release_wheel"]
 

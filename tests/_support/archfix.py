@@ -16,21 +16,18 @@ from typing import Any
 
 import orjson
 
+from ssmd import core
+from ssmd.archiver import Archiver, ArchiverSettings, ConsumerSettings
+from ssmd.bus import subjects
+from ssmd.bus.stream import ensure_stream
+from ssmd.config import Overrides, ResolvedEnvironment, load_environment
+from ssmd.store import keys
+from ssmd.store.base import ObjectStore
+from ssmd.store.local import LocalObjectStore
+from ssmd.testing.frames import frame_mix
+from ssmd.testing.nats import NatsServer, client, free_port, nats_server
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "connector"))
-sys.path.insert(0, str(ROOT / "benches"))
-
-from natsfix import NatsServer, client, free_port, nats_server  # noqa: E402
-
-from framemix import frame_mix  # noqa: E402
-from ssmd import core  # noqa: E402
-from ssmd.archiver import Archiver, ArchiverSettings, ConsumerSettings  # noqa: E402
-from ssmd.bus import subjects  # noqa: E402
-from ssmd.bus.stream import ensure_stream  # noqa: E402
-from ssmd.config import Overrides, ResolvedEnvironment, load_environment  # noqa: E402
-from ssmd.store import keys  # noqa: E402
-from ssmd.store.base import ObjectStore  # noqa: E402
-from ssmd.store.local import LocalObjectStore  # noqa: E402
 
 __all__ = [
     "ENV",

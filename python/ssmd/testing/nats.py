@@ -19,6 +19,7 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 
 BIN = Path(sys.executable).parent / "nats-server"
 
@@ -184,12 +185,12 @@ async def client(url: str) -> AsyncIterator[NatsClient]:
         await nc.close()
 
 
-async def read_stream(nc: NatsClient, stream: str, subject: str = ">") -> list[nats.aio.msg.Msg]:
+async def read_stream(nc: NatsClient, stream: str, subject: str = ">") -> list[Msg]:
     """Every message of `stream` matching `subject`, in stream order."""
     js = nc.jetstream()
     info = await js.stream_info(stream)
     last = info.state.last_seq
-    out: list[nats.aio.msg.Msg] = []
+    out: list[Msg] = []
     if info.state.messages == 0:
         return out
     sub = await js.pull_subscribe(subject, stream=stream)

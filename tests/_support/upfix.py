@@ -17,13 +17,13 @@ from typing import Any
 import httpx
 import orjson
 
+from _support import ROOT
 from ssmd import core
 from ssmd.up.children import ChildSpec, StopResult, Supervisor
 from ssmd.up.display import Display
 from ssmd.up.report import ArchiveReport
 from ssmd.up.status import Figures
 from ssmd.upstate import read_state
-from support import ROOT
 
 EXCHANGES = ROOT / "exchanges"
 SSMD = str(Path(sys.executable).parent / "ssmd")

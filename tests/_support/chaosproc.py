@@ -24,16 +24,12 @@ from typing import Any
 import httpx
 import nats
 import orjson
-from tcpproxy import TcpProxy
 
+from _support import ROOT
+from _support.archfix import MotoServer, make_bucket, s3_credentials
+from _support.tcpproxy import TcpProxy
+from ssmd.testing.nats import NatsCluster, NatsServer, free_port
 from ssmd.up.status import Samples, parse_metrics
-from support import ROOT
-
-sys.path.insert(0, str(ROOT / "tests" / "connector"))
-sys.path.insert(0, str(ROOT / "tests" / "archiver"))
-
-from archfix import MotoServer, make_bucket, s3_credentials
-from natsfix import NatsCluster, NatsServer, free_port
 
 __all__ = [
     "ENV",

@@ -13,35 +13,28 @@ the archiver's spool.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from support import ROOT
-
-sys.path.insert(0, str(ROOT / "tests" / "archiver"))
-sys.path.insert(0, str(ROOT / "tests" / "sim"))
-
-from archfix import (
+from _support.archfix import (
     Published,
     ack_floor,
     archive_until_acked,
     environment,
     make_stream,
-    nats_server,
     publish_event,
     publish_frames,
     running,
     settings,
     until,
 )
-from simhelp import client
-
+from _support.simhelp import client
 from ssmd import core
 from ssmd.config import ResolvedEnvironment
 from ssmd.sim import BookState, ManualClock, Simulator
+from ssmd.testing.nats import nats_server
 
 ENV = "kalshi-sim"
 FEED = "kalshi"
@@ -101,7 +94,7 @@ async def _archive(cap: Capture, tmp: Path) -> None:
         cap.env = environment(cap.data_dir, server.url)
         await make_stream(server.url, cap.env)
         pub = Published()
-        from archfix import client as nats_client
+        from _support.archfix import client as nats_client
 
         gap_index = next(
             i for i, ns in enumerate(cap.receive_ns) if ns >= START * SEC + GAP_AT * SEC

@@ -7,19 +7,17 @@ import asyncio
 import contextlib
 import hashlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from natsfix import NatsServer, client, read_stream
-
 from ssmd import core
-from ssmd.config import Overrides, load_environment
-from ssmd.config.models.environment import Symbols
 from ssmd.connector.runner import Connector, Settings
 from ssmd.sim import ManualClock, Simulator
-from ssmd.venues.kalshi.ws import Liveness
+from ssmd.testing import connector, until
+from ssmd.testing.connector import PREFIX, STREAM
+from ssmd.testing.nats import NatsServer, client, read_stream
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_784_557_805.0  # 2026-07-20 14:30:05 UTC, inside a 15-minute window
@@ -32,26 +30,8 @@ def manual_sim(**kw: Any) -> tuple[Simulator, ManualClock]:
     return Simulator(clock=clock, **kw), clock
 
 
-STREAM = "SSMD_KALSHI_SIM"
-PREFIX = "kalshi-sim.kalshi"
-
-
 def settings_for(sim: Simulator, nats: NatsServer, tmp: Path, **changes: Any) -> Settings:
-    env = load_environment(
-        "kalshi-sim",
-        ROOT / "exchanges",
-        Overrides(ws_url=sim.ws_url, rest_url=sim.rest_url, nats_url=nats.url, data_dir=str(tmp)),
-        environ={
-            "KALSHI_API_KEY": sim.key_id,
-            "KALSHI_PRIVATE_KEY_PATH": str(sim.private_key_path),
-        },
-    )
-    changes.setdefault("liveness", Liveness(ping_interval=0.5, ping_timeout=1.0, stale_after=3.0))
-    changes.setdefault("backoff_base", 0.05)
-    changes.setdefault("backoff_cap", 0.5)
-    changes.setdefault("sweep_interval", 0.1)
-    changes.setdefault("clock", sim.clock.now)
-    return Settings.from_environment(env, **changes)
+    return connector.settings_for(sim, nats.url, tmp, ROOT / "exchanges", **changes)
 
 
 def open_markets(sim: Simulator, n: int, dotted: bool = False) -> list[str]:
@@ -61,19 +41,6 @@ def open_markets(sim: Simulator, n: int, dotted: bool = False) -> list[str]:
         if m.status == "active" and not m.paused and (("." in t) or not dotted)
     )
     return ts[:n]
-
-
-def tickers_symbols(tickers: list[str]) -> Symbols:
-    return Symbols(tickers=tickers, statuses=["open"])
-
-
-async def until(pred: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not pred():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 @contextlib.asynccontextmanager
@@ -86,15 +53,6 @@ async def running(settings: Settings) -> AsyncIterator[Connector]:
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
-
-
-def streaming(conn: Connector, markets: int) -> bool:
-    shards = conn.shards.shards.values()
-    return (
-        bool(shards)
-        and all(s.state == "streaming" for s in shards)
-        and sum(len(s.subscribed) for s in shards) == markets
-    )
 
 
 def sent(sim: Simulator) -> int:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from support import require_binary
+from _support import require_binary
 
 
 def free_port() -> int:

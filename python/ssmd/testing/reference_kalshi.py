@@ -44,11 +44,11 @@ def _ns(value: Any) -> int:
         head, _, frac = value.rstrip("Z").partition(".")
         seconds = int(datetime.fromisoformat(head + "+00:00").timestamp())
         return seconds * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
-    value = int(value)
+    number = int(value)
     for limit, factor in ((10**11, 10**9), (10**14, 10**6), (10**17, 10**3)):
-        if value < limit:
-            return value * factor
-    return value
+        if number < limit:
+            return number * factor
+    return number
 
 
 def _exchange_ts(msg: dict[str, Any]) -> int:

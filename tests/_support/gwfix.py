@@ -6,18 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from _support.connfix import drive, manual_sim, open_markets, running, settings_for
 from ssmd import core
 from ssmd.bus import subjects
 from ssmd.bus.connection import connect
@@ -25,19 +24,9 @@ from ssmd.bus.stream import ensure_stream
 from ssmd.config import NatsSettings
 from ssmd.gateway import Gateway, GatewaySettings, render
 from ssmd.gateway.listener import GatewayServer
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "connector"))
-
-from connfix import (  # the simulator + connector helpers, re-exported
-    drive,
-    manual_sim,
-    open_markets,
-    running,
-    settings_for,
-    streaming,
-    tickers_symbols,
-)
-from natsfix import NatsServer, free_port, nats_server
+from ssmd.testing import until
+from ssmd.testing.connector import streaming, tickers_symbols
+from ssmd.testing.nats import NatsServer, free_port, nats_server
 
 __all__ = [
     "ENV",
@@ -59,16 +48,6 @@ PREFIX = f"{ENV}.{FEED}"
 STREAM = "SSMD_GWTEST"
 E6 = 1_000_000
 CENT = 10_000
-
-
-async def until(pred: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    """Wait for a condition (polling), failing with `what` after `timeout` seconds."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not pred():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 def gateway_settings(url: str, **changes: Any) -> GatewaySettings:

@@ -4,19 +4,16 @@ the checks every venue's capture must pass (every frame once, the events it publ
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "connector"))
-
-from connfix import raw_by_conn, running, until
-from natsfix import NatsServer, client, nats_server, read_stream
-
+from _support.connfix import raw_by_conn, running
 from ssmd import core
 from ssmd.config import Overrides, load_environment
 from ssmd.connector.runner import Settings
 from ssmd.sim.venue_server import VenueServer
+from ssmd.testing import until
+from ssmd.testing.nats import NatsServer, client, nats_server, read_stream
 from ssmd.venues.base import Liveness
 
 __all__ = [
