@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,15 +98,6 @@ class RecordingDisplay(Display):
 
     def messages(self) -> list[str]:
         return [m for _, m, _ in self.events]
-
-
-async def until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    """Wait for a condition, polling; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def alive(record: dict[str, int]) -> bool:

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from _support.upfix import RecordingDisplay, child_spec, until
+from _support.upfix import RecordingDisplay, child_spec
 from ssmd.config import LocalStore
 from ssmd.exceptions import ChildFailed
+from ssmd.testing import until
 from ssmd.up import procs
 from ssmd.up.children import Supervisor
 from ssmd.up.run import Up, UpOptions

@@ -18,7 +18,8 @@ import httpx
 import orjson
 import pytest
 
-from _support.upfix import UpProcess, alive, raw_lines, until
+from _support.upfix import UpProcess, alive, raw_lines
+from ssmd.testing import until
 from ssmd.up.nats import free_port
 from ssmd.up.status import parse_metrics
 from ssmd.upstate import read_state
