@@ -304,14 +304,12 @@ class BookSet:
     `checkpoint()` returns (ticker, `book` record) for the books changed since
     the last call; `apply()` of those on another BookSet restores them exactly.
 
-    apply() returns events as tuples, first item the kind:
-    ("gap", conn_id, sid, expected, received, [tickers]),
-    ("duplicate", conn_id, sid, seq), ("resynced", ticker),
-    ("delta_without_snapshot", ticker), ("invalidated", ticker, reason).
-    apply_batch() (a normalized batch, in frame order: an order-book frame that
-    yielded no record still takes its seq) adds
-    ("unreadable", conn_id, sid, seq, [tickers]): a delta whose market could not
-    be read; every book of the sid is invalid until its snapshot.
+    apply() returns the events it found (GapEvent, DuplicateEvent, ResyncedEvent,
+    DeltaWithoutSnapshotEvent, InvalidatedEvent); apply_batch() (a normalized batch,
+    in frame order: an order-book frame that yielded no record still takes its seq)
+    adds UnreadableEvent: a delta whose market could not be read; every book of the
+    sid is invalid until its snapshot. apply_deliveries() is the gateway's fan-in: a
+    consumer's batch applied in one call, with a FeedBatch saying what changed.
     `ignore_seqs=True` takes each record's seq as it comes, for a reader of one
     market's records (the sid's seq is shared by the markets of a subscription).
     """
@@ -319,6 +317,19 @@ class BookSet:
     def __new__(cls, ignore_seqs: bool = False) -> BookSet: ...
     def apply(self, data: bytes) -> list[_BookEvent]: ...
     def apply_batch(self, batch: NormalizedBatch) -> list[_BookEvent]: ...
+    def apply_deliveries(
+        self,
+        deliveries: Deliveries,
+        after_seq: int,
+        after_consumer_seq: int,
+        prefix: str,
+        types: list[str],
+    ) -> FeedBatch:
+        """Applies a consumer's batch in order: deliveries at or below `after_seq` are
+        skipped, so are those whose subject's type (the token after `prefix`) is not in
+        `types`, a message that does not decode is skipped whole, and the call stops at
+        a missing delivery (a consumer sequence other than `after_consumer_seq` + 1;
+        0 checks nothing)."""
     def checkpoint(self, receive_ns: int, everything: bool = False) -> list[tuple[str, bytes]]: ...
     def view(self, ticker: str, depth: int = 0) -> BookView | None:
         """The book of `ticker` with `depth` levels per side (0: all), or None."""
@@ -329,6 +340,59 @@ class BookSet:
     @property
     def ignored_deltas(self) -> int: ...
     def __len__(self) -> int: ...
+
+@final
+class TradeMessage:
+    """One trade as the gateway keeps and sends it (`text` is the client message)."""
+
+    @property
+    def ticker(self) -> str: ...
+    @property
+    def ms(self) -> int: ...
+    @property
+    def price_e6(self) -> int | None: ...
+    @property
+    def receive_ns(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+
+def trade_messages(data: bytes) -> list[str]:
+    """The gateway's message of each trade in a stream of packed records, in order."""
+
+@final
+class FeedBatch:
+    """What one BookSet.apply_deliveries did and found (rust/ssmd-py/src/feed.rs)."""
+
+    @property
+    def received(self) -> int: ...
+    @property
+    def last_seq(self) -> int: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def consumer_seq(self) -> int: ...
+    @property
+    def last_stored_ns(self) -> int: ...
+    @property
+    def broken(self) -> bool: ...
+    @property
+    def duplicates(self) -> int: ...
+    @property
+    def ignored(self) -> int: ...
+    @property
+    def undecodable(self) -> int: ...
+    @property
+    def last_receive_ns(self) -> int: ...
+    @property
+    def counts(self) -> list[tuple[str, int]]: ...
+    @property
+    def book_events(self) -> list[tuple[str, int]]: ...
+    @property
+    def books(self) -> list[tuple[str, int]]: ...
+    @property
+    def trades(self) -> list[TradeMessage]: ...
+    @property
+    def records(self) -> list[dict[str, Any]]: ...
 
 # --- seq (rust/ssmd-py/src/seq.rs) ---
 

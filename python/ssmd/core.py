@@ -65,6 +65,9 @@ read_archive = _core.read_archive
 ARCHIVE_DEFAULT_LEVEL: int = _core.ARCHIVE_DEFAULT_LEVEL
 BookSet = _core.BookSet
 BookView = _core.BookView
+FeedBatch = _core.FeedBatch  # BookSet.apply_deliveries: the gateway's fan-in
+TradeMessage = _core.TradeMessage
+trade_messages = _core.trade_messages
 SeqTracker = _core.SeqTracker
 
 # What books and sequence checks report (rust/ssmd-py/src/events.rs).

@@ -50,6 +50,39 @@ def encode(records: Sequence[dict[str, Any]]) -> bytes:
     return core.encode_records(list(records))
 
 
+def connector_event(
+    event: str,
+    receive_ns: int,
+    *,
+    conn_id: int = 0,
+    sid: int = 0,
+    shard: int = 0,
+    reason: str = "",
+    duration_ns: int = 0,
+    expected_seq: int = 0,
+    received_seq: int = 0,
+    tickers: Iterable[str] = (),
+    exchange_ns: int = 0,
+) -> dict[str, Any]:
+    """A connector event record (schemas/ssmd.capnp ConnectorEvent), as `encode` takes it:
+    the connector's own, and the `gap` events the archiver and the replay write for what
+    they found missing."""
+    return {
+        "kind": "connector_event",
+        "event": event,
+        "receive_ts": receive_ns,
+        "exchange_ts": exchange_ns,
+        "conn_id": conn_id,
+        "sid": sid,
+        "shard": shard,
+        "reason": reason,
+        "duration_ns": duration_ns,
+        "expected_seq": expected_seq,
+        "received_seq": received_seq,
+        "tickers": list(tickers),
+    }
+
+
 def _arrow_type(name: str) -> pyarrow.DataType:
     import pyarrow as pa
 

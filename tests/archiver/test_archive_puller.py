@@ -10,7 +10,7 @@ from pathlib import Path
 from nats.js.api import StreamConfig
 
 from ssmd import core
-from ssmd.archiver.consumer import ConsumerSettings, Puller, ensure_consumer
+from ssmd.archiver.consumer import ConsumerSettings, ensure_consumer, puller
 from ssmd.testing.nats import client, nats_server
 
 Message = tuple[int, str, dict[str, str] | None, bytes]
@@ -35,16 +35,16 @@ async def test_deliveries_in_order_acked_and_an_expired_request_ends_the_wait(
             await js.publish(f"k.kalshi.raw.{i % 3}", b"%d" % i, headers={"Ssmd-Conn-Id": "3"})
         s = ConsumerSettings(batch=100, expires=0.5, heartbeat=0.1)
         await ensure_consumer(js, "S", s, "k.>")
-        puller = Puller(ns.url, "test", "S", s)
-        await puller.start()
+        pulls = puller(ns.url, "test", "S", s)
+        await pulls.start()
         try:
             got: list[Message] = []
             async with asyncio.timeout(30):
                 while len(got) < 250:
-                    batch = await puller.fetch()
+                    batch = await pulls.fetch()
                     assert len(batch) <= s.batch
                     got.extend(_messages(batch))
-                    await puller.ack(batch)
+                    await pulls.ack(batch)
             assert [d[0] for d in got] == list(range(1, 251))
             assert [d[3] for d in got] == [b"%d" % i for i in range(250)]
             assert all(d[1] == f"k.kalshi.raw.{(d[0] - 1) % 3}" for d in got)
@@ -55,16 +55,16 @@ async def test_deliveries_in_order_acked_and_an_expired_request_ends_the_wait(
             # expires + heartbeat.
             loop = asyncio.get_running_loop()
             start = loop.time()
-            assert len(await puller.fetch()) == 0
+            assert len(await pulls.fetch()) == 0
             assert loop.time() - start < s.expires + s.heartbeat + 1.0
             # A message published later arrives on a fresh request.
             await js.publish("k.kalshi.raw.0", b"late")
             async with asyncio.timeout(10):
                 late = core.Deliveries([])
                 while not len(late):
-                    late = await puller.fetch()
+                    late = await pulls.fetch()
             assert [(d[0], d[3]) for d in _messages(late)] == [(251, b"late")]
-            await puller.ack(late)
+            await pulls.ack(late)
             # The server restarts between two requests: the puller reconnects, and the
             # next request brings what was published meanwhile.
             ns.stop()
@@ -74,10 +74,10 @@ async def test_deliveries_in_order_acked_and_an_expired_request_ends_the_wait(
                 after = core.Deliveries([])
                 while not len(after):
                     try:
-                        after = await puller.fetch()
+                        after = await pulls.fetch()
                     except ConnectionError:
-                        await puller.wait_connected()
+                        await pulls.wait_connected()
             assert [(d[0], d[3]) for d in _messages(after)] == [(252, b"after")]
-            await puller.ack(after)
+            await pulls.ack(after)
         finally:
-            await puller.stop()
+            await pulls.stop()

@@ -17,6 +17,7 @@ from ssmd.gateway.feed import Feed
 from ssmd.gateway.hub import CLOSE_SLOW, Hub
 from ssmd.gateway.hub import Client as HubClient
 from ssmd.gateway.metrics import GatewayMetrics
+from ssmd.gateway.shedding import Shedder
 
 T = "KXOVER-26JUL20-T1"
 
@@ -150,3 +151,94 @@ async def test_a_connection_that_takes_writes_again_gets_what_waited() -> None:
         await until(lambda: len(conn.trades()) == 10, 10, "the trades")
         assert conn.trades() == list(range(10))
         assert client.blocked_since == 0
+
+
+class Stream:
+    """What the hub reads of a feed to decide on shedding, set by the test."""
+
+    def __init__(self) -> None:
+        self.ready = True
+        self.behind_s = 0.0
+        self.waiting = 0
+        self.last_seq = 0
+
+    def behind(self) -> float:
+        return self.behind_s
+
+    def pending(self) -> int:
+        return self.waiting
+
+    def look(self, behind: float, waiting: int, applied: int) -> None:
+        self.behind_s, self.waiting = behind, waiting
+        self.last_seq += applied
+
+
+def shedding_hub(shed_after: float = 0.25) -> tuple[Hub, Stream]:
+    hub = Hub(gateway_settings("nats://127.0.0.1:1", shed_after=shed_after), GatewayMetrics())
+    stream = Stream()
+    hub.feed = cast(Feed, stream)
+    return hub, stream
+
+
+async def test_a_gateway_falling_behind_the_stream_closes_its_newest_clients_with_1013() -> None:
+    hub, stream = shedding_hub(shed_after=0.25)
+    clients = [hub.connect(None) for _ in range(10)]
+    hub.check_load(100.0)  # the first look only sets the mark
+    # Behind, but within the limit: nobody goes, however the backlog grows.
+    stream.look(0.2, 5_000, 10_000)
+    hub.check_load(101.0)
+    assert all(c.close_code is None for c in clients)
+    # Over the limit at one look only (a pause): nobody goes.
+    stream.look(0.4, 5_100, 10_000)
+    hub.check_load(101.1)
+    stream.look(0.1, 5_000, 10_000)
+    hub.check_load(101.2)
+    assert all(c.close_code is None for c in clients)
+    stream.look(0.3, 5_000, 0)  # late again: the next look decides
+    hub.check_load(101.8)
+    # Over the limit and falling further: over the last second (since 101.0) 30,000 were
+    # applied while 5,000 more arrived than that, so a seventh of the stream was not kept
+    # up with: the 2 newest of 10 clients go.
+    stream.look(0.4, 10_000, 0)
+    hub.check_load(102.0)
+    assert [c.close_code for c in clients] == [None] * 8 + [1013, 1013]
+    assert "overloaded" in clients[-1].close_reason
+    assert hub.metrics.value("ssmd_gateway_shed_total") == 2
+    # Falling further still, but within the cooldown of the last closing: nobody.
+    stream.look(0.5, 12_000, 10_000)
+    hub.check_load(102.3)
+    assert sum(c.close_code is not None for c in clients) == 2
+    # Still behind, but catching up: the backlog shrank by 8,000 in the last second and
+    # 2,000 are left, gone in a quarter of a second at that pace: nobody goes.
+    stream.look(0.6, 2_000, 12_000)
+    hub.check_load(103.0)
+    assert sum(c.close_code is not None for c in clients) == 2
+    # Late and the backlog holds still: every client stays late, so a tenth of those
+    # open go (at least one), and again after the cooldown.
+    stream.look(0.7, 2_010, 12_000)
+    hub.check_load(104.0)
+    assert [c.close_code for c in clients] == [None] * 7 + [1013] * 3
+    stream.look(0.7, 2_010, 12_000)
+    hub.check_load(104.7)
+    assert [c.close_code for c in clients] == [None] * 6 + [1013] * 4
+    assert hub.metrics.value("ssmd_gateway_shed_total") == 4
+
+
+def test_one_closing_takes_at_most_half_the_clients() -> None:
+    shedder = Shedder(0.25)
+    inf = float("inf")
+    assert shedder.observe(9.9, 5.0, 1.0, inf, 10) == 0  # late at one look so far
+    assert shedder.observe(10.0, 5.0, 1.0, inf, 10) == 5
+    assert shedder.observe(10.6, 5.0, 1.0, inf, 5) == 3
+    assert shedder.observe(11.2, 5.0, 1.0, inf, 1) == 1
+
+
+async def test_shedding_waits_for_the_start_up_replay_and_can_be_turned_off() -> None:
+    for after, ready in ((0.25, False), (0.0, True)):
+        hub, stream = shedding_hub(after)
+        stream.ready = ready
+        client = hub.connect(None)
+        for i, waiting in enumerate((1_000, 50_000, 900_000)):
+            stream.look(30.0, waiting, 10)
+            hub.check_load(float(i))
+        assert client.close_code is None

@@ -263,3 +263,32 @@ def test_stream_sequences_are_read_from_both_reply_forms() -> None:
     assert _meta("$JS.ACK.SSMD_X.c1.1.42.7.1700000000000000000.3") == (42, 1700000000000000000, 3)
     with_domain = "$JS.ACK.hub.ACCHASH.SSMD_X.c1.1.42.7.1700000000000000000.3.tok"
     assert _meta(with_domain) == (42, 1700000000000000000, 3)
+
+
+async def test_a_live_consumer_deleted_on_the_server_is_made_again_from_where_it_was(
+    tmp_path: Path,
+) -> None:
+    flow = Flow(seed=9)
+    async with nats_server(tmp_path / "nats") as srv, publisher(srv.url) as pub:
+        await pub.publish_fast(flow.snapshots() + flow.deltas(300))
+        async with running_gateway(gateway_settings(srv.url)) as gw, Client.connect(gw.ws) as c:
+            await c.send({"action": "subscribe", "symbols": NAMES})
+            await wait_books(c, pub, "before the deletion")
+            feed = gw.gw.feed
+            starts = gw.gw.metrics.value("ssmd_gateway_consumer_starts_total", consumer="live")
+            gone = feed._consumer
+            assert gone is not None
+            await pub.nc.jetstream().delete_consumer(STREAM, gone)
+            await until(lambda: feed._consumer not in (None, gone), 20, "a new live consumer")
+            assert (
+                gw.gw.metrics.value("ssmd_gateway_consumer_starts_total", consumer="live")
+                == starts + 1
+            )
+            await pub.publish_fast(flow.deltas(300))
+            await pub.publish(trade(NAMES[2], 31 * CENT, E6, seq=1))
+            await wait_books(c, pub, "after the deletion")
+            await c.recv_until(lambda m: m["type"] == "trade")
+            # Every delta applied once: none seen twice, none missed.
+            value = gw.gw.metrics.value
+            assert value("ssmd_gateway_book_events_total", kind="gap") == 0
+            assert value("ssmd_gateway_book_events_total", kind="duplicate") == 0

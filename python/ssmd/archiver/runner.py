@@ -33,16 +33,17 @@ from typing import Any
 
 import orjson
 
-from ssmd import core
-from ssmd.archiver.consumer import ConsumerSettings, Puller, ensure_consumer
+from ssmd import core, records
+from ssmd.archiver.consumer import ConsumerSettings, ensure_consumer, puller
 from ssmd.archiver.diskwait import DiskWait
 from ssmd.archiver.gaps import ARCHIVER_REASON_PREFIX
 from ssmd.archiver.manifest import build_manifest, day_bounds_ns, write_manifest
 from ssmd.archiver.quarantine import quarantine_lines
 from ssmd.archiver.seal import seal
-from ssmd.archiver.spool import Spool, SpoolFile
+from ssmd.archiver.spool import Spool, SpoolFile, spool_dir
 from ssmd.archiver.storewait import StoreOutage
 from ssmd.bus.connection import NatsClient, connect
+from ssmd.bus.puller import Puller
 from ssmd.bus.stream import check_stream
 from ssmd.exceptions import DiskFullError, StorageError, StoreUnavailableError
 from ssmd.obs.health import HealthServer
@@ -94,8 +95,7 @@ class ArchiverSettings:
             raw_store=changes.pop("raw_store", None) or open_store(env.raw_store),
             normalized_store=changes.pop("normalized_store", None)
             or open_store(env.normalized_store),
-            spool_dir=changes.pop("spool_dir", None)
-            or Path(env.data_dir) / "archiver" / env.name / "spool",
+            spool_dir=changes.pop("spool_dir", None) or spool_dir(env.data_dir, env.name),
             env_file=changes.pop("env_file", None) or getattr(env, "file", None),
             **changes,
         )
@@ -251,19 +251,14 @@ class Archiver:
         for start, end, before, why in self._open_holes:
             ts = after_ts or before or self.s.clock()
             duration = ts - before if before and ts > before else 0
-            rec = {
-                "kind": "connector_event",
-                "event": "gap",
-                "receive_ts": ts,
-                "conn_id": 0,
-                "sid": 0,
-                "shard": 0,
-                "reason": f"{ARCHIVER_REASON_PREFIX}{why} seq {start}-{end - 1}",
-                "duration_ns": duration,
-                "expected_seq": start,
-                "received_seq": end,
-                "tickers": [],
-            }
+            rec = records.connector_event(
+                "gap",
+                ts,
+                reason=f"{ARCHIVER_REASON_PREFIX}{why} seq {start}-{end - 1}",
+                duration_ns=duration,
+                expected_seq=start,
+                received_seq=end,
+            )
             key, day = self._normalized_key(keys.EVENTS_TYPE, "", ts // core.DAY_NS)
             chunk = core.Chunk([core.encode_records([rec])], [(0, ts)])
             self.spool.append(NORMALIZED, key, chunk)
@@ -560,7 +555,7 @@ class Archiver:
                 with self._storage_faults():
                     await asyncio.to_thread(self.recover, floor, info.state.first_seq)
             await self._serve_health()
-            sub = Puller(s.nats_url, f"ssmd-archiver-{s.env}-pull", s.stream, s.consumer)
+            sub = puller(s.nats_url, f"ssmd-archiver-{s.env}-pull", s.stream, s.consumer)
             await sub.start()
             self.puller = sub
             log.info("archiving %s from %s (ack floor %d)", filt, s.stream, floor)

@@ -43,7 +43,14 @@ from ssmd.exceptions import SsmdError
 from ssmd.store.local import fsync_dir
 from ssmd.store.space import write_all
 
-__all__ = ["Spool", "SpoolFile", "read_index", "read_journal"]
+__all__ = ["Spool", "SpoolFile", "read_index", "read_journal", "spool_dir"]
+
+
+def spool_dir(data_dir: Path | str, env: str) -> Path:
+    """Where the archiver of environment `env` keeps its spool under the data directory
+    (readers of unsealed data, ssmd.data, find it here too)."""
+    return Path(data_dir) / "archiver" / env / "spool"
+
 
 _HEAD = struct.Struct("<QI")
 _ITEM = struct.Struct("<QQ")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import threading
 
 import typer
 
@@ -45,13 +42,11 @@ def run(
 ) -> None:
     """Archive until SIGTERM/SIGINT, then seal what is due, write manifests and exit 0."""
     from ssmd.archiver import Archiver, ArchiverSettings, ConsumerSettings
-    from ssmd.cli.exits import component_errors
+    from ssmd.cli.component import run_component
     from ssmd.config import Overrides, load_environment
     from ssmd.exceptions import ConfigError
-    from ssmd.obs import logs
 
-    logs.setup(log_level, component="archiver")
-    with component_errors():
+    def settings() -> ArchiverSettings:
         resolved = load_environment(
             env,
             config_dir,
@@ -62,7 +57,7 @@ def run(
                 f"environment {env} uses the embedded NATS server; pass --nats-url "
                 "(or SSMD_NATS_URL) to run the archiver on its own"
             )
-        settings = ArchiverSettings.from_environment(
+        return ArchiverSettings.from_environment(
             resolved,
             consumer=ConsumerSettings(durable=durable, batch=batch, ack_wait=ack_wait),
             seal_grace=seal_grace,
@@ -71,20 +66,7 @@ def run(
             health_host=health_host,
         )
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
+    async def work(s: ArchiverSettings, stop: asyncio.Event) -> None:
+        await Archiver(s).run(stop)
 
-        def on_signal() -> None:
-            stop.set()
-            # Bounded shutdown: whatever happens, exit after shutdown_timeout.
-            timer = threading.Timer(shutdown_timeout, lambda: os._exit(1))
-            timer.daemon = True
-            timer.start()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal)
-        await Archiver(settings).run(stop)
-
-    with component_errors():
-        asyncio.run(main())
+    run_component("archiver", log_level, settings, work, hard_exit_after=shutdown_timeout)

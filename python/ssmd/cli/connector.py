@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 
 import typer
 
@@ -43,20 +42,18 @@ def run(
     log_level: LogLevelOption = "INFO",
 ) -> None:
     """Capture until SIGTERM/SIGINT, then flush what is buffered and exit 0."""
-    from ssmd.cli.exits import component_errors
+    from ssmd.cli.component import run_component
     from ssmd.config import Overrides, load_environment
     from ssmd.connector.groups import ShardGroup
     from ssmd.connector.runner import Connector, Settings
-    from ssmd.obs import logs
 
-    logs.setup(log_level, component="connector")
-    with component_errors():
+    def settings() -> Settings:
         resolved = load_environment(
             env,
             config_dir,
             Overrides(ws_url=ws_url, rest_url=rest_url, nats_url=nats_url, data_dir=data_dir),
         )
-        settings = Settings.from_environment(
+        return Settings.from_environment(
             resolved,
             health_port=health_port,
             health_host=health_host,
@@ -64,12 +61,7 @@ def run(
             shard_group=ShardGroup.parse(shard_group) if shard_group else None,
         )
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await Connector(settings).run(stop)
+    async def work(s: Settings, stop: asyncio.Event) -> None:
+        await Connector(s).run(stop)
 
-    with component_errors():
-        asyncio.run(main())
+    run_component("connector", log_level, settings, work)

@@ -39,36 +39,29 @@ def run(
     log_level: LogLevelOption = "INFO",
 ) -> None:
     """Serve until SIGTERM/SIGINT, then close the client connections and exit 0."""
-    from ssmd.cli.exits import component_errors
+    from ssmd.cli.component import run_component
     from ssmd.config import Overrides, load_environment
     from ssmd.gateway import Gateway, GatewaySettings, serve
-    from ssmd.obs import logs
 
-    logs.setup(log_level, component="gateway")
-    with component_errors():
+    def settings() -> GatewaySettings:
         resolved = load_environment(
             env,
             config_dir,
             Overrides(nats_url=nats_url, data_dir=data_dir, database_url=database_url),
         )
-        settings = GatewaySettings.from_environment(
+        return GatewaySettings.from_environment(
             resolved, host=host, port=port, insecure_no_auth=insecure_no_auth
         )
 
-    async def main() -> None:
-        gw = Gateway(settings)
+    async def work(s: GatewaySettings, stop: asyncio.Event) -> None:
+        gw = Gateway(s)
         await gw.start()  # fail before listening when the stream does not fit
         try:
-            await serve(gw)
+            await serve(gw, stop)
         finally:
             await gw.stop()
 
-    try:
-        with component_errors():
-            asyncio.run(main())
-    except OSError as exc:  # NATS unreachable, port taken
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    run_component("gateway", log_level, settings, work)
 
 
 @app.command("new-key")

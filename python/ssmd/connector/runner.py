@@ -26,7 +26,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from ssmd import core
+from ssmd import core, records
 from ssmd.bus.connection import NatsClient, connect, server_addresses
 from ssmd.bus.publisher import OutMsg, Publisher
 from ssmd.bus.stream import ensure_stream
@@ -416,19 +416,18 @@ class Connector:
         sid: int = 0,
     ) -> None:
         now = time.time_ns()
-        rec: dict[str, Any] = {
-            "kind": "connector_event",
-            "event": kind,
-            "receive_ts": now,
-            "conn_id": conn_id if conn_id is not None else (shard.conn_id if shard else 0),
-            "sid": sid,
-            "shard": shard.number if shard else self.base_shard,
-            "reason": reason,
-            "duration_ns": duration_ns,
-            "expected_seq": expected_seq,
-            "received_seq": received_seq,
-            "tickers": list(tickers),
-        }
+        rec = records.connector_event(
+            kind,
+            now,
+            conn_id=conn_id if conn_id is not None else (shard.conn_id if shard else 0),
+            sid=sid,
+            shard=shard.number if shard else self.base_shard,
+            reason=reason,
+            duration_ns=duration_ns,
+            expected_seq=expected_seq,
+            received_seq=received_seq,
+            tickers=tickers,
+        )
         self.m_events.labels(self.settings.feed, kind).inc()
         if kind == "heartbeat":
             level = logging.DEBUG
@@ -490,11 +489,11 @@ class Connector:
         if self.selection is None:
             return
         try:
-            records = core.decode_records(msg.data)
+            decoded = core.decode_records(msg.data)
         except ValueError as exc:
             log.warning("unreadable lifecycle record on %s: %s", msg.subject, exc)
             return
-        if any([self.selection.on_lifecycle(rec) for rec in records]):
+        if any([self.selection.on_lifecycle(rec) for rec in decoded]):
             self._dirty.set()
 
     def _spawn(self, coro: Any) -> None:
@@ -549,8 +548,8 @@ class Connector:
         newest_frame = next((m for m in reversed(messages) if m.header_lines), None)
         if newest_frame is not None:
             self._last_frame_ns = newest_frame.receive_ns
-        records = (m for m in reversed(messages) if m.receive_ns and not m.header_lines)
-        for msg in itertools.islice(records, 4):
+        newest_records = (m for m in reversed(messages) if m.receive_ns and not m.header_lines)
+        for msg in itertools.islice(newest_records, 4):
             for rec in core.decode_records(msg.payload):
                 exchange_ns = int(rec.get("exchange_ts") or 0)
                 if exchange_ns:

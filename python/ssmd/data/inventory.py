@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ssmd import core
+from ssmd.archiver.spool import spool_dir
 from ssmd.records import archive_ticker
 from ssmd.store import keys
 from ssmd.store.base import ObjectStore, open_store
@@ -48,7 +49,7 @@ class Archive:
             env.name,
             open_store(env.raw_store),
             open_store(env.normalized_store),
-            Path(env.data_dir) / "archiver" / env.name / "spool",
+            spool_dir(env.data_dir, env.name),
         )
 
     def manifests(

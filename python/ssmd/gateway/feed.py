@@ -13,9 +13,12 @@ Start-up, so that a gateway started (or restarted) at any moment serves exact bo
      apply on top. Records are applied in stream order.
   4. Once the live consumer has delivered what was pending when it was created, the
      feed is ready: books go out to clients from then on.
-The live consumer is an ordered consumer: nats-py recreates it from the last stream
-sequence delivered when the server restarts or a message is missed, and the feed
-skips any stream sequence it has already applied.
+The live consumer is an ephemeral pull consumer without acks, read on a connection of
+its own (ssmd.bus.puller): each batch of deliveries is applied in one call in Rust
+(BookSet.apply_deliveries), which renders the trades and hands back only what changed.
+When the connection is lost, the consumer is gone, or a delivery is missing (its
+consumer sequence skips), a new consumer is made from the stream sequence after the
+last one applied; a stream sequence already applied is skipped.
 
 Connector `disconnected` events invalidate the books of that connection
 (BookSet.close_connection); gaps, resyncs and invalid records are found by the
@@ -29,6 +32,7 @@ import contextlib
 import gc
 import logging
 import math
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Iterable
@@ -44,6 +48,7 @@ from nats.js.errors import NotFoundError
 
 from ssmd import core
 from ssmd.bus.connection import NatsClient, connect
+from ssmd.bus.puller import Puller
 from ssmd.bus.stream import check_stream
 from ssmd.exceptions import ConfigError, DecodeError
 from ssmd.gateway import render
@@ -52,13 +57,13 @@ from ssmd.gateway.settings import GatewaySettings
 from ssmd.gateway.trades import TradeLog
 from ssmd.secmaster.status import lifecycle_status
 
-__all__ = ["Feed", "Market", "Sink", "live_subjects"]
+__all__ = ["LIVE_TYPES", "Feed", "Market", "Sink", "live_subjects"]
 
 log = logging.getLogger(__name__)
 
-# A spot venue's book messages (Kraken's `spot_book`) rebuild its books like Kalshi's deltas.
-_BOOK_KINDS: Final = frozenset({"book_snapshot", "book_delta", "book", "spot_book"})
 _FETCH: Final = 1000
+_LIVE_BATCH: Final = 2000  # deliveries a pull request asks for (at most two held)
+_LIVE_EXPIRES: Final = 5.0  # seconds a live pull request waits
 ACTIVITY_MS: Final = 600_000  # the time constant of a market's activity (Market.activity)
 
 
@@ -104,11 +109,13 @@ class Market:
         return self.trades_weight * math.exp(-age / ACTIVITY_MS)
 
 
+# The record types the feed applies (the subject's type token).
+LIVE_TYPES: Final = ["orderbook", "book", "trade", "status", "lifecycle", "events"]
+
+
 def live_subjects(prefix: str) -> list[str]:
-    """What the live consumer reads (tickers are one escaped token)."""
-    return [
-        f"{prefix}.{t}.*" for t in ("orderbook", "book", "trade", "status", "lifecycle", "events")
-    ]
+    """What the feed applies (tickers are one escaped token)."""
+    return [f"{prefix}.{t}.*" for t in LIVE_TYPES]
 
 
 def _meta(reply: str) -> tuple[int, int, int]:
@@ -117,6 +124,16 @@ def _meta(reply: str) -> tuple[int, int, int]:
     if meta is None:
         raise ValueError(f"not a JetStream ack subject: {reply[:80]!r}")
     return meta
+
+
+def _deliveries(msgs: list[Msg]) -> core.Deliveries:
+    """A start-up read's messages as the live path takes them, in stream order."""
+    out: list[tuple[str, int, int, dict[str, str] | None, bytes]] = []
+    for m in msgs:
+        seq, ns, _ = _meta(m.reply)
+        out.append((m.subject, seq, ns, None, m.data))
+    out.sort(key=lambda d: d[1])
+    return core.Deliveries(out)
 
 
 class Feed:
@@ -137,13 +154,13 @@ class Feed:
         self.last_seq = 0
         self.lag = 0
         self.last_receive_ns = 0
+        self.last_stored_ns = 0  # when the stream stored the newest live message applied
         self.last_event: tuple[str, int] | None = None  # (kind, connector receive ns)
         self.fatal: str | None = None  # why consuming stopped for good
         self.nc: NatsClient | None = None
-        self._sub: JetStreamContext.PushSubscription | None = None
+        self._puller: Puller | None = None
+        self._consumer: str | None = None  # the live consumer's name
         self._task: asyncio.Task[None] | None = None
-        self._batch: list[Msg] = []
-        self._flush_scheduled = False
         self._received = 0
         self._target: int | None = None
         self._at_end = False
@@ -172,9 +189,7 @@ class Feed:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+        await self._drop_consumer()
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.close()
@@ -209,11 +224,7 @@ class Feed:
                 await asyncio.sleep(self.settings.stream_wait)
 
     async def _reset(self) -> None:
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
-            self._sub = None
-        self._batch.clear()
+        await self._drop_consumer()
         self._received, self._target, self._at_end = 0, None, False
         self.books = core.BookSet()
         self.book_ms.clear()
@@ -274,7 +285,7 @@ class Feed:
                         checkpoints.append((seq, ts, m.data))
                     else:
                         others.append(m)
-                self._apply_messages(others)
+                self._apply(_deliveries(others))
         return self._restore_books(checkpoints)
 
     def _restore_books(self, checkpoints: list[tuple[int, int, bytes]]) -> int | None:
@@ -307,7 +318,8 @@ class Feed:
         dirty = {str(r["ticker"]): render.record_ms(r) for r in recs if r.get("ticker")}
         for t in dirty:
             self._market(t)
-        self._apply_books([data], dirty)
+        for ev in self.books.apply(data):
+            self.metrics.book_events.labels(core.BOOK_EVENT_KINDS[type(ev)]).inc()
         self.book_ms.update(dirty)
         # The connector stamps one round's checkpoints with one receive time.
         last_round = max(int(r["receive_ts"]) for r in recs)
@@ -336,7 +348,7 @@ class Feed:
         async with contextlib.aclosing(self._read(js, "trade_backfill", config)) as reads:
             async for msgs in reads:
                 keep = [m for m in msgs if _meta(m.reply)[0] < before]
-                self._apply_messages(keep)
+                self._apply(_deliveries(keep))
                 if len(keep) < len(msgs):
                     return
 
@@ -346,69 +358,99 @@ class Feed:
         start = await self._restore(js)
         if start is not None:
             await self._backfill_trades(js, start)
-        config = ConsumerConfig(filter_subjects=live_subjects(self.prefix))
-        if start is None:
+            self.last_seq = start - 1
+        first = True
+        while True:  # each pass: one live consumer, until it must be made again
+            try:
+                await self._consume(js, from_start=first and start is None)
+            except (OSError, TimeoutError, nats.errors.Error) as exc:
+                log.warning(
+                    "gateway live consumer failed (%s); making a new one from stream sequence %d",
+                    exc or type(exc).__name__,
+                    self.last_seq + 1,
+                )
+                await asyncio.sleep(self.settings.stream_wait)
+            finally:
+                await self._drop_consumer()
+            first = False
+
+    async def _consume(self, js: JetStreamContext, from_start: bool) -> None:
+        """Read the live subjects from `last_seq` + 1 (or from the start of the stream)
+        until the connection is lost, the consumer is gone, or a delivery is missing."""
+        s = self.settings
+        name = f"ssmd-gateway-{secrets.token_hex(6)}"
+        # One filter for the whole feed, the types not applied skipped in Rust unread: a
+        # consumer with several filters costs nats-server about 100 us a message while it
+        # reads a backlog (10,000 messages/s, against 460,000 with one filter), so a
+        # gateway that fell behind would never catch up.
+        config = ConsumerConfig(
+            name=name,
+            filter_subject=f"{self.prefix}.>",
+            ack_policy=AckPolicy.NONE,
+            mem_storage=True,
+            num_replicas=1,
+            inactive_threshold=max(30.0, 4 * s.idle_heartbeat),
+        )
+        if from_start:
             config.deliver_policy = DeliverPolicy.ALL
         else:
             config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
-            config.opt_start_seq = start
-        sub = await js.subscribe(
-            config.filter_subjects[0],  # type: ignore[index]
-            stream=s.nats.stream,
-            config=config,
-            cb=self._on_msg,
-            ordered_consumer=True,
-            idle_heartbeat=s.idle_heartbeat,
-        )
-        self._sub = sub
-        self.metrics.consumer_resets.labels("live").inc()
-        info = await sub.consumer_info()
-        self._target = self._received + sub.pending_msgs + (info.num_pending or 0)
-        log.info(
-            "consuming %s from %s: %d messages to replay",
+            config.opt_start_seq = self.last_seq + 1
+        info = await js.add_consumer(s.nats.stream, config)
+        self._consumer = name
+        puller = self._puller = Puller(
+            s.nats.url,
+            f"ssmd-gateway-{s.env}-live",
             s.nats.stream,
-            "the start" if start is None else f"sequence {start}",
-            info.num_pending,
+            name,
+            batch=_LIVE_BATCH,
+            expires=_LIVE_EXPIRES,
+            heartbeat=min(s.idle_heartbeat, _LIVE_EXPIRES / 2),
+            linger=0.0,
         )
-        self._maybe_ready()
-
-    # ---- live consumption ---------------------------------------------------------------
-
-    async def _on_msg(self, msg: Msg) -> None:
-        # The subscription hands over everything already received without yielding, so
-        # messages are collected here and applied as one batch per loop iteration.
-        self._batch.append(msg)
-        self._received += 1
-        if len(self._batch) >= _FETCH:
-            self._flush()
-            await asyncio.sleep(0)  # let clients' writers run during a long replay
-        elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        batch, self._batch = self._batch, []
-        if not batch:
-            return
-        fresh = []
-        pending = self.lag
-        for m in batch:
-            seq, _, pending = _meta(m.reply)
-            if seq <= self.last_seq:
-                continue  # already applied (a consumer restart may deliver it again)
-            self.last_seq = seq
-            fresh.append(m)
-        self.lag = pending
-        try:
-            self._apply_messages(fresh)
-        except Exception:  # a bug must not stop the feed; the metric and the log show it
-            self.metrics.decode_errors.inc(len(fresh))
-            log.exception("applying %d stream messages failed", len(fresh))
-        if pending == 0:
-            self._at_end = True
-        if not self.ready:
+        await puller.start()
+        self.metrics.consumer_resets.labels("live").inc()
+        if self._target is None:
+            self._target = self._received + (info.num_pending or 0)
+            log.info(
+                "consuming %s from %s: %d messages to replay",
+                s.nats.stream,
+                "the start" if from_start else f"sequence {self.last_seq + 1}",
+                info.num_pending,
+            )
             self._maybe_ready()
+        interruptions = puller.interruptions
+        consumer_seq = 0
+        while puller.interruptions == interruptions:
+            got = await puller.fetch()
+            if not len(got):
+                continue
+            batch = self.books.apply_deliveries(
+                got, self.last_seq, consumer_seq, self.prefix, LIVE_TYPES
+            )
+            consumer_seq = batch.consumer_seq
+            self.last_seq = batch.last_seq
+            self.last_stored_ns = batch.last_stored_ns
+            self.lag = batch.pending
+            self._received += batch.received
+            self._take(batch)
+            if batch.pending == 0:
+                self._at_end = True
+            if not self.ready:
+                self._maybe_ready()
+            if batch.broken:
+                log.warning("a live delivery went missing; reading again from %d", self.last_seq)
+                return
+            await asyncio.sleep(0)  # clients' writers run between two batches
+
+    async def _drop_consumer(self) -> None:
+        puller, self._puller = self._puller, None
+        name, self._consumer = self._consumer, None
+        if puller is not None:
+            await puller.stop()
+        if name is not None and self.nc is not None and self.nc.is_connected:
+            with contextlib.suppress(Exception):
+                await self.nc.jetstream().delete_consumer(self.settings.nats.stream, name)
 
     def _maybe_ready(self) -> None:
         """Ready once a delivered message said nothing was pending after it, or once as
@@ -432,92 +474,37 @@ class Feed:
 
     # ---- applying records ---------------------------------------------------------------
 
-    def _decode(self, msgs: list[Msg]) -> list[tuple[Msg, dict[str, Any]]]:
-        if not msgs:
-            return []
-        try:
-            recs = core.decode_records(b"".join(m.data for m in msgs))
-            if len(recs) == len(msgs):
-                return list(zip(msgs, recs, strict=True))
-        except DecodeError:
-            pass
-        # A bad or multi-record payload: one by one, so one message cannot hide the others.
-        out: list[tuple[Msg, dict[str, Any]]] = []
-        for m in msgs:
-            try:
-                recs = core.decode_records(m.data)
-            except DecodeError:
-                self.metrics.decode_errors.inc()
-                continue
-            out.extend((m, r) for r in recs)
-        return out
+    def _apply(self, deliveries: core.Deliveries) -> None:
+        """A start-up read's messages, applied in order (stream sequences as they come)."""
+        self._take(self.books.apply_deliveries(deliveries, 0, 0, self.prefix, LIVE_TYPES))
 
-    def _type(self, subject: str) -> str:
-        return subject[self._type_at :].split(".", 1)[0]
-
-    def _apply_messages(self, msgs: list[Msg]) -> None:
-        chunk: list[bytes] = []
-        dirty: dict[str, int] = {}
-        counts: dict[str, int] = {}
-        last_ns = self.last_receive_ns
-        for m, rec in self._decode(msgs):
-            kind = rec["kind"]
-            ticker = rec.get("ticker")
-            typ = self._type(m.subject)
-            counts[typ] = counts.get(typ, 0) + 1
-            last_ns = max(last_ns, rec["receive_ts"])
-            if kind in _BOOK_KINDS:
-                chunk.append(m.data)
-                if ticker:
-                    dirty[ticker] = render.record_ms(rec)
-                    self._market(ticker)
-            elif kind == "connector_event":
-                self._apply_books(chunk, dirty)
-                chunk = []
-                self._connector_event(rec, dirty)
-            elif not ticker:
-                continue
-            elif kind == "trade":
-                self._trade(ticker, rec)
-            elif kind == "status":
-                self._status(ticker, str(rec["status"]), render.record_ms(rec))
-            elif kind == "lifecycle":
-                self._lifecycle(ticker, rec)
-        self._apply_books(chunk, dirty)
-        self.last_receive_ns = last_ns
-        for typ, n in counts.items():
+    def _take(self, batch: core.FeedBatch) -> None:
+        """What Rust applied to the books (batch.books) and what it left to this feed."""
+        self.last_receive_ns = max(self.last_receive_ns, batch.last_receive_ns)
+        for typ, n in batch.counts:
             self.metrics.stream_messages.labels(typ).inc(n)
+        for kind, n in batch.book_events:
+            self.metrics.book_events.labels(kind).inc(n)
+        if batch.undecodable:
+            self.metrics.decode_errors.inc(batch.undecodable)
+        dirty = dict(batch.books)
+        for t in dirty:
+            self._market(t)
+        for trade in batch.trades:
+            self._trade(trade)
+        for rec in batch.records:
+            ticker = rec.get("ticker")
+            kind = rec["kind"]
+            if kind == "connector_event":
+                self.last_event = (str(rec["event"]), int(rec["receive_ts"]))
+            elif kind == "status" and ticker:
+                self._status(ticker, str(rec["status"]), render.record_ms(rec))
+            elif kind == "lifecycle" and ticker:
+                self._lifecycle(ticker, rec)
         if dirty:
             self.book_ms.update(dirty)
             if self.ready and self.sink is not None:
                 self.sink.books_changed(dirty)
-
-    def _apply_books(self, chunk: list[bytes], dirty: dict[str, int]) -> None:
-        if not chunk:
-            return
-        try:
-            events = self.books.apply(b"".join(chunk))
-        except DecodeError:  # decoded above one by one, so only a short chunk can get here
-            self.metrics.decode_errors.inc()
-            return
-        ms = max(dirty.values(), default=0)
-        for ev in events:
-            self.metrics.book_events.labels(core.BOOK_EVENT_KINDS[type(ev)]).inc()
-            if isinstance(ev, core.GapEvent):
-                for t in ev.tickers:
-                    dirty.setdefault(t, ms)
-            elif isinstance(
-                ev, core.InvalidatedEvent | core.ResyncedEvent | core.DeltaWithoutSnapshotEvent
-            ):
-                dirty.setdefault(ev.ticker, ms)
-
-    def _connector_event(self, rec: dict[str, Any], dirty: dict[str, int]) -> None:
-        kind = str(rec["event"])
-        self.last_event = (kind, int(rec["receive_ts"]))
-        if kind == "disconnected":
-            ms = render.record_ms(rec)
-            for t in self.books.close_connection(int(rec["conn_id"])):
-                dirty[t] = ms
 
     def _market(self, ticker: str) -> Market:
         m = self.markets.get(ticker)
@@ -531,18 +518,17 @@ class Feed:
             self.markets.move_to_end(ticker)
         return m
 
-    def _trade(self, ticker: str, rec: dict[str, Any]) -> None:
+    def _trade(self, trade: core.TradeMessage) -> None:
+        ticker, ms, text = trade.ticker, trade.ms, trade.text
         m = self._market(ticker)
-        ms = render.record_ms(rec)
         if ms >= m.last_trade_ms:
-            m.last_trade_ms, m.last_price_e6 = ms, rec.get("price_e6")
+            m.last_trade_ms, m.last_price_e6 = ms, trade.price_e6
         m.count_trade(ms)
-        text = render.trade(rec)
         if self.ready:
             self.trades.add(ticker, text)
             if self.sink is not None:
                 self.sink.trade(ticker, text)
-        elif int(rec["receive_ts"]) >= self._trade_floor_ns:  # connector receive time
+        elif trade.receive_ns >= self._trade_floor_ns:  # connector receive time
             self.trades.add(ticker, text)
 
     def _status(self, ticker: str, status: str, ms: int) -> None:
@@ -586,8 +572,15 @@ class Feed:
 
     def pending(self) -> int:
         """Messages not applied yet: still on the server, or received and queued here."""
-        queued = self._sub.pending_msgs if self._sub is not None else 0
-        return self.lag + queued + len(self._batch)
+        held = self._puller.held if self._puller is not None else 0
+        return self.lag + held
+
+    def behind(self) -> float:
+        """Seconds since the stream stored the newest live message applied, while messages
+        wait to be applied; 0 when none does."""
+        if not self.last_stored_ns or not self.pending():
+            return 0.0
+        return max(0.0, (time.time_ns() - self.last_stored_ns) / 1e9)
 
     def nats_connected(self) -> bool:
         return self.nc is not None and self.nc.is_connected

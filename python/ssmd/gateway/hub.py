@@ -21,7 +21,8 @@ two rounds. Under a load the gateway cannot carry, the oldest connections are st
 served every round and keep their latency, while the newest ones fall behind and are
 disconnected: a client whose oldest waiting message has waited `send_timeout` seconds
 (`reason="behind"`), or whose connection has taken no write for that long (it stopped
-reading: `reason="send_timeout"`), is closed with 4408.
+reading: `reason="send_timeout"`), is closed with 4408. When the gateway as a whole
+falls behind the stream, the newest clients are closed with 1013 (shedding.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -41,6 +43,7 @@ from ssmd.gateway import delivery, render, wire
 from ssmd.gateway.auth import ApiKey
 from ssmd.gateway.metrics import GatewayMetrics
 from ssmd.gateway.settings import GatewaySettings
+from ssmd.gateway.shedding import CLOSE_OVERLOADED, Shedder
 
 if TYPE_CHECKING:
     from ssmd.gateway.feed import Feed
@@ -54,6 +57,8 @@ log = logging.getLogger(__name__)
 CLOSE_SLOW: Final = 4408
 _BOOK: Final = "orderbook"
 _MAX_SYMBOL_LEN: Final = 256
+_SHED_EVERY: Final = 0.1  # seconds between two looks at the gateway's load (shedding.py)
+_SHED_WINDOW: Final = 1.0  # seconds over which what arrived and what was applied are compared
 # One write takes at most this much (plus one frame): what a client's connection buffers
 # beyond its flow-control mark stays bounded, even with thousands of deep books pending.
 _BATCH_BYTES: Final = 256 * 1024
@@ -127,6 +132,10 @@ class Hub:
         self._ready: dict[Client, None] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._shedder = Shedder(settings.shed_after)
+        # (time, stream messages pending, stream seq applied) at the looks of the last
+        # _SHED_WINDOW seconds
+        self._load_marks: deque[tuple[float, int, int]] = deque()
 
     # ---- clients ------------------------------------------------------------------------
 
@@ -201,6 +210,8 @@ class Hub:
             asyncio.create_task(self._flush(), name="gateway-writer"),
             asyncio.create_task(self._watch(), name="gateway-send-watchdog"),
         ]
+        if self.settings.shed_after > 0:
+            self._tasks.append(asyncio.create_task(self._watch_load(), name="gateway-shedder"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -226,6 +237,46 @@ class Hub:
             elif c.queue and now - c.queue[0][2] > limit:
                 why = f"messages waited more than {limit:g}s to be sent{delivery.rate_note(c)}"
                 self.slow(c, why, "behind")
+
+    async def _watch_load(self) -> None:
+        while True:
+            await asyncio.sleep(_SHED_EVERY)
+            self.check_load(time.monotonic())
+
+    def check_load(self, now: float) -> None:
+        """Close the newest clients with 1013 while the gateway is behind the stream and
+        not catching up (shedding.py). A writer that cannot serve its clients shows here
+        too: the stream is read by the same loop."""
+        feed = self.feed
+        if feed is None or not feed.ready:
+            self._load_marks.clear()
+            return
+        marks = self._load_marks
+        marks.append((now, feed.pending(), feed.last_seq))
+        while len(marks) > 2 and now - marks[1][0] >= _SHED_WINDOW:
+            marks.popleft()
+        (t0, pending0, seq0), (_, pending, seq) = marks[0], marks[-1]
+        grew, applied = pending - pending0, seq - seq0
+        deficit = grew / (applied + grew) if grew > 0 else 0.0
+        shrink_per_s = -grew / (now - t0) if grew < 0 else 0.0
+        drain = pending / shrink_per_s if shrink_per_s else math.inf
+        open_now = [c for c in self.clients if c.close_code is None]
+        behind = feed.behind()
+        n = self._shedder.observe(now, behind, deficit, drain, len(open_now))
+        if not n:
+            return
+        log.warning(
+            "the gateway is %.2fs behind the stream and applied %.0f%% of what arrived "
+            "over the last second: closing the %d newest of %d clients (1013)",
+            behind,
+            100 * (1 - deficit),
+            n,
+            len(open_now),
+        )
+        reason = "the gateway is overloaded: try again later"
+        for c in sorted(open_now, key=_number, reverse=True)[:n]:
+            c.close(CLOSE_OVERLOADED, reason)
+        self.metrics.shed.inc(n)
 
     # ---- queueing -----------------------------------------------------------------------
 

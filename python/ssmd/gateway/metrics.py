@@ -42,6 +42,11 @@ class GatewayMetrics:
             ["reason"],
             registry=r,
         )
+        self.shed = Counter(
+            "ssmd_gateway_shed_total",
+            "Clients closed (1013) because the gateway fell behind the stream",
+            registry=r,
+        )
         self.conflated = 0  # bumped by the hub per replaced update: a plain int, read when scraped
         Sampled.register(
             r,

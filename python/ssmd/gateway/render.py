@@ -13,6 +13,8 @@ from typing import Any, Final
 
 import orjson
 
+from ssmd import core
+
 __all__ = [
     "ack",
     "error",
@@ -25,8 +27,6 @@ __all__ = [
 ]
 
 _SCALE: Final = 1_000_000
-# Taker side in YES terms (schemas/ssmd.capnp, Trade.side): the taker bought YES or NO.
-_SIDES: Final = {"yes": "buy", "no": "sell"}
 
 
 def price(e6: int | None) -> float | None:
@@ -51,19 +51,10 @@ def _text(obj: dict[str, Any]) -> str:
 
 
 def trade(rec: dict[str, Any]) -> str:
-    """A trade record as `{"type":"trade",...}`; side is the taker's, null when the venue
-    sent none (a spot trade carries it as `side`, a binary contract's as the outcome)."""
-    side = rec.get("side") if rec.get("spot") else _SIDES.get(rec.get("taker_outcome") or "")
-    return _text(
-        {
-            "type": "trade",
-            "ticker": rec["ticker"],
-            "price": price(rec["price_e6"]),
-            "size": size(rec["size_e6"]),
-            "side": side,
-            "ts": record_ms(rec),
-        }
-    )
+    """A trade record (a dict as core.decode_records gives) as `{"type":"trade",...}`: the
+    renderer the stream's trades go through (rust/ssmd-core/src/render.rs); side is the
+    taker's, null when the venue sent none."""
+    return core.trade_messages(core.encode_records([{**rec, "kind": "trade"}]))[0]
 
 
 def _levels(levels: Iterable[tuple[int, int]]) -> list[tuple[float, int | float]]:

@@ -1,7 +1,7 @@
 """The gateway as one object (feed + hub + markets + metrics), its health, and `serve`.
 
     gw = Gateway(GatewaySettings.from_environment(env, host=..., port=...))
-    await serve(gw)                 # the listener (listener.py) until SIGTERM/SIGINT
+    await serve(gw, stop)           # the listener (listener.py) until `stop` is set
 
 Tests run `Gateway(settings).server(port=0)` in their own event loop.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import signal
 import time
 from typing import Any, Final
 
@@ -168,18 +167,14 @@ class Gateway:
         return GatewayServer(self, s.host, s.port if port is None else port, stream=stream)
 
 
-async def serve(gw: Gateway) -> None:
-    """Run until SIGTERM/SIGINT, then stop cleanly."""
+async def serve(gw: Gateway, stop: asyncio.Event) -> None:
+    """Serve until `stop` is set (or the server ends on its own), then stop cleanly."""
     server = gw.server()
-    loop = asyncio.get_running_loop()
-
-    def stop() -> None:
-        server.should_exit = True
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop)
+    serving = asyncio.create_task(server.serve())
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await server.serve()
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await serving
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+        stopping.cancel()

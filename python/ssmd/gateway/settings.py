@@ -71,6 +71,10 @@ class GatewaySettings:
     # A client whose connection took no write, or whose oldest waiting message has
     # waited, this long: 4408.
     send_timeout: float = 30.0
+    # Seconds the gateway may be behind the stream (two looks in a row, 0.1 s apart, while
+    # its backlog grows) before its newest clients are closed with 1013 (shedding.py);
+    # 0 never sheds.
+    shed_after: float = 0.05
     # Seconds of writes to clients per round before the stream is read again (hub.py).
     write_slice: float = 0.005
     max_symbols: int = 10_000  # per connection, unless the key says otherwise
@@ -78,7 +82,8 @@ class GatewaySettings:
     book_depth: int = 0  # levels per side in orderbook messages; 0 = all
     ws_ping_interval: float = 20.0
     # NATS.
-    idle_heartbeat: float = 2.0  # ordered consumers: a stalled one is recreated after 2x this
+    # The live consumer's pull requests ask for a heartbeat this often while idle.
+    idle_heartbeat: float = 2.0
     stream_wait: float = 1.0  # retry interval while the stream does not exist yet
     # Health.
     stale_after: float = 120.0  # no message for this long: the connector is stale

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from ssmd import core
+from ssmd import core, records
 from ssmd.data.source import DataFile, Dataset
 from ssmd.data.stream import ConnectorEvent, RawFrame, connector_events, raw_frames
 from ssmd.exceptions import ArchiveError
@@ -53,20 +53,14 @@ def gap_record(
     at_ns: int, reason: str, *, duration_ns: int = 0, tickers: list[str] | None = None
 ) -> dict[str, Any]:
     """A connector `gap` event announcing a gap of the replay (reason `replay: ...`)."""
-    return {
-        "kind": "connector_event",
-        "event": "gap",
-        "receive_ts": at_ns,
-        "exchange_ts": at_ns,
-        "conn_id": 0,
-        "sid": 0,
-        "shard": 0,
-        "reason": f"{NOTICE_PREFIX} {reason}",
-        "duration_ns": duration_ns,
-        "expected_seq": 0,
-        "received_seq": 0,
-        "tickers": tickers or [],
-    }
+    return records.connector_event(
+        "gap",
+        at_ns,
+        exchange_ns=at_ns,
+        reason=f"{NOTICE_PREFIX} {reason}",
+        duration_ns=duration_ns,
+        tickers=tickers or [],
+    )
 
 
 def as_event(rec: dict[str, Any]) -> ConnectorEvent:

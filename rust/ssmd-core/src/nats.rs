@@ -381,6 +381,9 @@ pub struct AckMeta {
     pub stored_ns: u64,
     /// Messages left for the consumer after this one.
     pub pending: u64,
+    /// The consumer's delivery sequence: one more than the previous delivery's
+    /// unless a delivery was lost (or redelivered) in between.
+    pub consumer_seq: u64,
 }
 
 /// The ack subject's fields:
@@ -396,6 +399,7 @@ pub fn ack_meta(reply: &[u8]) -> Option<AckMeta> {
         seq: number(tokens.get(at)?)?,
         stored_ns: number(tokens.get(at + 2)?)?,
         pending: number(tokens.get(at + 3)?)?,
+        consumer_seq: number(tokens.get(at + 1)?)?,
     })
 }
 
@@ -578,6 +582,7 @@ mod tests {
             seq: 42,
             stored_ns: 1_700_000_000_000_000_123,
             pending: 7,
+            consumer_seq: 40,
         });
         assert_eq!(
             ack_meta(b"$JS.ACK.S.archiver.1.42.40.1700000000000000123.7"),

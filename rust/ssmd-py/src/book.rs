@@ -9,6 +9,8 @@ use crate::events::{
     DeltaWithoutSnapshotEvent, DuplicateEvent, GapEvent, InvalidatedEvent, ResyncedEvent,
     UnreadableEvent,
 };
+use crate::feed::{self, FeedBatch};
+use crate::nats::PyDeliveries;
 use crate::normalize::NormalizedBatch;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
@@ -213,6 +215,32 @@ impl PyBookSet {
             out.append(event_to_py(py, event)?)?;
         }
         Ok(out)
+    }
+
+    /// Applies a batch a stream consumer delivered, in order (the gateway's
+    /// fan-in; crate::feed): deliveries at or below `after_seq` are skipped as
+    /// already applied, so are those whose subject's type (the token after
+    /// `prefix`) is not in `types`, a message that does not decode is skipped whole, and
+    /// the call stops at a missing delivery (a consumer sequence other than
+    /// `after_consumer_seq` + 1; 0 checks nothing). Returns a FeedBatch.
+    fn apply_deliveries(
+        &mut self,
+        py: Python<'_>,
+        deliveries: PyRef<'_, PyDeliveries>,
+        after_seq: u64,
+        after_consumer_seq: u64,
+        prefix: &str,
+        types: Vec<String>,
+    ) -> PyResult<FeedBatch> {
+        feed::apply_deliveries(
+            py,
+            &mut self.inner,
+            &deliveries,
+            after_seq,
+            after_consumer_seq,
+            prefix,
+            &types,
+        )
     }
 
     /// The book of `ticker` with `depth` levels per side (0: all), or None.

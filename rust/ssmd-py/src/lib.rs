@@ -11,6 +11,7 @@ mod book;
 mod columns;
 mod errors;
 mod events;
+mod feed;
 mod kraken;
 mod nats;
 mod normalize;
@@ -36,6 +37,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     archive::register(m)?;
     columns::register(m)?;
     book::register(m)?;
+    feed::register(m)?;
     seq::register(m)?;
     route::register(m)?;
     polymarket::register(m)?;

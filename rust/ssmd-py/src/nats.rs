@@ -71,6 +71,10 @@ pub struct Delivered {
     pub payload: Vec<u8>,
     pub seq: u64,
     pub stored_ns: u64,
+    /// Messages left for the consumer after this one (0 when made by hand).
+    pub pending: u64,
+    /// The consumer's delivery sequence (0 when made by hand).
+    pub consumer_seq: u64,
 }
 
 /// (subject, stream seq, stored ns, headers, payload) of a delivery made by hand.
@@ -107,6 +111,8 @@ impl PyDeliveries {
                 payload,
                 seq,
                 stored_ns,
+                pending: 0,
+                consumer_seq: 0,
             });
         }
         Ok(PyDeliveries { msgs })
@@ -301,6 +307,8 @@ impl PyNatsProtocol {
                                 payload: payload.to_vec(),
                                 seq: meta.seq,
                                 stored_ns: meta.stored_ns,
+                                pending: meta.pending,
+                                consumer_seq: meta.consumer_seq,
                             });
                             delivered += 1;
                             Ok(())
