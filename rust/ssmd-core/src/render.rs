@@ -12,6 +12,7 @@ use std::fmt::Write;
 
 use crate::fixed::rescale_e6;
 use crate::model::{Body, Outcome, Record};
+use crate::venues::polymarket::hash::json_str;
 
 const SCALE: u64 = 1_000_000;
 
@@ -67,7 +68,7 @@ pub fn trade_fields<'a>(r: &'a Record<'_>) -> Option<TradeFields<'a>> {
 pub fn trade_json(t: &TradeFields<'_>) -> String {
     let mut out = String::with_capacity(96 + t.ticker.len());
     out.push_str(r#"{"type":"trade","ticker":"#);
-    json_string(&mut out, t.ticker);
+    json_str(t.ticker, &mut out);
     out.push_str(r#","price":"#);
     decimal(&mut out, t.price_e6, true);
     out.push_str(r#","size":"#);
@@ -105,24 +106,6 @@ fn decimal(out: &mut String, e6: Option<i64>, float: bool) {
     } else if float {
         out.push_str(".0");
     }
-}
-
-fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]

@@ -77,7 +77,7 @@ fn levels(levels: &[(&str, &str)], out: &mut String) {
 }
 
 /// A JSON string as Python's `json.dumps(..., ensure_ascii=False)` writes it.
-fn json_str(text: &str, out: &mut String) {
+pub(crate) fn json_str(text: &str, out: &mut String) {
     out.push('"');
     if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
         out.push_str(text);
