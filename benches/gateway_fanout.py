@@ -3,7 +3,7 @@
     .venv/bin/python benches/gateway_fanout.py [--clients 200] [--per-client 10]
         [--markets 200] [--trade-share 0.5] [--start-rate 2000] [--step-seconds 4]
         [--overload 3] [--seconds 10] [--client-procs 1] [--no-baseline] [--profile FILE]
-        [--before DIR] [--send-timeout S] [--shed-after S]
+        [--before DIR] [--send-timeout S] [--shed-after S] [--rate R]
 
 Processes: nats-server; the gateway (its own process, so its RSS and CPU are its own);
 the clients (`--client-procs` processes, started with multiprocessing `spawn`); this
@@ -18,7 +18,10 @@ nats-server and fresh clients:
 - `baseline`: the same gateway with the stream on uvicorn's stock websockets-sansio
   protocol, which frames every message again for every client and makes one socket
   write per message (the fan-out path before batching).
-`--before DIR` adds a third, `before`: the gateway of another checkout of the
+`--rate R` replaces the ramp: each gateway is measured at R updates/s (`at_capacity`, with
+`capacity_updates_per_s` 0) and the overload runs take R as the capacity, so the
+gateways are compared at the same offered load (the ramp's single failing step is at
+the mercy of a shared machine's other work). `--before DIR` adds a third, `before`: the gateway of another checkout of the
 repository (DIR, e.g. `git archive COMMIT python | tar -x -C DIR`; the built extension
 is linked in from this checkout), served the way that checkout serves it.
 
@@ -320,11 +323,20 @@ def _clients(conn: Connection, port: int, first: int, count: int, args: dict[str
                 for c in clients:
                     c.tally = Tally()
             elif cmd[0] == "reopen":
+                # A gateway still shedding may close a client again before it has
+                # subscribed: it is tried again, up to 5 times (then it stays closed).
                 lost = [i for i, c in enumerate(clients) if c.lost]
-                for i in lost:
-                    clients[i] = await client(clients[i].symbols)
-                await asyncio.gather(*(clients[i].subscribed for i in lost))
-                conn.send(len(lost))
+                reopened = len(lost)
+                for _ in range(5):
+                    for i in lost:
+                        clients[i] = await client(clients[i].symbols)
+                    done = await asyncio.gather(
+                        *(clients[i].subscribed for i in lost), return_exceptions=True
+                    )
+                    lost = [i for i, r in zip(lost, done, strict=True) if r is not None]
+                    if not lost:
+                        break
+                conn.send(reopened - len(lost))
             elif cmd[0] == "more":  # subscribe each client to cmd[1] x its markets
                 for i, c in enumerate(clients, start=first):
                     more = [ticker((i * k + j) % markets) for j in range(k, k * cmd[1])]
@@ -803,13 +815,18 @@ async def run_gateway(a: argparse.Namespace, ws: str) -> dict[str, Any]:
             assert srv.proc is not None
             subs = a.clients * a.per_client / a.markets
             rig = Rig(http, base, gateway, clients, pub, subs, srv.proc.pid)
-            capacity, steps = await ramp(rig, a)
-            at_capacity = (
-                next(s for s in reversed(steps) if s["rate_per_s"] == capacity)
-                if capacity
-                else None
-            )
-            base_rate = max(capacity, a.start_rate)
+            if a.rate:  # every gateway at the same rate: no ramp
+                at_capacity = await measure(rig, a.rate, a.seconds)
+                at_capacity["pass"] = passes(at_capacity, a.clients)
+                capacity, steps, base_rate = 0.0, [at_capacity], a.rate
+            else:
+                capacity, steps = await ramp(rig, a)
+                at_capacity = (
+                    next(s for s in reversed(steps) if s["rate_per_s"] == capacity)
+                    if capacity
+                    else None
+                )
+                base_rate = max(capacity, a.start_rate)
             overload = await measure(rig, a.overload * base_rate, a.seconds)
             clients.send("more", round(a.overload))
             rig.subs_per_market *= round(a.overload)
@@ -881,6 +898,12 @@ def main() -> None:
     ap.add_argument("--trade-share", type=float, default=0.5)
     ap.add_argument("--start-rate", type=float, default=2000.0, help="updates/s, first step")
     ap.add_argument("--step-seconds", type=float, default=4.0)
+    ap.add_argument(
+        "--rate",
+        type=float,
+        help="updates/s: measure every gateway at this rate for --seconds (no ramp), then "
+        "at --overload x it",
+    )
     ap.add_argument("--overload", type=float, default=3.0, help="x capacity, last run")
     ap.add_argument("--seconds", type=float, default=10.0, help="the overload run")
     ap.add_argument("--client-procs", type=int, default=1)

@@ -1,10 +1,11 @@
 """The archiver's puller on a real server: deliveries whole and in stream order with
 their stream sequence and headers; acks that leave nothing pending; an expired request
-that ends the wait; a connection lost between requests."""
+that ends the wait; a connection lost between requests; missed idle heartbeats."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 
 from nats.js.api import StreamConfig
@@ -79,5 +80,44 @@ async def test_deliveries_in_order_acked_and_an_expired_request_ends_the_wait(
                         await pulls.wait_connected()
             assert [(d[0], d[3]) for d in _messages(after)] == [(252, b"after")]
             await pulls.ack(after)
+        finally:
+            await pulls.stop()
+
+
+async def test_missed_heartbeats_end_the_request_before_it_expires(tmp_path: Path) -> None:
+    """While a request is open the server sends idle heartbeats; a server that stops
+    answering (frozen) misses two, and fetch returns then rather than at `expires`.
+    When it answers again, the next request brings what was published."""
+    async with nats_server(tmp_path) as ns, client(ns.url) as nc:
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name="S", subjects=["k.>"]))
+        s = ConsumerSettings(batch=100, expires=3.0, heartbeat=0.5)
+        await ensure_consumer(js, "S", s, "k.>")
+        pulls = puller(ns.url, "test", "S", s)
+        await pulls.start()
+        assert ns.proc is not None
+        try:
+            loop = asyncio.get_running_loop()
+            # Alive and idle: the heartbeats keep the request open until it expires.
+            start = loop.time()
+            assert len(await pulls.fetch()) == 0
+            assert loop.time() - start >= s.expires - s.heartbeat
+            assert pulls.missed_heartbeats == 0
+            ns.proc.send_signal(signal.SIGSTOP)
+            try:
+                start = loop.time()
+                assert len(await pulls.fetch()) == 0
+                waited = loop.time() - start
+            finally:
+                ns.proc.send_signal(signal.SIGCONT)
+            assert pulls.missed_heartbeats == 1
+            assert waited < s.expires - s.heartbeat
+            await js.publish("k.kalshi.raw.0", b"after")
+            async with asyncio.timeout(20):
+                got = core.Deliveries([])
+                while not len(got):
+                    got = await pulls.fetch()
+            assert [(d[0], d[3]) for d in _messages(got)] == [(1, b"after")]
+            await pulls.ack(got)
         finally:
             await pulls.stop()

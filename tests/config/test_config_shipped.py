@@ -10,6 +10,7 @@ import jsonschema
 import yaml
 from config_helpers import SHIPPED, snapshot
 
+from ssmd import core
 from ssmd.config import RECORD_TYPES, load_environment, validate_tree
 from ssmd.config.jsonschema import schema_texts, stale_files
 from ssmd.config.models import KINDS
@@ -44,6 +45,10 @@ def test_every_shipped_file_satisfies_its_json_schema() -> None:
 
 def test_registry_has_one_entry_per_record_type() -> None:
     assert sorted(p.stem for p in (SHIPPED / "schemas").glob("*.yaml")) == sorted(RECORD_TYPES)
+
+
+def test_config_names_the_record_types_as_the_core_does() -> None:
+    assert RECORD_TYPES == core.RECORD_TYPES
 
 
 def test_json_schema_rejects_an_unknown_key() -> None:

@@ -109,6 +109,18 @@ def test_matches_and_covers() -> None:
     assert not subjects.covers(["a.b.*"], "a.b.raw.*")
 
 
+def test_filters_take_what_the_builders_make() -> None:
+    p = subjects.prefix("prod", "kalshi")
+    trade = subjects.record("prod", "kalshi", "trade", "KX.B*C")
+    raw = subjects.raw("prod", "kalshi", "trade")
+    assert subjects.matches(subjects.every_ticker(p, "trade"), trade)
+    assert not subjects.matches(subjects.every_ticker(p, "orderbook"), trade)
+    assert all(subjects.matches(subjects.under(p), s) for s in (trade, raw))
+    assert subjects.matches(subjects.under(p, "raw"), raw)
+    assert not subjects.matches(subjects.under(p, "raw"), trade)
+    assert subjects.matches(subjects.under(p, "events"), subjects.event("prod", "kalshi", "gap"))
+
+
 def _settings(stream: str = "SSMD_T") -> NatsSettings:
     return NatsSettings(
         url="nats://x",

@@ -37,13 +37,16 @@ def market_conn(sim: Simulator, conn: Connector, shard: int = 1) -> int:
 def errors(conn: Connector, kind: str) -> float:
     """The connector's error counter of one kind, as a scrape would read it."""
     labels = {"feed": "kalshi", "error_type": kind}
-    return conn.registry.get_sample_value("ssmd_connector_errors_total", labels) or 0.0
+    return conn.metrics.registry.get_sample_value("ssmd_connector_errors_total", labels) or 0.0
 
 
 def received(conn: Connector, kind: str) -> float:
     """Frames of one type the connector counted as received."""
     labels = {"feed": "kalshi", "type": kind}
-    return conn.registry.get_sample_value("ssmd_connector_messages_received_total", labels) or 0.0
+    return (
+        conn.metrics.registry.get_sample_value("ssmd_connector_messages_received_total", labels)
+        or 0.0
+    )
 
 
 @pytest.mark.parametrize("kind", [FaultKind.DISCONNECT, FaultKind.STALL])

@@ -49,7 +49,7 @@ def registries(tmp: Path) -> dict[str, CollectorRegistry]:
         )
     )
     return {
-        "connector": connector(tmp).registry,
+        "connector": connector(tmp).metrics.registry,
         "archiver": build_registry(archiver),
         "gateway": GatewayMetrics().registry,
     }

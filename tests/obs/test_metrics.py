@@ -118,12 +118,14 @@ def test_archiver_counts_files_and_bytes_per_bucket_and_the_last_seal(tmp_path: 
 def test_connector_lag_is_exchange_time_to_receipt(tmp_path: Path) -> None:
     conn = connector(tmp_path)
     lag = {"feed": "kalshi"}
-    assert conn.registry.get_sample_value("ssmd_connector_lag_seconds", lag) is None
+    assert conn.metrics.registry.get_sample_value("ssmd_connector_lag_seconds", lag) is None
     frame = kalshi_fixture("ticker_c_never_traded")  # stamped ts_ms 1784557900000
     receive_ns = 1_784_557_900_000 * 1_000_000 + 250_000_000
     conn.sample_lag(conn.pipeline.process([Item(1, 1, receive_ns, frame)]).messages)
-    assert conn.registry.get_sample_value("ssmd_connector_lag_seconds", lag) == 0.25
-    last = conn.registry.get_sample_value("ssmd_connector_last_frame_timestamp_seconds", lag)
+    assert conn.metrics.registry.get_sample_value("ssmd_connector_lag_seconds", lag) == 0.25
+    last = conn.metrics.registry.get_sample_value(
+        "ssmd_connector_last_frame_timestamp_seconds", lag
+    )
     assert last == receive_ns / 1e9
 
 
@@ -133,7 +135,9 @@ def test_connector_counts_drops_where_the_queue_counts_them(tmp_path: Path) -> N
     for n in range(1, 20):
         conn.queue.put(Item(1, n, n, frame))
     assert conn.queue.dropped > 0
-    dropped = conn.registry.get_sample_value("ssmd_connector_dropped_total", {"feed": "kalshi"})
+    dropped = conn.metrics.registry.get_sample_value(
+        "ssmd_connector_dropped_total", {"feed": "kalshi"}
+    )
     assert dropped == conn.queue.dropped
     conn.queue.close()
 

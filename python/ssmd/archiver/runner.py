@@ -42,6 +42,7 @@ from ssmd.archiver.quarantine import quarantine_lines
 from ssmd.archiver.seal import seal
 from ssmd.archiver.spool import Spool, SpoolFile, spool_dir
 from ssmd.archiver.storewait import StoreOutage
+from ssmd.bus import subjects
 from ssmd.bus.connection import NatsClient, connect
 from ssmd.bus.puller import Puller
 from ssmd.bus.stream import check_stream
@@ -546,7 +547,7 @@ class Archiver:
         sub: Puller | None = None
         try:
             js = nc.jetstream()
-            filt = f"{s.subject_prefix}.>"
+            filt = subjects.under(s.subject_prefix)
             info = await check_stream(js, s.stream, [filt])
             self.full_coverage = list(info.config.subjects or []) == [filt]
             cinfo = await ensure_consumer(js, s.stream, s.consumer, filt)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 
 from ssmd import core
 from ssmd.bus.wire import Wire
 
 __all__ = ["Puller"]
+
+log = logging.getLogger(__name__)
 
 # No messages, expired, closed or changed, no consumer to answer.
 _REQUEST_OVER = frozenset({404, 408, 409, 503})
@@ -30,9 +33,12 @@ class Puller:
     idle `heartbeat`) and returns once messages arrive and the burst ends (nothing new
     for `linger` seconds, or the batch full), or empty when the request expires.
     Messages of a request that arrive after `fetch()` returned are kept for the next
-    call. Status messages (100 heartbeat, 404, 408, 409) are not data: they end the
-    wait; a heartbeat proves the connection is alive (503: no consumer answered). (Flow control is a push
-    consumer's; a pull consumer's requests are its flow control.)
+    call. Status messages (404, 408, 409, 503) are not data: they end the wait. While a
+    request is open, the server sends an idle heartbeat (100) every `heartbeat` seconds
+    without messages; when two in a row are missed, the request (or the connection under
+    it) is taken for dead: `fetch()` returns empty at once, `missed_heartbeats` counts
+    it, and the next call sends a new request rather than wait out `expires`. (Flow
+    control is a push consumer's; a pull consumer's requests are its flow control.)
 
     At most two requests' worth of messages (2 x `batch`) are held: the next request is
     only sent while fewer than one batch waits. A lost connection ends the open
@@ -58,6 +64,7 @@ class Puller:
         self.heartbeat = heartbeat
         self.linger = linger
         self.interruptions = 0
+        self.missed_heartbeats = 0
         self._api = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self._inbox = f"_INBOX.{secrets.token_hex(11)}"
         self._wire = Wire(
@@ -151,14 +158,22 @@ class Puller:
             if loop.time() >= self._outstanding:
                 await self._request()
             deadline = self._outstanding + self.heartbeat
+            silence = 2 * self.heartbeat  # two idle heartbeats missed
             while not protocol.held:
                 self._arrived.clear()
                 remaining = deadline - loop.time()
                 if remaining <= 0 or not self._outstanding:
                     return _NOTHING
                 try:
-                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                    await asyncio.wait_for(self._arrived.wait(), min(remaining, silence))
                 except TimeoutError:
+                    if remaining > silence:
+                        self.missed_heartbeats += 1
+                        log.warning(
+                            "pull request to %s: no message or heartbeat for %gs; requesting again",
+                            self._api,
+                            silence,
+                        )
                     self._outstanding = 0.0
                     return _NOTHING
             # let the rest of the burst arrive: until the batch is full, the request is

@@ -31,10 +31,12 @@ __all__ = [
     "covers",
     "escape_token",
     "event",
+    "every_ticker",
     "matches",
     "prefix",
     "raw",
     "record",
+    "under",
     "unescape_token",
 ]
 
@@ -120,6 +122,17 @@ def record(env: str, feed: str, record_type: str, ticker: str) -> str:
 def event(env: str, feed: str, kind: str) -> str:
     """Subject of a connector event."""
     return f"{env}.{feed}.events.{kind}"
+
+
+def under(prefix: str, *tokens: str) -> str:
+    """The filter for every subject below `prefix` and then `tokens`:
+    `under("prod.kalshi", "raw")` is `prod.kalshi.raw.>`."""
+    return ".".join((prefix, *tokens, ">"))
+
+
+def every_ticker(prefix: str, record_type: str) -> str:
+    """The filter for the records of one type, any ticker (one escaped token)."""
+    return f"{prefix}.{record_type}.*"
 
 
 def matches(pattern: str, subject: str) -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
+from ssmd.bus import subjects
 from ssmd.config.models.common import (
     HTTP_URL_PATTERN,
     PATTERN_HINTS,
@@ -153,7 +154,7 @@ class NatsSettings:
 
     @property
     def subjects(self) -> str:
-        return f"{self.subject_prefix}.>"
+        return subjects.under(self.subject_prefix)
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import Counter
-
 from ssmd import core, records
+from ssmd.bus import subjects
 from ssmd.bus.connection import NatsClient, connect, server_addresses
 from ssmd.bus.publisher import OutMsg, Publisher
 from ssmd.bus.stream import ensure_stream
@@ -34,12 +33,12 @@ from ssmd.config import NatsSettings, ResolvedEnvironment, parse_duration
 from ssmd.config.models.environment import Symbols
 from ssmd.connector.capture_queue import CaptureQueue, Item
 from ssmd.connector.groups import GROUP_STRIDE, ShardGroup
+from ssmd.connector.metrics import ConnectorMetrics
 from ssmd.connector.pipeline import Gap, Outcome, Pipeline
+from ssmd.connector.resync import Resyncs
 from ssmd.connector.shards import Shard, ShardConfig, ShardSet, next_conn_id
 from ssmd.exceptions import ConfigError
 from ssmd.obs.health import HealthServer
-from ssmd.obs.metrics import CollectorRegistry, Sampled
-from ssmd.obs.stream import StreamGauges
 from ssmd.secmaster.service import selection_reader
 from ssmd.venues import venue as venue_named
 from ssmd.venues.base import MAX_FRAME_BYTES, Liveness, Selector
@@ -244,8 +243,13 @@ class Connector:
         # heartbeat and stopped events.
         self.run_id = self._event_base = next_conn_id(*id_space)
         self._event_no = itertools.count(1)
-        self._pending_resync: dict[tuple[int, int], set[str]] = {}
-        self._resync_done: dict[tuple[int, int], asyncio.Event] = {}
+        self.resyncs = Resyncs(
+            timeout=s.resync_timeout,
+            retries=s.resync_retries,
+            spawn=self._spawn,
+            on_escalate=self._resync_escalated,
+            on_timeout=lambda: self.metrics.errors.labels(s.feed, "resync_timeout").inc(),
+        )
         self._dirty = asyncio.Event()
         self._fatal: BaseException | None = None
         self._stop = asyncio.Event()
@@ -253,136 +257,13 @@ class Connector:
         self._bg: set[asyncio.Task[Any]] = set()
         self.latencies_ns: deque[int] = deque(maxlen=200_000)
         self._record_latency = s.record_latency
-        self._last_lag_ns = 0
-        self._exchange_lag_ns = 0  # receipt - exchange time, newest record that has one
-        self._last_frame_ns = 0
+        self.publish_lag_ns = 0  # receipt -> PubAck of the last raw frame
+        self.exchange_lag_ns = 0  # receipt - exchange time, newest record that has one
+        self.last_frame_ns = 0
         self.frames_in = 0
         self.frames_acked = 0  # raw frames stored by JetStream
         self.events: list[tuple[str, int, str]] = []  # (kind, shard, reason), last 10,000
-        self._build_metrics()
-
-    # ---- metrics ----------------------------------------------------------------------
-
-    def _build_metrics(self) -> None:
-        r = self.registry = CollectorRegistry()
-        feed = self.settings.feed
-        self.m_received = Counter(
-            "ssmd_connector_messages_received_total",
-            "Frames received, by type",
-            ["feed", "type"],
-            registry=r,
-        )
-        Sampled.register(
-            r,
-            "counter",
-            "ssmd_connector_messages_published_total",
-            "Messages acked by JetStream",
-            ("feed",),
-            lambda: {(feed,): float(self.publisher.acked if self.publisher else 0)},
-        )
-        Sampled.register(
-            r,
-            "gauge",
-            "ssmd_connector_lag_seconds",
-            "Exchange timestamp to receipt of the newest record that has one (sampled once "
-            "per batch; a gauge)",
-            ("feed",),
-            lambda: {(feed,): self._exchange_lag_ns / 1e9} if self._exchange_lag_ns else {},
-        )
-        Sampled.register(
-            r,
-            "gauge",
-            "ssmd_connector_publish_lag_seconds",
-            "Receipt to JetStream's PubAck of the last raw frame",
-            ("feed",),
-            lambda: {(feed,): self._last_lag_ns / 1e9},
-        )
-        Sampled.register(
-            r,
-            "gauge",
-            "ssmd_connector_last_frame_timestamp_seconds",
-            "Wall-clock time the last frame was received (0: none yet)",
-            ("feed",),
-            lambda: {(feed,): self._last_frame_ns / 1e9},
-        )
-        self.m_errors = Counter(
-            "ssmd_connector_errors_total", "Errors, by type", ["feed", "error_type"], registry=r
-        )
-        self.m_events = Counter(
-            "ssmd_connector_events_total", "Connector events, by kind", ["feed", "kind"], registry=r
-        )
-        Sampled.register(
-            r,
-            "counter",
-            "ssmd_connector_dropped_total",
-            "Frames dropped with the spool full",
-            ("feed",),
-            lambda: {(feed,): float(self.queue.dropped)},
-        )
-
-        def shard_states() -> dict[tuple[str, ...], float]:
-            out: dict[tuple[str, ...], float] = {}
-            for sh in self.shards.shards.values():
-                key = (feed, sh.state)
-                out[key] = out.get(key, 0) + 1
-            return out
-
-        Sampled.register(
-            r, "gauge", "ssmd_connector_shards", "Shards, by state", ("feed", "state"), shard_states
-        )
-        Sampled.register(
-            r,
-            "gauge",
-            "ssmd_connector_markets_subscribed",
-            "Markets acknowledged by the exchange",
-            ("feed",),
-            lambda: {(feed,): float(sum(len(sh.subscribed) for sh in self.shards.shards.values()))},
-        )
-        Sampled.register(
-            r,
-            "gauge",
-            "ssmd_connector_markets_desired",
-            "Markets the selection asks for",
-            ("feed",),
-            lambda: {(feed,): float(len(self.shards.owner))},
-        )
-        group = self.settings.shard_group
-        Sampled.register(
-            r,
-            "gauge",
-            "ssmd_connector_shard_group_info",
-            "1, labelled with this process's shard group (I/N) when it is one of several",
-            ("feed", "group"),
-            lambda: {(feed, group.label): 1.0} if group is not None else {},
-        )
-        Sampled.register(
-            r,
-            "gauge",
-            "ssmd_connector_gaps_open",
-            "Sequence gaps whose books await a resync (snapshots) right now",
-            ("feed",),
-            lambda: {(feed,): float(len(self._pending_resync))},
-        )
-        Sampled.register(
-            r,
-            "gauge",
-            "ssmd_connector_queue_bytes",
-            "Capture queue usage",
-            ("feed", "where"),
-            lambda: {
-                (feed, "memory"): float(self.queue.memory_used),
-                (feed, "spool"): float(self.queue.spool_used),
-            },
-        )
-        Sampled.register(
-            r,
-            "gauge",
-            "ssmd_connector_publish_inflight",
-            "Unacked JetStream publishes",
-            ("feed",),
-            lambda: {(feed,): float(self.publisher.inflight if self.publisher else 0)},
-        )
-        self.stream_gauges = StreamGauges.register(r, self.settings.nats.stream)
+        self.metrics = ConnectorMetrics(self)
 
     # ---- shard hooks ------------------------------------------------------------------
 
@@ -399,7 +280,7 @@ class Connector:
             if state == "memory":
                 log.info("capture queue back in memory")
                 continue
-            self.m_errors.labels(self.settings.feed, f"buffer_{state}").inc()
+            self.metrics.errors.labels(self.settings.feed, f"buffer_{state}").inc()
             self.event("buffer_full", None, f"{state}: {detail}")
 
     def event(
@@ -428,7 +309,7 @@ class Connector:
             received_seq=received_seq,
             tickers=tickers,
         )
-        self.m_events.labels(self.settings.feed, kind).inc()
+        self.metrics.events.labels(self.settings.feed, kind).inc()
         if kind == "heartbeat":
             level = logging.DEBUG
         else:
@@ -505,7 +386,7 @@ class Connector:
         # Per ack: keep it minimal (the counters are read from the publisher on demand).
         if msg.header_lines:  # a raw frame
             self.frames_acked += 1
-            lag = self._last_lag_ns = time.time_ns() - msg.receive_ns
+            lag = self.publish_lag_ns = time.time_ns() - msg.receive_ns
             if self._record_latency:
                 self.latencies_ns.append(lag)
 
@@ -535,11 +416,11 @@ class Connector:
         feed = self.settings.feed
         self.sample_lag(o.messages)
         for kind, n in o.frames.items():
-            self.m_received.labels(feed, kind).inc(n)
+            self.metrics.received.labels(feed, kind).inc(n)
         for problem, n in o.problems.items():
-            self.m_errors.labels(feed, problem).inc(n)
+            self.metrics.errors.labels(feed, problem).inc(n)
         if o.duplicates:
-            self.m_errors.labels(feed, "seq_duplicate").inc(o.duplicates)
+            self.metrics.errors.labels(feed, "seq_duplicate").inc(o.duplicates)
 
     def sample_lag(self, messages: list[OutMsg]) -> None:
         """Once per batch, not per message: the receipt time of its newest frame, and the
@@ -547,13 +428,13 @@ class Connector:
         records at most are decoded; connector events and some lifecycle records have none)."""
         newest_frame = next((m for m in reversed(messages) if m.header_lines), None)
         if newest_frame is not None:
-            self._last_frame_ns = newest_frame.receive_ns
+            self.last_frame_ns = newest_frame.receive_ns
         newest_records = (m for m in reversed(messages) if m.receive_ns and not m.header_lines)
         for msg in itertools.islice(newest_records, 4):
             for rec in core.decode_records(msg.payload):
                 exchange_ns = int(rec.get("exchange_ts") or 0)
                 if exchange_ns:
-                    self._exchange_lag_ns = msg.receive_ns - exchange_ns
+                    self.exchange_lag_ns = msg.receive_ns - exchange_ns
                     return
 
     def _react(self, o: Outcome) -> None:
@@ -586,28 +467,18 @@ class Connector:
                     received_seq=gap.received,
                 )
             if shard is not None:
-                key = (gap.conn_id, gap.sid)
-                tickers = gap.tickers or sorted(shard.markets)
-                fresh = key not in self._pending_resync
-                self._pending_resync.setdefault(key, set()).update(tickers)
-                if fresh:
-                    self._resync_done[key] = asyncio.Event()
-                    self._spawn(self._resync(shard, key))
+                self.resyncs.gap(
+                    shard, (gap.conn_id, gap.sid), gap.tickers or sorted(shard.markets)
+                )
         for ticker in o.resynced:
-            for key, waiting in list(self._pending_resync.items()):
-                waiting.discard(ticker)
-                if not waiting:
-                    del self._pending_resync[key]
-                    done = self._resync_done.pop(key, None)
-                    if done is not None:
-                        done.set()
-                    self.event(
-                        "resync",
-                        self.shards.by_conn(key[0]),
-                        f"sid {key[1]}: books exact again",
-                        conn_id=key[0],
-                        sid=key[1],
-                    )
+            for conn_id, sid in self.resyncs.snapshot(ticker):
+                self.event(
+                    "resync",
+                    self.shards.by_conn(conn_id),
+                    f"sid {sid}: books exact again",
+                    conn_id=conn_id,
+                    sid=sid,
+                )
         changed = False
         if self.selection is not None:
             for rec in o.lifecycle:
@@ -615,44 +486,10 @@ class Connector:
         if changed:
             self._dirty.set()
 
-    async def _resync(self, shard: Shard, key: tuple[int, int]) -> None:
-        """get_snapshot for the markets of a gap; if the snapshots are not all in within
-        `resync_timeout`, ask again for the missing ones (`resync_retries` times), then
-        unsubscribe and subscribe the channel again; if even that brings no snapshots, drop
-        the connection (the reconnect subscribes everything afresh)."""
-        s = self.settings
-        conn_id, sid = key
-        done = self._resync_done.get(key)
-        if done is None:
-            return
-        for attempt in range(s.resync_retries + 1):
-            waiting = self._pending_resync.get(key)
-            if not waiting or shard.conn_id != conn_id:
-                return
-            await shard.snapshot(sid, sorted(waiting))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(s.resync_timeout):
-                    await done.wait()
-                    return
-            self.m_errors.labels(s.feed, "resync_timeout").inc()
-            log.warning("no snapshot within %ss after get_snapshot %d", s.resync_timeout, attempt)
-        if shard.conn_id != conn_id or key not in self._pending_resync:
-            return
-        self.event(
-            "error",
-            shard,
-            f"sid {sid}: no snapshot after {s.resync_retries + 1} get_snapshot; resubscribing",
-            tickers=sorted(self._pending_resync.get(key, ())),
-            conn_id=conn_id,
-            sid=sid,
-        )
-        if await shard.resubscribe(sid):
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(s.resync_timeout):
-                    await done.wait()
-                    return
-        if shard.conn_id == conn_id and key in self._pending_resync:
-            shard.kill(f"sid {sid}: no snapshot after resubscribing")
+    def _resync_escalated(
+        self, shard: Shard, key: tuple[int, int], reason: str, tickers: list[str]
+    ) -> None:
+        self.event("error", shard, reason, tickers=tickers, conn_id=key[0], sid=key[1])
 
     def _lost(self, gap: Gap, shard: Shard | None) -> None:
         """A gap on a trade or lifecycle sid: those records cannot be fetched again, so the
@@ -664,7 +501,7 @@ class Connector:
             channel = next((c for c, s in shard.sids.items() if s == gap.sid), channel)
             if not shard.is_global and shard.markets:
                 tickers = sorted(shard.markets)
-        self.m_errors.labels(self.settings.feed, "seq_gap_lost").inc()
+        self.metrics.errors.labels(self.settings.feed, "seq_gap_lost").inc()
         self.event(
             "gap",
             shard,
@@ -691,7 +528,7 @@ class Connector:
                 last_sync = time.monotonic()
                 await sel.refresh()
                 if sel.refresh_errors:
-                    self.m_errors.labels(s.feed, "selection_refresh").inc()
+                    self.metrics.errors.labels(s.feed, "selection_refresh").inc()
             await self.apply_selection()
 
     async def apply_selection(self) -> None:
@@ -762,7 +599,7 @@ class Connector:
 
         def nats_state(state: str) -> None:
             if state == "disconnected":
-                self.m_errors.labels(s.feed, "nats_disconnected").inc()
+                self.metrics.errors.labels(s.feed, "nats_disconnected").inc()
 
         name = f"ssmd-connector-{s.env}"
         if s.shard_group is not None:
@@ -771,21 +608,21 @@ class Connector:
         try:
             check_frame_room(s.max_frame_bytes, nc.max_payload, s.nats.url)
             js = nc.jetstream()
-            self.stream_gauges.update(await ensure_stream(js, s.nats))
-            self._spawn(self.stream_gauges.poll(js, STREAM_POLL_INTERVAL))
+            self.metrics.stream.update(await ensure_stream(js, s.nats))
+            self._spawn(self.metrics.stream.poll(js, STREAM_POLL_INTERVAL))
             publisher = self.publisher = Publisher(
                 s.nats.url,
                 f"{name}-publisher",
                 max_inflight=s.max_inflight,
                 ack_timeout=s.ack_timeout,
                 on_ack=self._acked,
-                on_error=lambda why: self.m_errors.labels(s.feed, "publish").inc(),
+                on_error=lambda why: self.metrics.errors.labels(s.feed, "publish").inc(),
             )
             await publisher.start()
             if s.health_port is not None:
                 self.health_server = HealthServer(
                     self.health,
-                    self.registry,
+                    self.metrics.registry,
                     s.health_host,
                     s.health_port,
                     actions={"/control/resync": self.resync_market},
@@ -795,7 +632,9 @@ class Connector:
                 s.symbols, s.rest_url, s.credentials, s.clock, s.stored_markets, s.shard_group
             )
             if self.follows_lifecycle:
-                await nc.subscribe(f"{self.prefix}.lifecycle.>", cb=self._follow_lifecycle)
+                await nc.subscribe(
+                    subjects.under(self.prefix, "lifecycle"), cb=self._follow_lifecycle
+                )
             pump = asyncio.create_task(self._pump(), name="pump")
             self._watch(pump)
             heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")

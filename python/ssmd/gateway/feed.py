@@ -47,6 +47,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from ssmd import core
+from ssmd.bus import subjects
 from ssmd.bus.connection import NatsClient, connect
 from ssmd.bus.puller import Puller
 from ssmd.bus.stream import check_stream
@@ -115,7 +116,7 @@ LIVE_TYPES: Final = ["orderbook", "book", "trade", "status", "lifecycle", "event
 
 def live_subjects(prefix: str) -> list[str]:
     """What the feed applies (tickers are one escaped token)."""
-    return [f"{prefix}.{t}.*" for t in LIVE_TYPES]
+    return [subjects.every_ticker(prefix, t) for t in LIVE_TYPES]
 
 
 def _meta(reply: str) -> tuple[int, int, int]:
@@ -272,7 +273,7 @@ class Feed:
         p = self.prefix
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-            filter_subjects=[f"{p}.book.*", f"{p}.status.*", f"{p}.lifecycle.*"],
+            filter_subjects=[subjects.every_ticker(p, t) for t in ("book", "status", "lifecycle")],
         )
         book_type = f"{p}.book."
         checkpoints: list[tuple[int, int, bytes]] = []  # (stream seq, stream ns, payload)
@@ -343,7 +344,7 @@ class Feed:
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_TIME,
             opt_start_time=datetime.fromtimestamp(self._trade_floor_ns / 1e9, UTC),
-            filter_subjects=[f"{self.prefix}.trade.*"],
+            filter_subjects=[subjects.every_ticker(self.prefix, "trade")],
         )
         async with contextlib.aclosing(self._read(js, "trade_backfill", config)) as reads:
             async for msgs in reads:
@@ -385,7 +386,7 @@ class Feed:
         # gateway that fell behind would never catch up.
         config = ConsumerConfig(
             name=name,
-            filter_subject=f"{self.prefix}.>",
+            filter_subject=subjects.under(self.prefix),
             ack_policy=AckPolicy.NONE,
             mem_storage=True,
             num_replicas=1,

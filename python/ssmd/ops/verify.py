@@ -117,7 +117,7 @@ async def raw_count(js: Any, stream: str, env: str, feed: str, start_seq: int) -
     info = await js.add_consumer(
         stream,
         ConsumerConfig(
-            filter_subject=f"{subjects.prefix(env, feed)}.raw.>",
+            filter_subject=subjects.under(subjects.prefix(env, feed), "raw"),
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=max(1, start_seq),
             ack_policy=AckPolicy.NONE,
@@ -139,7 +139,7 @@ async def acked_seqs(
     if floor < first_seq:
         return []
     sub = await js.pull_subscribe(
-        f"{subjects.prefix(env, feed)}.raw.>",
+        subjects.under(subjects.prefix(env, feed), "raw"),
         durable=None,
         stream=stream,
         config=ConsumerConfig(

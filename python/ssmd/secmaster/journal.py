@@ -21,6 +21,7 @@ from typing import Final
 
 from nats.js import JetStreamContext
 
+from ssmd.bus import subjects
 from ssmd.bus.stream import provision
 from ssmd.config.models.common import env_var_token
 from ssmd.secmaster.db import Store
@@ -66,7 +67,7 @@ class Journal:
         await provision(
             self.js,
             self.stream,
-            [f"{self.env}.journal.>"],
+            [subjects.under(self.env, "journal")],
             retention=self.retention,
             duplicate_window=self.duplicate_window,
             replicas=self.replicas,

@@ -273,7 +273,7 @@ async def run_live(
 ) -> None:
     """Consume `{env}.{feed}.lifecycle.>` from `stream` (durable pull consumer, ack after
     the store committed) and sweep every `sweep_every` seconds, until `stop` is set."""
-    subject = f"{subjects.prefix(live.env, live.feed)}.lifecycle.>"
+    subject = subjects.under(subjects.prefix(live.env, live.feed), "lifecycle")
     sub = await js.pull_subscribe(subject, durable=durable, stream=stream)
     next_sweep = 0.0
     try:

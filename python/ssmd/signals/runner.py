@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from ssmd import core
+from ssmd.bus import subjects
 from ssmd.signals.api import Book, Context, SignalModule
 
 if TYPE_CHECKING:
@@ -181,7 +182,7 @@ async def run_live(
 
         policy = DeliverPolicy.ALL if from_start else DeliverPolicy.NEW
         sub = await js.subscribe(
-            f"{env.nats.subject_prefix}.>",
+            subjects.under(env.nats.subject_prefix),
             cb=on_msg,
             ordered_consumer=True,
             config=ConsumerConfig(deliver_policy=policy),

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 API_VERSION: Final = "ssmd/v1"
 
-# The normalized record types: NATS subject tokens, archive path segments and
-# schema registry entries all use exactly these names ("event" = connector events).
-RECORD_TYPES: Final = ("trade", "orderbook", "ticker", "lifecycle", "status", "event")
+# The normalized record types, as the core names them (core.RECORD_TYPES; a test keeps
+# the two equal): schema registry entries and the type token of a record's subject and
+# archive path. Connector events are the record type "event"; their subjects and archive
+# folder are "events" (ssmd.bus.subjects.event, ssmd.store.keys.EVENTS_TYPE).
 RecordType = Literal["trade", "orderbook", "ticker", "lifecycle", "status", "event"]
+RECORD_TYPES: Final = get_args(RecordType)
 
 NAME_PATTERN: Final = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 KEY_PATTERN: Final = r"^[a-z][a-z0-9_]{0,62}$"
