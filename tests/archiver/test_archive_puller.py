@@ -87,11 +87,12 @@ async def test_deliveries_in_order_acked_and_an_expired_request_ends_the_wait(
 async def test_missed_heartbeats_end_the_request_before_it_expires(tmp_path: Path) -> None:
     """While a request is open the server sends idle heartbeats; a server that stops
     answering (frozen) misses two, and fetch returns then rather than at `expires`.
-    When it answers again, the next request brings what was published."""
+    When it answers again, the next request brings what was published. (Heartbeats of
+    1 s, so that a busy machine delaying this loop is not taken for a frozen server.)"""
     async with nats_server(tmp_path) as ns, client(ns.url) as nc:
         js = nc.jetstream()
         await js.add_stream(StreamConfig(name="S", subjects=["k.>"]))
-        s = ConsumerSettings(batch=100, expires=3.0, heartbeat=0.5)
+        s = ConsumerSettings(batch=100, expires=5.0, heartbeat=1.0)
         await ensure_consumer(js, "S", s, "k.>")
         pulls = puller(ns.url, "test", "S", s)
         await pulls.start()

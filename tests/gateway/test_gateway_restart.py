@@ -258,11 +258,15 @@ async def test_nats_restart_is_recovered(tmp_path: Path) -> None:
 
 
 def test_stream_sequences_are_read_from_both_reply_forms() -> None:
-    from ssmd.gateway.feed import _meta
+    from ssmd.gateway.startup import stream_meta
 
-    assert _meta("$JS.ACK.SSMD_X.c1.1.42.7.1700000000000000000.3") == (42, 1700000000000000000, 3)
+    assert stream_meta("$JS.ACK.SSMD_X.c1.1.42.7.1700000000000000000.3") == (
+        42,
+        1700000000000000000,
+        3,
+    )
     with_domain = "$JS.ACK.hub.ACCHASH.SSMD_X.c1.1.42.7.1700000000000000000.3.tok"
-    assert _meta(with_domain) == (42, 1700000000000000000, 3)
+    assert stream_meta(with_domain) == (42, 1700000000000000000, 3)
 
 
 async def test_a_live_consumer_deleted_on_the_server_is_made_again_from_where_it_was(

@@ -1,6 +1,7 @@
 """The stream -> market state: books (BookSet), recent trades, statuses, freshness.
 
-Start-up, so that a gateway started (or restarted) at any moment serves exact books:
+Start-up, so that a gateway started (or restarted) at any moment serves exact books
+(the one-shot reads and the choice of checkpoints: ssmd.gateway.startup):
   1. Read the last message of every `{prefix}.book.*` (the connector's book
      checkpoints), `status.*` and `lifecycle.*` subject (DeliverPolicy.LAST_PER_SUBJECT):
      statuses are applied, and each book is restored from its latest checkpoint
@@ -55,12 +56,22 @@ from ssmd.exceptions import ConfigError, DecodeError
 from ssmd.gateway import render
 from ssmd.gateway.metrics import GatewayMetrics
 from ssmd.gateway.settings import GatewaySettings
+from ssmd.gateway.startup import (
+    Checkpoint,
+    as_deliveries,
+    latest_checkpoints,
+    read_once,
+    replay_start,
+    stream_meta,
+)
 from ssmd.gateway.trades import TradeLog
 from ssmd.secmaster.status import lifecycle_status
 
 __all__ = ["LIVE_TYPES", "Feed", "Market", "Sink", "live_subjects"]
 
 log = logging.getLogger(__name__)
+
+Reads = AsyncGenerator[list[Msg], None]
 
 _FETCH: Final = 1000
 _LIVE_BATCH: Final = 2000  # deliveries a pull request asks for (at most two held)
@@ -117,24 +128,6 @@ LIVE_TYPES: Final = ["orderbook", "book", "trade", "status", "lifecycle", "event
 def live_subjects(prefix: str) -> list[str]:
     """What the feed applies (tickers are one escaped token)."""
     return [subjects.every_ticker(prefix, t) for t in LIVE_TYPES]
-
-
-def _meta(reply: str) -> tuple[int, int, int]:
-    """(stream sequence, stream timestamp ns, pending) from a JetStream reply subject."""
-    meta = core.ack_meta(reply)
-    if meta is None:
-        raise ValueError(f"not a JetStream ack subject: {reply[:80]!r}")
-    return meta
-
-
-def _deliveries(msgs: list[Msg]) -> core.Deliveries:
-    """A start-up read's messages as the live path takes them, in stream order."""
-    out: list[tuple[str, int, int, dict[str, str] | None, bytes]] = []
-    for m in msgs:
-        seq, ns, _ = _meta(m.reply)
-        out.append((m.subject, seq, ns, None, m.data))
-    out.sort(key=lambda d: d[1])
-    return core.Deliveries(out)
 
 
 class Feed:
@@ -235,37 +228,9 @@ class Feed:
 
     # ---- start-up reads -----------------------------------------------------------------
 
-    async def _read(
-        self, js: JetStreamContext, name: str, config: ConsumerConfig, batch: int = _FETCH
-    ) -> AsyncGenerator[list[Msg], None]:
-        """Batches of a one-shot read: an ephemeral pull consumer until nothing is pending."""
-        config.ack_policy = AckPolicy.NONE
-        config.mem_storage = True
-        config.num_replicas = 1
-        config.inactive_threshold = 30.0
-        assert config.filter_subjects
-        sub = await js.pull_subscribe(
-            config.filter_subjects[0], stream=self.settings.nats.stream, config=config
-        )
+    def _read(self, js: JetStreamContext, name: str, config: ConsumerConfig) -> Reads:
         self.metrics.consumer_resets.labels(name).inc()
-        try:
-            pending = (await sub.consumer_info()).num_pending or 0
-            while pending > 0:
-                try:
-                    msgs = await sub.fetch(batch, timeout=5.0)
-                except nats.errors.TimeoutError:
-                    pending = (await sub.consumer_info()).num_pending or 0
-                    continue
-                if not msgs:
-                    continue
-                pending = _meta(msgs[-1].reply)[2]
-                yield msgs
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-            with contextlib.suppress(Exception):
-                info = await sub.consumer_info()
-                await js.delete_consumer(self.settings.nats.stream, info.name)
+        return read_once(js, self.settings.nats.stream, config, _FETCH)
 
     async def _restore(self, js: JetStreamContext) -> int | None:
         """Step 1: the last status/lifecycle of every market, and the books from their latest
@@ -276,36 +241,28 @@ class Feed:
             filter_subjects=[subjects.every_ticker(p, t) for t in ("book", "status", "lifecycle")],
         )
         book_type = f"{p}.book."
-        checkpoints: list[tuple[int, int, bytes]] = []  # (stream seq, stream ns, payload)
+        checkpoints: list[Checkpoint] = []
         async with contextlib.aclosing(self._read(js, "last_per_subject", config)) as reads:
             async for msgs in reads:
                 others = []
                 for m in msgs:
                     if m.subject.startswith(book_type):
-                        seq, ts, _ = _meta(m.reply)
+                        seq, ts, _ = stream_meta(m.reply)
                         checkpoints.append((seq, ts, m.data))
                     else:
                         others.append(m)
-                self._apply(_deliveries(others))
+                self._apply(as_deliveries(others))
         return self._restore_books(checkpoints)
 
-    def _restore_books(self, checkpoints: list[tuple[int, int, bytes]]) -> int | None:
-        """Apply the latest checkpoint of each book and return where to replay from: the
-        first checkpoint of the connector's latest round.
-
-        The connector checkpoints every book changed since its previous round (and every
-        book now and then), so a book whose latest checkpoint is older than the latest
-        round has not changed since: its checkpoint is its state at that round, and
-        everything that changed after the round is in the stream after it. Applied in
-        stream order, each (conn_id, sid) ends with the seq of its newest checkpoint.
-        Books whose latest checkpoint is more than `checkpoint_horizon` older than the
-        newest are no longer held by the connector and are left out.
-        """
+    def _restore_books(self, checkpoints: list[Checkpoint]) -> int | None:
+        """Apply the latest checkpoint of each book (in stream order, so each
+        (conn_id, sid) ends with the seq of its newest checkpoint) and return where to
+        replay from (startup.replay_start). Books whose latest checkpoint is more than
+        `checkpoint_horizon` older than the newest are no longer held by the connector
+        and are left out."""
         if not checkpoints:
             return None
-        newest = max(ts for _, ts, _ in checkpoints)
-        horizon = newest - int(self.settings.checkpoint_horizon * 1e9)
-        kept = sorted(c for c in checkpoints if c[1] >= horizon)
+        kept = latest_checkpoints(checkpoints, self.settings.checkpoint_horizon)
         data = b"".join(payload for _, _, payload in kept)
         try:
             recs = core.decode_records(data)
@@ -322,13 +279,7 @@ class Feed:
         for ev in self.books.apply(data):
             self.metrics.book_events.labels(core.BOOK_EVENT_KINDS[type(ev)]).inc()
         self.book_ms.update(dirty)
-        # The connector stamps one round's checkpoints with one receive time.
-        last_round = max(int(r["receive_ts"]) for r in recs)
-        start = min(
-            seq
-            for (seq, _, _), r in zip(kept, recs, strict=True)
-            if int(r["receive_ts"]) >= last_round - 1_000_000_000
-        )
+        start = replay_start(kept, recs)
         log.info(
             "restored %d books from checkpoints (%d older ones left out); replaying from "
             "stream sequence %d",
@@ -348,8 +299,8 @@ class Feed:
         )
         async with contextlib.aclosing(self._read(js, "trade_backfill", config)) as reads:
             async for msgs in reads:
-                keep = [m for m in msgs if _meta(m.reply)[0] < before]
-                self._apply(_deliveries(keep))
+                keep = [m for m in msgs if stream_meta(m.reply)[0] < before]
+                self._apply(as_deliveries(keep))
                 if len(keep) < len(msgs):
                     return
 
