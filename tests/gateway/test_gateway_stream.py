@@ -20,6 +20,7 @@ from _support.gwfix import (
     tickers,
     trade,
 )
+from ssmd.testing import until
 from ssmd.testing.nats import nats_server
 
 T1 = "INXD-25-B4000"
@@ -212,6 +213,8 @@ async def test_bad_messages_get_errors_and_the_connection_stays(tmp_path: Path) 
             assert {(await c.recv())["ticker"], (await c.recv())["ticker"]} == {T1, T2}
             # Over the per-connection limit: nothing subscribed.
             await pub.publish(snapshot("INXD-25-B4200", [(30 * CENT, E6)], [], sid=3))
+            # A market the gateway knows, so that the limit is what refuses it.
+            await until(lambda: gw.gw.feed.knows("INXD-25-B4200"), what="the new market")
             await c.send({"action": "subscribe", "symbols": ["INXD-25-B4200"]})
             got = await c.recv()
             assert got["code"] == "too_many_symbols"
