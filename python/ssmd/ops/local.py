@@ -46,6 +46,7 @@ from ssmd.upstate import running_nats_url
 __all__ = ["LocalRuntime"]
 
 Heartbeat = Callable[..., None]
+STOP_BEAT: Final = 2.0  # seconds between heartbeats while a component stops
 TAIL_LINES: Final = 8
 POLL: Final = 0.2  # seconds between readiness and exit checks
 
@@ -369,8 +370,18 @@ class LocalRuntime:
             timeout = (
                 self._component_spec(name)(data, http).stop_timeout if name in COMPONENTS else 15.0
             )
-        heartbeat(f"stopping {name}")
-        killed = await self._terminate(record, data.get("boot_id", ""), timeout)
+        # A component's ordered stop may take longer than the activity's heartbeat
+        # timeout (the archiver seals what it holds): heartbeat while it runs.
+        stopping = asyncio.ensure_future(self._terminate(record, data.get("boot_id", ""), timeout))
+        try:
+            while True:
+                heartbeat(f"stopping {name}")
+                done, _ = await asyncio.wait({stopping}, timeout=STOP_BEAT)
+                if done:
+                    break
+        finally:
+            stopping.cancel()  # nothing when it is done; when the activity is cancelled, stop it
+        killed = stopping.result()
         with self._locked() as fresh:
             fresh.get("processes", {}).pop(name, None)
         if killed:
