@@ -5,6 +5,9 @@ the export itself, and point-in-time books.
   against `archive_to_polars` of the same trades' archive files (the archive path).
 - export: `ssmd data export` of that day (read, sort, zstd Parquet), records/s,
   against reading the archive alone.
+- bounds: what limits those two on the machine, each timed alone in the same run:
+  Polars reading the day from an uncompressed Parquet file, the export's trade_id
+  column alone, zstd decompression of the archive alone, and the Parquet write alone.
 - book_at: one market with a day of deltas; `book_at` at random times once the day
   is indexed (p50, p90), against a rebuild from the day's snapshot up to the same
   time (a fresh BookSet over every record before it).
@@ -118,7 +121,9 @@ def bench_scan_and_export(trades: int, repeat: int) -> dict[str, Any]:
         )
         frame = scanned["scan"][1]
         assert frame.height == trades == scanned["archive_to_polars"][1]
+        bounds = _bounds(frame, Path(tmp), blobs, ds, repeat)
         return {
+            **bounds,
             "rows": trades,
             "files": len(files),
             "scan_rows_per_s": trades / scanned["scan"][0],
@@ -128,6 +133,49 @@ def bench_scan_and_export(trades: int, repeat: int) -> dict[str, Any]:
             "parquet_mb": summary.bytes / 1e6,
             "archive_mb": sum(len(b) for b in blobs) / 1e6,
         }
+
+
+def _bounds(
+    frame: Any, tmp: Path, blobs: list[bytes], ds: Dataset, repeat: int
+) -> dict[str, float]:
+    """What bounds scan and export on this machine, timed alone in the same run (rows/s):
+    Polars reading the same rows from an uncompressed Parquet file (scan without zstd),
+    the export's trade_id column alone (random ids, half the file), zstd decompression
+    of the archive alone, and writing the sorted day as the export does."""
+    import polars as pl
+
+    from ssmd.data.export import ROW_GROUP, ZSTD_LEVEL
+
+    assert ds.export_dir is not None
+    exported = next(Path(ds.export_dir).rglob("*.parquet"))
+    plain, written = tmp / "plain.parquet", tmp / "written.parquet"
+    frame.write_parquet(plain, compression="uncompressed", row_group_size=ROW_GROUP)
+    rows = frame.height
+
+    def write() -> None:
+        frame.write_parquet(
+            written,
+            compression="zstd",
+            compression_level=ZSTD_LEVEL,
+            statistics=True,
+            row_group_size=ROW_GROUP,
+        )
+
+    timed = best_of(
+        repeat,
+        {
+            "plain": lambda: pl.read_parquet(plain),
+            "trade_id": lambda: pl.read_parquet(exported, columns=["trade_id"]),
+            "decompress": lambda: [core.read_archive(b) for b in blobs],
+            "write": write,
+        },
+    )
+    return {
+        "bound_scan_uncompressed_rows_per_s": rows / timed["plain"][0],
+        "bound_scan_trade_id_alone_rows_per_s": rows / timed["trade_id"][0],
+        "bound_export_decompress_rows_per_s": rows / timed["decompress"][0],
+        "bound_export_write_rows_per_s": rows / timed["write"][0],
+    }
 
 
 def bench_book_at(deltas: int, samples: int) -> dict[str, Any]:
@@ -158,8 +206,8 @@ def bench_book_at(deltas: int, samples: int) -> dict[str, Any]:
             view = fresh.view(ticker, 0)
             rebuilt.append(time.perf_counter() - started)
             assert view is not None and book.valid
-            assert book.bids == [tuple(b) for b in view["bids"]]  # type: ignore[attr-defined]
-            assert book.asks == [tuple(a) for a in view["asks"]]  # type: ignore[attr-defined]
+            assert book.bids == view.bids
+            assert book.asks == view.asks
         return {
             "deltas": deltas,
             "samples": samples,

@@ -49,6 +49,7 @@ decode_records = _core.decode_records
 encode_records = _core.encode_records
 record_spans = _core.record_spans
 record_heads = _core.record_heads
+exchange_times = _core.exchange_times
 
 # Records as Arrow-layout column buffers (rust/ssmd-py/src/columns.rs).
 ColumnBuffer = _core.ColumnBuffer
@@ -62,6 +63,7 @@ ArchiveWriter = _core.ArchiveWriter
 ArchiveReader = _core.ArchiveReader
 ArchiveContents = _core.ArchiveContents
 read_archive = _core.read_archive
+raw_lines = _core.raw_lines  # the raw archive's JSONL lines read back
 ARCHIVE_DEFAULT_LEVEL: int = _core.ARCHIVE_DEFAULT_LEVEL
 BookSet = _core.BookSet
 BookView = _core.BookView

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from ssmd.config import Overrides, ResolvedEnvironment, load_environment
 from ssmd.store import keys
 from ssmd.store.base import ObjectStore
 from ssmd.store.local import LocalObjectStore
+from ssmd.testing import until
 from ssmd.testing.frames import frame_mix
 from ssmd.testing.nats import NatsServer, client, free_port, nats_server
 
@@ -37,6 +38,7 @@ __all__ = [
     "frame_mix",
     "free_port",
     "nats_server",
+    "until",
 ]
 
 ENV = "kalshi-sim"
@@ -126,24 +128,10 @@ async def publish_event(nc: Any, pub: Published, **rec: Any) -> int:
     return int(ack.seq)
 
 
-async def until(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                result = pred()
-                if asyncio.iscoroutine(result):
-                    result = await result
-                if result:
-                    return
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
-
-
-async def ack_floor(url: str, durable: str = "archiver") -> int:
+async def ack_floor(url: str, durable: str = "archiver", stream: str = STREAM) -> int:
     async with client(url) as nc:
         try:
-            info = await nc.jetstream().consumer_info(STREAM, durable)
+            info = await nc.jetstream().consumer_info(stream, durable)
         except Exception:
             return 0
         return int(info.ack_floor.stream_seq) if info.ack_floor else 0

@@ -17,7 +17,6 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import orjson
 from _support import ROOT
 from _support.archfix import MotoServer, make_bucket, s3_credentials
 from _support.tcpproxy import TcpProxy
+from ssmd.testing import until
 from ssmd.testing.nats import NatsCluster, NatsServer, free_port
 from ssmd.up.status import Samples, parse_metrics
 
@@ -48,27 +48,6 @@ STREAM = "SSMD_KALSHI_CHAOS"
 SSMD = str(Path(sys.executable).parent / "ssmd")
 SIMPROC = Path(__file__).with_name("simproc.py")
 BUCKETS = {"raw": "chaos-raw", "normalized": "chaos-normalized"}
-
-
-async def until(
-    cond: Callable[[], Awaitable[bool] | bool],
-    timeout: float,
-    what: str,
-    alive: Callable[[], None] | None = None,
-) -> None:
-    """Poll `cond` until it holds; `alive` raises when a component died meanwhile."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if alive is not None:
-            alive()
-        result = cond()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class Component:

@@ -13,15 +13,16 @@ from websockets.frames import Frame, Opcode
 
 from ssmd.sim import ConnectionRecord, ManualClock, Simulator
 from ssmd.sim.wsshell import SimSocket, connect
+from ssmd.testing import until
 
 T0 = 1_784_557_805.0  # 2026-07-20 14:30:05 UTC, inside a 15-minute window
 
 
 async def wait_for(pred: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Yield to the event loop until `pred()` holds (a condition, not a time)."""
-    async with asyncio.timeout(timeout):
-        while not pred():
-            await asyncio.sleep(0)
+    """Yield to the event loop until `pred()` holds (a condition, not a time): the
+    simulator's manual clock moves only when a test moves it, so nothing is gained by
+    waiting longer between polls."""
+    await until(pred, timeout, "the simulator's condition", every=0.0)
 
 
 class Closed(Exception):

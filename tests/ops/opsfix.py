@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from _support import ROOT, require_binary
+from ssmd import testing
 from ssmd.ops.temporal import connect, dev_server_spec
 from ssmd.up.nats import free_port
 
@@ -140,18 +142,8 @@ class Ops:
         return data
 
 
-async def until(cond: Callable[[], Any], timeout: float, what: str, every: float = 0.2) -> Any:
-    """Poll `cond` (sync or async) until it returns something true; that value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(every)
+# Temporal is asked at most five times a second.
+until = functools.partial(testing.until, every=0.2)
 
 
 def alive(pid: int) -> bool:

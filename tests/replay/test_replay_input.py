@@ -11,7 +11,9 @@ import pytest
 from replayfix import CONFIG, Recorder, dataset, replay_plan
 from typer.testing import CliRunner
 
+import ssmd.data
 from _support.datafix import DAY2, Capture
+from ssmd import core
 from ssmd.cli import app
 from ssmd.data.query import window
 from ssmd.data.stream import raw_frames
@@ -102,3 +104,26 @@ def test_a_damaged_file_is_named_skipped_and_announced(captured: Capture, tmp_pa
     ]
     assert set(others) <= set(sent)  # every other file's frames went out
     assert len(sent) < len(list(raw_frames(intact, whole.start_ns, whole.end_ns)))
+
+
+def test_a_line_that_is_not_a_raw_line_is_named_with_its_file_and_number(
+    captured: Capture, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(captured.data_dir, data)
+    day_dir = data / "raw" / "kalshi-sim" / "kalshi" / "2026" / "07" / "21"
+    damaged = day_dir / "trade-00.jsonl.zst"
+    lines = core.read_archive(damaged.read_bytes()).data.splitlines(keepends=True)
+    assert len(lines) > 3
+    lines.insert(2, b'{"ts":1,"rns":"soon","type":"trade","data":{},"conn":1,"seq":9}\n')
+    writer = core.ArchiveWriter()
+    writer.write(b"".join(lines))
+    damaged.write_bytes(writer.flush())
+    cap = Capture(data, captured.env, captured.tickers)
+    ds = replay_plan(cap, DAY2.isoformat(), UNUSED_NATS, data_dir=data).ds
+    whole = window(DAY2)
+    named = rf"{damaged}: line 3 is not a raw line: \"rns\" is \"soon\""
+    with pytest.raises(ArchiveError, match=named):
+        list(raw_frames(ds, whole.start_ns, whole.end_ns))
+    with pytest.raises(ArchiveError, match=named):
+        ssmd.data.raw(DAY2.isoformat(), dataset=ds).collect()

@@ -20,6 +20,7 @@ from ssmd.bus import subjects
 from ssmd.cli.market import app
 from ssmd.secmaster.db import Store
 from ssmd.secmaster.lifecycle import Live, run_live
+from ssmd.testing import until
 
 ENV = "kalshi-test"
 
@@ -76,12 +77,6 @@ async def test_list_show_and_history(tmp_path: Path) -> None:
     missing = market("show", "KXNOPE-1", data_dir=tmp_path)
     assert missing.exit_code == 1
     assert "no market 'KXNOPE-1'" in missing.output
-
-
-async def until(condition: Any, timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 async def test_live_consumer_applies_the_stream_and_acks(tmp_path: Path) -> None:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
 
 import pytest
-from pykalshi import AsyncKalshiClient
-from pykalshi.afeed import AsyncFeed
 from pykalshi.feed import (
     MarketLifecycleMessage,
     OrderbookDeltaMessage,
@@ -17,38 +13,18 @@ from pykalshi.feed import (
     TradeMessage,
 )
 
+from _support.pykalshifeed import every_channel, reading
 from _support.simhelp import manual_sim, wait_for
-
-
-class SimulatorFeed(AsyncFeed):
-    """pykalshi's AsyncFeed, pointed at the simulator instead of Kalshi's WebSocket host."""
-
-    def __init__(self, client: AsyncKalshiClient, ws_url: str) -> None:
-        super().__init__(client)
-        self._ws_url = ws_url
 
 
 async def test_pykalshi_async_feed_streams_every_channel(caplog: pytest.LogCaptureFixture) -> None:
     sim, clock = manual_sim(seed=21, rate=20.0)
-    got: list[Any] = []
     async with sim:
         tickers = sorted(m.ticker for m in sim.universe.active())[:8]
-        kalshi = AsyncKalshiClient(
-            api_key_id=sim.key_id, private_key_path=str(sim.private_key_path), api_base=sim.rest_url
-        )
-        feed = SimulatorFeed(kalshi, sim.ws_url)
-        feed.subscribe("orderbook_delta", market_tickers=tickers)
-        feed.subscribe("ticker", market_tickers=tickers)
-        feed.subscribe("trade")
-        feed.subscribe("market_lifecycle_v2")
-
-        async def consume() -> None:
-            async for msg in feed:
-                got.append(msg)
+        kalshi, feed = every_channel(sim.rest_url, sim.ws_url, tickers)
 
         with caplog.at_level(logging.WARNING, logger="pykalshi"):
-            async with kalshi, feed:
-                task = asyncio.create_task(consume())
+            async with reading(kalshi, feed) as got:
                 await wait_for(lambda: len(sim.truth.connections) == 1)
                 rec = sim.truth.connections[1]
                 await wait_for(lambda: rec.commands == 4)
@@ -56,8 +32,6 @@ async def test_pykalshi_async_feed_streams_every_channel(caplog: pytest.LogCaptu
                     clock.advance(10.0)
                     await sim.wait_idle()
                     await wait_for(lambda: feed.messages_received >= rec.frames_sent)
-                task.cancel()  # the feed handles cancellation itself: it disconnects and ends
-                await task
     assert feed.reconnect_count == 0
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert feed.messages_received == rec.frames_sent

@@ -35,7 +35,9 @@ __all__ = ["Gap", "Outcome", "Pipeline"]
 
 HDR_RECEIVE = core.RECEIVE_HEADER
 HDR_CONN = core.CONN_HEADER
+HDR_EXCHANGE = "Ssmd-Exchange-Ns"
 _HDR_RECEIVE_B = HDR_RECEIVE.encode()
+_HDR_EXCHANGE_B = HDR_EXCHANGE.encode()
 
 
 @dataclass
@@ -69,13 +71,20 @@ class Outcome:
 
 
 class Pipeline:
-    def __init__(self, env: str, feed: str, codec: Codec | None = None) -> None:
+    def __init__(
+        self, env: str, feed: str, codec: Codec | None = None, *, exchange_headers: bool = False
+    ) -> None:
+        """`exchange_headers` (the replay's): every normalized record also carries its
+        receive and exchange times (`Ssmd-Receive-Ns`, `Ssmd-Exchange-Ns`), and a raw
+        frame the exchange time of its first record (frames without records, such as
+        replies, get none)."""
         if codec is None:
             from ssmd.venues import venue
 
             codec = venue("kalshi").codec()
         self.env, self.feed = env, feed
         self.codec = codec
+        self.exchange_headers = exchange_headers
         self.raw_subjects = [subjects.raw(env, feed, k) for k in codec.frame_kinds]
         self.kind_names = list(codec.frame_kinds)
         self._tokens: dict[str, str] = {}
@@ -153,29 +162,40 @@ class Pipeline:
         kinds = batch.kinds
         conn_s = str(conn)
         conn_line = f"{HDR_CONN}: {conn_s}\r\n".encode()
+        exchange: list[int] = []
+        first_exchange: dict[int, int] = {}
+        if self.exchange_headers:
+            exchange = core.exchange_times(batch.data)
+            for (fi, *_), ns in zip(batch.records, exchange, strict=True):
+                first_exchange.setdefault(fi, ns)
         for k, it in enumerate(group):
             rns = it.receive_ns
+            lines = b"%b: %d\r\n%b" % (_HDR_RECEIVE_B, rns, conn_line)
+            first = first_exchange.get(k)
+            if first is not None:
+                lines += b"%b: %d\r\n" % (_HDR_EXCHANGE_B, first)
             msgs.append(
-                OutMsg(
-                    raw_subjects[kinds[k]],
-                    it.data,
-                    f"{conn_s}:{it.frame_no}",
-                    None,
-                    rns,
-                    b"%b: %d\r\n%b" % (_HDR_RECEIVE_B, rns, conn_line),
-                )
+                OutMsg(raw_subjects[kinds[k]], it.data, f"{conn_s}:{it.frame_no}", None, rns, lines)
             )
         names = self.kind_names
         for k, count in Counter(kinds).items():
             out.frames[names[k]] += count
         data = batch.data
         last_fi, dup_n = -1, 0
-        for fi, rtype, ticker, start, end in batch.records:
+        for r, (fi, rtype, ticker, start, end) in enumerate(batch.records):
             dup_n = dup_n + 1 if fi == last_fi else 0
             last_fi = fi
             it = group[fi]
             suffix = ":n" if dup_n == 0 else f":n{dup_n}"
             payload = data[start:end]
+            times = b""
+            if exchange:
+                times = b"%b: %d\r\n%b: %d\r\n" % (
+                    _HDR_RECEIVE_B,
+                    it.receive_ns,
+                    _HDR_EXCHANGE_B,
+                    exchange[r],
+                )
             msgs.append(
                 OutMsg(
                     self._subject(rtype, ticker),
@@ -183,6 +203,7 @@ class Pipeline:
                     f"{conn_s}:{it.frame_no}{suffix}",
                     None,
                     it.receive_ns,
+                    times,
                 )
             )
             if rtype == "lifecycle":

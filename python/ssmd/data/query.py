@@ -19,12 +19,10 @@ also how the archive is split into days.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import orjson
 import polars as pl
@@ -38,7 +36,6 @@ __all__ = [
     "RAW_SCHEMA",
     "Window",
     "days",
-    "parse_raw_line",
     "raw",
     "raw_line_seq",
     "scan",
@@ -382,7 +379,6 @@ def _raw_source(files: list[DataFile]) -> pl.LazyFrame:
     return register_io_source(source, schema=RAW_SCHEMA, explain_name="ssmd raw archive")
 
 
-_DATA = b',"data":'
 _CONN = b',"conn":'
 
 
@@ -397,26 +393,16 @@ def read_raw_file(file: DataFile) -> pl.DataFrame:
         raise ArchiveError(
             f"{file.location}: archive ends inside a zstd frame ({length} bytes at byte {offset})"
         )
-    columns: dict[str, list[Any]] = {name: [] for name in RAW_SCHEMA}
-    for number, line in enumerate(contents.data.splitlines()):
-        try:
-            _raw_line(line, columns)
-        except (ValueError, KeyError, IndexError) as exc:
-            raise ArchiveError(
-                f"{file.location}: line {number + 1} is not a raw line: {exc}"
-            ) from None
-    stamps = pl.Series("receive_ts", columns.pop("receive_ts"), dtype=pl.Int64)
-    frame = pl.DataFrame(columns, schema={k: v for k, v in RAW_SCHEMA.items() if k != "receive_ts"})
-    return frame.insert_column(0, stamps.cast(pl.Datetime("ns", "UTC")))
-
-
-def _raw_line(line: bytes, columns: dict[str, list[Any]]) -> None:
-    receive_ns, msgtype, conn, seq, frame = parse_raw_line(line)
-    columns["receive_ts"].append(receive_ns)
-    columns["msgtype"].append(msgtype)
-    columns["conn_id"].append(conn)
-    columns["stream_seq"].append(seq)
-    columns["frame"].append(frame)
+    try:
+        rows = core.raw_lines(contents.data)
+    except ArchiveError as exc:
+        raise ArchiveError(f"{file.location}: {exc}") from None
+    names = ("receive_ts", "stream_seq", "msgtype", "conn_id", "frame")  # raw_lines' order
+    columns = dict(zip(names, map(list, zip(*rows, strict=True)), strict=True)) if rows else {}
+    return pl.DataFrame(
+        {name: columns.get(name, []) for name in RAW_SCHEMA},
+        schema={**RAW_SCHEMA, "receive_ts": pl.Int64},
+    ).with_columns(pl.col("receive_ts").cast(RAW_SCHEMA["receive_ts"]))
 
 
 def raw_line_seq(line: bytes) -> int | None:
@@ -429,31 +415,3 @@ def raw_line_seq(line: bytes) -> int | None:
         return None
     seq = fields.get("seq") if isinstance(fields, dict) else None
     return seq if isinstance(seq, int) else None
-
-
-def parse_raw_line(line: bytes) -> tuple[int, str, str | None, int, bytes]:
-    """One raw archive line as (receive ns, msgtype, conn id, stream seq, frame bytes);
-    ValueError, KeyError or IndexError when it is not one."""
-    # {"ts":MS,"rns":NS,"type":T,"data":FRAME|"data_text":S|"data_b64":S,"conn":C,"seq":N...}
-    # FRAME is spliced byte for byte, so it is cut out rather than parsed and re-written;
-    # what follows it holds no frame bytes, so the last `,"conn":` starts the tail.
-    tail_at = line.rindex(_CONN)
-    tail = orjson.loads(b"{" + line[tail_at + 1 :])
-    data_at = line.find(_DATA)
-    if data_at >= 0:
-        head = orjson.loads(line[:data_at] + b"}")
-        frame = line[data_at + len(_DATA) : tail_at]
-    else:
-        head = orjson.loads(line[:tail_at] + b"}")
-        if "data_text" in head:
-            frame = head["data_text"].encode()
-        else:
-            frame = base64.b64decode(head["data_b64"])
-    conn = tail.get("conn")
-    return (
-        int(head["rns"]),
-        head["type"],
-        None if conn is None else str(conn),
-        int(tail["seq"]),
-        frame,
-    )

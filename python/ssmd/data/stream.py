@@ -22,10 +22,9 @@ import heapq
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from ssmd import core
-from ssmd.data.query import parse_raw_line
 from ssmd.data.source import DataFile, Dataset
 from ssmd.exceptions import ArchiveError, DecodeError
 from ssmd.store import keys
@@ -33,12 +32,13 @@ from ssmd.store import keys
 __all__ = ["ConnectorEvent", "RawFrame", "connector_events", "raw_frames"]
 
 Damage = Callable[[DataFile, ArchiveError], None]
+RawLine = tuple[int, int, str, str | None, bytes]  # RawFrame's fields, as core.raw_lines gives them
 
 
-@dataclass(frozen=True, slots=True)
-class RawFrame:
+class RawFrame(NamedTuple):
     """One archived frame: when it was received, the stream sequence it was archived
-    from, the connector's frame kind and connection, and the bytes as received."""
+    from, the connector's frame kind and connection, and the bytes as received. A tuple
+    in that order, so that frames sort in receive order as they are."""
 
     receive_ns: int
     stream_seq: int
@@ -55,10 +55,6 @@ class ConnectorEvent:
     receive_ns: int
     data: bytes
     record: dict[str, Any]
-
-
-def _order(frame: RawFrame) -> tuple[int, int]:
-    return frame.receive_ns, frame.stream_seq
 
 
 def raw_frames(
@@ -86,28 +82,27 @@ def raw_frames(
             for f in day_files
             if f.info.hour == hour and (wanted is None or f.info.msgtype in wanted)
         ]
-        merged = heapq.merge(*(_file_frames(f, on_damage) for f in files), key=_order)
-        for frame in merged:
-            if frame.receive_ns >= end_ns:
+        for frame in heapq.merge(*(_file_frames(f, on_damage) for f in files)):
+            if frame[0] >= end_ns:
                 return
-            if frame.receive_ns >= start_ns:
-                yield frame
+            if frame[0] >= start_ns:
+                yield RawFrame._make(frame)
         hour_start += core.HOUR_NS
 
 
-def _file_frames(file: DataFile, on_damage: Damage | None) -> Iterator[RawFrame]:
-    """One raw file's frames as its bytes stream in."""
+def _file_frames(file: DataFile, on_damage: Damage | None) -> Iterator[RawLine]:
+    """One raw file's frames as its bytes stream in (as core.raw_lines gives them)."""
     reader = core.ArchiveReader()
     tail = b""
-    number = 0
+    lines_before = 0
     try:
         for chunk in file.chunks():
             reader.feed(chunk)
-            lines = (tail + reader.take()).split(b"\n")
-            tail = lines.pop()
-            for line in lines:
-                number += 1
-                yield _frame(file, line, number)
+            data = tail + reader.take()
+            cut = data.rfind(b"\n") + 1
+            data, tail = data[:cut], data[cut:]
+            yield from core.raw_lines(data, lines_before + 1)
+            lines_before += data.count(b"\n")
         contents = reader.finish()
         if contents.truncated_tail is not None and file.sealed:
             offset, length = contents.truncated_tail
@@ -115,23 +110,12 @@ def _file_frames(file: DataFile, on_damage: Damage | None) -> Iterator[RawFrame]
                 f"{file.location}: archive ends inside a zstd frame "
                 f"({length} bytes at byte {offset})"
             )
-        for line in (tail + contents.data).split(b"\n"):
-            if line:
-                number += 1
-                yield _frame(file, line, number)
+        yield from core.raw_lines(tail + contents.data, lines_before + 1)
     except ArchiveError as exc:
         located = exc if file.location in str(exc) else ArchiveError(f"{file.location}: {exc}")
         if on_damage is None:
             raise located from None
         on_damage(file, located)
-
-
-def _frame(file: DataFile, line: bytes, number: int) -> RawFrame:
-    try:
-        receive_ns, msgtype, conn, seq, frame = parse_raw_line(line)
-    except (ValueError, KeyError, IndexError) as exc:
-        raise ArchiveError(f"{file.location}: line {number} is not a raw line: {exc}") from None
-    return RawFrame(receive_ns, seq, msgtype, conn, frame)
 
 
 def connector_events(

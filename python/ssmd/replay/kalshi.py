@@ -33,6 +33,7 @@ import http
 import logging
 import re
 import urllib.parse
+import weakref
 from typing import Any
 
 import orjson
@@ -122,6 +123,9 @@ class KalshiTarget:
         self.dropped = 0  # connections dropped at gaps
         self._now_ns = p.start_ns
         self._server: Server | None = None
+        # Connections whose handshake carried a valid signature (the rest were let in
+        # by allow_unauthenticated); weak, so a closed connection is not kept.
+        self._authenticated: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
 
     @property
     def port(self) -> int:
@@ -257,7 +261,7 @@ class KalshiTarget:
             ws,
             self.markets,
             self.snapshot,
-            authenticated=getattr(ws, "ssmd_key_id", None) is not None,
+            authenticated=ws in self._authenticated,
             max_queue=self.max_queue,
         )
         self.clients.add(client)
@@ -286,7 +290,6 @@ class KalshiTarget:
         key_id = h.get(auth.HEADER_KEY)
         ts, sig = h.get(auth.HEADER_TIMESTAMP), h.get(auth.HEADER_SIGNATURE)
         if not (key_id or ts or sig) and self.allow_unauthenticated:
-            connection.ssmd_key_id = None  # type: ignore[attr-defined]
             return None
         pub = self.keys.get(key_id or "")
         if (
@@ -298,7 +301,7 @@ class KalshiTarget:
             or not auth.verify(pub, sig, ts, "GET", WS_PATH)
         ):
             return _response(401, b"authentication failed", "text/plain")
-        connection.ssmd_key_id = key_id  # type: ignore[attr-defined]
+        self._authenticated.add(connection)
         return None
 
     def _market(self, ticker: str) -> dict[str, Any]:

@@ -23,13 +23,13 @@ import logging
 import time
 from typing import Any
 
-from ssmd import core
 from ssmd.bus import subjects
 from ssmd.bus.connection import NatsClient, connect
 from ssmd.bus.publisher import OutMsg, Publisher
 from ssmd.bus.stream import ensure_stream
 from ssmd.config import ResolvedEnvironment
 from ssmd.connector.capture_queue import Item
+from ssmd.connector.pipeline import HDR_EXCHANGE as EXCHANGE_HEADER
 from ssmd.connector.pipeline import Pipeline
 from ssmd.exceptions import ConfigError
 from ssmd.replay.source import Entry
@@ -38,7 +38,6 @@ __all__ = ["EXCHANGE_HEADER", "NatsTarget"]
 
 log = logging.getLogger(__name__)
 
-EXCHANGE_HEADER = "Ssmd-Exchange-Ns"
 CHECKPOINT_EVERY_NS = 30 * 1_000_000_000
 CHECKPOINT_FULL_EVERY = 120  # rounds, as the connector
 
@@ -51,11 +50,12 @@ class NatsTarget:
                 "Fix: pass --nats-url (or set SSMD_NATS_URL) to the server to replay into"
             )
         self.env = env
-        self.pipeline = Pipeline(env.name, env.feed.metadata.name)
+        self.pipeline = Pipeline(env.name, env.feed.metadata.name, exchange_headers=True)
         self.max_inflight = max_inflight
         self.nc: NatsClient | None = None
         self.publisher: Publisher | None = None
         self._numbers = itertools.count(time.time_ns())
+        self._conns: dict[str | None, int] = {}  # archived conn ids as text -> as numbers
         self._next_checkpoint = 0
         self._rounds = 0
         self.published = 0
@@ -108,11 +108,14 @@ class NatsTarget:
     async def send(self, entries: list[Entry]) -> None:
         assert self.publisher is not None
         items = []
-        numbers = self._numbers
+        numbers, conns = self._numbers, self._conns
         for e in entries:
-            if e.frame is not None:
-                conn = int(e.frame.conn_id) if e.frame.conn_id else 0
-                items.append(Item(conn, next(numbers), e.receive_ns, e.frame.frame))
+            frame = e.frame
+            if frame is not None:
+                conn = conns.get(frame.conn_id)
+                if conn is None:
+                    conn = conns[frame.conn_id] = int(frame.conn_id) if frame.conn_id else 0
+                items.append(Item(conn, next(numbers), e.receive_ns, frame.frame))
             elif e.event is not None:
                 rec = e.event.record
                 items.append(
@@ -127,7 +130,6 @@ class NatsTarget:
         if not items:
             return
         messages = self.pipeline.process(items).messages
-        _add_exchange_times(messages)
         last = entries[-1].receive_ns
         if last >= self._next_checkpoint:
             everything = self._rounds % CHECKPOINT_FULL_EVERY == 0
@@ -136,26 +138,3 @@ class NatsTarget:
             self._next_checkpoint = last + CHECKPOINT_EVERY_NS
         await self.publisher.publish_many(messages)
         self.published += len(messages)
-
-
-def _add_exchange_times(messages: list[OutMsg]) -> None:
-    """Exchange-time headers: each normalized record's own, and on a raw frame the time
-    of its first record (frames without records, such as replies, get none)."""
-    records = [m for m in messages if not m.header_lines and ":n" in m.msg_id]
-    if not records:
-        return
-    decoded = core.decode_records(b"".join(m.payload for m in records))
-    first: dict[str, int] = {}
-    for msg, rec in zip(records, decoded, strict=True):
-        exchange = int(rec.get("exchange_ts") or 0)
-        msg.headers = {
-            core.RECEIVE_HEADER: str(rec["receive_ts"]),
-            EXCHANGE_HEADER: str(exchange),
-        }
-        first.setdefault(msg.msg_id.split(":n", 1)[0], exchange)
-    line = EXCHANGE_HEADER.encode()
-    for msg in messages:
-        if msg.header_lines:
-            at = first.get(msg.msg_id)
-            if at is not None:
-                msg.header_lines += b"%b: %d\r\n" % (line, at)

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from ssmd import core, records
 from ssmd.data.source import DataFile, Dataset
@@ -40,8 +40,7 @@ _SILENT_GAPS = ("disconnect", "connector_stopped", "connector_crashed")
 _TICKER = b'"market_ticker":"'
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One thing to send: a frame, or a connector event (archived or a notice)."""
 
     receive_ns: int
@@ -90,19 +89,27 @@ class ReplaySource:
     def entries(self, from_ns: int | None = None) -> Generator[Entry, None, None]:
         """Everything from `from_ns` (default: the start) to the end, in receive order."""
         start = max(self.start_ns, from_ns if from_ns is not None else self.start_ns)
-        frames = (
-            Entry(f.receive_ns, frame=f)
-            for f in raw_frames(self.ds, start, self.end_ns, on_damage=self._damage)
-            if self._wanted(f)
+        frames = raw_frames(self.ds, start, self.end_ns, on_damage=self._damage)
+        # Events are few (a day's heartbeats, gaps): merged into the frames by hand
+        # rather than compared with every frame; on equal times the frame goes first.
+        events = heapq.merge(
+            connector_events(self.ds, start, self.end_ns, on_damage=self._damage),
+            self._manifest_gaps(start),
+            key=lambda e: e.receive_ns,
         )
-        events = (
-            Entry(e.receive_ns, event=e)
-            for e in connector_events(self.ds, start, self.end_ns, on_damage=self._damage)
-        )
-        gaps = (Entry(e.receive_ns, event=e) for e in self._manifest_gaps(start))
-        for entry in heapq.merge(frames, events, gaps, key=lambda e: e.receive_ns):
-            self._position = entry.receive_ns
-            yield entry
+        event = next(events, None)
+        for f in frames:
+            while event is not None and event.receive_ns < f.receive_ns:
+                self._position = event.receive_ns
+                yield Entry(event.receive_ns, event=event)
+                event = next(events, None)
+            if self._wanted(f):
+                self._position = f.receive_ns
+                yield Entry(f.receive_ns, f)
+        while event is not None:
+            self._position = event.receive_ns
+            yield Entry(event.receive_ns, event=event)
+            event = next(events, None)
 
     def books_at(self, at_ns: int) -> list[tuple[str, bytes]]:
         """The books of the day's markets just before `at_ns` as `book` checkpoint

@@ -5,9 +5,10 @@
 
 use crate::errors::py_err;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList, PyString};
 use ssmd_core::archive::{self, ArchiveContents, ArchiveReader, ArchiveWriter};
 use ssmd_core::error::CoreError;
+use ssmd_core::raw_line::parse_raw_line;
 
 const _: () = assert!(archive::DEFAULT_LEVEL == 3);
 
@@ -144,11 +145,52 @@ impl PyArchiveReader {
     }
 }
 
+/// The raw archive lines of `data` (whole lines; empty ones are skipped), each as
+/// (receive_ns, stream seq, msgtype, conn id or None, frame bytes): tuples, so that
+/// the frames of several files merge in receive order by comparing them.
+/// ArchiveError names the first line that is not a raw line, numbering the lines of
+/// `data` from `first_line`.
+#[pyfunction]
+#[pyo3(signature = (data, first_line = 1))]
+fn raw_lines<'py>(py: Python<'py>, data: &[u8], first_line: usize) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    let mut msgtypes: Vec<(String, Bound<'py, PyString>)> = Vec::new();
+    for (index, line) in data.split(|&b| b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let raw = parse_raw_line(line).map_err(|why| {
+            py_err(CoreError::Archive(format!(
+                "line {} is not a raw line: {why}",
+                first_line + index
+            )))
+        })?;
+        // A file holds one or two frame kinds: one Python string each.
+        let msgtype = match msgtypes.iter().find(|(name, _)| *name == raw.msgtype) {
+            Some((_, s)) => s.clone(),
+            None => {
+                let s = PyString::new(py, &raw.msgtype);
+                msgtypes.push((raw.msgtype, s.clone()));
+                s
+            }
+        };
+        out.append((
+            raw.receive_ns,
+            raw.seq,
+            msgtype,
+            raw.conn,
+            PyBytes::new(py, &raw.frame),
+        ))?;
+    }
+    Ok(out)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ARCHIVE_DEFAULT_LEVEL", archive::DEFAULT_LEVEL)?;
     m.add_class::<PyArchiveWriter>()?;
     m.add_class::<PyArchiveContents>()?;
     m.add_class::<PyArchiveReader>()?;
     m.add_function(wrap_pyfunction!(py_read_archive, m)?)?;
+    m.add_function(wrap_pyfunction!(raw_lines, m)?)?;
     Ok(())
 }

@@ -228,6 +228,17 @@ fn record_heads(
     .map_err(py_err)
 }
 
+/// The exchange time (Unix ns, 0 when the venue gave none) of each record of a stream
+/// of packed Record messages, in order: what a header needs, without a dict per record.
+#[pyfunction]
+fn exchange_times(py: Python<'_>, data: &[u8]) -> PyResult<Vec<u64>> {
+    py.detach(|| {
+        let mut out = Vec::new();
+        codec::for_each_record(data, |r| out.push(r.exchange_ts)).map(|_| out)
+    })
+    .map_err(py_err)
+}
+
 /// Encodes dicts (in the shape decode_records returns) as a stream of packed Record messages.
 #[pyfunction]
 fn encode_records<'py>(
@@ -264,6 +275,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(normalize_kalshi, m)?)?;
     m.add_function(wrap_pyfunction!(decode_records, m)?)?;
     m.add_function(wrap_pyfunction!(record_heads, m)?)?;
+    m.add_function(wrap_pyfunction!(exchange_times, m)?)?;
     m.add_function(wrap_pyfunction!(encode_records, m)?)?;
     m.add_function(wrap_pyfunction!(record_spans, m)?)?;
     Ok(())
