@@ -34,6 +34,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -274,8 +275,6 @@ def _total_frames(data_dir: Path) -> int:
 async def bench_kalshi(data_dir: Path, frames: int) -> dict[str, Any]:
     from ssmd.replay.kalshi import KalshiTarget
     from ssmd.replay.runner import Replay, plan
-    from ssmd.sim import DEMO_KEY_ID, DEMO_PRIVATE_KEY_PATH
-    from ssmd.venues.kalshi import auth
 
     end_ns = START_NS + frames * (SPAN_NS // _total_frames(data_dir))
     p = plan(
@@ -295,48 +294,68 @@ async def bench_kalshi(data_dir: Path, frames: int) -> dict[str, Any]:
     started = asyncio.Event()
     task = asyncio.create_task(replay.run(stop, linger=True, ready=started.set))
     await started.wait()
+    # The client is a process of its own, as a bot is: the replay's rate is not shared
+    # with the client's reading of 100,000 messages in one event loop.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--client",
+        target.ws_url,
+        *sorted(target.markets),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(600):
+        await replay.done.wait()
+        (client,) = target.clients
+        while client.out:
+            await asyncio.sleep(0.01)  # until the server's queue to the client is sent
+    stop.set()  # the target closes the connection after what it sent
+    await task
+    out, _ = await proc.communicate()
+    got = json.loads(out)
+    return {
+        "frames_sent": target.frames,
+        "data_frames_received": got["received"],
+        "frames_per_s": round(got["received"] / got["seconds"]),
+        "first_frame_after_subscribing_s": round(got["first_s"], 2),
+    }
+
+
+async def kalshi_client(ws_url: str, tickers: list[str]) -> dict[str, Any]:
+    """`--client`: subscribe to every market's book, trades and tickers and to the
+    lifecycle channel, and read until the replay closes the connection; the data
+    frames received, the seconds from the first to the last of them, and the wait for
+    the first (the replay reads the books to start from before it sends)."""
+    from ssmd.sim import DEMO_KEY_ID, DEMO_PRIVATE_KEY_PATH
+    from ssmd.venues.kalshi import auth
+
     headers = auth.auth_headers(
         DEMO_KEY_ID, auth.load_private_key(DEMO_PRIVATE_KEY_PATH), "GET", "/trade-api/ws/v2"
     )
     received, last = 0, 0.0
-    async with websockets.connect(target.ws_url, additional_headers=headers, max_size=None) as ws:
-        # Every market's book, trades and tickers, and the lifecycle channel (all events).
+    async with websockets.connect(ws_url, additional_headers=headers, max_size=None) as ws:
         commands = [
-            {"channels": ["orderbook_delta", "trade", "ticker"],
-             "market_tickers": sorted(target.markets)},
+            {"channels": ["orderbook_delta", "trade", "ticker"], "market_tickers": tickers},
             {"channels": ["market_lifecycle_v2"]},
-        ]  # fmt: skip
+        ]
         for cid, params in enumerate(commands, 1):
             await ws.send(json.dumps({"id": cid, "cmd": "subscribe", "params": params}))
-        t = time.perf_counter()
-
-        async def read() -> None:
-            nonlocal received, last
-            with contextlib.suppress(websockets.ConnectionClosed):
-                while True:
-                    message = await ws.recv(decode=False)
-                    if not message.startswith(b'{"id":'):  # not a reply to a command
-                        received += 1
-                        last = time.perf_counter()
-
-        reader = asyncio.create_task(read())
-        async with asyncio.timeout(600):
-            await replay.done.wait()
-            (client,) = target.clients
-            while client.out:
-                await asyncio.sleep(0.01)  # until the server's queue to the client is sent
-        stop.set()  # the target closes the connection after what it sent
-        await task
-        await reader
-    seconds = last - t
-    return {
-        "frames_sent": target.frames,
-        "data_frames_received": received,
-        "frames_per_s": round(received / seconds),
-    }
+        subscribed = time.perf_counter()
+        first = 0.0
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                message = await ws.recv(decode=False)
+                if not message.startswith(b'{"id":'):  # not a reply to a command
+                    received += 1
+                    last = time.perf_counter()
+                    first = first or last
+    return {"received": received, "seconds": last - first, "first_s": first - subscribed}
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--client"]:
+        print(json.dumps(asyncio.run(kalshi_client(sys.argv[2], sys.argv[3:]))))
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=1_000_000)
     ap.add_argument("--nats-frames", type=int, default=200_000)

@@ -28,17 +28,14 @@ metadata beyond its records): enough for a client to select and subscribe to the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http
 import logging
 import re
 import urllib.parse
-import weakref
 from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric import rsa
-from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
@@ -50,6 +47,7 @@ from ssmd.replay.source import NOTICE_PREFIX, Entry, frame_ticker
 from ssmd.sim.book import ONE
 from ssmd.sim.frames import Msg
 from ssmd.sim.server import DEMO_KEY_ID, DEMO_PUBLIC_KEY_PATH, REST_PREFIX, WS_PATH
+from ssmd.sim.wsshell import SimServer, SimSocket, serve
 from ssmd.store import keys
 from ssmd.venues.kalshi import auth
 
@@ -122,15 +120,12 @@ class KalshiTarget:
         self.frames = 0
         self.dropped = 0  # connections dropped at gaps
         self._now_ns = p.start_ns
-        self._server: Server | None = None
-        # Connections whose handshake carried a valid signature (the rest were let in
-        # by allow_unauthenticated); weak, so a closed connection is not kept.
-        self._authenticated: weakref.WeakSet[ServerConnection] = weakref.WeakSet()
+        self._server: SimServer | None = None
 
     @property
     def port(self) -> int:
         assert self._server is not None
-        return int(next(iter(self._server.sockets)).getsockname()[1])
+        return self._server.port
 
     @property
     def ws_url(self) -> str:
@@ -149,12 +144,7 @@ class KalshiTarget:
             self.era = wire_era(frame.frame)
             break
         self._server = await serve(
-            self._handler,
-            self.host,
-            self._port,
-            process_request=self._process_request,
-            max_size=1 << 20,
-            compression=None,  # as the simulator: no per-message deflate on every frame
+            self._handler, self._process_request, self.host, self._port, max_size=1 << 20
         )
 
     async def ready(self) -> None:
@@ -165,8 +155,7 @@ class KalshiTarget:
     async def stop(self) -> bool:
         if self._server is not None:
             self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+            await self._server.wait_closed()
         return True
 
     def state(self) -> dict[str, Any]:
@@ -256,12 +245,15 @@ class KalshiTarget:
 
     # ---- connections --------------------------------------------------------------------
 
-    async def _handler(self, ws: ServerConnection) -> None:
+    async def _handler(self, ws: SimSocket) -> None:
+        assert ws.request is not None
         client = Client(
             ws,
             self.markets,
             self.snapshot,
-            authenticated=ws in self._authenticated,
+            # A handshake that carried a signature had it checked (see _authenticate);
+            # one without was let in by allow_unauthenticated, for public channels only.
+            authenticated=auth.HEADER_KEY in ws.request.headers,
             max_queue=self.max_queue,
         )
         self.clients.add(client)
@@ -276,16 +268,16 @@ class KalshiTarget:
         await client.subscribed.wait()
         self.first_subscribe.set()
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(self, request: Request) -> Response | None:
         bare, _, query = request.path.partition("?")
         if bare == WS_PATH:
-            return self._authenticate(connection, request)
+            return self._authenticate(request)
         if bare == REST_PREFIX or bare.startswith(REST_PREFIX + "/"):
             status, body = self._rest(bare[len(REST_PREFIX) :], urllib.parse.parse_qs(query))
             return _response(status, orjson.dumps(body))
         return _response(404, b'{"error":{"code":"not_found","message":"not found"}}')
 
-    def _authenticate(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _authenticate(self, request: Request) -> Response | None:
         h = request.headers
         key_id = h.get(auth.HEADER_KEY)
         ts, sig = h.get(auth.HEADER_TIMESTAMP), h.get(auth.HEADER_SIGNATURE)
@@ -301,7 +293,6 @@ class KalshiTarget:
             or not auth.verify(pub, sig, ts, "GET", WS_PATH)
         ):
             return _response(401, b"authentication failed", "text/plain")
-        self._authenticated.add(connection)
         return None
 
     def _market(self, ticker: str) -> dict[str, Any]:

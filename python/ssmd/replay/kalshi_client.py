@@ -27,12 +27,11 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 
 from ssmd.exceptions import CommandError
 from ssmd.sim.frames import error_frame
 from ssmd.sim.ws import ACTIONS, AUTH_REQUIRED, CHANNELS, GLOBAL_ONLY, UPDATABLE, Sub
+from ssmd.sim.wsshell import SimSocket
 
 __all__ = ["Client"]
 
@@ -43,7 +42,7 @@ Snapshot = Callable[[str, int], bytes | None]
 class Client:
     def __init__(
         self,
-        ws: ServerConnection,
+        ws: SimSocket,
         markets: set[str],
         snapshot: Snapshot,
         authenticated: bool,
@@ -257,15 +256,13 @@ class Client:
     async def run(self) -> None:
         writer = asyncio.create_task(self._writer())
         try:
-            async for raw in self.ws:
+            async for raw in self.ws.messages():
                 self.on_command(raw)
-        except ConnectionClosed:
-            pass
         finally:
             self.closed = True
             self.room.set()
             writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+            with contextlib.suppress(asyncio.CancelledError):
                 await writer
 
     async def _writer(self) -> None:
@@ -274,9 +271,11 @@ class Client:
             await self.wake.wait()
             self.wake.clear()
             while out:
+                # One write for up to 1,024 frames, then wait for the socket to take them.
                 batch = [out.popleft() for _ in range(min(len(out), 1024))]
-                for frame in batch:
-                    await ws.send(frame.decode())
+                if not ws.send_texts(batch):
+                    return  # the connection is gone
+                await ws.drain()
                 self.sent += len(batch)
                 if len(out) < self.max_queue // 2:
                     self.room.set()
@@ -287,5 +286,4 @@ class Client:
         subscribes again, and gets the books as they are then."""
         self.closed = True
         self.room.set()
-        with contextlib.suppress(ConnectionClosed):
-            await self.ws.close(1011, reason[:120])
+        await self.ws.close(1011, reason[:120])
