@@ -334,9 +334,11 @@ async def kalshi_client(ws_url: str, tickers: list[str]) -> dict[str, Any]:
     )
     received, last = 0, 0.0
     async with websockets.connect(ws_url, additional_headers=headers, max_size=None) as ws:
+        # The global channel first: the clock starts at the first subscription naming
+        # markets, and what it sends before a later subscription arrives is not for it.
         commands = [
-            {"channels": ["orderbook_delta", "trade", "ticker"], "market_tickers": tickers},
             {"channels": ["market_lifecycle_v2"]},
+            {"channels": ["orderbook_delta", "trade", "ticker"], "market_tickers": tickers},
         ]
         for cid, params in enumerate(commands, 1):
             await ws.send(json.dumps({"id": cid, "cmd": "subscribe", "params": params}))

@@ -55,6 +55,8 @@ __all__ = ["KalshiTarget"]
 
 log = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT = 10.0  # seconds
+
 # Frame type -> the channel a client subscribes to for it.
 CHANNEL_OF: dict[bytes, str] = {
     b"orderbook_snapshot": "orderbook_delta",
@@ -144,7 +146,14 @@ class KalshiTarget:
             self.era = wire_era(frame.frame)
             break
         self._server = await serve(
-            self._handler, self._process_request, self.host, self._port, max_size=1 << 20
+            self._handler,
+            self._process_request,
+            self.host,
+            self._port,
+            max_size=1 << 20,
+            # A closing client first reads what was written before the close (frames up
+            # to a gap, the day's last ones): as long as websockets' own default.
+            close_timeout=CLOSE_TIMEOUT,
         )
 
     async def ready(self) -> None:

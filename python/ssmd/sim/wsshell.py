@@ -45,7 +45,9 @@ log = logging.getLogger(__name__)
 Handler = Callable[["SimSocket"], Awaitable[None]]
 ProcessRequest = Callable[[Request], Response | None]
 
-CLOSE_TIMEOUT: Final = 1.0  # seconds a close handshake may take before the socket is dropped
+# Seconds a close handshake may take before the socket is dropped: the peer answers the
+# close frame only once it has read every frame written before it.
+CLOSE_TIMEOUT: Final = 1.0
 _PONG_HEAD: Final = bytes([0x80 | Opcode.PONG])  # FIN and the opcode: a pong frame's first byte
 
 
@@ -68,9 +70,11 @@ class SimSocket(asyncio.Protocol):
         protocol: ServerProtocol | ClientProtocol,
         max_queue: int,
         server: SimServer | None = None,
+        close_timeout: float = CLOSE_TIMEOUT,
     ) -> None:
         self.protocol = protocol
         self.max_queue = max_queue
+        self.close_timeout = close_timeout
         self._server = server
         self.transport: asyncio.Transport | None = None
         self.request: Request | None = None
@@ -312,7 +316,7 @@ class SimSocket(asyncio.Protocol):
         if self._lost.is_set():
             return
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(CLOSE_TIMEOUT):
+            async with asyncio.timeout(self.close_timeout):
                 await self._lost.wait()
         self.abort()
 
@@ -328,9 +332,12 @@ class SimSocket(asyncio.Protocol):
 class SimServer:
     """The listening socket and its connections (see `serve`)."""
 
-    def __init__(self, handler: Handler, process_request: ProcessRequest) -> None:
+    def __init__(
+        self, handler: Handler, process_request: ProcessRequest, close_timeout: float
+    ) -> None:
         self.handler = handler
         self.process_request = process_request
+        self.close_timeout = close_timeout
         self.sockets: set[SimSocket] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.listener: asyncio.Server | None = None
@@ -351,7 +358,7 @@ class SimServer:
         """Wait for the connections to close (dropping those that do not answer in time)
         and for their handlers to return."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(CLOSE_TIMEOUT):
+            async with asyncio.timeout(self.close_timeout):
                 while self.sockets:
                     await next(iter(self.sockets)).wait_lost()
         for sock in list(self.sockets):
@@ -373,12 +380,15 @@ async def serve(
     *,
     max_queue: int = 16,
     max_size: int = 2**20,
+    close_timeout: float = CLOSE_TIMEOUT,
 ) -> SimServer:
     """Listen on host:port (0: a free port) until `close`."""
-    server = SimServer(handler, process_request)
+    server = SimServer(handler, process_request, close_timeout)
     loop = asyncio.get_running_loop()
     server.listener = await loop.create_server(
-        lambda: SimSocket(ServerProtocol(max_size=max_size, logger=log), max_queue, server),
+        lambda: SimSocket(
+            ServerProtocol(max_size=max_size, logger=log), max_queue, server, close_timeout
+        ),
         host,
         port,
     )
