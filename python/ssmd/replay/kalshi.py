@@ -19,7 +19,12 @@ the archive's books at the start (ssmd.data.books), and gives the
 in the wire era of the archived frames (ssmd.sim.frames renders them).
 
 A gap in the archive (a gap notice of the replay) drops every connection with close
-code 1011 and the reason; clients reconnect and subscribe again.
+code 1011 and the reason; clients reconnect and subscribe again. The close frame
+follows the frames written before it, and a client has CLOSE_TIMEOUT to read them and
+answer before its socket is dropped.
+
+The server is the simulators' WebSocket shell (ssmd.sim.wsshell): HTTP and WebSocket on
+one port, and a client's queued frames written up to 1,024 at a time.
 
 REST lists the markets of the day's archive as open (the archive holds no market
 metadata beyond its records): enough for a client to select and subscribe to them.

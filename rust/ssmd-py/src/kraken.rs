@@ -1,6 +1,7 @@
 //! KrakenCodec and KrakenBatch: Kraken's spot WebSocket v2 across the boundary.
 
 use crate::events::{GapEvent, ResyncedEvent};
+use crate::normalize::record_tuples;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use ssmd_core::codec;
@@ -29,17 +30,7 @@ impl KrakenBatch {
     /// One (frame index, record type, ticker, start, end) per record.
     #[getter]
     fn records<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let out = PyList::empty(py);
-        for r in &self.batch.records {
-            out.append((
-                r.frame,
-                r.record_type.name(),
-                r.ticker.as_str(),
-                r.start,
-                r.end,
-            ))?;
-        }
-        Ok(out)
+        record_tuples(py, &self.batch.records)
     }
 
     /// One (frame index, problem, detail) per problem: "malformed", "unknown_type",

@@ -7,7 +7,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use ssmd_core::codec::{self, Encoder};
 use ssmd_core::error::CoreError;
 use ssmd_core::model::RecordType;
-use ssmd_core::normalize::{normalize_kalshi as normalize_frames, Batch};
+use ssmd_core::normalize::{normalize_kalshi as normalize_frames, Batch, RecordSpan};
 use ssmd_core::venues::kalshi::parse::FrameKind;
 use std::collections::HashMap;
 
@@ -22,6 +22,39 @@ pub struct NormalizedBatch {
     records: Option<Py<PyList>>,
     problems: Option<Py<PyList>>,
     control: Option<Py<PyList>>,
+}
+
+/// One (frame index, record type, ticker, start, end) per record of a venue's batch;
+/// data[start:end] is the record. Type names are interned, and the records of one
+/// batch share few tickers: one Python string each.
+pub(crate) fn record_tuples<'py>(
+    py: Python<'py>,
+    spans: &[RecordSpan],
+) -> PyResult<Bound<'py, PyList>> {
+    let type_names: Vec<Bound<'_, PyString>> = RecordType::ALL
+        .iter()
+        .map(|t| PyString::intern(py, t.name()))
+        .collect();
+    let mut tickers: HashMap<&str, Bound<'_, PyString>> = HashMap::new();
+    let out = PyList::empty(py);
+    for span in spans {
+        let ticker = tickers
+            .entry(span.ticker.as_str())
+            .or_insert_with(|| PyString::new(py, &span.ticker))
+            .clone();
+        let type_index = RecordType::ALL
+            .iter()
+            .position(|t| *t == span.record_type)
+            .unwrap_or(0);
+        out.append((
+            span.frame,
+            type_names[type_index].clone(),
+            ticker,
+            span.start,
+            span.end,
+        ))?;
+    }
+    Ok(out)
 }
 
 fn kind_code(kind: FrameKind) -> u8 {
@@ -46,30 +79,7 @@ impl NormalizedBatch {
         if let Some(cached) = &self.records {
             return Ok(cached.clone_ref(py));
         }
-        let type_names: Vec<Bound<'_, PyString>> = RecordType::ALL
-            .iter()
-            .map(|t| PyString::intern(py, t.name()))
-            .collect();
-        // Records of one batch share few tickers: one Python string each.
-        let mut tickers: HashMap<&str, Bound<'_, PyString>> = HashMap::new();
-        let out = PyList::empty(py);
-        for span in &self.batch.records {
-            let ticker = tickers
-                .entry(span.ticker.as_str())
-                .or_insert_with(|| PyString::new(py, &span.ticker))
-                .clone();
-            let type_index = RecordType::ALL
-                .iter()
-                .position(|t| *t == span.record_type)
-                .unwrap_or(0);
-            out.append((
-                span.frame,
-                type_names[type_index].clone(),
-                ticker,
-                span.start,
-                span.end,
-            ))?;
-        }
+        let out = record_tuples(py, &self.batch.records)?;
         let out = out.unbind();
         self.records = Some(out.clone_ref(py));
         Ok(out)

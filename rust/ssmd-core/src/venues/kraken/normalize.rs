@@ -24,9 +24,10 @@ use super::book::ExactBook;
 use crate::codec::Encoder;
 use crate::fixed;
 use crate::model::{
-    Body, BookView, Instrument, Level, Record, RecordType, SpotBook, SpotLevel, SpotTicker,
-    SpotTrade, VenueStatus,
+    Body, BookView, Instrument, Level, Record, SpotBook, SpotLevel, SpotTicker, SpotTrade,
+    VenueStatus,
 };
+use crate::normalize::RecordSpan;
 use crate::time::rfc3339_to_ns;
 
 /// Stream numbers (the records' `sid`): one per channel, as Kraken has no ids.
@@ -106,16 +107,6 @@ pub enum Event {
     },
     /// A snapshot made an invalid book exact again.
     Resynced { ticker: String },
-}
-
-/// One normalized record in `Batch::data`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordSpan {
-    pub frame: usize,
-    pub record_type: RecordType,
-    pub ticker: String,
-    pub start: usize,
-    pub end: usize,
 }
 
 /// What became of one frame.
