@@ -6,10 +6,13 @@ path (the venue's codec, batches of `BATCH` frames of one connection, every inte
 check it does in production included) and the Python baseline (orjson, Decimal, the same
 book state and checks, pycapnp packed encoding), one frame at a time.
 
-    python benches/venues.py [--frames N] [--venue NAME ...]
+    python benches/venues.py [--frames N] [--venue NAME ...] [--dump DIR]
 
 Prints one JSON line per venue: frames/s of each path and the ratio. Targets: Rust at
-least 1,000,000 frames/s and at least 10x the baseline.
+least 1,000,000 frames/s and at least 10x the baseline. `--dump DIR` writes each venue's
+frames (`NAME.jsonl`) and the listing fields its codec is given (`NAME.tsv`) for the
+Rust-only example `cargo run --release --example venue_file -- NAME DIR/NAME.jsonl
+DIR/NAME.tsv`, which a profiler can run without Python.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ E6 = Decimal(1_000_000)
 @dataclass
 class VenueBench:
     frames: Callable[[int], list[bytes]]
+    listing: Callable[[list[bytes]], list[tuple[str, str, str]]]  # what the codec is given
     rust: Callable[[list[bytes]], int]  # returns records written
     python: Callable[[list[bytes]], int]
 
@@ -187,10 +191,15 @@ def _tokens(frames: list[bytes]) -> set[str]:
     return out
 
 
+def polymarket_listing(frames: list[bytes]) -> list[tuple[str, str, str]]:
+    """(asset id, min order size, neg risk) of every token with a book."""
+    return [(token, "5", "false") for token in sorted(_tokens(frames))]
+
+
 def polymarket_rust(frames: list[bytes]) -> int:
     codec = PolymarketCodec("auto")
-    for token in _tokens(frames):
-        codec.set_token(token, "5", False)
+    for token, min_size, neg_risk in polymarket_listing(frames):
+        codec.set_token(token, min_size, neg_risk == "true")
     written, polymarket_rust.seconds = _codec_run(codec, frames)  # type: ignore[attr-defined]
     return written
 
@@ -359,10 +368,15 @@ def kraken_frames(n: int, pairs: int = 6, seed: int = 5) -> list[bytes]:
     return out[:n]
 
 
+def kraken_listing(frames: list[bytes]) -> list[tuple[str, str, str]]:
+    """(symbol, price decimals, quantity decimals) of every pair of `kraken_frames`."""
+    return [(p.symbol, str(p.price_decimals), str(p.qty_decimals)) for p in make_universe(5, 6)]
+
+
 def kraken_rust(frames: list[bytes]) -> int:
     codec = KrakenCodec()
-    for p in make_universe(5, 6):
-        codec.set_precision(p.symbol, p.price_decimals, p.qty_decimals)
+    for symbol, price_decimals, qty_decimals in kraken_listing(frames):
+        codec.set_precision(symbol, int(price_decimals), int(qty_decimals))
     written, kraken_rust.seconds = _codec_run(codec, frames)  # type: ignore[attr-defined]
     if codec.checksum_mismatches:
         raise SystemExit(f"kraken: {codec.checksum_mismatches} checksum mismatches in the stream")
@@ -454,8 +468,10 @@ def kraken_python(frames: list[bytes]) -> int:
 
 
 VENUES: dict[str, VenueBench] = {
-    "polymarket": VenueBench(polymarket_frames, polymarket_rust, polymarket_python),
-    "kraken": VenueBench(kraken_frames, kraken_rust, kraken_python),
+    "polymarket": VenueBench(
+        polymarket_frames, polymarket_listing, polymarket_rust, polymarket_python
+    ),
+    "kraken": VenueBench(kraken_frames, kraken_listing, kraken_rust, kraken_python),
 }
 
 
@@ -464,7 +480,16 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=400_000)
     parser.add_argument("--baseline-frames", type=int, default=40_000)
     parser.add_argument("--venue", action="append", choices=sorted(VENUES))
+    parser.add_argument("--dump", type=Path, help="write the frames and listings here, then stop")
     args = parser.parse_args()
+    if args.dump is not None:
+        args.dump.mkdir(parents=True, exist_ok=True)
+        for name in args.venue or sorted(VENUES):
+            frames = VENUES[name].frames(args.frames)
+            (args.dump / f"{name}.jsonl").write_bytes(b"\n".join(frames) + b"\n")
+            rows = VENUES[name].listing(frames)
+            (args.dump / f"{name}.tsv").write_text("".join("\t".join(r) + "\n" for r in rows))
+        return
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     for name in args.venue or sorted(VENUES):

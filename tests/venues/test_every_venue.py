@@ -267,10 +267,20 @@ def test_a_gateway_on_the_stream_serves_the_venues_books(
         settings = GatewaySettings.from_environment(cap.env, insecure_no_auth=True)
         async with running_gateway(settings) as gw, Client.connect(gw.ws) as ws:
             await ws.send({"action": "subscribe", "symbols": sorted(cap.books)})
-            while len(served) < len(cap.books):
-                msg = await ws.recv()
-                if msg["type"] == "orderbook":
-                    served[msg["ticker"]] = msg
+            others: list[dict[str, Any]] = []
+            try:
+                # One deadline for the whole exchange: the books come once the gateway has
+                # read the stream up to its end, which takes longer on a loaded machine.
+                async with asyncio.timeout(60):
+                    while len(served) < len(cap.books):
+                        msg = await ws.recv(timeout=60)
+                        if msg["type"] == "orderbook":
+                            served[msg["ticker"]] = msg
+                        else:
+                            others.append(msg)
+            except TimeoutError:
+                missing = sorted(set(cap.books) - set(served))
+                pytest.fail(f"no book for {missing} within 60 s; other messages: {others}")
 
     cap = asyncio.run(venue(tmp_path, live=serve))
     for symbol, (bids, asks) in cap.books.items():

@@ -735,14 +735,15 @@ class Archiver:
         from ssmd.archiver import metrics
 
         registry = metrics.build_registry(self)
-        self.health_server = HealthServer(
+        health = HealthServer(
             lambda: metrics.health(self),
             registry,
             self.s.health_host,
             self.s.health_port,
             actions={"/control/seal": self.seal_now},
         )
-        await self.health_server.start()
+        await health.start()
+        self.health_server = health  # set once it listens: its port is known
 
     async def _fetch(self, sub: Puller, stop: asyncio.Event) -> core.Deliveries | None:
         fetch = asyncio.ensure_future(sub.fetch())

@@ -620,14 +620,15 @@ class Connector:
             )
             await publisher.start()
             if s.health_port is not None:
-                self.health_server = HealthServer(
+                health = HealthServer(
                     self.health,
                     self.metrics.registry,
                     s.health_host,
                     s.health_port,
                     actions={"/control/resync": self.resync_market},
                 )
-                await self.health_server.start()
+                await health.start()
+                self.health_server = health  # set once it listens: its port is known
             self.selection = self.venue.selection(
                 s.symbols, s.rest_url, s.credentials, s.clock, s.stored_markets, s.shard_group
             )

@@ -4,6 +4,7 @@
 use crate::codec::{self, CodecError, Encoder};
 use crate::model::{Record, RecordType};
 use crate::venues::kalshi::parse::{parse_frame, FieldError, FrameKind, SeqPosition};
+use rustc_hash::FxHashMap;
 
 /// What became of one frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,14 +22,84 @@ pub struct FrameOutcome {
     pub position: Option<SeqPosition>,
 }
 
-/// One normalized record in `Batch::data`.
+/// One normalized record in a batch's `data`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordSpan {
     pub frame: usize,
     pub record_type: RecordType,
-    pub ticker: String,
+    /// Index into `Spans::tickers`.
+    pub ticker: u32,
     pub start: usize,
     pub end: usize,
+}
+
+/// The records of a batch, in order, with their tickers kept once per batch: a
+/// thousand frames name a few dozen markets, and a string per record would be an
+/// allocation per record.
+#[derive(Debug, Default)]
+pub struct Spans {
+    spans: Vec<RecordSpan>,
+    tickers: Vec<String>,
+    ids: FxHashMap<String, u32>,
+}
+
+impl Spans {
+    pub fn with_capacity(records: usize) -> Spans {
+        Spans {
+            spans: Vec::with_capacity(records),
+            ..Spans::default()
+        }
+    }
+
+    /// Adds the record `data[start..end]` of frame `frame`.
+    pub fn push(
+        &mut self,
+        frame: usize,
+        record_type: RecordType,
+        ticker: &str,
+        start: usize,
+        end: usize,
+    ) {
+        let ticker = match self.ids.get(ticker) {
+            Some(id) => *id,
+            None => {
+                let id = self.tickers.len() as u32;
+                self.tickers.push(ticker.to_owned());
+                self.ids.insert(ticker.to_owned(), id);
+                id
+            }
+        };
+        self.spans.push(RecordSpan {
+            frame,
+            record_type,
+            ticker,
+            start,
+            end,
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, RecordSpan> {
+        self.spans.iter()
+    }
+
+    /// The distinct tickers, in the order of their first record ("" for records
+    /// without one).
+    pub fn tickers(&self) -> &[String] {
+        &self.tickers
+    }
+
+    /// The ticker of `span` (a span of this batch).
+    pub fn ticker(&self, span: &RecordSpan) -> &str {
+        &self.tickers[span.ticker as usize]
+    }
 }
 
 #[derive(Debug, Default)]
@@ -37,7 +108,7 @@ pub struct Batch {
     pub conn_id: u64,
     /// Every record, as packed Cap'n Proto messages back to back.
     pub data: Vec<u8>,
-    pub records: Vec<RecordSpan>,
+    pub records: Spans,
     pub frames: Vec<FrameOutcome>,
 }
 
@@ -92,7 +163,7 @@ pub fn normalize_kalshi<'f>(
     let mut batch = Batch {
         conn_id,
         data: Vec::with_capacity(frames.size_hint().0 * 96),
-        records: Vec::with_capacity(frames.size_hint().0),
+        records: Spans::with_capacity(frames.size_hint().0),
         frames: Vec::with_capacity(frames.size_hint().0),
     };
     let mut encoder = Encoder::new();
@@ -103,13 +174,13 @@ pub fn normalize_kalshi<'f>(
             let start = batch.data.len();
             encoder.encode(record, &mut batch.data);
             record_index = Some(batch.records.len());
-            batch.records.push(RecordSpan {
-                frame: index,
-                record_type: record.body.record_type(),
-                ticker: record.body.ticker().unwrap_or_default().to_owned(),
+            batch.records.push(
+                index,
+                record.body.record_type(),
+                record.body.ticker().unwrap_or_default(),
                 start,
-                end: batch.data.len(),
-            });
+                batch.data.len(),
+            );
         }
         let unknown_type = match parsed.kind {
             FrameKind::Unknown => parsed.type_text.map(|t| t.into_owned()),
@@ -130,6 +201,25 @@ pub fn normalize_kalshi<'f>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_keep_each_ticker_once_in_first_seen_order() {
+        let mut spans = Spans::with_capacity(4);
+        spans.push(0, RecordType::Trade, "B", 0, 10);
+        spans.push(1, RecordType::Trade, "A", 10, 20);
+        spans.push(1, RecordType::Ticker, "B", 20, 25);
+        spans.push(2, RecordType::Lifecycle, "", 25, 30);
+        assert_eq!(spans.len(), 4);
+        assert_eq!(spans.tickers(), ["B", "A", ""]);
+        let named: Vec<(usize, &str, usize)> = spans
+            .iter()
+            .map(|s| (s.frame, spans.ticker(s), s.end))
+            .collect();
+        assert_eq!(
+            named,
+            [(0, "B", 10), (1, "A", 20), (1, "B", 25), (2, "", 30)]
+        );
+    }
 
     fn walk(frames: &[&str]) -> Vec<(Option<String>, u32, u64)> {
         let batch = normalize_kalshi(frames.iter().map(|f| (1, f.as_bytes())), 7);

@@ -7,9 +7,8 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use ssmd_core::codec::{self, Encoder};
 use ssmd_core::error::CoreError;
 use ssmd_core::model::RecordType;
-use ssmd_core::normalize::{normalize_kalshi as normalize_frames, Batch, RecordSpan};
+use ssmd_core::normalize::{normalize_kalshi as normalize_frames, Batch, Spans};
 use ssmd_core::venues::kalshi::parse::FrameKind;
-use std::collections::HashMap;
 
 /// The result of normalizing one batch of frames.
 ///
@@ -25,23 +24,20 @@ pub struct NormalizedBatch {
 }
 
 /// One (frame index, record type, ticker, start, end) per record of a venue's batch;
-/// data[start:end] is the record. Type names are interned, and the records of one
-/// batch share few tickers: one Python string each.
-pub(crate) fn record_tuples<'py>(
-    py: Python<'py>,
-    spans: &[RecordSpan],
-) -> PyResult<Bound<'py, PyList>> {
+/// data[start:end] is the record. Type names are interned, and each of the batch's
+/// tickers is one Python string.
+pub(crate) fn record_tuples<'py>(py: Python<'py>, spans: &Spans) -> PyResult<Bound<'py, PyList>> {
     let type_names: Vec<Bound<'_, PyString>> = RecordType::ALL
         .iter()
         .map(|t| PyString::intern(py, t.name()))
         .collect();
-    let mut tickers: HashMap<&str, Bound<'_, PyString>> = HashMap::new();
+    let tickers: Vec<Bound<'_, PyString>> = spans
+        .tickers()
+        .iter()
+        .map(|t| PyString::new(py, t))
+        .collect();
     let out = PyList::empty(py);
-    for span in spans {
-        let ticker = tickers
-            .entry(span.ticker.as_str())
-            .or_insert_with(|| PyString::new(py, &span.ticker))
-            .clone();
+    for span in spans.iter() {
         let type_index = RecordType::ALL
             .iter()
             .position(|t| *t == span.record_type)
@@ -49,7 +45,7 @@ pub(crate) fn record_tuples<'py>(
         out.append((
             span.frame,
             type_names[type_index].clone(),
-            ticker,
+            tickers[span.ticker as usize].clone(),
             span.start,
             span.end,
         ))?;

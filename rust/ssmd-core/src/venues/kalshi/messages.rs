@@ -4,12 +4,9 @@
 //! `Msg` is the union of the `msg` fields of every message type, so that one
 //! pass over the frame reads it whatever the order of its keys.
 
-use crate::scalar::{Levels, Scalar};
-use serde::de::{
-    Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
-};
+use crate::scalar::{Key, Levels, Scalar};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
-use std::borrow::Cow;
 use std::fmt;
 
 /// Every field any message type carries in `msg`.
@@ -426,28 +423,6 @@ impl<'de: 'a, 'a> Visitor<'de> for MsgSeed<'_, 'a> {
     }
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
         Ok(MsgShape::Missing)
-    }
-}
-
-/// An object key, borrowed unless it contains escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
     }
 }
 

@@ -12,16 +12,44 @@
 
 use std::collections::BTreeMap;
 
-use super::crc::Crc32;
 use crate::model::SpotLevel;
 
 /// Levels per side that the checksum covers, whatever the depth.
 pub const CHECKSUM_LEVELS: usize = 10;
 
+/// A level's checksum token: its price's digits then its quantity's, kept beside the
+/// level so that a checksum, which every update asks for, formats nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Token {
+    text: [u8; TOKEN],
+    len: u8,
+}
+
+/// Room for two numbers of at most 20 characters each.
+const TOKEN: usize = 40;
+
+impl Token {
+    fn new(price: i64, qty: i64) -> Token {
+        let mut text = [0u8; TOKEN];
+        let end = put_decimal(&mut text, 0, price);
+        let end = put_decimal(&mut text, end, qty);
+        Token {
+            text,
+            len: end as u8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    qty: i64,
+    token: Token,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExactBook {
-    bids: BTreeMap<i64, i64>,
-    asks: BTreeMap<i64, i64>,
+    bids: BTreeMap<i64, Entry>,
+    asks: BTreeMap<i64, Entry>,
     depth: usize,
 }
 
@@ -51,7 +79,8 @@ impl ExactBook {
                 if l.qty == 0 {
                     side.remove(&l.price);
                 } else {
-                    side.insert(l.price, l.qty);
+                    let token = Token::new(l.price, l.qty);
+                    side.insert(l.price, Entry { qty: l.qty, token });
                 }
             }
         }
@@ -65,29 +94,61 @@ impl ExactBook {
 
     /// Bids, best (highest) first.
     pub fn bids(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        self.bids.iter().rev().map(|(p, q)| (*p, *q))
+        self.bids.iter().rev().map(|(p, e)| (*p, e.qty))
     }
 
     /// Asks, best (lowest) first.
     pub fn asks(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        self.asks.iter().map(|(p, q)| (*p, *q))
+        self.asks.iter().map(|(p, e)| (*p, e.qty))
     }
 
     /// Kraken's CRC32 of the top 10 levels per side.
     pub fn checksum(&self) -> u32 {
-        let mut crc = Crc32::default();
-        let mut buf = itoa::Buffer::new();
-        let mut token = |crc: &mut Crc32, v: i64| crc.update(buf.format(v).as_bytes());
-        for (p, q) in self.asks().take(CHECKSUM_LEVELS) {
-            token(&mut crc, p);
-            token(&mut crc, q);
+        // The levels' tokens into one buffer, then one CRC over it: the CRC runs fastest
+        // on long input. Each copy is a whole token's room (a fixed-size copy, inlined);
+        // the next one starts where the text ended.
+        let mut text = [0u8; 2 * CHECKSUM_LEVELS * TOKEN + TOKEN];
+        let mut len = 0;
+        let asks = self.asks.values().take(CHECKSUM_LEVELS);
+        for e in asks.chain(self.bids.values().rev().take(CHECKSUM_LEVELS)) {
+            text[len..len + TOKEN].copy_from_slice(&e.token.text);
+            len += usize::from(e.token.len);
         }
-        for (p, q) in self.bids().take(CHECKSUM_LEVELS) {
-            token(&mut crc, p);
-            token(&mut crc, q);
-        }
-        crc.finish()
+        crc32fast::hash(&text[..len])
     }
+}
+
+/// "00" to "99": two digits per division.
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// Writes `v` in decimal at `out[at..]` and returns where it ends.
+fn put_decimal(out: &mut [u8], at: usize, v: i64) -> usize {
+    let mut at = at;
+    if v < 0 {
+        out[at] = b'-';
+        at += 1;
+    }
+    let mut n = v.unsigned_abs();
+    let end = at + n.checked_ilog10().map_or(1, |d| d as usize + 1);
+    let mut i = end;
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        out[i - 2..i].copy_from_slice(&PAIRS[pair..pair + 2]);
+        i -= 2;
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        out[i - 2..i].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        out[i - 1] = b'0' + n as u8;
+    }
+    end
 }
 
 #[cfg(test)]
@@ -96,6 +157,26 @@ mod tests {
 
     fn lv(price: i64, qty: i64) -> SpotLevel {
         SpotLevel { price, qty }
+    }
+
+    #[test]
+    fn decimals_are_written_in_place() {
+        let mut out = [0u8; 64];
+        let mut end = 0;
+        for v in [0, 7, 10, 1_234_567_890, -42, i64::MAX, i64::MIN] {
+            end = put_decimal(&mut out, end, v);
+        }
+        let expected = format!(
+            "{}{}{}{}{}{}{}",
+            0,
+            7,
+            10,
+            1_234_567_890,
+            -42,
+            i64::MAX,
+            i64::MIN
+        );
+        assert_eq!(&out[..end], expected.as_bytes());
     }
 
     #[test]

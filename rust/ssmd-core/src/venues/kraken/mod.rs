@@ -1,7 +1,6 @@
 //! Kraken spot WebSocket v2: frames -> normalized records (`normalize`), the
-//! exact books and their CRC32 (`book`, `crc`).
+//! exact books and their CRC32 (`book`).
 pub mod book;
-pub mod crc;
 pub mod normalize;
 
 pub use normalize::{Batch, Event, FrameKind, Kraken};

@@ -14,8 +14,8 @@
 //! book then becomes invalid, a [`Event::Gap`] names it, and updates are not
 //! applied until a new snapshot makes it exact again ([`Event::Resynced`]).
 
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -27,7 +27,7 @@ use crate::model::{
     Body, BookView, Instrument, Level, Record, SpotBook, SpotLevel, SpotTicker, SpotTrade,
     VenueStatus,
 };
-use crate::normalize::RecordSpan;
+use crate::normalize::Spans;
 use crate::time::rfc3339_to_ns;
 
 /// Stream numbers (the records' `sid`): one per channel, as Kraken has no ids.
@@ -122,7 +122,7 @@ pub struct FrameOutcome {
 pub struct Batch {
     pub conn_id: u64,
     pub data: Vec<u8>,
-    pub records: Vec<RecordSpan>,
+    pub records: Spans,
     pub frames: Vec<FrameOutcome>,
     pub events: Vec<Event>,
 }
@@ -143,9 +143,11 @@ struct BookState {
 /// books by symbol.
 #[derive(Default)]
 pub struct Kraken {
-    precision: HashMap<String, (u8, u8)>,
-    depth: HashMap<String, usize>,
-    books: HashMap<String, BookState>,
+    // Keyed by pair, looked up several times per frame: FxHash, not SipHash (the keys
+    // are the venue's pairs subscribed to, not an attacker's choice).
+    precision: FxHashMap<String, (u8, u8)>,
+    depth: FxHashMap<String, usize>,
+    books: FxHashMap<String, BookState>,
     encoder: Encoder,
     /// Book messages whose checksum did not match, since creation.
     pub checksum_mismatches: u64,
@@ -496,7 +498,7 @@ impl Kraken {
         let mut batch = Batch {
             conn_id,
             data: Vec::with_capacity(n * 96),
-            records: Vec::with_capacity(n),
+            records: Spans::with_capacity(n),
             frames: Vec::with_capacity(n),
             events: Vec::new(),
         };
@@ -518,13 +520,13 @@ impl Kraken {
     fn emit(&mut self, out: &mut Out<'_>, record: &Record<'_>) {
         let start = out.batch.data.len();
         self.encoder.encode(record, &mut out.batch.data);
-        out.batch.records.push(RecordSpan {
-            frame: out.frame,
-            record_type: record.body.record_type(),
-            ticker: record.body.ticker().unwrap_or_default().to_owned(),
+        out.batch.records.push(
+            out.frame,
+            record.body.record_type(),
+            record.body.ticker().unwrap_or_default(),
             start,
-            end: out.batch.data.len(),
-        });
+            out.batch.data.len(),
+        );
     }
 
     fn problem(out: &mut Out<'_>, what: &'static str, detail: impl Into<String>) {

@@ -114,72 +114,8 @@ fn hex(bytes: &[u8]) -> String {
 
 /// SHA-1 (FIPS 180-4) of `data`.
 pub fn sha1(data: &[u8]) -> [u8; 20] {
-    let mut h: [u32; 5] = [
-        0x6745_2301,
-        0xEFCD_AB89,
-        0x98BA_DCFE,
-        0x1032_5476,
-        0xC3D2_E1F0,
-    ];
-    let bit_len = (data.len() as u64).wrapping_mul(8);
-    let mut tail = Vec::with_capacity(128);
-    let full = data.len() / 64 * 64;
-    tail.extend_from_slice(&data[full..]);
-    tail.push(0x80);
-    while tail.len() % 64 != 56 {
-        tail.push(0);
-    }
-    tail.extend_from_slice(&bit_len.to_be_bytes());
-    for block in data[..full].chunks_exact(64).chain(tail.chunks_exact(64)) {
-        compress(&mut h, block);
-    }
-    let mut out = [0u8; 20];
-    for (i, word) in h.iter().enumerate() {
-        out[i * 4..i * 4 + 4].copy_from_slice(&word.to_be_bytes());
-    }
-    out
-}
-
-fn compress(h: &mut [u32; 5], block: &[u8]) {
-    let mut w = [0u32; 80];
-    for (i, chunk) in block.chunks_exact(4).enumerate() {
-        w[i] = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-    }
-    for i in 16..80 {
-        w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
-    }
-    let [mut a, mut b, mut c, mut d, mut e] = *h;
-    // Four loops, one per round function: no branch per round.
-    macro_rules! rounds {
-        ($range:expr, $k:expr, $f:expr) => {
-            for word in &w[$range] {
-                let f: u32 = $f(b, c, d);
-                let t = a
-                    .rotate_left(5)
-                    .wrapping_add(f)
-                    .wrapping_add(e)
-                    .wrapping_add($k)
-                    .wrapping_add(*word);
-                e = d;
-                d = c;
-                c = b.rotate_left(30);
-                b = a;
-                a = t;
-            }
-        };
-    }
-    rounds!(0..20, 0x5A82_7999u32, |b: u32, c: u32, d: u32| (b & c)
-        | (!b & d));
-    rounds!(20..40, 0x6ED9_EBA1u32, |b: u32, c: u32, d: u32| b ^ c ^ d);
-    rounds!(40..60, 0x8F1B_BCDCu32, |b: u32, c: u32, d: u32| (b & c)
-        | (b & d)
-        | (c & d));
-    rounds!(60..80, 0xCA62_C1D6u32, |b: u32, c: u32, d: u32| b ^ c ^ d);
-    h[0] = h[0].wrapping_add(a);
-    h[1] = h[1].wrapping_add(b);
-    h[2] = h[2].wrapping_add(c);
-    h[3] = h[3].wrapping_add(d);
-    h[4] = h[4].wrapping_add(e);
+    use sha1::Digest;
+    sha1::Sha1::digest(data).into()
 }
 
 #[cfg(test)]

@@ -1,45 +1,65 @@
 //! Polymarket market-channel wire structs. Every field is lenient
-//! (`crate::scalar`): serde fails only on malformed JSON, never on a missing or
-//! wrongly typed field.
+//! (`crate::scalar`): reading fails only on malformed JSON, never on a missing
+//! or wrongly typed field.
 //!
 //! `Event` is the union of the fields of every event type, so one pass reads
-//! an object whatever its `event_type` and key order.
+//! an object whatever its `event_type` and key order. Each struct is read key
+//! by key in place (`ReadFields`), dispatching on the key's length first.
 
-use crate::scalar::Scalar;
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize as DeriveDeserialize;
+use crate::scalar::{InPlace, ReadFields, Scalar};
+use serde::de::{
+    Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use std::fmt;
 use std::marker::PhantomData;
 
-/// One `{price, size}` level; `None` when the entry is not an object.
-#[derive(Debug, Default, DeriveDeserialize)]
-#[serde(default)]
+fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
+    map.next_value::<IgnoredAny>().map(|_| ())
+}
+
+/// One `{price, size}` level; `None` in a `List` when the entry is not an object.
+#[derive(Debug, Default)]
 pub struct WireLevel<'a> {
-    #[serde(borrow)]
     pub price: Scalar<'a>,
-    #[serde(borrow)]
     pub size: Scalar<'a>,
+}
+
+impl<'de: 'a, 'a> ReadFields<'de> for WireLevel<'a> {
+    fn read_entry<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "price" => self.price = map.next_value()?,
+            "size" => self.size = map.next_value()?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
 }
 
 /// One item of a `price_change` (current schema: `price_changes[]`; legacy
 /// `changes[]` items have no asset id and no best bid/ask).
-#[derive(Debug, Default, DeriveDeserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 pub struct WireChange<'a> {
-    #[serde(borrow)]
     pub asset_id: Scalar<'a>,
-    #[serde(borrow)]
     pub price: Scalar<'a>,
-    #[serde(borrow)]
     pub size: Scalar<'a>,
-    #[serde(borrow)]
     pub side: Scalar<'a>,
-    #[serde(borrow)]
-    pub hash: Scalar<'a>,
-    #[serde(borrow)]
     pub best_bid: Scalar<'a>,
-    #[serde(borrow)]
     pub best_ask: Scalar<'a>,
+}
+
+impl<'de: 'a, 'a> ReadFields<'de> for WireChange<'a> {
+    fn read_entry<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key.len() {
+            4 if key == "size" => self.size = map.next_value()?,
+            4 if key == "side" => self.side = map.next_value()?,
+            5 if key == "price" => self.price = map.next_value()?,
+            8 if key == "asset_id" => self.asset_id = map.next_value()?,
+            8 if key == "best_bid" => self.best_bid = map.next_value()?,
+            8 if key == "best_ask" => self.best_ask = map.next_value()?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
 }
 
 /// A JSON array of objects `T`, read leniently.
@@ -54,7 +74,7 @@ pub enum List<T> {
     Items(Vec<Option<T>>),
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
+impl<'de, T: ReadFields<'de> + Default> Deserialize<'de> for List<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(ListVisitor(PhantomData))
     }
@@ -62,7 +82,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
 
 struct ListVisitor<T>(PhantomData<T>);
 
-impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
+impl<'de, T: ReadFields<'de> + Default> Visitor<'de> for ListVisitor<T> {
     type Value = List<T>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a list of objects")
@@ -94,80 +114,104 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(4).min(1024));
-        while let Some(entry) = seq.next_element::<crate::scalar::ObjectOr<T>>()? {
-            out.push(match entry {
-                crate::scalar::ObjectOr::Object(t) => Some(t),
-                _ => None,
-            });
+        loop {
+            let mut item = T::default();
+            match seq.next_element_seed(InPlace(&mut item))? {
+                None => break,
+                Some(true) => out.push(Some(item)),
+                Some(false) => out.push(None),
+            }
         }
         Ok(List::Items(out))
     }
 }
 
-/// Every field any market-channel event carries.
-#[derive(Debug, Default, DeriveDeserialize)]
-#[serde(default)]
+/// Every field of any market-channel event that the normalizer reads.
+#[derive(Debug, Default)]
 pub struct Event<'a> {
-    #[serde(borrow)]
     pub event_type: Scalar<'a>,
-    #[serde(borrow)]
     pub asset_id: Scalar<'a>,
-    #[serde(borrow)]
     pub market: Scalar<'a>,
-    #[serde(borrow)]
     pub timestamp: Scalar<'a>,
-    #[serde(borrow)]
     pub hash: Scalar<'a>,
 
     // book (older docs name the sides buys/sells).
-    #[serde(borrow)]
     pub bids: List<WireLevel<'a>>,
-    #[serde(borrow)]
     pub asks: List<WireLevel<'a>>,
-    #[serde(borrow)]
     pub buys: List<WireLevel<'a>>,
-    #[serde(borrow)]
     pub sells: List<WireLevel<'a>>,
-    #[serde(borrow)]
     pub tick_size: Scalar<'a>,
-    #[serde(borrow)]
     pub last_trade_price: Scalar<'a>,
 
     // price_change: current and legacy schema.
-    #[serde(borrow)]
     pub price_changes: List<WireChange<'a>>,
-    #[serde(borrow)]
     pub changes: List<WireChange<'a>>,
 
     // last_trade_price.
-    #[serde(borrow)]
     pub price: Scalar<'a>,
-    #[serde(borrow)]
     pub size: Scalar<'a>,
-    #[serde(borrow)]
     pub side: Scalar<'a>,
-    #[serde(borrow)]
-    pub fee_rate_bps: Scalar<'a>,
-    #[serde(borrow)]
-    pub transaction_hash: Scalar<'a>,
 
     // tick_size_change.
-    #[serde(borrow)]
     pub old_tick_size: Scalar<'a>,
-    #[serde(borrow)]
     pub new_tick_size: Scalar<'a>,
 
     // best_bid_ask.
-    #[serde(borrow)]
     pub best_bid: Scalar<'a>,
-    #[serde(borrow)]
     pub best_ask: Scalar<'a>,
 
     // new_market, market_resolved.
-    #[serde(borrow)]
     pub question: Scalar<'a>,
-    #[serde(borrow)]
     pub winning_outcome: Scalar<'a>,
-    #[serde(borrow)]
-    pub winning_asset_id: Scalar<'a>,
+}
+
+impl<'de: 'a, 'a> ReadFields<'de> for Event<'a> {
+    fn read_entry<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key.len() {
+            4 => match key {
+                "hash" => self.hash = map.next_value()?,
+                "bids" => self.bids = map.next_value()?,
+                "asks" => self.asks = map.next_value()?,
+                "buys" => self.buys = map.next_value()?,
+                "size" => self.size = map.next_value()?,
+                "side" => self.side = map.next_value()?,
+                _ => skip(map)?,
+            },
+            5 => match key {
+                "sells" => self.sells = map.next_value()?,
+                "price" => self.price = map.next_value()?,
+                _ => skip(map)?,
+            },
+            6 if key == "market" => self.market = map.next_value()?,
+            7 if key == "changes" => self.changes = map.next_value()?,
+            8 => match key {
+                "asset_id" => self.asset_id = map.next_value()?,
+                "best_bid" => self.best_bid = map.next_value()?,
+                "best_ask" => self.best_ask = map.next_value()?,
+                "question" => self.question = map.next_value()?,
+                _ => skip(map)?,
+            },
+            9 if key == "timestamp" => self.timestamp = map.next_value()?,
+            9 if key == "tick_size" => self.tick_size = map.next_value()?,
+            10 if key == "event_type" => self.event_type = map.next_value()?,
+            13 => match key {
+                "price_changes" => self.price_changes = map.next_value()?,
+                "old_tick_size" => self.old_tick_size = map.next_value()?,
+                "new_tick_size" => self.new_tick_size = map.next_value()?,
+                _ => skip(map)?,
+            },
+            15 if key == "winning_outcome" => self.winning_outcome = map.next_value()?,
+            16 if key == "last_trade_price" => self.last_trade_price = map.next_value()?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+/// Reads one JSON object (`text` starts with `{`) into `event`, which the caller
+/// gives fresh (`Event::default()`).
+pub fn read_event<'a>(text: &'a str, event: &mut Event<'a>) -> serde_json::Result<()> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    InPlace(event).deserialize(&mut de)?;
+    de.end()
 }

@@ -15,17 +15,18 @@
 //! every book (`reset`), and the new connection's initial dump rebuilds them.
 
 use super::hash::{summary_hash, Summary};
-use super::parse::{parse_frame, Body as Event, BookEvent, Change, EventKind, Parsed};
+use super::parse::{parse_frame_into, Body as Event, BookEvent, Change, EventKind, Parsed};
 use crate::codec::Encoder;
 use crate::fixed::SCALE;
 use crate::model::{
     Body, BookDelta, BookSnapshot, BookView, Level, LifecycleEvent, MarketLifecycle, Outcome,
     Record, Ticker, Trade,
 };
-use crate::normalize::RecordSpan;
+use crate::normalize::Spans;
 use crate::venues::kalshi::parse::FieldError;
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 /// How a `book`'s hash is treated.
@@ -118,7 +119,7 @@ pub struct HashCounts {
 pub struct PolyBatch {
     pub conn_id: u64,
     pub data: Vec<u8>,
-    pub records: Vec<RecordSpan>,
+    pub records: Spans,
     pub frames: Vec<FrameOutcome>,
     pub resyncs: Vec<Resync>,
     /// (frame, asset id): a suspected token's book is exact again.
@@ -166,18 +167,23 @@ impl TokenBook {
 /// The per-connection normalizer for Polymarket's market channel.
 pub struct Normalizer {
     mode: HashMode,
-    meta: HashMap<String, TokenMeta>,
-    books: HashMap<String, TokenBook>,
+    // Keyed by token id, looked up several times per frame: FxHash, not SipHash (the
+    // keys are the venue's ids of the tokens subscribed to, not an attacker's choice).
+    meta: FxHashMap<String, TokenMeta>,
+    books: FxHashMap<String, TokenBook>,
     encoder: Encoder,
+    /// Scratch of a `price_change`: (item, best bid, best ask) of each token's last item.
+    last_best: Vec<(usize, Option<i64>, Option<i64>)>,
 }
 
 impl Normalizer {
     pub fn new(mode: HashMode) -> Normalizer {
         Normalizer {
             mode,
-            meta: HashMap::new(),
-            books: HashMap::new(),
+            meta: FxHashMap::default(),
+            books: FxHashMap::default(),
             encoder: Encoder::new(),
+            last_best: Vec::new(),
         }
     }
 
@@ -269,12 +275,13 @@ impl Normalizer {
         let mut batch = PolyBatch {
             conn_id,
             data: Vec::with_capacity(hint * 128),
-            records: Vec::with_capacity(hint),
+            records: Spans::with_capacity(hint),
             frames: Vec::with_capacity(hint),
             ..PolyBatch::default()
         };
+        let mut events = Vec::new();
         for (index, (receive_ts, bytes)) in frames.enumerate() {
-            let events = parse_frame(bytes);
+            parse_frame_into(bytes, &mut events);
             let start = batch.records.len();
             let mut outcome = FrameOutcome {
                 kind: events.first().map_or(EventKind::Empty, |e| e.kind),
@@ -285,7 +292,7 @@ impl Normalizer {
                 dropped: Vec::new(),
                 records: start..start,
             };
-            for event in events {
+            for event in events.drain(..) {
                 self.event(index, receive_ts, event, &mut batch, &mut outcome);
             }
             outcome.records = start..batch.records.len();
@@ -365,7 +372,8 @@ impl Normalizer {
             }
             Event::PriceChange(changes) => {
                 // The venue's best bid/ask per token, after all of this event's changes.
-                let mut last_best: Vec<(usize, Option<i64>, Option<i64>)> = Vec::new();
+                let mut last_best = std::mem::take(&mut self.last_best);
+                last_best.clear();
                 for (i, change) in changes.iter().enumerate() {
                     let Some(asset) = change.asset_id.as_deref() else {
                         outcome.dropped.push("no_asset_id");
@@ -402,7 +410,7 @@ impl Normalizer {
                         None => last_best.push((i, change.best_bid_e6, change.best_ask_e6)),
                     }
                 }
-                for (i, bid, ask) in last_best {
+                for &(i, bid, ask) in &last_best {
                     let Some(asset) = changes[i].asset_id.as_deref() else {
                         continue;
                     };
@@ -418,6 +426,7 @@ impl Normalizer {
                         self.suspect(frame, asset, Suspicion::BestMismatch, batch);
                     }
                 }
+                self.last_best = last_best;
             }
             Event::Trade(t) => match t.asset_id {
                 Some(asset) => {
@@ -534,13 +543,13 @@ impl Normalizer {
         };
         let start = batch.data.len();
         self.encoder.encode(&record, &mut batch.data);
-        batch.records.push(RecordSpan {
+        batch.records.push(
             frame,
-            record_type: record.body.record_type(),
-            ticker: record.body.ticker().unwrap_or_default().to_owned(),
+            record.body.record_type(),
+            record.body.ticker().unwrap_or_default(),
             start,
-            end: batch.data.len(),
-        });
+            batch.data.len(),
+        );
     }
 
     fn suspect(&mut self, frame: usize, asset: &str, reason: Suspicion, batch: &mut PolyBatch) {

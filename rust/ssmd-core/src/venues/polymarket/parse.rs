@@ -20,7 +20,7 @@
 //! - `new_market` -> lifecycle created, `market_resolved` -> lifecycle
 //!   determined, both keyed by condition id, metadataJson = the event verbatim.
 
-use super::messages::{Event, List, WireChange, WireLevel};
+use super::messages::{read_event, Event, List, WireChange, WireLevel};
 use crate::fixed;
 use crate::scalar::Scalar;
 use crate::time;
@@ -212,27 +212,32 @@ impl<'a> Parsed<'a> {
 /// Parses one frame into its events (one for an object or a control word,
 /// one per element for an array, one `Empty` for `[]`). Never panics.
 pub fn parse_frame(frame: &[u8]) -> Vec<Parsed<'_>> {
+    let mut out = Vec::new();
+    parse_frame_into(frame, &mut out);
+    out
+}
+
+/// `parse_frame` into `out` (cleared first), so that a batch reuses one vector.
+pub fn parse_frame_into<'f>(frame: &'f [u8], out: &mut Vec<Parsed<'f>>) {
+    out.clear();
     let text = match std::str::from_utf8(frame) {
         Ok(text) => text,
-        Err(e) => return vec![Parsed::malformed(format!("not UTF-8 ({e})"))],
+        Err(e) => return out.push(Parsed::malformed(format!("not UTF-8 ({e})"))),
     };
     let trimmed = text.trim();
     match trimmed.as_bytes().first() {
-        Some(b'{') => vec![parse_object(trimmed)],
+        Some(b'{') => out.push(parse_object(trimmed)),
         Some(b'[') => match serde_json::from_str::<Vec<&RawValue>>(trimmed) {
-            Ok(items) if items.is_empty() => vec![Parsed::bare(EventKind::Empty, None)],
-            Ok(items) => items
-                .into_iter()
-                .map(|raw| {
-                    let inner = raw.get();
-                    if inner.starts_with('{') {
-                        parse_object(inner)
-                    } else {
-                        Parsed::malformed("an array element is not an object".to_owned())
-                    }
-                })
-                .collect(),
-            Err(e) => vec![Parsed::malformed(format!("invalid JSON: {e}"))],
+            Ok(items) if items.is_empty() => out.push(Parsed::bare(EventKind::Empty, None)),
+            Ok(items) => out.extend(items.into_iter().map(|raw| {
+                let inner = raw.get();
+                if inner.starts_with('{') {
+                    parse_object(inner)
+                } else {
+                    Parsed::malformed("an array element is not an object".to_owned())
+                }
+            })),
+            Err(e) => out.push(Parsed::malformed(format!("invalid JSON: {e}"))),
         },
         _ if is_control_word(trimmed) => {
             let kind = if trimmed == "PONG" {
@@ -240,11 +245,11 @@ pub fn parse_frame(frame: &[u8]) -> Vec<Parsed<'_>> {
             } else {
                 EventKind::Control
             };
-            vec![Parsed::bare(kind, Some(Cow::Borrowed(trimmed)))]
+            out.push(Parsed::bare(kind, Some(Cow::Borrowed(trimmed))))
         }
-        _ => vec![Parsed::malformed(
+        _ => out.push(Parsed::malformed(
             "neither a JSON object, an array nor a control word".to_owned(),
-        )],
+        )),
     }
 }
 
@@ -258,10 +263,10 @@ fn is_control_word(text: &str) -> bool {
 }
 
 fn parse_object(text: &str) -> Parsed<'_> {
-    let event: Event<'_> = match serde_json::from_str(text) {
-        Ok(e) => e,
-        Err(e) => return Parsed::malformed(format!("invalid JSON: {e}")),
-    };
+    let mut event = Event::default();
+    if let Err(e) = read_event(text, &mut event) {
+        return Parsed::malformed(format!("invalid JSON: {e}"));
+    }
     let mut f = Fields { errors: Vec::new() };
     let (kind, type_text) = match &event.event_type {
         Scalar::Str(t) => (EventKind::from_type(t), Some(t.clone())),
