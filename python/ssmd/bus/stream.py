@@ -15,7 +15,7 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
 from nats.js.errors import NotFoundError
 
-from ssmd.bus.subjects import covers
+from ssmd.bus.subjects import covers, published
 from ssmd.config import NatsSettings
 from ssmd.exceptions import ConfigError
 
@@ -26,14 +26,7 @@ log = logging.getLogger(__name__)
 
 def required_subjects(subject_prefix: str) -> list[str]:
     """What the connector publishes under `{env}.{feed}`."""
-    return [
-        f"{subject_prefix}.raw.*",
-        f"{subject_prefix}.events.*",
-        *(
-            f"{subject_prefix}.{t}.*"
-            for t in ("trade", "orderbook", "book", "ticker", "lifecycle", "status", "event")
-        ),
-    ]
+    return published(subject_prefix)
 
 
 def _check(info: StreamInfo, required: list[str]) -> None:

@@ -24,9 +24,14 @@ from __future__ import annotations
 import hashlib
 from typing import Final
 
+from ssmd import core
+
 __all__ = [
+    "BOOK",
+    "EVENTS",
     "HASH_MARK",
     "MAX_TOKEN",
+    "RAW",
     "bounded",
     "covers",
     "escape_token",
@@ -34,11 +39,19 @@ __all__ = [
     "every_ticker",
     "matches",
     "prefix",
+    "published",
     "raw",
     "record",
+    "type_prefix",
     "under",
     "unescape_token",
 ]
+
+# The type tokens that are not record types: raw frames, connector events, and book
+# checkpoints (full books of the connector's, beside the record type "orderbook").
+RAW: Final = "raw"
+EVENTS: Final = "events"
+BOOK: Final = "book"
 
 _SPECIAL: Final = frozenset("%.*>~")
 _EMPTY: Final = "%"
@@ -109,9 +122,15 @@ def prefix(env: str, feed: str) -> str:
     return f"{env}.{feed}"
 
 
+def type_prefix(prefix: str, kind: str) -> str:
+    """The start of every subject of one type token under `prefix` (`prod.kalshi.book.`),
+    for a consumer that tells types apart by subject."""
+    return f"{prefix}.{kind}."
+
+
 def raw(env: str, feed: str, msgtype: str) -> str:
     """Subject of a raw frame; msgtype is a FRAME_KINDS name (unknown, malformed included)."""
-    return f"{env}.{feed}.raw.{msgtype}"
+    return f"{env}.{feed}.{RAW}.{msgtype}"
 
 
 def record(env: str, feed: str, record_type: str, ticker: str) -> str:
@@ -121,7 +140,7 @@ def record(env: str, feed: str, record_type: str, ticker: str) -> str:
 
 def event(env: str, feed: str, kind: str) -> str:
     """Subject of a connector event."""
-    return f"{env}.{feed}.events.{kind}"
+    return f"{env}.{feed}.{EVENTS}.{kind}"
 
 
 def under(prefix: str, *tokens: str) -> str:
@@ -133,6 +152,12 @@ def under(prefix: str, *tokens: str) -> str:
 def every_ticker(prefix: str, record_type: str) -> str:
     """The filter for the records of one type, any ticker (one escaped token)."""
     return f"{prefix}.{record_type}.*"
+
+
+def published(prefix: str) -> list[str]:
+    """The filters of everything a connector publishes under `prefix`."""
+    kinds = (RAW, EVENTS, *core.RECORD_TYPES, BOOK)
+    return [every_ticker(prefix, k) for k in kinds]
 
 
 def matches(pattern: str, subject: str) -> bool:

@@ -88,7 +88,10 @@ class Pipeline:
         self.raw_subjects = [subjects.raw(env, feed, k) for k in codec.frame_kinds]
         self.kind_names = list(codec.frame_kinds)
         self._tokens: dict[str, str] = {}
-        self._record_prefix = f"{env}.{feed}."
+        prefix = subjects.prefix(env, feed)
+        self._heads = {
+            t: subjects.type_prefix(prefix, t) for t in (*core.RECORD_TYPES, subjects.BOOK)
+        }
 
     @property
     def books(self) -> Any:
@@ -112,7 +115,7 @@ class Pipeline:
             if len(self._tokens) > 200_000:
                 self._tokens.clear()
             token = self._tokens[ticker] = subjects.escape_token(ticker)
-        return f"{self._record_prefix}{record_type}.{token}"
+        return self._heads[record_type] + token
 
     def checkpoint(self, now_ns: int, everything: bool = False) -> list[OutMsg]:
         """Book checkpoints to publish after what has been processed so far: a `book`
@@ -120,7 +123,7 @@ class Pipeline:
         `{env}.{feed}.book.{ticker}`. A consumer that joins late (the gateway) restores
         the books from the latest checkpoints and applies only the deltas after them."""
         return [
-            OutMsg(self._subject("book", ticker), data, f"bk:{now_ns}:{ticker}")
+            OutMsg(self._subject(subjects.BOOK, ticker), data, f"bk:{now_ns}:{ticker}")
             for ticker, data in self.codec.checkpoint(now_ns, everything)
         ]
 

@@ -122,7 +122,7 @@ class Market:
 
 
 # The record types the feed applies (the subject's type token).
-LIVE_TYPES: Final = ["orderbook", "book", "trade", "status", "lifecycle", "events"]
+LIVE_TYPES: Final = ["orderbook", subjects.BOOK, "trade", "status", "lifecycle", subjects.EVENTS]
 
 
 def live_subjects(prefix: str) -> list[str]:
@@ -238,9 +238,11 @@ class Feed:
         p = self.prefix
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-            filter_subjects=[subjects.every_ticker(p, t) for t in ("book", "status", "lifecycle")],
+            filter_subjects=[
+                subjects.every_ticker(p, t) for t in (subjects.BOOK, "status", "lifecycle")
+            ],
         )
-        book_type = f"{p}.book."
+        book_type = subjects.type_prefix(p, subjects.BOOK)
         checkpoints: list[Checkpoint] = []
         async with contextlib.aclosing(self._read(js, "last_per_subject", config)) as reads:
             async for msgs in reads:

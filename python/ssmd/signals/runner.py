@@ -173,7 +173,7 @@ async def run_live(
     nc = await connect(env.nats.url, f"ssmd-signal-{env.name}")
     try:
         js = nc.jetstream()
-        raw = f"{env.nats.subject_prefix}.raw."
+        raw = subjects.type_prefix(env.nats.subject_prefix, subjects.RAW)
         pending = asyncio.Queue[bytes](maxsize=10_000)  # policy: block the consumer
 
         async def on_msg(msg: Any) -> None:
