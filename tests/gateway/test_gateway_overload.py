@@ -132,7 +132,7 @@ async def test_books_conflate_to_one_pending_per_market_while_a_client_takes_no_
         def view(_ticker: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]], bool, int]:
             return [(400_000, next(changes))], [], True, 0  # a new book at every look
 
-        hub.feed = cast(Feed, SimpleNamespace(ready=True, view=view))
+        hub.feed = cast(Feed, SimpleNamespace(ready=True, state=SimpleNamespace(view=view)))
         for _ in range(100):
             hub.books_changed([T])
         assert [k for k, *_ in stuck.queue].count("orderbook") == 1

@@ -223,16 +223,17 @@ def test_old_checkpoints_are_left_out_and_the_replay_starts_at_the_latest_round(
         ]
     )
     assert start == 900
-    assert feed.books.view("GONE") is None
-    quiet = feed.books.view("QUIET")
+    assert feed.state.books.view("GONE") is None
+    quiet = feed.state.books.view("QUIET")
     assert quiet is not None and quiet.bids == [(10 * CENT, 40 * E6)]
     # The (conn, sid) ends at the newest round's seq: 91 applies, 90 is a duplicate.
     dup = core.encode_records([delta("BUSY-A", "yes", 10 * CENT, E6, seq=90)])
-    assert isinstance(feed.books.apply(dup)[0], core.DuplicateEvent)
+    assert isinstance(feed.state.books.apply(dup)[0], core.DuplicateEvent)
     assert (
-        feed.books.apply(core.encode_records([delta("BUSY-A", "yes", 10 * CENT, E6, seq=91)])) == []
+        feed.state.books.apply(core.encode_records([delta("BUSY-A", "yes", 10 * CENT, E6, seq=91)]))
+        == []
     )
-    busy = feed.books.view("BUSY-A")
+    busy = feed.state.books.view("BUSY-A")
     assert busy is not None and busy.bids == [(10 * CENT, 91 * E6)]
     assert feed._restore_books([]) is None
 

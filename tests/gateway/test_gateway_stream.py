@@ -214,7 +214,7 @@ async def test_bad_messages_get_errors_and_the_connection_stays(tmp_path: Path) 
             # Over the per-connection limit: nothing subscribed.
             await pub.publish(snapshot("INXD-25-B4200", [(30 * CENT, E6)], [], sid=3))
             # A market the gateway knows, so that the limit is what refuses it.
-            await until(lambda: gw.gw.feed.knows("INXD-25-B4200"), what="the new market")
+            await until(lambda: gw.gw.feed.state.knows("INXD-25-B4200"), what="the new market")
             await c.send({"action": "subscribe", "symbols": ["INXD-25-B4200"]})
             got = await c.recv()
             assert got["code"] == "too_many_symbols"

@@ -222,7 +222,7 @@ def create_app(gw: Gateway) -> FastAPI:
             return forbidden(policy, [ticker])
         if not await gw.markets.exists(ticker):
             return error_response(404, "not_found", f"unknown market {ticker}")
-        items = gw.feed.trades.recent(ticker, limit)
+        items = gw.feed.state.trades.recent(ticker, limit)
         body = b'{"ticker":%b,"trades":[%b]}' % (
             orjson.dumps(ticker),
             ",".join(items).encode(),

@@ -1,4 +1,5 @@
-"""The stream -> market state: books (BookSet), recent trades, statuses, freshness.
+"""The stream -> market state (ssmd.gateway.state): the consumers, the start-up reads,
+and how far the gateway is behind the stream.
 
 Start-up, so that a gateway started (or restarted) at any moment serves exact books
 (the one-shot reads and the choice of checkpoints: ssmd.gateway.startup):
@@ -32,14 +33,11 @@ import asyncio
 import contextlib
 import gc
 import logging
-import math
 import secrets
 import time
-from collections import OrderedDict
-from collections.abc import AsyncGenerator, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Final
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -53,7 +51,6 @@ from ssmd.bus.connection import NatsClient, connect
 from ssmd.bus.puller import Puller
 from ssmd.bus.stream import check_stream
 from ssmd.exceptions import ConfigError, DecodeError
-from ssmd.gateway import render
 from ssmd.gateway.metrics import GatewayMetrics
 from ssmd.gateway.settings import GatewaySettings
 from ssmd.gateway.startup import (
@@ -64,10 +61,9 @@ from ssmd.gateway.startup import (
     replay_start,
     stream_meta,
 )
-from ssmd.gateway.trades import TradeLog
-from ssmd.secmaster.status import lifecycle_status
+from ssmd.gateway.state import MarketState, Sink
 
-__all__ = ["LIVE_TYPES", "Feed", "Market", "Sink", "live_subjects"]
+__all__ = ["LIVE_TYPES", "Feed", "live_subjects"]
 
 log = logging.getLogger(__name__)
 
@@ -76,49 +72,6 @@ Reads = AsyncGenerator[list[Msg], None]
 _FETCH: Final = 1000
 _LIVE_BATCH: Final = 2000  # deliveries a pull request asks for (at most two held)
 _LIVE_EXPIRES: Final = 5.0  # seconds a live pull request waits
-ACTIVITY_MS: Final = 600_000  # the time constant of a market's activity (Market.activity)
-
-
-class Sink(Protocol):
-    """Where the feed sends what clients see (the hub)."""
-
-    def books_changed(self, tickers: Iterable[str]) -> None: ...
-    def trade(self, ticker: str, text: str) -> None: ...
-    def status(self, ticker: str, text: str) -> None: ...
-    def caught_up(self) -> None: ...
-
-
-@dataclass
-class Market:
-    """What the stream said about a market (the REST fallback without a security master)."""
-
-    ticker: str
-    status: str | None = None
-    status_ms: int = 0
-    event_ticker: str | None = None
-    title: str | None = None
-    open_ns: int = 0
-    close_ns: int = 0
-    last_price_e6: int | None = None
-    last_trade_ms: int = 0
-    trades_weight: float = 0.0  # the market's activity as of trades_weight_ms
-    trades_weight_ms: int = 0
-
-    def count_trade(self, ms: int) -> None:
-        """Add a trade of time `ms` (Unix ms) to the market's activity."""
-        if ms >= self.trades_weight_ms:
-            self.trades_weight = self.activity(ms) + 1.0
-            self.trades_weight_ms = ms
-        else:  # older than the newest trade counted (trades can arrive out of order)
-            self.trades_weight += math.exp((ms - self.trades_weight_ms) / ACTIVITY_MS)
-
-    def activity(self, now_ms: int) -> float:
-        """Recent trades at `now_ms`: each trade weighs e^(-age / 10 min), so one that just
-        happened counts 1, one 10 minutes old 0.37, one an hour old 0.0025. A market
-        trading r times a minute for a while reaches about 10 r. Kept as one number per
-        market, updated per trade: no trade is held for it."""
-        age = max(0, now_ms - self.trades_weight_ms)
-        return self.trades_weight * math.exp(-age / ACTIVITY_MS)
 
 
 # The record types the feed applies (the subject's type token).
@@ -136,20 +89,13 @@ class Feed:
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.sink = sink
+        self.state = MarketState(settings, metrics, sink)
         self.prefix = settings.nats.subject_prefix
-        self._type_at = len(self.prefix) + 1
-        self.books = core.BookSet()
-        self.book_ms: dict[str, int] = {}
-        self.trades = TradeLog(settings.trades_per_ticker, settings.trades_total)
-        self.markets: OrderedDict[str, Market] = OrderedDict()
         self.ready = False
         self.stream_found = False
         self.last_seq = 0
         self.lag = 0
-        self.last_receive_ns = 0
         self.last_stored_ns = 0  # when the stream stored the newest live message applied
-        self.last_event: tuple[str, int] | None = None  # (kind, connector receive ns)
         self.fatal: str | None = None  # why consuming stopped for good
         self.nc: NatsClient | None = None
         self._puller: Puller | None = None
@@ -158,7 +104,6 @@ class Feed:
         self._received = 0
         self._target: int | None = None
         self._at_end = False
-        self._trade_floor_ns = 0  # replayed trades older than this are not kept
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -220,10 +165,7 @@ class Feed:
     async def _reset(self) -> None:
         await self._drop_consumer()
         self._received, self._target, self._at_end = 0, None, False
-        self.books = core.BookSet()
-        self.book_ms.clear()
-        self.trades = TradeLog(self.settings.trades_per_ticker, self.settings.trades_total)
-        self.markets.clear()
+        self.state.reset()
         self.last_seq = 0
 
     # ---- start-up reads -----------------------------------------------------------------
@@ -275,12 +217,7 @@ class Feed:
         if len(recs) != len(kept):
             log.warning("book checkpoints hold more than one record each; replaying the stream")
             return None
-        dirty = {str(r["ticker"]): render.record_ms(r) for r in recs if r.get("ticker")}
-        for t in dirty:
-            self._market(t)
-        for ev in self.books.apply(data):
-            self.metrics.book_events.labels(core.BOOK_EVENT_KINDS[type(ev)]).inc()
-        self.book_ms.update(dirty)
+        self.state.restore(data, recs)
         start = replay_start(kept, recs)
         log.info(
             "restored %d books from checkpoints (%d older ones left out); replaying from "
@@ -296,7 +233,7 @@ class Feed:
         consumer reads from there)."""
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_TIME,
-            opt_start_time=datetime.fromtimestamp(self._trade_floor_ns / 1e9, UTC),
+            opt_start_time=datetime.fromtimestamp(self.state.trade_floor_ns / 1e9, UTC),
             filter_subjects=[subjects.every_ticker(self.prefix, "trade")],
         )
         async with contextlib.aclosing(self._read(js, "trade_backfill", config)) as reads:
@@ -308,7 +245,7 @@ class Feed:
 
     async def _start_consuming(self, js: JetStreamContext) -> None:
         s = self.settings
-        self._trade_floor_ns = time.time_ns() - int(s.trade_window * 1e9)
+        self.state.trade_floor_ns = time.time_ns() - int(s.trade_window * 1e9)
         start = await self._restore(js)
         if start is not None:
             await self._backfill_trades(js, start)
@@ -379,7 +316,7 @@ class Feed:
             got = await puller.fetch()
             if not len(got):
                 continue
-            batch = self.books.apply_deliveries(
+            batch = self.state.books.apply_deliveries(
                 got, self.last_seq, consumer_seq, self.prefix, LIVE_TYPES
             )
             consumer_seq = batch.consumer_seq
@@ -387,7 +324,7 @@ class Feed:
             self.last_stored_ns = batch.last_stored_ns
             self.lag = batch.pending
             self._received += batch.received
-            self._take(batch)
+            self.state.take(batch)
             if batch.pending == 0:
                 self._at_end = True
             if not self.ready:
@@ -413,116 +350,27 @@ class Feed:
             return
         if self._at_end or self._received >= self._target:
             self.ready = True
+            state = self.state
             log.info(
                 "gateway caught up: %d books, %d markets, %d trades held",
-                len(self.books),
-                len(self.markets),
-                len(self.trades),
+                len(state.books),
+                len(state.markets),
+                len(state.trades),
             )
             # What exists now (the code, the app, the restored books) lives as long as the
             # process: out of the collector's way, a full collection stays short and so do
             # the latency spikes it would cause.
             gc.freeze()
-            if self.sink is not None:
-                self.sink.caught_up()
+            state.go_live()
 
     # ---- applying records ---------------------------------------------------------------
 
     def _apply(self, deliveries: core.Deliveries) -> None:
         """A start-up read's messages, applied in order (stream sequences as they come)."""
-        self._take(self.books.apply_deliveries(deliveries, 0, 0, self.prefix, LIVE_TYPES))
+        state = self.state
+        state.take(state.books.apply_deliveries(deliveries, 0, 0, self.prefix, LIVE_TYPES))
 
-    def _take(self, batch: core.FeedBatch) -> None:
-        """What Rust applied to the books (batch.books) and what it left to this feed."""
-        self.last_receive_ns = max(self.last_receive_ns, batch.last_receive_ns)
-        for typ, n in batch.counts:
-            self.metrics.stream_messages.labels(typ).inc(n)
-        for kind, n in batch.book_events:
-            self.metrics.book_events.labels(kind).inc(n)
-        if batch.undecodable:
-            self.metrics.decode_errors.inc(batch.undecodable)
-        dirty = dict(batch.books)
-        for t in dirty:
-            self._market(t)
-        for trade in batch.trades:
-            self._trade(trade)
-        for rec in batch.records:
-            ticker = rec.get("ticker")
-            kind = rec["kind"]
-            if kind == "connector_event":
-                self.last_event = (str(rec["event"]), int(rec["receive_ts"]))
-            elif kind == "status" and ticker:
-                self._status(ticker, str(rec["status"]), render.record_ms(rec))
-            elif kind == "lifecycle" and ticker:
-                self._lifecycle(ticker, rec)
-        if dirty:
-            self.book_ms.update(dirty)
-            if self.ready and self.sink is not None:
-                self.sink.books_changed(dirty)
-
-    def _market(self, ticker: str) -> Market:
-        m = self.markets.get(ticker)
-        if m is None:
-            m = self.markets[ticker] = Market(ticker)
-            while len(self.markets) > self.settings.markets_max:
-                old, _ = self.markets.popitem(last=False)
-                self.books.remove(old)
-                self.book_ms.pop(old, None)
-        else:
-            self.markets.move_to_end(ticker)
-        return m
-
-    def _trade(self, trade: core.TradeMessage) -> None:
-        ticker, ms, text = trade.ticker, trade.ms, trade.text
-        m = self._market(ticker)
-        if ms >= m.last_trade_ms:
-            m.last_trade_ms, m.last_price_e6 = ms, trade.price_e6
-        m.count_trade(ms)
-        if self.ready:
-            self.trades.add(ticker, text)
-            if self.sink is not None:
-                self.sink.trade(ticker, text)
-        elif trade.receive_ns >= self._trade_floor_ns:  # connector receive time
-            self.trades.add(ticker, text)
-
-    def _status(self, ticker: str, status: str, ms: int) -> None:
-        m = self._market(ticker)
-        if m.status == status:
-            return
-        m.status, m.status_ms = status, ms
-        if status == "settled":
-            # Settled markets trade no more: their books are dropped to bound memory.
-            self.books.remove(ticker)
-            self.book_ms.pop(ticker, None)
-        if self.ready and self.sink is not None:
-            self.sink.status(ticker, render.status(ticker, status, ms))
-
-    def _lifecycle(self, ticker: str, rec: dict[str, Any]) -> None:
-        m = self._market(ticker)
-        for attr, key in (("event_ticker", "event_ticker"), ("title", "title")):
-            if rec.get(key):
-                setattr(m, attr, str(rec[key]))
-        m.open_ns = int(rec.get("open_ts") or m.open_ns)
-        m.close_ns = int(rec.get("close_ts") or m.close_ns)
-        event = str(rec.get("event_type") or "")
-        change = lifecycle_status(event, rec.get("is_deactivated", True))
-        status = change[0] if change is not None else None
-        if event == "created" and m.status is None:
-            status = "initialized"
-        if status is not None:
-            self._status(ticker, status, render.record_ms(rec))
-
-    # ---- reads for the hub and the REST API ---------------------------------------------
-
-    def knows(self, ticker: str) -> bool:
-        return ticker in self.markets
-
-    def view(self, ticker: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]], bool, int]:
-        """(bids, asks, valid, ts ms) of a market's book; an empty invalid book when none."""
-        v = self.books.view(ticker, self.settings.book_depth)
-        if v is None:
-            return [], [], False, self.book_ms.get(ticker) or int(time.time() * 1000)
-        return v.bids, v.asks, v.valid, self.book_ms.get(ticker, 0)
+    # ---- how the feed is doing ----------------------------------------------------------
 
     def pending(self) -> int:
         """Messages not applied yet: still on the server, or received and queued here."""
@@ -540,9 +388,10 @@ class Feed:
         return self.nc is not None and self.nc.is_connected
 
     def last_message_age(self) -> float | None:
-        if not self.last_receive_ns:
+        received = self.state.last_receive_ns
+        if not received:
             return None
-        return max(0.0, (time.time_ns() - self.last_receive_ns) / 1e9)
+        return max(0.0, (time.time_ns() - received) / 1e9)
 
     def gauges(self) -> dict[str, float]:
         age = self.last_message_age()
@@ -550,8 +399,8 @@ class Feed:
             "lag": float(self.pending()),
             "nats": 1.0 if self.nats_connected() else 0.0,
             "ready": 1.0 if self.ready else 0.0,
-            "books": float(len(self.books)),
-            "trades": float(len(self.trades)),
+            "books": float(len(self.state.books)),
+            "trades": float(len(self.state.trades)),
         }
         if age is not None:
             out["age"] = age

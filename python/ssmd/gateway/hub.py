@@ -325,7 +325,7 @@ class Hub:
     def _render(self, ticker: str) -> _Rendered | None:
         """Render the book when it changed since the last rendering; None when it did not."""
         assert self.feed is not None
-        bids, asks, valid, ms = self.feed.view(ticker)
+        bids, asks, valid, ms = self.feed.state.view(ticker)
         old = self._books.get(ticker)
         if old is not None and old.valid == valid and old.bids == bids and old.asks == asks:
             return None
@@ -374,7 +374,7 @@ class Hub:
 
     def _push_status(self, client: Client, ticker: str) -> None:
         assert self.feed is not None
-        m = self.feed.markets.get(ticker)
+        m = self.feed.state.markets.get(ticker)
         if m is not None and m.status is not None:
             self.reply(client, "status", render.status(ticker, m.status, m.status_ms))
 
@@ -402,10 +402,11 @@ class Hub:
         feed = self.feed
         if not feed.ready:
             return symbols, []
-        rest = [s for s in symbols if not feed.knows(s)]
+        state = feed.state
+        rest = [s for s in symbols if not state.knows(s)]
         found = await self.known(rest) if rest and self.known is not None else set()
-        known = [s for s in symbols if s in found or feed.knows(s)]
-        unknown = [s for s in symbols if not (s in found or feed.knows(s))]
+        known = [s for s in symbols if s in found or state.knows(s)]
+        unknown = [s for s in symbols if not (s in found or state.knows(s))]
         return known, unknown
 
     async def subscribe(self, client: Client, value: Any) -> None:

@@ -7,7 +7,7 @@ is opened on first use and again after a failure. Queries run in a worker thread
 at a time (a Store is one connection).
 
 Pages are ordered by ticker (`sort=ticker`, the default), or most active first
-(`sort=activity`): open markets that traded lately by their activity (feed.Market.activity)
+(`sort=activity`): open markets that traded lately by their activity (state.Market.activity)
 then ticker, then the other open markets, then every other market, each by ticker. The
 cursor says where the next page starts (a ticker, or a place in that order),
 base64url-encoded so that clients treat it as opaque. The activity ranking is made again
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ssmd.exceptions import BadRequest
 from ssmd.gateway import render
-from ssmd.gateway.feed import Feed, Market
+from ssmd.gateway.state import Market, MarketState
 from ssmd.secmaster.model import iso_from_ns, series_of_ticker
 from ssmd.secmaster.status import SSMD_STATUSES
 
@@ -113,8 +113,8 @@ def _int(v: object) -> int | None:
 
 
 class Markets:
-    def __init__(self, feed: Feed, store: Callable[[], Store | None] | None) -> None:
-        self.feed = feed
+    def __init__(self, state: MarketState, store: Callable[[], Store | None] | None) -> None:
+        self.state = state
         self._open = store
         self._store: Store | None = None
         self._lock = threading.Lock()
@@ -173,12 +173,12 @@ class Markets:
     # ---- shapes -------------------------------------------------------------------------
 
     def _live(self, ticker: str, out: dict[str, Any]) -> dict[str, Any]:
-        feed = self.feed
-        m = feed.markets.get(ticker)
+        state = self.state
+        m = state.markets.get(ticker)
         if m is not None and m.status is not None:
             out["status"] = m.status
         out["activity"] = 0.0 if m is None else round(m.activity(_now_ms()), 3)
-        view = feed.books.view(ticker, 1)
+        view = state.books.view(ticker, 1)
         out["book"] = (
             None
             if view is None
@@ -301,13 +301,13 @@ class Markets:
         if f.statuses and "open" not in f.statuses:
             return []
         now = _now_ms()
-        weights = {t: a for t, m in self.feed.markets.items() if (a := m.activity(now)) > 0}
+        weights = {t: a for t, m in self.state.markets.items() if (a := m.activity(now)) > 0}
         tickers = sorted(weights)
         used, rows = await self._store_call(lambda s: _store_rows(s, f, tickers))
         if used and rows is not None:
             items = [self._from_row(r) for r in rows]
         else:
-            found = (self.feed.markets[t] for t in tickers)
+            found = (self.state.markets[t] for t in tickers)
             items = [self._from_stream(m) for m in found if _matches(m, f)]
         items = [m for m in items if m["status"] == "open"]
         if f.allow is not None:
@@ -319,10 +319,10 @@ class Markets:
         self, f: Filters, n: int, after: str | None, open_now: bool | None = None
     ) -> list[Market]:
         out: list[Market] = []
-        for t in sorted(self.feed.markets):
+        for t in sorted(self.state.markets):
             if after is not None and t <= after:
                 continue
-            m = self.feed.markets[t]
+            m = self.state.markets[t]
             if open_now is not None and (m.status == "open") != open_now:
                 continue
             if _matches(m, f):
@@ -335,11 +335,11 @@ class Markets:
         used, row = await self._store_call(lambda s: _store_one(s, ticker))
         if used and row is not None:
             return self._from_row(row)
-        m = self.feed.markets.get(ticker)
+        m = self.state.markets.get(ticker)
         return None if m is None else self._from_stream(m)
 
     async def exists(self, ticker: str) -> bool:
-        if self.feed.knows(ticker):
+        if self.state.knows(ticker):
             return True
         return ticker in await self.known([ticker])
 

@@ -67,7 +67,7 @@ class Gateway:
         self.hub = Hub(settings, self.metrics)
         self.feed = Feed(settings, self.metrics, self.hub)
         self.hub.feed = self.feed
-        self.markets = Markets(self.feed, settings.store)
+        self.markets = Markets(self.feed.state, settings.store)
         if settings.store is not None:
             self.hub.known = self.markets.known
         self.metrics.bind(
@@ -132,7 +132,7 @@ class Gateway:
                 problems.append(f"no data received in {s.stale_after:g}s")
             elif age is not None and age > s.stale_after:
                 problems.append(f"last record is {age:.0f}s old (more than {s.stale_after:g}s)")
-        event = feed.last_event
+        event = feed.state.last_event
         body: dict[str, Any] = {
             "status": "ok" if not problems else "unavailable",
             "problems": problems,
@@ -155,7 +155,7 @@ class Gateway:
                 },
             },
             "clients": len(self.hub.clients),
-            "books": len(feed.books),
+            "books": len(feed.state.books),
         }
         return not problems, body
 
