@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from _support.secmaster_fixtures import fresh_database, postgres_server
-from ssmd.secmaster.db import Store, migrations
+from ssmd.secmaster.db import Store
+from ssmd.secmaster.schema import migrations
 
 _names = itertools.count()
 
