@@ -1,10 +1,9 @@
 """One client of the `kalshi` target: its subscriptions, commands and outbound frames.
 
-The commands and their errors are Kalshi's, as the simulator answers them
-(ssmd.sim.ws: channels, codes, `error_frame`): subscribe, unsubscribe,
-update_subscription (add_markets, delete_markets, get_snapshot) and
-list_subscriptions. A market the archive does not hold that day is error 16,
-"Market not found".
+The commands and their errors are Kalshi's, answered as the simulator answers them
+(the same code: ssmd.sim.commands): subscribe, unsubscribe, update_subscription
+(add_markets, delete_markets, get_snapshot) and list_subscriptions. A market the archive
+does not hold that day is error 16, "Market not found".
 
 Archived frames reach a client on its own subscription: the `sid` is the client's,
 and `seq` counts the frames its subscription was sent, one more for each frame the
@@ -23,14 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
-import orjson
-
-from ssmd.exceptions import CommandError
-from ssmd.sim.frames import error_frame
-from ssmd.sim.ws import ACTIONS, AUTH_REQUIRED, CHANNELS, GLOBAL_ONLY, UPDATABLE, Sub
+from ssmd.sim.commands import Commands, Sub
 from ssmd.sim.wsshell import SimSocket
 
 __all__ = ["Client"]
@@ -39,7 +34,7 @@ __all__ = ["Client"]
 Snapshot = Callable[[str, int], bytes | None]
 
 
-class Client:
+class Client(Commands):
     def __init__(
         self,
         ws: SimSocket,
@@ -48,15 +43,12 @@ class Client:
         authenticated: bool,
         max_queue: int = 10_000,
     ) -> None:
+        super().__init__(authenticated)
         self.ws = ws
         self.markets = markets
         self.snapshot = snapshot
-        self.authenticated = authenticated
         self.max_queue = max_queue
-        self.subs: dict[int, Sub] = {}
-        self.by_channel: dict[str, Sub] = {}
         self.missing: dict[int, int] = {}  # sid -> seqs lost by the capture, not yet skipped
-        self._next_sid = 1
         self.out: deque[bytes] = deque()
         self.wake = asyncio.Event()
         self.room = asyncio.Event()
@@ -99,99 +91,18 @@ class Client:
         if not self.closed:
             await self.room.wait()
 
-    # ---- commands -------------------------------------------------------------------
+    # ---- commands (ssmd.sim.commands) ---------------------------------------------
 
-    def on_command(self, raw: str | bytes) -> None:
-        cid: int | None = None
-        try:
-            try:
-                cmd = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                raise CommandError(1, "Unable to process message") from None
-            if not isinstance(cmd, dict):
-                raise CommandError(1, "Unable to process message")
-            raw_id = cmd.get("id")
-            ok_id = isinstance(raw_id, int) and not isinstance(raw_id, bool) and raw_id != 0
-            cid = raw_id if ok_id else None
-            name, params = cmd.get("cmd"), cmd.get("params")
-            if name == "list_subscriptions":
-                subs = [{"channel": s.channel, "sid": s.sid} for s in self.subs.values()]
-                self._reply({"id": cid, "type": "ok", "msg": subs})
-                return
-            if name not in ("subscribe", "unsubscribe", "update_subscription"):
-                raise CommandError(5, "Unknown command")
-            if not isinstance(params, dict):
-                raise CommandError(2, "Params required")
-            if name == "subscribe":
-                self._subscribe(cid, params)
-            elif name == "unsubscribe":
-                self._unsubscribe(cid, params)
-            else:
-                self._update(cid, params)
-        except CommandError as exc:
-            self._push(error_frame(cid, exc.code, exc.text, **exc.extra))
+    def push_control(self, frame: bytes) -> None:
+        self._push(frame)
 
-    def _reply(self, frame: dict[str, Any]) -> None:
-        self._push(orjson.dumps(frame))
+    def _markets(self) -> Container[str]:
+        return self.markets
 
-    def _tickers(self, params: dict[str, Any]) -> list[str] | None:
-        if "market_tickers" in params:
-            raw = params["market_tickers"]
-            if not isinstance(raw, list) or not all(isinstance(t, str) for t in raw):
-                raise CommandError(11, "Invalid parameter")
-        elif "market_ticker" in params:
-            if not isinstance(params["market_ticker"], str):
-                raise CommandError(11, "Invalid parameter")
-            raw = [params["market_ticker"]]
-        else:
-            return None
-        for t in raw:
-            if t not in self.markets:
-                raise CommandError(16, "Market not found", market_ticker=t)
-        return list(dict.fromkeys(raw))
-
-    def _subscribe(self, cid: int | None, params: dict[str, Any]) -> None:
-        channels = params.get("channels")
-        if not isinstance(channels, list) or not channels:
-            raise CommandError(3, "Channels required")
-        for ch in channels:
-            if ch not in CHANNELS:
-                raise CommandError(8, "Unknown channel name")
-        tickers = self._tickers(params)
-        for ch in channels:
-            try:
-                self._subscribe_one(cid, ch, tickers)
-            except CommandError as exc:
-                self._push(error_frame(cid, exc.code, exc.text, **exc.extra))
-        if tickers:
+    def _after_add(self, sub: Sub, new: list[str], params: dict[str, Any]) -> None:
+        self._snapshots(sub, new)
+        if new:
             self.subscribed.set()
-
-    def _subscribe_one(self, cid: int | None, ch: str, tickers: list[str] | None) -> None:
-        if ch in AUTH_REQUIRED and not self.authenticated:
-            raise CommandError(9, "Authentication required")
-        if ch == "orderbook_delta" and not tickers:
-            raise CommandError(14, "Market Ticker required")
-        wanted = None if ch in GLOBAL_ONLY else (set(tickers) if tickers else None)
-        sub = self.by_channel.get(ch)
-        if sub is not None:
-            new = (
-                []
-                if sub.tickers is None or wanted is None
-                else [t for t in tickers or [] if t not in sub.tickers]
-            )
-            if wanted is None:
-                sub.tickers = None
-            elif sub.tickers is not None:
-                sub.tickers.update(new)
-            self._ok(cid, sub)
-            self._snapshots(sub, new)
-            return
-        sub = Sub(self._next_sid, ch, wanted)
-        self._next_sid += 1
-        self.subs[sub.sid] = sub
-        self.by_channel[ch] = sub
-        self._reply({"id": cid, "type": "subscribed", "msg": {"channel": ch, "sid": sub.sid}})
-        self._snapshots(sub, list(tickers or []) if wanted is not None else [])
 
     def _snapshots(self, sub: Sub, tickers: list[str]) -> None:
         if sub.channel != "orderbook_delta":
@@ -201,55 +112,6 @@ class Client:
             if frame is not None:
                 sub.seq += 1
                 self._push(frame.replace(b'"sid":0,', b'"sid":%d,' % sub.sid, 1))
-
-    def _ok(self, cid: int | None, sub: Sub) -> None:
-        msg: dict[str, Any] = {}
-        if sub.tickers is not None:
-            msg["market_tickers"] = sorted(sub.tickers)
-        self._reply({"id": cid, "sid": sub.sid, "seq": sub.seq, "type": "ok", "msg": msg})
-
-    def _unsubscribe(self, cid: int | None, params: dict[str, Any]) -> None:
-        sids = params.get("sids")
-        if not isinstance(sids, list) or not sids:
-            raise CommandError(4, "Subscription IDs required")
-        if any(sid not in self.subs for sid in sids):
-            raise CommandError(7, "Unknown subscription ID")
-        for sid in sids:
-            sub = self.subs.pop(sid)
-            if self.by_channel.get(sub.channel) is sub:
-                del self.by_channel[sub.channel]
-            self._reply({"id": cid, "sid": sid, "seq": sub.seq, "type": "unsubscribed"})
-
-    def _update(self, cid: int | None, params: dict[str, Any]) -> None:
-        sids = params.get("sids")
-        if isinstance(sids, list) and len(sids) == 1:
-            sid = sids[0]
-        elif "sid" in params:
-            sid = params["sid"]
-        else:
-            raise CommandError(12, "Exactly one subscription ID is required")
-        sub = self.subs.get(sid)
-        if sub is None:
-            raise CommandError(7, "Unknown subscription ID")
-        action = params.get("action")
-        if action is None:
-            raise CommandError(15, "Action required")
-        if action not in ACTIONS or sub.channel not in UPDATABLE:
-            raise CommandError(13, "Unsupported action")
-        if action == "get_snapshot" and sub.channel != "orderbook_delta":
-            raise CommandError(13, "Unsupported action")
-        tickers = self._tickers(params)
-        if not tickers:
-            raise CommandError(14, "Market Ticker required")
-        if action == "add_markets" and sub.tickers is not None:
-            new = [t for t in tickers if t not in sub.tickers]
-            sub.tickers.update(new)
-            self._snapshots(sub, new)
-        elif action == "delete_markets" and sub.tickers is not None:
-            sub.tickers.difference_update(tickers)
-        elif action == "get_snapshot":
-            self._snapshots(sub, [t for t in tickers if sub.tickers is None or t in sub.tickers])
-        self._ok(cid, sub)
 
     # ---- the socket -----------------------------------------------------------------
 
