@@ -17,6 +17,7 @@
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -28,6 +29,7 @@ use crate::model::{
     VenueStatus,
 };
 use crate::normalize::Spans;
+use crate::scalar::Key;
 use crate::time::rfc3339_to_ns;
 
 /// Stream numbers (the records' `sid`): one per channel, as Kraken has no ids.
@@ -155,7 +157,7 @@ pub struct Kraken {
 
 // ---- wire ------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow, default)]
     channel: Option<Cow<'a, str>>,
@@ -173,6 +175,91 @@ struct Envelope<'a> {
     result: Option<&'a RawValue>,
     #[serde(borrow, default)]
     symbol: Option<Cow<'a, str>>,
+}
+
+/// One pass over a frame: the envelope, and a book channel's `data` read as book items
+/// at once when `channel` came before it (as Kraken writes it), instead of kept raw and
+/// read a second time. Anything this pass does not take (a duplicate key, a field of
+/// the wrong type, badly shaped book data) makes it fail, and the frame is then read
+/// as before (`Envelope`, data raw), so what is reported does not depend on the pass.
+fn read_frame_once(bytes: &[u8]) -> Result<(Envelope<'_>, Option<Vec<BookData<'_>>>), ()> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut out = (Envelope::default(), None);
+    OnePass(&mut out).deserialize(&mut de).map_err(|_| ())?;
+    de.end().map_err(|_| ())?;
+    Ok(out)
+}
+
+struct OnePass<'m, 'a>(&'m mut (Envelope<'a>, Option<Vec<BookData<'a>>>));
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for OnePass<'_, 'a> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for OnePass<'_, 'a> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a frame object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (env, books) = self.0;
+        let text = |v: Option<Key<'de>>| v.map(|k| k.0);
+        let mut seen = [false; 8];
+        let mut once = |i: usize, name: &'static str| {
+            if std::mem::replace(&mut seen[i], true) {
+                Err(de::Error::duplicate_field(name))
+            } else {
+                Ok(())
+            }
+        };
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match key.0.as_ref() {
+                "channel" => {
+                    once(0, "channel")?;
+                    env.channel = text(map.next_value()?);
+                }
+                "type" => {
+                    once(1, "type")?;
+                    env.typ = text(map.next_value()?);
+                }
+                "data" if env.channel.as_deref() == Some("book") => {
+                    once(2, "data")?;
+                    *books = Some(map.next_value()?);
+                }
+                "data" => {
+                    once(2, "data")?;
+                    env.data = map.next_value()?;
+                }
+                "method" => {
+                    once(3, "method")?;
+                    env.method = text(map.next_value()?);
+                }
+                "success" => {
+                    once(4, "success")?;
+                    env.success = map.next_value()?;
+                }
+                "error" => {
+                    once(5, "error")?;
+                    env.error = text(map.next_value()?);
+                }
+                "result" => {
+                    once(6, "result")?;
+                    env.result = map.next_value()?;
+                }
+                "symbol" => {
+                    once(7, "symbol")?;
+                    env.symbol = text(map.next_value()?);
+                }
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Deserialize)]
@@ -542,12 +629,15 @@ impl Kraken {
         conn_id: u64,
         out: &mut Out<'_>,
     ) -> FrameKind {
-        let env: Envelope<'_> = match serde_json::from_slice(bytes) {
-            Ok(e) => e,
-            Err(e) => {
-                Self::problem(out, "malformed", e.to_string());
-                return FrameKind::Malformed;
-            }
+        let (env, books) = match read_frame_once(bytes) {
+            Ok(read) => read,
+            Err(()) => match serde_json::from_slice::<Envelope<'_>>(bytes) {
+                Ok(env) => (env, None),
+                Err(e) => {
+                    Self::problem(out, "malformed", e.to_string());
+                    return FrameKind::Malformed;
+                }
+            },
         };
         if let Some(method) = env.method.as_deref() {
             return self.reply(method, &env, out);
@@ -562,7 +652,11 @@ impl Kraken {
             "heartbeat" => FrameKind::Heartbeat,
             "book" => {
                 let snapshot = env.typ.as_deref() == Some("snapshot");
-                match serde_json::from_str::<Vec<BookData<'_>>>(data) {
+                let items = match books {
+                    Some(items) => Ok(items),
+                    None => serde_json::from_str::<Vec<BookData<'_>>>(data),
+                };
+                match items {
                     Ok(items) => {
                         for item in items {
                             self.apply_book(item, snapshot, receive_ts, conn_id, out);
@@ -1257,6 +1351,51 @@ mod tests {
             (x.vwap, x.change, x.change_pct),
             (Some(451_001), Some(-1205), Some(-27))
         );
+    }
+
+    #[test]
+    fn one_pass_and_two_passes_read_a_frame_alike() {
+        // `data` before `channel` cannot be read in the envelope's pass: the frame is
+        // read in two. Both orders give the same records, problems and events.
+        let data_first = |f: &str| {
+            // Each frame below ends with its `data`.
+            let at = f.find(",\"data\":").expect("data");
+            let data = &f[at + 8..f.len() - 1];
+            format!("{{\"data\":{data},{}}}", &f[1..at])
+        };
+        let frames = [
+            SNAPSHOT,
+            UPDATE,
+            r#"{"channel":"book","type":"update","data":[{"symbol":"XYZ/USD","bids":5,"checksum":1}]}"#,
+            r#"{"channel":"book","type":"update","data":[{"symbol":7,"bids":[],"asks":[],"checksum":1}]}"#,
+        ];
+        let swapped: Vec<String> = frames.iter().map(|f| data_first(f)).collect();
+        assert!(
+            swapped[0].starts_with(r#"{"data":[{"symbol":"XYZ/USD""#),
+            "{}",
+            swapped[0]
+        );
+        let swapped: Vec<&str> = swapped.iter().map(String::as_str).collect();
+        let books_read = |f: &str| read_frame_once(f.as_bytes()).is_ok_and(|(_, b)| b.is_some());
+        assert!(books_read(frames[0]) && !books_read(swapped[0]));
+        assert!(
+            read_frame_once(frames[2].as_bytes()).is_err(),
+            "bids: 5 is left to two passes"
+        );
+        let (mut one, mut two) = (Kraken::new(), Kraken::new());
+        let (a, b) = (run(&mut one, &frames, 1), run(&mut two, &swapped, 1));
+        assert_eq!(a.data, b.data);
+        assert_eq!(a.frames, b.frames);
+        assert_eq!(a.events, b.events);
+        assert_eq!(
+            problems(&a),
+            ["no_record", "no_record"],
+            "badly typed book data is a gap, not a malformed frame"
+        );
+        // A key given twice is malformed, as the envelope's own reading says.
+        let twice = r#"{"channel":"book","channel":"book","type":"update","data":[]}"#;
+        let c = run(&mut Kraken::new(), &[twice], 1);
+        assert_eq!(c.frames[0].kind, FrameKind::Malformed);
     }
 
     #[test]
