@@ -183,7 +183,9 @@ struct Envelope<'a> {
 /// the wrong type, badly shaped book data) makes it fail, and the frame is then read
 /// as before (`Envelope`, data raw), so what is reported does not depend on the pass.
 fn read_frame_once(bytes: &[u8]) -> Result<(Envelope<'_>, Option<Vec<BookData<'_>>>), ()> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // Checked as UTF-8 once, rather than string by string as a byte slice would be.
+    let text = std::str::from_utf8(bytes).map_err(|_| ())?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let mut out = (Envelope::default(), None);
     OnePass(&mut out).deserialize(&mut de).map_err(|_| ())?;
     de.end().map_err(|_| ())?;
@@ -423,17 +425,23 @@ pub fn parse_units(text: &str, decimals: u8) -> Result<i64, &'static str> {
     if extra.bytes().any(|b| b != b'0') {
         return Err("more decimals than the instrument's precision");
     }
-    let mut v: i64 = 0;
     let digits = int
         .bytes()
         .chain(kept.bytes())
         .chain(std::iter::repeat_n(b'0', d - kept.len()));
-    for b in digits {
-        v = v
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(i64::from(b - b'0')))
-            .ok_or("out of range")?;
-    }
+    let v = if int.len() + d <= 18 {
+        // At most 18 digits: below i64::MAX whatever they are, no check needed.
+        digits.fold(0i64, |v, b| v * 10 + i64::from(b - b'0'))
+    } else {
+        let mut v: i64 = 0;
+        for b in digits {
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(i64::from(b - b'0')))
+                .ok_or("out of range")?;
+        }
+        v
+    };
     Ok(if negative { -v } else { v })
 }
 
@@ -1479,6 +1487,18 @@ mod tests {
         );
         assert!(parse_units("1e3", 2).is_err());
         assert!(parse_units("99999999999999999999", 0).is_err());
+        // Around the 18 digits that cannot overflow, and i64's own limit.
+        assert_eq!(
+            parse_units("999999999999999999", 0),
+            Ok(999_999_999_999_999_999)
+        );
+        assert_eq!(
+            parse_units("9999999999.99999999", 8),
+            Ok(999_999_999_999_999_999)
+        );
+        assert_eq!(parse_units("92233720368.54775807", 8), Ok(i64::MAX));
+        assert_eq!(parse_units("-9223372036854775807", 0), Ok(-i64::MAX));
+        assert_eq!(parse_units("92233720368.54775808", 8), Err("out of range"));
         assert_eq!(parse_rounded("45100.15", 1), Some(451_002));
         assert_eq!(parse_rounded("-0.275", 2), Some(-28));
     }
