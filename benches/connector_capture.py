@@ -188,7 +188,7 @@ async def _run(
                 raw_info = await js.stream_info(STREAM, subjects_filter="kalshi-sim.kalshi.raw.>")
                 raw_in_stream = sum((raw_info.state.subjects or {}).values())
         lat = sorted(conn.latencies_ns)
-        errors25 = sum(1 for e in conn.events if "error 25" in e[2])
+        errors25 = sum(1 for e in conn.events.recent if "error 25" in e[2])
         out: dict[str, Any] = {
             "markets": len(tickers),
             "sim_rate": rate,

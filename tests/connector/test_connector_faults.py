@@ -108,7 +108,7 @@ async def test_seq_faults_gap_event_and_resync(tmp_path: Path, kind: FaultKind) 
             sim.inject(Fault(kind, at=0, connection=market_conn(sim, conn)))
             await drive(sim, conn, 4)
             if kind is not FaultKind.SEQ_DUPLICATE:
-                await until(lambda: any(e[0] == "resync" for e in conn.events), 10, "resync")
+                await until(lambda: any(e[0] == "resync" for e in conn.events.recent), 10, "resync")
                 await drive(sim, conn, 2)
         msgs = await stream_messages(srv.url)
     check_exactly_once(sim, msgs)
@@ -232,7 +232,7 @@ async def test_auth_rejections_are_retried_then_fatal(tmp_path: Path) -> None:
         settings = settings_for(sim, srv, tmp_path, symbols=tickers_symbols(tickers))
         async with running(settings) as conn:
             await until(lambda: streaming(conn, 2), 20)
-            assert sum(1 for e in conn.events if "authentication failed" in e[2]) == 2
+            assert sum(1 for e in conn.events.recent if "authentication failed" in e[2]) == 2
     bad = Scenario(faults=[Fault(FaultKind.REJECT_AUTH, connection=1, count=100)])
     sim2, _ = manual_sim(seed=1, scenario=bad)
     async with nats_server(tmp_path / "nats2") as srv2, sim2:
@@ -306,7 +306,7 @@ async def test_a_frame_without_a_readable_market_still_takes_its_seq(
             sim.inject(Fault(FaultKind.EMPTY_TICKER, at=0, connection=n, channel=channel))
             await drive(sim, conn, 4)
             if channel == "orderbook_delta":
-                await until(lambda: any(e[0] == "resync" for e in conn.events), 10, "resync")
+                await until(lambda: any(e[0] == "resync" for e in conn.events.recent), 10, "resync")
                 await drive(sim, conn, 2)
         msgs = await stream_messages(srv.url)
     check_exactly_once(sim, msgs)
@@ -363,7 +363,7 @@ async def test_resync_timeout_retries_then_resubscribes(tmp_path: Path, lost: in
             old_sid = sim.connections[n].by_channel["orderbook_delta"].sid
             sim.inject(Fault(FaultKind.SEQ_GAP, at=0, connection=n))
             await drive(sim, conn, 2)
-            await until(lambda: any(e[0] == "resync" for e in conn.events), 10, "resync")
+            await until(lambda: any(e[0] == "resync" for e in conn.events.recent), 10, "resync")
             await drive(sim, conn, 2)
             new_sub = sim.connections[n].by_channel["orderbook_delta"]
             new_sid, book_tickers = new_sub.sid, set(new_sub.tickers or ())

@@ -33,6 +33,7 @@ from ssmd import core
 from ssmd.cli import app
 from ssmd.config.models.environment import Symbols
 from ssmd.connector.runner import Connector
+from ssmd.connector.selection import Selection
 from ssmd.exceptions import SessionError
 from ssmd.sim import DEMO_KEY_ID, DEMO_PRIVATE_KEY_PATH, Fault, FaultKind, Simulator
 from ssmd.testing import until
@@ -142,9 +143,11 @@ async def test_selection_by_series_and_category_through_rest_survives_429s(
             await until(lambda: streaming(conn, len(want)), 30, "selection subscribed")
             assert connector_subscribed(conn) == want
             assert sim_subscribed(sim) == want
-            assert conn.selection is not None and conn.selection.rest is not None
-            assert conn.selection.rest.throttled == 3
-            assert conn.selection.refresh_errors == 0
+            assert conn.tracking is not None
+            selection = conn.tracking.selection
+            assert isinstance(selection, Selection) and selection.rest is not None
+            assert selection.rest.throttled == 3
+            assert selection.refresh_errors == 0
             await drive(sim, conn, 2)
         msgs = await stream_messages(srv.url)
     assert sim.truth.rest_429 == 3

@@ -118,7 +118,7 @@ class ConnectorMetrics:
             "ssmd_connector_gaps_open",
             "Sequence gaps whose books await a resync (snapshots) right now",
             ("feed",),
-            lambda: {(feed,): float(len(c.resyncs))},
+            lambda: {(feed,): float(len(c.repair.resyncs))},
         )
         Sampled.register(
             r,

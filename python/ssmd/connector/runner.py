@@ -1,4 +1,9 @@
-"""The connector: shards -> capture queue -> pipeline -> JetStream, plus selection and health.
+"""The connector: shards -> capture queue -> pipeline -> JetStream, plus health.
+
+Its parts: the shards (shards.py) read the venue; the capture queue (capture_queue.py)
+holds frames and events; the pipeline (pipeline.py) normalizes them into messages; the
+publisher sends them. What a batch reveals goes to the events (events.py), the repair of
+losses (repair.py, resync.py) and the market selection (tracking.py).
 
     settings = Settings.from_environment(load_environment("kalshi-dev"))
     await Connector(settings).run(stop_event)
@@ -19,12 +24,12 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ssmd import core, records
+from ssmd import core
 from ssmd.bus import subjects
 from ssmd.bus.connection import NatsClient, connect, server_addresses
 from ssmd.bus.publisher import OutMsg, Publisher
@@ -32,16 +37,18 @@ from ssmd.bus.stream import ensure_stream
 from ssmd.config import NatsSettings, ResolvedEnvironment, parse_duration
 from ssmd.config.models.environment import Symbols
 from ssmd.connector.capture_queue import CaptureQueue, Item
+from ssmd.connector.events import EventLog
 from ssmd.connector.groups import GROUP_STRIDE, ShardGroup
 from ssmd.connector.metrics import ConnectorMetrics
-from ssmd.connector.pipeline import Gap, Outcome, Pipeline
-from ssmd.connector.resync import Resyncs
+from ssmd.connector.pipeline import Outcome, Pipeline
+from ssmd.connector.repair import Repair
 from ssmd.connector.shards import Shard, ShardConfig, ShardSet, next_conn_id
+from ssmd.connector.tracking import Tracking
 from ssmd.exceptions import ConfigError
 from ssmd.obs.health import HealthServer
 from ssmd.secmaster.service import selection_reader
 from ssmd.venues import venue as venue_named
-from ssmd.venues.base import MAX_FRAME_BYTES, Liveness, Selector
+from ssmd.venues.base import MAX_FRAME_BYTES, Liveness
 from ssmd.venues.kalshi import auth
 from ssmd.venues.kalshi.ws import Credentials
 
@@ -235,22 +242,13 @@ class Connector:
             self,
         )
         self.shards.on_task = self._watch
-        self.selection: Selector | None = None
+        self.tracking: Tracking | None = None
         self.publisher: Publisher | None = None
         self.nc: NatsClient | None = None
         self.health_server: HealthServer | None = None
         # This process's run id: in its event message ids, and the conn_id of its
         # heartbeat and stopped events.
-        self.run_id = self._event_base = next_conn_id(*id_space)
-        self._event_no = itertools.count(1)
-        self.resyncs = Resyncs(
-            timeout=s.resync_timeout,
-            retries=s.resync_retries,
-            spawn=self._spawn,
-            on_escalate=self._resync_escalated,
-            on_timeout=lambda: self.metrics.errors.labels(s.feed, "resync_timeout").inc(),
-        )
-        self._dirty = asyncio.Event()
+        self.run_id = next_conn_id(*id_space)
         self._fatal: BaseException | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -262,8 +260,19 @@ class Connector:
         self.last_frame_ns = 0
         self.frames_in = 0
         self.frames_acked = 0  # raw frames stored by JetStream
-        self.events: list[tuple[str, int, str]] = []  # (kind, shard, reason), last 10,000
         self.metrics = ConnectorMetrics(self)
+        self.events = EventLog(
+            self.queue, self.metrics.events, s.feed, self.run_id, self.base_shard
+        )
+        self.repair = Repair(
+            self.events,
+            self.shards,
+            timeout=s.resync_timeout,
+            retries=s.resync_retries,
+            spawn=self._spawn,
+            on_timeout=lambda: self.metrics.errors.labels(s.feed, "resync_timeout").inc(),
+            on_lost=lambda: self.metrics.errors.labels(s.feed, "seq_gap_lost").inc(),
+        )
 
     # ---- shard hooks ------------------------------------------------------------------
 
@@ -274,6 +283,10 @@ class Connector:
         if q.transitions:
             self._report_queue()
 
+    def event(self, kind: str, shard: Shard | None, reason: str = "", **fields: Any) -> None:
+        """A connector event (EventLog.emit)."""
+        self.events.emit(kind, shard, reason, **fields)
+
     def _report_queue(self) -> None:
         while self.queue.transitions:
             state, detail = self.queue.transitions.popleft()
@@ -282,55 +295,6 @@ class Connector:
                 continue
             self.metrics.errors.labels(self.settings.feed, f"buffer_{state}").inc()
             self.event("buffer_full", None, f"{state}: {detail}")
-
-    def event(
-        self,
-        kind: str,
-        shard: Shard | None,
-        reason: str = "",
-        *,
-        duration_ns: int = 0,
-        tickers: Iterable[str] = (),
-        conn_id: int | None = None,
-        expected_seq: int = 0,
-        received_seq: int = 0,
-        sid: int = 0,
-    ) -> None:
-        now = time.time_ns()
-        rec = records.connector_event(
-            kind,
-            now,
-            conn_id=conn_id if conn_id is not None else (shard.conn_id if shard else 0),
-            sid=sid,
-            shard=shard.number if shard else self.base_shard,
-            reason=reason,
-            duration_ns=duration_ns,
-            expected_seq=expected_seq,
-            received_seq=received_seq,
-            tickers=tickers,
-        )
-        self.metrics.events.labels(self.settings.feed, kind).inc()
-        if kind == "heartbeat":
-            level = logging.DEBUG
-        else:
-            self.events.append((kind, rec["shard"], reason))
-            del self.events[:-10_000]
-            level = (
-                logging.INFO
-                if kind in ("connected", "subscribed", "unsubscribed", "resync", "stopped")
-                else logging.WARNING
-            )
-        log.log(
-            level,
-            "connector event %s",
-            kind,
-            extra={
-                "fields": {k: v for k, v in rec.items() if k != "tickers"}
-                | {"markets": len(rec["tickers"])}
-            },
-        )
-        payload = core.encode_records([rec])
-        self.queue.put_event(Item(self._event_base, next(self._event_no), now, payload, kind))
 
     # ---- tasks ------------------------------------------------------------------------
 
@@ -363,19 +327,6 @@ class Connector:
                 tickers=sorted(self.shards.owner) if grouped else (),
             )
             await asyncio.sleep(interval)
-
-    async def _follow_lifecycle(self, msg: Any) -> None:
-        """A lifecycle record group 0 published: new and closing markets of this group are
-        taken up as fast as group 0 takes up its own."""
-        if self.selection is None:
-            return
-        try:
-            decoded = core.decode_records(msg.data)
-        except ValueError as exc:
-            log.warning("unreadable lifecycle record on %s: %s", msg.subject, exc)
-            return
-        if any([self.selection.on_lifecycle(rec) for rec in decoded]):
-            self._dirty.set()
 
     def _spawn(self, coro: Any) -> None:
         t = asyncio.get_running_loop().create_task(coro)
@@ -438,107 +389,9 @@ class Connector:
                     return
 
     def _react(self, o: Outcome) -> None:
-        for gap in o.gaps:
-            shard = self.shards.by_conn(gap.conn_id)
-            if not gap.book:
-                self._lost(gap, shard)
-                continue
-            if gap.unreadable:
-                # No seq is missing, so not a `gap` event; but a change is, so the
-                # books of the sid are fetched again like after one.
-                self.event(
-                    "error",
-                    shard,
-                    f"sid {gap.sid}: orderbook_delta seq {gap.received} has no readable "
-                    "market (published raw); its books are invalid until snapshots",
-                    tickers=gap.tickers,
-                    conn_id=gap.conn_id,
-                    sid=gap.sid,
-                )
-            else:
-                self.event(
-                    "gap",
-                    shard,
-                    f"sid {gap.sid}: expected seq {gap.expected}, received {gap.received}",
-                    tickers=gap.tickers,
-                    conn_id=gap.conn_id,
-                    sid=gap.sid,
-                    expected_seq=gap.expected,
-                    received_seq=gap.received,
-                )
-            if shard is not None:
-                self.resyncs.gap(
-                    shard, (gap.conn_id, gap.sid), gap.tickers or sorted(shard.markets)
-                )
-        for ticker in o.resynced:
-            for conn_id, sid in self.resyncs.snapshot(ticker):
-                self.event(
-                    "resync",
-                    self.shards.by_conn(conn_id),
-                    f"sid {sid}: books exact again",
-                    conn_id=conn_id,
-                    sid=sid,
-                )
-        changed = False
-        if self.selection is not None:
-            for rec in o.lifecycle:
-                changed |= self.selection.on_lifecycle(rec)
-        if changed:
-            self._dirty.set()
-
-    def _resync_escalated(
-        self, shard: Shard, key: tuple[int, int], reason: str, tickers: list[str]
-    ) -> None:
-        self.event("error", shard, reason, tickers=tickers, conn_id=key[0], sid=key[1])
-
-    def _lost(self, gap: Gap, shard: Shard | None) -> None:
-        """A gap on a trade or lifecycle sid: those records cannot be fetched again, so the
-        event is the record of the loss. Tickers: every market the sid carries (a lost
-        trade may have been on any of them); on the global shard, the next record's."""
-        channel = "?"
-        tickers = gap.tickers
-        if shard is not None:
-            channel = next((c for c, s in shard.sids.items() if s == gap.sid), channel)
-            if not shard.is_global and shard.markets:
-                tickers = sorted(shard.markets)
-        self.metrics.errors.labels(self.settings.feed, "seq_gap_lost").inc()
-        self.event(
-            "gap",
-            shard,
-            f"sid {gap.sid} ({channel}): expected seq {gap.expected}, received {gap.received} "
-            f"(next record {(gap.tickers or [''])[0] or '?'}); "
-            f"{gap.received - gap.expected} messages lost, not recoverable",
-            tickers=tickers,
-            conn_id=gap.conn_id,
-            sid=gap.sid,
-            expected_seq=gap.expected,
-            received_seq=gap.received,
-        )
-
-    async def _selection_loop(self) -> None:
-        sel, s = self.selection, self.settings
-        assert sel is not None
-        last_sync = time.monotonic()
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(s.sweep_interval):
-                    await self._dirty.wait()
-            self._dirty.clear()
-            if time.monotonic() - last_sync >= s.sync_interval:
-                last_sync = time.monotonic()
-                await sel.refresh()
-                if sel.refresh_errors:
-                    self.metrics.errors.labels(s.feed, "selection_refresh").inc()
-            await self.apply_selection()
-
-    async def apply_selection(self) -> None:
-        assert self.selection is not None
-        desired = self.selection.desired()
-        current = self.shards.markets
-        if desired - current:
-            await self.shards.add(desired - current)
-        if current - desired:
-            await self.shards.remove(current - desired)
+        self.repair.batch(o.gaps, o.resynced)
+        if self.tracking is not None:
+            self.tracking.lifecycle(o.lifecycle)
 
     # ---- health -----------------------------------------------------------------------
 
@@ -629,22 +482,28 @@ class Connector:
                 )
                 await health.start()
                 self.health_server = health  # set once it listens: its port is known
-            self.selection = self.venue.selection(
+            selection = self.venue.selection(
                 s.symbols, s.rest_url, s.credentials, s.clock, s.stored_markets, s.shard_group
             )
+            tracking = self.tracking = Tracking(
+                selection,
+                self.shards,
+                sync_interval=s.sync_interval,
+                sweep_interval=s.sweep_interval,
+                on_refresh_error=lambda: self.metrics.errors.labels(
+                    s.feed, "selection_refresh"
+                ).inc(),
+            )
             if self.follows_lifecycle:
-                await nc.subscribe(
-                    subjects.under(self.prefix, "lifecycle"), cb=self._follow_lifecycle
-                )
+                await nc.subscribe(subjects.under(self.prefix, "lifecycle"), cb=tracking.follow)
             pump = asyncio.create_task(self._pump(), name="pump")
             self._watch(pump)
             heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
             self._watch(heartbeat)
             self._bg.add(heartbeat)  # cancelled on the way out, whatever ends the run
             self.shards.start_global()
-            await self.selection.refresh()
-            await self.apply_selection()
-            sel_task = asyncio.create_task(self._selection_loop(), name="selection")
+            await tracking.start()
+            sel_task = asyncio.create_task(tracking.run(), name="selection")
             self._watch(sel_task)
             waiter = asyncio.create_task(self._stop.wait())
             outer = asyncio.create_task(stop.wait()) if stop is not None else None
@@ -662,8 +521,8 @@ class Connector:
                 await publisher.close()
             if self.health_server is not None:
                 await self.health_server.stop()
-            if self.selection is not None:
-                await self.selection.aclose()
+            if self.tracking is not None:
+                await self.tracking.aclose()
             self.queue.close()
             with contextlib.suppress(Exception):
                 await nc.close()
