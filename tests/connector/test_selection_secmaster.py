@@ -54,7 +54,7 @@ async def test_selection_follows_the_store_and_the_clock(tmp_path: Path) -> None
     symbols = Symbols(categories=["Crypto"], statuses=["open"])
     clock = [NOW]
     selection = Selection(
-        symbols, None, lambda: clock[0], stored=lambda: selected_markets(store, symbols)
+        symbols, None, lambda: clock[0], stored=lambda: selected_markets(store, symbols, "kalshi")
     )
     await selection.refresh()
     assert selection.desired() == {"KXBTC15M-26JUL201045-45"}

@@ -115,7 +115,7 @@ async def test_markets_from_the_security_master(tmp_path: Path) -> None:
             "title": "Rain in NYC?" if i % 2 else "Snow in NYC?",
             "yes_sub_title": f"{i} inches",
             "status": "open" if i < 40 else "settled",
-            "kalshi_status": "active",
+            "status_text": "active",
             "settlement_value_e6": None if i < 40 else E6,
             "last_price_e6": 350_000,
             "volume_e6": 2_233_487_480_000,

@@ -1,4 +1,5 @@
-"""The store on SQLite and on PostgreSQL: migrations up and down, diffing upserts, history."""
+"""The store on SQLite and on PostgreSQL: migrations up and down (Kalshi rows kept through
+the venue migration), diffing upserts, history, venues kept apart."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from _support.secmaster_fixtures import fresh_database, postgres_server
+from ssmd.exceptions import StoreError
 from ssmd.secmaster.db import Store
 from ssmd.secmaster.schema import migrations
 
@@ -57,7 +59,7 @@ def _market(ticker: str, **kw: object) -> dict[str, object]:
         "series_ticker": ticker.split("-", 1)[0],
         "title": "t",
         "status": "open",
-        "kalshi_status": "active",
+        "status_text": "active",
         "close_time": "2026-07-20T21:00:00Z",
         "last_price_e6": 340_000,
     }
@@ -87,7 +89,7 @@ def test_upsert_diffs_and_records_history(store: Store) -> None:
             _market(
                 "KXA-1-X",
                 status="closed",
-                kalshi_status="closed",
+                status_text="closed",
                 close_time="2026-07-20T22:00:00Z",
             )
         ],
@@ -98,7 +100,7 @@ def test_upsert_diffs_and_records_history(store: Store) -> None:
     assert [(h["field"], h["old_value"], h["new_value"], h["source"]) for h in hist] == [
         ("status", None, "open", "sync"),
         ("status", "open", "closed", "sync"),
-        ("kalshi_status", "active", "closed", "sync"),
+        ("status_text", "active", "closed", "sync"),
         ("close_time", "2026-07-20T21:00:00Z", "2026-07-20T22:00:00Z", "sync"),
     ]
     assert store.market(long_ticker)["ticker"] == long_ticker  # type: ignore[index]
@@ -106,11 +108,9 @@ def test_upsert_diffs_and_records_history(store: Store) -> None:
 
 def test_settled_market_is_not_moved_back_by_a_lagging_source(store: Store) -> None:
     store.migrate()
-    store.apply_markets(
-        [_market("KXB-1-Y", status="settled", kalshi_status="settled", result="yes")]
-    )
+    store.apply_markets([_market("KXB-1-Y", status="settled", status_text="settled", result="yes")])
     assert (
-        store.apply_markets([_market("KXB-1-Y", status="determined", kalshi_status="determined")])
+        store.apply_markets([_market("KXB-1-Y", status="determined", status_text="determined")])
         == []
     )
     assert store.market("KXB-1-Y")["status"] == "settled"  # type: ignore[index]
@@ -135,3 +135,39 @@ def test_batch_beyond_the_parameter_limit(store: Store) -> None:
     assert store.apply_markets(rows) == []
     assert len(list(store.markets(series=["KXBIG"], statuses=["open"]))) == 3000
     assert [r["ticker"] for r in store.markets(search="s2999")] == ["KXBIG-299-2999"]
+
+
+def test_one_venue_never_overwrites_another_venues_market(store: Store) -> None:
+    store.migrate()
+    store.apply_markets([{"ticker": "BTC/USD", "status": "open", "title": "kalshi's"}])
+    with pytest.raises(StoreError, match="BTC/USD of kraken would overwrite the kalshi"):
+        store.apply_markets(
+            [
+                {"ticker": "ETH/USD", "venue": "kraken", "status": "open"},
+                {"ticker": "BTC/USD", "venue": "kraken", "status": "open"},
+            ]
+        )
+    assert [r["ticker"] for r in store.markets()] == ["BTC/USD"]  # the write rolled back
+    assert store.market("BTC/USD")["title"] == "kalshi's"  # type: ignore[index]
+
+
+def test_the_venue_migration_keeps_kalshi_rows_both_ways(store: Store) -> None:
+    store.migrate(3)
+    store.execute(
+        "INSERT INTO markets (ticker, kalshi_id, status, kalshi_status, kalshi_updated_time, "
+        "first_seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ("KXB-1", "id-1", "open", "active", "2026-01-01T00:00:00Z", "t", "t"),
+    )
+    assert store.migrate() == [4]
+    row = store.market("KXB-1")
+    assert row is not None
+    assert (row["venue"], row["venue_id"], row["status_text"], row["venue_updated_time"]) == (
+        "kalshi",
+        "id-1",
+        "active",
+        "2026-01-01T00:00:00Z",
+    )
+    assert store.migrate(3) == [-4]
+    back = store.query("SELECT kalshi_id, kalshi_status FROM markets WHERE ticker = 'KXB-1'")
+    assert [tuple(r) for r in back] == [("id-1", "active")]
+    assert store.migrate() == [4]

@@ -32,7 +32,7 @@ def test_unknown_status_is_kept_verbatim_with_a_warning(caplog: pytest.LogCaptur
     with caplog.at_level(logging.WARNING, logger="ssmd.secmaster.status"):
         row = market_row({"ticker": "KXNEW-1", "status": "suspended_by_regulator"})
     assert row["status"] == "unknown"
-    assert row["kalshi_status"] == "suspended_by_regulator"
+    assert row["status_text"] == "suspended_by_regulator"
     assert "suspended_by_regulator" in caplog.text
 
 

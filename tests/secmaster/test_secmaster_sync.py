@@ -169,7 +169,7 @@ async def test_duplicates_in_a_page_and_an_unknown_status(
     assert store.count("markets") == len(sim.universe.markets)
     assert report.created["market"] == len(sim.universe.markets)
     row = store.market(odd)
-    assert row is not None and (row["status"], row["kalshi_status"]) == (
+    assert row is not None and (row["status"], row["status_text"]) == (
         "unknown",
         word,
     )

@@ -1,6 +1,7 @@
 """`ssmd up` on the simulator environments of Kraken and Polymarket: the venue's own
-simulator, no security master (the connector selects from the venue's listing), the
-gateway streaming what the stream carries, and the archive written, raw and normalized."""
+simulator, the security master synced from the venue's listing (no live updates: these
+streams carry no lifecycle records for it), the gateway streaming what the stream carries
+and listing the stored markets of the venue, and the archive written, raw and normalized."""
 
 from __future__ import annotations
 
@@ -64,19 +65,20 @@ async def test_up_runs_another_venues_simulator_environment(tmp_path: Path, env:
             symbols = _symbols(env, seed)
             book = await _a_valid_book_and_a_trade(f"ws://127.0.0.1:{port}/v1/stream", symbols)
             assert book["ticker"] in symbols
-            # Without a security master the gateway lists the symbols the stream carried.
+            # The gateway lists the venue's markets from the security master.
             listed = (await http.get(f"http://127.0.0.1:{port}/v1/markets?limit=1000")).json()
             tickers = {m["ticker"] for m in listed["markets"]}
             assert tickers and tickers <= set(symbols), (tickers, symbols)
+            venue = env.removesuffix("-sim")
+            assert {(m["source"], m["venue"]) for m in listed["markets"]} == {("secmaster", venue)}
+            assert all(m["title"] and m["tick_size"] for m in listed["markets"])
             code = await up.stop()
         finally:
             await up.ensure_gone()
     assert code == 0, up.tail()
     assert up.find("simulator started", "simulator")
-    assert [r["msg"] for r in up.logs if r.get("component") == "secmaster"] == [
-        f"no security master for {env.removesuffix('-sim')}: the connector selects from the "
-        "venue's listing, the gateway serves the symbols the stream carries"
-    ]
+    synced = up.find("secmaster synced", "secmaster-sync")
+    assert synced and synced[0]["markets"] == len(tickers), synced
     stopped = [r["component"] for r in up.logs if r.get("msg") == "component stopped"]
     assert stopped == ["connector", "archiver", "gateway", "nats"], up.tail()
 

@@ -52,7 +52,7 @@ def sync(
     env: EnvOption,
     config_dir: ConfigDirOption = None,
     everything: bool = typer.Option(
-        False, "--all", help="Every series, event and market, not only the environment's selection."
+        False, "--all", help="Every market of the venue, not only the environment's selection."
     ),
     journal: bool = typer.Option(
         True,
@@ -67,7 +67,8 @@ def sync(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     log_level: str = typer.Option("INFO", help="Log level."),
 ) -> None:
-    """Fetch series, events and markets from Kalshi REST and upsert them; idempotent."""
+    """Read the venue's market listing (Kalshi: series, events and markets) into the store;
+    idempotent."""
     from ssmd.exceptions import ConfigError, SsmdError
     from ssmd.obs import logs
     from ssmd.secmaster import sync_environment
@@ -128,6 +129,7 @@ def list_(
             series=series or None,
             search=search,
             limit=limit,
+            venue=resolved.feed.name,
         )
         if as_json:
             typer.echo("[", nl=False)
@@ -230,6 +232,7 @@ def live(
     from ssmd.obs import logs
     from ssmd.secmaster import Live, run_live, services
     from ssmd.secmaster.journal import journal_subject
+    from ssmd.venues import venue
 
     logs.setup(log_level, component="secmaster")
     resolved = _env(
@@ -242,6 +245,13 @@ def live(
     )
     if resolved.nats.embedded:
         typer.echo("error: NATS is 'embedded' in this environment; pass --nats-url", err=True)
+        raise typer.Exit(2)
+    if not venue(resolved.feed.name).lifecycle:
+        typer.echo(
+            f"error: {resolved.feed.name}'s stream carries no market lifecycle records to "
+            "apply; its markets change with each `ssmd market sync`",
+            err=True,
+        )
         raise typer.Exit(2)
 
     async def main() -> None:

@@ -55,10 +55,14 @@ _TEXT: Final = (
     "close_time",
     "expiration_time",
     "result",
+    "venue",
+    "tick_size",
+    "min_order_size",
 )
+_DECIMALS: Final = ("price_decimals", "size_decimals")
 _PRICES: Final = ("settlement_value", "yes_bid", "yes_ask", "last_price")
 _SIZES: Final = ("volume", "open_interest")
-_COLUMNS: Final = ("ticker", *_TEXT, *(f"{p}_e6" for p in _PRICES + _SIZES))
+_COLUMNS: Final = ("ticker", *_TEXT, *_DECIMALS, *(f"{p}_e6" for p in _PRICES + _SIZES))
 _CHUNK: Final = 500
 SORTS: Final = ("ticker", "activity")
 # The parts of sort=activity, in order; a cursor names one and where in it to go on.
@@ -113,8 +117,13 @@ def _int(v: object) -> int | None:
 
 
 class Markets:
-    def __init__(self, state: MarketState, store: Callable[[], Store | None] | None) -> None:
+    """The markets of one venue (`venue`, the environment's feed)."""
+
+    def __init__(
+        self, state: MarketState, store: Callable[[], Store | None] | None, venue: str
+    ) -> None:
         self.state = state
+        self.venue = venue
         self._open = store
         self._store: Store | None = None
         self._lock = threading.Lock()
@@ -161,8 +170,9 @@ class Markets:
             for i in range(0, len(tickers), _CHUNK):
                 part = tickers[i : i + _CHUNK]
                 rows = store.query(
-                    f"SELECT ticker FROM markets WHERE ticker IN ({', '.join('?' * len(part))})",
-                    part,
+                    "SELECT ticker FROM markets WHERE venue = ? AND "
+                    f"ticker IN ({', '.join('?' * len(part))})",
+                    [self.venue, *part],
                 )
                 found.update(str(r[0]) for r in rows)
             return found
@@ -197,7 +207,7 @@ class Markets:
 
     def _from_row(self, row: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"ticker": row["ticker"]}
-        for k in _TEXT:
+        for k in (*_TEXT, *_DECIMALS):
             out[k] = row.get(k)
         for k in _PRICES:
             out[k] = render.price(_int(row.get(f"{k}_e6")))
@@ -208,9 +218,10 @@ class Markets:
 
     def _from_stream(self, m: Market) -> dict[str, Any]:
         out: dict[str, Any] = {"ticker": m.ticker}
-        for k in _TEXT:
+        for k in (*_TEXT, *_DECIMALS):
             out[k] = None
         out.update(
+            venue=self.venue,
             event_ticker=m.event_ticker,
             series_ticker=series_of_ticker(m.ticker),
             title=m.title,
@@ -250,7 +261,9 @@ class Markets:
         False: all but the open ones."""
         allow = f.allow
         if allow is None:
-            used, rows = await self._store_call(lambda s: _store_page(s, f, n, after, open_now))
+            used, rows = await self._store_call(
+                lambda s: _store_page(s, self.venue, f, n, after, open_now)
+            )
             if used and rows is not None:
                 return [self._from_row(r) for r in rows]
             return [self._from_stream(m) for m in self._stream_page(f, n, after, open_now)]
@@ -303,7 +316,7 @@ class Markets:
         now = _now_ms()
         weights = {t: a for t, m in self.state.markets.items() if (a := m.activity(now)) > 0}
         tickers = sorted(weights)
-        used, rows = await self._store_call(lambda s: _store_rows(s, f, tickers))
+        used, rows = await self._store_call(lambda s: _store_rows(s, self.venue, f, tickers))
         if used and rows is not None:
             items = [self._from_row(r) for r in rows]
         else:
@@ -332,7 +345,7 @@ class Markets:
         return out
 
     async def one(self, ticker: str) -> dict[str, Any] | None:
-        used, row = await self._store_call(lambda s: _store_one(s, ticker))
+        used, row = await self._store_call(lambda s: _store_one(s, self.venue, ticker))
         if used and row is not None:
             return self._from_row(row)
         m = self.state.markets.get(ticker)
@@ -387,9 +400,9 @@ def _like(text: str) -> str:
 
 
 def _store_page(
-    store: Store, f: Filters, n: int, after: str | None, open_now: bool | None = None
+    store: Store, venue: str, f: Filters, n: int, after: str | None, open_now: bool | None = None
 ) -> list[dict[str, Any]]:
-    where, params = _store_filters(f)
+    where, params = _store_filters(venue, f)
     if open_now is not None:
         where.append("status = 'open'" if open_now else "status <> 'open'")
     if after is not None:
@@ -402,9 +415,9 @@ def _store_page(
     return [dict(zip(_COLUMNS, r, strict=True)) for r in store.query(sql, params)]
 
 
-def _store_rows(store: Store, f: Filters, tickers: list[str]) -> list[dict[str, Any]]:
-    """The stored markets among `tickers` that pass the filters."""
-    where, params = _store_filters(f)
+def _store_rows(store: Store, venue: str, f: Filters, tickers: list[str]) -> list[dict[str, Any]]:
+    """The venue's stored markets among `tickers` that pass the filters."""
+    where, params = _store_filters(venue, f)
     out: list[dict[str, Any]] = []
     for i in range(0, len(tickers), _CHUNK):
         part = tickers[i : i + _CHUNK]
@@ -414,10 +427,10 @@ def _store_rows(store: Store, f: Filters, tickers: list[str]) -> list[dict[str, 
     return out
 
 
-def _store_filters(f: Filters) -> tuple[list[str], list[Any]]:
-    """The WHERE terms and their parameters for the filters."""
-    where: list[str] = []
-    params: list[Any] = []
+def _store_filters(venue: str, f: Filters) -> tuple[list[str], list[Any]]:
+    """The WHERE terms and their parameters for the venue's markets that pass the filters."""
+    where: list[str] = ["venue = ?"]
+    params: list[Any] = [venue]
     for col, values in (
         ("status", f.statuses),
         ("series_ticker", f.series),
@@ -435,6 +448,9 @@ def _store_filters(f: Filters) -> tuple[list[str], list[Any]]:
     return where, params
 
 
-def _store_one(store: Store, ticker: str) -> dict[str, Any] | None:
-    rows = store.query(f"SELECT {', '.join(_COLUMNS)} FROM markets WHERE ticker = ?", [ticker])
+def _store_one(store: Store, venue: str, ticker: str) -> dict[str, Any] | None:
+    rows = store.query(
+        f"SELECT {', '.join(_COLUMNS)} FROM markets WHERE venue = ? AND ticker = ?",
+        [venue, ticker],
+    )
     return dict(zip(_COLUMNS, rows[0], strict=True)) if rows else None

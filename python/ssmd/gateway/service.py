@@ -67,7 +67,7 @@ class Gateway:
         self.hub = Hub(settings, self.metrics)
         self.feed = Feed(settings, self.metrics, self.hub)
         self.hub.feed = self.feed
-        self.markets = Markets(self.feed.state, settings.store)
+        self.markets = Markets(self.feed.state, settings.store, settings.feed)
         if settings.store is not None:
             self.hub.known = self.markets.known
         self.metrics.bind(

@@ -34,6 +34,7 @@ def _s(v: bytes | str) -> str:
 class Cache:
     def __init__(self, client: aioredis.Redis, env: str, feed: str) -> None:
         self.r = client
+        self.feed = feed
         self.prefix = f"{env}:{feed}"
         self.writes = 0
 
@@ -92,7 +93,7 @@ class Cache:
             await self.r.unlink(key)
         pipe = self.r.pipeline(transaction=False)
         n = 0
-        for row in store.markets():
+        for row in store.markets(venue=self.feed):
             self._write(pipe, str(row["ticker"]), row, None)
             n += 1
             if n % PIPELINE == 0:

@@ -78,8 +78,9 @@ class Change:
             "changes": {k: {"old": o, "new": n} for k, (o, n) in self.fields.items()},
         }
         if self.kind == "market":
+            out["venue"] = self.state.get("venue", "kalshi")
             out["status"] = self.state.get("status")
-            out["kalshi_status"] = self.state.get("kalshi_status")
+            out["status_text"] = self.state.get("status_text")
             out["category"] = self.state.get("category")
             out["series_ticker"] = self.state.get("series_ticker")
             out["event_ticker"] = self.state.get("event_ticker")
@@ -240,10 +241,17 @@ class Store(Migrated):
             history: list[tuple[Any, ...]] = []
             for t, row in dedup.items():
                 old = existing.get(t)
+                if old is not None and row.get("venue", old["venue"]) != old["venue"]:
+                    raise StoreError(
+                        f"market {t} of {row['venue']} would overwrite the {old['venue']} market "
+                        "of that ticker. Fix: keep each venue's markets in its own store "
+                        "(`database_url`), or map one venue's symbols to other tickers"
+                    )
                 if old is None:
                     new = dict(row)
                     new.setdefault("status", "unknown")
-                    if not new.get("series_ticker"):
+                    new.setdefault("venue", "kalshi")
+                    if not new.get("series_ticker") and new["venue"] == "kalshi":
                         new["series_ticker"] = series_of_ticker(t)
                     inserts.append(new)
                     history.append((t, "status", None, _history_text(new["status"]), now, source))
@@ -262,7 +270,7 @@ class Store(Migrated):
                             "%s: %s says %s, keeping %s", t, source, new["status"], old["status"]
                         )
                         new.pop("status")
-                        new.pop("kalshi_status", None)
+                        new.pop("status_text", None)
                 diff = {f: (old[f], new[f]) for f in MARKET_FIELDS if f in new and new[f] != old[f]}
                 quotes = [f for f in QUOTE_FIELDS if f in new and new[f] != old[f]]
                 if not diff and not quotes:
@@ -298,15 +306,19 @@ class Store(Migrated):
         tickers: Iterable[str] | None = None,
         search: str | None = None,
         limit: int | None = None,
+        venue: str | None = None,
     ) -> Iterator[Row]:
         """Markets matching every filter given (each filter: any of its values), by ticker.
 
         With several of `categories`, `series` and `tickers`, a market matches when it is in
-        any of them (the environment's selection is a union); `statuses` and `search`
-        narrow that down.
+        any of them (the environment's selection is a union); `statuses`, `search` and
+        `venue` narrow that down.
         """
         where: list[str] = []
         params: list[Any] = []
+        if venue is not None:
+            where.append("venue = ?")
+            params.append(venue)
         anyof: list[str] = []
         for col, values in (
             ("category", categories),
@@ -370,16 +382,16 @@ class Store(Migrated):
         return got.get(ticker)
 
     def due_transitions(
-        self, now: str, limit: int = 1000
+        self, now: str, venue: str, limit: int = 1000
     ) -> list[tuple[str, str, str | None, str | None]]:
-        """(ticker, status, open_time, close_time) of markets the clock has moved on:
-        initialized with open_time <= now, or open/halted with close_time <= now."""
+        """(ticker, status, open_time, close_time) of the venue's markets the clock has
+        moved on: initialized with open_time <= now, or open/halted with close_time <= now."""
         rows = self.query(
-            "SELECT ticker, status, open_time, close_time FROM markets WHERE "
-            "(status = 'initialized' AND open_time IS NOT NULL AND open_time <= ?) OR "
-            "(status IN ('open', 'halted') AND close_time IS NOT NULL AND close_time <= ?) "
+            "SELECT ticker, status, open_time, close_time FROM markets WHERE venue = ? AND "
+            "((status = 'initialized' AND open_time IS NOT NULL AND open_time <= ?) OR "
+            "(status IN ('open', 'halted') AND close_time IS NOT NULL AND close_time <= ?)) "
             f"ORDER BY ticker LIMIT {int(limit)}",
-            (now, now),
+            (venue, now, now),
         )
         return [(str(r[0]), str(r[1]), r[2], r[3]) for r in rows]
 
@@ -430,17 +442,22 @@ class SeenSet:
             self.store.executemany(f"INSERT INTO {self.table} (ticker) VALUES (?) {conflict}", rows)
 
     def unseen_markets(
-        self, statuses: Iterable[str], series: Iterable[str] | None, page: int = 100
+        self,
+        venue: str,
+        statuses: Iterable[str],
+        series: Iterable[str] | None = None,
+        page: int = 100,
     ) -> Iterator[list[str]]:
-        """Stored markets in `statuses` (and `series`, when given) this run did not see,
-        `page` tickers at a time (keyset pagination: the caller may write in between)."""
+        """The venue's stored markets in `statuses` (and `series`, when given) this run did
+        not see, `page` tickers at a time (keyset pagination: the caller may write in
+        between)."""
         st = sorted(set(statuses))
         sr = sorted(set(series or ()))
         after = ""
         while True:
-            params: list[Any] = [after, *st]
+            params: list[Any] = [venue, after, *st]
             sql = (
-                f"SELECT ticker FROM markets WHERE ticker > ? "
+                f"SELECT ticker FROM markets WHERE venue = ? AND ticker > ? "
                 f"AND status IN ({', '.join('?' * len(st))}) "
                 f"AND ticker NOT IN (SELECT ticker FROM {self.table})"
             )

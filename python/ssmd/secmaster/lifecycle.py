@@ -105,14 +105,14 @@ def lifecycle_market_row(rec: dict[str, Any], exists: bool) -> Row | None:
         if rec.get("title") and "title" not in row:
             row["title"] = str(rec["title"])
         if kind == "created" and not exists:
-            row["status"], row["kalshi_status"] = "initialized", "initialized"
+            row["status"], row["status_text"] = "initialized", "initialized"
     if rec.get("open_ts"):
         row["open_time"] = iso_from_ns(int(rec["open_ts"]))
     if rec.get("close_ts"):
         row["close_time"] = iso_from_ns(int(rec["close_ts"]))
     change = lifecycle_status(kind, rec.get("is_deactivated", True))
     if change is not None:
-        row["status"], row["kalshi_status"] = change
+        row["status"], row["status_text"] = change
     if kind == "determined":
         if rec.get("result"):
             row["result"] = str(rec["result"])
@@ -178,7 +178,7 @@ class Live:
                 "kind": "status",
                 "ticker": c.key,
                 "status": status,
-                "status_text": str(c.state.get("kalshi_status") or ""),
+                "status_text": str(c.state.get("status_text") or ""),
                 "receive_ts": now_ns,
                 "exchange_ts": 0,
             }
@@ -239,22 +239,22 @@ class Live:
             str(row["series_ticker"])
         )
         row.setdefault("status", "initialized")
-        row.setdefault("kalshi_status", "initialized")
+        row.setdefault("status_text", "initialized")
 
     async def sweep(self, now: float | None = None) -> list[Change]:
         """Promote markets the clock has moved on (open_time or close_time passed)."""
         at = iso_from_seconds(self.clock() if now is None else now)
         changes: list[Change] = []
         while True:
-            due = self.store.due_transitions(at)
+            due = self.store.due_transitions(at, self.feed)
             if not due:
                 break
             rows: list[Row] = []
             for ticker, status, open_time, close_time in due:
                 if close_time is not None and close_time <= at:
-                    rows.append({"ticker": ticker, "status": "closed", "kalshi_status": "closed"})
+                    rows.append({"ticker": ticker, "status": "closed", "status_text": "closed"})
                 elif status == "initialized" and open_time is not None:
-                    rows.append({"ticker": ticker, "status": "open", "kalshi_status": "active"})
+                    rows.append({"ticker": ticker, "status": "open", "status_text": "active"})
             changes += await self._done(
                 self.store.apply_markets(rows, "sweep", self.journal_subject, at)
             )

@@ -1,4 +1,6 @@
-"""Kalshi REST objects (series, events, markets) to rows of the secmaster tables.
+"""Kalshi REST objects (series, events, markets) to rows of the secmaster tables; the
+other venues map their listings to market rows in their own folders
+(ssmd.venues.<name>.markets).
 
 Every value stored is text, an integer or null, never a float: prices and sizes are
 integers in 1e-6 units, strikes are exact decimal text, times are ISO-8601 UTC text.
@@ -61,7 +63,8 @@ EVENT_FIELDS: Final = (
 )
 # Reference data: every change is a market_history row and a journal entry.
 MARKET_FIELDS: Final = (
-    "kalshi_id",
+    "venue",
+    "venue_id",
     "event_ticker",
     "series_ticker",
     "category",
@@ -71,7 +74,7 @@ MARKET_FIELDS: Final = (
     "yes_sub_title",
     "no_sub_title",
     "status",
-    "kalshi_status",
+    "status_text",
     "open_time",
     "close_time",
     "expected_expiration_time",
@@ -93,6 +96,11 @@ MARKET_FIELDS: Final = (
     "price_ranges",
     "rules_primary",
     "rules_secondary",
+    "price_decimals",
+    "size_decimals",
+    "tick_size",
+    "min_order_size",
+    "venue_fields",
 )
 # Market data as of the sync: stored for convenience, updated without history or journal
 # (the connector's stream is the record of prices; a history row per tick would swamp it).
@@ -106,7 +114,7 @@ QUOTE_FIELDS: Final = (
     "volume_24h_e6",
     "open_interest_e6",
     "notional_value_e6",
-    "kalshi_updated_time",
+    "venue_updated_time",
 )
 
 _E6: Final = Decimal(1_000_000)
@@ -297,7 +305,8 @@ def market_row(m: Mapping[str, Any], problems: Problems | None = None) -> Row:
     status_word = m.get("status")
     row: Row = {
         "ticker": str(m["ticker"]),
-        "kalshi_id": _text(m.get("id", m.get("market_id"))),
+        "venue": "kalshi",
+        "venue_id": _text(m.get("id", m.get("market_id"))),
         "event_ticker": _text(m.get("event_ticker")),
         "series_ticker": _text(m.get("series_ticker")),
         "category": None,
@@ -307,7 +316,7 @@ def market_row(m: Mapping[str, Any], problems: Problems | None = None) -> Row:
         "yes_sub_title": _text(m.get("yes_sub_title")),
         "no_sub_title": _text(m.get("no_sub_title")),
         "status": map_status(status_word),
-        "kalshi_status": _text(status_word),
+        "status_text": _text(status_word),
         "result": _text(m.get("result")) or None,
         "can_close_early": _flag(m.get("can_close_early")),
         "fractional_trading_enabled": _flag(m.get("fractional_trading_enabled")),
@@ -329,7 +338,7 @@ def market_row(m: Mapping[str, Any], problems: Problems | None = None) -> Row:
         ("latest_expiration_time", "latest_expiration_time"),
         ("settlement_time", "settlement_ts"),
         ("created_time", "created_time"),
-        ("kalshi_updated_time", "updated_time"),
+        ("venue_updated_time", "updated_time"),
     ):
         row[name] = iso_time(m.get(key), name, problems)
     sv = m.get("settlement_value_dollars")

@@ -1,9 +1,9 @@
 """Entry points for other components and the CLI.
 
-store = open_store(env)                                   # migrated, ready
-tickers = selected_tickers(store, env.symbols)            # the connector's selection
-rows = list(store.markets(statuses={"open"}, series=["KXBTCD"]))   # the gateway's /v1/markets
-report = await sync_environment(env)                      # one sync run (journal, Redis)
+store = open_store(env)                                          # migrated, ready
+tickers = selected_tickers(store, env.symbols, env.feed.name)    # the connector's selection
+rows = list(store.markets(statuses={"open"}, series=["KXBTCD"]))  # the gateway's /v1/markets
+report = await sync_environment(env)                             # one sync run (journal, Redis)
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ssmd.secmaster.db import SQLITE_FILE, Change, Store, open_store
 from ssmd.secmaster.journal import RETENTION, Journal, journal_subject
 from ssmd.secmaster.model import iso_from_seconds
 from ssmd.secmaster.status import filter_to_statuses
-from ssmd.secmaster.sync import Rest, Syncer, SyncOptions, SyncReport
+from ssmd.secmaster.sync import SyncReport, SyncRun
 
 if TYPE_CHECKING:
     from ssmd.bus.connection import NatsClient
@@ -36,9 +36,9 @@ log = logging.getLogger(__name__)
 CONNECT_WAIT: Final = 5.0  # seconds to reach NATS before the journal is left to the outbox
 
 
-def selected_markets(store: Store, symbols: Symbols) -> list[dict[str, Any]]:
-    """Stored markets an environment's `symbols` select: its tickers, series and categories
-    (a union; nothing listed = every market), in the selected statuses. When open markets
+def selected_markets(store: Store, symbols: Symbols, venue: str) -> list[dict[str, Any]]:
+    """Stored markets of `venue` an environment's `symbols` select: its tickers, series and
+    categories (a union; nothing listed = every market), in the selected statuses. When open markets
     are wanted, markets not yet open are included too, so that a consumer knows their
     open_time ahead of Kalshi's silent opening."""
     words = {str(s) for s in symbols.statuses}
@@ -51,16 +51,17 @@ def selected_markets(store: Store, symbols: Symbols) -> list[dict[str, Any]]:
             series=symbols.series or None,
             categories=symbols.categories or None,
             tickers=symbols.tickers or None,
+            venue=venue,
         )
     )
 
 
-def selected_tickers(store: Store, symbols: Symbols) -> list[str]:
+def selected_tickers(store: Store, symbols: Symbols, venue: str) -> list[str]:
     """The tickers of `selected_markets`, without the not-yet-open ones unless selected."""
     statuses = filter_to_statuses(str(s) for s in symbols.statuses)
     return [
         str(r["ticker"])
-        for r in selected_markets(store, symbols)
+        for r in selected_markets(store, symbols, venue)
         if not statuses or r["status"] in statuses
     ]
 
@@ -77,7 +78,7 @@ def selection_reader(
 
     def read() -> list[dict[str, Any]]:
         with open_store(env, migrate=False) as store:
-            return selected_markets(store, wanted)
+            return selected_markets(store, wanted, env.feed.name)
 
     return read
 
@@ -190,26 +191,23 @@ async def sync_environment(
     everything: bool = False,
     journal: bool = True,
     redis: bool = True,
-    rest: Rest | None = None,
+    rest: Any = None,
     connect_wait: float = CONNECT_WAIT,
 ) -> SyncReport:
-    """One sync run of an environment: its symbol selection (or `everything`). Its changes
-    are journaled now when NATS is reachable, else by the next run that reaches it."""
-    from ssmd.venues.kalshi.rest import RestClient
+    """One sync run of an environment, by its venue's market sync: its symbol selection (or
+    `everything`). Its changes are journaled now when NATS is reachable, else by the next
+    run that reaches it. `rest` replaces the venue's REST client (tests)."""
+    from ssmd.venues import venue
 
-    options = SyncOptions.from_symbols(env.symbols, everything=everything)
+    sync_markets = venue(env.feed.name).sync_markets
     async with services(env, journal=journal, redis=redis, connect_wait=connect_wait) as svc:
-        own = rest is None
-        client: Any = rest if rest is not None else RestClient(env.endpoint.rest_url)
-        try:
-            syncer = Syncer(
-                svc.store,
-                client,
-                options,
-                journal_subject=journal_subject(env.name),
-                on_changes=svc.changed,
-            )
-            return await syncer.run()
-        finally:
-            if own:
-                await client.aclose()
+        run = SyncRun(
+            store=svc.store,
+            rest_url=env.endpoint.rest_url,
+            symbols=env.symbols,
+            everything=everything,
+            journal_subject=journal_subject(env.name),
+            on_changes=svc.changed,
+            rest=rest,
+        )
+        return await sync_markets(run)

@@ -7,7 +7,7 @@ vocabulary, the `Status` enum of schemas/ssmd.capnp: open, closed, halted,
 initialized, determined, settled, unknown.
 
 An unknown word maps to `unknown`; the word itself is always stored next to it
-(`kalshi_status`) and a warning is logged once per word.
+(`status_text`) and a warning is logged once per word.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""`ssmd market sync`: series, events and markets from Kalshi REST into the store.
+"""`ssmd market sync`: what a venue's market sync is given (`SyncRun`) and reports
+(`SyncReport`), and Kalshi's: series, events and markets from Kalshi REST into the store.
+Venues that list their markets in one listing sync through ssmd.secmaster.listing.
 
-Passes, in order (events before markets, so a market finds its event and category):
+Kalshi's passes, in order (events before markets, so a market finds its event and category):
   1. series: every series (no selection), or the selected series and those of the
      selected categories;
   2. events of those series, filtered by status (`paused` -> `open`; events have no
@@ -40,7 +42,7 @@ from ssmd.secmaster.status import FILTER_WORDS, filter_to_statuses
 if TYPE_CHECKING:
     from ssmd.config.models.environment import Symbols
 
-__all__ = ["Rest", "SyncOptions", "SyncReport", "Syncer"]
+__all__ = ["Rest", "SyncOptions", "SyncReport", "SyncRun", "Syncer", "sync_kalshi"]
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,14 @@ class SyncReport:
     def changes(self) -> int:
         return sum(self.created.values()) + sum(self.updated.values())
 
+    def count(self, changes: Iterable[Change]) -> None:
+        """Add what one write changed."""
+        for c in changes:
+            bucket = self.created if c.created else self.updated
+            bucket[c.kind] = bucket.get(c.kind, 0) + 1
+            if c.kind == "market":
+                self.history_rows += 1 if c.created else len(c.fields)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "series": self.series,
@@ -148,6 +158,39 @@ class SyncReport:
 
 
 OnChanges = Callable[[list[Change]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class SyncRun:
+    """One sync run of an environment, as a venue's `sync_markets` is given it."""
+
+    store: Store
+    rest_url: str
+    symbols: Symbols
+    everything: bool = False  # every market of the venue, not the environment's selection
+    journal_subject: str | None = None
+    on_changes: OnChanges | None = None  # after each committed write (journal, cache)
+    rest: Any = None  # a REST client to read with instead of the venue's own
+
+
+async def sync_kalshi(run: SyncRun) -> SyncReport:
+    """Kalshi's market sync (the passes of the module docstring)."""
+    from ssmd.venues.kalshi.rest import RestClient
+
+    options = SyncOptions.from_symbols(run.symbols, everything=run.everything)
+    client: Any = run.rest if run.rest is not None else RestClient(run.rest_url)
+    try:
+        syncer = Syncer(
+            run.store,
+            client,
+            options,
+            journal_subject=run.journal_subject,
+            on_changes=run.on_changes,
+        )
+        return await syncer.run()
+    finally:
+        if run.rest is None:
+            await client.aclose()
 
 
 class Syncer:
@@ -199,11 +242,7 @@ class Syncer:
     # ---- writing ----------------------------------------------------------------------
 
     async def _changed(self, changes: list[Change]) -> None:
-        for c in changes:
-            bucket = self.report.created if c.created else self.report.updated
-            bucket[c.kind] = bucket.get(c.kind, 0) + 1
-            if c.kind == "market":
-                self.report.history_rows += 1 if c.created else len(c.fields)
+        self.report.count(changes)
         if changes and self.on_changes is not None:
             await self.on_changes(changes)
 
@@ -329,7 +368,7 @@ class Syncer:
 
     async def _reconcile(self, seen: SeenSet, series: list[str] | None) -> None:
         wanted = set(filter_to_statuses(self.options.market_filter_words()))
-        for chunk in seen.unseen_markets(wanted, series):
+        for chunk in seen.unseen_markets("kalshi", wanted, series):
             params = {"tickers": ",".join(chunk), "limit": self.options.market_page}
             got: set[str] = set()
             async for page in self._pages("/markets", "markets", params):

@@ -2,8 +2,8 @@
 
 Start: nats (embedded, or the environment's) -> simulator (when the environment is
 one) -> the first secmaster sync (the connector's selection reads its store) ->
-connector -> archiver -> secmaster live updates -> gateway, each waited for until
-ready. Then a status loop, and a secmaster sync every `symbols.sync_interval`.
+connector -> archiver -> secmaster live updates (for a venue whose stream carries
+market lifecycle records: Kalshi) -> gateway, each waited for until ready. Then a status loop, and a secmaster sync every `symbols.sync_interval`.
 
 Stop (SIGINT, SIGTERM, SIGHUP, or a component that cannot be kept running):
 connector (stops reading, drains to NATS) -> wait until the archiver consumed the
@@ -43,6 +43,7 @@ from ssmd.up.nats import free_port, jetstream_ready, nats_spec
 from ssmd.up.report import ArchiveReport, archive_report
 from ssmd.up.simulator import SimOptions, write_truth
 from ssmd.up.status import Sampler
+from ssmd.venues import venue
 
 __all__ = ["Up", "UpOptions"]
 
@@ -120,9 +121,10 @@ class Up:
         failure = await self._until(stop, startup)
         if failure is None and not stop.is_set():
             await self._serve_control()
-            background = [asyncio.create_task(self._status_loop())]
-            if self.has_secmaster:
-                background.append(asyncio.create_task(self._sync_loop()))
+            background = [
+                asyncio.create_task(self._status_loop()),
+                asyncio.create_task(self._sync_loop()),
+            ]
             failure = await self._until(stop, None)
             for t in background:
                 t.cancel()
@@ -225,7 +227,7 @@ class Up:
             self.sim = o.sim_options.make(env.feed.name)
             await self.sim.__aenter__()
             plan.ws_url, plan.rest_url = self.sim.ws_url, self.sim.rest_url
-            if self.has_secmaster:  # Kalshi's simulator signs in with its demo key
+            if env.feed.name == "kalshi":  # Kalshi's simulator signs in with its demo key
                 plan.credentials = {
                     "KALSHI_API_KEY": self.sim.key_id,
                     "KALSHI_PRIVATE_KEY_PATH": str(self.sim.private_key_path),
@@ -243,18 +245,10 @@ class Up:
                 # The seed is what reproduces this run's order flow (--sim-seed).
                 {"component": "simulator", "url": self.sim.ws_url, "seed": self.sim.seed},
             )
-        if self.has_secmaster:
-            await self._sync(first=True)
-        else:
-            self.display.event(
-                "info",
-                f"no security master for {env.feed.name}: the connector selects from the "
-                "venue's listing, the gateway serves the symbols the stream carries",
-                {"component": "secmaster"},
-            )
+        await self._sync(first=True)
         await self._launch(plan.connector())
         await self._launch(plan.archiver())
-        if self.has_secmaster:
+        if self.has_live_secmaster:
             await self._launch(plan.secmaster())
         await self._launch(plan.gateway())
         web_url = plan.gateway_url + "/"
@@ -475,10 +469,10 @@ class Up:
             self.stops.append(result)
 
     @property
-    def has_secmaster(self) -> bool:
-        """The security master's sync reads Kalshi's REST listing; another venue's
-        connector selects its symbols from that venue's own listing."""
-        return bool(self.env.feed.name == "kalshi")
+    def has_live_secmaster(self) -> bool:
+        """The secmaster's live updates apply the venue's market lifecycle records (Kalshi's
+        stream has them); other venues' markets change at each sync."""
+        return venue(self.env.feed.name).lifecycle
 
     async def _stop_sim(self) -> None:
         await self.sim.__aexit__(None, None, None)

@@ -22,8 +22,14 @@ same name (`ssmd.venues.venue(name)`).
       selection(...)      which symbols to capture: the venue's REST listing, filtered by
                           the environment's `symbols`.
       credentials(env)    what `session` needs to sign in (None for public data).
+      sync_markets(run)   the security master's market sync (`ssmd market sync`): the
+                          venue's REST listing into the store, as `markets` rows of the
+                          venue (ssmd.secmaster.sync for Kalshi's series, events and
+                          markets; ssmd.secmaster.listing.ListingSync for one listing).
       global_channels     channels one connection carries for every symbol (Kalshi's
                           market lifecycle); the rest are subscribed per symbol.
+      lifecycle           the stream carries market lifecycle records keyed by the
+                          store's tickers, which `ssmd market live` applies (Kalshi's).
 
 Streams. Loss is reported per (connection id, stream): Kalshi's stream is the
 subscription id (sid) of a channel; a venue without sids numbers its own streams
@@ -43,7 +49,7 @@ and from `sequence` (streams whose records cannot be fetched again, e.g. trades)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -53,6 +59,7 @@ if TYPE_CHECKING:
     from ssmd.config.models.environment import Symbols
     from ssmd.connector.groups import ShardGroup
     from ssmd.connector.shards import Shard
+    from ssmd.secmaster.sync import SyncReport, SyncRun
 
 __all__ = [
     "DEFAULT_LIVENESS",
@@ -242,4 +249,6 @@ class Venue:
         Selector,
     ]
     credentials: Callable[[ResolvedEnvironment], Any]
+    sync_markets: Callable[[SyncRun], Awaitable[SyncReport]]
     global_channels: frozenset[str] = frozenset()
+    lifecycle: bool = False

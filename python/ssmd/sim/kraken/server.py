@@ -558,7 +558,7 @@ class KrakenSimulator(VenueServer):
             "tick_size": fmt(p.tick, p.price_decimals),
             "ordermin": fmt(10 ** (p.qty_decimals // 2), p.qty_decimals),
             "costmin": "0.5",
-            "status": "online",
+            "status": p.status,
         }
 
     def _process_request(self, request: Request) -> Response | None:

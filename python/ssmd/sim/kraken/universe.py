@@ -49,6 +49,7 @@ class KrPair:
     price_decimals: int
     qty_decimals: int
     tick: int  # one price unit: 1
+    status: str = "online"  # as AssetPairs says it (cancel_only, post_only, ...)
     bids: dict[int, int] = field(default_factory=dict)  # price units -> qty units
     asks: dict[int, int] = field(default_factory=dict)
     last_trade_id: int = 0

@@ -1,5 +1,5 @@
 """Kalshi as a venue (ssmd.venues.base): its session, subscription protocol, Rust codec,
-market selection and credentials."""
+market selection, credentials and market sync."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ssmd.config.models.environment import Symbols
     from ssmd.connector.groups import ShardGroup
     from ssmd.connector.selection import Selection
+    from ssmd.secmaster.sync import SyncReport, SyncRun
 
 __all__ = ["VENUE", "KalshiCodec"]
 
@@ -93,6 +94,12 @@ def _credentials(env: ResolvedEnvironment) -> Any:
     return load_credentials(env)
 
 
+async def _sync_markets(run: SyncRun) -> SyncReport:
+    from ssmd.secmaster.sync import sync_kalshi
+
+    return await sync_kalshi(run)
+
+
 VENUE = Venue(
     name="kalshi",
     session=_session,
@@ -100,5 +107,7 @@ VENUE = Venue(
     codec=KalshiCodec,
     selection=_selection,
     credentials=_credentials,
+    sync_markets=_sync_markets,
     global_channels=frozenset({"market_lifecycle_v2"}),
+    lifecycle=True,
 )

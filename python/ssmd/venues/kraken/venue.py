@@ -1,6 +1,6 @@
 """Kraken (spot WebSocket v2, public market data) as a venue (ssmd.venues.base): its
-session, its subscription protocol, its Rust codec and its pair selection. Public data
-needs no credentials.
+session, its subscription protocol, its Rust codec, its pair selection and its market
+sync (ssmd.venues.kraken.markets). Public data needs no credentials.
 
 Symbols are WebSocket v2 pair names (`BTC/USD`). The environment's `symbols` select
 pairs: `tickers` lists v2 names, REST pair keys (`XXBTZUSD`) or altnames (`XBTUSD`),
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ssmd import core
 from ssmd.venues.base import CoreCodec, Venue
+from ssmd.venues.kraken.markets import SYNC, named
 from ssmd.venues.kraken.rest import KrPair, list_pairs
 from ssmd.venues.kraken.subscriptions import KrakenSubscriptions
 from ssmd.venues.kraken.ws import KrakenSession
@@ -60,17 +61,7 @@ class KrakenCodec(CoreCodec):
 
 def select(pairs: Iterable[KrPair], symbols: Symbols) -> set[str]:
     """The v2 symbols of the online pairs `symbols` names (every one when it names none)."""
-    wanted = set(symbols.tickers)
-    quotes = set(symbols.series)
-    out: set[str] = set()
-    for p in pairs:
-        if not p.tradable:
-            continue
-        named = p.symbol in wanted or p.key in wanted or p.altname in wanted
-        quoted = p.symbol.partition("/")[2] in quotes
-        if named or quoted or not (wanted or quotes):
-            out.add(p.symbol)
-    return out
+    return {p.symbol for p in pairs if p.tradable and named(p, symbols)}
 
 
 class KrakenSelection(ListingSelection):
@@ -97,5 +88,6 @@ VENUE = Venue(
     codec=KrakenCodec,
     selection=KrakenSelection.create,
     credentials=no_credentials,
+    sync_markets=SYNC,
     global_channels=frozenset({"instrument"}),
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,8 @@ class PmMarket:
     neg_risk: bool
     min_order_size: str  # as the book hash writes it
     tick_size: str
+    end_date: str = ""  # endDate as Gamma writes it (ISO-8601), "" when absent
+    category: str = ""
 
     @property
     def tradable(self) -> bool:
@@ -52,6 +55,8 @@ class PmMarket:
 class Listing:
     markets: list[PmMarket] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    complete: bool = True  # False: stopped at max_markets or at Gamma's last offset
+    requests: int = 0
 
 
 def _json_list(value: Any) -> list[Any] | None:
@@ -100,6 +105,8 @@ def parse_market(row: Any) -> PmMarket | str:
         neg_risk=row.get("negRisk") is True,
         min_order_size=_number_text(row.get("orderMinSize")),
         tick_size=_number_text(row.get("orderPriceMinTickSize")),
+        end_date=str(row.get("endDate") or ""),
+        category=str(row.get("category") or ""),
     )
 
 
@@ -126,20 +133,31 @@ async def list_markets(
     rest_url: str,
     *,
     closed: bool = False,
+    condition_ids: Sequence[str] = (),
     max_markets: int | None = None,
     client: httpx.AsyncClient | None = None,
     retries: int = 5,
 ) -> Listing:
-    """Every market of the listing (open ones unless `closed`), page by page."""
+    """Every market of the listing (open ones unless `closed`; only those of
+    `condition_ids`, at most 100, when given), page by page."""
+    if len(condition_ids) > GAMMA_PAGE:
+        raise ValueError(f"at most {GAMMA_PAGE} condition ids per listing")
     own = client is None
     http = client or httpx.AsyncClient(timeout=30.0)
-    out = Listing()
+    out = Listing(complete=False)
     url = rest_url.rstrip("/") + "/markets"
     try:
         offset = 0
         while offset <= GAMMA_MAX_OFFSET:
-            params = {"limit": GAMMA_PAGE, "offset": offset, "closed": str(closed).lower()}
+            params: dict[str, Any] = {
+                "limit": GAMMA_PAGE,
+                "offset": offset,
+                "closed": str(closed).lower(),
+            }
+            if condition_ids:
+                params["condition_ids"] = ",".join(condition_ids)
             page = await _get(http, url, params, retries)
+            out.requests += 1
             if not isinstance(page, list):
                 raise RestError(f"GET {url}: expected a JSON array, got {type(page).__name__}")
             for row in page:
@@ -148,14 +166,18 @@ async def list_markets(
                     out.skipped[parsed] = out.skipped.get(parsed, 0) + 1
                 else:
                     out.markets.append(parsed)
-            if len(page) < GAMMA_PAGE or (max_markets and len(out.markets) >= max_markets):
+            if len(page) < GAMMA_PAGE:
+                out.complete = True
+                break
+            if max_markets and len(out.markets) >= max_markets:
                 break
             offset += GAMMA_PAGE
     finally:
         if own:
             await http.aclose()
-    if max_markets:
+    if max_markets and len(out.markets) > max_markets:
         del out.markets[max_markets:]
+        out.complete = False
     if out.skipped:
         log.warning("market listing: skipped %s", out.skipped)
     return out

@@ -1,6 +1,6 @@
 """Polymarket (CLOB market channel) as a venue (ssmd.venues.base): its session, its
-subscription protocol, its Rust codec and its market selection. Market data is public:
-no credentials.
+subscription protocol, its Rust codec, its market selection and its market sync
+(ssmd.venues.polymarket.markets). Market data is public: no credentials.
 
 Symbols are token (asset) ids: both outcome tokens of each selected market. The
 environment's `symbols` select markets: `tickers` lists market slugs, condition ids or
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from ssmd import core
 from ssmd.venues.base import Batch, CoreCodec, Venue
 from ssmd.venues.listing import ListingSelection, no_credentials
+from ssmd.venues.polymarket.markets import SYNC, named
 from ssmd.venues.polymarket.rest import PmMarket, list_markets
 from ssmd.venues.polymarket.subscriptions import PolymarketSubscriptions
 from ssmd.venues.polymarket.ws import PolymarketSession
@@ -57,21 +58,7 @@ class PolymarketCodec(CoreCodec):
 
 def select(markets: Iterable[PmMarket], symbols: Symbols) -> set[str]:
     """The tokens of the tradable markets `symbols` names (every one when it names none)."""
-    wanted = set(symbols.tickers)
-    prefixes = tuple(symbols.series)
-    out: set[str] = set()
-    for m in markets:
-        if not m.tradable:
-            continue
-        named = (
-            m.condition_id in wanted
-            or m.slug in wanted
-            or any(t in wanted for t in m.tokens)
-            or (bool(prefixes) and m.slug.startswith(prefixes))
-        )
-        if named or not (wanted or prefixes):
-            out.update(m.tokens)
-    return out
+    return {t for m in markets if m.tradable and named(m, symbols) for t in m.tokens}
 
 
 class PolymarketSelection(ListingSelection):
@@ -99,4 +86,5 @@ VENUE = Venue(
     codec=PolymarketCodec,
     selection=PolymarketSelection.create,
     credentials=no_credentials,
+    sync_markets=SYNC,
 )
