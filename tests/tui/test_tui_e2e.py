@@ -123,8 +123,11 @@ async def drive(app: SsmdTui, pilot: Pilot[None], http: httpx.AsyncClient, up: U
     await settle(pilot, lambda: [r[0] for r in app.rows["markets-table"]] == [ticker], "search")
     assert app.notes["markets-note"].startswith(f"1 market matching {ticker!r}")
     await pilot.press("enter")
-    await settle(pilot, lambda: app.book.get("ticker") == ticker, "the market's book")
-    assert app.book["valid"] is True and app.book["bids"] and app.book["asks"]
+    # A book can be caught mid-resync or with one side empty for a moment: wait for a
+    # valid one with both sides.
+    await settle(pilot, lambda: app.book.get("ticker") == ticker and app.book["valid"] is True
+                 and bool(app.book["bids"]) and bool(app.book["asks"]),
+                 "the market's valid book with both sides")  # fmt: skip
     best_bid, best_ask = app.book["bids"][0][0], app.book["asks"][0][0]
     assert best_bid == max(lv[0] for lv in app.book["bids"])
     assert best_ask == min(lv[0] for lv in app.book["asks"])
