@@ -52,3 +52,10 @@ def test_the_replay_benchmark_runs() -> None:
     assert out["nats"]["ratio_to_publish_only"] > 0
     kalshi = out["kalshi"]
     assert kalshi["data_frames_received"] == kalshi["frames_sent"] > 0
+
+
+def test_the_venue_secmaster_benchmark_runs() -> None:
+    out = _run("secmaster_venues.py", "--markets", "150")
+    assert (out["markets"], out["rows"]) == (150, 300)
+    assert out["requests"] == 2  # Gamma pages of 100
+    assert out["sync_rows_per_s"] > 0 and out["store_alone_rows_per_s"] > 0
