@@ -1,7 +1,8 @@
 """The security master for Polymarket and Kraken: `ssmd market sync` reads each venue's
 simulator listing into the store as rows of that venue (exact precision, the venue's own
 status word), a second run changes nothing, a market that closes or leaves the listing is
-reconciled, and `ssmd market live` refuses a venue whose stream has no lifecycle records.
+reconciled, a listing that cannot be read or was not read to its end closes nothing, and
+`ssmd market live` refuses a venue whose stream has no lifecycle records.
 (The store's side, on SQLite and PostgreSQL: tests/secmaster/test_secmaster_db.py.)"""
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from decimal import Decimal
 from pathlib import Path
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from _support import ROOT
 from ssmd.cli import app
 from ssmd.config import Overrides, ResolvedEnvironment, load_environment
+from ssmd.exceptions import RestError
 from ssmd.secmaster import sync_environment
 from ssmd.secmaster.db import open_store
-from ssmd.secmaster.listing import UNLISTED
+from ssmd.secmaster.listing import UNLISTED, Listed, ListingSync
+from ssmd.secmaster.sync import SyncRun
 from ssmd.sim.kraken import KrakenSimulator
 from ssmd.sim.polymarket import PolymarketSimulator
 
@@ -153,3 +157,30 @@ async def test_a_venue_listing_is_synced_by_the_cli_and_live_updates_are_refused
     live = runner.invoke(app, ["market", "live", *args, "--nats-url", "nats://127.0.0.1:1"])
     assert live.exit_code == 2
     assert "kraken's stream carries no market lifecycle records" in live.stderr
+
+
+async def test_an_unreadable_listing_fails_the_sync_and_changes_nothing(tmp_path: Path) -> None:
+    async with KrakenSimulator(pairs=4, rate=None) as sim:
+        await sync(environment("kraken-sim", tmp_path, sim.rest_url))
+        before = stored(environment("kraken-sim", tmp_path, sim.rest_url))
+        wrong = environment("kraken-sim", tmp_path, sim.rest_url + "/nowhere")
+        with pytest.raises(RestError, match="HTTP 404"):
+            await sync(wrong)
+        # Nothing was taken for unlisted: a listing that was not read says nothing.
+        assert stored(wrong) == before
+        assert {r["status"] for r in before.values()} == {"open"}
+
+
+async def test_an_incomplete_listing_reconciles_nothing(tmp_path: Path) -> None:
+    async with KrakenSimulator(pairs=4, rate=None) as sim:
+        env = environment("kraken-sim", tmp_path, sim.rest_url)
+        await sync(env)
+        rows = [r for r in stored(env).values() if r["ticker"] != "BTC/USD"]
+
+        async def cut_short(rest_url: str, symbols: object) -> Listed:
+            return Listed(rows, {str(r["ticker"]) for r in rows}, complete=False)
+
+        with open_store(env) as store:
+            report = await ListingSync("kraken", cut_short)(SyncRun(store, "", env.symbols))
+        assert report.vanished == 0 and report.changes == 0
+        assert stored(env)["BTC/USD"]["status"] == "open"  # not carried, yet not closed

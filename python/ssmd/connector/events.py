@@ -1,6 +1,7 @@
 """The connector's events (connected, gap, resync, buffer_full, heartbeat, stopped, ...):
-each one a `connector_event` record on `{env}.{feed}.events.{kind}`, counted, logged,
-and kept among the last 10,000 for the health page and the tests.
+each one a `connector_event` record on `{env}.{feed}.events.{kind}`, counted and logged;
+the last 10,000 stay in `recent` for a program that runs the connector in-process (the
+tests, the benchmarks).
 
 Events go through the capture queue like frames (`put_event`: never dropped, never
 behind the frames received before them), under this process's run id with a number of

@@ -170,7 +170,7 @@ class SyncRun:
     everything: bool = False  # every market of the venue, not the environment's selection
     journal_subject: str | None = None
     on_changes: OnChanges | None = None  # after each committed write (journal, cache)
-    rest: Any = None  # a REST client to read with instead of the venue's own
+    rest: Any = None  # Kalshi's sync: a REST client to read with instead of its own (tests)
 
 
 async def sync_kalshi(run: SyncRun) -> SyncReport:
