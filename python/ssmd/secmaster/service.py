@@ -197,7 +197,7 @@ async def sync_environment(
     """One sync run of an environment, by its venue's market sync: its symbol selection (or
     `everything`). Its changes are journaled now when NATS is reachable, else by the next
     run that reaches it. `rest` replaces Kalshi's REST client (tests); a listing venue
-reads its listing over HTTP from the environment's REST URL."""
+    reads its listing over HTTP from the environment's REST URL."""
     from ssmd.venues import venue
 
     sync_markets = venue(env.feed.name).sync_markets
