@@ -18,6 +18,7 @@ import orjson
 
 from _support import ROOT
 from ssmd import core
+from ssmd.archiver.spool import spool_dir
 from ssmd.up.children import ChildSpec, StopResult, Supervisor
 from ssmd.up.display import Display
 from ssmd.up.report import ArchiveReport
@@ -152,10 +153,13 @@ class UpProcess:
                 self.logs.append({"msg": line.decode(errors="replace"), "level": "unparsed"})
 
     def find(self, msg: str, component: str | None = None) -> list[dict[str, Any]]:
+        """The log records of `msg`; with `component`, only that child's (connector-kraken
+        names a further venue's connector: the record's `child`)."""
         return [
             r
             for r in self.logs
-            if r.get("msg") == msg and (component is None or r.get("component") == component)
+            if r.get("msg") == msg
+            and (component is None or r.get("child", r.get("component")) == component)
         ]
 
     def tail(self, n: int = 25) -> str:
@@ -205,10 +209,15 @@ class UpProcess:
                     os.kill(record["pid"], signal.SIGKILL)
 
 
-def raw_lines(data: Path, env: str = "kalshi-sim") -> list[bytes]:
-    """Every raw line archived for `env`: sealed objects and the archiver's spool."""
-    blobs = sorted((data / "raw" / env).rglob("*.jsonl.zst"))
-    blobs += sorted((data / "archiver" / env / "spool" / "files" / "raw").rglob("*.spool"))
+def raw_lines(
+    data: Path, env: str = "kalshi-sim", feed: str | None = None, *, venue: bool = False
+) -> list[bytes]:
+    """Every raw line archived for `env` (only `feed`'s when given; `venue`: that feed is
+    one of the environment's spec.venues): sealed objects and the archiver's spool."""
+    sealed = data / "raw" / env
+    blobs = sorted((sealed / feed if feed else sealed).rglob("*.jsonl.zst"))
+    spool = spool_dir(data, env, feed if venue else None) / "files" / "raw"
+    blobs += sorted(spool.rglob("*.spool"))
     lines: list[bytes] = []
     for path in blobs:
         lines.extend(core.read_archive(path.read_bytes()).data.splitlines())

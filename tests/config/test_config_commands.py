@@ -225,6 +225,8 @@ def test_env_create_show_update_list_round_trip(tree: ConfigTree, ssmd: Run) -> 
     listed = ok_json(ssmd("env", "list", "--json"))
     shipped = [p.stem for p in (SHIPPED / "environments").glob("*.yaml")]
     assert [e["name"] for e in listed] == sorted(["kalshi-prod", *shipped])  # type: ignore[union-attr,index]
+    venues = {e["name"]: e["venues"] for e in listed}  # type: ignore[index,union-attr]
+    assert venues["multi-sim"] == ["polymarket", "kraken"] and venues["kalshi-sim"] == []
     assert validate_tree(tree.root) == []
 
 

@@ -225,3 +225,28 @@ def test_components_loading_an_environment_get_the_same_problems(tree: ConfigTre
     (tree.folder("Environment") / "x.yaml").mkdir()
     with pytest.raises(ConfigError, match=r"environments/x\.yaml: a directory, not a file"):
         load_environment("x", tree.root, environ={})
+
+
+def test_a_venue_is_checked_like_the_environments_own_feed(tree: ConfigTree) -> None:
+    """spec.venues[i] gets the same checks as spec.feed and spec.symbols, at its own path,
+    and a feed is captured once per environment."""
+    path = tree.path("Environment", "multi-sim")
+    edit(path, "        name: polymarket\n", "        name: kalshi\n")
+    edit(
+        path,
+        "        endpoint: custom\n        ws_url: ws://127.0.0.1:8767/v2\n",
+        "        endpoint: staging\n",
+    )
+    edit(path, "          - ETH/USD\n", "          - BTC/USD\n")
+    problems = validate_tree(tree.root)
+    by_field = {p.field: p for p in problems}
+    assert set(by_field) == {
+        "spec.venues[0].feed.name",
+        "spec.venues[1].feed.rest_url",
+        "spec.venues[1].feed.endpoint",
+        "spec.venues[1].symbols.tickers[1]",
+    }, problems
+    twice = by_field["spec.venues[0].feed.name"]
+    assert twice.message == "feed 'kalshi' is captured twice"
+    assert twice.line == line_of(path, "        name: kalshi")
+    assert "has no endpoint set 'staging'" in by_field["spec.venues[1].feed.endpoint"].message

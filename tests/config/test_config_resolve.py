@@ -144,3 +144,56 @@ def test_secrets_are_lazy_and_masked(tree: ConfigTree, tmp_path: Path) -> None:
         load_environment("kalshi-sim", tree.root, environ={}).secret("kalshi_api_key").reveal()
     with pytest.raises(ConfigError, match="has no 'aws_key'"):
         env.secret("aws_key")
+
+
+def test_an_environment_capturing_several_venues_resolves_one_feed_at_a_time(
+    tree: ConfigTree,
+) -> None:
+    """spec.feed is the default; each of spec.venues is picked by its feed's name, with its
+    own endpoint, symbols, stream and subjects, and the shared transport and storage."""
+    own = load_environment("multi-sim", tree.root, environ={})
+    assert own.feeds == ("kalshi", "polymarket", "kraken") and own.extra_feed is None
+    assert (own.feed.name, own.nats.stream, own.nats.subjects) == (
+        "kalshi",
+        "SSMD_MULTI_SIM",
+        "multi-sim.kalshi.>",
+    )
+    assert own.symbols.series == ["KXBTCD"]
+    kraken = load_environment("multi-sim", tree.root, environ={}, feed="kraken")
+    assert (kraken.feed.name, kraken.extra_feed, kraken.feeds) == ("kraken", "kraken", own.feeds)
+    assert (kraken.nats.stream, kraken.nats.subjects) == (
+        "SSMD_MULTI_SIM_KRAKEN",
+        "multi-sim.kraken.>",
+    )
+    assert kraken.endpoint.ws_url == "ws://127.0.0.1:8767/v2"
+    assert kraken.symbols.tickers == ["BTC/USD", "ETH/USD"]
+    assert [c.name for c in kraken.channels] == ["book", "trade", "ticker", "instrument"]
+    assert (kraken.raw_store, kraken.data_dir) == (own.raw_store, own.data_dir)
+    assert load_environment("multi-sim", tree.root, environ={}, feed="kalshi") == own
+    # A venue's URL variables are its own feed's.
+    moved = load_environment(
+        "multi-sim",
+        tree.root,
+        environ={"SSMD_KRAKEN_WS_URL": "ws://127.0.0.1:9999/v2"},
+        feed="kraken",
+    )
+    assert moved.endpoint.ws_url == "ws://127.0.0.1:9999/v2"
+    assert moved.sources["ws_url"] == "SSMD_KRAKEN_WS_URL"
+
+
+def test_a_feed_the_environment_does_not_capture_is_refused(tree: ConfigTree) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_environment("kalshi-sim", tree.root, environ={}, feed="kraken")
+    text = str(caught.value)
+    assert "kalshi-sim.yaml" in text and "does not capture feed 'kraken'" in text
+    assert "Fix: --feed one of kalshi" in text
+
+
+def test_a_command_of_one_feed_refuses_an_environment_with_venues(tree: ConfigTree) -> None:
+    load_environment("kalshi-sim", tree.root, environ={}).require_one_feed("ssmd ops")
+    several = load_environment("multi-sim", tree.root, environ={})
+    with pytest.raises(ConfigError) as caught:
+        several.require_one_feed("the daily operations (ssmd ops)")
+    text = str(caught.value)
+    assert "multi-sim.yaml: the daily operations (ssmd ops) runs spec.feed (kalshi) only" in text
+    assert "also captures polymarket, kraken (spec.venues)" in text and "Fix: " in text

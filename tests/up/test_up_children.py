@@ -111,6 +111,8 @@ async def test_shutdown_stops_components_in_order(tmp_path: Path) -> None:
     """connector, archiver, gateway, secmaster, simulator, nats; a stuck one is killed."""
     env = SimpleNamespace(
         name="kalshi-sim",
+        extra_feed=None,
+        feeds=("kalshi",),
         data_dir=tmp_path / "data",
         nats=SimpleNamespace(url="nats://127.0.0.1:1", stream="SSMD_KALSHI_SIM"),
         raw_store=LocalStore(tmp_path / "data" / "raw"),
@@ -181,6 +183,8 @@ async def test_every_failed_component_is_named_and_a_clean_stop_is_not(tmp_path:
     """A crash that a restart repaired, and a non-zero exit at the stop, are failures."""
     env = SimpleNamespace(
         name="kalshi-sim",
+        extra_feed=None,
+        feeds=("kalshi",),
         data_dir=tmp_path / "data",
         nats=SimpleNamespace(url="nats://127.0.0.1:1", stream="SSMD_KALSHI_SIM"),
         raw_store=LocalStore(tmp_path / "data" / "raw"),

@@ -6,6 +6,7 @@ and listing the stored markets of the venue, and the archive written, raw and no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,3 +95,81 @@ async def test_up_runs_another_venues_simulator_environment(tmp_path: Path, env:
     assert trades.height > 0
     if env == "kraken-sim":  # a spot trade says its taker's side
         assert set(trades["taker_side"]) <= {"buy", "sell"}, trades["taker_side"].unique()
+
+
+def _free_run_of_ports(count: int) -> int:
+    """A port P with P .. P + count - 1 free now (the gateways of one environment's feeds)."""
+    import socket
+
+    for _ in range(50):
+        first = free_port()
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(first, first + count):
+                    held.enter_context(socket.create_server(("127.0.0.1", port)))
+        except OSError:
+            continue
+        return first
+    raise AssertionError(f"no {count} consecutive free ports")
+
+
+async def test_one_environment_captures_three_venues_at_once(tmp_path: Path) -> None:
+    """multi-sim: Kalshi (spec.feed), Polymarket and Kraken (spec.venues) on one NATS server,
+    each with its simulator, sync, connector, archiver and gateway (on the next ports), its
+    own stream and spool, and the archive of each read back by feed."""
+    data = tmp_path / "data"
+    port = _free_run_of_ports(3)
+    started = datetime.now(UTC).date()
+    up = UpProcess(data, port, env="multi-sim")
+    feeds = {"kalshi": port, "polymarket": port + 1, "kraken": port + 2}
+    async with httpx.AsyncClient(timeout=5) as http:
+        await up.start()
+        try:
+            await up.wait_ready(http)
+            ready = up.find("ssmd up ready")[0]
+            assert ready["venue_web_urls"] == {
+                "polymarket": f"http://127.0.0.1:{port + 1}/",
+                "kraken": f"http://127.0.0.1:{port + 2}/",
+            }
+            for feed, gateway in feeds.items():
+                listed = (await http.get(f"http://127.0.0.1:{gateway}/v1/markets")).json()
+                assert listed["markets"], feed
+                assert {m["venue"] for m in listed["markets"]} == {feed}, listed["markets"][:3]
+                # Each gateway streams its own venue: a valid book with both sides.
+                book = await _a_valid_book_and_a_trade(
+                    f"ws://127.0.0.1:{gateway}/v1/stream",
+                    [m["ticker"] for m in listed["markets"]],
+                )
+                assert book["ticker"] in {m["ticker"] for m in listed["markets"]}
+            code = await up.stop()
+        finally:
+            await up.ensure_gone()
+    assert code == 0, up.tail()
+    started_sims = {r["component"] for r in up.find("simulator started")}
+    assert started_sims == {"simulator", "simulator-polymarket", "simulator-kraken"}
+    for name in ("secmaster-sync", "secmaster-sync-polymarket", "secmaster-sync-kraken"):
+        assert up.find("secmaster synced", name), name
+    stopped = [r["component"] for r in up.logs if r.get("msg") == "component stopped"]
+    assert stopped == [
+        "connector",
+        "connector-polymarket",
+        "connector-kraken",
+        "archiver",
+        "archiver-polymarket",
+        "archiver-kraken",
+        "gateway",
+        "gateway-polymarket",
+        "gateway-kraken",
+        "secmaster",
+        "nats",
+    ], up.tail()
+    days = (started, datetime.now(UTC).date())
+    for feed in feeds:
+        child = "connector" if feed == "kalshi" else f"connector-{feed}"
+        received = up.find("connector stopped", child)[0]["frames_received"]
+        lines = raw_lines(data, "multi-sim", feed, venue=feed != "kalshi")
+        assert len(lines) == received > 0, feed
+        where = {"env": "multi-sim", "data_dir": str(data), "config_dir": str(EXCHANGES)}
+        trades = ssmd.data.scan("trade", *days, feed=feed, **where).collect()
+        assert trades.height > 0, feed
+    assert (data / "archiver" / "multi-sim" / "venues" / "kraken" / "spool").is_dir()

@@ -96,7 +96,8 @@ class ArchiverSettings:
             raw_store=changes.pop("raw_store", None) or open_store(env.raw_store),
             normalized_store=changes.pop("normalized_store", None)
             or open_store(env.normalized_store),
-            spool_dir=changes.pop("spool_dir", None) or spool_dir(env.data_dir, env.name),
+            spool_dir=changes.pop("spool_dir", None)
+            or spool_dir(env.data_dir, env.name, env.extra_feed),
             env_file=changes.pop("env_file", None) or getattr(env, "file", None),
             **changes,
         )

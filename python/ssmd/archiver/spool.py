@@ -46,10 +46,13 @@ from ssmd.store.space import write_all
 __all__ = ["Spool", "SpoolFile", "read_index", "read_journal", "spool_dir"]
 
 
-def spool_dir(data_dir: Path | str, env: str) -> Path:
+def spool_dir(data_dir: Path | str, env: str, extra_feed: str | None = None) -> Path:
     """Where the archiver of environment `env` keeps its spool under the data directory
-    (readers of unsealed data, ssmd.data, find it here too)."""
-    return Path(data_dir) / "archiver" / env / "spool"
+    (readers of unsealed data, ssmd.data, find it here too): the environment's own feed
+    at archiver/{env}/spool, each further venue it captures (`extra_feed`) at
+    archiver/{env}/venues/{feed}/spool, so that each archiver has a spool of its own."""
+    root = Path(data_dir) / "archiver" / env
+    return root / "spool" if extra_feed is None else root / "venues" / extra_feed / "spool"
 
 
 _HEAD = struct.Struct("<QI")

@@ -10,6 +10,7 @@ from ssmd.cli.options import (
     ConfigDirOption,
     DataDirOption,
     EnvOption,
+    FeedOption,
     LogLevelOption,
     NatsUrlOption,
 )
@@ -24,6 +25,7 @@ app = typer.Typer(
 def run(
     env: EnvOption,
     config_dir: ConfigDirOption = None,
+    feed: FeedOption = None,
     nats_url: NatsUrlOption = None,
     data_dir: DataDirOption = None,
     s3_endpoint: str | None = typer.Option(None, help="Override the S3 endpoint."),
@@ -51,6 +53,7 @@ def run(
             env,
             config_dir,
             Overrides(nats_url=nats_url, data_dir=data_dir, s3_endpoint=s3_endpoint),
+            feed=feed,
         )
         if resolved.nats.url == "embedded":
             raise ConfigError(

@@ -10,6 +10,7 @@ from ssmd.cli.options import (
     ConfigDirOption,
     DataDirOption,
     EnvOption,
+    FeedOption,
     LogLevelOption,
     NatsUrlOption,
 )
@@ -23,6 +24,7 @@ app = typer.Typer(
 def run(
     env: EnvOption,
     config_dir: ConfigDirOption = None,
+    feed: FeedOption = None,
     ws_url: str | None = typer.Option(None, help="Override the WebSocket URL."),
     rest_url: str | None = typer.Option(None, help="Override the REST URL."),
     nats_url: NatsUrlOption = None,
@@ -52,6 +54,7 @@ def run(
             env,
             config_dir,
             Overrides(ws_url=ws_url, rest_url=rest_url, nats_url=nats_url, data_dir=data_dir),
+            feed=feed,
         )
         return Settings.from_environment(
             resolved,

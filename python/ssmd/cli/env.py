@@ -140,6 +140,7 @@ def list_command(config_dir: ConfigDirOption = None, as_json: JsonOption = False
                         "file": str(e.path),
                         "feed": e.document.spec.feed.name,
                         "endpoint": e.document.spec.feed.endpoint,
+                        "venues": [v.feed.name for v in e.document.spec.venues],
                         "nats_url": e.document.spec.transport.nats_url,
                     }
                     for e in environments
@@ -152,7 +153,12 @@ def list_command(config_dir: ConfigDirOption = None, as_json: JsonOption = False
                 [
                     (
                         e.document.name,
-                        e.document.spec.feed.name,
+                        ", ".join(
+                            [
+                                e.document.spec.feed.name,
+                                *(v.feed.name for v in e.document.spec.venues),
+                            ]
+                        ),
                         e.document.spec.feed.endpoint,
                         e.document.spec.transport.nats_url,
                         _storage_text(e.document.spec.storage.raw),

@@ -10,6 +10,7 @@ from ssmd.cli.options import (
     ConfigDirOption,
     DataDirOption,
     EnvOption,
+    FeedOption,
     LogLevelOption,
     NatsUrlOption,
 )
@@ -24,6 +25,7 @@ app = typer.Typer(
 def run(
     env: EnvOption,
     config_dir: ConfigDirOption = None,
+    feed: FeedOption = None,
     nats_url: NatsUrlOption = None,
     data_dir: DataDirOption = None,
     database_url: str | None = typer.Option(
@@ -48,6 +50,7 @@ def run(
             env,
             config_dir,
             Overrides(nats_url=nats_url, data_dir=data_dir, database_url=database_url),
+            feed=feed,
         )
         return GatewaySettings.from_environment(
             resolved, host=host, port=port, insecure_no_auth=insecure_no_auth

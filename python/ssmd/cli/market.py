@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ssmd.cli.options import ConfigDirOption, DataDirOption, EnvOption, JsonOption
+from ssmd.cli.options import ConfigDirOption, DataDirOption, EnvOption, FeedOption, JsonOption
 from ssmd.cli.output import print_json, print_table
 
 app = typer.Typer(
@@ -28,12 +28,12 @@ _LIST_COLUMNS = (
 )
 
 
-def _env(env: str, config_dir: Path | None, **overrides: str | None) -> Any:
+def _env(env: str, config_dir: Path | None, feed: str | None, **overrides: str | None) -> Any:
     from ssmd.cli.exits import component_errors
     from ssmd.config import Overrides, load_environment
 
     with component_errors():
-        return load_environment(env, config_dir, Overrides(**overrides))
+        return load_environment(env, config_dir, Overrides(**overrides), feed=feed)
 
 
 def _store(resolved: Any) -> Any:
@@ -51,6 +51,7 @@ def _store(resolved: Any) -> Any:
 def sync(
     env: EnvOption,
     config_dir: ConfigDirOption = None,
+    feed: FeedOption = None,
     everything: bool = typer.Option(
         False, "--all", help="Every market of the venue, not only the environment's selection."
     ),
@@ -77,6 +78,7 @@ def sync(
     resolved = _env(
         env,
         config_dir,
+        feed,
         rest_url=rest_url,
         nats_url=nats_url,
         redis_url=redis_url,
@@ -106,6 +108,7 @@ def sync(
 def list_(
     env: EnvOption,
     config_dir: ConfigDirOption = None,
+    feed: FeedOption = None,
     status: list[str] = typer.Option(
         [], "--status", help="ssmd status (open, closed, halted, ...) or Kalshi word; repeatable."
     ),
@@ -120,7 +123,7 @@ def list_(
     """Markets in the store."""
     from ssmd.secmaster import map_status
 
-    resolved = _env(env, config_dir, database_url=database_url, data_dir=data_dir)
+    resolved = _env(env, config_dir, feed, database_url=database_url, data_dir=data_dir)
     statuses = {s if s == "unknown" else map_status(s) for s in status}
     with _store(resolved) as store:
         rows = store.markets(
@@ -146,12 +149,13 @@ def show(
     ticker: Annotated[str, typer.Argument(help="Market ticker.")],
     env: EnvOption,
     config_dir: ConfigDirOption = None,
+    feed: FeedOption = None,
     as_json: JsonOption = False,
     database_url: str | None = _DB,
     data_dir: DataDirOption = None,
 ) -> None:
     """One market, every field."""
-    resolved = _env(env, config_dir, database_url=database_url, data_dir=data_dir)
+    resolved = _env(env, config_dir, feed, database_url=database_url, data_dir=data_dir)
     with _store(resolved) as store:
         row = store.market(ticker)
     if row is None:
@@ -168,12 +172,13 @@ def history(
     ticker: Annotated[str, typer.Argument(help="Market ticker.")],
     env: EnvOption,
     config_dir: ConfigDirOption = None,
+    feed: FeedOption = None,
     as_json: JsonOption = False,
     database_url: str | None = _DB,
     data_dir: DataDirOption = None,
 ) -> None:
     """Every recorded change of one market, oldest first."""
-    resolved = _env(env, config_dir, database_url=database_url, data_dir=data_dir)
+    resolved = _env(env, config_dir, feed, database_url=database_url, data_dir=data_dir)
     with _store(resolved) as store:
         rows = store.history(ticker)
         known = store.market(ticker) is not None
@@ -202,7 +207,7 @@ def migrate(
     from ssmd.secmaster import Store
     from ssmd.secmaster.db import SQLITE_FILE
 
-    resolved = _env(env, config_dir, database_url=database_url, data_dir=data_dir)
+    resolved = _env(env, config_dir, None, database_url=database_url, data_dir=data_dir)
     target = resolved.database_url or resolved.data_dir / SQLITE_FILE
     try:
         with Store.open(target) as store:
@@ -219,6 +224,7 @@ def migrate(
 def live(
     env: EnvOption,
     config_dir: ConfigDirOption = None,
+    feed: FeedOption = None,
     nats_url: str | None = typer.Option(None, help="Override the NATS URL."),
     redis_url: str | None = typer.Option(None, help="Override the Redis URL."),
     database_url: str | None = _DB,
@@ -238,6 +244,7 @@ def live(
     resolved = _env(
         env,
         config_dir,
+        feed,
         nats_url=nats_url,
         redis_url=redis_url,
         database_url=database_url,

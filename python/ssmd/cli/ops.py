@@ -33,9 +33,11 @@ def resolve(env: str, config_dir: Path | None, data_dir: str | None, address: st
     from ssmd.config import Overrides, load_environment
 
     with component_errors():
-        return load_environment(
+        resolved = load_environment(
             env, config_dir, Overrides(data_dir=data_dir, temporal_address=address)
         )
+        resolved.require_one_feed("the daily operations (ssmd ops)")
+        return resolved
 
 
 def with_client(resolved: Any, address: str | None, body: Callable[[Any], Awaitable[T]]) -> T:

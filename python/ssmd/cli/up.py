@@ -58,7 +58,7 @@ def up(
     from ssmd.obs import logs
     from ssmd.up.display import ConsoleDisplay, Display, JsonDisplay
     from ssmd.up.run import Up, UpOptions
-    from ssmd.up.simulator import SimOptions, is_simulated
+    from ssmd.up.simulator import SimOptions
 
     display: Display
     if json_logs:
@@ -72,13 +72,15 @@ def up(
         root.handlers[:] = [RichHandler(console=display.console, show_path=False)]
         root.setLevel(logging.WARNING)
     with component_errors():
-        resolved = load_environment(
-            env, config_dir, Overrides(data_dir=data_dir, nats_url=nats_url)
-        )
+        overrides = Overrides(data_dir=data_dir, nats_url=nats_url)
+        resolved = load_environment(env, config_dir, overrides)
+        venues = [
+            load_environment(env, config_dir, overrides, feed=feed) for feed in resolved.feeds[1:]
+        ]
     options = UpOptions(
         host=host,
         port=port,
-        sim=is_simulated(resolved) if sim is None else sim,
+        sim=sim,
         sim_options=SimOptions(
             seed=sim_seed, rate=sim_rate, markets=sim_markets, port=sim_port, truth_file=truth_file
         ),
@@ -98,7 +100,7 @@ def up(
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, on_signal, sig)
         display.start()
-        return await Up(resolved, options, display).run(stop)
+        return await Up(resolved, options, display, venues).run(stop)
 
     try:
         code = asyncio.run(main())

@@ -58,6 +58,7 @@ def run(
         resolved = load_environment(
             env, config_dir, Overrides(data_dir=data_dir, temporal_address=temporal_address)
         )
+        resolved.require_one_feed("the operations worker (ssmd worker)")
         address = address_of(resolved, temporal_address)
         local: dict[str, Any] = {
             "gateway_port": gateway_port,

@@ -6,9 +6,11 @@ one entry point:
     env = load_environment("kalshi-sim")                       # ./exchanges or $SSMD_CONFIG_DIR
     env = load_environment("kalshi-dev", "path/to/exchanges", {"nats_url": "nats://10.0.0.5:4222"})
 
-`load_environment(name, config_dir=None, overrides=None, *, environ=None, today=None)`
-returns a frozen `ResolvedEnvironment`, or raises ssmd.exceptions.ConfigError
-naming file, line, field, expectation and fix. It:
+`load_environment(name, config_dir=None, overrides=None, *, feed=None, environ=None, today=None)`
+returns a frozen `ResolvedEnvironment` for one feed the environment captures
+(`feed`: spec.feed by default, or one of spec.venues by its feed's name; `env.feeds`
+lists them all), or raises ssmd.exceptions.ConfigError naming file, line, field,
+expectation and fix. It:
   - validates the environment's file and its feed's file (problems elsewhere in
     the tree do not block it; `ssmd validate` checks everything);
   - applies overrides, highest first: `overrides` (flags: data_dir, nats_url,
@@ -26,7 +28,8 @@ naming file, line, field, expectation and fix. It:
   - transport: `env.nats.url` is a NATS URL or "embedded" (`ssmd up` starts its
     own nats-server; while it runs on the same data dir, "embedded" resolves to
     that server's URL, with `env.sources["nats_url"] == "ssmd up"`); stream
-    defaults to SSMD_<ENV>; subjects are "{env}.{feed}.>";
+    defaults to SSMD_<ENV> (a venue of spec.venues: SSMD_<ENV>_<FEED>); subjects
+    are "{env}.{feed}.>";
   - secrets: `env.secrets[name]` / `env.secret(name)` is a `Secret` holding the
     reference (env:VAR or file:/path). `.reveal()` reads the value when called;
     str()/repr() show `****`, never the value.

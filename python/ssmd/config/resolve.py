@@ -37,11 +37,13 @@ from ssmd.config.models.environment import (
     NATS_URL_PATTERN,
     REDIS_URL_PATTERN,
     Environment,
+    EnvironmentSpec,
     LocalStorage,
     S3Storage,
     Schedule,
     Symbols,
     Temporal,
+    VenueCapture,
 )
 from ssmd.config.models.feed import CUSTOM_ENDPOINT, Channel, Feed, FeedVersion, Limits
 from ssmd.config.problems import display_path, format_problems
@@ -185,11 +187,26 @@ class ResolvedEnvironment:
         str, str
     ]  # overridable setting -> "flag", the variable name, "yaml"/"default" or "ssmd up"
     temporal_embedded: bool = False  # `temporal: embedded`: `ssmd up` runs the dev server
+    feeds: tuple[str, ...] = ()  # every feed the environment captures, spec.feed first
+    # None for spec.feed; the feed's name for one of spec.venues, whose local files
+    # (spools, logs) carry it beside the environment's name.
+    extra_feed: str | None = None
 
     @property
     def embedded_nats_dir(self) -> Path:
         """Where an embedded nats-server keeps its JetStream files."""
         return self.data_dir / "nats"
+
+    def require_one_feed(self, what: str) -> None:
+        """ConfigError when the environment captures further venues, for the commands that
+        run one feed per environment (`what`): better refused than a venue left out."""
+        if len(self.feeds) > 1:
+            venues = ", ".join(self.feeds[1:])
+            raise ConfigError(
+                f"{display_path(self.file)}: {what} runs spec.feed ({self.feed.name}) only, and "
+                f"this environment also captures {venues} (spec.venues). Fix: give each venue "
+                "an environment of its own for this"
+            )
 
     def secret(self, name: str) -> Secret:
         try:
@@ -225,6 +242,7 @@ class ResolvedEnvironment:
                 "rest_url": self.endpoint.rest_url,
                 "channels": [c.name for c in self.channels],
             },
+            "feeds": list(self.feeds),
             "data_dir": str(self.data_dir),
             "transport": {
                 "nats_url": self.nats.url,
@@ -294,10 +312,12 @@ def load_environment(
     config_dir: str | Path | None = None,
     overrides: Overrides | Mapping[str, str | None] | None = None,
     *,
+    feed: str | None = None,
     environ: Mapping[str, str] | None = None,
     today: date | None = None,
 ) -> ResolvedEnvironment:
-    """Load, validate and resolve environment `name`. See the ssmd.config docstring."""
+    """Load, validate and resolve environment `name` for one of the feeds it captures
+    (`feed`; default its own, spec.feed). See the ssmd.config docstring."""
     environ = os.environ if environ is None else environ
     if not isinstance(overrides, Overrides):
         overrides = Overrides.from_mapping(overrides or {})
@@ -313,19 +333,25 @@ def load_environment(
         )
     relevant = {env_file}
     if item is not None:
-        relevant.add(display_path(tree.path("Feed", item.document.spec.feed.name)))
+        relevant.update(
+            display_path(tree.path("Feed", capture.feed.name))
+            for capture in _captures(item.document.spec)
+        )
     blocking = [p for p in problems if p.file in relevant]
     if blocking or item is None:
         raise ConfigError(format_problems(blocking))
     environment = item.document
     spec = environment.spec
-    feed = loaded.feeds[spec.feed.name].document
+    captures = _captures(spec)
+    capture = captures[0] if feed is None else _capture(captures, feed, env_file, environment.name)
+    selection = capture.feed
+    feed_doc = loaded.feeds[selection.name].document
 
-    picker = _Picker(overrides, override_variables(feed.name), environ)
-    if spec.feed.endpoint == CUSTOM_ENDPOINT:
-        yaml_ws, yaml_rest = spec.feed.ws_url, spec.feed.rest_url
+    picker = _Picker(overrides, override_variables(feed_doc.name), environ)
+    if selection.endpoint == CUSTOM_ENDPOINT:
+        yaml_ws, yaml_rest = selection.ws_url, selection.rest_url
     else:
-        chosen = feed.spec.endpoints[spec.feed.endpoint]
+        chosen = feed_doc.spec.endpoints[selection.endpoint]
         yaml_ws, yaml_rest = chosen.ws_url, chosen.rest_url
     ws_url, rest_url = picker.pick("ws_url", yaml_ws), picker.pick("rest_url", yaml_rest)
     nats_url = picker.pick("nats_url", spec.transport.nats_url)
@@ -356,8 +382,9 @@ def load_environment(
         if running is not None:
             nats_url = running
             picker.sources["nats_url"] = "ssmd up"
-    selected = spec.feed.channels
-    channels = tuple(c for c in feed.spec.channels if selected is None or c.name in selected)
+    selected = selection.channels
+    channels = tuple(c for c in feed_doc.spec.channels if selected is None or c.name in selected)
+    extra_feed = None if capture is captures[0] else feed_doc.name
     transport = spec.transport
     day = today or datetime.now(UTC).date()
     return ResolvedEnvironment(
@@ -365,24 +392,26 @@ def load_environment(
         config_dir=tree.root,
         file=item.path,
         environment=environment,
-        feed=feed,
-        feed_version=feed.version_on(day),
-        endpoint=Endpoint(spec.feed.endpoint, ws_url, rest_url),
+        feed=feed_doc,
+        feed_version=feed_doc.version_on(day),
+        endpoint=Endpoint(selection.endpoint, ws_url, rest_url),
         channels=channels,
         data_dir=data_dir,
         nats=NatsSettings(
             url=nats_url,
-            stream=transport.stream or f"SSMD_{env_var_token(environment.name)}",
-            subject_prefix=f"{environment.name}.{feed.name}",
+            stream=_stream_name(
+                transport.stream or f"SSMD_{env_var_token(environment.name)}", extra_feed
+            ),
+            subject_prefix=f"{environment.name}.{feed_doc.name}",
             retention=parse_duration(transport.retention),
             duplicate_window=parse_duration(transport.duplicate_window),
             replicas=transport.replicas,
         ),
         raw_store=_store(spec.storage.raw, data_dir, s3_endpoint),
         normalized_store=_store(spec.storage.normalized, data_dir, s3_endpoint),
-        symbols=spec.symbols,
+        symbols=capture.symbols,
         schedule=spec.schedule,
-        limits=feed.spec.limits,
+        limits=feed_doc.spec.limits,
         redis_url=redis_url,
         database_url=database_url,
         temporal_address=temporal_address,
@@ -393,4 +422,28 @@ def load_environment(
             for k, ref in spec.secrets.items()
         },
         sources=picker.sources,
+        feeds=tuple(c.feed.name for c in captures),
+        extra_feed=extra_feed,
     )
+
+
+def _captures(spec: EnvironmentSpec) -> list[VenueCapture]:
+    """Every feed the environment captures with its symbols: spec.feed first."""
+    return [VenueCapture(feed=spec.feed, symbols=spec.symbols), *spec.venues]
+
+
+def _capture(captures: list[VenueCapture], feed: str, env_file: str, env: str) -> VenueCapture:
+    for capture in captures:
+        if capture.feed.name == feed:
+            return capture
+    known = ", ".join(c.feed.name for c in captures)
+    raise ConfigError(
+        f"{env_file}: environment {env!r} does not capture feed {feed!r} (it captures {known}). "
+        f"Fix: --feed one of {known}, or add the venue under spec.venues"
+    )
+
+
+def _stream_name(stream: str, extra_feed: str | None) -> str:
+    """The environment's stream holds spec.feed; each of spec.venues has its own beside it
+    (a stream per environment and feed keeps each venue's retention and consumers apart)."""
+    return stream if extra_feed is None else f"{stream}_{env_var_token(extra_feed)}"

@@ -14,10 +14,16 @@ from pathlib import Path
 
 from ssmd.config.hashing import hash_bytes, schema_file
 from ssmd.config.models import RECORD_TYPES, parse_duration
-from ssmd.config.models.environment import EMBEDDED_NATS, Environment, S3Storage
+from ssmd.config.models.environment import (
+    EMBEDDED_NATS,
+    Environment,
+    FeedSelection,
+    S3Storage,
+    Symbols,
+)
 from ssmd.config.models.feed import CUSTOM_ENDPOINT, Feed
 from ssmd.config.models.schema_entry import SchemaEntry
-from ssmd.config.problems import Problem, unique_problems
+from ssmd.config.problems import Loc, Problem, unique_problems
 from ssmd.config.tree import ConfigTree, Loaded, LoadedTree, Snapshot, load_snapshot
 
 
@@ -180,10 +186,11 @@ def check_schema_entry(
     return problems
 
 
-def check_environment(item: Loaded[Environment], loaded: LoadedTree) -> list[Problem]:
-    spec = item.document.spec
+def _check_selection(
+    item: Loaded[Environment], loaded: LoadedTree, selection: FeedSelection, at: Loc
+) -> list[Problem]:
+    """A feed selection (spec.feed, or spec.venues[i].feed at `at`)."""
     problems = []
-    selection = spec.feed
     feeds = loaded.feeds
     feed = feeds.get(selection.name)
     # A feed file that exists but does not parse is reported on its own; no echo here.
@@ -191,7 +198,7 @@ def check_environment(item: Loaded[Environment], loaded: LoadedTree) -> list[Pro
         known = ", ".join(sorted(feeds)) or "none yet"
         problems.append(
             item.problem(
-                ("spec", "feed", "name"),
+                (*at, "name"),
                 f"feed {selection.name!r} does not exist",
                 f"a feed under feeds/ (known: {known})",
                 f"fix the name or create it with `ssmd feed create {selection.name}`",
@@ -202,9 +209,9 @@ def check_environment(item: Loaded[Environment], loaded: LoadedTree) -> list[Pro
             if getattr(selection, key) is None:
                 problems.append(
                     item.problem(
-                        ("spec", "feed"),
+                        at,
                         f"endpoint: custom needs {key}",
-                        f"{key} under spec.feed",
+                        f"{key} under {'.'.join(map(str, at))}",
                         f"add `{key}:` or choose a named endpoint",
                     )
                 )
@@ -213,7 +220,7 @@ def check_environment(item: Loaded[Environment], loaded: LoadedTree) -> list[Pro
             if getattr(selection, key) is not None:
                 problems.append(
                     item.problem(
-                        ("spec", "feed", key),
+                        (*at, key),
                         f"{key} is only read with endpoint: custom",
                         "no URL next to a named endpoint",
                         "remove it, or set endpoint: custom (or override with SSMD_<FEED>_* variables)",
@@ -223,7 +230,7 @@ def check_environment(item: Loaded[Environment], loaded: LoadedTree) -> list[Pro
             known = ", ".join([*feed.document.spec.endpoints, CUSTOM_ENDPOINT])
             problems.append(
                 item.problem(
-                    ("spec", "feed", "endpoint"),
+                    (*at, "endpoint"),
                     f"feed {feed.document.name!r} has no endpoint set {selection.endpoint!r}",
                     f"one of {known}",
                     "choose one of those names",
@@ -234,7 +241,7 @@ def check_environment(item: Loaded[Environment], loaded: LoadedTree) -> list[Pro
             known = ", ".join(c.name for c in feed.document.spec.channels)
             problems.append(
                 item.problem(
-                    ("spec", "feed", "channels", index),
+                    (*at, "channels", index),
                     f"feed has no channel {name!r}",
                     f"one of {known}",
                     "fix the name or remove it",
@@ -243,12 +250,66 @@ def check_environment(item: Loaded[Environment], loaded: LoadedTree) -> list[Pro
     for index, name in _duplicates(selection.channels or []).items():
         problems.append(
             item.problem(
-                ("spec", "feed", "channels", index),
+                (*at, "channels", index),
                 f"duplicate channel {name!r}",
                 "each channel once",
                 "delete the repeated entry",
             )
         )
+    return problems
+
+
+def _check_symbols(item: Loaded[Environment], symbols: Symbols, at: Loc) -> list[Problem]:
+    problems = []
+    if not (symbols.tickers or symbols.series or symbols.categories):
+        problems.append(
+            item.problem(
+                at,
+                "no markets selected",
+                "at least one of tickers, series or categories",
+                "add tickers or a series",
+            )
+        )
+    if (symbols.series or symbols.categories) and not symbols.sync:
+        problems.append(
+            item.problem(
+                (*at, "sync"),
+                "series and categories are only expanded by the sync",
+                "sync: true when series or categories are listed",
+                "set sync: true, or list explicit tickers only",
+            )
+        )
+    for index, ticker in _duplicates(symbols.tickers).items():
+        problems.append(
+            item.problem(
+                (*at, "tickers", index),
+                f"duplicate ticker {ticker!r}",
+                "each ticker once",
+                "delete the repeated entry",
+            )
+        )
+    return problems
+
+
+def check_environment(item: Loaded[Environment], loaded: LoadedTree) -> list[Problem]:
+    spec = item.document.spec
+    problems = _check_selection(item, loaded, spec.feed, ("spec", "feed"))
+    problems += _check_symbols(item, spec.symbols, ("spec", "symbols"))
+    seen = {spec.feed.name}
+    for index, venue in enumerate(spec.venues):
+        at = ("spec", "venues", index)
+        problems += _check_selection(item, loaded, venue.feed, (*at, "feed"))
+        problems += _check_symbols(item, venue.symbols, (*at, "symbols"))
+        if venue.feed.name in seen:
+            problems.append(
+                item.problem(
+                    (*at, "feed", "name"),
+                    f"feed {venue.feed.name!r} is captured twice",
+                    "each feed once per environment (spec.feed and spec.venues)",
+                    "delete the repeated venue, or capture it in another environment",
+                )
+            )
+        seen.add(venue.feed.name)
 
     schedule = spec.schedule
     if schedule.startup is not None and schedule.startup == schedule.teardown:
@@ -258,35 +319,6 @@ def check_environment(item: Loaded[Environment], loaded: LoadedTree) -> list[Pro
                 "teardown equals startup",
                 "different times, or neither (run continuously)",
                 "change or remove one",
-            )
-        )
-
-    symbols = spec.symbols
-    if not (symbols.tickers or symbols.series or symbols.categories):
-        problems.append(
-            item.problem(
-                ("spec", "symbols"),
-                "no markets selected",
-                "at least one of tickers, series or categories",
-                "add tickers or a series",
-            )
-        )
-    if (symbols.series or symbols.categories) and not symbols.sync:
-        problems.append(
-            item.problem(
-                ("spec", "symbols", "sync"),
-                "series and categories are only expanded by the sync",
-                "sync: true when series or categories are listed",
-                "set sync: true, or list explicit tickers only",
-            )
-        )
-    for index, ticker in _duplicates(symbols.tickers).items():
-        problems.append(
-            item.problem(
-                ("spec", "symbols", "tickers", index),
-                f"duplicate ticker {ticker!r}",
-                "each ticker once",
-                "delete the repeated entry",
             )
         )
 

@@ -171,7 +171,9 @@ class Settings:
                 stale_after=_secs(ws.stale_after),
             ),
             sync_interval=_secs(env.symbols.sync_interval),
-            spool_path=env.data_dir / "spool" / _spool_name(env.name, changes.get("shard_group")),
+            spool_path=env.data_dir
+            / "spool"
+            / _spool_name(env.name, env.extra_feed, changes.get("shard_group")),
             # the selection a `symbols` change asks for, not the environment's
             stored_markets=selection_reader(env, changes.get("symbols")),
             venue=the_venue.name,
@@ -181,11 +183,10 @@ class Settings:
         return replace(base, **changes)
 
 
-def _spool_name(env: str, group: ShardGroup | None) -> str:
-    # Each group has its own: a spool is read back by the run that finds it.
-    return (
-        f"connector-{env}.spool" if group is None else f"connector-{env}.{group.spool_name}.spool"
-    )
+def _spool_name(env: str, extra_feed: str | None, group: ShardGroup | None) -> str:
+    # Each venue and group has its own: a spool is read back by the run that finds it.
+    parts = [f"connector-{env}", extra_feed, group.spool_name if group else None, "spool"]
+    return ".".join(p for p in parts if p)
 
 
 # Room for a raw frame's headers (message id, receive time, connection) in one message.

@@ -9,8 +9,8 @@ arc.read_normalized("kalshi", "trade", date(2026, 7, 20))   # Polars, via ssmd.r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,8 @@ class Archive:
     raw_store: ObjectStore
     normalized_store: ObjectStore
     spool_dir: Path | None = None  # the archiver's spool: unsealed data of open days
+    # The spools of the further venues the environment captures (spec.venues), by feed.
+    venue_spools: Mapping[str, Path] = field(default_factory=dict)
 
     @classmethod
     def from_environment(cls, env: Any) -> Archive:
@@ -50,7 +52,12 @@ class Archive:
             open_store(env.raw_store),
             open_store(env.normalized_store),
             spool_dir(env.data_dir, env.name),
+            {feed: spool_dir(env.data_dir, env.name, feed) for feed in env.feeds[1:]},
         )
+
+    def spool_of(self, feed: str) -> Path | None:
+        """The spool holding `feed`'s unsealed data."""
+        return self.venue_spools.get(feed, self.spool_dir)
 
     def manifests(
         self, feed: str | None = None, start: date | None = None, end: date | None = None

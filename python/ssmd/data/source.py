@@ -135,7 +135,7 @@ class Dataset:
 
     @property
     def _spool_root(self) -> Path | None:
-        spool = self.archive.spool_dir
+        spool = self.archive.spool_of(self.feed)
         return spool / "files" if spool is not None else None
 
     # ---- what exists ----------------------------------------------------------------------

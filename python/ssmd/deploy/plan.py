@@ -200,6 +200,15 @@ def make_plan(
     tree = ConfigTree.at(config_dir, environ or {})
     spec = resolved.environment.spec
     checks = _Checks(resolved.file, resolved.file.read_text(encoding="utf-8"))
+    if spec.venues:
+        checks.add(
+            ("venues",),
+            f"captures {', '.join(resolved.feeds[1:])} beside spec.feed; a deployment "
+            "runs the one feed of its environment",
+            "no spec.venues in an environment to deploy",
+            "give each venue an environment of its own, with its own deploy section",
+        )
+        raise_problems(checks.problems)
     if spec.deploy is None:
         checks.add(
             ("deploy",),

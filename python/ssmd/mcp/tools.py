@@ -489,13 +489,7 @@ class Tools:
             # A client of its own: the gateway's carries the API key, which the other
             # components have no business seeing.
             async with httpx.AsyncClient(timeout=5.0) as http:
-                sampler = Sampler(
-                    http,
-                    connector=ends.get("connector"),
-                    archiver=ends.get("archiver"),
-                    gateway=ends.get("gateway"),
-                    web_url=state.get("web_url"),
-                )
+                sampler = Sampler.from_endpoints(http, ends, state.get("web_url"))
                 await sampler.sample()
                 await asyncio.sleep(STATUS_SPAN)
                 up["figures"] = (await sampler.sample(up["components"])).as_dict()

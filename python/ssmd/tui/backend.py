@@ -76,6 +76,7 @@ class Backend:
         self._gateway: GatewayClient | None = None
         self.http = httpx.AsyncClient(timeout=5.0)  # the components' endpoints: no API key
         self._sampler: Sampler | None = None
+        self._endpoints: dict[str, str] = {}  # what the sampler polls
         self._dataset: Dataset | None = None
         self._ops: LocalRuntime | None = None  # the operations layer's, once used
 
@@ -147,13 +148,18 @@ class Backend:
         """The components' states and, from their metrics, their figures (rates from the
         previous call's sample) and the gateway's health."""
         sup = self.supervision()
-        if self._sampler is None or (self._sampler.connector, self._sampler.archiver) != (
-            sup.connector,
-            sup.archiver,
-        ):
-            self._sampler = Sampler(
-                self.http, connector=sup.connector, archiver=sup.archiver, gateway=sup.gateway
+        endpoints = {
+            name: url
+            for name, url in (
+                ("connector", sup.connector),
+                ("archiver", sup.archiver),
+                ("gateway", sup.gateway),
             )
+            if url
+        }
+        if self._sampler is None or self._endpoints != endpoints:
+            self._sampler = Sampler.from_endpoints(self.http, endpoints)
+            self._endpoints = endpoints
         figures = await self._sampler.sample({n: s for n, (s, _) in sup.states.items()})
         try:
             _, health = await self.gateway.health()

@@ -18,7 +18,7 @@ import httpx
 
 from ssmd.up.children import ChildSpec
 
-__all__ = ["SECMASTER_DURABLE", "Plan", "ssmd_argv"]
+__all__ = ["SECMASTER_DURABLE", "Plan", "child_name", "ssmd_argv"]
 
 SECMASTER_DURABLE: Final = "ssmd-secmaster"  # `ssmd market live`'s durable consumer
 
@@ -31,6 +31,13 @@ def ssmd_argv() -> list[str]:
     return [sys.executable, "-c", "from ssmd.cli import main; main()"]
 
 
+def child_name(component: str, extra_feed: str | None) -> str:
+    """The child's name: the component's for the environment's own feed, with the feed's
+    name after it for a further venue (connector-kraken), in logs, the display and the
+    state file."""
+    return component if extra_feed is None else f"{component}-{extra_feed}"
+
+
 async def http_ok(client: httpx.AsyncClient, url: str) -> bool:
     try:
         return (await client.get(url)).status_code == 200
@@ -40,7 +47,7 @@ async def http_ok(client: httpx.AsyncClient, url: str) -> bool:
 
 @dataclass
 class Plan:
-    """What the children share: where things are and how to reach each other."""
+    """What the children of one feed share: where things are and how to reach each other."""
 
     env: str
     config_dir: Path
@@ -57,6 +64,10 @@ class Plan:
     archiver_port: int = 0
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
+    extra_feed: str | None = None  # one of the environment's spec.venues
+
+    def name(self, component: str) -> str:
+        return child_name(component, self.extra_feed)
 
     @property
     def log_dir(self) -> Path:
@@ -77,9 +88,11 @@ class Plan:
             str(self.config_dir),
             "--data-dir",
             str(self.data_dir),
+            *(["--feed", self.extra_feed] if self.extra_feed else []),
         ]
 
-    def _spec(self, name: str, argv: list[str], **kw: Any) -> ChildSpec:
+    def _spec(self, component: str, argv: list[str], **kw: Any) -> ChildSpec:
+        name = self.name(component)
         return ChildSpec(name, argv, log_path=self.log_dir / f"{name}.log", **kw)
 
     def _http_ready(self, url: str) -> Callable[[], Awaitable[bool]]:

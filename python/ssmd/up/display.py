@@ -152,7 +152,8 @@ class JsonDisplay(Display):
                 "logger": "ssmd.up.output",
                 "msg": line,
             }
-        obj.setdefault("component", name)
+        if obj.setdefault("component", name) != name:
+            obj["child"] = name  # a further venue's: connector-kraken logs as the connector
         sys.stderr.write(orjson.dumps(obj, default=str).decode() + "\n")
         sys.stderr.flush()
 
@@ -222,7 +223,8 @@ class ConsoleDisplay(Display):
         level, obj = line_level(line)
         # Only errors from a one-shot command and while stopping: closing a NATS
         # connection, for one, logs a warning that means nothing then.
-        floor = 40 if self.stopping or name in ONE_SHOT else 30
+        one_shot = any(name == n or name.startswith(n + "-") for n in ONE_SHOT)  # a venue's too
+        floor = 40 if self.stopping or one_shot else 30
         if _LEVELS.get(level, 20) < floor:
             return
         msg = str(obj.get("msg", line)) if obj else line

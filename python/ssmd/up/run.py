@@ -5,6 +5,11 @@ one) -> the first secmaster sync (the connector's selection reads its store) ->
 connector -> archiver -> secmaster live updates (for a venue whose stream carries
 market lifecycle records: Kalshi) -> gateway, each waited for until ready. Then a status loop, and a secmaster sync every `symbols.sync_interval`.
 
+An environment that captures further venues (spec.venues) gets all of that once per
+feed, on the one NATS server: a simulator, syncs, a connector, an archiver and a
+gateway each, the venue's children named after it (connector-kraken) and its gateway
+on the next port (--port + 1, + 2, ...).
+
 Stop (SIGINT, SIGTERM, SIGHUP, or a component that cannot be kept running):
 connector (stops reading, drains to NATS) -> wait until the archiver consumed the
 stream -> archiver (seals what is due, writes manifests) -> gateway -> secmaster ->
@@ -24,8 +29,8 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,12 +41,12 @@ from ssmd.config import ResolvedEnvironment
 from ssmd.exceptions import ChildFailed
 from ssmd.up import procs
 from ssmd.up.children import ChildSpec, StopResult, Supervisor
-from ssmd.up.components import Plan
+from ssmd.up.components import Plan, child_name
 from ssmd.up.control import ControlServer, socket_path
 from ssmd.up.display import Display
 from ssmd.up.nats import free_port, jetstream_ready, nats_spec
 from ssmd.up.report import ArchiveReport, archive_report
-from ssmd.up.simulator import SimOptions, write_truth
+from ssmd.up.simulator import SimOptions, is_simulated, write_truth
 from ssmd.up.status import Sampler
 from ssmd.venues import venue
 
@@ -51,14 +56,15 @@ log = logging.getLogger("ssmd.up")
 
 # Order of the stop; the simulator stops between the children and nats.
 STOP_ORDER = ("connector", "archiver", "gateway", "secmaster")
+STARTABLE = frozenset(STOP_ORDER)  # what `ssmd tui` may stop and start again
 LEFTOVER_STOP_TIMEOUT = 30.0  # the longest of the components' own stop bounds
 
 
 @dataclass
 class UpOptions:
     host: str = "127.0.0.1"  # the gateway's interface
-    port: int = 8080  # the gateway's port (the web page and the API)
-    sim: bool = False
+    port: int = 8080  # the gateway's port (the web page and the API); venues' next
+    sim: bool | None = None  # None: each feed whose endpoint is on loopback (is_simulated)
     sim_options: SimOptions = field(default_factory=SimOptions)
     log_level: str = "INFO"
     sync_timeout: float = 300.0  # one secmaster sync run
@@ -68,16 +74,26 @@ class UpOptions:
 
 
 class Up:
-    def __init__(self, env: ResolvedEnvironment, options: UpOptions, display: Display) -> None:
+    def __init__(
+        self,
+        env: ResolvedEnvironment,
+        options: UpOptions,
+        display: Display,
+        venues: Sequence[ResolvedEnvironment] = (),
+    ) -> None:
+        """`env` is resolved for the environment's own feed, `venues` for each of its
+        spec.venues (`load_environment(name, feed=...)`)."""
         self.env, self.o, self.display = env, options, display
+        self.venues = list(venues)
         self.supervisor = Supervisor(display.event, display.child_line)
         self.lock = upstate.UpLock(env.data_dir)
         self.nats_url = env.nats.url
         self.nc: Any = None
         self.js: Any = None
         self.http: httpx.AsyncClient | None = None
-        self.sim: Any = None
-        self.plan: Plan | None = None
+        self.sim: Any = None  # the simulator of the environment's own feed
+        self.venue_sims: dict[str, Any] = {}  # by name: simulator-kraken
+        self.plans: list[Plan] = []  # one per feed, the environment's own first
         self.sampler: Sampler | None = None
         self.stops: list[StopResult] = []
         self.started_on = datetime.now(UTC).date()
@@ -185,9 +201,20 @@ class Up:
 
     # ---- startup -------------------------------------------------------------------------
 
+    @property
+    def envs(self) -> list[ResolvedEnvironment]:
+        """The environment resolved for each feed it captures, its own first."""
+        return [self.env, *self.venues]
+
+    @property
+    def plan(self) -> Plan:
+        """The plan of the environment's own feed."""
+        return self.plans[0]
+
     async def _start(self) -> None:
         env, o = self.env, self.o
-        _check_port(o.host, o.port)  # before anything starts: the likeliest clash
+        for index in range(len(self.envs)):  # before anything starts: the likeliest clash
+            _check_port(o.host, o.port + index)
         self.http = httpx.AsyncClient(timeout=2.0)
         await self._start_nats()
         if env.temporal_embedded:
@@ -201,69 +228,98 @@ class Up:
             self.nats_url, name="ssmd-up", max_reconnect_attempts=-1, error_cb=nats_error
         )
         self.js = self.nc.jetstream()
-        plan = self.plan = Plan(
-            env=env.name,
-            config_dir=env.config_dir,
-            data_dir=env.data_dir,
-            nats_url=self.nats_url,
-            stream=env.nats.stream,
-            http=self.http,
-            js=self.js,
-            log_level=o.log_level,
-            connector_port=free_port(),
-            archiver_port=free_port(),
-            gateway_host=o.host,
-            gateway_port=o.port,
-        )
-        self.lock.write(
-            endpoints={
-                "connector": f"http://127.0.0.1:{plan.connector_port}",
-                "archiver": f"http://127.0.0.1:{plan.archiver_port}",
-                "gateway": plan.gateway_url,
-            }
-        )
+        self.plans = [
+            Plan(
+                env=each.name,
+                config_dir=each.config_dir,
+                data_dir=each.data_dir,
+                nats_url=self.nats_url,
+                stream=each.nats.stream,
+                http=self.http,
+                js=self.js,
+                log_level=o.log_level,
+                connector_port=free_port(),
+                archiver_port=free_port(),
+                gateway_host=o.host,
+                gateway_port=o.port + index,
+                extra_feed=each.extra_feed,
+            )
+            for index, each in enumerate(self.envs)
+        ]
+        self.lock.write(endpoints=self._endpoints())
         self._before = self._inventory()
-        if o.sim:
-            self.sim = o.sim_options.make(env.feed.name)
-            await self.sim.__aenter__()
-            plan.ws_url, plan.rest_url = self.sim.ws_url, self.sim.rest_url
-            if env.feed.name == "kalshi":  # Kalshi's simulator signs in with its demo key
-                plan.credentials = {
-                    "KALSHI_API_KEY": self.sim.key_id,
-                    "KALSHI_PRIVATE_KEY_PATH": str(self.sim.private_key_path),
-                }
-            self.lock.write(
-                simulator={
-                    "ws_url": self.sim.ws_url,
-                    "rest_url": self.sim.rest_url,
-                    "seed": self.sim.seed,
-                }
-            )
-            self.display.event(
-                "info",
-                "simulator started",
-                # The seed is what reproduces this run's order flow (--sim-seed).
-                {"component": "simulator", "url": self.sim.ws_url, "seed": self.sim.seed},
-            )
-        await self._sync(first=True)
-        await self._launch(plan.connector())
-        await self._launch(plan.archiver())
-        if self.has_live_secmaster:
-            await self._launch(plan.secmaster())
-        await self._launch(plan.gateway())
-        web_url = plan.gateway_url + "/"
+        for plan, each in zip(self.plans, self.envs, strict=True):
+            if self.o.sim if self.o.sim is not None else is_simulated(each):
+                await self._start_sim(plan, each)
+        for plan in self.plans:
+            await self._sync(plan, first=True)
+        for plan, each in zip(self.plans, self.envs, strict=True):
+            await self._launch(plan.connector())
+            await self._launch(plan.archiver())
+            if venue(each.feed.name).lifecycle:
+                await self._launch(plan.secmaster())
+            await self._launch(plan.gateway())
+        web_url = self.plan.gateway_url + "/"
+        venue_pages = {p.extra_feed: p.gateway_url + "/" for p in self.plans if p.extra_feed}
         self.sampler = Sampler(
             self.http,
-            connector=f"http://127.0.0.1:{plan.connector_port}",
-            archiver=f"http://127.0.0.1:{plan.archiver_port}",
-            gateway=plan.gateway_url,
+            connectors={
+                p.extra_feed or "": f"http://127.0.0.1:{p.connector_port}" for p in self.plans
+            },
+            archivers={
+                p.extra_feed or "": f"http://127.0.0.1:{p.archiver_port}" for p in self.plans
+            },
+            gateways={p.extra_feed or "": p.gateway_url for p in self.plans},
             web_url=web_url,
+            venue_web_urls=venue_pages,
         )
         self.lock.write(web_url=web_url, children=self._children())
         self.display.event(
             "info",
             "ssmd up ready",
-            {"env": env.name, "web_url": web_url, "data_dir": str(env.data_dir)},
+            {
+                "env": env.name,
+                "web_url": web_url,
+                **({"venue_web_urls": venue_pages} if venue_pages else {}),
+                "data_dir": str(env.data_dir),
+            },
+        )
+
+    def _endpoints(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for plan in self.plans:
+            out[plan.name("connector")] = f"http://127.0.0.1:{plan.connector_port}"
+            out[plan.name("archiver")] = f"http://127.0.0.1:{plan.archiver_port}"
+            out[plan.name("gateway")] = plan.gateway_url
+        return out
+
+    async def _start_sim(self, plan: Plan, env: ResolvedEnvironment) -> None:
+        """The feed's simulator; the children of that feed are given its URLs. Only the
+        environment's own feed's takes --sim-port and writes the truth file."""
+        options = self.o.sim_options
+        if plan.extra_feed is not None:
+            options = replace(options, port=0, truth_file=None)
+        sim = options.make(env.feed.name)
+        await sim.__aenter__()
+        if plan.extra_feed is None:
+            self.sim = sim
+        else:
+            self.venue_sims[plan.name("simulator")] = sim
+        plan.ws_url, plan.rest_url = sim.ws_url, sim.rest_url
+        if env.feed.name == "kalshi":  # Kalshi's simulator signs in with its demo key
+            plan.credentials = {
+                "KALSHI_API_KEY": sim.key_id,
+                "KALSHI_PRIVATE_KEY_PATH": str(sim.private_key_path),
+            }
+        if plan.extra_feed is None:
+            self.lock.write(
+                simulator={"ws_url": sim.ws_url, "rest_url": sim.rest_url, "seed": sim.seed}
+            )
+        self.display.event(
+            "info",
+            "simulator started",
+            # The seed is what reproduces this run's order flow (--sim-seed).
+            {"component": plan.name("simulator"), "url": sim.ws_url, "seed": sim.seed},
         )
 
     async def _start_nats(self) -> None:
@@ -328,19 +384,20 @@ class Up:
         await self.supervisor.launch(spec)
         self.lock.write(children=self._children())
 
-    async def _sync(self, *, first: bool) -> None:
-        """One secmaster sync; the first is required (three tries), later ones only logged."""
-        assert self.plan is not None
+    async def _sync(self, plan: Plan, *, first: bool) -> None:
+        """One secmaster sync of a feed; the first is required (three tries), later ones
+        only logged."""
+        name = plan.name("secmaster-sync")
         tries = 3 if first else 1
         for attempt in range(1, tries + 1):
             try:
-                child = await self.supervisor.run_once(self.plan.sync(), self.o.sync_timeout)
+                child = await self.supervisor.run_once(plan.sync(), self.o.sync_timeout)
             except ChildFailed as exc:
                 if attempt < tries:
                     self.display.event(
                         "warning",
                         f"secmaster sync {exc.why}; trying again",
-                        {"component": "secmaster-sync", "last_lines": exc.tail[-3:]},
+                        {"component": name, "last_lines": exc.tail[-3:]},
                     )
                     await asyncio.sleep(2.0 * attempt)  # backoff before the next try
                     continue
@@ -349,11 +406,11 @@ class Up:
                 self.display.event(
                     "warning",
                     f"secmaster sync {exc.why}",
-                    {"component": "secmaster-sync", "last_lines": exc.tail[-3:]},
+                    {"component": name, "last_lines": exc.tail[-3:]},
                 )
                 return
             self.display.event(
-                "info", "secmaster synced", {"component": "secmaster-sync", **_sync_figures(child)}
+                "info", "secmaster synced", {"component": name, **_sync_figures(child)}
             )
             return
 
@@ -368,6 +425,7 @@ class Up:
             }
             if self.sim is not None:
                 states["simulator"] = "running"
+            states.update(dict.fromkeys(self.venue_sims, "running"))
             children = self._children()
             if children != self.lock.state.get("children"):  # a restart: record the new one
                 self.lock.write(children=children)
@@ -378,10 +436,19 @@ class Up:
             await asyncio.sleep(self.o.status_interval)  # the display's refresh period
 
     async def _sync_loop(self) -> None:
-        every = max(10.0, _seconds(self.env.symbols.sync_interval))
+        """Each feed's sync every `symbols.sync_interval` of that feed."""
+        await asyncio.gather(
+            *(
+                self._sync_every(plan, each)
+                for plan, each in zip(self.plans, self.envs, strict=True)
+            )
+        )
+
+    async def _sync_every(self, plan: Plan, env: ResolvedEnvironment) -> None:
+        every = max(10.0, _seconds(env.symbols.sync_interval))
         while True:
             await asyncio.sleep(every)  # the secmaster's sync period
-            await self._sync(first=False)
+            await self._sync(plan, first=False)
 
     # ---- control (ssmd.up.control: `ssmd tui` starts and stops components) ---------------
 
@@ -398,7 +465,6 @@ class Up:
     async def control(self, action: str, name: str) -> dict[str, Any]:
         """Stop a component (it stays stopped) or start it again, waiting until it is
         ready; what happened, for ssmd.up.control's answer."""
-        assert self.plan is not None
         child = self.supervisor.children.get(name)
         if action == "stop":
             if child is None or child.stopping:
@@ -412,15 +478,28 @@ class Up:
             return {"ok": True, "result": "stopped"}
         if child is not None and not child.stopping:  # running, or being restarted
             return {"ok": True, "result": "already running"}
+        found = self._component(name)
+        if found is None:
+            return {"ok": False, "error": f"no component {name!r} to start"}
+        plan, component = found
         self.display.event("info", "starting on request", {"component": name})
         try:
-            await self._launch(getattr(self.plan, name)())
+            await self._launch(getattr(plan, component)())
         except ChildFailed as exc:
             self.display.event("error", exc.why, {"component": name, "last_lines": exc.tail[-5:]})
             return {"ok": False, "error": f"{name} {exc.why}", "last_lines": exc.tail[-5:]}
         finally:
             self.lock.write(stopped=self._stopped())
         return {"ok": True, "result": "started"}
+
+    def _component(self, name: str) -> tuple[Plan, str] | None:
+        """The plan and component a child's name stands for (connector-kraken: kraken's
+        connector), for the components `ssmd tui` may start."""
+        for plan in self.plans:
+            for component in STARTABLE:
+                if plan.name(component) == name:
+                    return plan, component
+        return None
 
     def _stopped(self) -> list[str]:
         """The components stopped on request (the state file's `stopped`)."""
@@ -435,19 +514,24 @@ class Up:
         sup.close()
         self.display.stopping = True
         self.display.event("info", "stopping", {})
-        for name in STOP_ORDER:
-            if name == "archiver" and "connector" in sup.children:
-                await self._step("wait for the archiver", self._wait_archived())
-            await self._step(f"stop {name}", self._stop_child(name))
+        feeds = [each.extra_feed for each in self.envs]
+        for component in STOP_ORDER:
+            for each, feed in zip(self.envs, feeds, strict=True):
+                name = child_name(component, feed)
+                if component == "archiver" and child_name("connector", feed) in sup.children:
+                    await self._step(f"wait for {name}", self._wait_archived(each, name))
+                await self._step(f"stop {name}", self._stop_child(name))
         await self._step("stop temporal", self._stop_child("temporal"))
         if self.sim is not None:
             await self._step("stop the simulator", self._stop_sim())
+        for name, sim in self.venue_sims.items():
+            await self._step(f"stop {name}", self._stop_venue_sim(name, sim))
         if self.nc is not None:
             await self._step("close NATS", self.nc.close())
         await self._step("stop nats", self._stop_child("nats"))
         if self.http is not None:
             await self._step("close HTTP", self.http.aclose())
-        if "archiver" not in sup.children:
+        if not any(child_name("archiver", feed) in sup.children for feed in feeds):
             return None
         try:
             return await asyncio.to_thread(self._report)
@@ -468,26 +552,24 @@ class Up:
         if result is not None:
             self.stops.append(result)
 
-    @property
-    def has_live_secmaster(self) -> bool:
-        """The secmaster's live updates apply the venue's market lifecycle records (Kalshi's
-        stream has them); other venues' markets change at each sync."""
-        return venue(self.env.feed.name).lifecycle
-
     async def _stop_sim(self) -> None:
         await self.sim.__aexit__(None, None, None)
         if self.o.sim_options.truth_file is not None:
             write_truth(self.sim.truth, self.o.sim_options.truth_file)
         self.display.event("info", "simulator stopped", {"component": "simulator"})
 
-    async def _wait_archived(self, poll: float = 0.1) -> None:
-        """Until the archiver's consumer has nothing pending (bounded by drain_timeout)."""
-        if self.js is None or "archiver" not in self.supervisor.children:
+    async def _stop_venue_sim(self, name: str, sim: Any) -> None:
+        await sim.__aexit__(None, None, None)
+        self.display.event("info", "simulator stopped", {"component": name})
+
+    async def _wait_archived(self, env: ResolvedEnvironment, name: str, poll: float = 0.1) -> None:
+        """Until the archiver `name` has consumed `env`'s stream (bounded by drain_timeout)."""
+        if self.js is None or name not in self.supervisor.children:
             return
         deadline = time.monotonic() + self.o.drain_timeout
-        while time.monotonic() < deadline and self.supervisor.children["archiver"].running:
+        while time.monotonic() < deadline and self.supervisor.children[name].running:
             try:
-                info = await self.js.consumer_info(self.env.nats.stream, "archiver")
+                info = await self.js.consumer_info(env.nats.stream, "archiver")
             except Exception:
                 return
             if not info.num_pending and not info.num_ack_pending:
@@ -497,7 +579,7 @@ class Up:
             "warning",
             f"the archiver had not consumed the whole stream after {self.o.drain_timeout:g} s; "
             "the rest stays in the stream and is archived by the next run",
-            {"component": "archiver"},
+            {"component": name},
         )
 
     # ---- helpers -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,7 @@ def parse_metrics(text: str) -> Samples:
 class Figures:
     at: float = field(default_factory=time.monotonic)
     web_url: str | None = None
+    venue_web_urls: dict[str, str] = field(default_factory=dict)  # further venues' pages
     components: dict[str, str] = field(default_factory=dict)  # name -> state
     shards: list[dict[str, Any]] = field(default_factory=list)
     markets_subscribed: float = 0.0
@@ -84,6 +85,7 @@ class Figures:
     def as_dict(self) -> dict[str, Any]:
         return {
             "web_url": self.web_url,
+            "venue_web_urls": self.venue_web_urls,
             "components": self.components,
             "shards": [
                 {k: s.get(k) for k in ("shard", "state", "markets", "subscribed")}
@@ -150,53 +152,101 @@ def figures_from(
     return f
 
 
+_SAMPLED = ("connector", "archiver", "gateway")
+
+
 class Sampler:
-    """Polls the children's endpoints; each URL may be None (that child is not running)."""
+    """Polls the children's endpoints: the figures are the sums over the feeds the run
+    captures. Each component maps a feed's label ("" for the environment's own feed, the
+    feed's name for a further venue) to the child's base URL."""
 
     def __init__(
         self,
         http: httpx.AsyncClient,
         *,
-        connector: str | None = None,
-        archiver: str | None = None,
-        gateway: str | None = None,
+        connectors: Mapping[str, str] | None = None,
+        archivers: Mapping[str, str] | None = None,
+        gateways: Mapping[str, str] | None = None,
         web_url: str | None = None,
+        venue_web_urls: Mapping[str, str] | None = None,
     ) -> None:
         self.http = http
-        self.connector, self.archiver, self.gateway = connector, archiver, gateway
+        self.connectors = dict(connectors or {})
+        self.archivers = dict(archivers or {})
+        self.gateways = dict(gateways or {})
         self.web_url = web_url
+        self.venue_web_urls = dict(venue_web_urls or {})
         self.last: Figures | None = None
 
-    async def _text(self, url: str | None) -> str | None:
-        if url is None:
-            return None
+    @classmethod
+    def from_endpoints(
+        cls, http: httpx.AsyncClient, endpoints: Mapping[str, str], web_url: str | None = None
+    ) -> Sampler:
+        """A sampler of the endpoints `ssmd up`'s state file records: child name -> URL,
+        a further venue's named after it (connector-kraken)."""
+        by_component: dict[str, dict[str, str]] = {c: {} for c in _SAMPLED}
+        for name, url in endpoints.items():
+            component, _, feed = name.partition("-")
+            if component in by_component:
+                by_component[component][feed] = url
+        return cls(
+            http,
+            connectors=by_component["connector"],
+            archivers=by_component["archiver"],
+            gateways=by_component["gateway"],
+            web_url=web_url,
+        )
+
+    async def _text(self, url: str) -> str | None:
         try:
             r = await self.http.get(url)
         except httpx.HTTPError:
             return None
         return r.text if r.status_code in (200, 503) else None
 
-    async def sample(self, components: dict[str, str] | None = None) -> Figures:
-        conn = await self._text(self.connector and self.connector + "/metrics")
-        health = await self._text(self.connector and self.connector + "/health")
-        arch = await self._text(self.archiver and self.archiver + "/metrics")
-        gw = await self._text(self.gateway and self.gateway + "/metrics")
-        health_doc: dict[str, Any] | None = None
-        if health is not None:
-            import orjson
+    async def _metrics(self, urls: Mapping[str, str]) -> Samples | None:
+        """Every child's metrics as one set (None when none answers: the last figures stay)."""
+        found = [await self._text(url + "/metrics") for url in urls.values()]
+        texts = [t for t in found if t is not None]
+        if not texts:
+            return None
+        merged: dict[str, list[tuple[dict[str, str], float]]] = {}
+        for text in texts:
+            for name, samples in parse_metrics(text).data.items():
+                merged.setdefault(name, []).extend(samples)
+        return Samples(merged)
 
+    async def _shards(self) -> dict[str, Any] | None:
+        """The connectors' shards, each named with its feed's label when it has one."""
+        import orjson
+
+        shards: list[dict[str, Any]] = []
+        answered = False
+        for label, url in self.connectors.items():
+            text = await self._text(url + "/health")
+            if text is None:
+                continue
             try:
-                health_doc = orjson.loads(health)
+                doc = orjson.loads(text)
             except orjson.JSONDecodeError:
-                health_doc = None
+                continue
+            answered = True
+            for shard in doc.get("shards") or []:
+                shards.append(
+                    {**shard, "shard": f"{label}#{shard.get('shard')}"} if label else shard
+                )
+        return {"shards": shards} if answered else None
+
+    async def sample(self, components: dict[str, str] | None = None) -> Figures:
         f = figures_from(
-            parse_metrics(conn) if conn is not None else None,
-            health_doc,
-            parse_metrics(arch) if arch is not None else None,
-            parse_metrics(gw) if gw is not None else None,
+            await self._metrics(self.connectors),
+            await self._shards(),
+            await self._metrics(self.archivers),
+            await self._metrics(self.gateways),
             self.last,
         )
         f.web_url = self.web_url
+        f.venue_web_urls = dict(self.venue_web_urls)
         f.components = dict(components or {})
         self.last = f
         return f
@@ -212,10 +262,15 @@ def human_bytes(n: float) -> str:
 
 def _shards_text(shards: Iterable[dict[str, Any]]) -> str:
     parts = [
-        f"#{s.get('shard')} {s.get('subscribed', s.get('markets', 0))} {s.get('state')}"
+        f"{_shard_label(s.get('shard'))} {s.get('subscribed', s.get('markets', 0))} {s.get('state')}"
         for s in shards
     ]
     return ", ".join(parts) or "none yet"
+
+
+def _shard_label(shard: Any) -> str:
+    # A further venue's shards are named "kraken#0" by the sampler; the others are numbers.
+    return shard if isinstance(shard, str) and "#" in shard else f"#{shard}"
 
 
 def render(f: Figures, env: str, stopping: bool = False) -> Any:
@@ -228,6 +283,11 @@ def render(f: Figures, env: str, stopping: bool = False) -> Any:
         ("ssmd up", "bold"),
         f"  {env}   web page: ",
         (f.web_url or "(no gateway)", "bold cyan"),
+        *[
+            part
+            for feed, url in f.venue_web_urls.items()
+            for part in (f"  {feed}: ", (url, "bold cyan"))
+        ],
         "   stopping..." if stopping else "   Ctrl-C stops",
     )
     states = Text("  ".join(f"{n}: {s}" for n, s in f.components.items()), style="dim")

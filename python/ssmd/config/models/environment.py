@@ -1,6 +1,7 @@
-"""Environment: one deployment of one feed (exchanges/environments/<name>.yaml).
+"""Environment: one deployment (exchanges/environments/<name>.yaml).
 
-An environment says which feed and endpoint to use, when to run, which markets
+An environment says which feed and endpoint to use (`spec.feed`, and any further
+venues it captures at the same time under `spec.venues`), when to run, which markets
 to capture, where records go (NATS) and where they are kept (local disk or S3).
 Everything here is as written in the file; `ssmd.config.load_environment`
 applies overrides and returns the effective values.
@@ -102,6 +103,14 @@ class Symbols(StrictModel):
         default=False, description="Expand series/categories to tickers via the secmaster."
     )
     sync_interval: Duration = "15m"
+
+
+class VenueCapture(StrictModel):
+    """One more venue captured by the environment, beside `spec.feed`: its own feed,
+    endpoint and markets; transport, storage, database and schedule are shared."""
+
+    feed: FeedSelection
+    symbols: Symbols
 
 
 class Transport(StrictModel):
@@ -233,6 +242,11 @@ class EnvironmentSpec(StrictModel):
     feed: FeedSelection
     schedule: Schedule = Field(default_factory=Schedule)
     symbols: Symbols
+    venues: list[VenueCapture] = Field(
+        default_factory=list,
+        description="More venues captured at once, each with its own feed and symbols; "
+        "`--feed NAME` picks one for a component (docs/configuration.md).",
+    )
     transport: Transport
     storage: Storage
     cache: Cache | None = None
