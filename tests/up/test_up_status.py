@@ -151,9 +151,12 @@ class _Inventory:
         return self.rows
 
 
-def _row(data_type: str, records: int, files: int, nbytes: int, pending: int) -> dict[str, Any]:
+def _row(
+    data_type: str, records: int, files: int, nbytes: int, pending: int, feed: str = "kalshi"
+) -> dict[str, Any]:
     return {
         "date": "2026-07-20",
+        "feed": feed,
         "data_type": data_type,
         "records": records,
         "files": files,
@@ -173,6 +176,25 @@ def test_report_says_what_is_sealed_and_what_is_spooled() -> None:
     assert text.startswith("300 records archived (+200 this run): 10 in 1 sealed files")
     assert "290 spooled until their hour (raw) or UTC day (normalized) closes" in text
     assert report.as_dict()["by_data_type"][1]["bytes"] == 900
+    assert report.feeds == ["kalshi"]
+
+
+def test_report_of_several_venues_has_a_row_per_feed_and_type() -> None:
+    rows = [
+        _row("trade", 10, 1, 900, 0, feed="kraken"),
+        _row("raw", 0, 0, 0, 7, feed="kraken"),
+        _row("raw", 0, 0, 0, 5),
+        _row("trade", 1, 1, 100, 2),
+    ]
+    report = archive_report(_Inventory(rows), date(2026, 7, 20), date(2026, 7, 20))
+    assert [(r["feed"], r["data_type"]) for r in report.rows] == [
+        ("kalshi", "raw"),
+        ("kalshi", "trade"),
+        ("kraken", "raw"),
+        ("kraken", "trade"),
+    ]
+    assert report.feeds == ["kalshi", "kraken"]
+    assert (report.sealed_records, report.spooled_records) == (11, 14)
 
 
 def test_child_line_levels_and_byte_sizes() -> None:

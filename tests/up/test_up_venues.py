@@ -163,6 +163,10 @@ async def test_one_environment_captures_three_venues_at_once(tmp_path: Path) -> 
         "secmaster",
         "nats",
     ], up.tail()
+    report = up.find("archive report")[0]
+    archived = {(r["feed"], r["data_type"]) for r in report["by_data_type"]}
+    assert {feed for feed, _ in archived} == set(feeds), report
+    assert {(feed, "raw") for feed in feeds} <= archived
     days = (started, datetime.now(UTC).date())
     for feed in feeds:
         child = "connector" if feed == "kalshi" else f"connector-{feed}"

@@ -259,10 +259,13 @@ class ConsoleDisplay(Display):
 
         if report is not None:
             t = Table(title=f"archive of {self.env} ({', '.join(report.days) or 'no data'})")
-            for col in ("data type", "sealed records", "sealed files", "bytes", "spooled records"):
-                t.add_column(col, justify="left" if col == "data type" else "right")
+            by_feed = len(report.feeds) > 1  # an environment capturing several venues
+            head = ("feed", "data type") if by_feed else ("data type",)
+            for col in (*head, "sealed records", "sealed files", "bytes", "spooled records"):
+                t.add_column(col, justify="left" if col in head else "right")
             for r in report.rows:
                 t.add_row(
+                    *((r["feed"],) if by_feed else ()),
                     r["data_type"],
                     f"{r['sealed_records']:,}",
                     f"{r['files']:,}",

@@ -1,4 +1,5 @@
-"""What the archive holds after a run, per data type, from the manifests (ssmd.data.inventory).
+"""What the archive holds after a run, per feed and data type, from the manifests
+(ssmd.data.inventory).
 
 A raw file is sealed after its hour closes and a normalized file after its UTC day
 closes (plus the archiver's grace), so after a short run most records are still in
@@ -17,7 +18,7 @@ __all__ = ["ArchiveReport", "archive_report"]
 
 @dataclass
 class ArchiveReport:
-    rows: list[dict[str, Any]]  # one per data type over the days covered
+    rows: list[dict[str, Any]]  # one per feed and data type over the days covered
     days: list[str]
     added: int  # records (sealed + spooled) more than before this run
 
@@ -59,6 +60,11 @@ class ArchiveReport:
             "by_data_type": self.rows,
         }
 
+    @property
+    def feeds(self) -> list[str]:
+        """The feeds archived, in the order of the rows."""
+        return list(dict.fromkeys(r["feed"] for r in self.rows))
+
 
 def _totals(inventory: list[dict[str, Any]]) -> int:
     return sum(int(r["records"]) + int(r.get("pending_records") or 0) for r in inventory)
@@ -67,18 +73,19 @@ def _totals(inventory: list[dict[str, Any]]) -> int:
 def archive_report(
     archive: Any, start: date, end: date, before: list[dict[str, Any]] | None = None
 ) -> ArchiveReport:
-    """Per data type over the days `start`..`end` (an ssmd.data.inventory.Archive).
+    """Per feed and data type over the days `start`..`end` (an ssmd.data.inventory.Archive).
 
     `before`: the inventory of the same days taken before the run, for the increase.
     """
     inventory = archive.inventory(None, start, end)
-    by_type: dict[str, dict[str, Any]] = {}
+    by_type: dict[tuple[str, str], dict[str, Any]] = {}
     days: set[str] = set()
     for r in inventory:
         days.add(r["date"])
         row = by_type.setdefault(
-            r["data_type"],
+            (r["feed"], r["data_type"]),
             {
+                "feed": r["feed"],
                 "data_type": r["data_type"],
                 "sealed_records": 0,
                 "files": 0,
@@ -90,5 +97,7 @@ def archive_report(
         row["files"] += int(r["files"])
         row["bytes"] += int(r["bytes"])
         row["spooled_records"] += int(r.get("pending_records") or 0)
-    rows = sorted(by_type.values(), key=lambda x: (x["data_type"] != "raw", x["data_type"]))
+    rows = sorted(
+        by_type.values(), key=lambda x: (x["feed"], x["data_type"] != "raw", x["data_type"])
+    )
     return ArchiveReport(rows, sorted(days), _totals(inventory) - _totals(before or []))
