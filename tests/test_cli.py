@@ -134,6 +134,7 @@ def test_the_archive_table_of_ssmd_up_keeps_one_row_per_line_when_piped(
 
     monkeypatch.setenv("COLUMNS", "60")
     row = {
+        "feed": "kalshi",
         "data_type": "orderbook_snapshot_long_name",
         "sealed_records": 123_456_789,
         "files": 4_321,

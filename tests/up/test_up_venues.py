@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 import websockets
 
 import ssmd.data
-from _support.upfix import EXCHANGES, UpProcess, raw_lines
+from _support.upfix import EXCHANGES, SSMD, UpProcess, raw_lines
 from ssmd.sim.kraken import KrakenSimulator
 from ssmd.sim.polymarket import PolymarketSimulator
 from ssmd.up.nats import free_port
@@ -177,3 +178,10 @@ async def test_one_environment_captures_three_venues_at_once(tmp_path: Path) -> 
         trades = ssmd.data.scan("trade", *days, feed=feed, **where).collect()
         assert trades.height > 0, feed
     assert (data / "archiver" / "multi-sim" / "venues" / "kraken" / "spool").is_dir()
+    # The environment's inventory covers every feed it captures; --feed narrows it.
+    inventory = [SSMD, "data", "inventory", "--json", *("--env", "multi-sim")]
+    inventory += ["--config-dir", str(EXCHANGES), "--data-dir", str(data)]
+    every = orjson.loads(subprocess.run(inventory, capture_output=True, check=True).stdout)
+    assert {r["feed"] for r in every} == set(feeds)
+    one = subprocess.run([*inventory, "--feed", "kraken"], capture_output=True, check=True)
+    assert {r["feed"] for r in orjson.loads(one.stdout)} == {"kraken"}

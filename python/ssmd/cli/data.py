@@ -42,15 +42,17 @@ app = typer.Typer(
 DayOption = Annotated[str, typer.Option("--date", metavar="YYYY-MM-DD", help="The day (UTC).")]
 
 
-def _archive(env: str, config_dir: Path | None, data_dir: str | None) -> tuple[Archive, str]:
-    """The environment's archive and its feed."""
+def _archive(
+    env: str, config_dir: Path | None, data_dir: str | None
+) -> tuple[Archive, tuple[str, ...]]:
+    """The environment's archive and the feeds it captures (its own first)."""
     from ssmd.cli.exits import component_errors
     from ssmd.config import Overrides, load_environment
     from ssmd.data.inventory import Archive
 
     with component_errors():
         resolved = load_environment(env, config_dir, Overrides(data_dir=data_dir))
-        return Archive.from_environment(resolved), resolved.feed.name
+        return Archive.from_environment(resolved), resolved.feeds
 
 
 def _day(value: str) -> date:
@@ -109,17 +111,21 @@ def inventory(
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Per day and data type: records, bytes, markets, status, gaps, quality.
+    """Per day, feed and data type: records, bytes, markets, status, gaps, quality; every
+    feed the environment captures unless --feed names one.
 
     Example: ssmd data inventory --env kalshi-sim --from 2026-07-20
     """
-    arc, env_feed = _archive(env, config_dir, data_dir)
-    feed = feed or env_feed
+    arc, env_feeds = _archive(env, config_dir, data_dir)
+    feeds = (feed,) if feed else env_feeds
     first, last = (_day(start) if start else None), (_day(end) if end else None)
-    rows = arc.inventory(feed, first, last)
+    rows = sorted(
+        (r for f in feeds for r in arc.inventory(f, first, last)),
+        key=lambda r: (r["date"], feeds.index(r["feed"])),
+    )
     if not rows:
         dates = f" from {start or 'the first day'} to {end or 'today'}" if start or end else ""
-        _no_data(arc, f"feed {feed}{dates}")
+        _no_data(arc, f"feed {', '.join(feeds)}{dates}")
     if as_json:
         print_json(rows)
         return
@@ -151,8 +157,8 @@ def gaps(
 
     Example: ssmd data gaps --env kalshi-sim --date 2026-07-20
     """
-    arc, env_feed = _archive(env, config_dir, data_dir)
-    feed = feed or env_feed
+    arc, env_feeds = _archive(env, config_dir, data_dir)
+    feed = feed or env_feeds[0]
     when = _day(day)
     if not arc.inventory(feed, when, when):
         _no_data(arc, f"feed {feed} on {day}")
@@ -190,8 +196,8 @@ def quality(
     """
     from ssmd.cli.issues import ISSUE_COLUMNS, issue_errors, issue_rows, open_issues_of
 
-    arc, env_feed = _archive(env, config_dir, data_dir)
-    feed = feed or env_feed
+    arc, env_feeds = _archive(env, config_dir, data_dir)
+    feed = feed or env_feeds[0]
     report = arc.quality(feed, _day(day))
     if not report["found"]:
         _no_data(arc, f"feed {feed} on {day}")
