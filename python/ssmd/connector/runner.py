@@ -75,8 +75,9 @@ def load_credentials(env: ResolvedEnvironment) -> Credentials:
         value = pem_secret.reveal()
     except ConfigError as exc:
         raise ConfigError(
-            f"Kalshi credentials are missing: {exc}. Fix: export KALSHI_API_KEY (the key id) and "
-            "KALSHI_PRIVATE_KEY_PATH (the PEM file), or `ssmd key set` a key (docs/keys.md)"
+            f"Kalshi credentials are missing: {exc}; the connector needs KALSHI_API_KEY (the "
+            "key id) and KALSHI_PRIVATE_KEY_PATH (the PEM file), or a key kept by `ssmd key set` "
+            "(docs/keys.md)"
         ) from None
     if pem_secret.scheme == "sealed":
         return Credentials(key_id, auth.private_key_from_pem(value.encode(), pem_secret.ref))

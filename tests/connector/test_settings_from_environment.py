@@ -1,10 +1,13 @@
-"""Each feed an environment captures has local files of its own (spools), so that the
-connector and archiver of one venue never read back another's; the environment's own
-feed (spec.feed) keeps the names it always had."""
+"""Settings built from an environment: each feed it captures has local files of its own
+(spools), so that the connector and archiver of one venue never read back another's, and
+the environment's own feed (spec.feed) keeps the names it always had; missing Kalshi
+credentials are one clear error."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from _support import ROOT
 from ssmd.archiver.runner import ArchiverSettings
@@ -12,6 +15,7 @@ from ssmd.config import Overrides, ResolvedEnvironment, load_environment
 from ssmd.connector.groups import ShardGroup
 from ssmd.connector.runner import Settings
 from ssmd.data.inventory import Archive
+from ssmd.exceptions import ConfigError
 from ssmd.sim import DEMO_KEY_ID, DEMO_PRIVATE_KEY_PATH
 
 NATS = "nats://127.0.0.1:4222"  # named, never reached: only the settings are built
@@ -51,3 +55,14 @@ def test_each_feed_has_its_own_spools(tmp_path: Path) -> None:
     assert {feed: archive.spool_of(feed) for feed in spools} == {
         feed: paths[2] for feed, paths in spools.items()
     }
+
+
+def test_missing_kalshi_credentials_name_both_variables_and_one_fix(tmp_path: Path) -> None:
+    overrides = Overrides(data_dir=str(tmp_path), nats_url=NATS)
+    env = load_environment("kalshi-sim", ROOT / "exchanges", overrides, environ={})
+    with pytest.raises(ConfigError) as missing:
+        Settings.from_environment(env)
+    text = str(missing.value)
+    assert text.startswith("Kalshi credentials are missing: secret kalshi_api_key")
+    assert "KALSHI_API_KEY (the key id) and KALSHI_PRIVATE_KEY_PATH (the PEM file)" in text
+    assert text.count("Fix:") == 1, text
