@@ -249,7 +249,8 @@ class Up:
         self.lock.write(endpoints=self._endpoints())
         self._before = self._inventory()
         for plan, each in zip(self.plans, self.envs, strict=True):
-            if self.o.sim if self.o.sim is not None else is_simulated(each):
+            simulated = is_simulated(each) if self.o.sim is None else self.o.sim
+            if simulated:
                 await self._start_sim(plan, each)
         for plan in self.plans:
             await self._sync(plan, first=True)

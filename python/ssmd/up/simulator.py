@@ -1,10 +1,10 @@
 """The simulator as the exchange, in the `ssmd up` process.
 
-When it runs: `--sim` / `--no-sim` decide; without either, an environment whose feed
+When it runs: `--sim` / `--no-sim` decide for every feed; without either, a feed whose
 endpoint is `custom` with both URLs on a loopback host (127.0.0.1, localhost, ::1)
-is a simulator environment (kalshi-sim, polymarket-sim and kraken-sim are). The
-simulator is the feed's venue's; it listens on a free port and the children are given
-its URLs (and Kalshi's demo key); the URLs in the file are not used.
+is simulated (kalshi-sim, polymarket-sim, kraken-sim and multi-sim are written so). The
+simulator is the feed's venue's, one per feed; it listens on a free port and the
+children are given its URLs (and Kalshi's demo key); the URLs in the file are not used.
 
 Each run gets a fresh seed unless one is given (`--sim-seed`): the same seed sends
 the same order flow, trade ids included, which a second run on the same data
