@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from prometheus_client import Counter, Gauge
 
@@ -16,7 +17,7 @@ from ssmd.obs.metrics import CollectorRegistry, expose
 from ssmd.store.local import LocalObjectStore
 from ssmd.up.display import line_level
 from ssmd.up.report import archive_report
-from ssmd.up.status import figures_from, human_bytes, parse_metrics
+from ssmd.up.status import Sampler, figures_from, human_bytes, parse_metrics
 
 # A delivery made by hand: (subject, stream seq, stored ns, headers, payload).
 Hand = tuple[str, int, int, dict[str, str] | None, bytes]
@@ -203,3 +204,36 @@ def test_child_line_levels_and_byte_sizes() -> None:
     assert line_level("[123] 2026/07/20 14:30:05.000 [INF] Server is ready")[0] == "info"
     assert line_level("Traceback (most recent call last):")[0] == "warning"
     assert human_bytes(999) == "999 B" and human_bytes(1_500_000) == "1.5 MB"
+
+
+async def test_a_run_of_several_venues_is_sampled_as_one() -> None:
+    """The state file's endpoints, a venue's named after it: the figures are the sums over
+    the feeds, a venue's shards named after it, and other children are not polled."""
+    metrics = {  # by port: the environment's own connector, then Kraken's
+        1: _connector_exposition(received=100, published=150, gaps=1),
+        2: _connector_exposition(received=40, published=90, gaps=2),
+    }
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        port = request.url.port or 0
+        if request.url.path == "/health":
+            shard = {"shard": 0, "markets": port, "state": "streaming"}
+            return httpx.Response(200, content=orjson.dumps({"shards": [shard]}))
+        return httpx.Response(200, text=metrics[port])
+
+    endpoints = {
+        "connector": "http://connector:1",
+        "connector-kraken": "http://connector:2",
+        "secmaster-sync-kraken": "http://elsewhere:3",
+    }
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        sampler = Sampler.from_endpoints(http, endpoints, "http://127.0.0.1:8080/")
+        assert sampler.connectors == {"": "http://connector:1", "kraken": "http://connector:2"}
+        assert sampler.archivers == {} and sampler.gateways == {}
+        f = await sampler.sample()
+    assert (f.frames_received, f.messages_published, f.gaps) == (140, 240, 3)
+    assert f.markets_subscribed == 38  # 19 each
+    assert [(s["shard"], s["markets"]) for s in f.shards] == [(0, 1), ("kraken#0", 2)]
+    assert not any("elsewhere" in url for url in asked)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,8 @@ import httpx
 import orjson
 import pytest
 import websockets
+from mcp.client import Client
+from mcp.client.stdio import StdioServerParameters
 
 import ssmd.data
 from _support.upfix import EXCHANGES, SSMD, UpProcess, raw_lines
@@ -98,6 +101,22 @@ async def test_up_runs_another_venues_simulator_environment(tmp_path: Path, env:
         assert set(trades["taker_side"]) <= {"buy", "sell"}, trades["taker_side"].unique()
 
 
+async def _markets_an_agent_sees(data: Path, feed: str) -> set[str]:
+    """`ssmd mcp serve --feed FEED` finds that venue's gateway in `ssmd up`'s state file:
+    the tickers its list_markets tool answers with."""
+    where = ["--config-dir", str(EXCHANGES), "--data-dir", str(data)]
+    server = StdioServerParameters(
+        command=SSMD,
+        args=["mcp", "serve", "--env", "multi-sim", "--feed", feed, *where],
+        env={"PATH": os.environ["PATH"]},
+    )
+    async with Client(server, read_timeout_seconds=60) as client:
+        result = await client.call_tool("list_markets", {})
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert not result.is_error, text
+    return {row[0] for row in orjson.loads(text)["rows"]}
+
+
 def _free_run_of_ports(count: int) -> int:
     """A port P with P .. P + count - 1 free now (the gateways of one environment's feeds)."""
     import socket
@@ -142,6 +161,7 @@ async def test_one_environment_captures_three_venues_at_once(tmp_path: Path) -> 
                     [m["ticker"] for m in listed["markets"]],
                 )
                 assert book["ticker"] in {m["ticker"] for m in listed["markets"]}
+            assert await _markets_an_agent_sees(data, "kraken") == {"BTC/USD", "ETH/USD"}
             code = await up.stop()
         finally:
             await up.ensure_gone()

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from ssmd.cli.options import ConfigDirOption, DataDirOption, EnvOption, LogLevelOption
+from ssmd.cli.options import (
+    ConfigDirOption,
+    DataDirOption,
+    EnvOption,
+    FeedOption,
+    LogLevelOption,
+)
 
 app = typer.Typer(help="The MCP server: market data for AI agents.", no_args_is_help=True)
 
@@ -14,12 +20,13 @@ DEFAULT_GATEWAY = "http://127.0.0.1:8080"
 @app.command()
 def serve(
     env: EnvOption,
+    feed: FeedOption = None,
     transport: str = typer.Option(
         "stdio", help="stdio (the client starts this command), or http (streamable HTTP at /mcp)."
     ),
     gateway: str | None = typer.Option(
         None,
-        help="The gateway's URL (default: the one `ssmd up` runs on this data dir, else "
+        help="The gateway's URL (default: the feed's that `ssmd up` runs on this data dir, else "
         f"{DEFAULT_GATEWAY}). Its API key, if it needs one: $SSMD_GATEWAY_API_KEY.",
     ),
     host: str = typer.Option("127.0.0.1", help="http: interface to listen on."),
@@ -36,18 +43,20 @@ def serve(
     from ssmd.mcp.server import build
     from ssmd.mcp.server import serve as run
     from ssmd.obs import logs
+    from ssmd.up.components import child_name
     from ssmd.upstate import read_state, running_nats_url
 
     if transport not in ("stdio", "http"):
         raise typer.BadParameter("expected stdio or http", param_hint="--transport")
     logs.setup(log_level)  # JSON lines on stderr: stdout carries the protocol
     with component_errors():
-        resolved = load_environment(env, config_dir, Overrides(data_dir=data_dir))
+        resolved = load_environment(env, config_dir, Overrides(data_dir=data_dir), feed=feed)
     if gateway is None:
         state = (
             read_state(resolved.data_dir) if running_nats_url(resolved.data_dir) else None
         ) or {}
-        gateway = str((state.get("endpoints") or {}).get("gateway") or DEFAULT_GATEWAY)
+        ends = state.get("endpoints") or {}
+        gateway = str(ends.get(child_name("gateway", resolved.extra_feed)) or DEFAULT_GATEWAY)
     server, tools = build(resolved, gateway)
     try:
         run(server, tools, "stdio" if transport == "stdio" else "http", host, port)

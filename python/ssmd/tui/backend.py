@@ -51,10 +51,14 @@ class Supervision:
 
     kind: str  # "ssmd up", "ssmd ops" or "none"
     states: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (state, detail)
-    connector: str | None = None  # base URL of /health, /metrics, /control/...
+    # The environment's own feed's components (spec.feed): their base URLs of /health,
+    # /metrics, /control/... and the gateway the market views read.
+    connector: str | None = None
     archiver: str | None = None
     gateway: str | None = None
     control: str | None = None  # ssmd up's control socket
+    # Every child's base URL by name, further venues' too (connector-kraken): the figures.
+    endpoints: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,6 +118,7 @@ class Backend:
                 ends.get("archiver"),
                 ends.get("gateway"),
                 state.get("control"),
+                dict(ends),
             )
         from ssmd.ops.local import LocalRuntime
 
@@ -128,11 +133,11 @@ class Backend:
         }
         states = {n: running.get(n, ("stopped", "")) for n in ("connector", "archiver", "gateway")}
         states.update(running)
+        urls = {
+            n: f"http://127.0.0.1:{ports[n]}" for n in ("connector", "archiver") if ports.get(n)
+        }
         return Supervision(
-            "ssmd ops",
-            states,
-            f"http://127.0.0.1:{ports['connector']}" if ports.get("connector") else None,
-            f"http://127.0.0.1:{ports['archiver']}" if ports.get("archiver") else None,
+            "ssmd ops", states, urls.get("connector"), urls.get("archiver"), endpoints=urls
         )
 
     @property
@@ -148,18 +153,9 @@ class Backend:
         """The components' states and, from their metrics, their figures (rates from the
         previous call's sample) and the gateway's health."""
         sup = self.supervision()
-        endpoints = {
-            name: url
-            for name, url in (
-                ("connector", sup.connector),
-                ("archiver", sup.archiver),
-                ("gateway", sup.gateway),
-            )
-            if url
-        }
-        if self._sampler is None or self._endpoints != endpoints:
-            self._sampler = Sampler.from_endpoints(self.http, endpoints)
-            self._endpoints = endpoints
+        if self._sampler is None or self._endpoints != sup.endpoints:
+            self._sampler = Sampler.from_endpoints(self.http, sup.endpoints)
+            self._endpoints = sup.endpoints
         figures = await self._sampler.sample({n: s for n, (s, _) in sup.states.items()})
         try:
             _, health = await self.gateway.health()
