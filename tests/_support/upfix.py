@@ -194,6 +194,14 @@ class UpProcess:
             await self._reader
         return code
 
+    async def exited(self, timeout: float = 90) -> int:
+        """The exit code of a run that ends by itself, once its logs are all read."""
+        assert self.proc is not None
+        code = await asyncio.wait_for(self.proc.wait(), timeout)
+        if self._reader is not None:
+            await self._reader
+        return code
+
     async def ensure_gone(self) -> None:
         """After a failure: stop `ssmd up`, and anything it left, by the pids it recorded."""
         if self.proc is not None and self.proc.returncode is None:

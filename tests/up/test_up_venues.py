@@ -101,6 +101,31 @@ async def test_up_runs_another_venues_simulator_environment(tmp_path: Path, env:
         assert set(trades["taker_side"]) <= {"buy", "sell"}, trades["taker_side"].unique()
 
 
+async def test_a_venues_gateway_port_taken_stops_the_start_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    """The gateways take --port and the ports after it: one taken is named with its feed's
+    gateway and the fix, before NATS or any simulator starts."""
+    import socket
+
+    port = _free_run_of_ports(3)
+    up = UpProcess(tmp_path / "data", port, env="multi-sim")
+    with socket.create_server(("127.0.0.1", port + 2)):  # Kraken's gateway's port
+        await up.start()
+        try:
+            code = await up.exited()
+        finally:
+            await up.ensure_gone()
+    assert code == 1, up.tail()
+    failed = up.find(
+        f"cannot listen on 127.0.0.1:{port + 2} (Address already in use); "
+        "Fix: --port with the first of 3 free ports in a row",
+        "gateway-kraken",
+    )
+    assert failed, up.tail()
+    assert not up.find("component started") and not up.find("simulator started"), up.tail()
+
+
 async def _markets_an_agent_sees(data: Path, feed: str) -> set[str]:
     """`ssmd mcp serve --feed FEED` finds that venue's gateway in `ssmd up`'s state file:
     the tickers its list_markets tool answers with."""

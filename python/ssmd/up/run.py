@@ -213,8 +213,8 @@ class Up:
 
     async def _start(self) -> None:
         env, o = self.env, self.o
-        for index in range(len(self.envs)):  # before anything starts: the likeliest clash
-            _check_port(o.host, o.port + index)
+        for index, each in enumerate(self.envs):  # before anything starts: the likeliest clash
+            _check_port(o.host, o.port + index, each.extra_feed, len(self.envs))
         self.http = httpx.AsyncClient(timeout=2.0)
         await self._start_nats()
         if env.temporal_embedded:
@@ -645,18 +645,20 @@ class Up:
             await asyncio.sleep(0.1)  # polling the process table
 
 
-def _check_port(host: str, port: int) -> None:
-    """ChildFailed (before anything started) when the gateway could not listen there."""
+def _check_port(host: str, port: int, extra_feed: str | None, gateways: int) -> None:
+    """ChildFailed (before anything started) when a feed's gateway could not listen there;
+    the gateways of an environment's `gateways` feeds take --port and the ports after it."""
     import socket
 
     try:
         with socket.create_server((host, port)):
             pass
     except OSError as exc:
+        free = "a free port" if gateways == 1 else f"the first of {gateways} free ports in a row"
         raise ChildFailed(
-            "gateway",
+            child_name("gateway", extra_feed),
             f"cannot listen on {host}:{port} ({os.strerror(exc.errno) if exc.errno else exc}); "
-            "Fix: --port with a free port",
+            f"Fix: --port with {free}",
             [],
         ) from None
 
