@@ -262,18 +262,7 @@ class Up:
             await self._launch(plan.gateway())
         web_url = self.plan.gateway_url + "/"
         venue_pages = {p.extra_feed: p.gateway_url + "/" for p in self.plans if p.extra_feed}
-        self.sampler = Sampler(
-            self.http,
-            connectors={
-                p.extra_feed or "": f"http://127.0.0.1:{p.connector_port}" for p in self.plans
-            },
-            archivers={
-                p.extra_feed or "": f"http://127.0.0.1:{p.archiver_port}" for p in self.plans
-            },
-            gateways={p.extra_feed or "": p.gateway_url for p in self.plans},
-            web_url=web_url,
-            venue_web_urls=venue_pages,
-        )
+        self.sampler = Sampler.from_endpoints(self.http, self._endpoints(), web_url, venue_pages)
         self.lock.write(web_url=web_url, children=self._children())
         self.display.event(
             "info",

@@ -180,7 +180,11 @@ class Sampler:
 
     @classmethod
     def from_endpoints(
-        cls, http: httpx.AsyncClient, endpoints: Mapping[str, str], web_url: str | None = None
+        cls,
+        http: httpx.AsyncClient,
+        endpoints: Mapping[str, str],
+        web_url: str | None = None,
+        venue_web_urls: Mapping[str, str] | None = None,
     ) -> Sampler:
         """A sampler of the endpoints `ssmd up`'s state file records: child name -> URL,
         a further venue's named after it (connector-kraken)."""
@@ -195,6 +199,7 @@ class Sampler:
             archivers=by_component["archiver"],
             gateways=by_component["gateway"],
             web_url=web_url,
+            venue_web_urls=venue_web_urls,
         )
 
     async def _text(self, url: str) -> str | None:
