@@ -273,6 +273,18 @@ def test_env_show_resolved_masks_secrets(
     }  # type: ignore[index]
 
 
+def test_env_show_resolved_for_one_venue(tree: ConfigTree, ssmd: Run) -> None:
+    """--feed shows an environment as the components of one of its venues see it."""
+    own = ok_json(ssmd("env", "show", "multi-sim", "--resolved", "--json"))
+    kraken = ok_json(ssmd("env", "show", "multi-sim", "--resolved", "--feed", "kraken", "--json"))
+    assert own["feeds"] == kraken["feeds"] == ["kalshi", "polymarket", "kraken"]  # type: ignore[index]
+    assert (own["feed"]["name"], kraken["feed"]["name"]) == ("kalshi", "kraken")  # type: ignore[index]
+    assert kraken["transport"]["stream"] == "SSMD_MULTI_SIM_KRAKEN"  # type: ignore[index]
+    assert kraken["symbols"]["tickers"] == ["BTC/USD", "ETH/USD"]  # type: ignore[index]
+    unknown = ssmd("env", "show", "multi-sim", "--resolved", "--feed", "coinbase")
+    assert unknown.exit_code == 1 and "does not capture feed 'coinbase'" in unknown.stderr
+
+
 def test_every_command_has_an_example(ssmd: Run) -> None:
     commands = [
         ("init",),

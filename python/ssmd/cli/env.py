@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ssmd.cli.options import DataDirOption
+from ssmd.cli.options import DataDirOption, FeedOption
 from ssmd.cli.output import (
     ConfigDirOption,
     JsonOption,
@@ -188,6 +188,7 @@ def show(
         bool,
         typer.Option("--resolved", help="Effective values: overrides applied, secrets masked."),
     ] = False,
+    feed: FeedOption = None,
     data_dir: DataDirOption = None,
     nats_url: Annotated[str | None, typer.Option(help="Override the NATS URL.")] = None,
     ws_url: Annotated[str | None, typer.Option(help="Override the feed's WebSocket URL.")] = None,
@@ -217,7 +218,7 @@ def show(
                 database_url=database_url,
                 temporal_address=temporal_address,
             )
-            view = load_environment(name, config_dir, overrides).describe()
+            view = load_environment(name, config_dir, overrides, feed=feed).describe()
             if as_json:
                 print_json(view)
                 return
