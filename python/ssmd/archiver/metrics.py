@@ -134,6 +134,12 @@ def build_registry(arc: Archiver) -> CollectorRegistry:
     )
     add(
         "gauge",
+        "ssmd_archiver_seal_check_seconds",
+        "How long the last seal check took (consuming waits meanwhile, then goes on as long)",
+        lambda: {(feed,): arc.seal_check_seconds},
+    )
+    add(
+        "gauge",
         "ssmd_archiver_last_seal_timestamp_seconds",
         "When this process last sealed an object (Unix time; absent: not yet)",
         lambda: {(feed,): arc.last_seal_at} if arc.last_seal_at else {},

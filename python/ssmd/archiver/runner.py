@@ -154,6 +154,7 @@ class Archiver:
         self.files_to: dict[str, int] = {}
         self.bytes_to: dict[str, int] = {}
         self.last_seal_at = 0.0
+        self.seal_check_seconds = 0.0  # how long the last seal check took
         self.consumer_pending: int | None = None
         self.quality: dict[str, tuple[date, float]] = {}
         # `POST /control/seal` waiting for the loop's next turn: (status, answer) each.
@@ -561,7 +562,7 @@ class Archiver:
             await sub.start()
             self.puller = sub
             log.info("archiving %s from %s (ack floor %d)", filt, s.stream, floor)
-            last_check = 0.0
+            next_check = 0.0
             while not stop.is_set():
                 self.loop_at = time.monotonic()
                 if self.disk_full is not None:
@@ -578,12 +579,12 @@ class Archiver:
                     self._maybe_crash("before_ack")
                     await self._ack(sub, msgs)
                     self._maybe_crash("after_ack")
-                mono = time.monotonic()
-                if mono - last_check >= s.seal_check_interval:
-                    last_check = mono
+                if time.monotonic() >= next_check:
+                    began = time.monotonic()
                     with self._storage_faults():
                         await self._check_floor(js)
                         await asyncio.to_thread(self.seal_due)
+                    next_check = time.monotonic() + self._next_check_after(began)
                 if self._seal_requests:
                     await self._serve_seal_requests()
             if self.disk_full is None:
@@ -604,6 +605,15 @@ class Archiver:
                 await sub.stop()
             with contextlib.suppress(Exception):
                 await nc.close()
+
+    def _next_check_after(self, began: float) -> float:
+        """Seconds of consuming before the next seal check. Fetching stops while the
+        check runs, so a slow store (seconds per request) would otherwise leave one batch
+        between checks and the stream would outrun the archiver: the loop consumes for
+        at least as long as the last check took."""
+        took = time.monotonic() - began
+        self.seal_check_seconds = took
+        return max(self.s.seal_check_interval, took)
 
     # ---- seal now (POST /control/seal) ----------------------------------------------------
 

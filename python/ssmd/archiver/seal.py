@@ -42,7 +42,7 @@ from ssmd.store.keys import meta_key
 from ssmd.store.local import write_durably
 from ssmd.store.space import write_all
 
-__all__ = ["FileMeta", "object_sha256", "read_meta", "scan_object", "seal"]
+__all__ = ["FileMeta", "read_meta", "scan_object", "seal"]
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +72,6 @@ def _sha_of_chunks(chunks: Iterator[bytes]) -> tuple[str, int]:
         h.update(c)
         n += len(c)
     return h.hexdigest(), n
-
-
-def object_sha256(store: ObjectStore, key: str) -> str | None:
-    try:
-        return _sha_of_chunks(store.iter_chunks(key))[0]
-    except FileNotFoundError:
-        return None
 
 
 def read_meta(store: ObjectStore, key: str) -> FileMeta | None:
@@ -161,6 +154,16 @@ def _file_sha(path: Path) -> tuple[str, int]:
     return _sha_of_chunks(_file_chunks(path))
 
 
+def _download(store: ObjectStore, key: str, dest: Path) -> str | None:
+    """The stored object copied to `dest`; its sha256, or None (no file) when there is
+    none yet."""
+    try:
+        store.download(key, dest)
+    except FileNotFoundError:
+        return None
+    return _file_sha(dest)[0]
+
+
 def _write_marker(path: Path, base_sha: str | None, skip: int, size: int) -> None:
     """The object's sha256 before this seal; the seal puts spool bytes [skip, size)."""
     # Atomic: a kill while writing must not leave a marker that says nothing.
@@ -188,7 +191,24 @@ def seal(
     """Seal one spool file into `store`; returns the object's meta (None when empty)."""
     spool.checkpoint()  # the spool file holds everything, the journal nothing
     spool.close_file(sf)
-    hook = crash_hook or (lambda _step: None)
+    # The stored object, downloaded once: its sha256 says what a crash left, and late
+    # data is appended to this copy. Removed however the seal ends: a copy left behind
+    # on a full disk would keep it full.
+    merged = sf.path.with_name(sf.path.name + ".merge")
+    try:
+        return _seal(spool, sf, store, merged, now, crash_hook or (lambda _step: None))
+    finally:
+        merged.unlink(missing_ok=True)
+
+
+def _seal(
+    spool: Spool,
+    sf: SpoolFile,
+    store: ObjectStore,
+    merged: Path,
+    now: Callable[[], float],
+    hook: Callable[[str], None],
+) -> FileMeta | None:
     key = sf.key
     marker = sf.marker_path
     skip = 0  # spool bytes already in the object
@@ -197,7 +217,7 @@ def seal(
         base = state.get("base_sha256")
         skip = int(state.get("skip") or 0)
         put = state.get("size")  # spool bytes the interrupted seal put (None: all)
-        current = object_sha256(store, key)
+        current = _download(store, key, merged)
         if current != base:
             # The object was replaced by this seal before the crash: only clean up.
             meta = read_meta(store, key)
@@ -213,26 +233,19 @@ def seal(
         if sf.count == 0 and sf.size == 0:
             spool.remove(sf)
             return None
-        base = object_sha256(store, key)
+        base = _download(store, key, merged)
     _write_marker(marker, base, skip, sf.size)
     hook("marker")
     old_meta: FileMeta | None = None
     content = sf.path
-    merged: Path | None = None
     if base is not None:
         old_meta = read_meta(store, key)
         if old_meta is None or old_meta.sha256 != base:
             old_meta = scan_object(store, key, sf.store)
-        merged = sf.path.with_name(sf.path.name + ".merge")
-        try:
-            store.download(key, merged)
-            with open(merged, "ab", buffering=0) as out, open(sf.path, "rb") as src:
-                src.seek(skip)
-                while c := src.read(1 << 20):
-                    write_all(out, c)
-        except BaseException:
-            merged.unlink(missing_ok=True)  # half a copy on a full disk keeps it full
-            raise
+        with open(merged, "ab", buffering=0) as out, open(sf.path, "rb") as src:
+            src.seek(skip)
+            while c := src.read(1 << 20):
+                write_all(out, c)
         content = merged
     meta = _merge(old_meta, sf if skip == 0 else _tail(sf, skip), key)
     meta.sha256, meta.bytes = _file_sha(content)
@@ -243,7 +256,5 @@ def seal(
     hook("meta")
     store.put_atomic(key, content)
     hook("object")
-    if merged is not None:
-        merged.unlink()
     spool.remove(sf)
     return meta
