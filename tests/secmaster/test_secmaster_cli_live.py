@@ -76,7 +76,7 @@ async def test_list_show_and_history(tmp_path: Path) -> None:
 
     missing = market("show", "KXNOPE-1", data_dir=tmp_path)
     assert missing.exit_code == 1
-    assert "no market 'KXNOPE-1'" in missing.output
+    assert "no kalshi market 'KXNOPE-1'" in missing.output
 
 
 async def test_live_consumer_applies_the_stream_and_acks(tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ async def test_live_consumer_applies_the_stream_and_acks(tmp_path: Path) -> None
         task = asyncio.create_task(
             run_live(live, js, "SSMD_KALSHI_TEST", stop=stop, sweep_every=3600)
         )
-        await until(lambda: (store.market(T) or {}).get("status") == "initialized")
+        await until(lambda: (store.market(T, "kalshi") or {}).get("status") == "initialized")
 
         determined = orjson.dumps(
             {
@@ -117,8 +117,8 @@ async def test_live_consumer_applies_the_stream_and_acks(tmp_path: Path) -> None
             }
         )
         await js.publish(subject, core.normalize_kalshi([determined], [3], 1).data)
-        await until(lambda: (store.market(T) or {}).get("status") == "determined")
-        row = store.market(T)
+        await until(lambda: (store.market(T, "kalshi") or {}).get("status") == "determined")
+        row = store.market(T, "kalshi")
         assert row is not None and (row["result"], row["settlement_value_e6"]) == ("no", 0)
 
         stop.set()

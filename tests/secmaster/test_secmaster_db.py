@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from _support.secmaster_fixtures import fresh_database, postgres_server
-from ssmd.exceptions import StoreError
 from ssmd.secmaster.db import Store
 from ssmd.secmaster.schema import migrations
 
@@ -38,7 +37,7 @@ TABLES = {"series", "events", "markets", "market_history", "secmaster_outbox"}
 
 
 def test_migrations_up_and_down(store: Store) -> None:
-    latest = migrations()[-1].version
+    latest = migrations(store.dialect)[-1].version
     assert store.version() == 0
     assert store.migrate() == list(range(1, latest + 1))
     assert store.tables() >= TABLES
@@ -81,7 +80,7 @@ def test_upsert_diffs_and_records_history(store: Store) -> None:
     assert store.count("market_history") == 2 and store.count("secmaster_outbox") == 2
     # a quote change alone: stored, no history, no journal
     assert store.apply_markets([_market("KXA-1-X", last_price_e6=350_000)], journal="x") == []
-    assert store.market("KXA-1-X")["last_price_e6"] == 350_000  # type: ignore[index]
+    assert store.market("KXA-1-X", "kalshi")["last_price_e6"] == 350_000  # type: ignore[index]
     assert store.count("market_history") == 2
     # a reference change: one history row per field
     ch = store.apply_markets(
@@ -96,14 +95,14 @@ def test_upsert_diffs_and_records_history(store: Store) -> None:
         "sync",
     )
     assert ch[0].fields["status"] == ("open", "closed")
-    hist = store.history("KXA-1-X")
+    hist = store.history("KXA-1-X", "kalshi")
     assert [(h["field"], h["old_value"], h["new_value"], h["source"]) for h in hist] == [
         ("status", None, "open", "sync"),
         ("status", "open", "closed", "sync"),
         ("status_text", "active", "closed", "sync"),
         ("close_time", "2026-07-20T21:00:00Z", "2026-07-20T22:00:00Z", "sync"),
     ]
-    assert store.market(long_ticker)["ticker"] == long_ticker  # type: ignore[index]
+    assert store.market(long_ticker, "kalshi")["ticker"] == long_ticker  # type: ignore[index]
 
 
 def test_settled_market_is_not_moved_back_by_a_lagging_source(store: Store) -> None:
@@ -113,7 +112,7 @@ def test_settled_market_is_not_moved_back_by_a_lagging_source(store: Store) -> N
         store.apply_markets([_market("KXB-1-Y", status="determined", status_text="determined")])
         == []
     )
-    assert store.market("KXB-1-Y")["status"] == "settled"  # type: ignore[index]
+    assert store.market("KXB-1-Y", "kalshi")["status"] == "settled"  # type: ignore[index]
     assert store.regressions_ignored == 1
 
 
@@ -123,7 +122,7 @@ def test_duplicates_within_a_batch_keep_the_last(store: Store) -> None:
         [_market("KXC-1-Z", title="first"), _market("KXC-1-Z", title="second")]
     )
     assert len(changes) == 1
-    assert store.market("KXC-1-Z")["title"] == "second"  # type: ignore[index]
+    assert store.market("KXC-1-Z", "kalshi")["title"] == "second"  # type: ignore[index]
 
 
 def test_batch_beyond_the_parameter_limit(store: Store) -> None:
@@ -137,18 +136,55 @@ def test_batch_beyond_the_parameter_limit(store: Store) -> None:
     assert [r["ticker"] for r in store.markets(search="s2999")] == ["KXBIG-299-2999"]
 
 
-def test_one_venue_never_overwrites_another_venues_market(store: Store) -> None:
+def test_the_same_ticker_at_two_venues_is_two_markets(store: Store) -> None:
     store.migrate()
     store.apply_markets([{"ticker": "BTC/USD", "status": "open", "title": "kalshi's"}])
-    with pytest.raises(StoreError, match="BTC/USD of kraken would overwrite the kalshi"):
-        store.apply_markets(
-            [
-                {"ticker": "ETH/USD", "venue": "kraken", "status": "open"},
-                {"ticker": "BTC/USD", "venue": "kraken", "status": "open"},
-            ]
-        )
-    assert [r["ticker"] for r in store.markets()] == ["BTC/USD"]  # the write rolled back
-    assert store.market("BTC/USD")["title"] == "kalshi's"  # type: ignore[index]
+    created = store.apply_markets(
+        [
+            {"ticker": "ETH/USD", "venue": "kraken", "status": "open"},
+            {"ticker": "BTC/USD", "venue": "kraken", "status": "open", "title": "kraken's"},
+        ]
+    )
+    assert [(c.key, c.created, c.state["venue"]) for c in created] == [
+        ("ETH/USD", True, "kraken"),
+        ("BTC/USD", True, "kraken"),
+    ]
+    assert store.count("markets") == 3
+    assert store.market("BTC/USD", "kalshi")["title"] == "kalshi's"  # type: ignore[index]
+    assert store.market("BTC/USD", "kraken")["title"] == "kraken's"  # type: ignore[index]
+    assert store.market("ETH/USD", "kalshi") is None
+    assert [r["ticker"] for r in store.markets(venue="kraken")] == ["BTC/USD", "ETH/USD"]
+    # A change to one venue's market leaves the other's alone, and its history too.
+    (closed,) = store.apply_markets([{"ticker": "BTC/USD", "venue": "kraken", "status": "closed"}])
+    assert closed.fields == {"status": ("open", "closed")}
+    assert closed.payload()["venue"] == "kraken"
+    assert store.market("BTC/USD", "kalshi")["status"] == "open"  # type: ignore[index]
+    kraken = [(h["field"], h["new_value"]) for h in store.history("BTC/USD", "kraken")]
+    assert kraken == [("status", "open"), ("status", "closed")]
+    assert [h["new_value"] for h in store.history("BTC/USD", "kalshi")] == ["open"]
+
+
+def test_the_venue_key_migration_keeps_rows_ids_and_history(store: Store) -> None:
+    store.migrate(4)
+    store.execute(
+        "INSERT INTO markets (ticker, status, title, first_seen_at, updated_at) "
+        "VALUES ('BTC/USD', 'open', 'before', 't', 't')"
+    )
+    store.execute(
+        "INSERT INTO market_history (ticker, field, old_value, new_value, changed_at, source) "
+        "VALUES ('BTC/USD', 'status', NULL, 'open', 't', 'sync')"
+    )
+    (before,) = store.query("SELECT id FROM markets WHERE ticker = 'BTC/USD'")
+    assert store.migrate() == [5]
+    row = store.market("BTC/USD", "kalshi")
+    assert row is not None and row["title"] == "before"
+    assert store.query("SELECT id FROM markets WHERE ticker = 'BTC/USD'")[0][0] == before[0]
+    assert [h["new_value"] for h in store.history("BTC/USD", "kalshi")] == ["open"]
+    assert store.migrate(4) == [-5]  # and back, while tickers are unique
+    assert store.migrate() == [5]
+    store.apply_markets([{"ticker": "BTC/USD", "venue": "kraken", "status": "open"}])
+    ids = [r[0] for r in store.query("SELECT id FROM markets WHERE ticker = 'BTC/USD' ORDER BY id")]
+    assert ids[0] == before[0] and ids[1] > ids[0]  # new rows continue the ids
 
 
 def test_the_venue_migration_keeps_kalshi_rows_both_ways(store: Store) -> None:
@@ -158,8 +194,8 @@ def test_the_venue_migration_keeps_kalshi_rows_both_ways(store: Store) -> None:
         "first_seen_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         ("KXB-1", "id-1", "open", "active", "2026-01-01T00:00:00Z", "t", "t"),
     )
-    assert store.migrate() == [4]
-    row = store.market("KXB-1")
+    assert store.migrate() == [4, 5]
+    row = store.market("KXB-1", "kalshi")
     assert row is not None
     assert (row["venue"], row["venue_id"], row["status_text"], row["venue_updated_time"]) == (
         "kalshi",
@@ -167,7 +203,7 @@ def test_the_venue_migration_keeps_kalshi_rows_both_ways(store: Store) -> None:
         "active",
         "2026-01-01T00:00:00Z",
     )
-    assert store.migrate(3) == [-4]
+    assert store.migrate(3) == [-5, -4]
     back = store.query("SELECT kalshi_id, kalshi_status FROM markets WHERE ticker = 'KXB-1'")
     assert [tuple(r) for r in back] == [("id-1", "active")]
-    assert store.migrate() == [4]
+    assert store.migrate() == [4, 5]

@@ -82,7 +82,7 @@ async def test_lifecycle_and_sweep(tmp_path: Path) -> None:
     live = Live(store, "kalshi-test", "kalshi", publish_status=publish, clock=lambda: now[0])
     batch = core.normalize_kalshi(frames(), [1, 2], 1)
     await live.apply_records(core.decode_records(batch.data))
-    row = store.market(T)
+    row = store.market(T, "kalshi")
     assert row is not None
     assert (row["status"], row["category"], row["floor_strike"]) == (
         "initialized",
@@ -115,14 +115,16 @@ async def test_lifecycle_and_sweep(tmp_path: Path) -> None:
     )
     await live.apply_records(later({"event_type": "settled", "settled_ts": CLOSE + 3666}))
     await live.apply_records(later({"event_type": "activated"}))  # late and out of order: ignored
-    row = store.market(T)
+    row = store.market(T, "kalshi")
     assert row is not None
     assert (row["status"], row["result"], row["settlement_value_e6"]) == (
         "settled",
         "yes",
         1_000_000,
     )
-    statuses = [(h["new_value"], h["source"]) for h in store.history(T) if h["field"] == "status"]
+    statuses = [
+        (h["new_value"], h["source"]) for h in store.history(T, "kalshi") if h["field"] == "status"
+    ]
     assert statuses == [
         ("initialized", "lifecycle"),
         ("open", "sweep"),
@@ -180,7 +182,7 @@ async def test_sync_feeds_redis_and_the_journal(tmp_path: Path) -> None:
                 u = sim.universe
                 for t, m in u.markets.items():
                     h = await cache.market(t)
-                    assert h["status"] == store.market(t)["status"]  # type: ignore[index]
+                    assert h["status"] == store.market(t, "kalshi")["status"]  # type: ignore[index]
                     assert h["category"] == u.series[m.series_ticker].category
                 open_now = {str(x["ticker"]) for x in store.markets(statuses=["open"])}
                 assert await cache.tickers(status="open") == open_now

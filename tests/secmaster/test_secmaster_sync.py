@@ -134,7 +134,7 @@ async def test_market_whose_event_is_missing(sim: Simulator, store: Store) -> No
     async with rest_for(sim) as rest:
         report = await Syncer(store, rest, SyncOptions()).run()
     assert report.missing_events == 1
-    row = store.market(victim.ticker)
+    row = store.market(victim.ticker, "kalshi")
     assert row is not None and row["series_ticker"] == "KXFED" and row["category"] == "Economics"
     assert store.count("markets") == len(sim.universe.markets)
 
@@ -168,7 +168,7 @@ async def test_duplicates_in_a_page_and_an_unknown_status(
     assert report.markets == 2 * len(sim.universe.markets)
     assert store.count("markets") == len(sim.universe.markets)
     assert report.created["market"] == len(sim.universe.markets)
-    row = store.market(odd)
+    row = store.market(odd, "kalshi")
     assert row is not None and (row["status"], row["status_text"]) == (
         "unknown",
         word,
@@ -185,9 +185,9 @@ async def test_settlement_with_a_string_value(sim: Simulator, store: Store) -> N
     settled = [m for m in sim.universe.markets.values() if m.status in ("determined", "settled")]
     assert settled
     for m in settled:
-        row = store.market(m.ticker)
+        row = store.market(m.ticker, "kalshi")
         assert row is not None
         assert row["status"] == m.status and row["result"] == m.result
         assert row["settlement_value_e6"] == (1_000_000 if m.result == "yes" else 0)
-        fields = [h["field"] for h in store.history(m.ticker)]
+        fields = [h["field"] for h in store.history(m.ticker, "kalshi")]
         assert "status" in fields and "result" in fields

@@ -89,7 +89,9 @@ async def test_polymarket_tokens_are_stored_with_their_market_and_reconciled(
             ("closed", "closed")
         }
         with open_store(env) as store:
-            changes = [(h["field"], h["new_value"]) for h in store.history(m.yes_token)]
+            changes = [
+                (h["field"], h["new_value"]) for h in store.history(m.yes_token, "polymarket")
+            ]
         assert ("status", "closed") in changes
 
         everything = await sync(env, everything=True)

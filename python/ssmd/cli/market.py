@@ -157,9 +157,11 @@ def show(
     """One market, every field."""
     resolved = _env(env, config_dir, feed, database_url=database_url, data_dir=data_dir)
     with _store(resolved) as store:
-        row = store.market(ticker)
+        row = store.market(ticker, resolved.feed.name)
     if row is None:
-        typer.echo(f"error: no market {ticker!r} in the store of {env}", err=True)
+        typer.echo(
+            f"error: no {resolved.feed.name} market {ticker!r} in the store of {env}", err=True
+        )
         raise typer.Exit(1)
     if as_json:
         print_json(row)
@@ -180,10 +182,12 @@ def history(
     """Every recorded change of one market, oldest first."""
     resolved = _env(env, config_dir, feed, database_url=database_url, data_dir=data_dir)
     with _store(resolved) as store:
-        rows = store.history(ticker)
-        known = store.market(ticker) is not None
+        rows = store.history(ticker, resolved.feed.name)
+        known = store.market(ticker, resolved.feed.name) is not None
     if not known and not rows:
-        typer.echo(f"error: no market {ticker!r} in the store of {env}", err=True)
+        typer.echo(
+            f"error: no {resolved.feed.name} market {ticker!r} in the store of {env}", err=True
+        )
         raise typer.Exit(1)
     if as_json:
         print_json(rows)

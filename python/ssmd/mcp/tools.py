@@ -250,7 +250,7 @@ class Tools:
             if not env.database_url and not (env.data_dir / SQLITE_FILE).exists():
                 return None
             with open_store(env, migrate=False) as store:
-                return store.history(ticker)[-history_limit:]
+                return store.history(ticker, env.feed.name)[-history_limit:]
 
         changes = await self._thread(history)
         return dumps(

@@ -3,7 +3,7 @@
 For other components:
     open_store(env) -> Store                    migrated store (SQLite default, PostgreSQL by URL)
     Store.markets(statuses=, categories=, series=, tickers=, search=, venue=) -> rows
-    Store.market(ticker), Store.history(ticker)
+    Store.market(ticker, venue), Store.history(ticker, venue)
     selected_tickers(store, env.symbols, venue) the connector's market selection
     sync_environment(env)                       one sync run (REST -> store, journal, Redis)
     Live(store, env, feed, ...)                 lifecycle records and the open/close sweep

@@ -105,21 +105,30 @@ class Store(Migrated):
     # ---- writes -----------------------------------------------------------------------
 
     def _fetch(
-        self, table: str, key: str, columns: Sequence[str], keys: Sequence[str]
+        self,
+        table: str,
+        key: str,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        venue: str | None = None,
     ) -> dict[str, Row]:
+        """Rows of `table` by `key` (of one venue's markets, given `venue`)."""
         out: dict[str, Row] = {}
         cols = ", ".join((key, *columns))
+        of_venue = "" if venue is None else "venue = ? AND "
         for i in range(0, len(keys), CHUNK):
             part = keys[i : i + CHUNK]
             marks = ", ".join("?" * len(part))
-            for r in self.query(f"SELECT {cols} FROM {table} WHERE {key} IN ({marks})", part):
+            params = part if venue is None else [venue, *part]
+            sql = f"SELECT {cols} FROM {table} WHERE {of_venue}{key} IN ({marks})"
+            for r in self.query(sql, params):
                 out[str(r[0])] = dict(zip(columns, r[1:], strict=True))
         return out
 
     def _write_rows(
         self,
         table: str,
-        key: str,
+        key: tuple[str, ...],
         inserts: list[Row],
         updates: list[Row],
         now: str,
@@ -135,11 +144,14 @@ class Store(Migrated):
             )
         ugroups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
         for row in updates:
-            cols = tuple(k for k in row if k != key)
-            ugroups.setdefault(cols, []).append((*(row[c] for c in cols), now, row[key]))
+            cols = tuple(k for k in row if k not in key)
+            ugroups.setdefault(cols, []).append(
+                (*(row[c] for c in cols), now, *(row[k] for k in key))
+            )
+        where = " AND ".join(f"{k} = ?" for k in key)
         for cols, vals in ugroups.items():
             sets = ", ".join(f"{c} = ?" for c in (*cols, "updated_at"))
-            self.executemany(f"UPDATE {table} SET {sets} WHERE {key} = ?", vals)
+            self.executemany(f"UPDATE {table} SET {sets} WHERE {where}", vals)
 
     def _outbox(self, changes: list[Change], subject: str | None) -> None:
         if subject is None or not changes:
@@ -185,7 +197,7 @@ class Store(Migrated):
                 if diff:
                     updates.append({key: k, **{f: row[f] for f in diff}})
                     changes.append(Change(kind, k, False, diff, source, now, {**old, **row}))
-            self._write_rows(table, key, inserts, updates, now)
+            self._write_rows(table, (key,), inserts, updates, now)
             self._outbox(changes, journal)
         return changes
 
@@ -220,80 +232,87 @@ class Store(Migrated):
     ) -> list[Change]:
         """Upsert markets (full rows from REST, or partial rows from lifecycle events).
 
-        Keys absent from a row are left alone. A market already determined or settled is
-        never moved back to an earlier status (REST lags the WebSocket around settlement).
-        Returns the changes to reference fields; quote fields are updated silently.
+        A market is one venue's (its row's `venue`, Kalshi when absent): the same ticker
+        at two venues is two markets. Keys absent from a row are left alone. A market
+        already determined or settled is never moved back to an earlier status (REST lags
+        the WebSocket around settlement). Returns the changes to reference fields; quote
+        fields are updated silently.
         """
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}")
         now = now or now_iso()
-        dedup: dict[str, Row] = {}
+        by_venue: dict[str, dict[str, Row]] = {}
         for r in rows:
-            dedup[str(r["ticker"])] = r  # a duplicate within a batch: the last one wins
-        if not dedup:
+            venue = str(r.get("venue") or "kalshi")
+            # a duplicate within a batch: the last one wins
+            by_venue.setdefault(venue, {})[str(r["ticker"])] = {**r, "venue": venue}
+        if not by_venue:
             return []
-        columns = (*MARKET_FIELDS, *QUOTE_FIELDS)
         with self.transaction():
-            existing = self._fetch("markets", "ticker", columns, list(dedup))
-            inserts: list[Row] = []
-            updates: list[Row] = []
             changes: list[Change] = []
-            history: list[tuple[Any, ...]] = []
-            for t, row in dedup.items():
-                old = existing.get(t)
-                if old is not None and row.get("venue", old["venue"]) != old["venue"]:
-                    raise StoreError(
-                        f"market {t} of {row['venue']} would overwrite the {old['venue']} market "
-                        "of that ticker. Fix: keep each venue's markets in its own store "
-                        "(`database_url`), or map one venue's symbols to other tickers"
-                    )
-                if old is None:
-                    new = dict(row)
-                    new.setdefault("status", "unknown")
-                    new.setdefault("venue", "kalshi")
-                    if not new.get("series_ticker") and new["venue"] == "kalshi":
-                        new["series_ticker"] = series_of_ticker(t)
-                    inserts.append(new)
-                    history.append((t, "status", None, _history_text(new["status"]), now, source))
-                    diff: Diff = {
-                        f: (None, new[f]) for f in MARKET_FIELDS if new.get(f) is not None
-                    }
-                    changes.append(Change("market", t, True, diff, source, now, new))
-                    continue
-                new = {k: v for k, v in row.items() if k in columns}
-                if "status" in new and new["status"] != old["status"]:
-                    was = TERMINAL_RANK.get(str(old["status"]), -1)
-                    now_rank = TERMINAL_RANK.get(str(new["status"]), -1)
-                    if was >= TERMINAL_RANK["determined"] and 0 <= now_rank < was:
-                        self.regressions_ignored += 1
-                        log.info(
-                            "%s: %s says %s, keeping %s", t, source, new["status"], old["status"]
-                        )
-                        new.pop("status")
-                        new.pop("status_text", None)
-                diff = {f: (old[f], new[f]) for f in MARKET_FIELDS if f in new and new[f] != old[f]}
-                quotes = [f for f in QUOTE_FIELDS if f in new and new[f] != old[f]]
-                if not diff and not quotes:
-                    continue
-                updates.append({"ticker": t, **{f: new[f] for f in (*diff, *quotes)}})
-                if diff:
-                    for f, (o, n) in diff.items():
-                        history.append((t, f, _history_text(o), _history_text(n), now, source))
-                    changes.append(Change("market", t, False, diff, source, now, {**old, **new}))
-            self._write_rows("markets", "ticker", inserts, updates, now)
-            self.executemany(
-                "INSERT INTO market_history (ticker, field, old_value, new_value, changed_at, source) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                history,
-            )
+            for venue, dedup in by_venue.items():
+                changes += self._apply_venue_markets(venue, dedup, source, now)
             self._outbox(changes, journal)
+        return changes
+
+    def _apply_venue_markets(
+        self, venue: str, dedup: dict[str, Row], source: str, now: str
+    ) -> list[Change]:
+        """apply_markets for the rows of one venue, by ticker, in the caller's transaction."""
+        columns = (*MARKET_FIELDS, *QUOTE_FIELDS)
+        existing = self._fetch("markets", "ticker", columns, list(dedup), venue)
+        inserts: list[Row] = []
+        updates: list[Row] = []
+        changes: list[Change] = []
+        history: list[tuple[Any, ...]] = []
+        for t, row in dedup.items():
+            old = existing.get(t)
+            if old is None:
+                new = dict(row)
+                new.setdefault("status", "unknown")
+                if not new.get("series_ticker") and venue == "kalshi":
+                    new["series_ticker"] = series_of_ticker(t)
+                inserts.append(new)
+                history.append(
+                    (venue, t, "status", None, _history_text(new["status"]), now, source)
+                )
+                diff: Diff = {f: (None, new[f]) for f in MARKET_FIELDS if new.get(f) is not None}
+                changes.append(Change("market", t, True, diff, source, now, new))
+                continue
+            new = {k: v for k, v in row.items() if k in columns}
+            if "status" in new and new["status"] != old["status"]:
+                was = TERMINAL_RANK.get(str(old["status"]), -1)
+                now_rank = TERMINAL_RANK.get(str(new["status"]), -1)
+                if was >= TERMINAL_RANK["determined"] and 0 <= now_rank < was:
+                    self.regressions_ignored += 1
+                    log.info("%s: %s says %s, keeping %s", t, source, new["status"], old["status"])
+                    new.pop("status")
+                    new.pop("status_text", None)
+            diff = {f: (old[f], new[f]) for f in MARKET_FIELDS if f in new and new[f] != old[f]}
+            quotes = [f for f in QUOTE_FIELDS if f in new and new[f] != old[f]]
+            if not diff and not quotes:
+                continue
+            new.pop("venue", None)
+            updates.append({"venue": venue, "ticker": t, **{f: new[f] for f in (*diff, *quotes)}})
+            if diff:
+                for f, (o, n) in diff.items():
+                    history.append((venue, t, f, _history_text(o), _history_text(n), now, source))
+                changes.append(Change("market", t, False, diff, source, now, {**old, **new}))
+        self._write_rows("markets", ("venue", "ticker"), inserts, updates, now)
+        self.executemany(
+            "INSERT INTO market_history "
+            "(venue, ticker, field, old_value, new_value, changed_at, source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            history,
+        )
         return changes
 
     # ---- reads ------------------------------------------------------------------------
 
-    def market(self, ticker: str) -> Row | None:
+    def market(self, ticker: str, venue: str) -> Row | None:
         rows = self.query(
-            f"SELECT {', '.join(MARKET_COLUMNS)} FROM markets WHERE ticker = ?", (ticker,)
+            f"SELECT {', '.join(MARKET_COLUMNS)} FROM markets WHERE venue = ? AND ticker = ?",
+            (venue, ticker),
         )
         return dict(zip(MARKET_COLUMNS, rows[0], strict=True)) if rows else None
 
@@ -350,10 +369,12 @@ class Store(Migrated):
         for r in self.stream(sql, params):
             yield dict(zip(MARKET_COLUMNS, r, strict=True))
 
-    def history(self, ticker: str) -> list[Row]:
-        cols = ("id", "ticker", "field", "old_value", "new_value", "changed_at", "source")
+    def history(self, ticker: str, venue: str) -> list[Row]:
+        cols = ("id", "venue", "ticker", "field", "old_value", "new_value", "changed_at", "source")
         rows = self.query(
-            f"SELECT {', '.join(cols)} FROM market_history WHERE ticker = ? ORDER BY id", (ticker,)
+            f"SELECT {', '.join(cols)} FROM market_history WHERE venue = ? AND ticker = ? "
+            "ORDER BY id",
+            (venue, ticker),
         )
         return [dict(zip(cols, r, strict=True)) for r in rows]
 

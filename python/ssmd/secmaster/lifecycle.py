@@ -217,12 +217,13 @@ class Live:
                     event_rows, "lifecycle", self.journal_subject, now
                 )
             tickers = sorted({str(r.get("ticker")) for r in market_recs if r.get("ticker")})
-            existing = {t for t in tickers if self.store.market(t) is not None}
+            existing = {t for t in tickers if self.store.market(t, self.feed) is not None}
             for rec in market_recs:  # in order: several events of one market may share a batch
                 row = lifecycle_market_row(rec, str(rec.get("ticker")) in existing)
                 if row is None:
                     self.ignored += 1
                     continue
+                row["venue"] = self.feed
                 t = str(row["ticker"])
                 if t not in existing:
                     self._fill_new(row)
@@ -251,10 +252,11 @@ class Live:
                 break
             rows: list[Row] = []
             for ticker, status, open_time, close_time in due:
+                market = {"venue": self.feed, "ticker": ticker}
                 if close_time is not None and close_time <= at:
-                    rows.append({"ticker": ticker, "status": "closed", "status_text": "closed"})
+                    rows.append({**market, "status": "closed", "status_text": "closed"})
                 elif status == "initialized" and open_time is not None:
-                    rows.append({"ticker": ticker, "status": "open", "status_text": "active"})
+                    rows.append({**market, "status": "open", "status_text": "active"})
             changes += await self._done(
                 self.store.apply_markets(rows, "sweep", self.journal_subject, at)
             )

@@ -104,7 +104,12 @@ class ListingSync:
             known = {str(r["ticker"]) for r in found}
             report.reconciled += len(known)
             unlisted: list[Row] = [
-                {"ticker": r["ticker"], "status": "closed", "status_text": UNLISTED}
+                {
+                    "venue": self.venue,
+                    "ticker": r["ticker"],
+                    "status": "closed",
+                    "status_text": UNLISTED,
+                }
                 for r in chunk
                 if str(r["ticker"]) not in known
             ]

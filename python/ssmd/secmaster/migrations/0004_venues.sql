@@ -3,8 +3,8 @@
 -- word (status_text, as status records carry it) and its update time. A market states
 -- its precision: decimals of its prices and sizes (Kraken's pair and lot decimals), its
 -- tick and minimum order size as the venue writes them, and the venue's other reference
--- fields as a JSON object (venue_fields). A ticker stays unique across venues: the store
--- refuses a row of one venue that would land on another venue's market.
+-- fields as a JSON object (venue_fields). A ticker stayed unique across venues here (the
+-- store refused a clash); 0005 keys markets by (venue, ticker).
 
 -- migrate:up
 ALTER TABLE markets ADD COLUMN venue TEXT NOT NULL DEFAULT 'kalshi';
