@@ -43,6 +43,11 @@ async def test_requests_reach_the_handler_one_at_a_time(tmp_path: Path) -> None:
         assert bad["ok"] is False and "start, stop" in bad["error"]
         bad = await request(server.path, "stop", "nats")
         assert bad["ok"] is False and "connector, archiver, secmaster, gateway" in bad["error"]
+        bad = await request(server.path, "stop", "nats-kraken")
+        assert bad["ok"] is False and "a further venue's" in bad["error"]
+        # A further venue's component is one too: the handler knows which are there.
+        venue = await request(server.path, "stop", "connector-kraken")
+        assert venue == {"ok": True, "result": "stop connector-kraken"}
         reader, writer = await asyncio.open_unix_connection(server.path)
         writer.write(b"not json\n")
         await writer.drain()
@@ -50,7 +55,7 @@ async def test_requests_reach_the_handler_one_at_a_time(tmp_path: Path) -> None:
         writer.close()
     finally:
         await server.stop()
-    assert calls == [("stop", "connector"), ("start", "gateway")]
+    assert calls == [("stop", "connector"), ("start", "gateway"), ("stop", "connector-kraken")]
     assert not server.path.exists()
 
 

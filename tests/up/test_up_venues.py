@@ -22,8 +22,10 @@ from mcp.client.stdio import StdioServerParameters
 
 import ssmd.data
 from _support.upfix import EXCHANGES, SSMD, UpProcess, raw_lines
+from ssmd.config import Overrides, load_environment
 from ssmd.sim.kraken import KrakenSimulator
 from ssmd.sim.polymarket import PolymarketSimulator
+from ssmd.tui.backend import Backend
 from ssmd.up.nats import free_port
 from ssmd.upstate import read_state
 
@@ -142,6 +144,28 @@ async def _markets_an_agent_sees(data: Path, feed: str) -> set[str]:
     return {row[0] for row in orjson.loads(text)["rows"]}
 
 
+async def _the_tui_on_a_venue(data: Path, gateway_port: int) -> None:
+    """`ssmd tui --feed kraken`'s backend: Kraken's gateway for the market views, Kraken's
+    connector and archiver for the actions, and Kraken's gateway stopped and started again
+    through ssmd up's control socket."""
+    kraken = load_environment("multi-sim", EXCHANGES, Overrides(data_dir=str(data)), feed="kraken")
+    backend = Backend(kraken)
+    try:
+        sup = backend.supervision()
+        assert backend.gateway.base_url == f"http://127.0.0.1:{gateway_port}"
+        assert (sup.connector, sup.archiver) == (
+            sup.endpoints["connector-kraken"],
+            sup.endpoints["archiver-kraken"],
+        )
+        assert {m["ticker"] for m in await backend.markets()} == {"BTC/USD", "ETH/USD"}
+        assert await backend.control("stop", "gateway-kraken") == "gateway-kraken: stopped"
+        assert backend.supervision().states["gateway-kraken"] == ("stopped", "")
+        assert await backend.control("start", "gateway-kraken") == "gateway-kraken: started"
+        assert {m["ticker"] for m in await backend.markets()} == {"BTC/USD", "ETH/USD"}
+    finally:
+        await backend.aclose()
+
+
 def _free_run_of_ports(count: int) -> int:
     """A port P with P .. P + count - 1 free now (the gateways of one environment's feeds)."""
     import socket
@@ -187,6 +211,7 @@ async def test_one_environment_captures_three_venues_at_once(tmp_path: Path) -> 
                 )
                 assert book["ticker"] in {m["ticker"] for m in listed["markets"]}
             assert await _markets_an_agent_sees(data, "kraken") == {"BTC/USD", "ETH/USD"}
+            await _the_tui_on_a_venue(data, port + 2)
             code = await up.stop()
         finally:
             await up.ensure_gone()
@@ -197,6 +222,7 @@ async def test_one_environment_captures_three_venues_at_once(tmp_path: Path) -> 
         assert up.find("secmaster synced", name), name
     stopped = [r["component"] for r in up.logs if r.get("msg") == "component stopped"]
     assert stopped == [
+        "gateway-kraken",  # by the TUI, and started again
         "connector",
         "connector-polymarket",
         "connector-kraken",

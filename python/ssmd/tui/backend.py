@@ -27,7 +27,8 @@ import httpx
 from ssmd.exceptions import ActionError, ControlError, GatewayError
 from ssmd.mcp.gateway import GatewayClient
 from ssmd.up import procs
-from ssmd.up.control import CONTROLLED, request
+from ssmd.up.components import child_name
+from ssmd.up.control import CONTROLLED, controlled, request
 from ssmd.up.status import Figures, Sampler
 from ssmd.upstate import read_state, running_nats_url
 
@@ -51,8 +52,9 @@ class Supervision:
 
     kind: str  # "ssmd up", "ssmd ops" or "none"
     states: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (state, detail)
-    # The environment's own feed's components (spec.feed): their base URLs of /health,
-    # /metrics, /control/... and the gateway the market views read.
+    # The components of the feed the TUI was opened for (the environment's own, or the
+    # venue `--feed` names): their base URLs of /health, /metrics, /control/... and the
+    # gateway the market views read.
     connector: str | None = None
     archiver: str | None = None
     gateway: str | None = None
@@ -105,18 +107,19 @@ class Backend:
                 if procs.is_running(rec, boot)
             }
             stopped = state.get("stopped") or []
-            for name in (*children, *CONTROLLED):  # not running: stopped on request, or
+            for name in (*children, *CONTROLLED, *stopped):  # not running: stopped on request, or
                 # down (being restarted by ssmd up, or not started yet)
                 states.setdefault(name, ("stopped", "") if name in stopped else ("down", ""))
             if state.get("simulator"):
                 states["simulator"] = ("running", "in ssmd up")
             ends = state.get("endpoints") or {}
+            feed = self.env.extra_feed
             return Supervision(
                 "ssmd up",
                 states,
-                ends.get("connector"),
-                ends.get("archiver"),
-                ends.get("gateway"),
+                ends.get(child_name("connector", feed)),
+                ends.get(child_name("archiver", feed)),
+                ends.get(child_name("gateway", feed)),
                 state.get("control"),
                 dict(ends),
             )
@@ -245,7 +248,7 @@ class Backend:
         """Start or stop one component through whatever supervises it here."""
         sup = self.supervision()
         if sup.kind == "ssmd up":
-            if name not in CONTROLLED:
+            if not controlled(name):
                 raise ActionError(f"{name} is not started or stopped alone: everything needs it")
             if sup.control is None:
                 raise ActionError("this ssmd up has no control socket (an older version?)")

@@ -18,13 +18,13 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 import orjson
 
 from ssmd.exceptions import ControlError
 
-__all__ = ["CONTROLLED", "ControlServer", "request", "socket_path"]
+__all__ = ["CONTROLLED", "ControlServer", "controlled", "request", "socket_path"]
 
 CONTROLLED: Final = ("connector", "archiver", "secmaster", "gateway")
 ACTIONS: Final = ("start", "stop")
@@ -40,6 +40,12 @@ def socket_path(data_dir: Path) -> Path:
     return Path(data_dir) / "up" / "control.sock"
 
 
+def controlled(name: object) -> TypeGuard[str]:
+    """Whether `name` is a component started and stopped on request: one of CONTROLLED,
+    or a further venue's (`connector-kraken`)."""
+    return isinstance(name, str) and name.split("-", 1)[0] in CONTROLLED
+
+
 def _check(doc: Any) -> tuple[str, str] | str:
     """(action, component) of a request, or what is wrong with it."""
     if not isinstance(doc, dict):
@@ -47,8 +53,11 @@ def _check(doc: Any) -> tuple[str, str] | str:
     action, name = doc.get("action"), doc.get("component")
     if action not in ACTIONS:
         return f"action must be one of {', '.join(ACTIONS)}; got {action!r}"
-    if name not in CONTROLLED:
-        return f"component must be one of {', '.join(CONTROLLED)}; got {name!r}"
+    if not controlled(name):
+        return (
+            f"component must be one of {', '.join(CONTROLLED)}, or a further venue's "
+            f"(connector-kraken); got {name!r}"
+        )
     return action, name
 
 
