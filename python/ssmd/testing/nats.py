@@ -30,6 +30,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def _not_up_yet(_exc: Exception) -> None:
+    """The readiness probe's refused connections are expected: not logged (nats-py's
+    default logs each with its traceback, which then stands in a failing test's output)."""
+
+
 class NatsServer:
     def __init__(
         self,
@@ -72,7 +77,11 @@ class NatsServer:
             while True:
                 try:
                     nc = await nats.connect(
-                        self.url, allow_reconnect=False, connect_timeout=1, **self.connect_options
+                        self.url,
+                        allow_reconnect=False,
+                        connect_timeout=1,
+                        error_cb=_not_up_yet,
+                        **self.connect_options,
                     )
                 except Exception:
                     if self.proc.poll() is not None:
