@@ -46,6 +46,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from ssmd import core
+from ssmd.aio import cancel_and_wait
 from ssmd.bus import subjects
 from ssmd.bus.connection import NatsClient, connect
 from ssmd.bus.puller import Puller
@@ -125,9 +126,7 @@ class Feed:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await cancel_and_wait(self._task)
         await self._drop_consumer()
         if self.nc is not None:
             with contextlib.suppress(Exception):
