@@ -361,13 +361,36 @@ class Pipeline:
         return (await self.archiver.metrics()).total("ssmd_archiver_records_written_total")
 
     async def flowing(self, records: int, timeout: float = 60.0) -> None:
-        """Wait until the running archiver has written `records` more."""
+        """Wait until the running archiver has written `records` more; when it has not,
+        the failure says where the flow stands (simulator, connector, archiver)."""
         start = await self.archived()
 
         async def grown() -> bool:
             return await self.archived() >= start + records
 
-        await until(grown, timeout, f"{records} more records archived", self.alive)
+        try:
+            await until(grown, timeout, f"{records} more records archived", self.alive)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; {await self.where_the_flow_stands()}") from None
+
+    async def where_the_flow_stands(self) -> str:
+        """Each stage's count so far, to tell which one stopped."""
+        assert self.connector is not None and self.archiver is not None
+        conns = (await self.sim.call("connections"))["connections"]
+        sent = [(c["number"], c["frames_sent"], c["closed_at"]) for c in conns]
+        con, arc = await self.connector.metrics(), await self.archiver.metrics()
+        stages = {
+            "simulator frames sent (connection, frames, closed at)": sent,
+            "connector received": con.total("ssmd_connector_messages_received_total"),
+            "connector published": con.total("ssmd_connector_messages_published_total"),
+            "connector shards": (await self.connector.health()).get("shards"),
+            "archiver received": arc.total("ssmd_archiver_messages_received_total"),
+            "archiver written": arc.total("ssmd_archiver_records_written_total"),
+            "archiver consumer pending": arc.total("ssmd_archiver_consumer_pending_messages"),
+            "archiver loop age (s)": arc.total("ssmd_archiver_loop_age_seconds"),
+            "archiver last seal check (s)": arc.total("ssmd_archiver_seal_check_seconds"),
+        }
+        return "; ".join(f"{k}: {v}" for k, v in stages.items())
 
     async def consumer_pending(self) -> tuple[int, int]:
         """(messages not yet delivered, delivered but unacked) of the archiver's consumer."""
