@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ssmd import core
+from ssmd.aio import cancel_and_wait
 from ssmd.bus import subjects
 from ssmd.bus.connection import NatsClient, connect, server_addresses
 from ssmd.bus.publisher import OutMsg, Publisher
@@ -546,9 +547,7 @@ class Connector:
         assert self.publisher is not None
         left = max(0.0, deadline - time.monotonic())
         flushed = await self.publisher.flush(left)
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await pump
+        await cancel_and_wait(pump)
         log.info(
             "connector stopped",
             extra={

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ssmd.aio import cancel_and_wait
 from ssmd.exceptions import AuthenticationError, SessionError
 from ssmd.venues.base import (
     MAX_FRAME_BYTES,
@@ -158,9 +159,7 @@ class Shard:
         if self.session is not None:
             await self.session.close()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await cancel_and_wait(self._task)
         if self._opened_at is not None:
             # Closed like any lost connection, so that stream readers (the gateway's
             # books) learn it from the same event.

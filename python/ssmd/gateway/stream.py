@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.websockets import WebSocket
 
+from ssmd.aio import cancel_and_wait
 from ssmd.exceptions import AtLimit
 from ssmd.gateway import wire
 from ssmd.gateway.auth import ApiKey, KeyRing, presented_key
@@ -218,6 +219,4 @@ class AsgiConnection:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+            await cancel_and_wait(self._task)
