@@ -205,6 +205,28 @@ def _match(
     return mapping, unmatched
 
 
+def _first_difference(
+    hashes: list[str], items: list[tuple[int, int, bytes]], sent: dict[int, list[str]]
+) -> str:
+    """Where an archived connection leaves the simulator connection it starts like: the
+    simulator's positions of the frames archived from there, with their stream sequences."""
+    for number, truth in sent.items():
+        if not truth or not hashes or truth[0] != hashes[0]:
+            continue
+        at = next(
+            (i for i, (a, b) in enumerate(zip(hashes, truth, strict=False)) if a != b), len(truth)
+        )
+        position = {h: i for i, h in enumerate(truth)}
+        window = range(max(0, at - 2), min(len(hashes), at + 10))
+        sent_at = [position.get(hashes[i]) for i in window]
+        seqs = [items[i][0] for i in window]
+        return (
+            f"; from archived frame {at} on, simulator connection {number}'s frames "
+            f"{sent_at} (None: never sent there) at stream sequences {seqs}"
+        )
+    return ""
+
+
 def _expected_records(frames: dict[int, list[tuple[int, int, bytes]]]) -> Counter[bytes]:
     """What the connector publishes for these frames: normalize_kalshi per connection."""
     out: Counter[bytes] = Counter()
@@ -249,6 +271,7 @@ def compare(
         problems.append(
             f"archive connection {conn}: its {len(hashes[conn])} frames are not a prefix of "
             "any connection of the simulator (a frame lost in the middle, reordered or twice)"
+            + _first_difference(hashes[conn], arc.frames[conn], sent)
         )
     held = {n: len(hashes[c]) for c, n in mapping.items()}
 
