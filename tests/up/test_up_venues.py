@@ -23,6 +23,7 @@ from mcp.client.stdio import StdioServerParameters
 import ssmd.data
 from _support.upfix import EXCHANGES, SSMD, UpProcess, raw_lines
 from ssmd.config import Overrides, load_environment
+from ssmd.exceptions import ActionError
 from ssmd.sim.kraken import KrakenSimulator
 from ssmd.sim.polymarket import PolymarketSimulator
 from ssmd.tui.backend import Backend
@@ -158,6 +159,8 @@ async def _the_tui_on_a_venue(data: Path, gateway_port: int) -> None:
             sup.endpoints["archiver-kraken"],
         )
         assert {m["ticker"] for m in await backend.markets()} == {"BTC/USD", "ETH/USD"}
+        with pytest.raises(ActionError, match="no component 'gateway-krakn'"):
+            await backend.control("stop", "gateway-krakn")  # a typo is not "already stopped"
         assert await backend.control("stop", "gateway-kraken") == "gateway-kraken: stopped"
         assert backend.supervision().states["gateway-kraken"] == ("stopped", "")
         assert await backend.control("start", "gateway-kraken") == "gateway-kraken: started"

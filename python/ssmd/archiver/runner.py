@@ -584,7 +584,13 @@ class Archiver:
                     with self._storage_faults():
                         await self._check_floor(js)
                         await asyncio.to_thread(self.seal_due)
-                    next_check = time.monotonic() + self._next_check_after(began)
+                    # Fetching waited while the check ran: a slow store (seconds per
+                    # request) would otherwise leave one batch between checks and the
+                    # stream would outrun the archiver. Consume at least as long.
+                    self.seal_check_seconds = time.monotonic() - began
+                    next_check = time.monotonic() + max(
+                        s.seal_check_interval, self.seal_check_seconds
+                    )
                 if self._seal_requests:
                     await self._serve_seal_requests()
             if self.disk_full is None:
@@ -605,15 +611,6 @@ class Archiver:
                 await sub.stop()
             with contextlib.suppress(Exception):
                 await nc.close()
-
-    def _next_check_after(self, began: float) -> float:
-        """Seconds of consuming before the next seal check. Fetching stops while the
-        check runs, so a slow store (seconds per request) would otherwise leave one batch
-        between checks and the stream would outrun the archiver: the loop consumes for
-        at least as long as the last check took."""
-        took = time.monotonic() - began
-        self.seal_check_seconds = took
-        return max(self.s.seal_check_interval, took)
 
     # ---- seal now (POST /control/seal) ----------------------------------------------------
 

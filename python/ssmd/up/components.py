@@ -38,6 +38,13 @@ def child_name(component: str, extra_feed: str | None) -> str:
     return component if extra_feed is None else f"{component}-{extra_feed}"
 
 
+def split_child_name(name: str) -> tuple[str, str]:
+    """`child_name` read back: the component and the further venue's feed ("" for the
+    environment's own)."""
+    component, _, feed = name.partition("-")
+    return component, feed
+
+
 async def http_ok(client: httpx.AsyncClient, url: str) -> bool:
     try:
         return (await client.get(url)).status_code == 200

@@ -23,6 +23,7 @@ from typing import Any, Final, TypeGuard
 import orjson
 
 from ssmd.exceptions import ControlError
+from ssmd.up.components import split_child_name
 
 __all__ = ["CONTROLLED", "ControlServer", "controlled", "request", "socket_path"]
 
@@ -43,7 +44,7 @@ def socket_path(data_dir: Path) -> Path:
 def controlled(name: object) -> TypeGuard[str]:
     """Whether `name` is a component started and stopped on request: one of CONTROLLED,
     or a further venue's (`connector-kraken`)."""
-    return isinstance(name, str) and name.split("-", 1)[0] in CONTROLLED
+    return isinstance(name, str) and split_child_name(name)[0] in CONTROLLED
 
 
 def _check(doc: Any) -> tuple[str, str] | str:

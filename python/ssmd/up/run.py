@@ -455,6 +455,9 @@ class Up:
     async def control(self, action: str, name: str) -> dict[str, Any]:
         """Stop a component (it stays stopped) or start it again, waiting until it is
         ready; what happened, for ssmd.up.control's answer."""
+        found = self._component(name)
+        if found is None:  # a typo of a venue's name (connector-krakn) is not "stopped"
+            return {"ok": False, "error": f"no component {name!r} in this ssmd up"}
         child = self.supervisor.children.get(name)
         if action == "stop":
             if child is None or child.stopping:
@@ -468,9 +471,6 @@ class Up:
             return {"ok": True, "result": "stopped"}
         if child is not None and not child.stopping:  # running, or being restarted
             return {"ok": True, "result": "already running"}
-        found = self._component(name)
-        if found is None:
-            return {"ok": False, "error": f"no component {name!r} to start"}
         plan, component = found
         self.display.event("info", "starting on request", {"component": name})
         try:

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from ssmd.up.components import split_child_name
+
 __all__ = ["Figures", "Sampler", "Samples", "human_bytes", "parse_metrics", "render"]
 
 # name{labels} value  (Prometheus text exposition 0.0.4; timestamps are ignored)
@@ -190,7 +192,7 @@ class Sampler:
         a further venue's named after it (connector-kraken)."""
         by_component: dict[str, dict[str, str]] = {c: {} for c in _SAMPLED}
         for name, url in endpoints.items():
-            component, _, feed = name.partition("-")
+            component, feed = split_child_name(name)
             if component in by_component:
                 by_component[component][feed] = url
         return cls(
