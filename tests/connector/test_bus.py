@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -291,3 +292,80 @@ async def test_a_stalled_then_cut_connection_keeps_the_stream_in_order(tmp_path:
             await proxy.close()
         got = [int(m.data[:6]) for m in await read_stream(admin, "SSMD_T")]
         assert got == list(range(1600))
+
+
+def _refused_first() -> list[OutMsg]:
+    """Ten messages; the first on a subject the test stream takes only once
+    `_take_refused` ran."""
+    later = [OutMsg("t.kalshi.raw.trade", b"%d" % i, f"c:{i}") for i in range(1, 10)]
+    return [OutMsg("t.late.x", b"0", "late:0"), *later]
+
+
+async def _take_refused(js: Any) -> None:
+    config = (await js.stream_info("SSMD_T")).config
+    config.subjects = [*config.subjects, "t.late.>"]
+    await js.update_stream(config)
+
+
+class _Refusals:
+    """The publisher's `on_error`: an event set once the server refused a message."""
+
+    def __init__(self) -> None:
+        self.seen = asyncio.Event()
+
+    def __call__(self, why: str) -> None:
+        if "rejected" in why:
+            self.seen.set()
+
+
+async def test_a_replay_waits_until_its_first_message_is_stored(tmp_path: Path) -> None:
+    """The replay after a lost connection meets a stream that refuses its first message
+    (as while a cluster elects a stream leader): nothing behind it is stored first."""
+    from ssmd.bus.connection import connect
+
+    proxy = TcpProxy("127.0.0.1", 0)
+    async with nats_server(tmp_path) as srv, client(srv.url) as admin:
+        js = admin.jetstream()
+        await ensure_stream(js, _settings())
+        proxy.target = ("127.0.0.1", srv.port)
+        await proxy.start()
+        url = f"nats://127.0.0.1:{proxy.port}"
+        nc = await connect(url, "test")
+        refusals = _Refusals()
+        try:
+            pub = Publisher(url, "test", on_error=refusals)
+            await pub.start()
+            proxy.hold()  # the batch waits in the sockets ...
+            await pub.publish_many(_refused_first())
+            proxy.cut()  # ... and is lost with the connection: the replay sends it all
+            proxy.restore()
+            await asyncio.wait_for(refusals.seen.wait(), 20)
+            await _take_refused(js)
+            assert await pub.flush(20)
+            await pub.close()
+        finally:
+            await nc.close()
+            await proxy.close()
+        got = [int(m.data) for m in await read_stream(admin, "SSMD_T")]
+        assert got == list(range(10))
+        assert pub.reordered == 0
+
+
+async def test_messages_stored_ahead_of_a_refused_one_are_counted(tmp_path: Path) -> None:
+    """The server refuses the first message of a batch and stores the rest: the stream's
+    order is broken, and the publisher says so."""
+    async with nats_server(tmp_path) as srv, client(srv.url) as admin:
+        js = admin.jetstream()
+        await ensure_stream(js, _settings())
+        refusals = _Refusals()
+        pub = Publisher(srv.url, "test", on_error=refusals)
+        await pub.start()
+        await pub.publish_many(_refused_first())
+        await asyncio.wait_for(refusals.seen.wait(), 20)
+        await _take_refused(js)
+        assert await pub.flush(20)
+        await pub.close()
+        got = [int(m.data) for m in await read_stream(admin, "SSMD_T")]
+        assert got == [*range(1, 10), 0]
+        assert pub.reordered == 9
+        assert pub.acked == 10

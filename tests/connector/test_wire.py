@@ -368,12 +368,12 @@ async def test_cluster_from_one_url_and_lame_duck(tmp_path: Path) -> None:
         # close its connection (a 10 s grace period, then two minutes).
         await until(lambda: wire.server.port != first.port, 8, "the wire to leave")
         # The server also hands its stream leadership over: a publish that reaches it
-        # meanwhile is refused (no responders) and replayed like any other refusal, and
-        # the publisher reports the first failure of a recovery only.
+        # meanwhile is refused (no responders) and replayed like any other refusal.
         lame_duck = f"127.0.0.1:{first.port} entered lame-duck mode"
         refused = "publish rejected: no responders: no stream takes the subject"
         assert reasons and set(reasons) <= {lame_duck, refused}
         assert await pub.flush(30)
+        assert pub.reordered == 0
         first.stop()
         await pub.publish_many(msgs[2000:])
         assert await pub.flush(30)

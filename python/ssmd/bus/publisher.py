@@ -14,6 +14,18 @@ and republishes every unacked message *in the original order* with the same
 no-ops. Only then does it take new messages again, so the stream keeps the order in
 which frames were received.
 
+A replay starts with its first message alone and goes on in batches only once that one
+is stored. A stream that refuses writes (no leader while a cluster elects one) refuses
+the probe, which is sent again after a pause growing to a second; had the whole replay
+gone at once, the election could end halfway through it and store the later messages
+ahead of the refused ones.
+
+What no client can prevent: a refusal in the middle of a batch (a leader lost between
+two of its messages) lets the messages after it be stored first. Those stay unacked and
+are replayed behind the refused one, and the replay tells: a message the stream already
+had, after one it stored anew, went ahead of it. Such messages are counted in
+`reordered` and logged, so a loss of order is never silent.
+
 The connection is the publisher's own (ssmd.bus.wire): a batch is encoded by the Rust
 core in one call and written in one go, and its PubAcks are parsed per read. Nothing
 written to a socket that died is sent again by anything but the replay, and nothing new
@@ -95,6 +107,11 @@ class Publisher:
         self.acked = 0
         self.duplicates = 0
         self.republished = 0
+        self.reordered = 0  # stored ahead of a message published before them
+        # The replay under way: its first token, and whether it stored a message anew.
+        self._replay_from: int | None = None
+        self._replay_stored_new = False
+        self._refused_at: int | None = None  # the first token refused since the last replay
 
     @property
     def inflight(self) -> int:
@@ -198,10 +215,16 @@ class Publisher:
         pending, on_ack = self._pending, self._on_ack
         for token, why in got.refusals:
             if token in pending:
+                if self._refused_at is None or token < self._refused_at:
+                    self._refused_at = token
                 self._fail(f"publish rejected: {why}")
-                return
         acked = duplicates = size = 0
+        replay_from, refused_at = self._replay_from, self._refused_at
         for token, seq, dup in got.acks:
+            if refused_at is not None and token > refused_at:
+                # Stored ahead of a refused message: it stays unacked, so the replay
+                # sends it again behind that one and finds it stored (`reordered`).
+                continue
             entry = pending.pop(token, None)
             if entry is None:
                 continue  # a late ack of a message already replayed
@@ -209,6 +232,8 @@ class Publisher:
             size += len(entry[0].payload)
             if dup:
                 duplicates += 1
+            if replay_from is not None and token >= replay_from:
+                self._replayed_ack(entry[0], dup)
             if on_ack is not None:
                 on_ack(entry[0], seq, dup)
         self.acked += acked
@@ -222,11 +247,24 @@ class Publisher:
             if self._has_room():
                 self._room.set()
 
+    def _replayed_ack(self, msg: OutMsg, duplicate: bool) -> None:
+        """Replayed messages are acked in order: one the stream already had, after one
+        it stored anew, was stored ahead of that one."""
+        if not duplicate:
+            self._replay_stored_new = True
+        elif self._replay_stored_new:
+            self.reordered += 1
+            log.error(
+                "publisher: message %s (%s) was stored ahead of a message published before it",
+                msg.msg_id,
+                msg.subject,
+            )
+
     def _fail(self, why: str) -> None:
         if not self._recovering:
             log.warning("publisher: %s; replaying %d unacked messages", why, len(self._pending))
-            if self._on_error is not None:
-                self._on_error(why)
+        if self._on_error is not None and not self._failed.is_set():
+            self._on_error(why)
         self._recovering = True
         self._failed.set()
 
@@ -250,6 +288,7 @@ class Publisher:
     async def _recover_loop(self) -> None:
         while True:
             await self._failed.wait()
+            pause = 0.0
             while True:
                 self._failed.clear()
                 await self._wire.wait_connected()
@@ -258,12 +297,15 @@ class Publisher:
                 self._pending_bytes = 0
                 self._empty.set()
                 self.republished += len(replay)
+                self._replay_from, self._replay_stored_new = self._next_token, False
+                self._refused_at = None
                 i = 0
                 while i < len(replay) and not self._failed.is_set():
-                    j = self._batch_end(replay, i)
+                    # The first message alone: see the module's docstring.
+                    j = i + 1 if i == 0 else self._batch_end(replay, i)
                     await self._send(replay[i:j])
-                    i = j
                     await self._acked_or_failed()
+                    i = j
                 if i < len(replay):
                     # Failed again mid-replay: keep the unsent rest, in order, behind it.
                     now = time.monotonic()
@@ -273,6 +315,11 @@ class Publisher:
                         self._next_token += 1
                 if not self._failed.is_set():
                     break
+                # A server that refuses at once (no stream leader yet) is asked again
+                # after a pause, not in a tight loop.
+                await asyncio.sleep(pause)
+                pause = min(1.0, max(0.05, 2 * pause))
+            self._replay_from = None
             self._recovering = False
             self._room.set()
             if not self._pending:

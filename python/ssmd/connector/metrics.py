@@ -133,6 +133,15 @@ class ConnectorMetrics:
         )
         Sampled.register(
             r,
+            "counter",
+            "ssmd_connector_publish_reordered_total",
+            "Messages JetStream stored ahead of a message published before them (a refusal "
+            "in the middle of a batch, as when a stream leader is lost)",
+            ("feed",),
+            lambda: {(feed,): float(c.publisher.reordered if c.publisher else 0)},
+        )
+        Sampled.register(
+            r,
             "gauge",
             "ssmd_connector_publish_inflight",
             "Unacked JetStream publishes",

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.errors
+import nats.js.api
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
@@ -138,10 +140,29 @@ class NatsCluster:
         return self.servers[int(name.removeprefix("n"))]
 
     async def start(self, timeout: float = 60.0) -> None:
+        """Until every server answers and the cluster can place a stream on all of them
+        (a meta leader can exist before it knows every peer's JetStream)."""
         for s in self.servers:
             s.spawn()
         for s in self.servers:
             await s.ready(timeout)
+        name = "SSMD_READY"
+        probe = nats.js.api.StreamConfig(
+            name=name, subjects=["ssmd.ready"], num_replicas=len(self.servers)
+        )
+        nc = await nats.connect(servers=self.url.split(","), connect_timeout=2)
+        try:
+            js = nc.jetstream()
+            async with asyncio.timeout(timeout):
+                while True:
+                    try:
+                        await js.add_stream(probe)
+                        break
+                    except nats.errors.Error:  # no placement yet, or no answer
+                        await asyncio.sleep(0.1)  # peers join with no event to wait on
+            await js.delete_stream(name)
+        finally:
+            await nc.close()
 
     def stop(self) -> None:
         for s in self.servers:
