@@ -136,7 +136,10 @@ class Puller:
         waiter = self._confirming[token] = asyncio.get_running_loop().create_future()
         try:
             await self._wire.write(self._wire.protocol.encode_acks(got, token))
-            await asyncio.wait_for(waiter, _ACK_TIMEOUT)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that comes as the awaited result arrives, and a stop would hang.
+            async with asyncio.timeout(_ACK_TIMEOUT):
+                await waiter
         finally:
             self._confirming.pop(token, None)
 
@@ -165,7 +168,8 @@ class Puller:
                 if remaining <= 0 or not self._outstanding:
                     return _NOTHING
                 try:
-                    await asyncio.wait_for(self._arrived.wait(), min(remaining, silence))
+                    async with asyncio.timeout(min(remaining, silence)):  # see ack()
+                        await self._arrived.wait()
                 except TimeoutError:
                     if remaining > silence:
                         self.missed_heartbeats += 1
