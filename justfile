@@ -4,6 +4,7 @@
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
 venv := justfile_directory() / ".venv"
+tested_rust := "1.95.0"
 export VIRTUAL_ENV := venv
 export PATH := venv / "bin" + ":" + env_var("PATH")
 
@@ -11,9 +12,19 @@ export PATH := venv / "bin" + ":" + env_var("PATH")
 default:
     @just --list
 
+# The Rust version CI tests with (rust-toolchain.toml says why it is not pinned there):
+# another one works as long as it is at least the workspace's rust-version, with a warning.
+toolchain:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    have=$(rustc --version | cut -d' ' -f2)
+    if [ "$have" != "{{tested_rust}}" ]; then
+        echo "warning: Rust $have here; CI tests with {{tested_rust}} (clippy's lints may differ)" >&2
+    fi
+
 # The virtualenv at .venv with every dependency, and the extension (release build, redone
 # when rust/, Cargo.* or pyproject.toml change; `just build` forces it).
-setup:
+setup: toolchain
     #!/usr/bin/env bash
     set -euo pipefail
     [ -x .venv/bin/python ] || python3 -m venv .venv
