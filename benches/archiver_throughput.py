@@ -208,11 +208,12 @@ async def run_throughput(tmp: Path, url: str, frames: list[bytes]) -> dict[str, 
     stop = asyncio.Event()
     nc = await nats.connect(url)
     js = nc.jetstream()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     task = asyncio.create_task(arc.run(stop))
     while await ack_floor(js) < last:
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     raw_stream = await raw_in_stream(js)
     stop.set()
     await task
@@ -228,6 +229,8 @@ async def run_throughput(tmp: Path, url: str, frames: list[bytes]) -> dict[str, 
         "frames_per_s": round(len(frames) / elapsed),
         "messages_per_s": round(last / elapsed),
         "seal_seconds": round(seal_s, 2),
+        # this process (the archiver, and the bench's ack-floor polls) in cores
+        "archiver_cpu_cores": round(cpu / elapsed, 2),
         "raw_lines": lines,
         "raw_in_stream": raw_stream,
         "exactly_once": lines == distinct == raw_stream,
