@@ -127,6 +127,20 @@ class Client:
     def of(self, typ: str) -> list[dict[str, Any]]:
         return [f for f in self.frames if f.get("type") == typ]
 
+    async def subscribe_all(self, sim: Simulator) -> list[str]:
+        """Subscribes the book, trade and ticker channels of every active market and waits
+        for the three acks and every snapshot; the tickers."""
+        tickers = sorted(m.ticker for m in sim.universe.active())
+        channels = ["orderbook_delta", "trade", "ticker"]
+        await self.send("subscribe", {"channels": channels, "market_tickers": tickers})
+        await self.until(
+            lambda fs: (
+                len(self.of("subscribed")) == 3
+                and len(self.of("orderbook_snapshot")) == len(tickers)
+            )
+        )
+        return tickers
+
 
 @asynccontextmanager
 async def client(sim: Simulator, headers: dict[str, str] | None = None) -> AsyncIterator[Client]:

@@ -35,67 +35,57 @@ async def test_handshake_requires_valid_signature() -> None:
 
 async def test_subscribe_snapshot_deltas_and_exact_book() -> None:
     sim, clock = manual_sim(seed=3)
-    async with sim:
-        tickers = sorted(m.ticker for m in sim.universe.active())
-        async with client(sim) as c:
-            await c.send(
-                "subscribe",
-                {"channels": ["orderbook_delta", "trade", "ticker"], "market_tickers": tickers},
-            )
-            await c.until(
-                lambda fs: len([f for f in fs if f["type"] == "orderbook_snapshot"]) == len(tickers)
-            )
+    async with sim, client(sim) as c:
+        tickers = await c.subscribe_all(sim)
+        await c.drain(sim)
+        subscribed = c.of("subscribed")
+        assert sorted(f["msg"]["channel"] for f in subscribed) == [
+            "orderbook_delta",
+            "ticker",
+            "trade",
+        ]
+        assert all(f["id"] == 1 for f in subscribed)
+        assert len({f["msg"]["sid"] for f in subscribed}) == 3
+        for _ in range(5):
+            clock.advance(1.0)
             await c.drain(sim)
-            subscribed = c.of("subscribed")
-            assert sorted(f["msg"]["channel"] for f in subscribed) == [
-                "orderbook_delta",
-                "ticker",
-                "trade",
-            ]
-            assert all(f["id"] == 1 for f in subscribed)
-            assert len({f["msg"]["sid"] for f in subscribed}) == 3
-            for _ in range(5):
-                clock.advance(1.0)
-                await c.drain(sim)
-            # one sid per channel, seq contiguous per sid (ticker has none)
-            by_sid: dict[int, list[int]] = {}
-            for f in c.frames:
-                if f["type"] in ("orderbook_snapshot", "orderbook_delta", "trade"):
-                    by_sid.setdefault(f["sid"], []).append(f["seq"])
-                if f["type"] == "ticker":
-                    assert "seq" not in f
-            for seqs in by_sid.values():
-                assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
-            assert c.of("trade") and c.of("orderbook_delta")
-            books = apply_book(c.frames)
-            for t in tickers:
-                truth = sim.book(t)
-                assert books[t]["yes"] == as_decimal(truth.yes)
-                assert books[t]["no"] == as_decimal(truth.no)
-            # the last ticker of each market shows its top of book
-            last = {f["msg"]["market_ticker"]: f["msg"] for f in c.of("ticker")}
-            for t, msg in last.items():
-                yes, no = books[t]["yes"], books[t]["no"]
-                assert Decimal(msg["yes_bid_dollars"]) == (max(yes) if yes else Decimal(0))
-                assert Decimal(msg["yes_ask_dollars"]) == (1 - max(no) if no else Decimal(1))
-            # REST agrees with the WebSocket book
-            status, body = sim.rest.handle(f"/trade-api/v2/markets/{tickers[0]}/orderbook", {})
-            assert status == 200
-            fp = orjson.loads(body)["orderbook_fp"]
-            assert {Decimal(p): Decimal(s) for p, s in fp["yes_dollars"]} == books[tickers[0]][
-                "yes"
-            ]
-            # trades consume book levels: every trade is preceded by a negative delta at its price
-            for i, f in enumerate(c.frames):
-                if f["type"] == "trade":
-                    prev = [
-                        g
-                        for g in c.frames[:i]
-                        if g["type"] == "orderbook_delta"
-                        and g["msg"]["market_ticker"] == f["msg"]["market_ticker"]
-                    ][-1]["msg"]
-                    assert prev["delta_fp"].startswith("-")
-                    assert Decimal(prev["delta_fp"]) == -Decimal(f["msg"]["count_fp"])
+        # one sid per channel, seq contiguous per sid (ticker has none)
+        by_sid: dict[int, list[int]] = {}
+        for f in c.frames:
+            if f["type"] in ("orderbook_snapshot", "orderbook_delta", "trade"):
+                by_sid.setdefault(f["sid"], []).append(f["seq"])
+            if f["type"] == "ticker":
+                assert "seq" not in f
+        for seqs in by_sid.values():
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+        assert c.of("trade") and c.of("orderbook_delta")
+        books = apply_book(c.frames)
+        for t in tickers:
+            truth = sim.book(t)
+            assert books[t]["yes"] == as_decimal(truth.yes)
+            assert books[t]["no"] == as_decimal(truth.no)
+        # the last ticker of each market shows its top of book
+        last = {f["msg"]["market_ticker"]: f["msg"] for f in c.of("ticker")}
+        for t, msg in last.items():
+            yes, no = books[t]["yes"], books[t]["no"]
+            assert Decimal(msg["yes_bid_dollars"]) == (max(yes) if yes else Decimal(0))
+            assert Decimal(msg["yes_ask_dollars"]) == (1 - max(no) if no else Decimal(1))
+        # REST agrees with the WebSocket book
+        status, body = sim.rest.handle(f"/trade-api/v2/markets/{tickers[0]}/orderbook", {})
+        assert status == 200
+        fp = orjson.loads(body)["orderbook_fp"]
+        assert {Decimal(p): Decimal(s) for p, s in fp["yes_dollars"]} == books[tickers[0]]["yes"]
+        # trades consume book levels: every trade is preceded by a negative delta at its price
+        for i, f in enumerate(c.frames):
+            if f["type"] == "trade":
+                prev = [
+                    g
+                    for g in c.frames[:i]
+                    if g["type"] == "orderbook_delta"
+                    and g["msg"]["market_ticker"] == f["msg"]["market_ticker"]
+                ][-1]["msg"]
+                assert prev["delta_fp"].startswith("-")
+                assert Decimal(prev["delta_fp"]) == -Decimal(f["msg"]["count_fp"])
 
 
 async def test_commands_and_error_codes() -> None:
@@ -204,17 +194,8 @@ async def test_new_connection_restarts_sids() -> None:
 async def test_era_shapes(era: str) -> None:
     sim, clock = manual_sim(era=era, seed=5)
     async with sim:
-        tickers = sorted(m.ticker for m in sim.universe.active())
         async with client(sim) as c:
-            await c.send(
-                "subscribe",
-                {"channels": ["orderbook_delta", "trade", "ticker"], "market_tickers": tickers},
-            )
-            await c.until(
-                lambda fs: (
-                    len(c.of("subscribed")) == 3 and len(c.of("orderbook_snapshot")) == len(tickers)
-                )
-            )
+            await c.subscribe_all(sim)
             clock.advance(3.0)
             await c.until(
                 lambda fs: (

@@ -124,6 +124,11 @@ class Simulator:
         self.ping_interval = ping_interval
         self.pong_timeout = pong_timeout
         self.max_queue = max_queue
+        # Set unless output is held (`hold_output`); the pace of all writers once released.
+        self.output_open = asyncio.Event()
+        self.output_open.set()
+        self.output_pace: Pace | None = None
+        self._flow_task: asyncio.Task[Any] | None = None
         self.block_when_full = rate is None if block_when_full is None else block_when_full
         self.max_connections_per_key = max_connections_per_key
         self.truth = Truth(record_limit)
@@ -275,7 +280,7 @@ class Simulator:
 
     async def __aenter__(self) -> Simulator:
         self._server = await serve(self._handler, self._process_request, self.host, self._port)
-        self.spawn(self._run_flow())
+        self._flow_task = self.spawn(self._run_flow())
         return self
 
     async def __aexit__(
@@ -295,10 +300,36 @@ class Simulator:
             await self._server.wait_closed()
         self.truth.freeze_books(self.books())
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
+
+    # ---- rendered first, sent later (benchmarks) -----------------------------------------
+
+    def hold_output(self) -> None:
+        """Queue frames without sending them, with no bound, and let the flow run on
+        without waiting for room, until `release_output`. A benchmark renders its frames
+        first and then sends only those, so that the simulator's own cost per frame is
+        not part of what its client measures."""
+        self.output_open.clear()
+        for conn in self.connections.values():
+            conn.room.set()
+
+    def queued(self) -> int:
+        """Frames queued and not sent yet, over every connection."""
+        return sum(len(c.out) for c in self.connections.values() if not c.closed)
+
+    def release_output(self, frames_per_s: float | None = None) -> None:
+        """Stop the flow and send what was queued: as fast as the clients read, or at
+        most `frames_per_s` over all connections together."""
+        if self._flow_task is not None:
+            self._flow_task.cancel()
+        self.output_pace = Pace(frames_per_s) if frames_per_s else None
+        self.output_open.set()
+        for conn in self.connections.values():
+            conn.wake.set()
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -552,3 +583,26 @@ class Simulator:
         finally:
             rec.closed_at = self.clock.now()
             self.connections.pop(number, None)
+
+
+class Pace:
+    """A budget of frames shared by every writer: at most `rate` per second since the
+    first frame taken."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.started = 0.0
+        self.taken = 0
+
+    async def take(self, wanted: int) -> int:
+        """How many of `wanted` frames may go now (at least one, after waiting for it)."""
+        loop = asyncio.get_running_loop()
+        if not self.started:
+            self.started = loop.time()
+        while True:
+            allowed = int((loop.time() - self.started) * self.rate) - self.taken
+            if allowed > 0:
+                n = min(wanted, allowed)
+                self.taken += n
+                return n
+            await asyncio.sleep(min(0.01, (1 - allowed) / self.rate))  # the next frame's time

@@ -91,7 +91,8 @@ class Connection(Commands):
         if self.stalled:
             self.dropped_while_stalled += 1
             return
-        if len(self.out) >= self.max_queue and not self.sim.block_when_full:
+        bounded = self.sim.output_open.is_set()  # held output has no bound
+        if len(self.out) >= self.max_queue and bounded and not self.sim.block_when_full:
             self._kill_sub(sub, 25, "Subscription buffer overflow")
             return
         self.out.append(frame)
@@ -99,7 +100,7 @@ class Connection(Commands):
         self.data_frames += 1
         if self.data_frames >= self.next_trigger:
             self.sim.fire_frame_faults(self)
-        if len(self.out) >= self.max_queue:
+        if len(self.out) >= self.max_queue and bounded:
             self.room.clear()
 
     def _kill_sub(self, sub: Sub, code: int, text: str) -> None:
@@ -159,13 +160,15 @@ class Connection(Commands):
             self.emit(sub, msg)
 
     async def writer(self) -> None:
-        ws = self.ws
-        out = self.out
+        ws, out, sim = self.ws, self.out, self.sim
         while True:
             await self.wake.wait()
             self.wake.clear()
             while out:  # only frames queued before a stall: during one, nothing is queued
+                await sim.output_open.wait()
                 n = min(len(out), 1024)
+                if sim.output_pace is not None:
+                    n = await sim.output_pace.take(n)
                 batch = [out.popleft() for _ in range(n)]
                 if not ws.send_texts(batch):
                     return  # the connection is gone: the batch was never sent
