@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +12,7 @@ import pytest
 
 from _support.archfix import MotoServer, make_bucket, s3_credentials
 from ssmd.config import LocalStore, S3Store
-from ssmd.exceptions import StorageError
+from ssmd.exceptions import StorageError, StoreUnavailableError
 from ssmd.store import ObjectStore, open_store
 from ssmd.store.local import LocalObjectStore
 from ssmd.store.s3 import S3ObjectStore
@@ -125,3 +128,43 @@ def test_local_store_discards_temporaries_of_interrupted_puts(tmp_path: Path) ->
     assert store.discard_temporaries() == 1
     assert [p.name for p in (tmp_path / "a" / "b").iterdir()] == ["data.bin"]
     assert store.get("a/b/data.bin") == b"kept"
+
+
+def _breaks_mid_answer(server: socket.socket) -> None:
+    """Answers each request with the start of a 404 whose body never ends: the
+    connection is reset after a few of its bytes. Until the server socket is shut."""
+    while True:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(65536)
+            conn.sendall(
+                b"HTTP/1.1 404 Not Found\r\nContent-Type: application/xml\r\n"
+                b"Content-Length: 500\r\n\r\n<?xml version="
+            )
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_s3_connection_broken_mid_answer_is_a_transient_outage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """botocore reads an error's body whole, and lets the HTTP library's error through
+    when the connection breaks meanwhile: the store still reports an outage to retry,
+    never an unknown exception (which would stop the archiver)."""
+    s3_credentials(monkeypatch)
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    answering = threading.Thread(target=_breaks_mid_answer, args=(server,), daemon=True)
+    answering.start()
+    try:
+        store = S3ObjectStore("b", endpoint=f"http://127.0.0.1:{port}")
+        with pytest.raises(StoreUnavailableError) as failed:
+            store.get("2026/12/07/x.jsonl.zst")
+        assert failed.value.transient
+        assert "s3 unreachable" in failed.value.state
+    finally:
+        server.shutdown(socket.SHUT_RDWR)  # wakes the accept
+        server.close()
+        answering.join(10)

@@ -30,6 +30,7 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
+from urllib3.exceptions import HTTPError as TransportError
 
 from ssmd.exceptions import StoreUnavailableError
 from ssmd.store.base import ObjectInfo, ObjectStore, is_temp_name
@@ -37,6 +38,10 @@ from ssmd.store.base import ObjectInfo, ObjectStore, is_temp_name
 __all__ = ["S3ObjectStore"]
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+# No usable answer: botocore's own errors, and the HTTP library's when a connection breaks
+# while botocore reads a response it does not stream (an error's body), which botocore
+# lets through unwrapped.
+_UNANSWERED = (BotoCoreError, TransportError)
 _CREDENTIAL_CODES = {
     "InvalidAccessKeyId",
     "SignatureDoesNotMatch",
@@ -85,14 +90,14 @@ class S3ObjectStore(ObjectStore):
         # boto3's S3UploadFailedError is raised while handling the error that says why
         cause = (
             exc
-            if isinstance(exc, BotoCoreError | ClientError)
+            if isinstance(exc, BotoCoreError | ClientError | TransportError)
             else exc.__cause__ or exc.__context__
         )
         if isinstance(cause, ClientError):
             code = str(cause.response.get("Error", {}).get("Code", ""))
             status = int(cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         transient = (
-            isinstance(cause, BotoConnectionError | HTTPClientError)
+            isinstance(cause, BotoConnectionError | HTTPClientError | TransportError)
             or code in _TRANSIENT_CODES
             or status >= 500
         )
@@ -141,7 +146,7 @@ class S3ObjectStore(ObjectStore):
                 self._client.upload_file(str(data), self.bucket, key)
             else:
                 self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, *_UNANSWERED) as exc:
             raise self._fail(f"put {key}", exc) from exc
         except Exception as exc:  # boto3's S3UploadFailedError wraps ClientError
             raise self._fail(f"put {key}", exc) from exc
@@ -164,12 +169,12 @@ class S3ObjectStore(ObjectStore):
             if self._missing(exc):
                 raise FileNotFoundError(key) from None
             raise self._fail(f"get {key}", exc) from exc
-        except BotoCoreError as exc:
+        except _UNANSWERED as exc:
             raise self._fail(f"get {key}", exc) from exc
         try:
             while chunk := body.read(chunk_size):
                 yield chunk
-        except BotoCoreError as exc:  # the connection dropped half way
+        except _UNANSWERED as exc:  # the connection dropped half way
             raise self._fail(f"get {key}", exc) from exc
         finally:
             body.close()
@@ -184,7 +189,7 @@ class S3ObjectStore(ObjectStore):
                     key = item["Key"]
                     if not is_temp_name(key):
                         yield ObjectInfo(key, int(item["Size"]))
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, *_UNANSWERED) as exc:
             raise self._fail(f"list {prefix!r}", exc) from exc
 
     def exists(self, key: str) -> bool:
@@ -195,11 +200,11 @@ class S3ObjectStore(ObjectStore):
             if self._missing(exc):
                 return False
             raise self._fail(f"head {key}", exc) from exc
-        except BotoCoreError as exc:
+        except _UNANSWERED as exc:
             raise self._fail(f"head {key}", exc) from exc
 
     def delete(self, key: str) -> None:
         try:
             self._client.delete_object(Bucket=self.bucket, Key=key)
-        except (ClientError, BotoCoreError) as exc:
+        except (ClientError, *_UNANSWERED) as exc:
             raise self._fail(f"delete {key}", exc) from exc
