@@ -33,6 +33,7 @@ from ssmd.sim.universe import Universe
 from ssmd.sim.ws import Connection
 from ssmd.sim.wsshell import SimServer, SimSocket, serve
 from ssmd.venues.kalshi import auth
+from ssmd.venues.kalshi.rest import TokenBucket
 
 __all__ = ["DEMO_KEY_ID", "DEMO_PRIVATE_KEY_PATH", "DEMO_PUBLIC_KEY_PATH", "WS_PATH", "Simulator"]
 
@@ -127,7 +128,7 @@ class Simulator:
         # Set unless output is held (`hold_output`); the pace of all writers once released.
         self.output_open = asyncio.Event()
         self.output_open.set()
-        self.output_pace: Pace | None = None
+        self.output_pace: TokenBucket | None = None
         self._flow_task: asyncio.Task[Any] | None = None
         self.block_when_full = rate is None if block_when_full is None else block_when_full
         self.max_connections_per_key = max_connections_per_key
@@ -326,7 +327,12 @@ class Simulator:
         most `frames_per_s` over all connections together."""
         if self._flow_task is not None:
             self._flow_task.cancel()
-        self.output_pace = Pace(frames_per_s) if frames_per_s else None
+        # Bursts of at most 20 ms of frames.
+        self.output_pace = (
+            TokenBucket(frames_per_s, capacity=max(2.0, frames_per_s / 50))
+            if frames_per_s
+            else None
+        )
         self.output_open.set()
         for conn in self.connections.values():
             conn.wake.set()
@@ -583,26 +589,3 @@ class Simulator:
         finally:
             rec.closed_at = self.clock.now()
             self.connections.pop(number, None)
-
-
-class Pace:
-    """A budget of frames shared by every writer: at most `rate` per second since the
-    first frame taken."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.started = 0.0
-        self.taken = 0
-
-    async def take(self, wanted: int) -> int:
-        """How many of `wanted` frames may go now (at least one, after waiting for it)."""
-        loop = asyncio.get_running_loop()
-        if not self.started:
-            self.started = loop.time()
-        while True:
-            allowed = int((loop.time() - self.started) * self.rate) - self.taken
-            if allowed > 0:
-                n = min(wanted, allowed)
-                self.taken += n
-                return n
-            await asyncio.sleep(min(0.01, (1 - allowed) / self.rate))  # the next frame's time

@@ -168,7 +168,9 @@ class Connection(Commands):
                 await sim.output_open.wait()
                 n = min(len(out), 1024)
                 if sim.output_pace is not None:
-                    n = await sim.output_pace.take(n)
+                    # Half the bucket: a late wake-up's tokens are kept for the next.
+                    n = min(n, max(1, int(sim.output_pace.capacity / 2)))
+                    await sim.output_pace.take(n)
                 batch = [out.popleft() for _ in range(n)]
                 if not ws.send_texts(batch):
                     return  # the connection is gone: the batch was never sent
