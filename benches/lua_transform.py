@@ -117,7 +117,9 @@ async def _deliver(
     """CPU and wall seconds the hub takes to write one client's queue of `texts`, and what
     it wrote."""
     hub = Hub(_settings(len(texts) + 10), GatewayMetrics())
-    hub.feed = cast(Feed, SimpleNamespace(ready=False))  # no stream: no books of its own
+    hub.feeds[hub.symbols.own] = cast(
+        Feed, SimpleNamespace(ready=False)
+    )  # no stream: no books of its own
     client, sink = await _client(hub, spec)
     sink.frames.clear()  # the `subscribed` reply
     while client.queue:

@@ -328,12 +328,14 @@ class BookSet:
         after_consumer_seq: int,
         prefix: str,
         types: list[str],
+        symbol_prefix: str = "",
     ) -> FeedBatch:
         """Applies a consumer's batch in order: deliveries at or below `after_seq` are
         skipped, so are those whose subject's type (the token after `prefix`) is not in
         `types`, a message that does not decode is skipped whole, and the call stops at
         a missing delivery (a consumer sequence other than `after_consumer_seq` + 1;
-        0 checks nothing)."""
+        0 checks nothing). A trade's message names its market `symbol_prefix` + ticker
+        (a further venue's symbol in a gateway serving several)."""
     def checkpoint(self, receive_ns: int, everything: bool = False) -> list[tuple[str, bytes]]: ...
     def view(self, ticker: str, depth: int = 0) -> BookView | None:
         """The book of `ticker` with `depth` levels per side (0: all), or None."""

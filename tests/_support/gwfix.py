@@ -50,18 +50,20 @@ E6 = 1_000_000
 CENT = 10_000
 
 
-def gateway_settings(url: str, **changes: Any) -> GatewaySettings:
+def gateway_settings(url: str, feed: str = FEED, **changes: Any) -> GatewaySettings:
+    """Settings of a gateway of `feed` (another one than FEED has a stream of its own, as
+    a further venue of an environment)."""
     nats = NatsSettings(
         url=url,
-        stream=STREAM,
-        subject_prefix=PREFIX,
+        stream=STREAM if feed == FEED else f"{STREAM}_{feed.upper()}",
+        subject_prefix=f"{ENV}.{feed}",
         retention=timedelta(hours=48),
         duplicate_window=timedelta(minutes=2),
         replicas=1,
     )
     changes.setdefault("idle_heartbeat", 0.5)
     changes.setdefault("stream_wait", 0.1)
-    return GatewaySettings(env=ENV, feed=FEED, nats=nats, **changes)
+    return GatewaySettings(env=ENV, feed=feed, nats=nats, **changes)
 
 
 # ---- records ------------------------------------------------------------------------------
@@ -192,6 +194,7 @@ class Publisher:
     """Publishes records to the test stream (one record per message, as the connector)."""
 
     url: str
+    feed: str = FEED
     truth: Truth = field(default_factory=Truth)
     nc: Any = None
     receive_ns: Callable[[], int] = field(default=time.time_ns)
@@ -199,7 +202,7 @@ class Publisher:
 
     async def start(self) -> Publisher:
         self.nc = await connect(self.url, "gateway-test-publisher")
-        await ensure_stream(self.nc.jetstream(), gateway_settings(self.url).nats)
+        await ensure_stream(self.nc.jetstream(), gateway_settings(self.url, self.feed).nats)
         return self
 
     async def close(self) -> None:
@@ -208,8 +211,8 @@ class Publisher:
 
     def subject(self, rec: dict[str, Any]) -> str:
         if rec["kind"] == "connector_event":
-            return subjects.event(ENV, FEED, rec["event"])
-        return subjects.record(ENV, FEED, _SUBJECT_TYPE[rec["kind"]], rec["ticker"])
+            return subjects.event(ENV, self.feed, rec["event"])
+        return subjects.record(ENV, self.feed, _SUBJECT_TYPE[rec["kind"]], rec["ticker"])
 
     async def publish(self, *records: dict[str, Any]) -> None:
         js = self.nc.jetstream()
@@ -235,8 +238,8 @@ class Publisher:
 
 
 @contextlib.asynccontextmanager
-async def publisher(url: str) -> AsyncIterator[Publisher]:
-    pub = await Publisher(url).start()
+async def publisher(url: str, feed: str = FEED) -> AsyncIterator[Publisher]:
+    pub = await Publisher(url, feed).start()
     try:
         yield pub
     finally:
@@ -281,7 +284,8 @@ async def running_gateway(
             raise AssertionError("the gateway stopped at start")
         port = server.port
         if ready:
-            await until(lambda: gw.feed.ready, 20, "the gateway to catch up")
+            feeds = gw.feeds.values()
+            await until(lambda: all(f.ready for f in feeds), 20, "the gateway to catch up")
         yield Running(gw, port, server)
     finally:
         server.should_exit = True

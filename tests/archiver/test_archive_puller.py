@@ -122,3 +122,36 @@ async def test_missed_heartbeats_end_the_request_before_it_expires(tmp_path: Pat
             await pulls.ack(got)
         finally:
             await pulls.stop()
+
+
+async def test_a_stopping_consumer_takes_in_what_its_open_request_brings(
+    tmp_path: Path,
+) -> None:
+    """`finish` after the last fetch: the messages the open request brought (the next batch,
+    asked for while the caller worked) come out, none stays in flight until the ack wait,
+    and no new request is made."""
+    async with nats_server(tmp_path) as ns, client(ns.url) as nc:
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name="S", subjects=["k.>"]))
+        for i in range(300):
+            await js.publish(f"k.kalshi.raw.{i % 3}", b"%d" % i)
+        s = ConsumerSettings(batch=100, expires=0.5, heartbeat=0.1, ack_wait=60.0)
+        await ensure_consumer(js, "S", s, "k.>")
+        pulls = puller(ns.url, "test", "S", s)
+        await pulls.start()
+        try:
+            first = await pulls.fetch()  # and the request for the next batch is out
+            assert _messages(first)[0][0] == 1
+            await pulls.ack(first)
+            rest = await pulls.finish()
+            taken = len(first) + len(rest)
+            assert [d[0] for d in _messages(rest)] == list(range(len(first) + 1, taken + 1))
+            # The first request whole, and the second's (when the first batch was whole).
+            assert taken == (200 if len(first) == s.batch else s.batch)
+            await pulls.ack(rest)
+            info = await js.consumer_info("S", s.durable)
+            assert info.num_ack_pending == 0 and info.ack_floor.stream_seq == taken
+            assert info.num_pending == 300 - taken  # not asked for: the next instance's
+            assert len(await pulls.finish()) == 0
+        finally:
+            await pulls.stop()

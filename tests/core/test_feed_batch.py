@@ -101,6 +101,24 @@ def test_books_trades_and_records_come_back_in_stream_order() -> None:
     assert batch.last_receive_ns == 7_000_000_001
 
 
+def test_a_symbol_prefix_names_the_trade_messages_not_the_books() -> None:
+    """A further venue's feed: clients see `venue:ticker` in its trade messages, while the
+    books, the trades' tickers and the records keep the venue's own tickers."""
+    books = _core.BookSet()
+    got = handmade(
+        ("orderbook.A", enc(snapshot("A", 1))),
+        ("trade.A", enc(trade("A", 450_000, 10 * SCALE, "yes"))),
+    )
+    batch = books.apply_deliveries(got, 0, 0, P, TYPES, "kraken:")
+    assert [ticker for ticker, _ in batch.books] == ["A"]
+    assert books.view("A") is not None and books.view("kraken:A") is None
+    (only,) = batch.trades
+    assert only.ticker == "A"
+    assert orjson.loads(only.text)["ticker"] == "kraken:A"
+    plain = _core.BookSet().apply_deliveries(got, 0, 0, P, TYPES)
+    assert orjson.loads(plain.trades[0].text) == {**orjson.loads(only.text), "ticker": "A"}
+
+
 def test_redeliveries_other_types_and_bad_payloads_are_skipped_and_counted() -> None:
     books = _core.BookSet()
     got = handmade(

@@ -67,7 +67,7 @@ async def hub_with_clients(
     """A hub on its own (no stream: its feed is still replaying, so no books go out) with
     `count` clients subscribed to T."""
     hub = Hub(gateway_settings("nats://127.0.0.1:1", client_queue=queue), GatewayMetrics())
-    hub.feed = cast(Feed, SimpleNamespace(ready=False))
+    hub.feeds[hub.symbols.own] = cast(Feed, SimpleNamespace(ready=False))
     clients = [hub.connect(None) for _ in range(count)]
     for c in clients:
         assert c is not None

@@ -52,7 +52,7 @@ async def hub_running(**settings: float) -> AsyncIterator[Hub]:
     """A hub on its own (no stream: its feed is still replaying, so no books go out) with
     its writer and watchdog running."""
     hub = Hub(gateway_settings("nats://127.0.0.1:1", **settings), GatewayMetrics())
-    hub.feed = cast(Feed, SimpleNamespace(ready=False))
+    hub.feeds[hub.symbols.own] = cast(Feed, SimpleNamespace(ready=False))
     hub.start()
     try:
         yield hub
@@ -132,7 +132,9 @@ async def test_books_conflate_to_one_pending_per_market_while_a_client_takes_no_
         def view(_ticker: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]], bool, int]:
             return [(400_000, next(changes))], [], True, 0  # a new book at every look
 
-        hub.feed = cast(Feed, SimpleNamespace(ready=True, state=SimpleNamespace(view=view)))
+        hub.feeds[hub.symbols.own] = cast(
+            Feed, SimpleNamespace(ready=True, state=SimpleNamespace(view=view))
+        )
         for _ in range(100):
             hub.books_changed([T])
         assert [k for k, *_ in stuck.queue].count("orderbook") == 1
@@ -176,7 +178,7 @@ class Stream:
 def shedding_hub(shed_after: float = 0.25) -> tuple[Hub, Stream]:
     hub = Hub(gateway_settings("nats://127.0.0.1:1", shed_after=shed_after), GatewayMetrics())
     stream = Stream()
-    hub.feed = cast(Feed, stream)
+    hub.feeds[hub.symbols.own] = cast(Feed, stream)
     return hub, stream
 
 

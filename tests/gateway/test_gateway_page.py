@@ -431,3 +431,44 @@ async def test_page_asks_for_a_key_on_401(tmp_path: Path) -> None:
             assert "api_key" not in page.url
             assert await page.evaluate("localStorage.getItem('ssmd.apiKey')") == key
             assert errors == []
+
+
+async def test_page_picks_a_venue_of_a_gateway_that_serves_several(tmp_path: Path) -> None:
+    """Two venues on one gateway: the header names both, a picker lists the further
+    venue's markets, and its market opens with its own book (not the own venue's market
+    of the same ticker) under its `venue:ticker` symbol."""
+    from _support.gwfix import CENT, E6, publisher, snapshot, trade
+    from _support.gwfix import gateway_settings as stream_settings
+
+    _chromium()
+    ticker = "SAME-25-X"
+    async with (
+        nats_server(tmp_path / "nats") as nats,
+        publisher(nats.url) as own,
+        publisher(nats.url, "kraken") as further,
+    ):
+        await own.publish(snapshot(ticker, [(40 * CENT, 10 * E6)], [(55 * CENT, 5 * E6)]))
+        await further.publish(
+            snapshot(ticker, [(61 * CENT, 7 * E6), (60 * CENT, 1 * E6)], [(30 * CENT, 2 * E6)])
+        )
+        await further.publish(trade(ticker, 62 * CENT, 3 * E6, seq=1))
+        settings = dataclasses.replace(
+            stream_settings(nats.url), venues=(stream_settings(nats.url, "kraken"),)
+        )
+        async with running_gateway(settings) as gw, browser_page() as (page, errors):
+            await page.goto(gw.http + "/")
+            await page.wait_for_selector("#venue-pick:not([hidden])")
+            assert await page.text_content("#venue") == "kalshi, kraken · gwtest"
+            own_item = f'#markets .market[data-ticker="{ticker}"]'
+            await page.wait_for_selector(own_item)
+            await page.select_option("#venue-pick", "kraken")
+            theirs = f'#markets .market[data-ticker="kraken:{ticker}"]'
+            await page.wait_for_selector(theirs)
+            assert await page.locator(own_item).count() == 0
+            await page.click(theirs)
+            # Kraken's book: two bid levels and one ask (Kalshi's market has one of each).
+            await page.wait_for_selector('#ladder[data-valid="true"][data-bids="2"][data-asks="1"]')
+            await page.wait_for_selector('#tape[data-count="1"]')
+            assert "ticker=kraken%3ASAME-25-X" in page.url
+            await page.screenshot(path=str(tmp_path / "gateway-page-venues.png"))
+            assert errors == []

@@ -303,7 +303,7 @@ async def test_health_metrics_and_page(tmp_path: Path) -> None:
             if settings.static_dir.joinpath("index.html").exists():
                 assert page.status_code == 200 and "<html" in page.text.lower()
             docs = await gw.aget("/openapi.json")
-            assert "/v1/markets/{ticker}/trades" in docs.json()["paths"]
+            assert "/v1/markets/{symbol}/trades" in docs.json()["paths"]
         # Stale: the last record is older than stale_after.
         await pub.publish(snapshot("KXH-2", [(10 * CENT, E6)], [], sid=2))
         async with running_gateway(gateway_settings(srv.url, stale_after=0.5)) as gw:

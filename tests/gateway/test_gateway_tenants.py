@@ -88,6 +88,30 @@ def test_entitlements_match_series_markets_and_venues() -> None:
     assert "venue kalshi" in elsewhere.describe_entitlements()
 
 
+def test_a_gateway_of_several_venues_entitles_each_venue_by_its_symbols() -> None:
+    """Further venues' markets are `venue:ticker`: the venue entitlement reads the prefix,
+    series and markets the ticker after it."""
+    further = ("polymarket", "kraken")
+    spot = Policy(
+        "t", "kalshi", Entitlements(venues=["kraken"], series=["XBT*"]), TenantLimits(), None, (),
+        further,
+    )  # fmt: skip
+    assert spot.allows("kraken:XBT/USD") and not spot.allows("kraken:ETH/USD")
+    assert not spot.allows("XBT-1") and not spot.allows("polymarket:XBT-1")
+    # The own venue is not entitled: its history rows match none.
+    assert spot.pattern == "^$"
+    assert spot.describe_entitlements() == "series XBT* of venue kraken"
+    assert spot.forbidden(["kraken:XBT/USD", "kraken:ETH/USD"]) == ["kraken:ETH/USD"]
+    every = Policy("t", "kalshi", Entitlements(), TenantLimits(), None, (), further)
+    assert every.allows("KXBTCD-1") and every.allows("polymarket:0xabc")
+    assert every.describe_entitlements() == "every market of venue kalshi, polymarket, kraken"
+    # A prefix that is not a further venue is part of an own venue's ticker.
+    kalshi = Policy(
+        "t", "kalshi", Entitlements(venues=["kalshi"]), TenantLimits(), None, (), further
+    )
+    assert kalshi.allows("coinbase:X") and not kalshi.allows("kraken:XBT/USD")
+
+
 async def test_a_tenant_subscribes_only_within_its_entitlements(tmp_path: Path) -> None:
     async with nats_server(tmp_path / "nats") as srv, publisher(srv.url) as pub:
         await pub.publish(

@@ -104,16 +104,16 @@ async def test_up_runs_another_venues_simulator_environment(tmp_path: Path, env:
         assert set(trades["taker_side"]) <= {"buy", "sell"}, trades["taker_side"].unique()
 
 
-async def test_a_venues_gateway_port_taken_stops_the_start_before_anything_runs(
+async def test_the_gateways_port_taken_stops_the_start_before_anything_runs(
     tmp_path: Path,
 ) -> None:
-    """The gateways take --port and the ports after it: one taken is named with its feed's
-    gateway and the fix, before NATS or any simulator starts."""
+    """The one gateway of every venue takes --port: taken, it is named with the fix before
+    NATS or any simulator starts."""
     import socket
 
-    port = _free_run_of_ports(3)
+    port = free_port()
     up = UpProcess(tmp_path / "data", port, env="multi-sim")
-    with socket.create_server(("127.0.0.1", port + 2)):  # Kraken's gateway's port
+    with socket.create_server(("127.0.0.1", port)):
         await up.start()
         try:
             code = await up.exited()
@@ -121,9 +121,8 @@ async def test_a_venues_gateway_port_taken_stops_the_start_before_anything_runs(
             await up.ensure_gone()
     assert code == 1, up.tail()
     failed = up.find(
-        f"cannot listen on 127.0.0.1:{port + 2} (Address already in use); "
-        "Fix: --port with the first of 3 free ports in a row",
-        "gateway-kraken",
+        f"cannot listen on 127.0.0.1:{port} (Address already in use); Fix: --port with a free port",
+        "gateway",
     )
     assert failed, up.tail()
     assert not up.find("component started") and not up.find("simulator started"), up.tail()
@@ -146,9 +145,9 @@ async def _markets_an_agent_sees(data: Path, feed: str) -> set[str]:
 
 
 async def _the_tui_on_a_venue(data: Path, gateway_port: int) -> None:
-    """`ssmd tui --feed kraken`'s backend: Kraken's gateway for the market views, Kraken's
-    connector and archiver for the actions, and Kraken's gateway stopped and started again
-    through ssmd up's control socket."""
+    """`ssmd tui --feed kraken`'s backend: the one gateway for the market views, in Kraken's
+    tickers (live messages too), Kraken's connector and archiver for the actions, and
+    Kraken's archiver stopped and started again through ssmd up's control socket."""
     kraken = load_environment("multi-sim", EXCHANGES, Overrides(data_dir=str(data)), feed="kraken")
     backend = Backend(kraken)
     try:
@@ -159,62 +158,50 @@ async def _the_tui_on_a_venue(data: Path, gateway_port: int) -> None:
             sup.endpoints["archiver-kraken"],
         )
         assert {m["ticker"] for m in await backend.markets()} == {"BTC/USD", "ETH/USD"}
-        with pytest.raises(ActionError, match="no component 'gateway-krakn'"):
-            await backend.control("stop", "gateway-krakn")  # a typo is not "already stopped"
-        assert await backend.control("stop", "gateway-kraken") == "gateway-kraken: stopped"
-        assert backend.supervision().states["gateway-kraken"] == ("stopped", "")
-        assert await backend.control("start", "gateway-kraken") == "gateway-kraken: started"
-        assert {m["ticker"] for m in await backend.markets()} == {"BTC/USD", "ETH/USD"}
+        async with asyncio.timeout(30), contextlib.aclosing(backend.live("BTC/USD")) as live:
+            subscribed = await anext(live)
+            book = await anext(live)
+        assert subscribed == {"type": "subscribed", "symbols": ["kraken:BTC/USD"]}
+        assert (book["type"], book["ticker"]) == ("orderbook", "BTC/USD"), book
+        with pytest.raises(ActionError, match="no component 'archiver-krakn'"):
+            await backend.control("stop", "archiver-krakn")  # a typo is not "already stopped"
+        assert await backend.control("stop", "archiver-kraken") == "archiver-kraken: stopped"
+        assert backend.supervision().states["archiver-kraken"] == ("stopped", "")
+        assert await backend.control("start", "archiver-kraken") == "archiver-kraken: started"
     finally:
         await backend.aclose()
 
 
-def _free_run_of_ports(count: int) -> int:
-    """A port P with P .. P + count - 1 free now (the gateways of one environment's feeds)."""
-    import socket
-
-    for _ in range(50):
-        first = free_port()
-        try:
-            with contextlib.ExitStack() as held:
-                for port in range(first, first + count):
-                    held.enter_context(socket.create_server(("127.0.0.1", port)))
-        except OSError:
-            continue
-        return first
-    raise AssertionError(f"no {count} consecutive free ports")
-
-
 async def test_one_environment_captures_three_venues_at_once(tmp_path: Path) -> None:
     """multi-sim: Kalshi (spec.feed), Polymarket and Kraken (spec.venues) on one NATS server,
-    each with its simulator, sync, connector, archiver and gateway (on the next ports), its
-    own stream and spool, and the archive of each read back by feed."""
+    each with its simulator, sync, connector and archiver, its own stream and spool, one
+    gateway serving the three (Polymarket's and Kraken's markets as `venue:ticker`), and the
+    archive of each read back by feed."""
     data = tmp_path / "data"
-    port = _free_run_of_ports(3)
+    port = free_port()
     started = datetime.now(UTC).date()
     up = UpProcess(data, port, env="multi-sim")
-    feeds = {"kalshi": port, "polymarket": port + 1, "kraken": port + 2}
+    feeds = ("kalshi", "polymarket", "kraken")
     async with httpx.AsyncClient(timeout=5) as http:
         await up.start()
         try:
             await up.wait_ready(http)
-            ready = up.find("ssmd up ready")[0]
-            assert ready["venue_web_urls"] == {
-                "polymarket": f"http://127.0.0.1:{port + 1}/",
-                "kraken": f"http://127.0.0.1:{port + 2}/",
-            }
-            for feed, gateway in feeds.items():
-                listed = (await http.get(f"http://127.0.0.1:{gateway}/v1/markets")).json()
-                assert listed["markets"], feed
-                assert {m["venue"] for m in listed["markets"]} == {feed}, listed["markets"][:3]
-                # Each gateway streams its own venue: a valid book with both sides.
-                book = await _a_valid_book_and_a_trade(
-                    f"ws://127.0.0.1:{gateway}/v1/stream",
-                    [m["ticker"] for m in listed["markets"]],
-                )
-                assert book["ticker"] in {m["ticker"] for m in listed["markets"]}
+            assert up.find("ssmd up ready")[0]["venues"] == list(feeds)
+            health = (await http.get(f"http://127.0.0.1:{port}/v1/health")).json()
+            assert (health["feed"], list(health["venues"])) == ("kalshi", list(feeds[1:]))
+            for feed in feeds:
+                listed = await http.get(f"http://127.0.0.1:{port}/v1/markets?venue={feed}")
+                markets = listed.json()["markets"]
+                assert markets, feed
+                assert {m["venue"] for m in markets} == {feed}, markets[:3]
+                prefix = "" if feed == "kalshi" else f"{feed}:"
+                assert all(m["symbol"] == prefix + m["ticker"] for m in markets), markets[:3]
+                # The gateway streams each venue: a valid book with both sides.
+                symbols = [m["symbol"] for m in markets]
+                book = await _a_valid_book_and_a_trade(f"ws://127.0.0.1:{port}/v1/stream", symbols)
+                assert book["ticker"] in symbols
             assert await _markets_an_agent_sees(data, "kraken") == {"BTC/USD", "ETH/USD"}
-            await _the_tui_on_a_venue(data, port + 2)
+            await _the_tui_on_a_venue(data, port)
             code = await up.stop()
         finally:
             await up.ensure_gone()
@@ -225,7 +212,7 @@ async def test_one_environment_captures_three_venues_at_once(tmp_path: Path) -> 
         assert up.find("secmaster synced", name), name
     stopped = [r["component"] for r in up.logs if r.get("msg") == "component stopped"]
     assert stopped == [
-        "gateway-kraken",  # by the TUI, and started again
+        "archiver-kraken",  # by the TUI, and started again
         "connector",
         "connector-polymarket",
         "connector-kraken",
@@ -233,8 +220,6 @@ async def test_one_environment_captures_three_venues_at_once(tmp_path: Path) -> 
         "archiver-polymarket",
         "archiver-kraken",
         "gateway",
-        "gateway-polymarket",
-        "gateway-kraken",
         "secmaster",
         "nats",
     ], up.tail()

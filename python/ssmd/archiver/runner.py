@@ -569,16 +569,8 @@ class Archiver:
                     await self._wait_for_space(js, stop)
                     continue
                 msgs = await self._fetch(sub, stop)
-                if msgs:
-                    counted = replace(self.stats)
-                    with self._storage_faults():
-                        self.process(msgs)
-                    if self.disk_full is not None:
-                        self.stats = counted  # not written, not acked: delivered again
-                        continue
-                    self._maybe_crash("before_ack")
-                    await self._ack(sub, msgs)
-                    self._maybe_crash("after_ack")
+                if msgs and not await self._archive(sub, msgs):
+                    continue
                 if time.monotonic() >= next_check:
                     began = time.monotonic()
                     with self._storage_faults():
@@ -593,6 +585,8 @@ class Archiver:
                     )
                 if self._seal_requests:
                     await self._serve_seal_requests()
+            if self.disk_full is None:
+                await self._take_in_flight(sub)
             if self.disk_full is None:
                 with self._storage_faults():
                     await self._shutdown(js)
@@ -777,6 +771,28 @@ class Archiver:
                 waiting.cancel()
                 stopper.cancel()
             return None
+
+    async def _take_in_flight(self, sub: Puller) -> None:
+        """At a stop: archive and ack what the open pull request still brings (at most
+        one batch, within its `expires`), so that none of it waits out the ack wait
+        before the next start archives it."""
+        msgs = await sub.finish()
+        if len(msgs):
+            await self._archive(sub, msgs)
+
+    async def _archive(self, sub: Puller, msgs: core.Deliveries) -> bool:
+        """Write a batch to the spool and ack it; False when the disk is full (nothing
+        acked: the batch is delivered again)."""
+        counted = replace(self.stats)
+        with self._storage_faults():
+            self.process(msgs)
+        if self.disk_full is not None:
+            self.stats = counted  # not written, not acked: delivered again
+            return False
+        self._maybe_crash("before_ack")
+        await self._ack(sub, msgs)
+        self._maybe_crash("after_ack")
+        return True
 
     async def _ack(self, sub: Puller, msgs: core.Deliveries) -> None:
         try:

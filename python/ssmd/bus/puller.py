@@ -143,6 +143,24 @@ class Puller:
         finally:
             self._confirming.pop(token, None)
 
+    async def finish(self) -> core.Deliveries:
+        """What the open request still brings, once it is over (served, expired, or its
+        heartbeats missed), with everything held; no new request is sent. A consumer that
+        stops takes these in rather than leave them in flight until the server's ack wait
+        (the next instance would get them only then)."""
+        loop = asyncio.get_running_loop()
+        deadline = self._outstanding + self.heartbeat
+        while self._outstanding and loop.time() < deadline:
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(deadline - loop.time()):  # see ack()
+                    await self._arrived.wait()
+            except TimeoutError:
+                break
+        self._outstanding = 0.0
+        held = self._wire.protocol.held
+        return self._wire.protocol.take_deliveries(held) if held else _NOTHING
+
     async def _request(self) -> None:
         request = {
             "batch": self.batch,
@@ -191,12 +209,12 @@ class Puller:
             ):
                 size = protocol.held
                 await asyncio.sleep(self.linger)
-        out = protocol.take_deliveries(self.batch)
-        if not self._outstanding and protocol.held < self.batch:
+        if not self._outstanding and protocol.held - min(protocol.held, self.batch) < self.batch:
             # The next batch comes in while the caller works on this one: at most two
-            # batches are held here.
+            # batches are held here. Requested before this batch is taken, so that a
+            # cancellation while the request is written leaves the batch held, not lost.
             await self._request()
-        return out
+        return protocol.take_deliveries(self.batch)
 
 
 _NOTHING = core.Deliveries([])

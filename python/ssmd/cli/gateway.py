@@ -46,14 +46,16 @@ def run(
     from ssmd.gateway import Gateway, GatewaySettings, serve
 
     def settings() -> GatewaySettings:
-        resolved = load_environment(
-            env,
-            config_dir,
-            Overrides(nats_url=nats_url, data_dir=data_dir, database_url=database_url),
-            feed=feed,
+        overrides = Overrides(nats_url=nats_url, data_dir=data_dir, database_url=database_url)
+        resolved = load_environment(env, config_dir, overrides, feed=feed)
+        # Without --feed, the environment's every venue: the further ones as `venue:ticker`.
+        venues = (
+            [load_environment(env, config_dir, overrides, feed=f) for f in resolved.feeds[1:]]
+            if feed is None
+            else []
         )
         return GatewaySettings.from_environment(
-            resolved, host=host, port=port, insecure_no_auth=insecure_no_auth
+            resolved, host=host, port=port, insecure_no_auth=insecure_no_auth, venues=venues
         )
 
     async def work(s: GatewaySettings, stop: asyncio.Event) -> None:

@@ -26,7 +26,7 @@ def serve(
     ),
     gateway: str | None = typer.Option(
         None,
-        help="The gateway's URL (default: the feed's that `ssmd up` runs on this data dir, else "
+        help="The gateway's URL (default: the one `ssmd up` runs on this data dir, else "
         f"{DEFAULT_GATEWAY}). Its API key, if it needs one: $SSMD_GATEWAY_API_KEY.",
     ),
     host: str = typer.Option("127.0.0.1", help="http: interface to listen on."),
@@ -43,7 +43,6 @@ def serve(
     from ssmd.mcp.server import build
     from ssmd.mcp.server import serve as run
     from ssmd.obs import logs
-    from ssmd.up.components import child_name
     from ssmd.upstate import read_state, running_nats_url
 
     if transport not in ("stdio", "http"):
@@ -56,7 +55,7 @@ def serve(
             read_state(resolved.data_dir) if running_nats_url(resolved.data_dir) else None
         ) or {}
         ends = state.get("endpoints") or {}
-        gateway = str(ends.get(child_name("gateway", resolved.extra_feed)) or DEFAULT_GATEWAY)
+        gateway = str(ends.get("gateway") or DEFAULT_GATEWAY)  # it serves every venue
     server, tools = build(resolved, gateway)
     try:
         run(server, tools, "stdio" if transport == "stdio" else "http", host, port)

@@ -15,7 +15,7 @@ def tui(
     feed: FeedOption = None,
     gateway: str | None = typer.Option(
         None,
-        help="The gateway's URL (default: the feed's that `ssmd up` runs on this data dir, else "
+        help="The gateway's URL (default: the one `ssmd up` runs on this data dir, else "
         "http://127.0.0.1:8080). Its API key, if it needs one: $SSMD_GATEWAY_API_KEY.",
     ),
     interval: float = typer.Option(

@@ -195,39 +195,51 @@ def create_app(gw: Gateway) -> FastAPI:
         ),
         limit: int = Query(100, ge=1, le=1000),
         cursor: str | None = Query(None, description="next_cursor of the previous page"),
+        venue: str | None = Query(
+            None, description="Which venue's markets (the gateway's own by default)"
+        ),
     ) -> Response:
+        venue = venue or gw.symbols.own
+        if venue not in gw.venue_markets:
+            served = ", ".join(gw.symbols.venues)
+            raise BadRequest(f"venue {venue} is not served here (venues: {served})")
         f = Filters.parse(status, series, event, q)
         policy = _policy(gw, request)
         if policy is not None:
-            f = replace(f, allow=policy.allows)
-        page = await gw.markets.page(f, limit, cursor, sort)
+            prefix = gw.symbols.prefix(venue)
+            f = replace(f, allow=lambda ticker: policy.allows(prefix + ticker))
+        page = await gw.venue_markets[venue].page(f, limit, cursor, sort)
         return Response(orjson.dumps(page), media_type="application/json")
 
-    @app.get("/v1/markets/{ticker}", summary="One market")
-    async def market(request: Request, ticker: str) -> Response:
-        policy = _policy(gw, request)
-        if policy is not None and not policy.allows(ticker):
-            return forbidden(policy, [ticker])
-        found = await gw.markets.one(ticker)
-        if found is None:
-            return error_response(404, "not_found", f"unknown market {ticker}")
-        return Response(orjson.dumps(found), media_type="application/json")
-
-    @app.get("/v1/markets/{ticker}/trades", summary="Recent trades of a market, newest first")
+    # `:path`: a symbol may hold a '/' (Kraken's BTC/USD), which arrives decoded; the
+    # trades route comes first, so that `.../trades` is not taken for a symbol.
+    @app.get("/v1/markets/{symbol:path}/trades", summary="Recent trades of a market, newest first")
     async def trades(
-        request: Request, ticker: str, limit: int = Query(100, ge=1, le=1000)
+        request: Request, symbol: str, limit: int = Query(100, ge=1, le=1000)
     ) -> Response:
         policy = _policy(gw, request)
-        if policy is not None and not policy.allows(ticker):
-            return forbidden(policy, [ticker])
-        if not await gw.markets.exists(ticker):
-            return error_response(404, "not_found", f"unknown market {ticker}")
-        items = gw.feed.state.trades.recent(ticker, limit)
+        if policy is not None and not policy.allows(symbol):
+            return forbidden(policy, [symbol])
+        venue, ticker = gw.symbols.split(symbol)
+        if not await gw.venue_markets[venue].exists(ticker):
+            return error_response(404, "not_found", f"unknown market {symbol}")
+        items = gw.feeds[venue].state.trades.recent(ticker, limit)
         body = b'{"ticker":%b,"trades":[%b]}' % (
-            orjson.dumps(ticker),
+            orjson.dumps(symbol),
             ",".join(items).encode(),
         )
         return Response(body, media_type="application/json")
+
+    @app.get("/v1/markets/{symbol:path}", summary="One market")
+    async def market(request: Request, symbol: str) -> Response:
+        policy = _policy(gw, request)
+        if policy is not None and not policy.allows(symbol):
+            return forbidden(policy, [symbol])
+        venue, ticker = gw.symbols.split(symbol)
+        found = await gw.venue_markets[venue].one(ticker)
+        if found is None:
+            return error_response(404, "not_found", f"unknown market {symbol}")
+        return Response(orjson.dumps(found), media_type="application/json")
 
     @app.get("/v1/usage", summary="Tenants: entitlements, limits and usage")
     async def usage(request: Request) -> Response:

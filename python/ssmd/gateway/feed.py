@@ -86,11 +86,18 @@ def live_subjects(prefix: str) -> list[str]:
 
 class Feed:
     def __init__(
-        self, settings: GatewaySettings, metrics: GatewayMetrics, sink: Sink | None = None
+        self,
+        settings: GatewaySettings,
+        metrics: GatewayMetrics,
+        sink: Sink | None = None,
+        symbol_prefix: str = "",
     ) -> None:
+        """`symbol_prefix`: before each ticker in what clients see (a further venue's
+        markets in a gateway serving several, ssmd.gateway.symbols)."""
         self.settings = settings
         self.metrics = metrics
-        self.state = MarketState(settings, metrics, sink)
+        self.state = MarketState(settings, metrics, sink, symbol_prefix)
+        self.venue = settings.feed
         self.prefix = settings.nats.subject_prefix
         self.ready = False
         self.stream_found = False
@@ -111,10 +118,11 @@ class Feed:
     async def start(self) -> None:
         """Connect, check the stream when it exists (ConfigError on a subject mismatch), and
         consume in the background; a stream that does not exist yet is waited for."""
-        self.nc = await connect(self.settings.nats.url, f"ssmd-gateway-{self.settings.env}")
+        s = self.settings
+        self.nc = await connect(s.nats.url, f"ssmd-gateway-{s.env}-{s.feed}")
         js = self.nc.jetstream()
         await self._check(js)
-        self._task = asyncio.create_task(self._run(js), name="gateway-feed")
+        self._task = asyncio.create_task(self._run(js), name=f"gateway-feed-{self.venue}")
         self._task.add_done_callback(self._ended)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
@@ -122,7 +130,7 @@ class Feed:
             return
         exc = task.exception()
         self.fatal = str(exc) if isinstance(exc, ConfigError) else f"feed failed: {exc!r}"
-        log.error("gateway feed stopped: %s", self.fatal)
+        log.error("gateway feed of %s stopped: %s", self.venue, self.fatal)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -290,7 +298,7 @@ class Feed:
         self._consumer = name
         puller = self._puller = Puller(
             s.nats.url,
-            f"ssmd-gateway-{s.env}-live",
+            f"ssmd-gateway-{s.env}-{s.feed}-live",
             s.nats.stream,
             name,
             batch=_LIVE_BATCH,
@@ -311,12 +319,13 @@ class Feed:
             self._maybe_ready()
         interruptions = puller.interruptions
         consumer_seq = 0
+        state = self.state
         while puller.interruptions == interruptions:
             got = await puller.fetch()
             if not len(got):
                 continue
-            batch = self.state.books.apply_deliveries(
-                got, self.last_seq, consumer_seq, self.prefix, LIVE_TYPES
+            batch = state.books.apply_deliveries(
+                got, self.last_seq, consumer_seq, self.prefix, LIVE_TYPES, state.symbol_prefix
             )
             consumer_seq = batch.consumer_seq
             self.last_seq = batch.last_seq
@@ -367,7 +376,11 @@ class Feed:
     def _apply(self, deliveries: core.Deliveries) -> None:
         """A start-up read's messages, applied in order (stream sequences as they come)."""
         state = self.state
-        state.take(state.books.apply_deliveries(deliveries, 0, 0, self.prefix, LIVE_TYPES))
+        state.take(
+            state.books.apply_deliveries(
+                deliveries, 0, 0, self.prefix, LIVE_TYPES, state.symbol_prefix
+            )
+        )
 
     # ---- how the feed is doing ----------------------------------------------------------
 

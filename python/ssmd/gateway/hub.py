@@ -44,6 +44,7 @@ from ssmd.gateway.auth import ApiKey
 from ssmd.gateway.metrics import GatewayMetrics
 from ssmd.gateway.settings import GatewaySettings
 from ssmd.gateway.shedding import CLOSE_OVERLOADED, Shedder
+from ssmd.gateway.symbols import Symbols
 
 if TYPE_CHECKING:
     from ssmd.gateway.feed import Feed
@@ -118,11 +119,15 @@ class _Rendered:
 
 
 class Hub:
-    def __init__(self, settings: GatewaySettings, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self, settings: GatewaySettings, metrics: GatewayMetrics, symbols: Symbols | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.feed: Feed | None = None
-        self.known: Known | None = None  # symbols the security master knows (when it exists)
+        self.symbols = symbols or Symbols(settings.feed)
+        self.feeds: dict[str, Feed] = {}  # by venue: the own one, then the further ones
+        # Tickers the security master knows, by venue (when it exists).
+        self.known: dict[str, Known] = {}
         self.clients: set[Client] = set()
         self.subs: dict[str, set[Client]] = {}
         self.per_key: dict[str, int] = {}
@@ -247,12 +252,13 @@ class Hub:
         """Close the newest clients with 1013 while the gateway is behind the stream and
         not catching up (shedding.py). A writer that cannot serve its clients shows here
         too: the stream is read by the same loop."""
-        feed = self.feed
-        if feed is None or not feed.ready:
+        feeds = self.feeds.values()
+        if not feeds or not all(f.ready for f in feeds):
             self._load_marks.clear()
             return
         marks = self._load_marks
-        marks.append((now, feed.pending(), feed.last_seq))
+        # Sums over the venues: each feed's stream sequences count what it applied.
+        marks.append((now, sum(f.pending() for f in feeds), sum(f.last_seq for f in feeds)))
         while len(marks) > 2 and now - marks[1][0] >= _SHED_WINDOW:
             marks.popleft()
         (t0, pending0, seq0), (_, pending, seq) = marks[0], marks[-1]
@@ -261,7 +267,7 @@ class Hub:
         shrink_per_s = -grew / (now - t0) if grew < 0 else 0.0
         drain = pending / shrink_per_s if shrink_per_s else math.inf
         open_now = [c for c in self.clients if c.close_code is None]
-        behind = feed.behind()
+        behind = max(f.behind() for f in feeds)
         n = self._shedder.observe(now, behind, deficit, drain, len(open_now))
         if not n:
             return
@@ -320,63 +326,72 @@ class Hub:
         self.metrics.client_errors.labels(code).inc()
         self.reply(client, "error", render.error(code, message))
 
-    # ---- the feed's sink ----------------------------------------------------------------
+    # ---- the feeds' sink -----------------------------------------------------------------
+    # Keyed by symbol: a ticker of the own venue, `venue:ticker` of a further one.
 
-    def _render(self, ticker: str) -> _Rendered | None:
+    def locate(self, symbol: str) -> tuple[Feed, str]:
+        """The feed of a symbol's venue and the venue's ticker."""
+        venue, ticker = self.symbols.split(symbol)
+        return self.feeds[venue], ticker
+
+    def _render(self, symbol: str) -> _Rendered | None:
         """Render the book when it changed since the last rendering; None when it did not."""
-        assert self.feed is not None
-        bids, asks, valid, ms = self.feed.state.view(ticker)
-        old = self._books.get(ticker)
+        feed, ticker = self.locate(symbol)
+        bids, asks, valid, ms = feed.state.view(ticker)
+        old = self._books.get(symbol)
         if old is not None and old.valid == valid and old.bids == bids and old.asks == asks:
             return None
-        text = render.orderbook(ticker, bids, asks, valid, ms)
+        text = render.orderbook(symbol, bids, asks, valid, ms)
         new = _Rendered(bids, asks, valid, wire.text_frame(text.encode()))
-        self._books[ticker] = new
+        self._books[symbol] = new
         return new
 
-    def book_frame(self, ticker: str) -> bytes:
-        cached = self._books.get(ticker)
+    def book_frame(self, symbol: str) -> bytes:
+        cached = self._books.get(symbol)
         if cached is not None:
             return cached.frame
-        rendered = self._render(ticker)
+        rendered = self._render(symbol)
         assert rendered is not None
-        if ticker not in self.subs:
-            self._books.pop(ticker, None)
+        if symbol not in self.subs:
+            self._books.pop(symbol, None)
         return rendered.frame
 
-    def books_changed(self, tickers: Iterable[str]) -> None:
-        for t in tickers:
-            clients = self.subs.get(t)
+    def books_changed(self, symbols: Iterable[str]) -> None:
+        for s in symbols:
+            clients = self.subs.get(s)
             if not clients:
                 continue
-            if self._render(t) is None:
+            if self._render(s) is None:
                 continue
             for c in clients:
-                self._push_book(c, t)
+                self._push_book(c, s)
 
-    def trade(self, ticker: str, text: str) -> None:
-        clients = self.subs.get(ticker)
+    def trade(self, symbol: str, text: str) -> None:
+        clients = self.subs.get(symbol)
         if clients:
             self._push_all(clients, "trade", text)
 
-    def status(self, ticker: str, text: str) -> None:
-        clients = self.subs.get(ticker)
+    def status(self, symbol: str, text: str) -> None:
+        clients = self.subs.get(symbol)
         if clients:
             self._push_all(clients, "status", text)
 
-    def caught_up(self) -> None:
-        """The start-up replay is done: every subscriber gets its books now."""
-        self._books.clear()
+    def caught_up(self, venue: str) -> None:
+        """The start-up replay of `venue`'s feed is done: every subscriber of its markets
+        gets their books now."""
         for t, clients in self.subs.items():
+            if self.symbols.split(t)[0] != venue:
+                continue
+            self._books.pop(t, None)
             for c in clients:
                 self._push_book(c, t)
                 self._push_status(c, t)
 
-    def _push_status(self, client: Client, ticker: str) -> None:
-        assert self.feed is not None
-        m = self.feed.state.markets.get(ticker)
+    def _push_status(self, client: Client, symbol: str) -> None:
+        feed, ticker = self.locate(symbol)
+        m = feed.state.markets.get(ticker)
         if m is not None and m.status is not None:
-            self.reply(client, "status", render.status(ticker, m.status, m.status_ms))
+            self.reply(client, "status", render.status(symbol, m.status, m.status_ms))
 
     # ---- client requests ----------------------------------------------------------------
 
@@ -396,18 +411,27 @@ class Hub:
         return list(dict.fromkeys(value))
 
     async def _classify(self, symbols: list[str]) -> tuple[list[str], list[str]]:
-        """(known, unknown): known to the stream or to the security master. While the
-        start-up replay runs, a market may not have shown up yet: everything is accepted."""
-        assert self.feed is not None
-        feed = self.feed
-        if not feed.ready:
-            return symbols, []
-        state = feed.state
-        rest = [s for s in symbols if not state.knows(s)]
-        found = await self.known(rest) if rest and self.known is not None else set()
-        known = [s for s in symbols if s in found or state.knows(s)]
-        unknown = [s for s in symbols if not (s in found or state.knows(s))]
-        return known, unknown
+        """(known, unknown): known to the stream or to the security master of the
+        symbol's venue. While a venue's start-up replay runs, a market may not have shown
+        up yet: every symbol of that venue is accepted."""
+        by_venue: dict[str, list[tuple[str, str]]] = {}
+        for symbol in symbols:
+            venue, ticker = self.symbols.split(symbol)
+            by_venue.setdefault(venue, []).append((symbol, ticker))
+        found: set[str] = set()
+        for venue, pairs in by_venue.items():
+            feed = self.feeds[venue]
+            if not feed.ready:
+                found.update(symbol for symbol, _ in pairs)
+                continue
+            state = feed.state
+            found.update(symbol for symbol, ticker in pairs if state.knows(ticker))
+            rest = [ticker for symbol, ticker in pairs if symbol not in found]
+            known = self.known.get(venue)
+            if rest and known is not None:
+                stored = await known(rest)
+                found.update(symbol for symbol, ticker in pairs if ticker in stored)
+        return [s for s in symbols if s in found], [s for s in symbols if s not in found]
 
     async def subscribe(self, client: Client, value: Any) -> None:
         symbols = self._symbols(client, value)
@@ -438,9 +462,8 @@ class Hub:
                 f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
             )
             self.error(client, "unknown_symbol", f"unknown symbols (not subscribed): {shown}")
-        assert self.feed is not None
-        if self.feed.ready:
-            for t in acked:
+        for t in acked:
+            if self.locate(t)[0].ready:
                 self._push_book(client, t)
                 self._push_status(client, t)
 

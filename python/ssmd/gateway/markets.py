@@ -184,6 +184,7 @@ class Markets:
 
     def _live(self, ticker: str, out: dict[str, Any]) -> dict[str, Any]:
         state = self.state
+        out["symbol"] = state.symbol_prefix + ticker  # what the stream and the paths take
         m = state.markets.get(ticker)
         if m is not None and m.status is not None:
             out["status"] = m.status

@@ -1,4 +1,7 @@
-"""The gateway as one object (feed + hub + markets + metrics), its health, and `serve`.
+"""The gateway as one object (feeds + hub + markets + metrics), its health, and `serve`.
+
+One feed and one market listing per venue: the environment's own, and each further venue
+it serves (settings.venues, their symbols `venue:ticker`: ssmd.gateway.symbols).
 
     gw = Gateway(GatewaySettings.from_environment(env, host=..., port=...))
     await serve(gw, stop)           # the listener (listener.py) until `stop` is set
@@ -64,20 +67,40 @@ class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.metrics = GatewayMetrics()
-        self.hub = Hub(settings, self.metrics)
-        self.feed = Feed(settings, self.metrics, self.hub)
-        self.hub.feed = self.feed
-        self.markets = Markets(self.feed.state, settings.store, settings.feed)
-        if settings.store is not None:
-            self.hub.known = self.markets.known
+        self.symbols = settings.symbols
+        self.hub = Hub(settings, self.metrics, self.symbols)
+        self.feeds = {
+            v.feed: Feed(v, self.metrics, self.hub, self.symbols.prefix(v.feed))
+            for v in (settings, *settings.venues)
+        }
+        self.hub.feeds = self.feeds
+        self.feed = self.feeds[settings.feed]  # the own venue's
+        self.venue_markets = {
+            venue: Markets(feed.state, feed.settings.store, venue)
+            for venue, feed in self.feeds.items()
+        }
+        self.markets = self.venue_markets[settings.feed]
+        for venue, markets in self.venue_markets.items():
+            if self.feeds[venue].settings.store is not None:
+                self.hub.known[venue] = markets.known
         self.metrics.bind(
             clients=lambda: {(): float(len(self.hub.clients))},
             subscriptions=lambda: {(t,): float(len(c)) for t, c in self.hub.subs.items() if c},
-            feed=self.feed.gauges,
+            feed=self._feed_gauges,
         )
         self.started = time.monotonic()
         self._running = False
         self.app: FastAPI = create_app(self)
+
+    def _feed_gauges(self) -> dict[str, float]:
+        """The feeds' gauges as one: counts summed, the worst of the rest."""
+        each = [f.gauges() for f in self.feeds.values()]
+        out = {k: sum(g[k] for g in each) for k in ("lag", "books", "trades")}
+        out |= {k: min(g[k] for g in each) for k in ("nats", "ready")}
+        ages = [g["age"] for g in each if "age" in g]
+        if ages:
+            out["age"] = max(ages)
+        return out
 
     async def start(self) -> None:
         """Connect and start consuming; ConfigError when the stream does not fit. Called by
@@ -88,15 +111,18 @@ class Gateway:
         redact_keys()
         self.started = time.monotonic()
         try:
-            await self.feed.start()
+            for feed in self.feeds.values():
+                await feed.start()
         except BaseException:
             self._running = False
-            await self.feed.stop()
+            for feed in self.feeds.values():
+                await feed.stop()
             raise
         self.hub.start()
         log.info(
-            "gateway for %s on %s:%d (%s)",
+            "gateway for %s (%s) on %s:%d (%s)",
             self.settings.env,
+            ", ".join(self.symbols.venues),
             self.settings.host,
             self.settings.port,
             "API keys required" if self.settings.keys else "no authentication",
@@ -108,11 +134,30 @@ class Gateway:
         self._running = False
         self.hub.close_all(1001, "the gateway is shutting down")
         await self.hub.stop()
-        await self.feed.stop()
-        self.markets.close()
+        for feed in self.feeds.values():
+            await feed.stop()
+        for markets in self.venue_markets.values():
+            markets.close()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        s, feed = self.settings, self.feed
+        problems, body = self._feed_health(self.feed)
+        venues = {}
+        for venue in self.symbols.further:
+            theirs, venues[venue] = self._feed_health(self.feeds[venue])
+            problems += [f"{venue}: {p}" for p in theirs]
+        body = {
+            "status": "ok" if not problems else "unavailable",
+            "problems": problems,
+            "env": self.settings.env,
+            **body,
+            "clients": len(self.hub.clients),
+            # Further venues, their symbols `venue:ticker`; the web page lists them.
+            "venues": venues,
+        }
+        return not problems, body
+
+    def _feed_health(self, feed: Feed) -> tuple[list[str], dict[str, Any]]:
+        s = feed.settings
         problems = []
         if feed.fatal is not None:
             problems.append(feed.fatal)
@@ -133,10 +178,7 @@ class Gateway:
             elif age is not None and age > s.stale_after:
                 problems.append(f"last record is {age:.0f}s old (more than {s.stale_after:g}s)")
         event = feed.state.last_event
-        body: dict[str, Any] = {
-            "status": "ok" if not problems else "unavailable",
-            "problems": problems,
-            "env": s.env,
+        return problems, {
             "feed": s.feed,  # the venue: the web page names it
             "nats": {"connected": connected, "stream": s.nats.stream},
             "stream": {
@@ -154,10 +196,8 @@ class Gateway:
                     "age_s": round(max(0.0, time.time_ns() - event[1]) / 1e9, 3),
                 },
             },
-            "clients": len(self.hub.clients),
             "books": len(feed.state.books),
         }
-        return not problems, body
 
     def server(self, port: int | None = None, *, stream: bool = True) -> GatewayServer:
         """The gateway's listener (not started): `/v1/stream` on the gateway's own

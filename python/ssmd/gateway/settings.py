@@ -8,14 +8,15 @@ otherwise; off is allowed only on a loopback address unless the operator passes
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ssmd.config import NatsSettings, ResolvedEnvironment
 from ssmd.exceptions import ConfigError
 from ssmd.gateway.auth import KeyRing
+from ssmd.gateway.symbols import Symbols
 from ssmd.gateway.tenants import Policy, Tenants
 from ssmd.gateway.transform import TransformSpec, load_spec
 
@@ -88,6 +89,14 @@ class GatewaySettings:
     # Health.
     stale_after: float = 120.0  # no message for this long: the connector is stale
     max_lag: int = 50_000  # pending messages beyond this: unhealthy
+    # The further venues this gateway serves (spec.venues), each with the settings of
+    # its own feed (stream, subjects, store, archive); their symbols are `venue:ticker`
+    # (ssmd.gateway.symbols).
+    venues: tuple[GatewaySettings, ...] = field(default=(), compare=False)
+
+    @property
+    def symbols(self) -> Symbols:
+        return Symbols(self.feed, tuple(v.feed for v in self.venues))
 
     @classmethod
     def from_environment(
@@ -97,8 +106,11 @@ class GatewaySettings:
         host: str = "127.0.0.1",
         port: int = 8080,
         insecure_no_auth: bool = False,
+        venues: Sequence[ResolvedEnvironment] = (),
         **changes: Any,
     ) -> GatewaySettings:
+        """`env` resolved for the feed whose tickers are the symbols as they are (the
+        environment's own), `venues` for each further venue the gateway serves too."""
         if env.nats.embedded and "nats" not in changes:
             raise ConfigError(
                 f"environment {env.name} uses the embedded NATS server, which `ssmd up` starts; "
@@ -109,7 +121,8 @@ class GatewaySettings:
             keys = KeyRing.parse(
                 env.secret(KEYS_SECRET).reveal(), f"secret {KEYS_SECRET} of {env.name}"
             )
-        tenants, transforms, keys = _tenants(env, keys)
+        further = tuple(v.feed.metadata.name for v in venues)
+        tenants, transforms, keys = _tenants(env, keys, further)
         if keys is None and not is_loopback(host) and not insecure_no_auth:
             raise ConfigError(
                 f"environment {env.name} configures no API keys, and the gateway would serve "
@@ -117,7 +130,7 @@ class GatewaySettings:
                 f"`{KEYS_SECRET}: file:/path` under spec.secrets (lines from `ssmd gateway "
                 "new-key NAME`), bind 127.0.0.1, or pass --insecure-no-auth"
             )
-        return cls(
+        own = cls(
             env=env.name,
             feed=env.feed.metadata.name,
             nats=env.nats,
@@ -129,10 +142,17 @@ class GatewaySettings:
             store=_store_opener(env),
             **({"dataset": _dataset_opener(env)} | changes),
         )
+        return replace(
+            own,
+            venues=tuple(
+                replace(own, feed=v.feed.metadata.name, nats=v.nats, store=_store_opener(v))
+                for v in venues
+            ),
+        )
 
 
 def _tenants(
-    env: ResolvedEnvironment, operator: KeyRing | None
+    env: ResolvedEnvironment, operator: KeyRing | None, further: tuple[str, ...]
 ) -> tuple[Tenants, dict[str, TransformSpec], KeyRing | None]:
     """The tenants' policies, the transforms' scripts, and one key ring of the operator's
     and every tenant's keys (None when there are neither)."""
@@ -160,6 +180,7 @@ def _tenants(
             tenant.limits,
             tenant.transform,
             tuple(k.name for k in ring.keys),
+            further,
         )
     keys = KeyRing.merge(rings) if rings else operator
     for key in keys.keys if keys is not None else ():

@@ -27,12 +27,13 @@ ACTIVITY_MS: Final = 600_000  # the time constant of a market's activity (Market
 
 
 class Sink(Protocol):
-    """Where the state sends what clients see (the hub)."""
+    """Where the state sends what clients see (the hub), by symbol: the ticker after
+    the state's `symbol_prefix` (ssmd.gateway.symbols)."""
 
-    def books_changed(self, tickers: Iterable[str]) -> None: ...
-    def trade(self, ticker: str, text: str) -> None: ...
-    def status(self, ticker: str, text: str) -> None: ...
-    def caught_up(self) -> None: ...
+    def books_changed(self, symbols: Iterable[str]) -> None: ...
+    def trade(self, symbol: str, text: str) -> None: ...
+    def status(self, symbol: str, text: str) -> None: ...
+    def caught_up(self, venue: str) -> None: ...
 
 
 @dataclass
@@ -70,11 +71,16 @@ class Market:
 
 class MarketState:
     def __init__(
-        self, settings: GatewaySettings, metrics: GatewayMetrics, sink: Sink | None = None
+        self,
+        settings: GatewaySettings,
+        metrics: GatewayMetrics,
+        sink: Sink | None = None,
+        symbol_prefix: str = "",
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.sink = sink
+        self.symbol_prefix = symbol_prefix  # before each ticker in what clients see
         self.books = core.BookSet()
         self.book_ms: dict[str, int] = {}
         self.trades = TradeLog(settings.trades_per_ticker, settings.trades_total)
@@ -94,7 +100,7 @@ class MarketState:
     def go_live(self) -> None:
         self.live = True
         if self.sink is not None:
-            self.sink.caught_up()
+            self.sink.caught_up(self.settings.feed)
 
     # ---- what the feed hands over -------------------------------------------------------
 
@@ -133,7 +139,8 @@ class MarketState:
         if dirty:
             self.book_ms.update(dirty)
             if self.live and self.sink is not None:
-                self.sink.books_changed(dirty)
+                p = self.symbol_prefix
+                self.sink.books_changed([p + t for t in dirty] if p else dirty)
 
     def _market(self, ticker: str) -> Market:
         m = self.markets.get(ticker)
@@ -156,7 +163,7 @@ class MarketState:
         if self.live:
             self.trades.add(ticker, text)
             if self.sink is not None:
-                self.sink.trade(ticker, text)
+                self.sink.trade(self.symbol_prefix + ticker, text)
         elif trade.receive_ns >= self.trade_floor_ns:  # connector receive time
             self.trades.add(ticker, text)
 
@@ -170,7 +177,8 @@ class MarketState:
             self.books.remove(ticker)
             self.book_ms.pop(ticker, None)
         if self.live and self.sink is not None:
-            self.sink.status(ticker, render.status(ticker, status, ms))
+            symbol = self.symbol_prefix + ticker
+            self.sink.status(symbol, render.status(symbol, status, ms))
 
     def _lifecycle(self, ticker: str, rec: dict[str, Any]) -> None:
         m = self._market(ticker)

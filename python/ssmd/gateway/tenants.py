@@ -6,9 +6,11 @@ names or patterns with * and ?) and its limits (connections, symbols per connect
 stream messages per second, history rows per request). Keys of `gateway_api_keys` are
 the operator's: they see everything, as every key did before tenants.
 
-A market's venue is the environment's feed; its series the part of its ticker before
-the first '-' (Kalshi's tickers are SERIES-EVENT-MARKET). Entitlements compile to one
-regular expression over tickers, used as it is by Python and by Polars (history rows).
+A market's venue is the feed it comes from (the environment's own, or a further venue
+whose symbols are `venue:ticker`, ssmd.gateway.symbols); its series the part of its
+ticker before the first '-' (Kalshi's tickers are SERIES-EVENT-MARKET). Series and
+markets compile to one regular expression over tickers, used as it is by Python and by
+Polars (history rows of the own venue).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ssmd.gateway.symbols import Symbols
 from ssmd.obs.metrics import CollectorRegistry, Sampled
 
 if TYPE_CHECKING:
@@ -90,43 +93,46 @@ class Policy:
         limits: TenantLimits,
         transform: str | None = None,
         keys: tuple[str, ...] = (),
+        further: tuple[str, ...] = (),
     ) -> None:
         self.name, self.venue, self.transform, self.keys = name, venue, transform, keys
         self.entitlements, self.limits = entitlements, limits
         self.usage = Usage()
         self.bucket = Bucket(limits.messages_per_second) if limits.messages_per_second else None
-        self.venue_ok = _matches(entitlements.venues, venue)
+        self.symbols = Symbols(venue, further)
+        self.entitled_venues = [v for v in self.symbols.venues if _matches(entitlements.venues, v)]
+        self.venue_ok = venue in self.entitled_venues
         parts = [glob_regex(m) for m in entitlements.markets]
         parts += [f"{glob_regex(s, within='-')}(?:-.*)?" for s in entitlements.series]
-        # None: every market of the venue; "^$" matches none (no ticker is empty), in
-        # Python's re and in Polars (whose regex has no look-ahead) alike.
-        self.pattern: str | None
-        if not self.venue_ok:
-            self.pattern = "^$"
-        elif parts:
-            self.pattern = "^(?:" + "|".join(parts) + ")$"
-        else:
-            self.pattern = None
-        self._re = re.compile(self.pattern) if self.pattern is not None else None
+        tickers = "^(?:" + "|".join(parts) + ")$" if parts else None
+        self._tickers = re.compile(tickers) if tickers is not None else None
+        # The own venue's tickers (history rows): None, every one; "^$" matches none (no
+        # ticker is empty), in Python's re and in Polars (no look-ahead) alike.
+        self.pattern = tickers if self.venue_ok else "^$"
 
-    def allows(self, ticker: str) -> bool:
-        return self._re is None or self._re.match(ticker) is not None
+    def allows(self, symbol: str) -> bool:
+        venue, ticker = self.symbols.split(symbol)
+        if venue not in self.entitled_venues:
+            return False
+        return self._tickers is None or self._tickers.match(ticker) is not None
 
-    def forbidden(self, tickers: Iterable[str]) -> list[str]:
-        return [t for t in tickers if not self.allows(t)]
+    def forbidden(self, symbols: Iterable[str]) -> list[str]:
+        return [s for s in symbols if not self.allows(s)]
 
     def describe_entitlements(self) -> str:
-        e = self.entitlements
-        if not self.venue_ok:
-            return f"no market of venue {self.venue} (venues: {', '.join(e.venues)})"
+        e, venues = self.entitlements, ", ".join(self.entitled_venues)
+        if not self.entitled_venues:
+            served = ", ".join(self.symbols.venues)
+            return f"no market of venue {served} (venues: {', '.join(e.venues)})"
         if not (e.series or e.markets):
-            return f"every market of venue {self.venue}"
+            return f"every market of venue {venues}"
         parts = []
         if e.series:
             parts.append("series " + ", ".join(e.series))
         if e.markets:
             parts.append("markets " + ", ".join(e.markets))
-        return " or ".join(parts)
+        scope = " or ".join(parts)
+        return f"{scope} of venue {venues}" if self.symbols.further else scope
 
     def admit(self) -> str | None:
         """Take a WebSocket connection; why not (the 4429 reason) at the limit."""

@@ -5,6 +5,10 @@ top) and, for the TUI, its live messages.
 Every failure is a GatewayError whose message an agent can act on: the gateway's own
 error message (it names the parameter or the market), or that the gateway does not
 answer at its URL and how to point at another one.
+
+A client opened for a further venue of an environment (`--feed kraken`) speaks that
+venue's tickers: the gateway of the environment serves them as `kraken:TICKER`, and the
+client adds and removes that prefix (a gateway run for the venue alone has none).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from ssmd.exceptions import GatewayError
+from ssmd.gateway.symbols import SEPARATOR
 
 __all__ = ["KEY_ENV", "GatewayClient"]
 
@@ -40,9 +45,14 @@ class GatewayClient:
         timeout: float = 10.0,
         *,
         fix: str = MCP_FIX,
+        venue: str | None = None,
     ) -> None:
-        """`fix` ends the message of a gateway that does not answer: how to name another."""
+        """`fix` ends the message of a gateway that does not answer: how to name another.
+        `venue`: the further venue whose markets the client is for (None: the gateway's
+        own)."""
         self.base_url = base_url.rstrip("/")
+        self.venue = venue
+        self._prefix: str | None = None if venue else ""  # known once the gateway says
         self._headers = {"X-API-Key": api_key} if api_key else {}
         self._fix = fix
         self.http = httpx.AsyncClient(
@@ -113,10 +123,54 @@ class GatewayClient:
             body = {"status": "unknown", "problems": [resp.text[:200]]}
         return resp.status_code, body
 
-    def _ws_url(self, ticker: str) -> str:
+    # ---- markets, in the client's venue's tickers ------------------------------------------
+
+    async def _symbol_prefix(self) -> str:
+        """What goes before the venue's tickers at this gateway (its health says which
+        venues it serves); GatewayError when it does not serve the venue."""
+        if self._prefix is None:
+            _, body = await self.health()
+            further = body.get("venues") or {}
+            if body.get("feed") == self.venue:
+                self._prefix = ""
+            elif self.venue in further:
+                self._prefix = f"{self.venue}{SEPARATOR}"
+            else:
+                served = ", ".join([str(body.get("feed")), *further])
+                raise GatewayError(
+                    f"the gateway at {self.base_url} serves {served}, not {self.venue}. "
+                    f"Fix: {self._fix}"
+                )
+        return self._prefix
+
+    async def _path(self, ticker: str, tail: str = "") -> str:
+        symbol = await self._symbol_prefix() + ticker
+        return f"/v1/markets/{quote(symbol, safe='')}{tail}"  # a ticker may hold a '/'
+
+    async def markets(self, **params: Any) -> Any:
+        """A page of /v1/markets of the client's venue."""
+        if await self._symbol_prefix():
+            params["venue"] = self.venue
+        return await self.get("/v1/markets", **params)
+
+    async def market(self, ticker: str) -> Any:
+        return await self.get(await self._path(ticker))
+
+    async def trades(self, ticker: str, limit: int) -> Any:
+        body = await self.get(await self._path(ticker, "/trades"), limit=limit)
+        return self._unprefixed(body, await self._symbol_prefix())
+
+    @staticmethod
+    def _unprefixed(msg: dict[str, Any], prefix: str) -> dict[str, Any]:
+        ticker = msg.get("ticker")
+        if prefix and isinstance(ticker, str) and ticker.startswith(prefix):
+            msg["ticker"] = ticker[len(prefix) :]
+        return msg
+
+    def _ws_url(self, symbol: str) -> str:
         parts = urlsplit(self.base_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
-        query = urlencode({"symbols": ticker}, quote_via=quote)
+        query = urlencode({"symbols": symbol}, quote_via=quote)
         return urlunsplit((scheme, parts.netloc, parts.path + "/v1/stream", query, ""))
 
     async def book(self, ticker: str) -> dict[str, Any]:
@@ -146,9 +200,10 @@ class GatewayClient:
         """The market's messages as they come (`orderbook`: the whole book on every change,
         conflated for a slow reader; `trade`; `status`; `error`) until the gateway closes
         the stream: then, or when it does not answer, a GatewayError."""
+        prefix = await self._symbol_prefix()
         try:
             async with connect(
-                self._ws_url(ticker),
+                self._ws_url(prefix + ticker),
                 additional_headers=self._headers,
                 compression=None,
                 max_size=1 << 24,
@@ -157,7 +212,7 @@ class GatewayClient:
                 async for raw in ws:
                     msg = orjson.loads(raw)
                     if isinstance(msg, dict):
-                        yield msg
+                        yield self._unprefixed(msg, prefix)
         except websockets.ConnectionClosedError as exc:
             raise GatewayError(
                 f"the gateway closed the stream: {exc.rcvd.reason if exc.rcvd else exc}",

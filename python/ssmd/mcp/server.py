@@ -46,7 +46,7 @@ def build(
     """The server with every tool registered, and the Tools behind them (close their
     gateway client when done). `api_key` defaults to $SSMD_GATEWAY_API_KEY."""
     key = api_key if api_key is not None else os.environ.get(KEY_ENV) or None
-    tools = Tools(GatewayClient(gateway_url, key), env, env.feed.name)
+    tools = Tools(GatewayClient(gateway_url, key, venue=env.extra_feed), env, env.feed.name)
     server: MCPServer = MCPServer(
         "ssmd", title="ssmd market data", version=__version__, instructions=INSTRUCTIONS
     )

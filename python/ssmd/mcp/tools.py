@@ -14,7 +14,7 @@ MAX_RANGE_DAYS. Going past a bound is an error that names it, never a silent cut
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
@@ -154,7 +154,7 @@ class Tools:
         known: list[str] = []
         for q in (ticker.split("-", 1)[0], None):
             try:
-                page = await self.gateway.get("/v1/markets", q=q, limit=MAX_MARKETS)
+                page = await self.gateway.markets(q=q, limit=MAX_MARKETS)
             except GatewayError:
                 break
             known = [m["ticker"] for m in page.get("markets", [])]
@@ -165,9 +165,9 @@ class Tools:
             f"unknown market {ticker!r}{hint}. Fix: find tickers with list_markets(query=...)"
         )
 
-    async def _market_call(self, path: str, ticker: str, **params: Any) -> Any:
+    async def _market_call(self, call: Awaitable[Any], ticker: str) -> Any:
         try:
-            return await self.gateway.get(path, **params)
+            return await call
         except GatewayError as exc:
             if exc.status == 404:
                 raise await self._unknown_market(ticker) from None
@@ -195,10 +195,12 @@ class Tools:
         the last security-master sync, the live top of book and last trade. Pages: pass
         next_cursor back as cursor."""
         _at_most(limit, MAX_MARKETS, "limit")
-        page = await self._gw(
-            "/v1/markets", q=query, status=status, series=series, sort=sort, limit=limit,
-            cursor=cursor,
-        )  # fmt: skip
+        try:
+            page = await self.gateway.markets(
+                q=query, status=status, series=series, sort=sort, limit=limit, cursor=cursor
+            )
+        except GatewayError as exc:
+            raise ToolError(str(exc)) from None
         rows = []
         for m in page["markets"]:
             book = m.get("book") or {}
@@ -241,7 +243,7 @@ class Tools:
         quotes, live top of book, last trade, activity) and its latest field changes from
         the security master (status moves, close-time updates, results)."""
         _at_most(history_limit, 500, "history_limit")
-        market = await self._market_call(f"/v1/markets/{ticker}", ticker)
+        market = await self._market_call(self.gateway.market(ticker), ticker)
 
         def history() -> list[dict[str, Any]] | None:
             from ssmd.secmaster.db import SQLITE_FILE, open_store
@@ -303,7 +305,7 @@ class Tools:
         """The market's recent trades the gateway holds (the last minutes), newest first.
         side is the taker's side in YES terms: buy (took YES), sell (took NO)."""
         _at_most(limit, MAX_TRADES, "limit")
-        body = await self._market_call(f"/v1/markets/{ticker}/trades", ticker, limit=limit)
+        body = await self._market_call(self.gateway.trades(ticker, limit), ticker)
         return dumps(
             {
                 "units": "price in dollars (YES), size in contracts, ts Unix ms",

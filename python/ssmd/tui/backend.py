@@ -53,8 +53,8 @@ class Supervision:
     kind: str  # "ssmd up", "ssmd ops" or "none"
     states: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (state, detail)
     # The components of the feed the TUI was opened for (the environment's own, or the
-    # venue `--feed` names): their base URLs of /health, /metrics, /control/... and the
-    # gateway the market views read.
+    # venue `--feed` names): their base URLs of /health, /metrics, /control/...; and the
+    # gateway the market views read (one for every venue).
     connector: str | None = None
     archiver: str | None = None
     gateway: str | None = None
@@ -119,7 +119,7 @@ class Backend:
                 states,
                 ends.get(child_name("connector", feed)),
                 ends.get(child_name("archiver", feed)),
-                ends.get(child_name("gateway", feed)),
+                ends.get("gateway"),  # one for every venue
                 state.get("control"),
                 dict(ends),
             )
@@ -147,7 +147,9 @@ class Backend:
     def gateway(self) -> GatewayClient:
         if self._gateway is None:
             url = self._gateway_url or self.supervision().gateway or DEFAULT_GATEWAY
-            self._gateway = GatewayClient(url, self._api_key, fix=GATEWAY_FIX)
+            self._gateway = GatewayClient(
+                url, self._api_key, fix=GATEWAY_FIX, venue=self.env.extra_feed
+            )
         return self._gateway
 
     # ---- reading ------------------------------------------------------------------------
@@ -167,18 +169,18 @@ class Backend:
             return Status(sup, figures, None, str(exc))
 
     async def markets(self, query: str = "") -> list[dict[str, Any]]:
-        page = await self.gateway.get(
-            "/v1/markets", q=query.strip() or None, sort="activity", limit=MARKETS_LIMIT
+        page = await self.gateway.markets(
+            q=query.strip() or None, sort="activity", limit=MARKETS_LIMIT
         )
         markets: list[dict[str, Any]] = page["markets"]
         return markets
 
     async def market(self, ticker: str) -> dict[str, Any]:
-        body: dict[str, Any] = await self.gateway.get(f"/v1/markets/{ticker}")
+        body: dict[str, Any] = await self.gateway.market(ticker)
         return body
 
     async def trades(self, ticker: str) -> list[dict[str, Any]]:
-        body = await self.gateway.get(f"/v1/markets/{ticker}/trades", limit=TRADES_LIMIT)
+        body = await self.gateway.trades(ticker, TRADES_LIMIT)
         trades: list[dict[str, Any]] = body["trades"]
         return trades
 

@@ -6,9 +6,9 @@ connector -> archiver -> secmaster live updates (for a venue whose stream carrie
 market lifecycle records: Kalshi) -> gateway, each waited for until ready. Then a status loop, and a secmaster sync every `symbols.sync_interval`.
 
 An environment that captures further venues (spec.venues) gets all of that once per
-feed, on the one NATS server: a simulator, syncs, a connector, an archiver and a
-gateway each, the venue's children named after it (connector-kraken) and its gateway
-on the next port (--port + 1, + 2, ...).
+feed, on the one NATS server: a simulator, syncs, a connector and an archiver each, the
+venue's children named after it (connector-kraken). The one gateway serves every venue,
+a further venue's markets as `venue:ticker` (ssmd.gateway.symbols).
 
 Stop (SIGINT, SIGTERM, SIGHUP, or a component that cannot be kept running):
 connector (stops reading, drains to NATS) -> wait until the archiver consumed the
@@ -213,8 +213,7 @@ class Up:
 
     async def _start(self) -> None:
         env, o = self.env, self.o
-        for index, each in enumerate(self.envs):  # before anything starts: the likeliest clash
-            _check_port(o.host, o.port + index, each.extra_feed, len(self.envs))
+        _check_port(o.host, o.port)  # before anything starts: the likeliest clash
         self.http = httpx.AsyncClient(timeout=2.0)
         await self._start_nats()
         if env.temporal_embedded:
@@ -241,10 +240,10 @@ class Up:
                 connector_port=free_port(),
                 archiver_port=free_port(),
                 gateway_host=o.host,
-                gateway_port=o.port + index,
+                gateway_port=o.port,
                 extra_feed=each.extra_feed,
             )
-            for index, each in enumerate(self.envs)
+            for each in self.envs
         ]
         self.lock.write(endpoints=self._endpoints())
         self._before = self._inventory()
@@ -259,10 +258,9 @@ class Up:
             await self._launch(plan.archiver())
             if venue(each.feed.name).lifecycle:
                 await self._launch(plan.secmaster())
-            await self._launch(plan.gateway())
+        await self._launch(self.plan.gateway())  # every venue's markets, once all are up
         web_url = self.plan.gateway_url + "/"
-        venue_pages = {p.extra_feed: p.gateway_url + "/" for p in self.plans if p.extra_feed}
-        self.sampler = Sampler.from_endpoints(self.http, self._endpoints(), web_url, venue_pages)
+        self.sampler = Sampler.from_endpoints(self.http, self._endpoints(), web_url)
         self.lock.write(web_url=web_url, children=self._children())
         self.display.event(
             "info",
@@ -270,7 +268,7 @@ class Up:
             {
                 "env": env.name,
                 "web_url": web_url,
-                **({"venue_web_urls": venue_pages} if venue_pages else {}),
+                "venues": [each.feed.name for each in self.envs],
                 "data_dir": str(env.data_dir),
             },
         )
@@ -280,7 +278,7 @@ class Up:
         for plan in self.plans:
             out[plan.name("connector")] = f"http://127.0.0.1:{plan.connector_port}"
             out[plan.name("archiver")] = f"http://127.0.0.1:{plan.archiver_port}"
-            out[plan.name("gateway")] = plan.gateway_url
+        out[self.plan.name("gateway")] = self.plan.gateway_url
         return out
 
     async def _start_sim(self, plan: Plan, env: ResolvedEnvironment) -> None:
@@ -634,20 +632,18 @@ class Up:
             await asyncio.sleep(0.1)  # polling the process table
 
 
-def _check_port(host: str, port: int, extra_feed: str | None, gateways: int) -> None:
-    """ChildFailed (before anything started) when a feed's gateway could not listen there;
-    the gateways of an environment's `gateways` feeds take --port and the ports after it."""
+def _check_port(host: str, port: int) -> None:
+    """ChildFailed (before anything started) when the gateway could not listen there."""
     import socket
 
     try:
         with socket.create_server((host, port)):
             pass
     except OSError as exc:
-        free = "a free port" if gateways == 1 else f"the first of {gateways} free ports in a row"
         raise ChildFailed(
-            child_name("gateway", extra_feed),
+            "gateway",
             f"cannot listen on {host}:{port} ({os.strerror(exc.errno) if exc.errno else exc}); "
-            f"Fix: --port with {free}",
+            "Fix: --port with a free port",
             [],
         ) from None
 

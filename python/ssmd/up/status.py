@@ -67,7 +67,6 @@ def parse_metrics(text: str) -> Samples:
 class Figures:
     at: float = field(default_factory=time.monotonic)
     web_url: str | None = None
-    venue_web_urls: dict[str, str] = field(default_factory=dict)  # further venues' pages
     components: dict[str, str] = field(default_factory=dict)  # name -> state
     shards: list[dict[str, Any]] = field(default_factory=list)
     markets_subscribed: float = 0.0
@@ -87,7 +86,6 @@ class Figures:
     def as_dict(self) -> dict[str, Any]:
         return {
             "web_url": self.web_url,
-            "venue_web_urls": self.venue_web_urls,
             "components": self.components,
             "shards": [
                 {k: s.get(k) for k in ("shard", "state", "markets", "subscribed")}
@@ -170,14 +168,12 @@ class Sampler:
         archivers: Mapping[str, str] | None = None,
         gateways: Mapping[str, str] | None = None,
         web_url: str | None = None,
-        venue_web_urls: Mapping[str, str] | None = None,
     ) -> None:
         self.http = http
         self.connectors = dict(connectors or {})
         self.archivers = dict(archivers or {})
         self.gateways = dict(gateways or {})
         self.web_url = web_url
-        self.venue_web_urls = dict(venue_web_urls or {})
         self.last: Figures | None = None
 
     @classmethod
@@ -186,7 +182,6 @@ class Sampler:
         http: httpx.AsyncClient,
         endpoints: Mapping[str, str],
         web_url: str | None = None,
-        venue_web_urls: Mapping[str, str] | None = None,
     ) -> Sampler:
         """A sampler of the endpoints `ssmd up`'s state file records: child name -> URL,
         a further venue's named after it (connector-kraken)."""
@@ -201,7 +196,6 @@ class Sampler:
             archivers=by_component["archiver"],
             gateways=by_component["gateway"],
             web_url=web_url,
-            venue_web_urls=venue_web_urls,
         )
 
     async def _text(self, url: str) -> str | None:
@@ -253,7 +247,6 @@ class Sampler:
             self.last,
         )
         f.web_url = self.web_url
-        f.venue_web_urls = dict(self.venue_web_urls)
         f.components = dict(components or {})
         self.last = f
         return f
@@ -290,11 +283,6 @@ def render(f: Figures, env: str, stopping: bool = False) -> Any:
         ("ssmd up", "bold"),
         f"  {env}   web page: ",
         (f.web_url or "(no gateway)", "bold cyan"),
-        *[
-            part
-            for feed, url in f.venue_web_urls.items()
-            for part in (f"  {feed}: ", (url, "bold cyan"))
-        ],
         "   stopping..." if stopping else "   Ctrl-C stops",
     )
     states = Text("  ".join(f"{n}: {s}" for n, s in f.components.items()), style="dim")

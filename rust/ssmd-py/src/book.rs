@@ -222,7 +222,10 @@ impl PyBookSet {
     /// already applied, so are those whose subject's type (the token after
     /// `prefix`) is not in `types`, a message that does not decode is skipped whole, and
     /// the call stops at a missing delivery (a consumer sequence other than
-    /// `after_consumer_seq` + 1; 0 checks nothing). Returns a FeedBatch.
+    /// `after_consumer_seq` + 1; 0 checks nothing). A trade's message names its
+    /// market `symbol_prefix` + ticker. Returns a FeedBatch.
+    #[pyo3(signature = (deliveries, after_seq, after_consumer_seq, prefix, types, symbol_prefix = ""))]
+    #[allow(clippy::too_many_arguments)]
     fn apply_deliveries(
         &mut self,
         py: Python<'_>,
@@ -231,6 +234,7 @@ impl PyBookSet {
         after_consumer_seq: u64,
         prefix: &str,
         types: Vec<String>,
+        symbol_prefix: &str,
     ) -> PyResult<FeedBatch> {
         feed::apply_deliveries(
             py,
@@ -240,6 +244,7 @@ impl PyBookSet {
             after_consumer_seq,
             prefix,
             &types,
+            symbol_prefix,
         )
     }
 

@@ -13,7 +13,7 @@ use pyo3::types::PyList;
 use ssmd_core::book::{BookEvent, BookSet};
 use ssmd_core::codec;
 use ssmd_core::model::{Body, ConnectorEventKind, Record};
-use ssmd_core::render::{record_ms, trade_fields, trade_json};
+use ssmd_core::render::{record_ms, trade_fields, trade_json, TradeFields};
 
 use crate::errors::py_err;
 use crate::nats::PyDeliveries;
@@ -95,6 +95,8 @@ struct Outcome {
     book_at: HashMap<String, usize>,
     trades: Vec<Trade>,
     records: Vec<Record<'static>>,
+    /// Put before the ticker in a trade's message (a further venue's symbol).
+    symbol_prefix: String,
 }
 
 impl Outcome {
@@ -170,12 +172,21 @@ impl Outcome {
             }
             Body::Trade(_) | Body::SpotTrade(_) => {
                 if let Some(t) = trade_fields(&record) {
+                    let text = if self.symbol_prefix.is_empty() {
+                        trade_json(&t)
+                    } else {
+                        let symbol = format!("{}{}", self.symbol_prefix, t.ticker);
+                        trade_json(&TradeFields {
+                            ticker: &symbol,
+                            ..t
+                        })
+                    };
                     self.trades.push(Trade {
                         ticker: t.ticker.to_owned(),
                         ms,
                         price_e6: t.price_e6,
                         receive_ns: record.receive_ts,
-                        text: trade_json(&t),
+                        text,
                     });
                 }
             }
@@ -205,6 +216,7 @@ fn subject_type<'s>(subject: &'s str, prefix: &str) -> &'s str {
 }
 
 /// Applies `deliveries` in order to `books` (see `BookSet.apply_deliveries`).
+#[allow(clippy::too_many_arguments)]
 pub fn apply_deliveries(
     py: Python<'_>,
     books: &mut BookSet,
@@ -213,11 +225,13 @@ pub fn apply_deliveries(
     after_consumer_seq: u64,
     prefix: &str,
     types: &[String],
+    symbol_prefix: &str,
 ) -> PyResult<FeedBatch> {
     let out = py.detach(|| {
         let mut out = Outcome {
             last_seq: after_seq,
             consumer_seq: after_consumer_seq,
+            symbol_prefix: symbol_prefix.to_owned(),
             ..Outcome::default()
         };
         let mut words = Vec::new();

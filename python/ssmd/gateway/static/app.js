@@ -15,11 +15,12 @@ const KEY_STORE = "ssmd.apiKey";
 
 const state = {
   key: "",
-  markets: new Map(),        // ticker -> market object from /v1/markets
+  markets: new Map(),        // symbol -> market object from /v1/markets
+  venue: "",                 // whose markets the list shows ("": the gateway's own)
   query: "",
   cursor: null,
   listSeq: 0,                // the latest market-list request; older answers are dropped
-  ticker: null,              // the selected market
+  ticker: null,              // the selected market's symbol (venue:ticker off the own venue)
   pickFirst: false,          // select the list's top market when it comes (no ?ticker=)
   book: null,                // last orderbook message of the selected market
   trades: [],                // selected market's trades, newest first
@@ -151,6 +152,7 @@ async function loadMarkets(reset) {
   const seq = ++state.listSeq;
   const params = new URLSearchParams({ q: state.query, limit: String(PAGE_SIZE), sort: "activity" });
   if (!reset && state.cursor) params.set("cursor", state.cursor);
+  if (state.venue) params.set("venue", state.venue);
   let page;
   try {
     page = await getJSON(`/v1/markets?${params}`);
@@ -171,18 +173,19 @@ async function loadMarkets(reset) {
   hideBanner("warn");
   for (const m of page.markets || []) {
     // The ranking moves between pages: a market already listed is not listed twice.
-    if (state.markets.has(m.ticker)) continue;
-    state.markets.set(m.ticker, m);
+    const id = symbolOf(m);
+    if (state.markets.has(id)) continue;
+    state.markets.set(id, m);
     $("markets").append(marketItem(m));
     // A market selected from the address before the list came in gets its title now.
-    if (m.ticker === state.ticker) showMarket(m);
+    if (id === state.ticker) showMarket(m);
   }
   // Without a market in the address, open the most active one (the top of the list) so
   // the page starts with a live book, unless nothing is open.
   if (state.pickFirst && reset) {
     state.pickFirst = false;
     const top = (page.markets || [])[0];
-    if (top && top.status === "open") selectMarket(top.ticker, false);
+    if (top && top.status === "open") selectMarket(symbolOf(top), false);
   }
   state.cursor = page.next_cursor || null;
   $("more").hidden = !state.cursor;
@@ -191,12 +194,19 @@ async function loadMarkets(reset) {
   if (count === 0) $("markets").append(el("li", "empty", "No markets match."));
 }
 
+// What the stream and the market paths take: the ticker, with `venue:` before it for a
+// further venue of a gateway that serves several.
+function symbolOf(m) {
+  return m.symbol || m.ticker;
+}
+
 function marketItem(m) {
+  const id = symbolOf(m);
   const li = el("li");
   const btn = el("button", "market");
   btn.type = "button";
-  btn.dataset.ticker = m.ticker;
-  btn.setAttribute("aria-current", String(m.ticker === state.ticker));
+  btn.dataset.ticker = id;
+  btn.setAttribute("aria-current", String(id === state.ticker));
   btn.append(el("span", "m-title", m.title || m.ticker));
   const sub = subtitle(m);
   if (sub) btn.append(el("span", "m-sub", sub));
@@ -207,8 +217,8 @@ function marketItem(m) {
   meta.append(el("span", "m-ticker", m.title ? m.ticker : ""),
     el("span", "m-last", last ? fmtCents(last) : ""), statusBadge(m.status));
   btn.append(meta);
-  btn.title = m.ticker;
-  btn.addEventListener("click", () => selectMarket(m.ticker));
+  btn.title = id;
+  btn.addEventListener("click", () => selectMarket(id));
   li.append(btn);
   return li;
 }
@@ -277,7 +287,7 @@ function marketName(m) {
 function showMarket(m) {
   $("market-title").textContent = marketName(m);
   $("market-title").title = marketName(m);
-  $("market-ticker").textContent = m.title ? m.ticker : "";
+  $("market-ticker").textContent = m.title ? symbolOf(m) : "";
   setStatus($("market-status"), m.status);
 }
 
@@ -611,14 +621,31 @@ function onStatus(msg) {
 
 // ---------------------------------------------------------------- start
 
-// The venue and environment this gateway serves, from its health (open without a key).
+// The venues and environment this gateway serves, from its health (open without a key).
+// With further venues, a picker chooses whose markets the list shows.
 async function showVenue() {
+  let body;
   try {
-    const body = await (await fetch("/v1/health")).json();
-    if (body.feed) $("venue").textContent = `${body.feed} · ${body.env}`;
+    body = await (await fetch("/v1/health")).json();
   } catch (_) {
-    // No answer: the header stays without it; the stream's own state says the rest.
+    return; // No answer: the header stays without it; the stream's own state says the rest.
   }
+  const further = Object.keys(body.venues || {});
+  if (body.feed) $("venue").textContent = [body.feed, ...further].join(", ") + ` · ${body.env}`;
+  if (!further.length) return;
+  const pick = $("venue-pick");
+  pick.replaceChildren(...[body.feed, ...further].map((v, i) => {
+    const option = el("option", "", v);
+    option.value = i ? v : "";
+    return option;
+  }));
+  pick.hidden = false;
+}
+
+function onVenuePick() {
+  state.venue = $("venue-pick").value;
+  state.cursor = null;
+  loadMarkets(true);
 }
 
 function start() {
@@ -626,6 +653,7 @@ function start() {
   loadKey();
   $("key-form").addEventListener("submit", onKeySubmit);
   $("search").addEventListener("input", onSearchInput);
+  $("venue-pick").addEventListener("change", onVenuePick);
   $("more").addEventListener("click", () => loadMarkets(false));
   new ResizeObserver(() => markDirty("chart")).observe($("chart"));
   const initial = new URL(location.href).searchParams.get("ticker");
