@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shutil
 import time
 from dataclasses import replace
@@ -98,8 +99,14 @@ def test_a_gateway_of_several_venues_entitles_each_venue_by_its_symbols() -> Non
     )  # fmt: skip
     assert spot.allows("kraken:XBT/USD") and not spot.allows("kraken:ETH/USD")
     assert not spot.allows("XBT-1") and not spot.allows("polymarket:XBT-1")
-    # The own venue is not entitled: its history rows match none.
-    assert spot.pattern == "^$"
+    # The own venue is not entitled: its history rows match none; Kraken's archive rows
+    # and gaps are read by its tickers.
+    kraken = spot.pattern_of("kraken")
+    assert spot.pattern == "^$" and kraken is not None
+    assert re.match(kraken, "XBT/USD") and not re.match(kraken, "ETH/USD")
+    gap = {"start": "s", "markets": ["XBT/USD", "ETH/USD"]}
+    assert spot.entitled_gaps([gap], "kraken") == [{**gap, "markets": ["XBT/USD"]}]
+    assert spot.entitled_gaps([gap]) == []
     assert spot.describe_entitlements() == "series XBT* of venue kraken"
     assert spot.forbidden(["kraken:XBT/USD", "kraken:ETH/USD"]) == ["kraken:ETH/USD"]
     every = Policy("t", "kalshi", Entitlements(), TenantLimits(), None, (), further)

@@ -26,6 +26,7 @@ from ssmd.config import Overrides, load_environment
 from ssmd.exceptions import ActionError
 from ssmd.sim.kraken import KrakenSimulator
 from ssmd.sim.polymarket import PolymarketSimulator
+from ssmd.testing import until
 from ssmd.tui.backend import Backend
 from ssmd.up.nats import free_port
 from ssmd.upstate import read_state
@@ -144,6 +145,42 @@ async def _markets_an_agent_sees(data: Path, feed: str) -> set[str]:
     return {row[0] for row in orjson.loads(text)["rows"]}
 
 
+async def _rows(http: httpx.AsyncClient, url: str, query: dict[str, Any]) -> list[Any]:
+    """The rows of a history answer; none while the archive holds none yet (404)."""
+    resp = await http.get(url, params=query)
+    assert resp.status_code in (200, 404), resp.text
+    rows: list[Any] = resp.json().get("rows", [])
+    return rows
+
+
+async def _each_venues_archive_over_http(http: httpx.AsyncClient, base: str) -> None:
+    """The one gateway's history routes read each venue's archive (its spool, here): by
+    `venue=`, or by the venue of the symbols asked for, in the venue's own tickers."""
+    today = str(datetime.now(UTC).date())
+    for feed, tickers in (("kraken", {"BTC/USD", "ETH/USD"}), ("polymarket", None)):
+        # Manifests may not be written yet: an answer names the venue's archive either way.
+        inventory = (await http.get(f"{base}/v1/inventory", params={"venue": feed})).json()
+        assert inventory.get("feed") == feed or f"(feed {feed})" in inventory["message"]
+        query = {"from": today, "venue": feed, "limit": 10_000}
+        rows = await until(lambda q=query: _rows(http, f"{base}/v1/history/trade", q), 30, feed)
+        if tickers is not None:
+            assert {r["ticker"] for r in rows} <= tickers
+    query = {"from": today, "tickers": "kraken:BTC/USD,kraken:ETH/USD", "limit": 10_000}
+    pairs = await _rows(http, f"{base}/v1/history/trade", query)
+    assert pairs and {r["ticker"] for r in pairs} <= {"BTC/USD", "ETH/USD"}
+    book = await http.get(
+        f"{base}/v1/history/book", params={"ticker": "kraken:BTC/USD", "at": today + "T23:59:59Z"}
+    )
+    assert book.status_code == 200 and book.json()["ticker"] == "BTC/USD", book.text
+    mixed = {"from": today, "tickers": "kraken:BTC/USD,polymarket:1"}
+    refused = await http.get(f"{base}/v1/history/trade", params=mixed)
+    assert refused.status_code == 400
+    assert "one venue per request" in refused.json()["message"]
+    day = {"date": today, "venue": "kraken"}
+    quality = (await http.get(f"{base}/v1/quality", params=day)).json()
+    assert quality.get("feed") == "kraken" or "(feed kraken)" in quality["message"], quality
+
+
 async def _the_tui_on_a_venue(data: Path, gateway_port: int) -> None:
     """`ssmd tui --feed kraken`'s backend: the one gateway for the market views, in Kraken's
     tickers (live messages too), Kraken's connector and archiver for the actions, and
@@ -200,6 +237,7 @@ async def test_one_environment_captures_three_venues_at_once(tmp_path: Path) -> 
                 symbols = [m["symbol"] for m in markets]
                 book = await _a_valid_book_and_a_trade(f"ws://127.0.0.1:{port}/v1/stream", symbols)
                 assert book["ticker"] in symbols
+            await _each_venues_archive_over_http(http, f"http://127.0.0.1:{port}")
             assert await _markets_an_agent_sees(data, "kraken") == {"BTC/USD", "ETH/USD"}
             await _the_tui_on_a_venue(data, port)
             code = await up.stop()

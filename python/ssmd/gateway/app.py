@@ -199,10 +199,7 @@ def create_app(gw: Gateway) -> FastAPI:
             None, description="Which venue's markets (the gateway's own by default)"
         ),
     ) -> Response:
-        venue = venue or gw.symbols.own
-        if venue not in gw.venue_markets:
-            served = ", ".join(gw.symbols.venues)
-            raise BadRequest(f"venue {venue} is not served here (venues: {served})")
+        venue = gw.venue(venue)
         f = Filters.parse(status, series, event, q)
         policy = _policy(gw, request)
         if policy is not None:

@@ -196,12 +196,13 @@ def register(app: FastAPI, gw: Gateway) -> None:
     """Add the history routes to the gateway's app (all behind its API keys)."""
     settings = gw.settings
 
-    def dataset() -> Dataset:
-        if settings.dataset is None:
+    def dataset(venue: str) -> Dataset:
+        opener = gw.feeds[venue].settings.dataset
+        if opener is None:
             raise HistoryError(
                 404, "not_found", "this gateway serves no archive (no environment given)"
             )
-        return settings.dataset()
+        return opener()
 
     @app.exception_handler(HistoryError)
     async def _refused(_request: Any, exc: HistoryError) -> JSONResponse:
@@ -212,7 +213,7 @@ def register(app: FastAPI, gw: Gateway) -> None:
     @app.get("/v1/history/book", summary="A market's order book at a moment, from the archive")
     async def book(
         request: Request,
-        ticker: str = Query(..., description="The market"),
+        ticker: str = Query(..., description="The market (its symbol)"),
         at: str = Query(..., description="When: a time (ISO 8601, UTC) or UTC nanoseconds"),
         depth: int | None = Query(None, ge=1, description="Levels a side (default: all)"),
     ) -> Response:
@@ -223,9 +224,10 @@ def register(app: FastAPI, gw: Gateway) -> None:
             policy.refuse("entitlement")
             raise HistoryError(403, "forbidden", policy.forbidden_message([ticker]))
         moment = _time(at, "at", required=True)
-        ds = dataset()
+        venue, name = gw.symbols.split(ticker)
+        ds = dataset(venue)
         try:
-            result = await asyncio.to_thread(book_at, ticker, moment or 0, depth, dataset=ds)
+            result = await asyncio.to_thread(book_at, name, moment or 0, depth, dataset=ds)
         except DataError as exc:
             raise _not_found(exc) from None
         except ValueError as exc:
@@ -246,6 +248,9 @@ def register(app: FastAPI, gw: Gateway) -> None:
             None, alias="to", description=TIME_FORMS + "; default: the end of from's day"
         ),
         tickers: str | None = Query(None, description="Comma-separated markets (default: all)"),
+        venue: str | None = Query(
+            None, description="Whose archive: a venue the gateway serves (default: its own)"
+        ),
         limit: int | None = Query(None, description="Rows at most (the gateway's default)"),
         fmt: str = Query("json", alias="format", description="json, ndjson, csv, arrow or parquet"),
         cursor: str | None = Query(None, description="`next` of the previous page"),
@@ -290,27 +295,30 @@ def register(app: FastAPI, gw: Gateway) -> None:
             win = window(first or 0, last)
         except ValueError as exc:
             raise _bad(f"to: {exc}") from None
-        names = _tickers(tickers)
-        scope = names  # what a cursor pages through: the tickers, or the tenant's markets
+        symbols = _tickers(tickers)
+        venue, names = _one_venue(gw, venue, symbols)
+        # What a cursor pages through: the markets, or a venue's (the tenant's) markets.
+        scope = symbols or ([f"venue={venue}"] if venue != gw.symbols.own else None)
         if policy is not None:
-            denied = policy.forbidden(names or [])
+            denied = policy.forbidden(symbols or [])
             if denied:
                 policy.refuse("entitlement")
                 raise HistoryError(403, "forbidden", policy.forbidden_message(denied))
-            if not names and policy.pattern is not None:
-                scope = [policy.pattern]
+            pattern = policy.pattern_of(venue)
+            if not symbols and pattern is not None:
+                scope = [*(scope or []), pattern]
             policy.usage.history_rows += wanted
         fingerprint = _fingerprint(table, win.start_ns, win.end_ns, scope)
         page = _cursor_in(cursor, fingerprint)
         start_ns = win.start_ns
         if page.day is not None:
             start_ns = max(start_ns, _day_start_ns(page.day))
-        ds = dataset()
+        ds = dataset(venue)
 
         def plan() -> tuple[_Rows, pl.DataFrame | None, PageWriter]:
             frame = scan(table, start_ns, win.end_ns, tickers=names, dataset=ds)
             if policy is not None and not names:
-                frame = policy.entitled_rows(frame)
+                frame = policy.entitled_rows(frame, venue)
             rows = _Rows(frame.slice(page.skip, wanted + 1), wanted)
             return rows, rows.next_chunk(), page_writer(fmt, table, frame.collect_schema())
 
@@ -330,9 +338,12 @@ def register(app: FastAPI, gw: Gateway) -> None:
     async def inventory(
         start: str | None = Query(None, alias="from", description="First day (YYYY-MM-DD)"),
         end: str | None = Query(None, alias="to", description="Last day (YYYY-MM-DD)"),
+        venue: str | None = Query(
+            None, description="Whose archive: a venue the gateway serves (default: its own)"
+        ),
     ) -> Response:
         first, last = _day(start, "from"), _day(end, "to")
-        ds = dataset()
+        ds = dataset(gw.venue(venue))
         rows = await asyncio.to_thread(ds.archive.inventory, ds.feed, first, last)
         if not rows:
             raise HistoryError(
@@ -347,11 +358,16 @@ def register(app: FastAPI, gw: Gateway) -> None:
 
     @app.get("/v1/quality", summary="A day's quality report: gaps, counts, quality_score")
     async def quality(
-        request: Request, day: str = Query(..., alias="date", description="YYYY-MM-DD")
+        request: Request,
+        day: str = Query(..., alias="date", description="YYYY-MM-DD"),
+        venue: str | None = Query(
+            None, description="Whose archive: a venue the gateway serves (default: its own)"
+        ),
     ) -> Response:
         when = _day(day, "date")
         assert when is not None
-        ds = dataset()
+        venue = gw.venue(venue)
+        ds = dataset(venue)
         report = await asyncio.to_thread(ds.archive.quality, ds.feed, when)
         if not report["found"]:
             raise HistoryError(
@@ -362,8 +378,25 @@ def register(app: FastAPI, gw: Gateway) -> None:
             )
         gap_list = await asyncio.to_thread(ds.archive.gaps, ds.feed, when)
         policy = _policy(gw, request)
-        report["gap_list"] = gap_list if policy is None else policy.entitled_gaps(gap_list)
+        report["gap_list"] = gap_list if policy is None else policy.entitled_gaps(gap_list, venue)
         return Response(orjson.dumps({"env": ds.env, **report}), media_type="application/json")
+
+
+def _one_venue(
+    gw: Gateway, venue: str | None, symbols: list[str] | None
+) -> tuple[str, list[str] | None]:
+    """The venue of a history request and its markets' tickers in that venue's archive:
+    the venue of its symbols (one), or `venue` (default the own) when it names none."""
+    if not symbols:
+        return gw.venue(venue), None
+    split = [gw.symbols.split(s) for s in symbols]
+    venues = {v for v, _ in split} | ({gw.venue(venue)} if venue else set())
+    if len(venues) > 1:
+        raise _bad(
+            f"tickers of one venue per request: these are of {', '.join(sorted(venues))}. "
+            "Fix: one request per venue"
+        )
+    return venues.pop(), [t for _, t in split]
 
 
 def _day(value: str | None, name: str) -> date | None:

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from fastapi import FastAPI
 
+from ssmd.exceptions import BadRequest
 from ssmd.gateway.app import create_app
 from ssmd.gateway.feed import Feed
 from ssmd.gateway.hub import Hub
@@ -91,6 +92,16 @@ class Gateway:
         self.started = time.monotonic()
         self._running = False
         self.app: FastAPI = create_app(self)
+
+    def venue(self, name: str | None) -> str:
+        """The venue a request names (`venue=`; None: the own); BadRequest for one the
+        gateway does not serve."""
+        if name is None or name == "":
+            return self.symbols.own
+        if name not in self.feeds:
+            served = ", ".join(self.symbols.venues)
+            raise BadRequest(f"venue {name} is not served here (venues: {served})")
+        return name
 
     def _feed_gauges(self) -> dict[str, float]:
         """The feeds' gauges as one: counts summed, the worst of the rest."""

@@ -145,7 +145,13 @@ class GatewaySettings:
         return replace(
             own,
             venues=tuple(
-                replace(own, feed=v.feed.metadata.name, nats=v.nats, store=_store_opener(v))
+                replace(
+                    own,
+                    feed=v.feed.metadata.name,
+                    nats=v.nats,
+                    store=_store_opener(v),
+                    dataset=changes["dataset"] if "dataset" in changes else _dataset_opener(v),
+                )
                 for v in venues
             ),
         )

@@ -104,11 +104,15 @@ class Policy:
         self.venue_ok = venue in self.entitled_venues
         parts = [glob_regex(m) for m in entitlements.markets]
         parts += [f"{glob_regex(s, within='-')}(?:-.*)?" for s in entitlements.series]
-        tickers = "^(?:" + "|".join(parts) + ")$" if parts else None
-        self._tickers = re.compile(tickers) if tickers is not None else None
-        # The own venue's tickers (history rows): None, every one; "^$" matches none (no
-        # ticker is empty), in Python's re and in Polars (no look-ahead) alike.
-        self.pattern = tickers if self.venue_ok else "^$"
+        self._pattern = "^(?:" + "|".join(parts) + ")$" if parts else None
+        self._tickers = re.compile(self._pattern) if self._pattern is not None else None
+        self.pattern = self.pattern_of(venue)
+
+    def pattern_of(self, venue: str) -> str | None:
+        """The entitled tickers of `venue` as one regular expression (archive rows):
+        None, every one; "^$" matches none (no ticker is empty), in Python's re and in
+        Polars (no look-ahead) alike."""
+        return self._pattern if venue in self.entitled_venues else "^$"
 
     def allows(self, symbol: str) -> bool:
         venue, ticker = self.symbols.split(symbol)
@@ -155,22 +159,27 @@ class Policy:
             f"{self.describe_entitlements()}"
         )
 
-    def entitled_rows(self, frame: pl.LazyFrame) -> pl.LazyFrame:
-        """The rows of an archive table (`ssmd.data.scan`) of the markets the tenant may
-        see; the entitlements as one regular expression, run by Polars."""
+    def entitled_rows(self, frame: pl.LazyFrame, venue: str | None = None) -> pl.LazyFrame:
+        """The rows of an archive table (`ssmd.data.scan`) of `venue` (default the own)
+        of the markets the tenant may see; the entitlements as one regular expression,
+        run by Polars."""
         import polars as pl
 
-        if self.pattern is None:
+        pattern = self.pattern_of(venue or self.venue)
+        if pattern is None:
             return frame
-        return frame.filter(pl.col("ticker").str.contains(self.pattern))
+        return frame.filter(pl.col("ticker").str.contains(pattern))
 
-    def entitled_gaps(self, gaps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The archive's gaps the tenant may see: those of every market (no `markets`),
-        and those of its markets, naming only those."""
+    def entitled_gaps(
+        self, gaps: list[dict[str, Any]], venue: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The gaps of `venue`'s archive (default the own) the tenant may see: those of
+        every market (no `markets`), and those of its markets, naming only those."""
+        prefix = self.symbols.prefix(venue or self.venue)
         out = []
         for gap in gaps:
             markets = gap.get("markets") or []
-            mine = [m for m in markets if self.allows(m)]
+            mine = [m for m in markets if self.allows(prefix + m)]
             if not markets or mine:
                 out.append({**gap, "markets": mine} if markets else gap)
         return out
