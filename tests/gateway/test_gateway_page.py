@@ -471,4 +471,9 @@ async def test_page_picks_a_venue_of_a_gateway_that_serves_several(tmp_path: Pat
             await page.wait_for_selector('#tape[data-count="1"]')
             assert "ticker=kraken%3ASAME-25-X" in page.url
             await page.screenshot(path=str(tmp_path / "gateway-page-venues.png"))
+            # Opened at that address, the page lists Kraken's markets around it.
+            await page.reload()
+            await page.wait_for_selector(theirs + '[aria-current="true"]')
+            assert await page.input_value("#venue-pick") == "kraken"
+            await page.wait_for_selector('#ladder[data-valid="true"][data-bids="2"][data-asks="1"]')
             assert errors == []

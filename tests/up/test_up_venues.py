@@ -171,7 +171,7 @@ async def _each_venues_archive_over_http(http: httpx.AsyncClient, base: str) -> 
     book = await http.get(
         f"{base}/v1/history/book", params={"ticker": "kraken:BTC/USD", "at": today + "T23:59:59Z"}
     )
-    assert book.status_code == 200 and book.json()["ticker"] == "BTC/USD", book.text
+    assert book.status_code == 200 and book.json()["ticker"] == "kraken:BTC/USD", book.text
     mixed = {"from": today, "tickers": "kraken:BTC/USD,polymarket:1"}
     refused = await http.get(f"{base}/v1/history/trade", params=mixed)
     assert refused.status_code == 400

@@ -234,7 +234,9 @@ def register(app: FastAPI, gw: Gateway) -> None:
             raise _bad(f"at: {exc}") from None
         except ArchiveError as exc:
             raise HistoryError(500, "archive_damaged", str(exc)) from None
-        return Response(orjson.dumps(result.to_dict()), media_type="application/json")
+        # Named as asked: a further venue's symbol, not the ticker its archive holds.
+        body = {**result.to_dict(), "ticker": ticker}
+        return Response(orjson.dumps(body), media_type="application/json")
 
     @app.get(
         "/v1/history/{kind}",

@@ -640,6 +640,12 @@ async function showVenue() {
     return option;
   }));
   pick.hidden = false;
+  // A further venue's market in the address: list that venue's markets beside it.
+  const head = (state.ticker || "").split(":", 1)[0];
+  if (state.ticker && state.ticker.includes(":") && further.includes(head)) {
+    pick.value = head;
+    onVenuePick();
+  }
 }
 
 function onVenuePick() {
