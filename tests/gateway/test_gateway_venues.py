@@ -144,6 +144,7 @@ async def test_an_agents_client_speaks_its_venues_tickers(tmp_path: Path) -> Non
                 assert (await client.market(PAIR))["symbol"] == "kraken:" + PAIR
                 trades = await client.trades(PAIR, 10)
                 assert trades["ticker"] == PAIR and len(trades["trades"]) == 1
+                assert trades["trades"][0]["ticker"] == PAIR
                 assert without_ts(await client.book(SAME)) == book_of(further.truth, SAME, SAME)
                 assert without_ts(await client.book(PAIR)) == book_of(further.truth, PAIR, PAIR)
             finally:

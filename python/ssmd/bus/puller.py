@@ -209,9 +209,9 @@ class Puller:
             ):
                 size = protocol.held
                 await asyncio.sleep(self.linger)
-        if not self._outstanding and protocol.held - min(protocol.held, self.batch) < self.batch:
-            # The next batch comes in while the caller works on this one: at most two
-            # batches are held here. Requested before this batch is taken, so that a
+        if not self._outstanding and protocol.held < 2 * self.batch:
+            # The next batch comes in while the caller works on this one (fewer than a
+            # batch is left once this one is taken): at most two batches are held here. Requested before this batch is taken, so that a
             # cancellation while the request is written leaves the batch held, not lost.
             await self._request()
         return protocol.take_deliveries(self.batch)

@@ -150,7 +150,7 @@ class GatewaySettings:
                     feed=v.feed.metadata.name,
                     nats=v.nats,
                     store=_store_opener(v),
-                    dataset=changes["dataset"] if "dataset" in changes else _dataset_opener(v),
+                    dataset=_dataset_opener(v),
                 )
                 for v in venues
             ),

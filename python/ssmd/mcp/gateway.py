@@ -158,7 +158,10 @@ class GatewayClient:
 
     async def trades(self, ticker: str, limit: int) -> Any:
         body = await self.get(await self._path(ticker, "/trades"), limit=limit)
-        return self._unprefixed(body, await self._symbol_prefix())
+        prefix = await self._symbol_prefix()
+        for trade in body["trades"]:  # each a trade message, named by symbol too
+            self._unprefixed(trade, prefix)
+        return self._unprefixed(body, prefix)
 
     @staticmethod
     def _unprefixed(msg: dict[str, Any], prefix: str) -> dict[str, Any]:
