@@ -187,13 +187,3 @@ def test_a_feed_the_environment_does_not_capture_is_refused(tree: ConfigTree) ->
     text = str(caught.value)
     assert "kalshi-sim.yaml" in text and "does not capture feed 'kraken'" in text
     assert "Fix: --feed one of kalshi" in text
-
-
-def test_a_command_of_one_feed_refuses_an_environment_with_venues(tree: ConfigTree) -> None:
-    load_environment("kalshi-sim", tree.root, environ={}).require_one_feed("ssmd ops")
-    several = load_environment("multi-sim", tree.root, environ={})
-    with pytest.raises(ConfigError) as caught:
-        several.require_one_feed("the daily operations (ssmd ops)")
-    text = str(caught.value)
-    assert "multi-sim.yaml: the daily operations (ssmd ops) runs spec.feed (kalshi) only" in text
-    assert "also captures polymarket, kraken (spec.venues)" in text and "Fix: " in text

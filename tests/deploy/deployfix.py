@@ -1,7 +1,8 @@
 """Fixtures of the deploy tests: a config tree to render, and the schemas to check against.
 
-tests/deploy/tree is a small exchanges/ tree: kalshi-prod (every deploy field set) and
-kalshi-sim (the defaults, with the simulator in the cluster). A test copies it into
+tests/deploy/tree is a small exchanges/ tree: kalshi-prod (every deploy field set),
+kalshi-sim (the defaults, with the simulator in the cluster) and multi-sim (Kalshi with
+Polymarket and Kraken under spec.venues, each from its simulator). A test copies it into
 tmp_path, changes what it needs, and renders from the copy.
 """
 

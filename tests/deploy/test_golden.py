@@ -53,7 +53,7 @@ def check(path: Path, text: str) -> None:
         pytest.fail(f"{path.name} differs from its golden file:\n{diff}")
 
 
-@pytest.mark.parametrize("env", ["kalshi-prod", "kalshi-sim"])
+@pytest.mark.parametrize("env", ["kalshi-prod", "kalshi-sim", "multi-sim"])
 def test_manifests_match_the_golden_files(tmp_path: Path, env: str) -> None:
     files = manifests(project(tmp_path), env)
     for name, text in files.items():

@@ -3,7 +3,6 @@ naming the file, line and field with its fix, and nothing written."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ import yaml
 from deployfix import edit_environment, project
 from typer.testing import CliRunner, Result
 
-from _support import ROOT
 from ssmd.cli import app
 
 
@@ -122,17 +120,3 @@ def test_a_misspelt_deploy_field_is_a_config_problem(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "spec.deploy.storage_clas: unknown key" in result.output
     assert "storage_class" in result.output
-
-
-def test_an_environment_capturing_several_venues_is_refused(tmp_path: Path) -> None:
-    """A deployment lays out one feed; an environment with spec.venues is refused rather
-    than deployed without its venues."""
-    config = project(tmp_path)
-    shutil.copy(ROOT / "exchanges" / "feeds" / "kraken.yaml", config / "feeds")
-    venue = {"feed": {"name": "kraken", "endpoint": "prod"}, "symbols": {"tickers": ["BTC/USD"]}}
-    edit_environment(config, "kalshi-prod", {"venues": [venue]})
-    result = render(config, tmp_path / "out")
-    assert result.exit_code == 1
-    assert "spec.venues: captures kraken beside spec.feed" in result.output, result.output
-    assert "Fix: give each venue an environment of its own" in result.output
-    assert not (tmp_path / "out").exists()

@@ -93,3 +93,19 @@ async def test_actions_are_refused_to_other_machines() -> None:
     finally:
         await server.stop()
     assert not called.is_set()
+
+
+async def test_live_answers_while_health_says_degraded() -> None:
+    """What a liveness probe asks: the process answers, whatever its health (a component
+    rides out NATS or a store being away; restarting it would lose what it holds)."""
+    server = HealthServer(lambda: (False, {"status": "nats down"}), CollectorRegistry())
+    await server.start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        async with httpx.AsyncClient() as http:
+            r = await http.get(base + "/health")
+            assert (r.status_code, r.json()) == (503, {"status": "nats down"})
+            r = await http.get(base + "/live")
+            assert (r.status_code, r.json()) == (200, {"live": True})
+    finally:
+        await server.stop()

@@ -82,8 +82,8 @@ def config_tree(tmp: Path, schedule: dict[str, Any] | None = None) -> Path:
 class Ops:
     """The `ssmd` commands of one environment, data directory and Temporal server."""
 
-    def __init__(self, tmp: Path, address: str, config: Path | None = None) -> None:
-        self.tmp, self.address = tmp, address
+    def __init__(self, tmp: Path, address: str, config: Path | None = None, env: str = ENV) -> None:
+        self.tmp, self.address, self.env = tmp, address, env
         self.config = config or ROOT / "exchanges"
         self.data = tmp / "data"
         self.gateway_port = free_port()
@@ -91,7 +91,7 @@ class Ops:
         self.workers = 0
 
     def common(self) -> list[str]:
-        return ["--env", ENV, "--config-dir", str(self.config), "--data-dir", str(self.data)]
+        return ["--env", self.env, "--config-dir", str(self.config), "--data-dir", str(self.data)]
 
     def run(
         self, *args: str, temporal: bool = True, timeout: float = 300
@@ -134,7 +134,7 @@ class Ops:
     def state(self) -> dict[str, Any]:
         import json
 
-        path = self.data / "ops" / f"{ENV}.json"
+        path = self.data / "ops" / f"{self.env}.json"
         try:
             data: dict[str, Any] = json.loads(path.read_text())
         except (FileNotFoundError, ValueError):

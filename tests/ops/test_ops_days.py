@@ -38,6 +38,19 @@ def test_a_day_is_opened_once_per_startup_and_numbered_within_its_date(store: St
         days.update(first["id"], id="x")
 
 
+def test_each_further_venues_first_sequence_is_kept_with_its_day(store: Store) -> None:
+    days = Days(store, "multi-sim")
+    day = days.open("2026-12-03", "startup-run-1", 5, {"kraken": 7, "polymarket": 1})
+    assert day["first_seq"] == 5  # the environment's own feed
+    assert days.venue_seqs(day["id"]) == {"kraken": 7, "polymarket": 1}
+    # A retried startup finds the day: nothing is written again.
+    assert days.open("2026-12-03", "startup-run-1", 9, {"kraken": 9}) == day
+    assert days.venue_seqs(day["id"]) == {"kraken": 7, "polymarket": 1}
+    days.update(day["id"], state="ended")
+    second = days.open("2026-12-03", "startup-run-2", 50)
+    assert days.venue_seqs(second["id"]) == {}
+
+
 async def test_each_change_goes_to_the_journal_once_and_the_current_day_to_redis(
     tmp_path: Path, store: Store
 ) -> None:

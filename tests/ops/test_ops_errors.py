@@ -61,22 +61,3 @@ def test_an_environment_without_temporal_says_where_to_name_one(tmp_path: Path) 
     assert out.returncode == 2
     assert "names no Temporal server (spec.temporal)" in out.stderr
     assert "--temporal-address" in out.stderr
-
-
-@pytest.mark.parametrize("command", [("ops", "start"), ("day", "roll"), ("worker", "run")])
-def test_an_environment_capturing_several_venues_is_refused(
-    tmp_path: Path, command: tuple[str, ...]
-) -> None:
-    """The daily cycle runs one feed; it refuses an environment with spec.venues rather
-    than run its spec.feed alone."""
-    where = ["--config-dir", str(ROOT / "exchanges"), "--data-dir", str(tmp_path / "data")]
-    out = subprocess.run(
-        [SSMD, *command, "--env", "multi-sim", *where, "--temporal-address", "127.0.0.1:1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert out.returncode == 2, out.stdout + out.stderr
-    assert "runs spec.feed (kalshi) only" in out.stderr
-    assert "also captures polymarket, kraken (spec.venues)" in out.stderr
-    assert "Traceback" not in out.stderr

@@ -33,7 +33,9 @@ async def test_the_tui_stops_and_starts_a_component_of_the_ops_runtime(tmp_path:
     try:
         assert backend.supervision().kind == "none"
         await runtime.prepare()
-        sync = subprocess.run(await runtime.sync_command(), capture_output=True, timeout=120)
+        sync = subprocess.run(
+            (await runtime.sync_commands())["kalshi"], capture_output=True, timeout=120
+        )
         assert sync.returncode == 0, sync.stderr.decode()[-2000:]
         for name in ("connector", "archiver", "gateway"):
             assert await runtime.start(name) == "started"

@@ -28,16 +28,24 @@ RuntimeOption = typer.Option("local", help="Where the components run: local or k
 WaitOption = typer.Option(True, "--wait/--no-wait", help="Wait for the workflow to finish.")
 
 
-def resolve(env: str, config_dir: Path | None, data_dir: str | None, address: str | None) -> Any:
+def resolve_all(
+    env: str, config_dir: Path | None, data_dir: str | None, address: str | None
+) -> tuple[Any, list[Any]]:
+    """The environment resolved for its own feed, and for each of its further venues."""
     from ssmd.cli.exits import component_errors
     from ssmd.config import Overrides, load_environment
 
+    overrides = Overrides(data_dir=data_dir, temporal_address=address)
     with component_errors():
-        resolved = load_environment(
-            env, config_dir, Overrides(data_dir=data_dir, temporal_address=address)
-        )
-        resolved.require_one_feed("the daily operations (ssmd ops)")
-        return resolved
+        resolved = load_environment(env, config_dir, overrides)
+        venues = [
+            load_environment(env, config_dir, overrides, feed=feed) for feed in resolved.feeds[1:]
+        ]
+        return resolved, venues
+
+
+def resolve(env: str, config_dir: Path | None, data_dir: str | None, address: str | None) -> Any:
+    return resolve_all(env, config_dir, data_dir, address)[0]
 
 
 def with_client(resolved: Any, address: str | None, body: Callable[[Any], Awaitable[T]]) -> T:
@@ -142,8 +150,8 @@ def status(
     from ssmd.ops.temporal import address_of, connect
     from ssmd.ops.worker import make_runtime
 
-    resolved = resolve(env, config_dir, data_dir, temporal_address)
-    rt = make_runtime(runtime, resolved, namespace=namespace)
+    resolved, venues = resolve_all(env, config_dir, data_dir, temporal_address)
+    rt = make_runtime(runtime, resolved, venues=venues, namespace=namespace)
 
     async def main() -> dict[str, Any]:
         out: dict[str, Any] = {"components": [s.as_dict() for s in await rt.states()]}
@@ -197,8 +205,8 @@ def down(
     """Stop every process the local runtime started, NATS and the simulator included."""
     from ssmd.ops.local import LocalRuntime
 
-    resolved = resolve(env, config_dir, data_dir, None)
-    asyncio.run(LocalRuntime(resolved).stop_everything())
+    resolved, venues = resolve_all(env, config_dir, data_dir, None)
+    asyncio.run(LocalRuntime(resolved, venues=venues).stop_everything())
     print_text("stopped")
 
 

@@ -1,20 +1,41 @@
-"""`ssmd sim`: run the local Kalshi simulator."""
+"""`ssmd sim`: run a local simulator: Kalshi's, or Kraken's or Polymarket's (`--venue`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import Any
 
 import typer
 
 app = typer.Typer(
-    help="A local Kalshi (WebSocket + REST) for tests and demos.", no_args_is_help=True
+    help="A local exchange (WebSocket + REST) for tests and demos.", no_args_is_help=True
 )
+
+KALSHI_ONLY = ("--era", "--scenario", "--rest-cache")
+
+
+async def _serve_other(sim: Any, venue: str) -> None:
+    from ssmd.config import override_variables
+
+    variables = override_variables(venue)
+    async with sim:
+        typer.echo(f"WebSocket: {sim.ws_url}")
+        typer.echo(f"REST:      {sim.rest_url}")
+        typer.echo(f"export {variables['ws_url']}={sim.ws_url}")
+        typer.echo(f"export {variables['rest_url']}={sim.rest_url}")
+        typer.echo("Ctrl-C to stop.")
+        await asyncio.Event().wait()
 
 
 @app.command()
 def run(
+    venue: str = typer.Option(
+        "kalshi",
+        help="The exchange to simulate: kalshi, kraken or polymarket (era, scenario and "
+        "rest-cache are Kalshi's).",
+    ),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8765, help="Port for WebSocket and REST (0 = any free port)."),
     seed: int = typer.Option(0, help="Seed of the universe and the order flow."),
@@ -31,9 +52,22 @@ def run(
         help="Serve REST responses from an edge cache this many seconds old (0 = off; Kalshi ~15).",
     ),
 ) -> None:
-    """Serve a simulated Kalshi until Ctrl-C."""
+    """Serve a simulated exchange until Ctrl-C."""
     from ssmd.sim import Scenario, Simulator
 
+    if venue != "kalshi":
+        if (era, scenario, rest_cache) != ("C", None, 0.0):
+            raise typer.BadParameter(f"{', '.join(KALSHI_ONLY)} are Kalshi's only")
+        from ssmd.cli.exits import component_errors
+        from ssmd.up.simulator import SimOptions
+
+        options = SimOptions(seed=seed, rate=rate, markets=markets, port=port, host=host)
+        with component_errors():
+            sim = options.make(venue)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve_other(sim, venue))
+        typer.echo("simulator stopped")
+        return
     if era not in ("A", "B", "C"):
         raise typer.BadParameter("era must be A, B or C")
     scen = Scenario.load(scenario) if scenario else None

@@ -46,7 +46,7 @@ def run(
     Components the workflows started keep running when the worker stops; a worker
     started again resumes the workflows in progress."""
     from ssmd.cli.exits import component_errors
-    from ssmd.config import Overrides, load_environment
+    from ssmd.cli.ops import resolve_all
     from ssmd.obs import logs
     from ssmd.ops.temporal import address_of
     from ssmd.ops.worker import make_runtime, run_worker
@@ -54,11 +54,8 @@ def run(
     logs.setup(log_level)
     if runtime not in ("local", "kubernetes"):
         raise typer.BadParameter("expected local or kubernetes", param_hint="--runtime")
+    resolved, venues = resolve_all(env, config_dir, data_dir, temporal_address)
     with component_errors():
-        resolved = load_environment(
-            env, config_dir, Overrides(data_dir=data_dir, temporal_address=temporal_address)
-        )
-        resolved.require_one_feed("the operations worker (ssmd worker)")
         address = address_of(resolved, temporal_address)
         local: dict[str, Any] = {
             "gateway_port": gateway_port,
@@ -68,7 +65,11 @@ def run(
             "sim_markets": sim_markets,
         }
         rt = make_runtime(
-            runtime, resolved, namespace=namespace, **(local if runtime == "local" else {})
+            runtime,
+            resolved,
+            venues=venues,
+            namespace=namespace,
+            **(local if runtime == "local" else {}),
         )
 
         async def main() -> None:
@@ -76,6 +77,6 @@ def run(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            await run_worker(resolved, address, rt, stop)
+            await run_worker(resolved, address, rt, stop, venues)
 
         asyncio.run(main())

@@ -197,17 +197,6 @@ class ResolvedEnvironment:
         """Where an embedded nats-server keeps its JetStream files."""
         return self.data_dir / "nats"
 
-    def require_one_feed(self, what: str) -> None:
-        """ConfigError when the environment captures further venues, for the commands that
-        run one feed per environment (`what`): better refused than a venue left out."""
-        if len(self.feeds) > 1:
-            venues = ", ".join(self.feeds[1:])
-            raise ConfigError(
-                f"{display_path(self.file)}: {what} runs spec.feed ({self.feed.name}) only, and "
-                f"this environment also captures {venues} (spec.venues). Fix: give each venue "
-                "an environment of its own for this"
-            )
-
     def secret(self, name: str) -> Secret:
         try:
             return self.secrets[name]

@@ -1,7 +1,8 @@
 """What `ssmd deploy render` needs from one environment, checked before anything is written.
 
-A plan is the environment as written (its `deploy:` section with defaults), the two
-files its ConfigMaps carry, and the names derived from them. `make_plan` collects every
+A plan is the environment as written (its `deploy:` section with defaults), the files
+its ConfigMaps carry (the environment's, and one per feed it captures: spec.feed and each
+of spec.venues), and the names derived from them. `make_plan` collects every
 problem that would make the manifests wrong in a cluster (each naming the field, with its
 fix) and raises them together, like `ssmd validate`.
 """
@@ -16,13 +17,14 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from ssmd.config import load_environment
-from ssmd.config.models.common import env_var_token
 from ssmd.config.models.deploy import Deploy
-from ssmd.config.models.environment import EnvironmentSpec
+from ssmd.config.models.environment import EnvironmentSpec, FeedSelection, Symbols, VenueCapture
 from ssmd.config.models.feed import CUSTOM_ENDPOINT
 from ssmd.config.problems import Loc, Problem, display_path, raise_problems
 from ssmd.config.tree import ConfigTree
 from ssmd.config.yamlio import parse_yaml
+from ssmd.up.components import child_name
+from ssmd.venues import venue
 
 GATEWAY_KEYS_SECRET: Final = "gateway_api_keys"
 # Where the image keeps things (deploy/Dockerfile).
@@ -47,33 +49,61 @@ class SecretRef:
 
 @dataclass(frozen=True)
 class Simulator:
-    """The simulator in the cluster, for an environment whose feed is a loopback URL."""
+    """The simulator in the cluster, for a feed whose URLs are on loopback."""
 
+    service: str  # its Service's name, the host in the URLs below
     port: int
     ws_url: str  # the feed URLs with the host replaced by the simulator's Service
     rest_url: str
 
 
 @dataclass(frozen=True)
+class FeedPlan:
+    """One feed the environment captures: spec.feed, or one of spec.venues (`extra`)."""
+
+    selection: FeedSelection  # as written: name, endpoint, URLs
+    symbols: Symbols
+    extra: bool
+    file: Path
+    live_updates: bool  # its stream carries the market lifecycle `ssmd market live` applies
+
+    @property
+    def name(self) -> str:
+        return self.selection.name
+
+    def child(self, component: str) -> str:
+        """The name of the feed's `component` (connector, connector-kraken), as `ssmd up`
+        names its children: a further venue's objects never meet spec.feed's."""
+        return child_name(component, self.name if self.extra else None)
+
+    @property
+    def args(self) -> list[str]:
+        """What picks the feed on a component's command line (spec.feed needs nothing)."""
+        return ["--feed", self.name] if self.extra else []
+
+    @property
+    def simulator(self) -> Simulator | None:
+        return _simulator(self.selection, self.child("simulator"))
+
+
+@dataclass(frozen=True)
 class Plan:
     env: str
-    feed: str
     namespace: str
     deploy: Deploy
     spec: EnvironmentSpec
     env_file: Path
-    feed_file: Path
     project_root: Path
     secrets: tuple[SecretRef, ...]
-    simulator: Simulator | None
+    feeds: tuple[FeedPlan, ...]  # spec.feed first
 
     @property
     def stream_replicas(self) -> int:
         return self.spec.transport.replicas
 
     @property
-    def feed_token(self) -> str:
-        return env_var_token(self.feed)
+    def simulators(self) -> list[tuple[FeedPlan, Simulator]]:
+        return [(feed, sim) for feed in self.feeds if (sim := feed.simulator) is not None]
 
 
 def _is_loopback(url: str) -> bool:
@@ -86,9 +116,9 @@ def _is_loopback(url: str) -> bool:
         return False
 
 
-def _simulator(spec: EnvironmentSpec) -> Simulator | None:
-    ws, rest = spec.feed.ws_url, spec.feed.rest_url
-    if spec.feed.endpoint != CUSTOM_ENDPOINT or ws is None or rest is None:
+def _simulator(feed: FeedSelection, service: str) -> Simulator | None:
+    ws, rest = feed.ws_url, feed.rest_url
+    if feed.endpoint != CUSTOM_ENDPOINT or ws is None or rest is None:
         return None
     if not (_is_loopback(ws) and _is_loopback(rest)):
         return None
@@ -96,9 +126,24 @@ def _simulator(spec: EnvironmentSpec) -> Simulator | None:
 
     def in_cluster(url: str) -> str:
         parts = urlsplit(url)
-        return parts._replace(netloc=f"simulator:{port}").geturl()
+        return parts._replace(netloc=f"{service}:{port}").geturl()
 
-    return Simulator(port, in_cluster(ws), in_cluster(rest))
+    return Simulator(service, port, in_cluster(ws), in_cluster(rest))
+
+
+def _feed_plans(spec: EnvironmentSpec, tree: ConfigTree) -> tuple[FeedPlan, ...]:
+    captures = [VenueCapture(feed=spec.feed, symbols=spec.symbols), *spec.venues]
+    return tuple(
+        FeedPlan(
+            selection=capture.feed,
+            symbols=capture.symbols,
+            extra=index > 0,
+            file=tree.path("Feed", capture.feed.name),
+            # `ssmd market live` refuses a venue without them, as `ssmd up` skips it.
+            live_updates=venue(capture.feed.name).lifecycle,
+        )
+        for index, capture in enumerate(captures)
+    )
 
 
 class _Checks:
@@ -200,15 +245,6 @@ def make_plan(
     tree = ConfigTree.at(config_dir, environ or {})
     spec = resolved.environment.spec
     checks = _Checks(resolved.file, resolved.file.read_text(encoding="utf-8"))
-    if spec.venues:
-        checks.add(
-            ("venues",),
-            f"captures {', '.join(resolved.feeds[1:])} beside spec.feed; a deployment "
-            "runs the one feed of its environment",
-            "no spec.venues in an environment to deploy",
-            "give each venue an environment of its own, with its own deploy section",
-        )
-        raise_problems(checks.problems)
     if spec.deploy is None:
         checks.add(
             ("deploy",),
@@ -224,13 +260,11 @@ def make_plan(
         raise_problems(checks.problems)
     return Plan(
         env=resolved.name,
-        feed=resolved.feed.name,
         namespace=deploy.namespace or f"ssmd-{resolved.name}",
         deploy=deploy,
         spec=spec,
         env_file=resolved.file,
-        feed_file=tree.path("Feed", resolved.feed.name),
         project_root=tree.project_root,
         secrets=tuple(secrets),
-        simulator=_simulator(spec),
+        feeds=_feed_plans(spec, tree),
     )

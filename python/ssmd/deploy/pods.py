@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import PurePosixPath
 from typing import Any, Final
 
+from ssmd.config import override_variables
 from ssmd.config.models.deploy import Resources
 from ssmd.deploy.plan import CONFIG_DIR, DATA_DIR, KEYS_DIR, Plan
 from ssmd.ops.kube import deployment_name
@@ -63,10 +64,12 @@ def _env(plan: Plan) -> list[Object]:
         ("SSMD_DATA_DIR", str(DATA_DIR)),
         ("SSMD_NATS_URL", nats_urls(plan)),
     ]
-    if plan.simulator is not None:
+    for feed, simulator in plan.simulators:
+        # Every pod gets every simulated feed's: the gateway serves them all.
+        variables = override_variables(feed.name)
         values += [
-            (f"SSMD_{plan.feed_token}_WS_URL", plan.simulator.ws_url),
-            (f"SSMD_{plan.feed_token}_REST_URL", plan.simulator.rest_url),
+            (variables["ws_url"], simulator.ws_url),
+            (variables["rest_url"], simulator.rest_url),
         ]
     if any(ref.scheme == "sealed" for ref in plan.secrets):
         values.append(("SSMD_SECRETS_DIR", str(KEYS_DIR)))
@@ -101,7 +104,11 @@ def volumes(plan: Plan, *, data: Object | None) -> list[Object]:
         {
             "configMap": {
                 "name": FEED_CONFIG_MAP,
-                "items": [{"key": f"{plan.feed}.yaml", "path": f"feeds/{plan.feed}.yaml"}],
+                # Every feed the environment captures: the gateway reads them all.
+                "items": [
+                    {"key": f"{feed.name}.yaml", "path": f"feeds/{feed.name}.yaml"}
+                    for feed in plan.feeds
+                ],
             }
         },
     ]
@@ -157,9 +164,12 @@ def container(
     ports: dict[str, int] | None = None,
     health: str | None = None,
     health_port: str | None = None,
+    live: str | None = None,
     takes_env: bool = True,
 ) -> Object:
-    """An ssmd container: `ssmd ARGS --env ENV` (the image's entrypoint is dumb-init ssmd)."""
+    """An ssmd container: `ssmd ARGS --env ENV` (the image's entrypoint is dumb-init ssmd).
+    `health` (on `health_port`) says whether it is ready; `live` whether it must be
+    restarted (default: `health`)."""
     out: Object = {
         "name": name,
         "image": plan.deploy.image,
@@ -182,9 +192,13 @@ def container(
         del out["ports"]
     if health is not None and health_port is not None:
         # Started: up to 5 minutes (the archiver seals what came due first); then watched.
-        out["startupProbe"] = http_probe(health, health_port, period=5, failures=60)
+        # Restarted only when it no longer answers at all: a component rides out NATS or a
+        # store being away (its health is 503 meanwhile), and a restart would lose what it
+        # holds in memory (the connector's frames waiting for NATS).
+        live = live or health
+        out["startupProbe"] = http_probe(live, health_port, period=5, failures=60)
         out["readinessProbe"] = http_probe(health, health_port)
-        out["livenessProbe"] = http_probe(health, health_port, period=20, failures=6)
+        out["livenessProbe"] = http_probe(live, health_port, period=20, failures=6)
     return out
 
 

@@ -1,8 +1,9 @@
 """`ssmd deploy render`: one kustomize folder per environment, and the ArgoCD objects.
 
-    OUT/<env>/kustomization.yaml      namespace, resources, ConfigMaps from the two files
+    OUT/<env>/kustomization.yaml      namespace, resources, ConfigMaps from the copies below
     OUT/<env>/{namespace,nats,connector,archiver,gateway,secmaster,...}.yaml
-    OUT/<env>/config/environments/<env>.yaml, config/feeds/<feed>.yaml   (copies)
+    OUT/<env>/config/environments/<env>.yaml, config/feeds/<feed>.yaml   (copies; a
+                                      feed file for spec.feed and each of spec.venues)
     OUT/<env>/sealed/*.yaml           yours: kubeseal's output, listed in the kustomization
     OUT/argocd/application-<env>.yaml, applicationset.yaml               (--argocd)
 
@@ -130,9 +131,10 @@ def render_environment(plan: Plan, env_dir: Path | None = None) -> Rendered:
     files = {name: dump_objects(objs, header) for name, objs in groups.items() if objs}
 
     env_copy = f"{CONFIG_COPY_DIR}/environments/{plan.env}.yaml"
-    feed_copy = f"{CONFIG_COPY_DIR}/feeds/{plan.feed}.yaml"
     files[env_copy] = plan.env_file.read_text(encoding="utf-8")
-    files[feed_copy] = plan.feed_file.read_text(encoding="utf-8")
+    feed_copies = [f"{CONFIG_COPY_DIR}/feeds/{feed.name}.yaml" for feed in plan.feeds]
+    for copy, feed in zip(feed_copies, plan.feeds, strict=True):
+        files[copy] = feed.file.read_text(encoding="utf-8")
     sealed, sealed_notes = _sealed_files(plan, env_dir)
     kustomization: dict[str, Any] = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
@@ -142,7 +144,7 @@ def render_environment(plan: Plan, env_dir: Path | None = None) -> Rendered:
         # Generated names carry a hash of the content: a changed file rolls the pods.
         "configMapGenerator": [
             {"name": ENV_CONFIG_MAP, "files": [env_copy]},
-            {"name": FEED_CONFIG_MAP, "files": [feed_copy]},
+            {"name": FEED_CONFIG_MAP, "files": feed_copies},
         ],
     }
     files["kustomization.yaml"] = header + yaml.dump(

@@ -1,6 +1,11 @@
-"""A component's HTTP endpoints: GET /health (JSON; 503 when degraded) and GET /metrics,
-and the component's control actions as POST routes (`actions`: the connector's
-`/control/resync`, the archiver's `/control/seal`).
+"""A component's HTTP endpoints: GET /health (JSON; 503 when degraded), GET /live and
+GET /metrics, and the component's control actions as POST routes (`actions`: the
+connector's `/control/resync`, the archiver's `/control/seal`).
+
+/live answers 200 whenever the process's event loop does: it is what a liveness probe
+asks. /health is not, since it is 503 through conditions the component rides out
+itself (NATS away, a store failing, a shard reconnecting): restarting it then would
+throw away what it holds in memory and gain nothing.
 
 Shared by the connector and the archiver; `ssmd up` reads both to show its status.
 Actions change what a component does, so they are answered only to clients on the
@@ -100,6 +105,8 @@ class HealthServer:
                     "application/json",
                     orjson.dumps(body),
                 )
+            elif path == "/live":
+                status, ctype, data = "200 OK", "application/json", b'{"live":true}'
             elif path == "/metrics":
                 status, ctype = "200 OK", CONTENT_TYPE
                 data = expose(self.registry).encode()

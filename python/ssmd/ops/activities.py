@@ -6,6 +6,9 @@ first attempt did (a started component runs: it is waited for, not started again
 a stopped one is not stopped twice; a day opened by this workflow run is found
 again). Waits heartbeat, so Temporal notices a dead worker within the heartbeat
 timeout and retries on another. A configuration error is not retried.
+
+An environment that captures several venues is one day across its feeds: each feed's
+secmaster is synced, its stream's first sequence recorded, its archive verified.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -24,7 +27,14 @@ from temporalio.exceptions import ApplicationError
 from ssmd.exceptions import ChildFailed, ConfigError
 from ssmd.ops import days as day_records
 from ssmd.ops.runtime import Runtime
-from ssmd.ops.verify import day_figures, days_between, verify_day
+from ssmd.ops.verify import (
+    DayFigures,
+    Verification,
+    combine,
+    day_figures,
+    days_between,
+    verify_day,
+)
 from ssmd.secmaster.model import now_iso
 from ssmd.up.children import ChildSpec, Supervisor
 
@@ -60,10 +70,14 @@ async def _beating(*details: Any) -> AsyncIterator[None]:
 
 
 class Activities:
-    """Bound to one environment and one runtime (the worker's)."""
+    """Bound to one environment and one runtime (the worker's). `venues`: the environment
+    resolved for each of its further venues (`load_environment(name, feed=...)`)."""
 
-    def __init__(self, env: Any, runtime: Runtime, client: Any = None) -> None:
+    def __init__(
+        self, env: Any, runtime: Runtime, client: Any = None, venues: Sequence[Any] = ()
+    ) -> None:
         self.env, self.runtime, self.client = env, runtime, client
+        self.envs = [env, *venues]
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -111,25 +125,31 @@ class Activities:
         result: dict[str, Any] = await self._guard("nats", self.runtime.prepare(_heartbeat))
         return result
 
+    @activity.defn(name="components")
+    async def components(self) -> dict[str, list[str]]:
+        """The components the day starts and stops, per kind (`component_names`)."""
+        return self.runtime.components
+
     @activity.defn(name="sync_secmaster")
     async def sync_secmaster(self) -> dict[str, Any]:
-        """One `ssmd market sync` (idempotent: an unchanged market writes nothing)."""
+        """One `ssmd market sync` per feed (idempotent: an unchanged market writes
+        nothing); per feed, its figures."""
 
-        async def run() -> dict[str, Any]:
+        async def sync(feed: str, argv: list[str]) -> dict[str, Any]:
             import orjson
 
-            argv = await self.runtime.sync_command()
+            name = "secmaster-sync" if feed == self.env.feed.name else f"secmaster-sync-{feed}"
             spec = ChildSpec(
-                "secmaster-sync",
+                name,
                 argv,
                 restart=False,
                 capture_stdout=True,
-                log_path=self.env.data_dir / "logs" / "secmaster-sync.log",
+                log_path=self.env.data_dir / "logs" / f"{name}.log",
             )
             sup = Supervisor(lambda *_: None)
             task = asyncio.create_task(sup.run_once(spec, 300.0))
             while not task.done():
-                _heartbeat("syncing")
+                _heartbeat("syncing", feed)
                 await asyncio.wait({task}, timeout=2.0)
             child = task.result()
             try:
@@ -137,6 +157,10 @@ class Activities:
             except orjson.JSONDecodeError:
                 return {}
             return {k: report.get(k) for k in ("series", "events", "markets", "seconds")}
+
+        async def run() -> dict[str, Any]:
+            commands = await self.runtime.sync_commands()
+            return {feed: await sync(feed, argv) for feed, argv in commands.items()}
 
         result: dict[str, Any] = await self._guard("secmaster-sync", run())
         return result
@@ -152,15 +176,13 @@ class Activities:
         nc = await self._nats()
         try:
             js = nc.jetstream()
-            try:
-                first_seq = int((await js.stream_info(self.env.nats.stream)).state.last_seq) + 1
-            except Exception:
-                first_seq = 1  # no stream yet: the connector creates it
+            seqs = {env.feed.name: await _next_seq(js, env.nats.stream) for env in self.envs}
+            first_seq = seqs.pop(self.env.feed.name)
             tz = ZoneInfo(self.env.schedule.timezone)
             trading_date = datetime.now(tz).date().isoformat()
             with self._store() as store:
                 day = day_records.Days(store, self.env.name).open(
-                    trading_date, opened_by, first_seq
+                    trading_date, opened_by, first_seq, seqs
                 )
             await self._record(day, nc)
         finally:
@@ -183,10 +205,11 @@ class Activities:
                     "records_archived": flow.records_archived,
                 }
             if time.monotonic() >= deadline:
+                idle = f" (nothing through {', '.join(flow.idle)})" if flow.idle else ""
                 why = (
                     f"no data flowing end to end after {timeout:g} s: frames received "
-                    f"{flow.frames_received:g}, records archived {flow.records_archived:g}, "
-                    f"gateway {'up' if flow.gateway_ok else 'not answering'}"
+                    f"{flow.frames_received:g}, records archived {flow.records_archived:g}"
+                    f"{idle}, gateway {'up' if flow.gateway_ok else 'not answering'}"
                 )
                 self.runtime.record_error("health", why)
                 raise ApplicationError(why, type="NotFlowing")
@@ -227,23 +250,16 @@ class Activities:
 
     @activity.defn(name="wait_archived")
     async def wait_archived(self, timeout: float) -> dict[str, Any]:
-        """Until the archiver's consumer has nothing pending (what the connector drained
-        is in the archiver's hands before it is stopped)."""
+        """Until each feed's archiver consumer has nothing pending (what the connectors
+        drained is in the archivers' hands before they are stopped); per feed, how it
+        ended, all within `timeout`."""
         nc = await self._nats()
         try:
             js = nc.jetstream()
             deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    info = await js.consumer_info(self.env.nats.stream, "archiver")
-                except Exception as exc:
-                    return {"caught_up": False, "why": f"no archiver consumer: {exc}"}
-                if not info.num_pending and not info.num_ack_pending:
-                    return {"caught_up": True, "ack_floor": info.ack_floor.stream_seq}
-                if time.monotonic() >= deadline:
-                    return {"caught_up": False, "pending": info.num_pending}
-                _heartbeat(info.num_pending)
-                await asyncio.sleep(DRAIN_POLL)  # the poll interval of a condition
+            return {
+                env.feed.name: await _drained(js, env.nats.stream, deadline) for env in self.envs
+            }
         finally:
             await nc.close()
 
@@ -261,14 +277,15 @@ class Activities:
                         raise ApplicationError("no trading day to close", non_retryable=True)
                     return done[0]
                 day = days.update(day["id"], state="ending")
+                first_seqs = {self.env.feed.name: int(day["first_seq"] or 1)}
+                first_seqs |= days.venue_seqs(day["id"])
             await self._record(day, nc)
             started = datetime.fromisoformat(str(day["started_at"]).replace("Z", "+00:00"))
             span = days_between(started.timestamp(), time.time())
             async with _beating("verifying"):
-                verification = await verify_day(
-                    self.env, nc.jetstream(), span, int(day["first_seq"] or 1), connector_stopped_at
+                verification, figures = await self._verify(
+                    nc.jetstream(), span, first_seqs, connector_stopped_at
                 )
-                figures = await asyncio.to_thread(day_figures, self.env, span)
             with self._store() as store:
                 day = day_records.Days(store, self.env.name).update(
                     day["id"],
@@ -291,8 +308,23 @@ class Activities:
             self.runtime.record_error("verification", None)
         return day
 
+    async def _verify(
+        self, js: Any, span: list[Any], first_seqs: dict[str, int], stopped_at: float
+    ) -> tuple[Verification, DayFigures]:
+        """Each feed's archive verified from its first sequence of the day (a feed with
+        none recorded, added since the day opened, from the stream's start), and the
+        figures of them all: one verification, a further venue's problems named by it."""
+        results = []
+        for env in self.envs:
+            feed = env.feed.name
+            one = await verify_day(env, js, span, first_seqs.get(feed, 1), stopped_at)
+            figures = await asyncio.to_thread(day_figures, env, span)
+            results.append((feed, one, figures))
+        return combine(self.env.feed.name, results)
+
     def all(self) -> list[Any]:
         return [
+            self.components,
             self.prepare,
             self.sync_secmaster,
             self.start_component,
@@ -303,3 +335,27 @@ class Activities:
             self.wait_archived,
             self.close_day,
         ]
+
+
+async def _next_seq(js: Any, stream: str) -> int:
+    """The sequence the next message of `stream` gets (1 when there is no stream yet:
+    the connector creates it)."""
+    try:
+        return int((await js.stream_info(stream)).state.last_seq) + 1
+    except Exception:
+        return 1
+
+
+async def _drained(js: Any, stream: str, deadline: float) -> dict[str, Any]:
+    """Until the archiver consumer of `stream` has nothing pending, or `deadline`."""
+    while True:
+        try:
+            info = await js.consumer_info(stream, "archiver")
+        except Exception as exc:
+            return {"caught_up": False, "why": f"no archiver consumer: {exc}"}
+        if not info.num_pending and not info.num_ack_pending:
+            return {"caught_up": True, "ack_floor": info.ack_floor.stream_seq}
+        if time.monotonic() >= deadline:
+            return {"caught_up": False, "pending": info.num_pending}
+        _heartbeat(stream, info.num_pending)
+        await asyncio.sleep(DRAIN_POLL)  # the poll interval of a condition

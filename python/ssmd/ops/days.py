@@ -6,6 +6,10 @@
     started_at, ended_at, first_seq (the stream's first sequence of the day),
     records, bytes, gaps, quality_score, verification (JSON)
 
+An environment that captures several venues has a stream per feed: `first_seq` is
+its own feed's, and each further venue's is a row of `trading_day_venues`
+(day_id, feed, first_seq), written with the day.
+
 The table `trading_days` lives in the secmaster's database (SQLite by default,
 PostgreSQL when the environment names one: ssmd.secmaster.db.open_store) and is
 created on first use; it belongs to the operations layer, so it is not one of the
@@ -18,6 +22,7 @@ has Redis, the current day is the hash `{env}:ops:day`.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Final
 
 from ssmd.secmaster.db import Store
@@ -49,6 +54,9 @@ DDL: Final = (
     "first_seq BIGINT, records BIGINT, bytes BIGINT, gaps INTEGER, "
     "quality_score DOUBLE PRECISION, verification TEXT, updated_at TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS trading_days_env_date ON trading_days (env, trading_date)",
+    "CREATE TABLE IF NOT EXISTS trading_day_venues ("
+    "day_id TEXT NOT NULL, feed TEXT NOT NULL, first_seq BIGINT NOT NULL, "
+    "PRIMARY KEY (day_id, feed))",
 )
 
 
@@ -90,10 +98,24 @@ class Days:
     def history(self, limit: int = 30) -> list[dict[str, Any]]:
         return self._rows("", (), f"ORDER BY started_at DESC, id DESC LIMIT {int(limit)}")
 
-    def open(self, trading_date: str, opened_by: str, first_seq: int) -> dict[str, Any]:
+    def venue_seqs(self, day_id: str) -> dict[str, int]:
+        """Each further venue's first stream sequence of the day."""
+        rows = self.store.query(
+            "SELECT feed, first_seq FROM trading_day_venues WHERE day_id = ?", (day_id,)
+        )
+        return {str(feed): int(seq) for feed, seq in rows}
+
+    def open(
+        self,
+        trading_date: str,
+        opened_by: str,
+        first_seq: int,
+        venue_seqs: Mapping[str, int] | None = None,
+    ) -> dict[str, Any]:
         """The day `opened_by` (a workflow run) started; created on its first call only,
         so a retried startup finds its day again. An open day of another run is kept:
-        a startup while a day runs continues it."""
+        a startup while a day runs continues it. `venue_seqs`: each further venue's
+        first stream sequence."""
         with self.store.transaction():
             mine = self._rows("AND opened_by = ?", (opened_by,))
             if mine:
@@ -109,6 +131,11 @@ class Days:
                 "first_seq, updated_at) VALUES (?, ?, ?, 'started', ?, ?, ?, ?)",
                 (day_id, self.env, trading_date, now, opened_by, first_seq, now),
             )
+            for feed, seq in sorted((venue_seqs or {}).items()):
+                self.store.execute(
+                    "INSERT INTO trading_day_venues (day_id, feed, first_seq) VALUES (?, ?, ?)",
+                    (day_id, feed, seq),
+                )
         day = self.get(day_id)
         assert day is not None
         return day

@@ -1,13 +1,17 @@
-"""The Kubernetes runtime: each component is a Deployment scaled between 0 and 1.
+"""The Kubernetes runtime: each component is a workload scaled between 0 and 1.
 
-Convention (docs/operations.md): the Deployment of component C in environment E is
-`ssmd-{E}-{C}` in the worker's namespace (`ssmd-kalshi-prod-connector`). Starting
-scales it to 1 and waits until its replica is ready (its readiness probe is the
-component's /health); stopping scales it to 0 and waits until its pod is gone (the
-pod's SIGTERM is the component's ordered stop, within its termination grace period).
-NATS is the environment's server (a cluster runs its own; `embedded` has no meaning
-there). The last error of a component is kept on its Deployment as the annotation
-`ssmd.io/last-error`, so `ssmd ops status` shows it from anywhere.
+Convention (docs/operations.md), the objects `ssmd deploy render` writes: component C
+of environment E is `ssmd-{E}-{C}` in the worker's namespace, a Deployment, but for the
+archiver, a StatefulSet (`ssmd-kalshi-prod-connector`, `ssmd-kalshi-prod-archiver`); a
+connector of several shard groups is one Deployment per group (`-connector-0`,
+`-connector-1`). An environment that captures several venues has a connector and an
+archiver per feed (`ssmd-{E}-connector-kraken`) and one gateway. Starting scales every
+workload of the component to 1 and waits until each has a ready replica (its readiness
+probe is the component's /health); stopping scales them to 0 and waits until their pods
+are gone (the pod's SIGTERM is the component's ordered stop, within its termination
+grace period). NATS is the environment's server (a cluster runs its own; `embedded` has
+no meaning there). The last error of a component is kept on its (first) workload as the
+annotation `ssmd.io/last-error`, so `ssmd ops status` shows it from anywhere.
 
 The official `kubernetes` client is synchronous: its calls run in a thread.
 """
@@ -16,11 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from ssmd.exceptions import ChildFailed, ConfigError
-from ssmd.ops.runtime import COMPONENTS, ComponentState, Flow
+from ssmd.ops.runtime import ComponentState, Flow, component_names
 from ssmd.up.components import ssmd_argv
 
 __all__ = ["ERROR_ANNOTATION", "KubernetesRuntime", "deployment_name"]
@@ -38,6 +43,26 @@ def deployment_name(env: str, component: str) -> str:
     return f"ssmd-{env}-{component}"
 
 
+@dataclass(frozen=True)
+class Workload:
+    """One object a component runs as: `kind` is the API's word in its method names."""
+
+    kind: str  # deployment | stateful_set
+    name: str
+
+
+def shard_groups(env: Any) -> int:
+    """The connector's shard groups in the environment's deployment (1 without one)."""
+    deploy = env.environment.spec.deploy
+    return 1 if deploy is None else int(deploy.connector.shard_groups)
+
+
+def gateway_replicas(env: Any) -> int:
+    """The gateway's replicas in the environment's deployment (1 without one)."""
+    deploy = env.environment.spec.deploy
+    return 1 if deploy is None else int(deploy.gateway.replicas)
+
+
 def _no_heartbeat(*_details: Any) -> None:
     return None
 
@@ -46,9 +71,18 @@ class KubernetesRuntime:
     kind = "kubernetes"
 
     def __init__(
-        self, env: Any, *, namespace: str = "default", api: Any = None, poll: float = POLL
+        self,
+        env: Any,
+        *,
+        venues: Sequence[Any] = (),
+        namespace: str = "default",
+        api: Any = None,
+        poll: float = POLL,
     ) -> None:
         self.env, self.namespace, self.poll = env, namespace, poll
+        self.envs = [env, *venues]  # the environment resolved for each feed, its own first
+        self.components = component_names(self.envs)
+        self._names = [name for names in self.components.values() for name in names]
         self._api = api
 
     @property
@@ -79,22 +113,29 @@ class KubernetesRuntime:
             if exc.status == 404:
                 raise ConfigError(
                     f"Kubernetes: {exc.reason} in namespace {self.namespace} "
-                    f"(the Deployments are named ssmd-{self.env.name}-COMPONENT). Fix: deploy "
+                    f"(the workloads are named ssmd-{self.env.name}-COMPONENT). Fix: deploy "
                     "the environment (docs/operations.md), or pass --namespace"
                 ) from None
             raise
 
-    async def _deployment(self, name: str) -> Any:
-        return await self._call(
-            self.api.read_namespaced_deployment,
-            deployment_name(self.env.name, name),
-            self.namespace,
-        )
+    def workloads(self, name: str) -> list[Workload]:
+        """The objects component `name` runs as."""
+        if name not in self._names:
+            raise ValueError(f"unknown component {name!r}; expected one of {self._names}")
+        if name in self.components["archiver"]:
+            return [Workload("stateful_set", deployment_name(self.env.name, name))]
+        groups = shard_groups(self.env) if name in self.components["connector"] else 1
+        names = [name] if groups == 1 else [f"{name}-{i}" for i in range(groups)]
+        return [Workload("deployment", deployment_name(self.env.name, n)) for n in names]
 
-    async def _scale(self, name: str, replicas: int) -> None:
+    async def _read(self, w: Workload) -> Any:
+        read = getattr(self.api, f"read_namespaced_{w.kind}")
+        return await self._call(read, w.name, self.namespace)
+
+    async def _scale(self, w: Workload, replicas: int) -> None:
         await self._call(
-            self.api.patch_namespaced_deployment_scale,
-            deployment_name(self.env.name, name),
+            getattr(self.api, f"patch_namespaced_{w.kind}_scale"),
+            w.name,
             self.namespace,
             {"spec": {"replicas": replicas}},
             _content_type=MERGE_PATCH,
@@ -110,104 +151,122 @@ class KubernetesRuntime:
         return {"nats": self.env.nats.url}
 
     async def start(self, name: str, heartbeat: Any = _no_heartbeat) -> str:
-        if name not in COMPONENTS:
-            raise ValueError(f"unknown component {name!r}; expected one of {COMPONENTS}")
-        dep = await self._deployment(name)
         outcome = "already running"
-        if not dep.spec.replicas:
-            await self._scale(name, 1)
-            outcome = "started"
-            dep = await self._deployment(name)
-        deadline = time.monotonic() + READY_TIMEOUT
-        while (dep.status.ready_replicas or 0) < 1:
-            if time.monotonic() >= deadline:
-                raise ChildFailed(name, f"no ready replica within {READY_TIMEOUT:g} s", [])
-            heartbeat(f"waiting for {name}")
-            await asyncio.sleep(self.poll)  # the Deployment's status is polled
-            dep = await self._deployment(name)
+        wanted = gateway_replicas(self.env) if name == "gateway" else 1
+        for w in self.workloads(name):
+            obj = await self._read(w)
+            if not obj.spec.replicas:
+                await self._scale(w, wanted)
+                outcome = "started"
+                obj = await self._read(w)
+            await self._until(
+                w,
+                obj,
+                lambda o: (o.status.ready_replicas or 0) >= 1,
+                READY_TIMEOUT,
+                ChildFailed(name, f"no ready replica within {READY_TIMEOUT:g} s", []),
+                lambda: heartbeat(f"waiting for {name}"),
+            )
         return outcome
 
     async def stop(self, name: str, heartbeat: Any = _no_heartbeat) -> str:
-        dep = await self._deployment(name)
-        if not dep.spec.replicas and not dep.status.replicas:
-            return "already stopped"
-        if dep.spec.replicas:
-            await self._scale(name, 0)
-        dep = await self._deployment(name)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while dep.status.replicas:
+        outcome = "already stopped"
+        for w in self.workloads(name):
+            obj = await self._read(w)
+            if not obj.spec.replicas and not obj.status.replicas:
+                continue
+            outcome = "stopped"
+            if obj.spec.replicas:
+                await self._scale(w, 0)
+            await self._until(
+                w,
+                await self._read(w),
+                lambda o: not o.status.replicas,
+                STOP_TIMEOUT,
+                ChildFailed(name, f"its pod still runs after {STOP_TIMEOUT:g} s", []),
+                lambda: heartbeat(f"stopping {name}"),
+            )
+        return outcome
+
+    async def _until(
+        self,
+        w: Workload,
+        obj: Any,
+        done: Callable[[Any], bool],
+        timeout: float,
+        late: Exception,
+        beat: Callable[[], None],
+    ) -> None:
+        """Until the workload's status (`obj` as last read) satisfies `done`; `late`
+        raised after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while not done(obj):
             if time.monotonic() >= deadline:
-                raise ChildFailed(name, f"its pod still runs after {STOP_TIMEOUT:g} s", [])
-            heartbeat(f"stopping {name}")
-            await asyncio.sleep(self.poll)  # the Deployment's status is polled
-            dep = await self._deployment(name)
-        return "stopped"
+                raise late
+            beat()
+            await asyncio.sleep(self.poll)  # the workload's status is polled
+            obj = await self._read(w)
 
     async def states(self) -> list[ComponentState]:
         out = []
-        for name in COMPONENTS:
+        for name in self._names:
             try:
-                dep = await self._deployment(name)
+                objs = [await self._read(w) for w in self.workloads(name)]
             except ConfigError as exc:
                 out.append(ComponentState(name, "missing", "", str(exc)))
                 continue
-            ready = dep.status.ready_replicas or 0
-            wanted = dep.spec.replicas or 0
-            state = "running" if ready >= 1 else ("starting" if wanted else "stopped")
-            error = (dep.metadata.annotations or {}).get(ERROR_ANNOTATION) or None
-            out.append(ComponentState(name, state, f"{ready}/{wanted} ready", error))
+            ready = sum(1 for o in objs if (o.status.ready_replicas or 0) >= 1)
+            wanted = sum(1 for o in objs if o.spec.replicas)
+            state = "running" if ready == len(objs) else ("starting" if wanted else "stopped")
+            error = (objs[0].metadata.annotations or {}).get(ERROR_ANNOTATION) or None
+            out.append(ComponentState(name, state, f"{ready}/{len(objs)} ready", error))
         return out
 
     async def flow(self) -> Flow:
-        """From NATS (the pods' metrics are not reachable from here): frames in the stream,
-        the archiver's acks, and the gateway's ready replica."""
+        """From NATS (the pods' metrics are not reachable from here): per feed, the
+        messages in its stream the archiver took and acked, and the gateway's ready
+        replica."""
         import nats
 
         flow = Flow()
         nc = await nats.connect(self.env.nats.url, connect_timeout=5, max_reconnect_attempts=1)
         try:
             js = nc.jetstream()
-            try:
-                info = await js.consumer_info(self.env.nats.stream, "archiver")
-                flow.frames_received = float(info.delivered.stream_seq or 0)
-                flow.records_archived = float(info.ack_floor.stream_seq or 0)
-            except Exception as exc:
-                flow.errors.append(f"archiver consumer: {exc}")
+            for env in self.envs:
+                try:
+                    info = await js.consumer_info(env.nats.stream, "archiver")
+                except Exception as exc:
+                    flow.add(env.feed.name, 0.0, 0.0)
+                    flow.errors.append(f"{env.feed.name} archiver consumer: {exc}")
+                    continue
+                delivered = float(info.delivered.stream_seq or 0)
+                flow.add(env.feed.name, delivered, float(info.ack_floor.stream_seq or 0))
         finally:
             await nc.close()
-        gateway = await self._deployment("gateway")
+        gateway = await self._read(self.workloads("gateway")[0])
         flow.gateway_ok = (gateway.status.ready_replicas or 0) >= 1
         return flow
 
     def nats_url(self) -> str:
         return str(self.env.nats.url)
 
-    async def sync_command(self) -> list[str]:
-        return [
-            *ssmd_argv(),
-            "market",
-            "sync",
-            "--env",
-            self.env.name,
-            "--config-dir",
-            str(self.env.config_dir),
-            "--data-dir",
-            str(self.env.data_dir),
-            "--nats-url",
-            self.env.nats.url,
-            "--json",
-        ]
+    async def sync_commands(self) -> dict[str, list[str]]:
+        return {env.feed.name: self._sync_command(env) for env in self.envs}
+
+    def _sync_command(self, env: Any) -> list[str]:
+        argv = [*ssmd_argv(), "market", "sync", "--env", env.name]
+        argv += ["--config-dir", str(env.config_dir), "--data-dir", str(env.data_dir)]
+        argv += ["--nats-url", env.nats.url, "--json"]
+        return argv + (["--feed", env.extra_feed] if env.extra_feed else [])
 
     def record_error(self, name: str, error: str | None) -> None:
-        if name not in COMPONENTS:
+        if name not in self._names:
             return  # only components have a Deployment to carry it
         body = {"metadata": {"annotations": {ERROR_ANNOTATION: error}}}
+        w = self.workloads(name)[0]
         try:
-            self.api.patch_namespaced_deployment(
-                deployment_name(self.env.name, name),
-                self.namespace,
-                body,
-                _content_type=MERGE_PATCH,
+            getattr(self.api, f"patch_namespaced_{w.kind}")(
+                w.name, self.namespace, body, _content_type=MERGE_PATCH
             )
         except Exception:
             return  # the error is in the activity's failure too; the annotation is a view

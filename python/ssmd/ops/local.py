@@ -11,8 +11,10 @@ it waits for it instead of starting another.
 
 State: `{data}/ops/{env}.json` (written atomically, every change under the flock of
 `{data}/ops/{env}.lock`, so two activities never start one component twice):
-the boot id, NATS URL, simulator, and per component its process, ports and last
-error. Restarting a component that dies is not done here: a day's health check and
+the boot id, NATS URL, the simulators, and per component its process, ports and last
+error. An environment that captures several venues has a connector, an archiver and
+(when simulated) a simulator per feed, named as `ssmd up` names them
+(`connector-kraken`), on one NATS server, with one gateway. Restarting a component that dies is not done here: a day's health check and
 `ssmd ops status` show it, and the next startup starts it again.
 """
 
@@ -27,17 +29,18 @@ import secrets
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import httpx
 
 from ssmd.exceptions import ChildFailed, ConfigError
-from ssmd.ops.runtime import COMPONENTS, ComponentState, Flow
+from ssmd.ops.runtime import ComponentState, Flow, component_names
 from ssmd.up import procs
 from ssmd.up.children import ChildSpec
-from ssmd.up.components import Plan, ssmd_argv
+from ssmd.up.components import Plan, child_name, gateway_serves, ssmd_argv
 from ssmd.up.nats import free_port, jetstream_ready, nats_spec
 from ssmd.up.simulator import is_simulated
 from ssmd.up.status import parse_metrics
@@ -62,6 +65,7 @@ class LocalRuntime:
         self,
         env: Any,
         *,
+        venues: Sequence[Any] = (),
         gateway_port: int = 8080,
         gateway_host: str = "127.0.0.1",
         log_level: str = "INFO",
@@ -69,6 +73,9 @@ class LocalRuntime:
         sim_markets: int = 200,
     ) -> None:
         self.env = env
+        # The environment resolved for each feed it captures, its own first.
+        self.envs = [env, *venues]
+        self.components = component_names(self.envs)
         self.gateway_port, self.gateway_host = gateway_port, gateway_host
         self.log_level = log_level
         self.sim_rate, self.sim_markets = sim_rate, sim_markets
@@ -154,38 +161,54 @@ class LocalRuntime:
             )
         return str(url)
 
-    def _plan(self, data: dict[str, Any], http: httpx.AsyncClient) -> Plan:
+    def _plan(self, data: dict[str, Any], http: httpx.AsyncClient, env: Any = None) -> Plan:
+        """The command lines of feed `env`'s components (default: the own feed's)."""
+        env = env or self.env
         ports = data.setdefault("ports", {})
-        for name in ("connector", "archiver"):
+        connector, archiver = (child_name(c, env.extra_feed) for c in ("connector", "archiver"))
+        for name in (connector, archiver):
             ports.setdefault(name, free_port())
         plan = Plan(
-            env=self.env.name,
-            config_dir=self.env.config_dir,
-            data_dir=self.env.data_dir,
-            nats_url=data.get("nats_url") or self.env.nats.url,
-            stream=self.env.nats.stream,
+            env=env.name,
+            config_dir=env.config_dir,
+            data_dir=env.data_dir,
+            nats_url=data.get("nats_url") or env.nats.url,
+            stream=env.nats.stream,
             http=http,
             js=None,
             log_level=self.log_level,
-            connector_port=ports["connector"],
-            archiver_port=ports["archiver"],
+            connector_port=ports[connector],
+            archiver_port=ports[archiver],
             gateway_host=self.gateway_host,
             gateway_port=self.gateway_port,
+            extra_feed=env.extra_feed,
         )
-        sim = data.get("simulator")
+        sim = data.get(child_name("simulator", env.extra_feed))
         if sim:
-            from ssmd.sim.server import DEMO_KEY_ID, DEMO_PRIVATE_KEY_PATH
-
             plan.ws_url, plan.rest_url = sim["ws_url"], sim["rest_url"]
-            plan.credentials = {
-                "KALSHI_API_KEY": DEMO_KEY_ID,
-                "KALSHI_PRIVATE_KEY_PATH": str(DEMO_PRIVATE_KEY_PATH),
-            }
+            if env.feed.name == "kalshi":  # Kalshi's simulator signs in with its demo key
+                from ssmd.sim.server import DEMO_KEY_ID, DEMO_PRIVATE_KEY_PATH
+
+                plan.credentials = {
+                    "KALSHI_API_KEY": DEMO_KEY_ID,
+                    "KALSHI_PRIVATE_KEY_PATH": str(DEMO_PRIVATE_KEY_PATH),
+                }
         return plan
 
-    async def sync_command(self) -> list[str]:
+    def _env_of(self, name: str) -> Any:
+        """The feed whose component (or simulator) `name` is."""
+        for env in self.envs:
+            if name in {child_name(c, env.extra_feed) for c in ("connector", "archiver")}:
+                return env
+        raise ValueError(f"unknown component {name!r}; expected one of {self._names()}")
+
+    def _names(self) -> list[str]:
+        return [name for names in self.components.values() for name in names]
+
+    async def sync_commands(self) -> dict[str, list[str]]:
         async with httpx.AsyncClient() as http:
-            return self._plan(self.read(), http).sync().argv
+            data = self.read()
+            return {env.feed.name: self._plan(data, http, env).sync().argv for env in self.envs}
 
     # ---- processes -----------------------------------------------------------------------
 
@@ -309,8 +332,10 @@ class LocalRuntime:
             raise ChildFailed(
                 "nats", f"at {self.env.nats.url} (from the environment) does not answer", []
             )
-        if is_simulated(self.env):
-            out["simulator"] = await self._ensure("simulator", self._sim_spec, heartbeat)
+        for env in self.envs:
+            if is_simulated(env):
+                name = child_name("simulator", env.extra_feed)
+                out[name] = await self._ensure(name, self._sim_spec(env), heartbeat)
         return out
 
     def _nats_spec(self, data: dict[str, Any], _http: httpx.AsyncClient) -> ChildSpec:
@@ -320,45 +345,54 @@ class LocalRuntime:
         logs = Path(self.env.data_dir) / "logs"
         return nats_spec(self.env.embedded_nats_dir, port, log_path=logs / "nats.log")
 
-    def _sim_spec(self, data: dict[str, Any], _http: httpx.AsyncClient) -> ChildSpec:
-        sim = data.get("simulator")
-        if not sim or self._running(data, "simulator") is None:
-            # A fresh seed for each simulator: the same seed would send the same trade
-            # ids again, which the archive would hold twice.
-            port = free_port()
-            sim = data["simulator"] = {
-                "port": port,
-                "seed": secrets.randbits(31),
-                "ws_url": f"ws://127.0.0.1:{port}/trade-api/ws/v2",
-                "rest_url": f"http://127.0.0.1:{port}/trade-api/v2",
-            }
-        argv = [*ssmd_argv(), "sim", "run", "--port", str(sim["port"]), "--seed", str(sim["seed"])]
-        argv += ["--rate", str(self.sim_rate), "--markets", str(self.sim_markets)]
-        address = f"127.0.0.1:{sim['port']}"
+    def _sim_spec(self, env: Any) -> Callable[[dict[str, Any], httpx.AsyncClient], ChildSpec]:
+        """The simulator of feed `env`, on a free port; its URLs are the environment's
+        with that port (the paths stay the feed's own)."""
+        name = child_name("simulator", env.extra_feed)
 
-        async def listening() -> bool:
-            from ssmd.ops.temporal import port_open
+        def make(data: dict[str, Any], _http: httpx.AsyncClient) -> ChildSpec:
+            sim = data.get(name)
+            if not sim or self._running(data, name) is None:
+                # A fresh seed for each simulator: the same seed would send the same trade
+                # ids again, which the archive would hold twice.
+                port = free_port()
+                sim = data[name] = {
+                    "port": port,
+                    "seed": secrets.randbits(31),
+                    "ws_url": _on_port(env.endpoint.ws_url, port),
+                    "rest_url": _on_port(env.endpoint.rest_url, port),
+                }
+            argv = [*ssmd_argv(), "sim", "run", "--venue", env.feed.name]
+            argv += ["--port", str(sim["port"]), "--seed", str(sim["seed"])]
+            argv += ["--rate", str(self.sim_rate), "--markets", str(self.sim_markets)]
+            address = f"127.0.0.1:{sim['port']}"
 
-            return await port_open(address)
+            async def listening() -> bool:
+                from ssmd.ops.temporal import port_open
 
-        logs = Path(self.env.data_dir) / "logs"
-        return ChildSpec(
-            "simulator", argv, ready=listening, ready_timeout=60.0, log_path=logs / "simulator.log"
-        )
+                return await port_open(address)
+
+            logs = Path(self.env.data_dir) / "logs"
+            return ChildSpec(
+                name, argv, ready=listening, ready_timeout=60.0, log_path=logs / f"{name}.log"
+            )
+
+        return make
 
     def _component_spec(
         self, name: str
     ) -> Callable[[dict[str, Any], httpx.AsyncClient], ChildSpec]:
+        env = self.env if name == "gateway" else self._env_of(name)
+        kind = name.removesuffix(f"-{env.extra_feed}") if env.extra_feed else name
+
         def make(data: dict[str, Any], http: httpx.AsyncClient) -> ChildSpec:
-            plan = self._plan(data, http)
-            spec: ChildSpec = getattr(plan, name)()
+            plan = self._plan(data, http, env)
+            spec: ChildSpec = getattr(plan, kind)()
             return spec
 
         return make
 
     async def start(self, name: str, heartbeat: Heartbeat = _no_heartbeat) -> str:
-        if name not in COMPONENTS:
-            raise ValueError(f"unknown component {name!r}; expected one of {COMPONENTS}")
         return await self._ensure(name, self._component_spec(name), heartbeat)
 
     async def stop(self, name: str, heartbeat: Heartbeat = _no_heartbeat) -> str:
@@ -368,7 +402,9 @@ class LocalRuntime:
             if record is None:
                 return "already stopped"
             timeout = (
-                self._component_spec(name)(data, http).stop_timeout if name in COMPONENTS else 15.0
+                self._component_spec(name)(data, http).stop_timeout
+                if name in self._names()
+                else 15.0
             )
         # A component's ordered stop may take longer than the activity's heartbeat
         # timeout (the archiver seals what it holds): heartbeat while it runs.
@@ -389,8 +425,10 @@ class LocalRuntime:
         return "stopped"
 
     async def stop_everything(self) -> None:
-        """Every process of this runtime, the components first, then the simulator and NATS."""
-        for name in ("gateway", "connector", "archiver", "simulator", "nats"):
+        """Every process of this runtime, the components first, then the simulators and NATS."""
+        c = self.components
+        simulators = [child_name("simulator", env.extra_feed) for env in self.envs]
+        for name in [*c["gateway"], *c["connector"], *c["archiver"], *simulators, "nats"]:
             with contextlib.suppress(ChildFailed):
                 await self.stop(name)
 
@@ -398,9 +436,11 @@ class LocalRuntime:
         data = self.read()
         errors = data.get("errors", {})
         out = []
-        names = [n for n in ("nats", "simulator") if n in data.get("processes", {})]
-        others = sorted(set(errors) - {*names, *COMPONENTS})  # secmaster-sync, health, ...
-        for name in [*names, *COMPONENTS, *others]:
+        simulators = [child_name("simulator", env.extra_feed) for env in self.envs]
+        names = [n for n in ("nats", *simulators) if n in data.get("processes", {})]
+        components = self._names()
+        others = sorted(set(errors) - {*names, *components})  # secmaster-sync, health, ...
+        for name in [*names, *components, *others]:
             record = self._running(data, name)
             if record is not None:
                 state, detail = "running", f"pid {record['pid']}"
@@ -413,23 +453,38 @@ class LocalRuntime:
         data = self.read()
         ports = data.get("ports", {})
         flow = Flow()
+        c = self.components
         async with httpx.AsyncClient(timeout=2.0) as http:
             plan = self._plan(dict(data), http)
-            texts = await asyncio.gather(
-                _get(http, f"http://127.0.0.1:{ports.get('connector')}/metrics"),
-                _get(http, f"http://127.0.0.1:{ports.get('archiver')}/metrics"),
-                _get(http, f"{plan.gateway_url}/v1/health"),
+            connectors = await _metrics(http, ports, c["connector"])
+            archivers = await _metrics(http, ports, c["archiver"])
+            flow.gateway_ok = await gateway_serves(http, f"{plan.gateway_url}/v1/health")
+        for env, connector, archiver in zip(self.envs, connectors, archivers, strict=True):
+            flow.add(
+                env.feed.name,
+                _total(connector, "ssmd_connector_messages_received_total"),
+                _total(archiver, "ssmd_archiver_records_written_total"),
             )
-        if texts[0] is not None:
-            flow.frames_received = parse_metrics(texts[0]).total(
-                "ssmd_connector_messages_received_total"
-            )
-        if texts[1] is not None:
-            flow.records_archived = parse_metrics(texts[1]).total(
-                "ssmd_archiver_records_written_total"
-            )
-        flow.gateway_ok = texts[2] is not None
         return flow
+
+
+async def _metrics(
+    http: httpx.AsyncClient, ports: dict[str, int], names: list[str]
+) -> list[str | None]:
+    """The /metrics text of each of the components `names` (None: no answer)."""
+    return list(
+        await asyncio.gather(
+            *(_get(http, f"http://127.0.0.1:{ports.get(name)}/metrics") for name in names)
+        )
+    )
+
+
+def _on_port(url: str, port: int) -> str:
+    return urlsplit(url)._replace(netloc=f"127.0.0.1:{port}").geturl()
+
+
+def _total(metrics: str | None, name: str) -> float:
+    return 0.0 if metrics is None else parse_metrics(metrics).total(name)
 
 
 async def _get(http: httpx.AsyncClient, url: str) -> str | None:

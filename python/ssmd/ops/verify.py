@@ -32,7 +32,7 @@ from ssmd.data.query import raw_line_seq
 from ssmd.data.source import Dataset
 from ssmd.store import keys
 
-__all__ = ["DayFigures", "Verification", "day_figures", "days_between", "verify_day"]
+__all__ = ["DayFigures", "Verification", "combine", "day_figures", "days_between", "verify_day"]
 
 ARCHIVER_DURABLE: Final = "archiver"  # ssmd.archiver.consumer's durable name
 SAMPLE: Final = 20  # missing sequences and bad files listed at most (all are counted)
@@ -50,6 +50,8 @@ class Verification:
     bad_files: list[str] = field(default_factory=list)  # key: what is wrong
     gaps_final: bool = False
     problems: list[str] = field(default_factory=list)
+    # An environment of several venues: each further venue's own verification.
+    venues: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,11 +173,12 @@ async def acked_seqs(
     return seqs
 
 
-def check_sealed(archive: Archive, days: list[date]) -> tuple[int, list[str]]:
-    """(files checked, "key: problem" for each file that does not match its manifest)."""
+def check_sealed(archive: Archive, feed: str, days: list[date]) -> tuple[int, list[str]]:
+    """(files checked, "key: problem" for each file of `feed` that does not match its
+    manifest)."""
     checked, bad = 0, []
     for day in days:
-        for manifest in archive.manifests(None, day, day):
+        for manifest in archive.manifests(feed, day, day):
             store = (
                 archive.raw_store
                 if manifest["data_type"] == keys.RAW_DATA_TYPE
@@ -193,12 +196,13 @@ def check_sealed(archive: Archive, days: list[date]) -> tuple[int, list[str]]:
     return checked, bad
 
 
-def gaps_final(archive: Archive, days: list[date], stopped_at: float) -> list[str]:
-    """Problems with the day's gaps: manifests not rebuilt since the connector stopped."""
+def gaps_final(archive: Archive, feed: str, days: list[date], stopped_at: float) -> list[str]:
+    """Problems with the day's gaps of `feed`: manifests not rebuilt since the connector
+    stopped."""
     problems = []
     since = datetime.fromtimestamp(stopped_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     for day in days:
-        found = list(archive.manifests(None, day, day))
+        found = list(archive.manifests(feed, day, day))
         if not found:
             problems.append(f"{day}: no manifest")
             continue
@@ -242,11 +246,11 @@ async def verify_day(
                     f"{len(missing)} acked raw messages are in no sealed file and not in the "
                     f"spool (stream sequences {missing[:SAMPLE]})"
                 )
-    v.files_checked, bad = await asyncio.to_thread(check_sealed, archive, days)
+    v.files_checked, bad = await asyncio.to_thread(check_sealed, archive, feed, days)
     v.bad_files = bad[:SAMPLE]
     if bad:
         v.problems.append(f"{len(bad)} sealed files do not match their manifests")
-    stale = await asyncio.to_thread(gaps_final, archive, days, connector_stopped_at)
+    stale = await asyncio.to_thread(gaps_final, archive, feed, days, connector_stopped_at)
     v.gaps_final = not stale
     v.problems.extend(stale)
     v.ok = not v.problems
@@ -273,3 +277,35 @@ def day_figures(env: Any, days: list[date]) -> DayFigures:
                 scores.append(float(newest["quality_score"]))
     fig.quality_score = min(scores) if scores else None
     return fig
+
+
+def combine(
+    own: str, results: list[tuple[str, Verification, DayFigures]]
+) -> tuple[Verification, DayFigures]:
+    """One verification and one set of figures for a day across the feeds of an
+    environment: counts and figures summed, the lowest quality score, ok when every
+    feed's is; a further venue's problems (and bad files) carry its name, and each
+    further venue's own verification is kept under `venues`."""
+    v, fig = Verification(ok=True, gaps_final=True), DayFigures()
+    scores = []
+    for feed, one, figures in results:
+        named = "" if feed == own else f"{feed}: "
+        v.ok = v.ok and one.ok
+        v.gaps_final = v.gaps_final and one.gaps_final
+        v.acked_checked += one.acked_checked
+        v.acked_messages += one.acked_messages
+        v.missing += one.missing
+        v.missing_sample += [] if named else one.missing_sample
+        v.files_checked += one.files_checked
+        v.bad_files += [named + bad for bad in one.bad_files]
+        v.problems += [named + problem for problem in one.problems]
+        if named:
+            v.venues[feed] = one.as_dict()
+        fig.records += figures.records
+        fig.bytes += figures.bytes
+        fig.gaps += figures.gaps
+        if figures.quality_score is not None:
+            scores.append(figures.quality_score)
+    v.bad_files = v.bad_files[:SAMPLE]
+    fig.quality_score = min(scores) if scores else None
+    return v, fig

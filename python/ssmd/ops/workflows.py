@@ -1,10 +1,13 @@
 """The daily workflows (docs/operations.md). Deterministic: they only order activities.
 
-DailyStartup:  prepare (NATS, simulator) -> secmaster sync -> open the day ->
-               connector -> archiver -> gateway -> wait until data flows end to end
-DailyTeardown: drain the gateway -> stop the connector (it drains to NATS) -> wait
-               until the archiver consumed the stream -> stop the archiver (it seals
-               and writes manifests) -> verify the archive, close the day
+DailyStartup:  prepare (NATS, simulators) -> secmaster sync -> open the day ->
+               connectors -> archivers -> gateway -> wait until data flows end to end
+DailyTeardown: drain the gateway -> stop the connectors (they drain to NATS) -> wait
+               until the archivers consumed the streams -> stop the archivers (they
+               seal and write manifests) -> verify the archive, close the day
+
+An environment that captures several venues has a connector and an archiver per
+feed (the `components` activity names them) and one gateway.
 SecmasterSync: prepare (as DailyStartup), then one secmaster sync
 DayRoll:       DailyTeardown, then DailyStartup
 
@@ -82,7 +85,8 @@ class DailyStartup:
         # The run id, not the workflow id: a manual startup reuses its id every day.
         day = await _act("open_day", workflow.info().run_id, timeout_s=60, heartbeat=False)
         out["day"] = day["id"]
-        for name in ("connector", "archiver", "gateway"):
+        names = await _act("components", timeout_s=30, heartbeat=False)
+        for name in [*names["connector"], *names["archiver"], *names["gateway"]]:
             self.step = f"start {name}"
             out[name] = await _act("start_component", name, timeout_s=360)
         self.step = "wait_flowing"
@@ -109,19 +113,21 @@ class DailyTeardown:
         out["startups"] = await _act(
             "wait_startups", options.startup_wait_s, timeout_s=options.startup_wait_s + 30
         )
-        self.step = "stop gateway"
-        out["gateway"] = await _act("stop_component", "gateway", timeout_s=60)
-        self.step = "stop connector"
-        stopped = await _act("stop_component", "connector", timeout_s=60)
-        out["connector"] = stopped
+        names = await _act("components", timeout_s=30, heartbeat=False)
+        stopped_at = 0.0
+        for name in [*names["gateway"], *names["connector"]]:
+            self.step = f"stop {name}"
+            out[name] = await _act("stop_component", name, timeout_s=60)
+            stopped_at = out[name]["at"]  # the last connector's stop
         self.step = "wait_archived"
         out["drain"] = await _act(
             "wait_archived", options.drain_timeout_s, timeout_s=options.drain_timeout_s + 30
         )
-        self.step = "stop archiver"
-        out["archiver"] = await _act("stop_component", "archiver", timeout_s=60)
+        for name in names["archiver"]:
+            self.step = f"stop {name}"
+            out[name] = await _act("stop_component", name, timeout_s=60)
         self.step = "close_day"
-        out["day"] = await _act("close_day", stopped["at"], timeout_s=600)
+        out["day"] = await _act("close_day", stopped_at, timeout_s=600)
         self.step = "done"
         return out
 

@@ -134,13 +134,13 @@ class Backend:
             for name, rec in ops["processes"].items()
             if procs.is_running(rec, ops.get("boot_id", ""))
         }
-        states = {n: running.get(n, ("stopped", "")) for n in ("connector", "archiver", "gateway")}
+        feed = self.env.extra_feed
+        connector, archiver = child_name("connector", feed), child_name("archiver", feed)
+        states = {n: running.get(n, ("stopped", "")) for n in (connector, archiver, "gateway")}
         states.update(running)
-        urls = {
-            n: f"http://127.0.0.1:{ports[n]}" for n in ("connector", "archiver") if ports.get(n)
-        }
+        urls = {n: f"http://127.0.0.1:{ports[n]}" for n in (connector, archiver) if ports.get(n)}
         return Supervision(
-            "ssmd ops", states, urls.get("connector"), urls.get("archiver"), endpoints=urls
+            "ssmd ops", states, urls.get(connector), urls.get(archiver), endpoints=urls
         )
 
     @property
@@ -185,7 +185,7 @@ class Backend:
         return trades
 
     async def issues(self) -> list[dict[str, Any]]:
-        body = await self.gateway.get("/v1/data-issues", status="open", limit=ISSUES_LIMIT)
+        body = await self.gateway.issues(status="open", limit=ISSUES_LIMIT)
         issues: list[dict[str, Any]] = body["issues"]
         return issues
 
@@ -263,10 +263,7 @@ class Backend:
             return f"{name}: {answer.get('result')}"
         if sup.kind == "ssmd ops":
             from ssmd.ops.local import LocalRuntime
-            from ssmd.ops.runtime import COMPONENTS
 
-            if name not in COMPONENTS:
-                raise ActionError(f"the operations layer starts and stops {', '.join(COMPONENTS)}")
             if self._ops is None:
                 # The gateway it starts listens where this TUI finds it (the worker's
                 # --gateway-port is not in the runtime's state). One runtime for the TUI's
@@ -278,6 +275,9 @@ class Backend:
                     gateway_host=where.hostname or "127.0.0.1",
                 )
             runtime = self._ops
+            names = [n for kind in runtime.components.values() for n in kind]
+            if name not in names:
+                raise ActionError(f"the operations layer starts and stops {', '.join(names)}")
             try:
                 result = await (runtime.start(name) if action == "start" else runtime.stop(name))
             except Exception as exc:  # ChildFailed, ConfigError: said as they are worded

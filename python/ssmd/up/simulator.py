@@ -49,6 +49,7 @@ class SimOptions:
     markets: int = 200
     port: int = 0
     truth_file: Path | None = None
+    host: str = "127.0.0.1"
 
     def make(self, feed: str = "kalshi") -> Any:
         """The simulator of the venue `feed` (not started); it keeps the frames it sends
@@ -56,31 +57,24 @@ class SimOptions:
         that a long demo must not spend)."""
         seed = secrets.randbits(31) if self.seed is None else self.seed
         rate = self.rate or None
+        # What every venue's simulator takes alike.
+        where: dict[str, Any] = {"host": self.host, "port": self.port, "seed": seed, "rate": rate}
         if feed == "kalshi":
             from ssmd.sim import Simulator
 
-            return Simulator(
-                port=self.port,
-                seed=seed,
-                rate=rate,
-                markets=self.markets,
-                record_limit=10_000_000 if self.truth_file else 0,
-            )
+            recorded = 10_000_000 if self.truth_file else 0
+            return Simulator(**where, markets=self.markets, record_limit=recorded)
         if self.truth_file is not None:
             raise ConfigError(f"a truth file is written by Kalshi's simulator only, not {feed}'s")
         if feed == "kraken":
             from ssmd.sim.kraken import KrakenSimulator
 
             # The simulator lists its few real pairs, however many markets were asked for.
-            return KrakenSimulator(
-                port=self.port, seed=seed, pairs=self.markets, rate=rate, record_frames=False
-            )
+            return KrakenSimulator(**where, pairs=self.markets, record_frames=False)
         if feed == "polymarket":
             from ssmd.sim.polymarket import PolymarketSimulator
 
-            return PolymarketSimulator(
-                port=self.port, seed=seed, markets=self.markets, rate=rate, record_frames=False
-            )
+            return PolymarketSimulator(**where, markets=self.markets, record_frames=False)
         raise ConfigError(f"no simulator for the venue {feed!r} (kalshi, kraken, polymarket)")
 
 
