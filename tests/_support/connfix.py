@@ -34,6 +34,21 @@ def settings_for(sim: Simulator, nats: NatsServer, tmp: Path, **changes: Any) ->
     return connector.settings_for(sim, nats.url, tmp, ROOT / "exchanges", **changes)
 
 
+def open_in_series(sim: Simulator, series: str) -> list[str]:
+    """Ground truth: the markets of `series` open now."""
+    return sorted(
+        t
+        for t, m in sim.universe.markets.items()
+        if m.series_ticker == series and m.status == "active" and not m.paused
+    )
+
+
+def errors(conn: Connector, kind: str) -> float:
+    """The connector's error counter of one kind, as a scrape would read it."""
+    labels = {"feed": "kalshi", "error_type": kind}
+    return conn.metrics.registry.get_sample_value("ssmd_connector_errors_total", labels) or 0.0
+
+
 def open_markets(sim: Simulator, n: int, dotted: bool = False) -> list[str]:
     ts = sorted(
         t

@@ -13,6 +13,7 @@ from _support.connfix import (
     check_books,
     check_exactly_once,
     drive,
+    errors,
     events,
     manual_sim,
     open_markets,
@@ -32,12 +33,6 @@ from ssmd.testing.nats import nats_server
 def market_conn(sim: Simulator, conn: Connector, shard: int = 1) -> int:
     """The simulator's connection number serving a connector shard (the newest with data subs)."""
     return max(n for n, c in sim.connections.items() if "orderbook_delta" in c.by_channel)
-
-
-def errors(conn: Connector, kind: str) -> float:
-    """The connector's error counter of one kind, as a scrape would read it."""
-    labels = {"feed": "kalshi", "error_type": kind}
-    return conn.metrics.registry.get_sample_value("ssmd_connector_errors_total", labels) or 0.0
 
 
 def received(conn: Connector, kind: str) -> float:

@@ -25,6 +25,7 @@ from _support.connfix import (
     drive,
     events,
     manual_sim,
+    open_in_series,
     running,
     settings_for,
     stream_messages,
@@ -61,11 +62,7 @@ async def test_rolling_15_minute_markets_follow_the_open_set(tmp_path: Path) -> 
     sim, clock = manual_sim(seed=21, rate=10.0)
 
     def open_now() -> list[str]:
-        return sorted(
-            t
-            for t, m in sim.universe.markets.items()
-            if m.series_ticker == series and m.status == "active" and not m.paused
-        )
+        return open_in_series(sim, series)
 
     async with nats_server(tmp_path / "nats") as srv, sim:
         settings = settings_for(

@@ -9,6 +9,7 @@ run without a scenario shows none; each scheduled fault shows exactly its own.
 from __future__ import annotations
 
 import asyncio
+import collections
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -95,6 +96,12 @@ def _symptoms(o: Observed) -> set[str]:
         out.add("http_401")
     if 429 in o.rest:
         out.add("rest_429")
+    if 401 in o.rest:
+        out.add("rest_401")
+    # The two subscribes (ids 1 and 2) are answered once per channel they name.
+    answers = collections.Counter(f.get("id") for f in o.frames)
+    if answers[1] < 2 or answers[2] < 1:
+        out.add("lost_reply")
     return out
 
 
@@ -103,7 +110,11 @@ def _rest_get(url: str) -> int:
         with urllib.request.urlopen(url) as r:
             return int(r.status)
     except urllib.error.HTTPError as e:
-        assert orjson.loads(e.read()) == {"error": "too many requests"}
+        body = orjson.loads(e.read())
+        if e.code == 401:
+            assert body["error"]["code"] == "authentication_failed"
+            return 401
+        assert body == {"error": "too many requests"}
         assert e.headers.get("Retry-After") is None
         return int(e.code)
 
@@ -197,6 +208,12 @@ FAULTS: list[tuple[str, Scenario, set[str]]] = [
     ("disconnect", Scenario([Fault(FaultKind.DISCONNECT, at=4.5)]), {"abrupt_close"}),
     ("reject_auth", Scenario([Fault(FaultKind.REJECT_AUTH, connection=2)]), {"http_401"}),
     ("rest_429", Scenario([Fault(FaultKind.REST_429, at=1.0, count=2)]), {"rest_429"}),
+    ("rest_401", Scenario([Fault(FaultKind.REST_401, at=1.0, count=2)]), {"rest_401"}),
+    (
+        "drop_reply",
+        Scenario([Fault(FaultKind.DROP_REPLY, at=0.0, channel="ticker")]),
+        {"lost_reply"},
+    ),
 ]
 
 
@@ -226,8 +243,15 @@ async def test_fault_appears_when_scheduled(
         err = next(f for f in o.frames if f.get("type") == "error")
         dead = err["sid"]
         assert not [f for f in o.frames[o.frames.index(err) + 1 :] if f.get("sid") == dead]
-    elif name == "rest_429":
-        assert o.rest == [429, 429, 200]
+    elif name in ("rest_429", "rest_401"):
+        assert o.rest == [int(name[-3:])] * 2 + [200]
+    elif name == "drop_reply":
+        # The reply is lost, not the command: the ticker channel is subscribed.
+        assert [f["msg"]["channel"] for f in o.frames if f.get("type") == "subscribed"] == [
+            "orderbook_delta",
+            "trade",
+        ]
+        assert any(f.get("type") == "ticker" for f in o.frames)
     elif name == "reject_auth":
         assert o.handshakes == [401, 101]  # only the scheduled handshake is refused
     elif name == "command_rate":
@@ -376,3 +400,54 @@ def test_scenario_yaml(tmp_path: Path) -> None:
     p.write_text("faults:\n  - {kind: seq_gap}\n")
     with pytest.raises(ConfigError, match=r"faults\[0\]"):
         Scenario.load(p)
+
+
+async def test_drop_reply_loses_the_reply_to_an_update_not_the_update() -> None:
+    sim, _ = manual_sim(seed=4)
+    async with sim, client(sim) as c:
+        ts = sorted(m.ticker for m in sim.universe.active())
+        await c.send("subscribe", {"channels": ["orderbook_delta"], "market_tickers": ts[:1]})
+        await c.settle(sim)
+        sid = c.of("subscribed")[0]["msg"]["sid"]
+        sim.inject(Fault(FaultKind.DROP_REPLY, at=0, channel="orderbook_delta"))
+        add = {"sids": [sid], "market_tickers": ts[1:2], "action": "add_markets"}
+        lost = await c.send("update_subscription", add)
+        again = await c.send("update_subscription", add)
+        await c.settle(sim)
+    assert not [f for f in c.frames if f.get("id") == lost]
+    (ok,) = [f for f in c.frames if f.get("id") == again]
+    assert ok["type"] == "ok" and ok["msg"]["market_tickers"] == ts[:2]
+    # The lost one was carried out: its market's snapshot came, and only once.
+    assert [f["msg"]["market_ticker"] for f in c.of("orderbook_snapshot")] == ts[:2]
+    assert [f.kind for f in sim.truth.faults] == ["drop_reply_armed", "drop_reply"]
+
+
+async def test_already_subscribed_answers_error_6_and_subscribes_all_the_same() -> None:
+    sim, _ = manual_sim(seed=4)
+    async with sim, client(sim) as c:
+        ts = sorted(m.ticker for m in sim.universe.active())
+        await c.send("subscribe", {"channels": ["orderbook_delta"], "market_tickers": ts[:2]})
+        sim.inject(Fault(FaultKind.ALREADY_SUBSCRIBED, at=0, channel="orderbook_delta"))
+        second = await c.send(
+            "subscribe", {"channels": ["orderbook_delta"], "market_tickers": ts[1:3]}
+        )
+        third = await c.send(
+            "subscribe", {"channels": ["orderbook_delta"], "market_tickers": ts[:3]}
+        )
+        listed = await c.send("list_subscriptions")
+        await c.settle(sim)
+    (error,) = [f for f in c.frames if f.get("id") == second]
+    assert error == {"id": second, "type": "error", "msg": {"code": 6, "msg": "Already subscribed"}}
+    (ok,) = [f for f in c.frames if f.get("id") == third]  # the fault is spent: idempotent again
+    assert ok["type"] == "ok" and ok["msg"]["market_tickers"] == ts[:3]
+    assert [f["msg"]["market_ticker"] for f in c.of("orderbook_snapshot")] == ts[:3]
+    (subs,) = [f for f in c.frames if f.get("id") == listed]
+    assert subs["msg"] == [{"channel": "orderbook_delta", "sid": ok["sid"]}]
+    assert [f.kind for f in sim.truth.faults] == ["already_subscribed_armed", "already_subscribed"]
+
+
+@pytest.mark.parametrize("kind", ["rest_401", "drop_reply", "already_subscribed"])
+def test_armed_faults_are_triggered_by_at_only(kind: str) -> None:
+    with pytest.raises(ValueError, match="triggered by at only"):
+        Fault(FaultKind(kind), after_frames=10)
+    Scenario.from_dict({"faults": [{"kind": kind, "at": 1, "channel": "trade", "count": 2}]})

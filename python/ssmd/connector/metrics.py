@@ -101,7 +101,7 @@ class ConnectorMetrics:
             "ssmd_connector_markets_desired",
             "Markets the selection asks for",
             ("feed",),
-            lambda: {(feed,): float(len(c.shards.owner))},
+            lambda: {(feed,): float(len(c.tracking.desired if c.tracking else c.shards.owner))},
         )
         group = c.settings.shard_group
         Sampled.register(

@@ -290,6 +290,9 @@ class Connector:
         """A connector event (EventLog.emit)."""
         self.events.emit(kind, shard, reason, **fields)
 
+    def count_error(self, error_type: str) -> None:
+        self.metrics.errors.labels(self.settings.feed, error_type).inc()
+
     def _report_queue(self) -> None:
         while self.queue.transitions:
             state, detail = self.queue.transitions.popleft()
@@ -401,9 +404,23 @@ class Connector:
     def health(self) -> tuple[bool, dict[str, object]]:
         shards = [sh.health() for sh in sorted(self.shards.shards.values(), key=lambda x: x.number)]
         nats_ok = bool(self.nc is not None and self.nc.is_connected)
-        ok = nats_ok and all(sh["state"] == "streaming" for sh in shards) and self._fatal is None
+        tracking = self.tracking
+        selected = tracking is not None and tracking.selected
+        ok = (
+            nats_ok
+            and all(sh["state"] == "streaming" for sh in shards)
+            and self._fatal is None
+            and selected
+        )
+        extra: dict[str, object] = {}
+        if not selected:
+            # Running with no selection of its own would capture nothing, or only the
+            # explicit tickers, and look healthy: say so until a read succeeds.
+            why = tracking.refresh_error if tracking is not None else ""
+            extra["reason"] = f"no market selection yet: {why or 'not read yet'}"
         return ok, {
             "status": "ok" if ok else "degraded",
+            **extra,
             "nats": "connected" if nats_ok else "disconnected",
             "queue": {
                 "state": self.queue.state,
@@ -416,6 +433,8 @@ class Connector:
                 "acked": self.publisher.acked if self.publisher else 0,
             },
             "markets": len(self.shards.owner),
+            "subscribed": len(self.shards.subscribed),
+            "selection": tracking.health() if tracking is not None else {"selected": False},
             "shard_group": self.settings.shard_group.label if self.settings.shard_group else None,
             "shards": shards,
         }
@@ -493,9 +512,9 @@ class Connector:
                 self.shards,
                 sync_interval=s.sync_interval,
                 sweep_interval=s.sweep_interval,
-                on_refresh_error=lambda: self.metrics.errors.labels(
-                    s.feed, "selection_refresh"
-                ).inc(),
+                on_refresh_error=lambda: self.count_error("selection_refresh"),
+                retry_base=s.backoff_base,
+                retry_cap=s.backoff_cap,
             )
             if self.follows_lifecycle:
                 await nc.subscribe(subjects.under(self.prefix, "lifecycle"), cb=tracking.follow)

@@ -6,10 +6,10 @@ initial picture; lifecycle
 records (created, activated, deactivated, close date updated, determined, settled) keep
 it current; and because Kalshi opens markets at `open_time` without any message, the
 status is also derived from the clock: an initialized market whose open time has passed
-counts as open, an open market whose close time has passed counts as closed. The runner
-calls `desired()` on a short sweep and diffs it against what the shards hold. A
-connector run as one of several shard groups desires its group's share only
-(ssmd.connector.groups).
+counts as open, an open market whose close time has passed counts as closed. The
+tracking loop (ssmd.connector.tracking) calls `desired()` on a short sweep and diffs it
+against what the shards hold and what the exchange acknowledged. A connector run as one
+of several shard groups desires its group's share only (ssmd.connector.groups).
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ class Selection:
         self.known: dict[str, MarketInfo] = {}
         self.refreshes = 0
         self.refresh_errors = 0
+        self.last_error = ""  # why the last refresh failed ("" when it did not)
 
     async def aclose(self) -> None:
         if self.rest is not None:
@@ -110,11 +111,12 @@ class Selection:
 
     async def refresh(self) -> None:
         """Re-read the selection from the security master, else from REST; on failure keep
-        what is known (and count it)."""
+        what is known, count it and say why (`last_error`)."""
         if self.stored is not None:
             self._refresh_from_store(self.stored)
             return
         if self.rest is None:
+            self.last_error = ""
             return
         try:
             for cat in self.categories:
@@ -134,12 +136,16 @@ class Selection:
                         ):
                             self._put(fresh, m)
         except Exception as exc:
-            self.refresh_errors += 1
+            self._failed(exc)
             log.warning(
                 "selection refresh failed, keeping %d known markets: %s", len(self.known), exc
             )
             return
         self._adopt(fresh)
+
+    def _failed(self, exc: Exception) -> None:
+        self.refresh_errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
 
     def _refresh_from_store(self, stored: Callable[[], Iterable[dict[str, Any]]]) -> None:
         # The store already applies the environment's tickers, series and categories; the
@@ -152,7 +158,7 @@ class Selection:
                 self._put(fresh, {**row, "status": _KALSHI_OF_SSMD.get(status, status)})
                 self.series.add(series_of(str(row["ticker"])))
         except Exception as exc:
-            self.refresh_errors += 1
+            self._failed(exc)
             log.warning(
                 "selection refresh from the security master failed, keeping %d known markets: %s",
                 len(self.known),
@@ -163,6 +169,7 @@ class Selection:
 
     def _adopt(self, fresh: dict[str, MarketInfo]) -> None:
         self.refreshes += 1
+        self.last_error = ""
         # Lifecycle news newer than the answer (e.g. created after the query) is kept.
         for t, info in self.known.items():
             if (

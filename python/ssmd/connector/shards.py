@@ -7,6 +7,13 @@ and the subscription protocol on it (`Subscriptions`: subscribe everything on ev
 dead shard reconnects with capped, jittered exponential backoff under a new connection
 id; other shards never notice.
 
+A market counts as subscribed only once the exchange acknowledged it (`subscribed`).
+One the exchange refused, or asked for with no reply, stays in `markets` and is asked
+again on the same connection (`catch_up`, which the tracking loop calls every sweep)
+after the same kind of backoff, growing with every try in a row that leaves markets
+unacknowledged; after `MAX_UNANSWERED` tries in a row with no reply at all the
+connection is dropped, and the reconnect subscribes everything.
+
 `ShardSet` places markets: first shard with room, else a new shard. Shard 0 carries
 the venue's global channels (Kalshi's market_lifecycle_v2, and ticker/trade when
 configured global). When the exchange refuses markets for lack of room (Kalshi's error
@@ -22,12 +29,12 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ssmd.aio import cancel_and_wait
-from ssmd.exceptions import AuthenticationError, SessionError
+from ssmd.exceptions import AuthenticationError, NoReply, SessionError
 from ssmd.venues.base import (
     MAX_FRAME_BYTES,
     Liveness,
@@ -39,6 +46,10 @@ from ssmd.venues.base import (
 __all__ = ["Shard", "ShardConfig", "ShardHooks", "ShardSet", "next_conn_id"]
 
 log = logging.getLogger(__name__)
+
+# Subscribe tries in a row that got no reply before the connection is dropped: one that
+# answers nothing it is asked is of no use, and the reconnect subscribes everything.
+MAX_UNANSWERED = 3
 
 _last_conn_id = 0
 
@@ -77,9 +88,19 @@ class ShardConfig:
     id_stride: int = 1
     venue: Venue = field(default_factory=_kalshi)
 
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before try `attempt` + 1: doubling from backoff_base up to
+        backoff_cap, jittered."""
+        delay = min(self.backoff_cap, self.backoff_base * 2.0 ** min(attempt, 16))
+        return delay * random.uniform(0.5, 1.0)
+
 
 class ShardHooks(Protocol):
     def frame(self, shard: Shard, data: bytes, receive_ns: int) -> None: ...
+
+    def count_error(self, error_type: str) -> None:
+        """Count an error (ssmd_connector_errors_total{error_type})."""
+        ...
 
     def event(
         self,
@@ -113,6 +134,11 @@ class Shard:
         self._opened_at: float | None = None  # monotonic time of `connected`, while open
         self.cap: int | None = None  # markets per subscription the exchange allows
         self.on_full: Callable[[Shard, list[str]], None] | None = None
+        # Subscribe tries in a row that left markets unacknowledged, and that got no reply
+        # at all; the next try of the unacknowledged markets waits until `_retry_at`.
+        self.failed_tries = 0
+        self.unanswered = 0
+        self._retry_at = 0.0
 
     @property
     def sids(self) -> dict[str, int]:
@@ -196,6 +222,8 @@ class Shard:
             self.conn_id = next_conn_id(cfg.id_residue, cfg.id_stride)
             self.frame_no = 0
             self.subscribed = set()
+            self.failed_tries = self.unanswered = 0
+            self._retry_at = 0.0
             self.state = "connecting"
             session = cfg.venue.session(
                 cfg.url,
@@ -218,7 +246,7 @@ class Shard:
                 try:
                     self.state = "subscribing"
                     async with self.lock:
-                        await self.subs.open()
+                        await self._attempt(self.subs.open(), sorted(self.markets))
                     self.state = "streaming"
                     attempt = 0
                     reason = await reader
@@ -243,7 +271,7 @@ class Shard:
                 self._disconnected(reason or session.close_reason, started)
             self.state = "backoff"
             self.reconnects += 1
-            delay = min(cfg.backoff_cap, cfg.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
+            delay = cfg.backoff(attempt)
             attempt = min(attempt + 1, 16)
             log.warning("shard %d: %s; reconnecting in %.2fs", self.number, reason, delay)
             await asyncio.sleep(delay)
@@ -271,10 +299,68 @@ class Shard:
         async with self.lock:
             subs = self._live()
             if subs is not None:
-                try:
-                    await subs.add(new)
-                except SessionError as exc:
-                    log.info("shard %d: add deferred to reconnect: %s", self.number, exc)
+                await self._subscribe(subs.add(new), new)
+
+    def unacknowledged(self) -> list[str]:
+        """The shard's markets the exchange has not acknowledged on this connection."""
+        return sorted(self.markets - self.subscribed)
+
+    async def catch_up(self) -> None:
+        """Ask again for the markets the exchange has not acknowledged on this connection
+        (refused, or asked with no reply), once the backoff since the last try is over.
+        Not while the shard connects or another subscribe step runs: the caller (the
+        tracking loop) does not wait for those, it comes again next sweep."""
+        if self.markets <= self.subscribed or time.monotonic() < self._retry_at:
+            return
+        if self._live() is None or self.lock.locked():
+            return
+        async with self.lock:
+            subs = self._live()
+            missing = self.unacknowledged()
+            if subs is not None and missing:
+                await self._subscribe(subs.add(missing), missing)
+
+    async def _subscribe(self, step: Awaitable[None], asked: list[str]) -> None:
+        """A subscribe try on the live connection. A link that fails under it is dropped:
+        the reconnect subscribes everything."""
+        try:
+            await self._attempt(step, asked)
+        except SessionError as exc:
+            self.kill(f"subscribe failed: {exc}")
+
+    async def _attempt(self, step: Awaitable[None], asked: list[str]) -> None:
+        """Run a subscribe step of the venue's (open, add) for the markets `asked`; plan
+        when those it leaves unacknowledged are asked again (catch_up). No reply counts
+        `subscribe_timeout`, and MAX_UNANSWERED of them in a row drop the connection."""
+        try:
+            await step
+            self.unanswered = 0
+        except NoReply as exc:
+            self.unanswered += 1
+            self.hooks.count_error("subscribe_timeout")
+            self.hooks.event(
+                "error",
+                self,
+                f"{exc} ({self.unanswered} of {MAX_UNANSWERED} in a row): asked again",
+                tickers=self.unacknowledged(),
+            )
+            if self.unanswered >= MAX_UNANSWERED:
+                self.kill(f"no reply to {MAX_UNANSWERED} subscribe tries in a row")
+                return
+        left = [t for t in asked if t in self.markets and t not in self.subscribed]
+        if not left:
+            self.failed_tries = 0
+            return
+        delay = self.config.backoff(self.failed_tries)
+        self.failed_tries += 1
+        self._retry_at = time.monotonic() + delay
+        log.warning(
+            "shard %d: %d markets not subscribed (try %d); asking again in %.2fs",
+            self.number,
+            len(left),
+            self.failed_tries,
+            delay,
+        )
 
     async def remove(self, tickers: Iterable[str]) -> None:
         gone = sorted(set(tickers) & self.markets)
@@ -367,6 +453,17 @@ class ShardSet:
     @property
     def markets(self) -> set[str]:
         return set(self.owner)
+
+    @property
+    def subscribed(self) -> set[str]:
+        """The markets the exchange acknowledged, over every shard."""
+        return set().union(*(s.subscribed for s in self.shards.values()))
+
+    async def catch_up(self, tickers: Iterable[str]) -> None:
+        """Ask again, each on its shard and after that shard's backoff, for the markets of
+        `tickers` the exchange has not acknowledged."""
+        shards = {self.owner[t].number: self.owner[t] for t in tickers if t in self.owner}
+        await asyncio.gather(*(s.catch_up() for s in shards.values()))
 
     async def add(self, tickers: Iterable[str]) -> None:
         first = self.config.first_number

@@ -184,7 +184,7 @@ class Commands:
                 self._cap(len(existing.tickers) + len(new))
                 existing.tickers.update(new)
             self._after_add(existing, new, params)
-            self._ok(cid, existing, subscribe_ack=True)
+            self._resubscribed(cid, existing)
             return
         if wanted is not None:
             self._cap(len(wanted))
@@ -204,6 +204,11 @@ class Commands:
             subscribe_ack=True,
         )
         self._after_add(sub, list(tickers or []) if wanted is not None else [], params)
+
+    def _resubscribed(self, cid: int | None, sub: Sub) -> None:
+        """The answer to a subscribe of a channel the connection holds: `ok` (Kalshi's
+        re-subscribe is idempotent)."""
+        self._ok(cid, sub, subscribe_ack=True)
 
     def _ok(self, cid: int | None, sub: Sub, subscribe_ack: bool = False) -> None:
         msg: dict[str, Any] = {}

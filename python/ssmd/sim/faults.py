@@ -9,6 +9,10 @@ A fault fires exactly once, when its trigger is met:
 omitted, a time-triggered fault hits every open connection and a frame-triggered one
 hits whichever connection reaches the count first.
 
+The REST faults and the reply faults (`drop_reply`, `already_subscribed`) are armed at
+`at` and then hit the next `count` requests, or commands on `channel` (of connection
+`connection` only, when given), whenever they come: on connections opened later too.
+
 Limits (`market_cap`, `command_rate`, `ack_delay`) hold for the whole run.
 `hostile_tickers` adds markets whose tickers are hostile to subjects, paths and file
 names (ssmd.sim.universe.HOSTILE_TICKERS) to the universe.
@@ -25,7 +29,7 @@ import yaml
 
 from ssmd.exceptions import ConfigError
 
-__all__ = ["CommandRate", "Fault", "FaultKind", "Scenario"]
+__all__ = ["ARMED_KINDS", "CommandRate", "Fault", "FaultKind", "Scenario"]
 
 
 class FaultKind(StrEnum):
@@ -42,6 +46,14 @@ class FaultKind(StrEnum):
     BUFFER_OVERFLOW = "buffer_overflow"  # error 25 on a sid, which then stops
     REJECT_AUTH = "reject_auth"  # HTTP 401 on the WebSocket upgrade
     REST_429 = "rest_429"  # the next `count` REST requests answer 429
+    REST_401 = "rest_401"  # the next `count` REST requests answer 401 (a key refused)
+    # The next `count` commands on `channel` (a subscribe naming it, an update_subscription
+    # of its sid) are carried out, but their replies are lost on the way.
+    DROP_REPLY = "drop_reply"
+    # The next `count` subscribes of `channel` on a connection that holds it already get
+    # error 6 "Already subscribed" (no sid) in place of `ok`; the markets they name are
+    # subscribed all the same.
+    ALREADY_SUBSCRIBED = "already_subscribed"
 
 
 CONNECTION_KINDS = {
@@ -57,6 +69,13 @@ CONNECTION_KINDS = {
     FaultKind.OVERSIZE_FRAME,
     FaultKind.BUFFER_OVERFLOW,
 }
+# Armed at `at`, then spent on what comes next: REST requests, or commands on a channel.
+ARMED_KINDS = {
+    FaultKind.REST_429,
+    FaultKind.REST_401,
+    FaultKind.DROP_REPLY,
+    FaultKind.ALREADY_SUBSCRIBED,
+}
 
 
 @dataclass
@@ -65,8 +84,10 @@ class Fault:
     at: float | None = None
     after_frames: int | None = None
     connection: int | None = None
-    channel: str = "orderbook_delta"  # for seq faults, empty_ticker and buffer_overflow
-    count: int = 1  # reject_auth / rest_429: how many; seq_gap: how many numbers skipped
+    # for seq faults, empty_ticker, buffer_overflow, drop_reply and already_subscribed
+    channel: str = "orderbook_delta"
+    # reject_auth and the armed faults: how many; seq_gap: how many numbers skipped
+    count: int = 1
     duration: float | None = None  # stall / withhold_pongs: seconds of clock (None = forever)
     size: int = 2 * 1024 * 1024  # oversize_frame: bytes of the frame
 
@@ -80,8 +101,8 @@ class Fault:
                 raise ValueError("reject_auth cannot use after_frames")
         elif triggers != 1:
             raise ValueError(f"{self.kind.value} needs exactly one of at, after_frames")
-        if self.kind is FaultKind.REST_429 and self.after_frames is not None:
-            raise ValueError("rest_429 is triggered by at only")
+        if self.kind in ARMED_KINDS and self.after_frames is not None:
+            raise ValueError(f"{self.kind.value} is triggered by at only")
         if self.count < 1:
             raise ValueError("count must be >= 1")
 

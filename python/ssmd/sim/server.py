@@ -14,6 +14,7 @@ import time
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,7 +25,7 @@ from websockets.http11 import Request, Response
 
 from ssmd.sim.book import BookState
 from ssmd.sim.clock import Clock, RealClock
-from ssmd.sim.faults import CONNECTION_KINDS, Fault, FaultKind, Scenario
+from ssmd.sim.faults import ARMED_KINDS, CONNECTION_KINDS, Fault, FaultKind, Scenario
 from ssmd.sim.flow import FlowEngine
 from ssmd.sim.frames import ERAS, Msg
 from ssmd.sim.rest import RestApi
@@ -49,6 +50,15 @@ BALANCE_PATH = REST_PREFIX + "/portfolio/balance"  # signed: checks the key like
 
 
 REST_CACHE_ENTRIES = 4096  # bound of the optional edge cache
+AUTH_FAILED = b'{"error":{"code":"authentication_failed","message":"authentication failed"}}'
+
+
+@dataclass
+class Armed:
+    """A fault armed by its `at`, with how many of its `count` are left to spend."""
+
+    fault: Fault
+    left: int
 
 
 def _response(
@@ -160,7 +170,7 @@ class Simulator:
             for i in range(f.count)
         }
         self._reject_remaining = 0
-        self._rest_429_remaining = 0
+        self._armed: list[Armed] = []
         self._bucket = rest_bucket
         self._bucket_cap = rest_bucket
         self._bucket_rate = rest_tokens_per_s
@@ -420,15 +430,32 @@ class Simulator:
         if f.kind is FaultKind.REJECT_AUTH:
             self._reject_remaining += f.count
             self.truth.fault("reject_auth_armed", None, now, str(f.count))
-        elif f.kind is FaultKind.REST_429:
-            self._rest_429_remaining += f.count
-            self.truth.fault("rest_429_armed", None, now, str(f.count))
+        elif f.kind in ARMED_KINDS:
+            self._armed.append(Armed(f, f.count))
+            self.truth.fault(f"{f.kind.value}_armed", f.connection, now, str(f.count))
         elif f.kind in CONNECTION_KINDS:
             targets = [
                 c for n, c in self.connections.items() if f.connection is None or n == f.connection
             ]
             for c in targets:
                 c.apply(f, now)
+
+    def spend(
+        self, kind: FaultKind, channel: str | None = None, connection: int | None = None
+    ) -> bool:
+        """Spend one of an armed fault of `kind` that applies to a command on `channel` of
+        connection `connection` (for a REST request, neither); True if there was one."""
+        for armed in self._armed:
+            f = armed.fault
+            if (
+                f.kind is kind
+                and armed.left > 0
+                and (channel is None or f.channel == channel)
+                and (connection is None or f.connection in (None, connection))
+            ):
+                armed.left -= 1
+                return True
+        return False
 
     def _refresh_triggers(self) -> None:
         for conn in self.connections.values():
@@ -477,9 +504,7 @@ class Simulator:
         pub = self.keys.get(key_id or "")
         if pub is None or not ts or not sig or not auth.verify(pub, sig, ts, "GET", BALANCE_PATH):
             log.info("signed REST request refused (key %s)", key_id or "missing")
-            return _response(
-                401, b'{"error":{"code":"authentication_failed","message":"authentication failed"}}'
-            )
+            return _response(401, AUTH_FAILED)
         return _response(200, b'{"balance":0,"portfolio_value":0}')
 
     def _authenticate(self, request: Request) -> Response | None:
@@ -532,8 +557,10 @@ class Simulator:
 
     def _rest(self, path: str, query: str) -> Response:
         self.truth.rest_requests += 1
-        if self._rest_429_remaining > 0:
-            self._rest_429_remaining -= 1
+        if self.spend(FaultKind.REST_401):
+            self.truth.fault("rest_401", None, self.clock.now(), path)
+            return _response(401, AUTH_FAILED)
+        if self.spend(FaultKind.REST_429):
             self.truth.rest_429 += 1
             self.truth.fault("rest_429", None, self.clock.now(), path)
             return _response(429, b'{"error":"too many requests"}')

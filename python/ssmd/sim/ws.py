@@ -23,7 +23,7 @@ import orjson
 from ssmd.exceptions import CommandError
 from ssmd.sim.commands import Commands, Sub
 from ssmd.sim.faults import Fault, FaultKind
-from ssmd.sim.frames import Msg, envelope, register_opaque
+from ssmd.sim.frames import Msg, envelope, error_frame, register_opaque
 from ssmd.sim.truth import ConnectionRecord, SidRecord
 from ssmd.sim.wsshell import SimSocket
 
@@ -302,7 +302,13 @@ class Connection(Commands):
             self.on_command(raw)
 
     def _reply(self, frame: dict[str, Any], subscribe_ack: bool = False) -> None:
-        """Queue a reply; acknowledgements of `subscribe` wait `ack_delay` when one is set."""
+        """Queue a reply; acknowledgements of `subscribe` wait `ack_delay` when one is set.
+        An armed `drop_reply` of the reply's channel loses it."""
+        channel = self._channel_of(frame)
+        if channel is not None and self.sim.spend(FaultKind.DROP_REPLY, channel, self.number):
+            now = self.sim.clock.now()
+            self.sim.truth.fault("drop_reply", self.number, now, f"{frame['type']} {channel}")
+            return
         data = orjson.dumps(frame)
         delay = self.sim.scenario.ack_delay
         if subscribe_ack and delay > 0:
@@ -311,6 +317,23 @@ class Connection(Commands):
             )
         else:
             self.push_control(data)
+
+    def _channel_of(self, frame: dict[str, Any]) -> str | None:
+        """The channel a reply answers for: named in a `subscribed`, else its sid's."""
+        msg = frame.get("msg")
+        if isinstance(msg, dict) and isinstance(msg.get("channel"), str):
+            return str(msg["channel"])
+        sub = self.subs.get(frame.get("sid", 0))
+        return sub.channel if sub is not None else None
+
+    def _resubscribed(self, cid: int | None, sub: Sub) -> None:
+        if self.sim.spend(FaultKind.ALREADY_SUBSCRIBED, sub.channel, self.number):
+            self.sim.truth.fault(
+                "already_subscribed", self.number, self.sim.clock.now(), sub.channel
+            )
+            self.push_control(error_frame(cid, 6, "Already subscribed"))
+            return
+        super()._resubscribed(cid, sub)
 
     def _rate_check(self) -> None:
         rate = self.sim.scenario.command_rate

@@ -131,7 +131,9 @@ class Subscriptions(Protocol):
 
     async def add(self, symbols: list[str]) -> None:
         """Subscribe more symbols; those taken go to `shard.subscribed`, a refusal for lack
-        of room to `shard.refused` (the shard set places them elsewhere)."""
+        of room to `shard.refused` (the shard set places them elsewhere). Those refused
+        otherwise stay out of `shard.subscribed`, reported: the shard asks for them again
+        (Shard.catch_up). ssmd.exceptions.NoReply when a command got no answer."""
         ...
 
     async def remove(self, symbols: list[str]) -> None: ...
@@ -216,9 +218,13 @@ class CoreCodec:
 
 
 class Selector(Protocol):
-    """Which symbols to capture (ssmd.connector.selection.Selection for Kalshi)."""
+    """Which symbols to capture (ssmd.connector.selection.Selection for Kalshi).
+
+    A listing `refresh` cannot read keeps what was known, counts `refresh_errors` and
+    says why in `last_error` ("" after a read that succeeded)."""
 
     refresh_errors: int
+    last_error: str
 
     async def refresh(self) -> None: ...
 

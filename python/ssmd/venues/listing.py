@@ -27,6 +27,7 @@ class ListingSelection:
         self.rest_url = rest_url
         self.group = group
         self.refresh_errors = 0
+        self.last_error = ""
         self._desired: set[str] = set()
 
     @classmethod
@@ -51,8 +52,10 @@ class ListingSelection:
             desired = await self._select()
         except SsmdError as exc:
             self.refresh_errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("%s: listing failed: %s", type(self).__name__, exc)
             return
+        self.last_error = ""
         if self.group is not None:
             desired = {s for s in desired if self.group.owns(s)}
         self._desired = desired

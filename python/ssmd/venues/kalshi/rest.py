@@ -97,16 +97,18 @@ class RestClient:
                         raise RestError(f"GET {path}: expected a JSON object")
                     return data
                 if resp.status_code == 401:
-                    raise AuthenticationError(f"GET {path}: HTTP 401 (check the API key)")
+                    raise AuthenticationError(f"GET {url}: HTTP 401 (check the API key)")
                 if resp.status_code not in (429, 500, 502, 503, 504):
                     raise RestError(f"GET {path}: HTTP {resp.status_code} {resp.text[:200]}")
                 if resp.status_code == 429:
                     self.throttled += 1
                 err = f"HTTP {resp.status_code}"
+            if attempt == self.max_retries:
+                break  # no wait before giving up
             delay = min(self.backoff_cap, self.backoff_base * 2**attempt) * random.uniform(0.5, 1)
             log.info("GET %s: %s; retry in %.2fs", path, err, delay)
             await asyncio.sleep(delay)
-        raise RestError(f"GET {path}: gave up after {self.max_retries} retries")
+        raise RestError(f"GET {url}: gave up after {self.max_retries} retries (last: {err})")
 
     async def paged(
         self, path: str, key: str, params: dict[str, Any] | None = None

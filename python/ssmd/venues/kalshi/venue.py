@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 
 __all__ = ["VENUE", "KalshiCodec"]
 
+# Retries of one request of a selection refresh: a refresh that fails is read again by
+# the tracking loop after a backoff, and is reported meanwhile (ssmd.connector.tracking),
+# so it gives up quickly rather than retrying alone for a minute.
+SELECTION_REST_RETRIES = 3
+
 
 def _session(
     url: str,
@@ -84,7 +89,7 @@ def _selection(
 
     rest = None
     if stored is None and (symbols.series or symbols.categories or symbols.tickers):
-        rest = RestClient(rest_url, credentials)
+        rest = RestClient(rest_url, credentials, max_retries=SELECTION_REST_RETRIES)
     return Selection(symbols, rest, clock, stored=stored, group=group)
 
 

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from ssmd.exceptions import AuthenticationError, SessionError
+from ssmd.exceptions import AuthenticationError, NoReply, SessionError
 from ssmd.venues.base import DEFAULT_LIVENESS, MAX_FRAME_BYTES, Liveness
 from ssmd.venues.kalshi import auth
 from ssmd.venues.websocket import WebSocketSession
@@ -112,7 +112,8 @@ class Session(WebSocketSession):
     async def command(
         self, cmd: str, params: dict[str, Any] | None = None, replies: int = 1
     ) -> list[Reply]:
-        """Send a command; wait for `replies` replies with its id (subscribed/ok/error)."""
+        """Send a command; wait for `replies` replies with its id (subscribed/ok/error).
+        NoReply when they do not come within `reply_timeout` (the connection may be up)."""
         cid = next(self._ids)
         body: dict[str, Any] = {"id": cid, "cmd": cmd}
         if params is not None:
@@ -125,7 +126,9 @@ class Session(WebSocketSession):
                 async with asyncio.timeout(self.liveness.reply_timeout):
                     return await fut
             except TimeoutError:
-                raise SessionError(f"no reply to {cmd} (id {cid})") from None
+                raise NoReply(
+                    f"no reply to {cmd} (id {cid}) within {self.liveness.reply_timeout}s"
+                ) from None
         finally:
             self._waiting.pop(cid, None)
 
