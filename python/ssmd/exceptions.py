@@ -77,6 +77,12 @@ class DiskFullError(StorageError):
         )
 
 
+class StreamRecreatedError(StorageError):
+    """The stream an archiver reads was deleted and created again while it ran: its
+    sequences started over. The archiver stops after sealing what it holds; started
+    again, it seals the old stream's spool and archives the new stream from its start."""
+
+
 class StoreUnavailableError(StorageError):
     """A request to a remote bucket failed while the archiver needs it.
 
@@ -147,6 +153,11 @@ class RestError(SsmdError):
 
 class SessionError(SsmdError):
     """A venue's WebSocket connection failed or died (retryable)."""
+
+
+class NoReply(SessionError):
+    """A venue did not answer a command within its reply timeout, on a connection that is
+    still up: the command may or may not have been carried out."""
 
 
 class StoreError(SsmdError):

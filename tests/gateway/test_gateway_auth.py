@@ -141,6 +141,8 @@ async def test_http_needs_a_key_except_health_metrics_and_the_page(
             assert f"api_key={alice}" in ok[4].text  # the docs page fetches the schema with it
             health = await gw.aget("/v1/health")
             assert health.status_code == 200
+            live = await gw.aget("/v1/live")  # for a liveness probe, which has no key
+            assert (live.status_code, live.json()) == (200, {"live": True})
             page = await gw.aget("/")
             assert page.status_code in (200, 404) and page.status_code != 401
             static = await gw.aget("/static/nothing-here.css")

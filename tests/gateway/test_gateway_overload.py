@@ -244,3 +244,20 @@ async def test_shedding_waits_for_the_start_up_replay_and_can_be_turned_off() ->
             stream.look(30.0, waiting, 10)
             hub.check_load(float(i))
         assert client.close_code is None
+
+
+def test_a_venue_whose_stream_does_not_exist_leaves_shedding_to_the_others() -> None:
+    """A further venue that never caught up (its stream does not exist yet) has no pace to
+    judge: the venues that did are still shed for."""
+    hub, stream = shedding_hub(shed_after=0.25)
+    missing = Stream()
+    missing.ready = False
+    missing.look(60.0, 10**6, 0)  # left out of the looks: not a pace of this gateway
+    hub.feeds["kraken"] = cast(Feed, missing)
+    clients = [hub.connect(None) for _ in range(10)]
+    hub.check_load(100.0)
+    stream.look(0.4, 10_000, 10_000)
+    hub.check_load(101.0)
+    stream.look(0.5, 20_000, 10_000)
+    hub.check_load(101.1)
+    assert [c.close_code for c in clients] == [None] * 5 + [1013] * 5

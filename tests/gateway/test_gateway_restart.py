@@ -32,6 +32,7 @@ from _support.gwfix import (
 )
 from ssmd import core
 from ssmd.bus import subjects
+from ssmd.bus.stream import ensure_stream
 from ssmd.gateway.feed import Feed
 from ssmd.gateway.metrics import GatewayMetrics
 from ssmd.testing.nats import nats_server
@@ -297,3 +298,20 @@ async def test_a_live_consumer_deleted_on_the_server_is_made_again_from_where_it
             value = gw.gw.metrics.value
             assert value("ssmd_gateway_book_events_total", kind="gap") == 0
             assert value("ssmd_gateway_book_events_total", kind="duplicate") == 0
+
+
+async def test_a_stream_created_again_is_read_from_its_start(tmp_path: Path) -> None:
+    """Deleted and made again, the stream numbers its messages from 1: the live consumer
+    made again must read it from there, not wait until the new sequences pass the old."""
+    flow = Flow(seed=11)
+    async with nats_server(tmp_path / "nats") as srv, publisher(srv.url) as pub:
+        await pub.publish_fast(flow.snapshots() + flow.deltas(300))
+        async with running_gateway(gateway_settings(srv.url)) as gw, Client.connect(gw.ws) as c:
+            await c.send({"action": "subscribe", "symbols": NAMES})
+            await wait_books(c, pub, "before the stream is made again")
+            js = pub.nc.jetstream()
+            await js.delete_stream(STREAM)
+            await ensure_stream(js, gateway_settings(srv.url).nats)
+            await pub.publish(trade(NAMES[2], 31 * CENT, E6, seq=1))
+            got = await c.recv_until(lambda m: m["type"] == "trade")
+            assert (got["ticker"], got["price"]) == (NAMES[2], 31 * CENT / E6)

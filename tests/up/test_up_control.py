@@ -7,12 +7,16 @@ from __future__ import annotations
 import asyncio
 import stat
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
+from _support.upfix import RecordingDisplay
 from ssmd.exceptions import ControlError
+from ssmd.up.components import Plan
 from ssmd.up.control import ControlServer, request, socket_path
+from ssmd.up.run import Up, UpOptions
 
 
 async def test_requests_reach_the_handler_one_at_a_time(tmp_path: Path) -> None:
@@ -108,3 +112,47 @@ async def accepts(path: Path) -> bool:
         return False
     writer.close()
     return True
+
+
+def _env(tmp_path: Path, feed: str, extra: bool) -> SimpleNamespace:
+    return SimpleNamespace(
+        name="multi-sim",
+        extra_feed=feed if extra else None,
+        feed=SimpleNamespace(name=feed),
+        data_dir=tmp_path,
+        nats=SimpleNamespace(url="nats://127.0.0.1:1", stream="SSMD_MULTI_SIM"),
+    )
+
+
+async def test_the_one_gateway_and_each_feeds_components_are_controlled(tmp_path: Path) -> None:
+    """`ssmd up` runs one gateway for every venue: `gateway-kraken` is no component of it
+    (starting it would run a gateway of Kraken alone on the gateway's port), nor is the
+    secmaster of a venue without one."""
+    own, kraken = _env(tmp_path, "kalshi", False), _env(tmp_path, "kraken", True)
+    up = Up(cast(Any, own), UpOptions(), RecordingDisplay(), [cast(Any, kraken)])
+    up.plans = [
+        Plan(
+            env=each.name,
+            config_dir=tmp_path,
+            data_dir=tmp_path,
+            nats_url=each.nats.url,
+            stream=each.nats.stream,
+            http=cast(Any, None),
+            js=None,
+            extra_feed=each.extra_feed,
+        )
+        for each in up.envs
+    ]
+    server = ControlServer(socket_path(tmp_path), up.control)
+    await server.start()
+    try:
+        for action in ("stop", "start"):
+            for name in ("gateway-kraken", "secmaster-kraken"):
+                answer = await request(server.path, action, name)
+                assert answer == {"ok": False, "error": f"no component {name!r} in this ssmd up"}
+        # The components it runs (none of them running here) are known by their names.
+        for name in ("gateway", "secmaster", "connector-kraken", "archiver-kraken"):
+            answer = await request(server.path, "stop", name)
+            assert answer == {"ok": True, "result": "already stopped"}, name
+    finally:
+        await server.stop()

@@ -198,7 +198,7 @@ async def _the_tui_on_a_venue(data: Path, gateway_port: int) -> None:
         async with asyncio.timeout(30), contextlib.aclosing(backend.live("BTC/USD")) as live:
             subscribed = await anext(live)
             book = await anext(live)
-        assert subscribed == {"type": "subscribed", "symbols": ["kraken:BTC/USD"]}
+        assert subscribed == {"type": "subscribed", "symbols": ["BTC/USD"]}
         assert (book["type"], book["ticker"]) == ("orderbook", "BTC/USD"), book
         with pytest.raises(ActionError, match="no component 'archiver-krakn'"):
             await backend.control("stop", "archiver-krakn")  # a typo is not "already stopped"

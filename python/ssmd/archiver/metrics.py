@@ -44,6 +44,10 @@ _COUNTERS: Final = {
         "Messages kept raw in quarantine: no storage key where they belong",
     ),
     "holes": ("ssmd_archiver_stream_holes_total", "Missing stream sequence ranges"),
+    "streams_recreated": (
+        "ssmd_archiver_streams_recreated_total",
+        "Starts on a stream created again since the spool was written (sequences started over)",
+    ),
     "batches": ("ssmd_archiver_batches_total", "Batches made durable and acked"),
     "sealed": ("ssmd_archiver_files_sealed_total", "Spool files sealed into stored objects"),
     "sealed_bytes": ("ssmd_archiver_sealed_bytes_total", "Bytes of the objects written by seals"),

@@ -46,7 +46,12 @@ from ssmd.bus import subjects
 from ssmd.bus.connection import NatsClient, connect
 from ssmd.bus.puller import Puller
 from ssmd.bus.stream import check_stream
-from ssmd.exceptions import DiskFullError, StorageError, StoreUnavailableError
+from ssmd.exceptions import (
+    DiskFullError,
+    StorageError,
+    StoreUnavailableError,
+    StreamRecreatedError,
+)
 from ssmd.obs.health import HealthServer
 from ssmd.store import keys, space
 from ssmd.store.base import ObjectStore, open_store
@@ -116,6 +121,7 @@ class Stats:
     derived: int = 0  # book checkpoints: rebuilt from the archive, so not stored
     quarantined: int = 0  # kept raw: no storage key where they belong
     holes: int = 0
+    streams_recreated: int = 0  # the stream was created again: its sequences started over
     batches: int = 0
     sealed: int = 0
     sealed_bytes: int = 0
@@ -140,6 +146,11 @@ class Archiver:
         self._raw_keys: dict[tuple[str, int], tuple[str, date]] = {}
         self._normalized_keys: dict[tuple[str, str, int], tuple[str, date]] = {}
         self._state_path = settings.spool_dir / "state.json"
+        # When the stream was created (ISO): its sequences are only comparable within
+        # one creation. `stream_created` is the stream's now, `_spooled_from` the one
+        # the state on disk was written from (None: not known).
+        self.stream_created: str | None = None
+        self._spooled_from: str | None = None
         self.nc: NatsClient | None = None
         self.loop_at = time.monotonic()  # the batch loop's last turn (/health)
         self.puller: Puller | None = None  # set once pulling (its connection is up)
@@ -492,6 +503,7 @@ class Archiver:
             "runs": runs,
             "last_ts": self.last_ts,
             "open_holes": self._open_holes,
+            "stream_created": self.stream_created,
         }
         write_durably(self._state_path, orjson.dumps(data))
 
@@ -512,7 +524,44 @@ class Archiver:
         floor = int(state.get("floor", state.get("last_seq", 0)))
         self.written = core.Coverage(floor, int(state.get("floor_ts", 0)), runs)
         self._open_holes = [(a, b, c, str(d)) for a, b, c, d in state.get("open_holes", [])]
+        self._spooled_from = state.get("stream_created")
         return True
+
+    @property
+    def stream_replaced(self) -> bool:
+        """The state on disk is of another creation of the stream than the one now."""
+        was, now = self._spooled_from, self.stream_created
+        return was is not None and now is not None and was != now
+
+    def _start_over_on_new_stream(self, ack_floor: int) -> None:
+        """The stream was deleted and created again: its sequences start over, so what
+        was written of the old one (spool files, and the sequences that deduplicate)
+        must not meet the new one's. Everything spooled is sealed first; a store that
+        cannot take it now keeps it in the spool, and the archiver stops rather than
+        mix the two (started again, it tries again)."""
+        log.warning(
+            "stream %s was created again (at %s; the spool is of the one created at %s): "
+            "sealing what was spooled from the old one, then archiving the new one from "
+            "its consumer's ack floor %d",
+            self.s.stream,
+            self.stream_created,
+            self._spooled_from,
+            ack_floor,
+        )
+        self._close_holes(0)
+        self.seal_due(everything=True, retry_now=True)
+        if self.spool.files:
+            raise StreamRecreatedError(
+                f"stream {self.s.stream} was created again, and {len(self.spool.files)} "
+                "spool files of the old one could not be sealed yet (a store is "
+                "unavailable: see the warnings above). Nothing of either is lost: the "
+                "spool keeps the old stream's, the new stream keeps its own. Fix: make "
+                "the store reachable and start the archiver again"
+            )
+        self.written = core.Coverage(ack_floor)
+        self._open_holes = []
+        self.stats.streams_recreated += 1
+        self._spooled_from = self.stream_created
 
     def recover(self, ack_floor: int, first_seq: int = 0) -> None:
         """Load the spool after a restart, finish interrupted seals, record the holes
@@ -532,7 +581,9 @@ class Archiver:
             if info is not None:
                 self._dirty_days.add((info.data_type, info.day))
             known = True
-        if not known:
+        if self.stream_replaced:
+            self._start_over_on_new_stream(ack_floor)
+        elif not known:
             # A new spool on an old consumer: what it acked is archived somewhere.
             self.written = core.Coverage(ack_floor)
         self.advance(ack_floor, first_seq)
@@ -551,6 +602,7 @@ class Archiver:
             js = nc.jetstream()
             filt = subjects.under(s.subject_prefix)
             info = await check_stream(js, s.stream, [filt])
+            self.stream_created = _created(info)
             self.full_coverage = list(info.config.subjects or []) == [filt]
             cinfo = await ensure_consumer(js, s.stream, s.consumer, filt)
             floor = cinfo.ack_floor.stream_seq if cinfo.ack_floor else 0
@@ -802,19 +854,28 @@ class Archiver:
 
     async def _check_floor(self, js: Any) -> None:
         try:
+            stream = await js.stream_info(self.s.stream)
+        except Exception as exc:
+            log.debug("stream info failed: %s", exc)
+            return
+        created = _created(stream)
+        if self.stream_created is not None and created not in (None, self.stream_created):
+            # Its sequences started over: going on would take the new ones for duplicates.
+            raise StreamRecreatedError(
+                f"stream {self.s.stream} was created again (at {created}; the archiver "
+                f"started on the one created at {self.stream_created}). Stopping: started "
+                "again, the archiver seals what it holds of the old stream and archives "
+                "the new one from its start"
+            )
+        try:
             info = await js.consumer_info(self.s.stream, self.s.consumer.durable)
         except Exception as exc:
             log.debug("consumer info failed: %s", exc)
             return
         self.consumer_pending = info.num_pending
         floor = info.ack_floor.stream_seq if info.ack_floor else 0
-        if floor <= self.written.floor:
-            return
-        first_seq = 0
-        if self.written.runs or floor > self.written.last_seq:  # possibly holes
-            with contextlib.suppress(Exception):
-                first_seq = (await js.stream_info(self.s.stream)).state.first_seq
-        self.advance(floor, first_seq)
+        if floor > self.written.floor:
+            self.advance(floor, stream.state.first_seq)
 
     async def _shutdown(self, js: Any) -> None:
         log.info("archiver stopping: sealing what is due and writing manifests")
@@ -853,3 +914,8 @@ class Archiver:
             self.spool.root,
             states or "manifests not written",
         )
+
+
+def _created(info: Any) -> str | None:
+    """When the stream of `info` (a StreamInfo) was created, as ISO text (None: unknown)."""
+    return None if info.created is None else str(info.created.isoformat())

@@ -41,7 +41,7 @@ __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
-_OPEN: Final = ("/v1/health", "/metrics", "/", "/favicon.ico")
+_OPEN: Final = ("/v1/health", "/v1/live", "/metrics", "/", "/favicon.ico")
 
 
 def error_response(status: int, code: str, message: str, **headers: str) -> JSONResponse:
@@ -162,6 +162,12 @@ def create_app(gw: Gateway) -> FastAPI:
         ok, body = gw.health()
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    @app.get("/v1/live", summary="Liveness: the process answers, whatever its health")
+    async def live() -> dict[str, bool]:
+        # What a liveness probe asks: the gateway rides out NATS or a venue being away
+        # (its health is 503 meanwhile); a restart would only drop its clients.
+        return {"live": True}
+
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(gw.metrics.expose(), media_type=CONTENT_TYPE)
@@ -204,7 +210,11 @@ def create_app(gw: Gateway) -> FastAPI:
         policy = _policy(gw, request)
         if policy is not None:
             prefix = gw.symbols.prefix(venue)
-            f = replace(f, allow=lambda ticker: policy.allows(prefix + ticker))
+            f = replace(
+                f,
+                allow=lambda ticker: policy.allows(prefix + ticker),
+                none_entitled=venue not in policy.entitled_venues,
+            )
         page = await gw.venue_markets[venue].page(f, limit, cursor, sort)
         return Response(orjson.dumps(page), media_type="application/json")
 

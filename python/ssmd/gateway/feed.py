@@ -108,6 +108,8 @@ class Feed:
         self.nc: NatsClient | None = None
         self._puller: Puller | None = None
         self._consumer: str | None = None  # the live consumer's name
+        # When the stream read was created: one created again starts its sequences over.
+        self._stream_created: datetime | None = None
         self._task: asyncio.Task[None] | None = None
         self._received = 0
         self._target: int | None = None
@@ -143,11 +145,12 @@ class Feed:
     async def _check(self, js: JetStreamContext) -> bool:
         stream = self.settings.nats.stream
         try:
-            await js.stream_info(stream)
+            info = await js.stream_info(stream)
         except NotFoundError:
             return False
         await check_stream(js, stream, live_subjects(self.prefix))
         self.stream_found = True
+        self._stream_created = info.created
         return True
 
     async def _run(self, js: JetStreamContext) -> None:
@@ -289,6 +292,15 @@ class Feed:
             num_replicas=1,
             inactive_threshold=max(30.0, 4 * s.idle_heartbeat),
         )
+        created = (await js.stream_info(s.nats.stream)).created
+        known = self._stream_created
+        if not from_start and None not in (created, known) and created != known:
+            # Deleted and made again: reading on from `last_seq` would skip its messages
+            # until the new sequences passed the old ones.
+            log.warning("stream %s was created again; reading it from its start", s.nats.stream)
+            self.last_seq = 0
+            from_start = True
+        self._stream_created = created
         if from_start:
             config.deliver_policy = DeliverPolicy.ALL
         else:

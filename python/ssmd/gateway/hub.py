@@ -139,8 +139,9 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._shedder = Shedder(settings.shed_after)
         # (time, stream messages pending, stream seq applied) at the looks of the last
-        # _SHED_WINDOW seconds
+        # _SHED_WINDOW seconds, summed over the venues that caught up (_load_venues)
         self._load_marks: deque[tuple[float, int, int]] = deque()
+        self._load_venues: tuple[str, ...] = ()
 
     # ---- clients ------------------------------------------------------------------------
 
@@ -252,10 +253,15 @@ class Hub:
         """Close the newest clients with 1013 while the gateway is behind the stream and
         not catching up (shedding.py). A writer that cannot serve its clients shows here
         too: the stream is read by the same loop."""
-        feeds = self.feeds.values()
-        if not feeds or not all(f.ready for f in feeds):
+        # The venues that caught up: one still replaying at start (or whose stream does
+        # not exist yet) has no pace to judge, and must not keep the others from shedding.
+        ready = tuple(v for v, f in self.feeds.items() if f.ready)
+        if ready != self._load_venues:  # the sums below change meaning: start them again
+            self._load_venues = ready
             self._load_marks.clear()
+        if not ready:
             return
+        feeds = [self.feeds[v] for v in ready]
         marks = self._load_marks
         # Sums over the venues: each feed's stream sequences count what it applied.
         marks.append((now, sum(f.pending() for f in feeds), sum(f.last_seq for f in feeds)))

@@ -7,6 +7,11 @@ when NATS is away the entry stays in the outbox for the next secmaster run. The 
 are behind the API keys like every other non-open route (app.KeyMiddleware). The store
 is opened per request in a worker thread: reports are rare, and a connection per
 request needs no locking against the market listings' own connection.
+
+On a gateway of several venues (ssmd.gateway.symbols) an issue is its venue's: stored
+under that venue's feed with the venue's own ticker (as `ssmd data issues` and the
+archive name it; the environment's one database holds every venue's), and named by its
+symbol in what the routes take and answer.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import orjson
@@ -22,14 +28,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from ssmd import issues
-from ssmd.exceptions import IssueError
-from ssmd.issues.model import STATUSES, parse_time
+from ssmd.exceptions import BadRequest, IssueError
+from ssmd.issues.model import STATUSES, DataIssue, parse_time
 from ssmd.issues.store import MAX_LIST
 from ssmd.secmaster.journal import MSG_ID, Journal
 
 if TYPE_CHECKING:
     from ssmd.gateway.auth import ApiKey
     from ssmd.gateway.service import Gateway
+    from ssmd.gateway.tenants import Policy
     from ssmd.secmaster.db import Store
 
 __all__ = ["router"]
@@ -105,6 +112,30 @@ def _unavailable(env: str, exc: Exception) -> JSONResponse:
     return _error(503, "unavailable", f"the security master database is unavailable: {exc}")
 
 
+def _venue_of(gw: Gateway, venue: str | None, symbol: str | None) -> tuple[str, str | None]:
+    """The venue of a request about data issues and its market's ticker in that venue: the
+    venue of the symbol, else `venue` (default the own); BadRequest for a venue the
+    gateway does not serve, or one the symbol is not of."""
+    asked = gw.venue(venue)
+    if symbol is None:
+        return asked, None
+    of_symbol, ticker = gw.symbols.split(symbol)
+    if venue and of_symbol != asked:
+        raise BadRequest(
+            f"{symbol} is a market of {of_symbol}, not of venue={venue}. Fix: name it by its "
+            f"symbol ({gw.symbols.symbol(asked, symbol)}), or leave venue out"
+        )
+    return of_symbol, ticker
+
+
+def _refusal(policy: Policy, venue: str, symbol: str | None) -> str | None:
+    """What a tenant may not report on: the market, or every market of a venue outside
+    its entitlements (None when it may)."""
+    if symbol is not None:
+        return None if policy.allows(symbol) else symbol
+    return None if venue in policy.entitled_venues else f"venue {venue}"
+
+
 def _own_keys(gw: Gateway, request: Request) -> tuple[str, ...] | None:
     """A tenant's key: the names of the tenant's keys (a tenant sees the issues its own
     keys reported); None for the operator's keys (every issue)."""
@@ -115,14 +146,26 @@ def _own_keys(gw: Gateway, request: Request) -> tuple[str, ...] | None:
 def router(gw: Gateway) -> APIRouter:
     r = APIRouter()
     state = _Issues(gw)
-    env, feed = gw.settings.env, gw.settings.feed
+    env = gw.settings.env
+
+    def named(issue: DataIssue) -> dict[str, Any]:
+        """The issue as the routes answer: its market by symbol, like the stream's messages."""
+        body = issue.to_dict()
+        if issue.ticker is not None and issue.feed in gw.feeds:
+            body["ticker"] = gw.symbols.symbol(issue.feed, issue.ticker)
+        return body
 
     @r.post(
         "/v1/data-issues",
         status_code=201,
         summary="Report data that looks wrong: a market (or none: all), a time range, what",
     )
-    async def report_issue(request: Request) -> Response:
+    async def report_issue(
+        request: Request,
+        venue: str | None = Query(
+            None, description="Whose markets, without a ticker (the gateway's own by default)"
+        ),
+    ) -> Response:
         raw = await request.body()
         if len(raw) > MAX_BODY:
             return _error(413, "too_large", f"the report is over {MAX_BODY} bytes")
@@ -134,31 +177,40 @@ def router(gw: Gateway) -> APIRouter:
             what = issues.parse_report(body)
         except IssueError as exc:
             return _error(400, "bad_request", str(exc))
+        feed, ticker = _venue_of(gw, venue, what.ticker)
         key: ApiKey | None = request.scope.get("state", {}).get("api_key")
         policy = gw.settings.tenants.of(key)
-        if policy is not None and what.ticker and not policy.allows(what.ticker):
+        refused = None if policy is None else _refusal(policy, feed, what.ticker)
+        if policy is not None and refused is not None:
             policy.refuse("entitlement")
-            return _error(403, "forbidden", policy.forbidden_message([what.ticker]))
+            return _error(403, "forbidden", policy.forbidden_message([refused]))
         reporter = what.reporter(key.name if key is not None else None)
+        mine = replace(what, ticker=ticker)  # the venue's own ticker, as its data has it
         try:
             issue, entry = await state.call(
-                lambda store: issues.report(store, env, feed, what, reporter)
+                lambda store: issues.report(store, env, feed, mine, reporter)
             )
         except Exception as exc:
             return _unavailable(env, exc)
         published = await state.publish(entry)
-        return _json({**issue.to_dict(), "journal": "published" if published else "queued"}, 201)
+        return _json({**named(issue), "journal": "published" if published else "queued"}, 201)
 
     @r.get("/v1/data-issues", summary="Data issues, by the time they begin")
     async def list_issues(
         request: Request,
         status: str = Query("open", description="open, resolved or all"),
-        ticker: str | None = Query(None, description="This market's issues and all-market ones"),
+        ticker: str | None = Query(
+            None, description="This market's issues (its symbol) and all-market ones"
+        ),
         start: str | None = Query(None, alias="from", description="ISO 8601 time or date"),
         end: str | None = Query(None, alias="to", description="ISO 8601 time or date (exclusive)"),
         limit: int = Query(100, ge=1, le=MAX_LIST),
+        venue: str | None = Query(
+            None, description="Which venue's issues (the ticker's, else the gateway's own)"
+        ),
     ) -> Response:
         own = _own_keys(gw, request)
+        feed, market = _venue_of(gw, venue, ticker)
         if status not in (*STATUSES, "all"):
             return _error(400, "bad_request", f"status must be one of {', '.join(STATUSES)}, all")
         try:
@@ -172,7 +224,7 @@ def router(gw: Gateway) -> APIRouter:
                     store,
                     status=None if status == "all" else status,
                     feed=feed,
-                    ticker=ticker,
+                    ticker=market,
                     start=lo,
                     end=hi,
                     limit=limit,
@@ -181,7 +233,7 @@ def router(gw: Gateway) -> APIRouter:
             )
         except Exception as exc:
             return _unavailable(env, exc)
-        return _json({"issues": [i.to_dict() for i in found]})
+        return _json({"issues": [named(i) for i in found]})
 
     @r.get("/v1/data-issues/{issue_id}", summary="One data issue")
     async def one_issue(request: Request, issue_id: int) -> Response:
@@ -192,6 +244,6 @@ def router(gw: Gateway) -> APIRouter:
             return _unavailable(env, exc)
         if found is None or (own is not None and found.reporter.split("/", 1)[0] not in own):
             return _error(404, "not_found", f"no data issue {issue_id}")
-        return _json(found.to_dict())
+        return _json(named(found))
 
     return r

@@ -77,6 +77,9 @@ class Filters:
     q: str = ""
     # The markets a tenant is entitled to (None: every market).
     allow: Callable[[str], bool] | None = field(default=None, compare=False)
+    # A tenant entitled to none of the venue's markets: an empty page at once, rather
+    # than the security master read page by page to find nothing to keep.
+    none_entitled: bool = False
 
     @classmethod
     def parse(
@@ -245,6 +248,8 @@ class Markets:
             raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
         if sort not in SORTS:
             raise BadRequest(f"sort must be one of {', '.join(SORTS)}")
+        if f.none_entitled:
+            return {"markets": [], "next_cursor": None}
         if sort == "activity":
             return await self._by_activity(f, limit, cursor)
         items = await self._by_ticker(f, limit + 1, decode_cursor(cursor))

@@ -147,11 +147,18 @@ class GatewayClient:
         symbol = await self._symbol_prefix() + ticker
         return f"/v1/markets/{quote(symbol, safe='')}{tail}"  # a ticker may hold a '/'
 
+    async def _of_venue(self, params: dict[str, Any]) -> dict[str, Any]:
+        """`params` of a route that lists one venue's (`venue=`, the gateway's own by
+        default), for the client's venue, its `ticker` named by symbol."""
+        prefix = await self._symbol_prefix()
+        if not prefix:
+            return params
+        ticker = params.get("ticker")
+        return {**params, "venue": self.venue, **({"ticker": prefix + ticker} if ticker else {})}
+
     async def markets(self, **params: Any) -> Any:
         """A page of /v1/markets of the client's venue."""
-        if await self._symbol_prefix():
-            params["venue"] = self.venue
-        return await self.get("/v1/markets", **params)
+        return await self.get("/v1/markets", **await self._of_venue(params))
 
     async def market(self, ticker: str) -> Any:
         return await self.get(await self._path(ticker))
@@ -163,11 +170,37 @@ class GatewayClient:
             self._unprefixed(trade, prefix)
         return self._unprefixed(body, prefix)
 
+    # ---- data issues, of the client's venue ------------------------------------------------
+
+    async def report_issue(self, report: dict[str, Any]) -> Any:
+        """POST /v1/data-issues: `report` of a market of the client's venue (`ticker`), or
+        of every one (no `ticker`); the issue as the gateway stored it."""
+        prefix = await self._symbol_prefix()
+        ticker = report.get("ticker")
+        body = {**report, "ticker": prefix + ticker} if ticker else report
+        query = {"venue": self.venue} if prefix else None
+        issue = await self.request("POST", "/v1/data-issues", query, body)
+        return self._unprefixed(issue, prefix)
+
+    async def issues(self, **params: Any) -> Any:
+        """/v1/data-issues of the client's venue (`status`, `ticker`, `from`, `to`, `limit`)."""
+        body = await self.get("/v1/data-issues", **await self._of_venue(params))
+        prefix = await self._symbol_prefix()
+        for issue in body["issues"]:
+            self._unprefixed(issue, prefix)
+        return body
+
     @staticmethod
     def _unprefixed(msg: dict[str, Any], prefix: str) -> dict[str, Any]:
-        ticker = msg.get("ticker")
-        if prefix and isinstance(ticker, str) and ticker.startswith(prefix):
-            msg["ticker"] = ticker[len(prefix) :]
+        """The venue's tickers where the gateway named its markets by symbol: `ticker`,
+        and `symbols` (the stream's subscribed and unsubscribed replies)."""
+        if not prefix:
+            return msg
+        ticker, symbols = msg.get("ticker"), msg.get("symbols")
+        if isinstance(ticker, str):
+            msg["ticker"] = ticker.removeprefix(prefix)
+        if isinstance(symbols, list):
+            msg["symbols"] = [s.removeprefix(prefix) if isinstance(s, str) else s for s in symbols]
         return msg
 
     def _ws_url(self, symbol: str) -> str:

@@ -455,8 +455,8 @@ class Tools:
                 "stops; history() reads the open data meanwhile"
             )
         try:
-            issues = await self.gateway.get(
-                "/v1/data-issues", status="open", **{"from": day, "to": str(when + timedelta(1))}
+            issues = await self.gateway.issues(
+                status="open", **{"from": day, "to": str(when + timedelta(1))}
             )
             report["data_issues"] = issues["issues"]
         except GatewayError as exc:
@@ -517,8 +517,8 @@ class Tools:
         body = {"ticker": ticker, "start": start, "end": end, "description": description,
                 "reporter": REPORTER}  # fmt: skip
         try:
-            issue = await self.gateway.request(
-                "POST", "/v1/data-issues", body={k: v for k, v in body.items() if v is not None}
+            issue = await self.gateway.report_issue(
+                {k: v for k, v in body.items() if v is not None}
             )
         except GatewayError as exc:
             raise ToolError(str(exc)) from None
@@ -532,7 +532,10 @@ class Tools:
     ) -> str:
         """Data issues reported so far (default: the open ones), by the time they begin."""
         _at_most(limit, 1000, "limit")
-        body = await self._gw("/v1/data-issues", status=status, ticker=ticker, limit=limit)
+        try:
+            body = await self.gateway.issues(status=status, ticker=ticker, limit=limit)
+        except GatewayError as exc:
+            raise ToolError(str(exc)) from None
         return dumps(body)
 
     def all(self) -> list[Callable[..., Any]]:

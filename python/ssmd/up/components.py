@@ -18,7 +18,7 @@ import httpx
 
 from ssmd.up.children import ChildSpec
 
-__all__ = ["SECMASTER_DURABLE", "Plan", "child_name", "ssmd_argv"]
+__all__ = ["SECMASTER_DURABLE", "Plan", "child_name", "gateway_serves", "ssmd_argv"]
 
 SECMASTER_DURABLE: Final = "ssmd-secmaster"  # `ssmd market live`'s durable consumer
 
@@ -50,6 +50,29 @@ async def http_ok(client: httpx.AsyncClient, url: str) -> bool:
         return (await client.get(url)).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+async def gateway_serves(client: httpx.AsyncClient, url: str) -> bool:
+    """Whether the gateway whose `/v1/health` is at `url` serves: health answers (200, or
+    503 saying what is wrong) and every venue's stream is caught up (`stream.ready` of
+    its own venue and of each of `venues`). Not whether it is healthy: a further venue's
+    connector stopped from the TUI makes health 503 once its last record is old, and a
+    gateway restarted then serves every venue all the same."""
+    try:
+        resp = await client.get(url)
+        body = resp.json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    if resp.status_code not in (200, 503) or not isinstance(body, dict):
+        return False
+    venues = body.get("venues") or {}
+    sections = [body, *venues.values()] if isinstance(venues, dict) else [None]
+    return all(_caught_up(section) for section in sections)
+
+
+def _caught_up(section: Any) -> bool:
+    stream = section.get("stream") if isinstance(section, dict) else None
+    return isinstance(stream, dict) and stream.get("ready") is True
 
 
 @dataclass
@@ -181,7 +204,7 @@ class Plan:
         return self._spec(
             "gateway",
             argv,
-            ready=self._http_ready(f"{self.gateway_url}/v1/health"),
+            ready=lambda: gateway_serves(self.http, f"{self.gateway_url}/v1/health"),
             ready_timeout=180.0,  # it reads the stream's recent books and trades first
             stop_timeout=15.0,
         )

@@ -56,14 +56,13 @@ log = logging.getLogger("ssmd.up")
 
 # Order of the stop; the simulator stops between the children and nats.
 STOP_ORDER = ("connector", "archiver", "gateway", "secmaster")
-STARTABLE = frozenset(STOP_ORDER)  # what `ssmd tui` may stop and start again
 LEFTOVER_STOP_TIMEOUT = 30.0  # the longest of the components' own stop bounds
 
 
 @dataclass
 class UpOptions:
     host: str = "127.0.0.1"  # the gateway's interface
-    port: int = 8080  # the gateway's port (the web page and the API); venues' next
+    port: int = 8080  # the gateway's port (the web page and the API of every venue)
     sim: bool | None = None  # None: each feed whose endpoint is on loopback (is_simulated)
     sim_options: SimOptions = field(default_factory=SimOptions)
     log_level: str = "INFO"
@@ -254,10 +253,8 @@ class Up:
         for plan in self.plans:
             await self._sync(plan, first=True)
         for plan, each in zip(self.plans, self.envs, strict=True):
-            await self._launch(plan.connector())
-            await self._launch(plan.archiver())
-            if venue(each.feed.name).lifecycle:
-                await self._launch(plan.secmaster())
+            for component in _feed_components(each):
+                await self._launch(getattr(plan, component)())
         await self._launch(self.plan.gateway())  # every venue's markets, once all are up
         web_url = self.plan.gateway_url + "/"
         self.sampler = Sampler.from_endpoints(self.http, self._endpoints(), web_url)
@@ -482,9 +479,12 @@ class Up:
 
     def _component(self, name: str) -> tuple[Plan, str] | None:
         """The plan and component a child's name stands for (connector-kraken: kraken's
-        connector), for the components `ssmd tui` may start."""
-        for plan in self.plans:
-            for component in STARTABLE:
+        connector), among the components this run starts: each feed's own, and the one
+        gateway of every venue (`gateway`, never `gateway-kraken`)."""
+        if self.plans and name == self.plan.name("gateway"):
+            return self.plan, "gateway"
+        for plan, each in zip(self.plans, self.envs, strict=True):
+            for component in _feed_components(each):
                 if plan.name(component) == name:
                     return plan, component
         return None
@@ -504,6 +504,9 @@ class Up:
         self.display.event("info", "stopping", {})
         feeds = [each.extra_feed for each in self.envs]
         for component in STOP_ORDER:
+            if component == "gateway":  # one for every venue
+                await self._step("stop gateway", self._stop_child("gateway"))
+                continue
             for each, feed in zip(self.envs, feeds, strict=True):
                 name = child_name(component, feed)
                 if component == "archiver" and child_name("connector", feed) in sup.children:
@@ -630,6 +633,13 @@ class Up:
             if time.monotonic() >= deadline:
                 return
             await asyncio.sleep(0.1)  # polling the process table
+
+
+def _feed_components(env: ResolvedEnvironment) -> tuple[str, ...]:
+    """The components run for each feed, in start order: the security master's live
+    updates only where the venue's stream carries lifecycle records."""
+    live = ("secmaster",) if venue(env.feed.name).lifecycle else ()
+    return ("connector", "archiver", *live)
 
 
 def _check_port(host: str, port: int) -> None:
