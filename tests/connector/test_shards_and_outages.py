@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -90,12 +91,18 @@ async def test_empty_selection_at_start_runs_and_is_healthy(tmp_path: Path) -> N
             await until(lambda: streaming(conn, 0))
             assert conn.health_server is not None
             port = conn.health_server.port
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            body = (await reader.read()).split(b"\r\n\r\n", 1)[1]
-            writer.close()
-            await writer.wait_closed()
-            health = orjson.loads(body)
+
+            async def selected() -> dict[str, Any] | None:
+                """/health once the (empty) selection is read: degraded until then."""
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                body = (await reader.read()).split(b"\r\n\r\n", 1)[1]
+                writer.close()
+                await writer.wait_closed()
+                health: dict[str, Any] = orjson.loads(body)
+                return health if health["selection"].get("selected") else None
+
+            health = await until(selected, what="the selection read")
             assert health["status"] == "ok" and health["markets"] == 0
             assert health["shards"][0]["state"] == "streaming"
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
