@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ssmd.exceptions import ChildFailed, ConfigError
-from ssmd.ops.runtime import ComponentState, Flow, component_names
+from ssmd.ops.runtime import ComponentState, Flow, component_names, every_name
 from ssmd.up.components import ssmd_argv
 
 __all__ = ["ERROR_ANNOTATION", "KubernetesRuntime", "deployment_name"]
@@ -82,7 +82,7 @@ class KubernetesRuntime:
         self.env, self.namespace, self.poll = env, namespace, poll
         self.envs = [env, *venues]  # the environment resolved for each feed, its own first
         self.components = component_names(self.envs)
-        self._names = [name for names in self.components.values() for name in names]
+        self._names = every_name(self.components)
         self._api = api
 
     @property

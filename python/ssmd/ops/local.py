@@ -37,10 +37,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from ssmd.exceptions import ChildFailed, ConfigError
-from ssmd.ops.runtime import ComponentState, Flow, component_names
+from ssmd.ops.runtime import ComponentState, Flow, component_names, every_name
 from ssmd.up import procs
 from ssmd.up.children import ChildSpec
-from ssmd.up.components import Plan, child_name, gateway_serves, ssmd_argv
+from ssmd.up.components import Plan, child_name, gateway_serves, split_child_name, ssmd_argv
 from ssmd.up.nats import free_port, jetstream_ready, nats_spec
 from ssmd.up.simulator import is_simulated
 from ssmd.up.status import parse_metrics
@@ -195,15 +195,8 @@ class LocalRuntime:
                 }
         return plan
 
-    def _env_of(self, name: str) -> Any:
-        """The feed whose component (or simulator) `name` is."""
-        for env in self.envs:
-            if name in {child_name(c, env.extra_feed) for c in ("connector", "archiver")}:
-                return env
-        raise ValueError(f"unknown component {name!r}; expected one of {self._names()}")
-
     def _names(self) -> list[str]:
-        return [name for names in self.components.values() for name in names]
+        return every_name(self.components)
 
     async def sync_commands(self) -> dict[str, list[str]]:
         async with httpx.AsyncClient() as http:
@@ -382,8 +375,10 @@ class LocalRuntime:
     def _component_spec(
         self, name: str
     ) -> Callable[[dict[str, Any], httpx.AsyncClient], ChildSpec]:
-        env = self.env if name == "gateway" else self._env_of(name)
-        kind = name.removesuffix(f"-{env.extra_feed}") if env.extra_feed else name
+        if name not in self._names():
+            raise ValueError(f"unknown component {name!r}; expected one of {self._names()}")
+        kind, feed = split_child_name(name)  # connector-kraken: kraken's connector
+        env = next(e for e in self.envs if (e.extra_feed or "") == feed)
 
         def make(data: dict[str, Any], http: httpx.AsyncClient) -> ChildSpec:
             plan = self._plan(data, http, env)

@@ -15,7 +15,7 @@ from typing import Any, Final, Protocol
 
 from ssmd.up.components import child_name
 
-__all__ = ["COMPONENTS", "ComponentState", "Flow", "Runtime", "component_names"]
+__all__ = ["COMPONENTS", "ComponentState", "Flow", "Runtime", "component_names", "every_name"]
 
 # The components a day starts, in order; the teardown stops them in the reverse
 # order but one: the gateway is drained first (clients go, then the data stops).
@@ -31,6 +31,11 @@ def component_names(envs: Sequence[Any]) -> dict[str, list[str]]:
         "archiver": [child_name("archiver", e.extra_feed) for e in envs],
         "gateway": ["gateway"],
     }
+
+
+def every_name(components: dict[str, list[str]]) -> list[str]:
+    """The names of `component_names`, in start order."""
+    return [name for names in components.values() for name in names]
 
 
 @dataclass

@@ -275,7 +275,9 @@ class Backend:
                     gateway_host=where.hostname or "127.0.0.1",
                 )
             runtime = self._ops
-            names = [n for kind in runtime.components.values() for n in kind]
+            from ssmd.ops.runtime import every_name
+
+            names = every_name(runtime.components)
             if name not in names:
                 raise ActionError(f"the operations layer starts and stops {', '.join(names)}")
             try:
