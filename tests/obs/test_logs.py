@@ -51,6 +51,22 @@ def test_every_line_names_the_component_whatever_logger_wrote_it(
     ]
 
 
+def test_logs_follow_stderr_when_a_host_swaps_and_closes_it(
+    root_logging: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An in-process CLI runner sets up logging on its own stderr and closes it after;
+    the records that come later go to the stderr of the moment, not into a closed file."""
+    during = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", during)
+    logs.setup("INFO", component="archiver")
+    logging.getLogger("ssmd").info("while run")
+    during.close()
+    after = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", after)
+    logging.getLogger("nats.aio.client").warning("later")
+    assert [x["msg"] for x in _lines(after)] == ["later"]
+
+
 def test_component_defaults_to_the_command_group(
     root_logging: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import TextIO
 
 import orjson
 
@@ -46,10 +47,24 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+class StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to the process's stderr as it is when a record comes, not as it was at
+    setup: a host that swaps stderr (an in-process CLI runner, a test) and closes its
+    own must not leave the logs writing into a closed file."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def setup(level: str = "INFO", *, component: str | None = None) -> None:
     """JSON lines on stderr for the whole process; `component` defaults to the command
     group that runs (`ssmd replay ...` -> "replay")."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(JsonFormatter(component or command_group(sys.argv)))
     root = logging.getLogger()
     root.handlers[:] = [handler]

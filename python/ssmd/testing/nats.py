@@ -20,6 +20,7 @@ from typing import Any
 import nats
 import nats.errors
 import nats.js.api
+import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
@@ -224,12 +225,20 @@ async def read_stream(nc: NatsClient, stream: str, subject: str = ">") -> list[M
     if info.state.messages == 0:
         return out
     sub = await js.pull_subscribe(subject, stream=stream)
+    # In a cluster the new consumer's interest reaches the other servers a moment after
+    # it is created: until then a fetch has no responders (503), so it is asked again.
+    unavailable_until = time.monotonic() + 10.0
     try:
         while True:
             try:
                 msgs = await sub.fetch(1000, timeout=1.0)
             except nats.errors.TimeoutError:
                 break
+            except nats.js.errors.ServiceUnavailableError:
+                if time.monotonic() > unavailable_until:
+                    raise
+                await asyncio.sleep(0.1)  # interest propagation gives no event to wait on
+                continue
             out.extend(msgs)
             for m in msgs:
                 await m.ack()
