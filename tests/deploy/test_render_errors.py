@@ -120,3 +120,47 @@ def test_a_misspelt_deploy_field_is_a_config_problem(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "spec.deploy.storage_clas: unknown key" in result.output
     assert "storage_class" in result.output
+
+
+def _renamed(config: Path, name: str) -> None:
+    """environments/NAME.yaml: multi-sim under another name."""
+    document = yaml.safe_load((config / "environments" / "multi-sim.yaml").read_text())
+    document["metadata"]["name"] = name
+    (config / "environments" / f"{name}.yaml").write_text(yaml.safe_dump(document))
+
+
+# Kubernetes' own limits, written out here apart from the code's: a StatefulSet's pods
+# get the label controller-revision-hash=<name>-<10 characters> (63 at most), a CronJob's
+# name is held to 52 by the API server, Services and Namespaces are DNS labels.
+K8S_LIMITS = {"StatefulSet": 52, "CronJob": 52, "Service": 63, "Namespace": 63}
+
+
+def test_an_environment_name_too_long_for_kubernetes_names_the_longest_that_fits(
+    tmp_path: Path,
+) -> None:
+    config = project(tmp_path)
+    long_name = "a-market-data-environment-with-a-long-name"
+    _renamed(config, long_name)
+    result = render(config, tmp_path / "out", env=long_name)
+    assert result.exit_code == 1
+    assert f"environments/{long_name}.yaml: metadata.name:" in result.output
+    assert f"StatefulSet ssmd-{long_name}-archiver-polymarket" in result.output
+    assert not (tmp_path / "out").exists()
+    fits = int(result.output.split("an environment name of at most ")[1].split()[0])
+    assert 0 < fits < len(long_name)
+    # The longest name the error allows renders, and every name is within the limits.
+    _renamed(config, long_name[:fits])
+    result = render(config, tmp_path / "out", env=long_name[:fits])
+    assert result.exit_code == 0, result.output
+    objects = [
+        o
+        for path in (tmp_path / "out" / long_name[:fits]).glob("*.yaml")
+        for o in yaml.safe_load_all(path.read_text())
+        if o and "metadata" in o and "kind" in o
+    ]
+    longest = {
+        kind: max(len(o["metadata"]["name"]) for o in objects if o["kind"] == kind)
+        for kind in K8S_LIMITS
+    }
+    assert all(longest[kind] <= limit for kind, limit in K8S_LIMITS.items()), longest
+    assert any(longest[kind] == limit for kind, limit in K8S_LIMITS.items()), longest  # no slack

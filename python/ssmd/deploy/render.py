@@ -32,6 +32,7 @@ from ssmd.deploy.components import (
     worker_objects,
 )
 from ssmd.deploy.monitoring import RULES_FILE, prometheus_rule, service_monitor
+from ssmd.deploy.names import check_names
 from ssmd.deploy.nats import nats_objects
 from ssmd.deploy.plan import Plan
 from ssmd.deploy.pods import ENV_CONFIG_MAP, FEED_CONFIG_MAP, Object, labels
@@ -128,6 +129,7 @@ def render_environment(plan: Plan, env_dir: Path | None = None) -> Rendered:
     else:
         monitoring.append(rule)
     groups["monitoring.yaml"] = monitoring
+    check_names(plan, (o for objs in groups.values() for o in objs))
     files = {name: dump_objects(objs, header) for name, objs in groups.items() if objs}
 
     env_copy = f"{CONFIG_COPY_DIR}/environments/{plan.env}.yaml"
