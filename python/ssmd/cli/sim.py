@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ async def _serve_other(sim: Any, venue: str) -> None:
     async with sim:
         typer.echo(f"WebSocket: {sim.ws_url}")
         typer.echo(f"REST:      {sim.rest_url}")
+        typer.echo(f"Seed:      {sim.seed}")
         typer.echo(f"export {variables['ws_url']}={sim.ws_url}")
         typer.echo(f"export {variables['rest_url']}={sim.rest_url}")
         typer.echo("Ctrl-C to stop.")
@@ -38,7 +40,12 @@ def run(
     ),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8765, help="Port for WebSocket and REST (0 = any free port)."),
-    seed: int = typer.Option(0, help="Seed of the universe and the order flow."),
+    seed: int | None = typer.Option(
+        None,
+        help="Seed of the universe and the order flow (default: a fresh one, printed). "
+        "A restart with the same seed sends the same order flow, trade ids included, "
+        "which the archive would hold twice.",
+    ),
     era: str = typer.Option(
         "C", help="Wire format era: A (cents), B (cents + dollars), C (dollars/fp only)."
     ),
@@ -71,6 +78,7 @@ def run(
     if era not in ("A", "B", "C"):
         raise typer.BadParameter("era must be A, B or C")
     scen = Scenario.load(scenario) if scenario else None
+    seed = secrets.randbits(31) if seed is None else seed
 
     async def main() -> None:
         async with Simulator(
@@ -85,6 +93,7 @@ def run(
         ) as sim:
             typer.echo(f"WebSocket: {sim.ws_url}")
             typer.echo(f"REST:      {sim.rest_url}")
+            typer.echo(f"Seed:      {seed}")
             typer.echo(f"export KALSHI_API_KEY={sim.key_id}")
             typer.echo(f"export KALSHI_PRIVATE_KEY_PATH={sim.private_key_path}")
             typer.echo(f"export SSMD_KALSHI_WS_URL={sim.ws_url}")
