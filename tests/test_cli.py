@@ -1,9 +1,10 @@
 """One CLI: shared options spelled, required and documented alike in every command; `ssmd
-data` names what it has instead of printing an empty table; piped tables keep one row per
-line."""
+data` names what it has instead of printing an empty table; `ssmd data issues --feed` files,
+lists and resolves a further venue's issues; piped tables keep one row per line."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -112,6 +113,81 @@ def test_gaps_and_quality_default_to_the_environment_feed(archived: Path) -> Non
     assert '"feed": "kalshi"' in quality.stdout
     gaps = _data(archived, "gaps", "--env", "kalshi-sim", "--date", "2026-07-20")
     assert gaps.exit_code == 0 and "Gaps of kalshi on 2026-07-20" in gaps.stdout
+
+
+WINDOW = ("--from", "2026-07-20T12:00:00Z", "--to", "2026-07-20T12:05:00Z")
+
+
+def _issues(data_dir: Path, *args: str) -> Result:
+    """`ssmd data issues ...` in multi-sim (feeds kalshi, polymarket, kraken): its database
+    under the data dir, its NATS `embedded` (the journal entries wait in the outbox)."""
+    return _data(data_dir, "issues", *args, "--env", "multi-sim")
+
+
+def _ids(result: Result) -> list[tuple[int, str | None]]:
+    assert result.exit_code == 0, result.output
+    return [(i["id"], i["ticker"]) for i in json.loads(result.stdout)]
+
+
+def test_data_issues_of_a_further_venue_are_filed_and_listed_by_feed(tmp_path: Path) -> None:
+    kraken = _issues(tmp_path, "report", "--feed", "kraken", "--ticker", "BTC/USD", *WINDOW,
+                     "--description", "the book is crossed", "--by", "alice", "--json")  # fmt: skip
+    assert kraken.exit_code == 0, kraken.output
+    made = json.loads(kraken.stdout)
+    assert (made["feed"], made["ticker"], made["reporter"]) == ("kraken", "BTC/USD", "alice")
+    own = _issues(tmp_path, "report", "--ticker", "KXBTCD-26JUL2017-T1", *WINDOW,
+                  "--description", "trades missing", "--json")  # fmt: skip
+    mine = json.loads(own.stdout)
+    assert mine["feed"] == "kalshi"
+
+    # Each feed lists its own; the environment's feed without --feed.
+    assert _ids(_issues(tmp_path, "list", "--feed", "kraken", "--json")) == [
+        (made["id"], "BTC/USD")
+    ]
+    assert _ids(_issues(tmp_path, "list", "--json")) == [(mine["id"], "KXBTCD-26JUL2017-T1")]
+    assert _ids(_issues(tmp_path, "list", "--feed", "polymarket", "--json")) == []
+    table = _issues(tmp_path, "list", "--feed", "kraken")
+    assert "feed kraken" in table.stdout and "BTC/USD" in table.stdout
+
+    # `ssmd data quality --feed kraken` shows it, and how to resolve it.
+    env = load_environment("multi-sim", EXCHANGES, {"data_dir": str(tmp_path)}, feed="kraken")
+    store = open_store(env.raw_store)
+    write_manifest(store, build_manifest(store, "multi-sim", "kraken", "raw", DAY))
+    quality = _data(tmp_path, "quality", "--env", "multi-sim", "--feed", "kraken",
+                    "--date", DAY.isoformat(), env={"COLUMNS": "200"})  # fmt: skip
+    assert quality.exit_code == 0, quality.output
+    assert "`ssmd data issues resolve ID --feed kraken` when fixed" in quality.stdout
+
+    # Resolving takes the issue's feed: another venue's id is refused, not resolved.
+    wrong = _issues(tmp_path, "resolve", str(made["id"]), "--note", "checked")
+    assert wrong.exit_code == 1
+    assert f"data issue {made['id']} is of feed kraken, not kalshi. Fix: --feed kraken" in (
+        wrong.stderr
+    )
+    done = _issues(tmp_path, "resolve", str(made["id"]), "--feed", "kraken", "--note", "checked",
+                   "--json")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["status"] == "resolved"
+    assert _ids(_issues(tmp_path, "list", "--feed", "kraken", "--json")) == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["list"],
+        ["report", *WINDOW, "--description", "x"],
+        ["resolve", "1", "--note", "x"],
+    ],
+)
+def test_data_issues_of_an_unknown_feed_name_the_environments_feeds(
+    tmp_path: Path, command: list[str]
+) -> None:
+    refused = _issues(tmp_path, *command, "--feed", "coinbase")
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert "does not capture feed 'coinbase' (it captures kalshi, polymarket, kraken)" in (
+        refused.stderr
+    )
+    assert "Fix: --feed one of kalshi, polymarket, kraken" in refused.stderr
 
 
 def test_piped_tables_keep_one_row_per_line(

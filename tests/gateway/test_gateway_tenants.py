@@ -278,10 +278,10 @@ async def test_rest_usage_and_metrics_by_tenant(tmp_path: Path) -> None:
             assert "acme" not in public.text and "tenant" not in public.text
 
 
-def _config(tmp_path: Path, tenants: str, secrets: str = "") -> Path:
+def _config(tmp_path: Path, tenants: str, secrets: str = "", env: str = "kalshi-sim") -> Path:
     config = tmp_path / "exchanges"
     shutil.copytree(ROOT / "exchanges", config)
-    path = config / "environments" / "kalshi-sim.yaml"
+    path = config / "environments" / f"{env}.yaml"
     text = path.read_text().replace("  secrets:\n", f"  secrets:\n{secrets}", 1)
     path.write_text(text + tenants)
     return config
@@ -315,6 +315,91 @@ def test_tenants_come_from_the_environment(tmp_path: Path) -> None:
     assert policy.limits.history_rows == 500 and policy.allows("KXBTCD-26DEC03-T1")
     assert not policy.allows("KXETH-26DEC03-T1")
     assert settings.transforms["compact"].source.startswith("function transform")
+
+
+def test_a_kraken_pair_is_entitled_by_its_name(tmp_path: Path) -> None:
+    """`markets: [BTC/USD]` in multi-sim: a ticker with a '/' is a name, not a wildcard's
+    job; the pair is entitled, the other pairs are not (stream, REST and history rows)."""
+    import polars as pl
+
+    _, line = new_key("pair-1")
+    (tmp_path / "pair.keys").write_text(line + "\n")
+    config = _config(
+        tmp_path,
+        """  tenants:
+    pair:
+      api_keys: pair_keys
+      entitlements:
+        venues: [kraken]
+        markets: [BTC/USD]
+""",
+        f"    pair_keys: file:{tmp_path / 'pair.keys'}\n",
+        env="multi-sim",
+    )
+    overrides = Overrides(nats_url="nats://127.0.0.1:4222")
+    env = load_environment("multi-sim", config, overrides)
+    kraken = load_environment("multi-sim", config, overrides, feed="kraken")
+    policy = GatewaySettings.from_environment(env, venues=[kraken]).tenants.by_name["pair"]
+    assert policy.allows("kraken:BTC/USD")
+    assert policy.forbidden(["kraken:ETH/USD", "kraken:BTC/USDT", "BTC/USD"]) == [
+        "kraken:ETH/USD",
+        "kraken:BTC/USDT",
+        "BTC/USD",
+    ]
+    assert policy.describe_entitlements() == "markets BTC/USD of venue kraken"
+    rows = pl.LazyFrame({"ticker": ["BTC/USD", "ETH/USD", "XBTC/USD"]})
+    assert policy.entitled_rows(rows, "kraken").collect()["ticker"].to_list() == ["BTC/USD"]
+
+
+async def test_a_tenant_of_one_kraken_pair_gets_that_pair_alone(tmp_path: Path) -> None:
+    """Entitled to exactly BTC/USD on kraken: subscribed to it and not to ETH/USD; its
+    market route answers (the '/' in the path), ETH/USD's is 403; the venue's listing
+    holds BTC/USD alone."""
+    pairs = ("BTC/USD", "ETH/USD")
+    db = tmp_path / "secmaster.sqlite3"
+    with Store.open(db) as store:
+        store.migrate()
+        store.apply_markets([{"ticker": t, "venue": "kraken", "status": "open"} for t in pairs])
+    _, op_line = new_key("ops")
+    key, line = new_key("pair-1")
+    keys = KeyRing.merge({None: KeyRing.parse(op_line), "pair": KeyRing.parse(line)})
+    pair = Policy(
+        "pair", "kalshi", Entitlements(venues=["kraken"], markets=["BTC/USD"]), TenantLimits(),
+        None, ("pair-1",), ("kraken",),
+    )  # fmt: skip
+    async with (
+        nats_server(tmp_path / "nats") as srv,
+        publisher(srv.url),
+        publisher(srv.url, "kraken") as kraken,
+    ):
+        await kraken.publish(
+            *(snapshot(t, [(50 * CENT, E6)], [], sid=i) for i, t in enumerate(pairs, 1))
+        )
+        settings = replace(
+            gateway_settings(srv.url, keys=keys, tenants=Tenants({"pair": pair})),
+            venues=(replace(gateway_settings(srv.url, "kraken"), store=lambda: Store.open(db)),),
+        )
+        async with running_gateway(settings) as gw:
+            async with Client.connect(f"{gw.ws}?api_key={key}") as c:
+                await c.send({"action": "subscribe", "symbols": ["kraken:" + t for t in pairs]})
+                refused = await c.recv_until(lambda m: m["type"] == "error")
+                assert refused["code"] == "forbidden_symbol"
+                assert "kraken:ETH/USD" in refused["message"]
+                assert "markets BTC/USD of venue kraken" in refused["message"]
+                subscribed = await c.recv_until(lambda m: m["type"] == "subscribed")
+                assert subscribed["symbols"] == ["kraken:BTC/USD"]
+                book = await c.recv_until(lambda m: m["type"] == "orderbook")
+                assert book["ticker"] == "kraken:BTC/USD"
+
+            h = {"X-API-Key": key}
+            one = await gw.aget("/v1/markets/kraken:BTC/USD", headers=h)
+            assert one.status_code == 200 and one.json()["symbol"] == "kraken:BTC/USD"
+            other = await gw.aget("/v1/markets/kraken:ETH/USD", headers=h)
+            assert other.status_code == 403 and other.json()["code"] == "forbidden"
+            for sort in ("ticker", "activity"):
+                params = {"venue": "kraken", "sort": sort}
+                page = (await gw.aget("/v1/markets", params=params, headers=h)).json()
+                assert [m["symbol"] for m in page["markets"]] == ["kraken:BTC/USD"], sort
 
 
 def test_an_environment_without_tenants_is_unchanged(tmp_path: Path) -> None:

@@ -211,8 +211,9 @@ def quality(
         f"Quality of {feed} on {day}", ["field", "value"], [[k, v] for k, v in report.items()]
     )
     if found:
+        fix = "ssmd data issues resolve ID" + ("" if feed == env_feeds[0] else f" --feed {feed}")
         print_table(
-            f"Open data issues of {feed} on {day} (`ssmd data issues resolve ID` when fixed)",
+            f"Open data issues of {feed} on {day} (`{fix}` when fixed)",
             ISSUE_COLUMNS,
             issue_rows(found),
         )

@@ -1,6 +1,9 @@
 """`ssmd data issues list | show | report | resolve`: data issues in the security master
 database (docs/data.md, "Data issues"). Mounted under `ssmd data`.
 
+An issue is one feed's (venue's): `list`, `report` and `resolve` take the environment's
+own feed, or another it captures with `--feed NAME` (as the gateway's `venue=`).
+
 Reports and resolutions are journaled to `{env}.journal.data_issue`: at once when NATS
 answers within a few seconds, else by the next secmaster run that reaches it.
 """
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ssmd.cli.options import ConfigDirOption, DataDirOption, EnvOption, JsonOption
+from ssmd.cli.options import ConfigDirOption, DataDirOption, EnvOption, FeedOption, JsonOption
 from ssmd.cli.output import print_json, print_table
 
 if TYPE_CHECKING:
@@ -50,10 +53,14 @@ def issue_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _env(env: str, config_dir: Path | None, data_dir: str | None) -> ResolvedEnvironment:
+def _env(
+    env: str, config_dir: Path | None, data_dir: str | None, feed: str | None = None
+) -> ResolvedEnvironment:
+    """The environment for one of its feeds; a feed it does not capture is a ConfigError
+    naming those it does."""
     from ssmd.config import Overrides, load_environment
 
-    return load_environment(env, config_dir, Overrides(data_dir=data_dir))
+    return load_environment(env, config_dir, Overrides(data_dir=data_dir), feed=feed)
 
 
 def _read(resolved: ResolvedEnvironment) -> Store:
@@ -126,18 +133,19 @@ def list_(
         str | None, typer.Option("--date", metavar="YYYY-MM-DD", help="Issues meeting this day.")
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many (1..1000).")] = 100,
+    feed: FeedOption = None,
     config_dir: ConfigDirOption = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Data issues by the time they begin (default: the open ones).
+    """Data issues of the feed by the time they begin (default: the open ones).
 
-    Example: ssmd data issues list --env kalshi-sim --status all"""
+    Example: ssmd data issues list --env multi-sim --feed kraken --status all"""
     from ssmd.issues import list_issues, parse_time
     from ssmd.issues.model import day_bounds
 
     with issue_errors():
-        resolved = _env(env, config_dir, data_dir)
+        resolved = _env(env, config_dir, data_dir, feed)
         start = end = None
         if day is not None:
             start, end = day_bounds(date.fromisoformat(parse_time(day, "--date")[:10]))
@@ -154,7 +162,8 @@ def list_(
     if as_json:
         print_json([i.to_dict() for i in found])
         return
-    print_table(f"Data issues of {env} ({status})", ISSUE_COLUMNS, issue_rows(found))
+    title = f"Data issues of {env}, feed {resolved.feed.name} ({status})"
+    print_table(title, ISSUE_COLUMNS, issue_rows(found))
 
 
 @app.command()
@@ -183,7 +192,10 @@ def report(
     start: Annotated[str, typer.Option("--from", help="When it starts (ISO 8601 UTC).")],
     end: Annotated[str, typer.Option("--to", help="When it ends (ISO 8601 UTC).")],
     description: Annotated[str, typer.Option("--description", help="What looks wrong.")],
-    ticker: Annotated[str | None, typer.Option(help="The market (default: every market).")] = None,
+    ticker: Annotated[
+        str | None, typer.Option(help="The market, as its feed names it (default: every market).")
+    ] = None,
+    feed: FeedOption = None,
     by: ByOption = None,
     config_dir: ConfigDirOption = None,
     data_dir: DataDirOption = None,
@@ -192,12 +204,12 @@ def report(
     """Report data that looks wrong (agents use the MCP server's report_data_issue, or
     POST /v1/data-issues on the gateway).
 
-    Example: ssmd data issues report --env kalshi-sim --ticker T --from 2026-12-03T12:00:00Z
-    --to 2026-12-03T12:05:00Z --description "trades missing while the book moved" """
+    Example: ssmd data issues report --env multi-sim --feed kraken --ticker BTC/USD
+    --from 2026-12-03T12:00:00Z --to 2026-12-03T12:05:00Z --description "trades missing" """
     from ssmd import issues
 
     with issue_errors():
-        resolved = _env(env, config_dir, data_dir)
+        resolved = _env(env, config_dir, data_dir, feed)
         what = issues.parse_report(
             {"ticker": ticker, "start": start, "end": end, "description": description}
         )
@@ -214,21 +226,34 @@ def resolve(
     issue_id: IdArgument,
     env: EnvOption,
     note: Annotated[str, typer.Option("--note", help="How it was resolved (or why not a fault).")],
+    feed: FeedOption = None,
     by: ByOption = None,
     config_dir: ConfigDirOption = None,
     data_dir: DataDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Mark an issue resolved: it no longer shows in `ssmd data quality`.
+    """Mark an issue of the feed resolved: it no longer shows in `ssmd data quality`.
 
     Example: ssmd data issues resolve 3 --env kalshi-sim --note "backfilled from REST" """
-    from ssmd import issues
-
     with issue_errors():
-        resolved = _env(env, config_dir, data_dir)
+        resolved = _env(env, config_dir, data_dir, feed)
         who = by or getpass.getuser()
-        issue = _journaled(
-            resolved,
-            lambda store: issues.resolve(store, resolved.name, issue_id, who, note)[0],
-        )
+        issue = _journaled(resolved, lambda store: _resolve(store, resolved, issue_id, who, note))
     _show(issue, as_json)
+
+
+def _resolve(
+    store: Store, resolved: ResolvedEnvironment, issue_id: int, who: str, note: str
+) -> DataIssue:
+    """Resolve the issue if it is of the feed asked for: an id mistyped for another
+    venue's issue is refused, not resolved."""
+    from ssmd import issues
+    from ssmd.exceptions import IssueError
+
+    found = issues.get(store, issue_id)
+    if found is not None and found.feed != resolved.feed.name:
+        raise IssueError(
+            f"data issue {issue_id} is of feed {found.feed}, not {resolved.feed.name}. "
+            f"Fix: --feed {found.feed}"
+        )
+    return issues.resolve(store, resolved.name, issue_id, who, note)[0]

@@ -170,10 +170,11 @@ class Temporal(StrictModel):
     namespace: str = "default"
 
 
-GLOB_PATTERN: Final = r"^[A-Za-z0-9_.*?-]{1,128}$"
+# '/' for pairs such as Kraken's BTC/USD: a ticker, not a path (the REST routes take it).
+GLOB_PATTERN: Final = r"^[A-Za-z0-9_./*?-]{1,128}$"
 PATTERN_HINTS[GLOB_PATTERN] = (
-    "a name or a pattern of letters, digits, '_', '.', '-' with * (any run) and ? (one "
-    "character), e.g. KXBTC* or kalshi"
+    "a name or a pattern of letters, digits, '_', '.', '-', '/' with * (any run) and ? (one "
+    "character), e.g. KXBTC*, BTC/USD or kalshi"
 )
 Glob = Annotated[str, StringConstraints(pattern=GLOB_PATTERN)]
 
@@ -194,7 +195,8 @@ class Entitlements(StrictModel):
         default_factory=list, description="Series tickers or patterns, e.g. KXBTC*."
     )
     markets: list[Glob] = Field(
-        default_factory=list, description="Market tickers or patterns, e.g. KXBTCD-26DEC*."
+        default_factory=list,
+        description="Market tickers or patterns, e.g. KXBTCD-26DEC* or BTC/USD.",
     )
 
 
