@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import re
 import shutil
+import sqlite3
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,8 @@ import httpx
 import orjson
 import pytest
 import websockets
+from hypothesis import given
+from hypothesis import strategies as st
 
 from _support.gwfix import (
     CENT,
@@ -34,7 +37,7 @@ from ssmd.config.models.environment import Entitlements, TenantLimits
 from ssmd.exceptions import ConfigError
 from ssmd.gateway import GatewaySettings
 from ssmd.gateway.auth import KeyRing, new_key
-from ssmd.gateway.tenants import Policy, Tenants
+from ssmd.gateway.tenants import Policy, Tenants, glob_like
 from ssmd.secmaster.db import Store
 from ssmd.testing.nats import nats_server
 
@@ -585,3 +588,38 @@ async def test_the_mcp_tools_are_held_to_their_keys_tenant(tmp_path: Path) -> No
                 await client.aclose()
             acme = gw.gw.settings.tenants.by_name["acme"]
             assert acme.usage.refused["entitlement"] == 3
+
+
+# Tickers and patterns over a small alphabet that holds every character with a meaning
+# to a glob or to LIKE, so that the two meet often.
+_TICKER = st.text("AB-_%./", min_size=0, max_size=8)
+_GLOB = st.text("AB-_./*?", min_size=1, max_size=6)  # what a tenant's pattern may hold
+
+
+@given(tickers=st.lists(_TICKER, max_size=12), markets=st.lists(_GLOB, max_size=2),
+       series=st.lists(_GLOB, max_size=2))  # fmt: skip
+def test_the_stores_narrowing_never_drops_an_entitled_market(
+    tickers: list[str], markets: list[str], series: list[str]
+) -> None:
+    """The LIKE patterns a listing asks the security master with keep every ticker the
+    tenant is entitled to (they may keep more: the policy still decides each one)."""
+    policy = Policy(
+        "t", "kalshi", Entitlements(venues=["kalshi"], series=series, markets=markets),
+        TenantLimits(),
+    )  # fmt: skip
+    likes = policy.ticker_likes()
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE markets (ticker TEXT)")
+    db.executemany("INSERT INTO markets VALUES (?)", [(t,) for t in tickers])
+    if likes:
+        where = " OR ".join(["ticker LIKE ? ESCAPE '\\'"] * len(likes))
+        kept = {t for (t,) in db.execute(f"SELECT ticker FROM markets WHERE {where}", likes)}
+    else:
+        kept = set(tickers)
+    assert {t for t in tickers if policy.allows(t)} <= kept
+
+
+def test_a_glob_becomes_a_like_pattern_with_its_own_characters_escaped() -> None:
+    assert glob_like("KX_BTC*") == "KX\\_BTC%"
+    assert glob_like("BTC/US?") == "BTC/US_"
+    assert glob_like("A_?") == "A\\__"

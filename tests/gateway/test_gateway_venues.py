@@ -279,6 +279,13 @@ async def test_a_tenant_sees_a_further_venue_only_as_entitled(tmp_path: Path) ->
                 return [m["symbol"] for m in page["markets"]]
 
             assert await listed_by("spot") == ["kraken:" + PAIR]
+            # Its patterns narrow the store's query: the first page holds its market, where
+            # reading the venue's markets in ticker order took three.
+            CountedStore.queries.clear()
+            params = {"venue": "kraken", "limit": 1}
+            page = (await gw.aget("/v1/markets", params=params, headers=h("spot"))).json()
+            assert [m["symbol"] for m in page["markets"]] == ["kraken:" + PAIR]
+            assert len(CountedStore.queries) == 1, CountedStore.queries
             assert await listed_by("ops") == [
                 "kraken:" + t for t in ("ETH/USD", SAME, "SOL/USD", PAIR)
             ]

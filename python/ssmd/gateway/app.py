@@ -213,6 +213,7 @@ def create_app(gw: Gateway) -> FastAPI:
             f = replace(
                 f,
                 allow=lambda ticker: policy.allows(prefix + ticker),
+                likes=policy.ticker_likes(),
                 none_entitled=venue not in policy.entitled_venues,
             )
         page = await gw.venue_markets[venue].page(f, limit, cursor, sort)

@@ -77,6 +77,9 @@ class Filters:
     q: str = ""
     # The markets a tenant is entitled to (None: every market).
     allow: Callable[[str], bool] | None = field(default=None, compare=False)
+    # LIKE patterns that every market `allow` takes matches: the store is asked for those
+    # rows only (none: no narrowing).
+    likes: tuple[str, ...] = ()
     # A tenant entitled to none of the venue's markets: an empty page at once, rather
     # than the security master read page by page to find nothing to keep.
     none_entitled: bool = False
@@ -445,6 +448,9 @@ def _store_filters(venue: str, f: Filters) -> tuple[list[str], list[Any]]:
         if values:
             where.append(f"{col} IN ({', '.join('?' * len(values))})")
             params.extend(values)
+    if f.likes:
+        where.append("(" + " OR ".join(["ticker LIKE ? ESCAPE '\\'"] * len(f.likes)) + ")")
+        params.extend(f.likes)
     if f.q:
         where.append(
             "(LOWER(ticker) LIKE ? ESCAPE '\\' OR LOWER(COALESCE(title, '')) LIKE ? ESCAPE '\\' "

@@ -42,6 +42,13 @@ def glob_regex(pattern: str, *, within: str = "") -> str:
     return "".join(star if c == "*" else one if c == "?" else re.escape(c) for c in pattern)
 
 
+def glob_like(pattern: str) -> str:
+    """A glob as an SQL LIKE pattern (escape character '\\'). It may match more than the
+    glob (LIKE's % also crosses a series' '-', and SQLite's LIKE ignores case), never less."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
 def _matches(patterns: Iterable[str], value: str) -> bool:
     return any(re.fullmatch(glob_regex(p), value) for p in patterns)
 
@@ -113,6 +120,16 @@ class Policy:
         None, every one; "^$" matches none (no ticker is empty), in Python's re and in
         Polars (no look-ahead) alike."""
         return self._pattern if venue in self.entitled_venues else "^$"
+
+    def ticker_likes(self) -> tuple[str, ...]:
+        """LIKE patterns every entitled ticker matches (none: no narrowing), so that a
+        listing asks the security master for those rows rather than paging through every
+        market of the venue; `allows` still decides each one."""
+        e = self.entitlements
+        if not (e.series or e.markets):
+            return ()
+        series = [glob_like(s) for s in e.series]
+        return (*(glob_like(m) for m in e.markets), *series, *(s + "-%" for s in series))
 
     def allows(self, symbol: str) -> bool:
         venue, ticker = self.symbols.split(symbol)
