@@ -1,20 +1,23 @@
-"""A market selection that cannot be read (REST unreachable, HTTP 401) is counted, shown in
-/health (503 with the reason) until a read succeeds, and read again after a backoff rather
-than a sync interval later; a read that fails after a success keeps the selection."""
+"""A market selection that cannot be read (REST unreachable, HTTP 401, a venue listing
+that is no listing) is counted, shown in /health (503 with the reason) until a read
+succeeds, and read again after a backoff rather than a sync interval later; a read that
+fails after a success keeps the selection."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import httpx
 
+from _support import venuefix
 from _support.connfix import (
     check_books,
     check_exactly_once,
     drive,
-    errors,
     manual_sim,
     open_in_series,
     running,
@@ -24,13 +27,15 @@ from _support.connfix import (
 from ssmd.config.models.environment import Symbols
 from ssmd.connector.runner import Connector
 from ssmd.sim import Fault, FaultKind
+from ssmd.sim.polymarket import PolymarketSimulator
 from ssmd.testing import until
 from ssmd.testing.connector import streaming
 from ssmd.testing.nats import nats_server
 
 
 def refresh_errors(conn: Connector) -> float:
-    return errors(conn, "selection_refresh")
+    labels = {"feed": conn.settings.feed, "error_type": "selection_refresh"}
+    return conn.metrics.registry.get_sample_value("ssmd_connector_errors_total", labels) or 0.0
 
 
 async def get_health(conn: Connector) -> tuple[int, dict[str, Any]]:
@@ -45,6 +50,49 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class GarbledListing:
+    """A venue's REST behind a front that, while `garbled`, answers every request with
+    status 200 and an HTML page (a captive portal's, say): no listing, and no error the
+    venue's REST client knows. Otherwise it answers with what the venue answers."""
+
+    PAGE = b"<html><body>Sign in to continue</body></html>"
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.garbled = True
+        self.garbled_answers = 0
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        target = (await reader.readuntil(b"\r\n\r\n")).split(b" ", 2)[1].decode()
+        if self.garbled:
+            self.garbled_answers += 1
+            body, kind = self.PAGE, b"text/html"
+        else:
+            async with httpx.AsyncClient() as http:
+                body, kind = (await http.get(self.upstream + target)).content, b"application/json"
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n" % (kind, len(body))
+        writer.write(head + b"Connection: close\r\n\r\n" + body)
+        await writer.drain()
+        writer.close()
 
 
 async def test_unreachable_rest_at_start_is_reported_and_read_again(tmp_path: Path) -> None:
@@ -124,3 +172,50 @@ async def test_rest_401_until_a_read_succeeds_then_a_failed_read_keeps_the_selec
     assert len([f for f in sim.truth.faults if f.kind == "rest_401"]) >= 5
     check_exactly_once(sim, msgs)
     check_books(sim, msgs, want)
+
+
+async def test_a_venue_listing_that_is_no_listing_is_counted_and_read_again(
+    tmp_path: Path,
+) -> None:
+    """Polymarket's listing answers an HTML page with status 200: not a RestError but a
+    JSONDecodeError out of the REST client. The connector keeps running, counts each
+    failed read and says why; once the listing is readable its markets are subscribed,
+    and when it fails again the selection is kept."""
+    async with (
+        nats_server(tmp_path / "nats") as srv,
+        PolymarketSimulator(markets=4, rate=50.0, seed=43) as sim,
+        GarbledListing(sim.rest_url) as front,
+    ):
+        want = set(sim.tokens())
+        settings = venuefix.settings_for(
+            "polymarket-sim",
+            sim,
+            srv,
+            tmp_path,
+            rest_url=front.url,
+            health_port=0,
+            sync_interval=0.5,
+        )
+        async with running(settings) as conn:
+            await until(lambda: refresh_errors(conn) >= 2, 20, "the listing read again")
+            status, health = await get_health(conn)
+            assert status == 503
+            assert health["reason"].startswith("no market selection yet: JSONDecodeError")
+            assert health["selection"]["selected"] is False
+            assert health["markets"] == 0
+            # The listing is readable again: its markets are taken up and subscribed.
+            front.garbled = False
+            await until(lambda: streaming(conn, len(want)), 20, "the listing subscribed")
+            status, health = await get_health(conn)
+            assert status == 200 and health["selection"]["error"] == ""
+            # Garbled again: each failed read is counted, the selection and the
+            # subscriptions stay as they were, and the process stays healthy.
+            failed = refresh_errors(conn)
+            front.garbled = True
+            await until(lambda: refresh_errors(conn) >= failed + 2, 20, "failed reads")
+            assert conn.tracking is not None and conn.tracking.desired == want
+            assert conn.shards.subscribed == want
+            status, health = await get_health(conn)
+            assert status == 200
+            assert health["selection"]["error"].startswith("JSONDecodeError")
+    assert front.garbled_answers >= 4

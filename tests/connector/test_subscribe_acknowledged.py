@@ -1,5 +1,5 @@
 """A market counts as subscribed only once the exchange acknowledged it: subscribe errors
-other than 26 (27, one naming a market, 6) and commands with no reply leave it
+other than 26 (27, one naming a market, 6, 7) and commands with no reply leave it
 unacknowledged, counted, reported and asked again on the same connection until it is;
 the stream then holds everything the simulator sent and the books are exact."""
 
@@ -250,3 +250,54 @@ async def test_a_connection_that_answers_no_subscribe_is_dropped_after_three_tri
     ]
     assert len(timeouts) == 3
     assert all(f"({k} of 3 in a row)" in why for k, why in enumerate(timeouts, 1))
+
+
+async def test_error_7_subscribes_the_channel_afresh(tmp_path: Path) -> None:
+    """Three long-lived markets stream, and a 15-minute market opens while the connection
+    lives; the exchange has lost the orderbook_delta sid, so the add_markets on it gets
+    error 7 (unknown subscription id). The channel is subscribed afresh on the same
+    connection, with every market of the shard: a new sid, fresh snapshots, every market
+    acknowledged, the books exact and every frame sent in the stream once."""
+    series = "KXBTC15M"
+    sim, clock = manual_sim(seed=36, rate=10.0)
+
+    def open_now() -> list[str]:
+        return sorted([*lasting, *open_in_series(sim, series)])
+
+    async with nats_server(tmp_path / "nats") as srv, sim:
+        lasting = [t for t in open_markets(sim, 20) if not t.startswith(series)][:3]
+        symbols = Symbols(tickers=lasting, series=[series], statuses=["open"])
+        settings = settings_for(sim, srv, tmp_path, symbols=symbols)
+        async with running(settings) as conn:
+            await until(lambda: streaming(conn, len(open_now())), 20)
+            shard = conn.shards.shards[1]
+            n = market_conn(sim)
+            conn_id, old = shard.conn_id, shard.sids["orderbook_delta"]
+            before = open_now()
+            clock.set(sim.started_at + 894.0)  # 14:44:59, a second before the next window
+            await sim.wait_idle(20)
+            assert open_now() == before
+            sim.inject(Fault(FaultKind.UNKNOWN_SID, at=0, channel="orderbook_delta"))
+            clock.advance(1.0)
+            await sim.wait_idle(20)
+            (new,) = set(open_now()) - set(before)
+
+            def afresh() -> bool:
+                sub = sim.connections[n].by_channel.get("orderbook_delta")
+                return sub is not None and sub.sid != old and shard.sids.get(sub.channel) == sub.sid
+
+            await until(afresh, 20, "orderbook_delta subscribed afresh under a new sid")
+            await until(lambda: sorted(shard.subscribed) == open_now(), 20, "every market")
+            for channel in ("orderbook_delta", "trade", "ticker"):
+                assert sim_tickers(sim, n, channel) == set(open_now())
+            assert errors(conn, "subscribe_refused") == 1
+            assert shard.conn_id == conn_id and shard.reconnects == 0
+            await drive(sim, conn, 2)
+        msgs = await stream_messages(srv.url)
+    assert [f.kind for f in sim.truth.faults] == ["unknown_sid_armed", "unknown_sid"]
+    check_exactly_once(sim, msgs)
+    check_books(sim, msgs, open_now())
+    (refused,) = [e for e in events(msgs, "error") if "error 7" in e["reason"]]
+    assert refused["tickers"] == [new] and "subscribe orderbook_delta" in refused["reason"]
+    # The lost sid left no market acknowledged on every channel: all are, once again.
+    assert [e["tickers"] for e in events(msgs, "subscribed") if e["shard"] == 1][-1] == open_now()

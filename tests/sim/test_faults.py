@@ -446,7 +446,45 @@ async def test_already_subscribed_answers_error_6_and_subscribes_all_the_same() 
     assert [f.kind for f in sim.truth.faults] == ["already_subscribed_armed", "already_subscribed"]
 
 
-@pytest.mark.parametrize("kind", ["rest_401", "drop_reply", "already_subscribed"])
+async def test_unknown_sid_forgets_the_subscription_and_answers_error_7() -> None:
+    """The server loses the orderbook_delta sid: the add_markets on it gets error 7, as
+    does anything later on that sid; the channel's frames stop, the trade sid's go on,
+    and a subscribe of the channel makes a new sid."""
+    sim, clock = manual_sim(seed=4)
+    async with sim, client(sim) as c:
+        ts = sorted(m.ticker for m in sim.universe.active())
+        await c.send(
+            "subscribe", {"channels": ["orderbook_delta", "trade"], "market_tickers": ts[:2]}
+        )
+        await c.settle(sim)
+        book, trade = (f["msg"]["sid"] for f in c.of("subscribed"))
+        sim.inject(Fault(FaultKind.UNKNOWN_SID, at=0, channel="orderbook_delta"))
+        add = {"sids": [trade], "market_tickers": ts[2:3], "action": "add_markets"}
+        kept = await c.send("update_subscription", add)  # another channel: not lost
+        lost = await c.send("update_subscription", {**add, "sids": [book]})
+        gone = await c.send("unsubscribe", {"sids": [book]})  # the fault is spent: still gone
+        await c.settle(sim)
+        before = len(c.frames)
+        clock.advance(2.0)
+        await c.settle(sim)
+        later = c.frames[before:]
+        again = await c.send(
+            "subscribe", {"channels": ["orderbook_delta"], "market_tickers": ts[:3]}
+        )
+        await c.settle(sim)
+    (ok,) = [f for f in c.frames if f.get("id") == kept]
+    assert ok["type"] == "ok"
+    unknown = {"type": "error", "msg": {"code": 7, "msg": "Unknown subscription ID"}}
+    assert [f for f in c.frames if f.get("id") == lost] == [{"id": lost, **unknown}]
+    assert [f for f in c.frames if f.get("id") == gone] == [{"id": gone, **unknown}]
+    assert any(f.get("sid") == trade for f in later)
+    assert not [f for f in later if f.get("sid") == book]
+    (fresh,) = [f for f in c.frames if f.get("id") == again]
+    assert fresh["type"] == "subscribed" and fresh["msg"]["sid"] not in (book, trade)
+    assert [f.kind for f in sim.truth.faults] == ["unknown_sid_armed", "unknown_sid"]
+
+
+@pytest.mark.parametrize("kind", ["rest_401", "drop_reply", "already_subscribed", "unknown_sid"])
 def test_armed_faults_are_triggered_by_at_only(kind: str) -> None:
     with pytest.raises(ValueError, match="triggered by at only"):
         Fault(FaultKind(kind), after_frames=10)

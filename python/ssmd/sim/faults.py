@@ -9,9 +9,10 @@ A fault fires exactly once, when its trigger is met:
 omitted, a time-triggered fault hits every open connection and a frame-triggered one
 hits whichever connection reaches the count first.
 
-The REST faults and the reply faults (`drop_reply`, `already_subscribed`) are armed at
-`at` and then hit the next `count` requests, or commands on `channel` (of connection
-`connection` only, when given), whenever they come: on connections opened later too.
+The REST faults and the reply faults (`drop_reply`, `already_subscribed`, `unknown_sid`)
+are armed at `at` and then hit the next `count` requests, or commands on `channel` (of
+connection `connection` only, when given), whenever they come: on connections opened
+later too.
 
 Limits (`market_cap`, `command_rate`, `ack_delay`) hold for the whole run.
 `hostile_tickers` adds markets whose tickers are hostile to subjects, paths and file
@@ -54,6 +55,10 @@ class FaultKind(StrEnum):
     # error 6 "Already subscribed" (no sid) in place of `ok`; the markets they name are
     # subscribed all the same.
     ALREADY_SUBSCRIBED = "already_subscribed"
+    # The next `count` update_subscription or unsubscribe commands on the sid of `channel`
+    # find the server has lost it: the subscription is forgotten (its frames stop) and the
+    # command gets error 7 "Unknown subscription ID", as any sid the server does not hold.
+    UNKNOWN_SID = "unknown_sid"
 
 
 CONNECTION_KINDS = {
@@ -75,6 +80,7 @@ ARMED_KINDS = {
     FaultKind.REST_401,
     FaultKind.DROP_REPLY,
     FaultKind.ALREADY_SUBSCRIBED,
+    FaultKind.UNKNOWN_SID,
 }
 
 
@@ -84,7 +90,7 @@ class Fault:
     at: float | None = None
     after_frames: int | None = None
     connection: int | None = None
-    # for seq faults, empty_ticker, buffer_overflow, drop_reply and already_subscribed
+    # for seq faults, empty_ticker, buffer_overflow and the reply faults
     channel: str = "orderbook_delta"
     # reject_auth and the armed faults: how many; seq_gap: how many numbers skipped
     count: int = 1

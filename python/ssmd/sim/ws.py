@@ -103,10 +103,13 @@ class Connection(Commands):
         if len(self.out) >= self.max_queue and bounded:
             self.room.clear()
 
-    def _kill_sub(self, sub: Sub, code: int, text: str) -> None:
+    def _drop_sub(self, sub: Sub) -> None:
         self.subs.pop(sub.sid, None)
         if self.by_channel.get(sub.channel) is sub:
             del self.by_channel[sub.channel]
+
+    def _kill_sub(self, sub: Sub, code: int, text: str) -> None:
+        self._drop_sub(sub)
         self.out.append(
             orjson.dumps({"type": "error", "sid": sub.sid, "msg": {"code": code, "msg": text}})
         )
@@ -334,6 +337,26 @@ class Connection(Commands):
             self.push_control(error_frame(cid, 6, "Already subscribed"))
             return
         super()._resubscribed(cid, sub)
+
+    def _unsubscribe(self, cid: int | None, params: dict[str, Any]) -> None:
+        self._lose_sids(params)
+        super()._unsubscribe(cid, params)
+
+    def _update(self, cid: int | None, params: dict[str, Any]) -> None:
+        self._lose_sids(params)
+        super()._update(cid, params)
+
+    def _lose_sids(self, params: dict[str, Any]) -> None:
+        """An armed `unknown_sid` of the channel of a sid the command names: the server
+        lost that subscription before the command came, so the command finds no such
+        sid and gets error 7 (Commands), as the exchange answers it."""
+        sids = params.get("sids")
+        for sid in sids if isinstance(sids, list) else [params.get("sid")]:
+            sub = self.subs.get(sid) if isinstance(sid, int) else None
+            if sub is not None and self.sim.spend(FaultKind.UNKNOWN_SID, sub.channel, self.number):
+                self._drop_sub(sub)
+                now = self.sim.clock.now()
+                self.sim.truth.fault("unknown_sid", self.number, now, f"sid {sid} {sub.channel}")
 
     def _rate_check(self) -> None:
         rate = self.sim.scenario.command_rate

@@ -1,15 +1,14 @@
 """A selection from a venue's public REST listing (Polymarket, Kraken): refreshed every
 sync interval by the runner, filtered to the shard group's symbols; a listing that
-cannot be read keeps the last selection and is counted. A venue says how it lists and
-selects (`_select`)."""
+cannot be read, whatever the failure, keeps the last selection and is counted (as
+Kalshi's ssmd.connector.selection.Selection does), so the tracking loop reads it again
+after a backoff. A venue says how it lists and selects (`_select`)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Self
-
-from ssmd.exceptions import SsmdError
 
 if TYPE_CHECKING:
     from ssmd.config import ResolvedEnvironment
@@ -44,16 +43,24 @@ class ListingSelection:
         return cls(symbols, rest_url, group)
 
     async def _select(self) -> set[str]:
-        """Reads the listing; the symbols `self.symbols` names (SsmdError if unreadable)."""
+        """Reads the listing; the symbols `self.symbols` names (raises if unreadable)."""
         raise NotImplementedError
 
     async def refresh(self) -> None:
+        """Read the listing again; on failure keep the last selection, count it and say
+        why (`last_error`). Any exception counts, not only a RestError: a network error
+        the client does not wrap, or a malformed reply, must not end the connector."""
         try:
             desired = await self._select()
-        except SsmdError as exc:
+        except Exception as exc:
             self.refresh_errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("%s: listing failed: %s", type(self).__name__, exc)
+            log.warning(
+                "%s: listing failed, keeping %d known markets: %s",
+                type(self).__name__,
+                len(self._desired),
+                exc,
+            )
             return
         self.last_error = ""
         if self.group is not None:
