@@ -301,3 +301,41 @@ async def test_error_7_subscribes_the_channel_afresh(tmp_path: Path) -> None:
     assert refused["tickers"] == [new] and "subscribe orderbook_delta" in refused["reason"]
     # The lost sid left no market acknowledged on every channel: all are, once again.
     assert [e["tickers"] for e in events(msgs, "subscribed") if e["shard"] == 1][-1] == open_now()
+
+
+async def test_error_7_on_a_delete_subscribes_the_channel_afresh(tmp_path: Path) -> None:
+    """A market leaves the selection and the delete_markets on the trade channel gets
+    error 7: that sid, and every market's trades with it, is gone at the exchange. The
+    channel is subscribed afresh with the markets still selected, whose trades flow again,
+    where keeping the dead sid would have left them silent."""
+    sim, _ = manual_sim(seed=37, rate=10.0)
+    async with nats_server(tmp_path / "nats") as srv, sim:
+        tickers = open_markets(sim, 4)
+        settings = settings_for(sim, srv, tmp_path, symbols=tickers_symbols(tickers))
+        async with running(settings) as conn:
+            await until(lambda: streaming(conn, 4), 20)
+            await drive(sim, conn, 1)
+            shard = conn.shards.shards[1]
+            n = market_conn(sim)
+            old = shard.sids["trade"]
+            gone, kept = tickers[0], tickers[1:]
+            sim.inject(Fault(FaultKind.UNKNOWN_SID, at=0, channel="trade"))
+            assert conn.tracking is not None
+            conn.tracking.selection.tickers.discard(gone)
+            await conn.tracking.refresh()
+
+            def afresh() -> bool:
+                sub = sim.connections[n].by_channel.get("trade")
+                return sub is not None and sub.sid != old and shard.sids.get("trade") == sub.sid
+
+            await until(afresh, 20, "trade subscribed afresh under a new sid")
+            await until(lambda: sorted(shard.subscribed) == kept, 20, "the kept markets")
+            for channel in ("orderbook_delta", "trade", "ticker"):
+                assert sim_tickers(sim, n, channel) == set(kept), channel
+            await drive(sim, conn, 2)
+        msgs = await stream_messages(srv.url)
+    assert [f.kind for f in sim.truth.faults] == ["unknown_sid_armed", "unknown_sid"]
+    check_exactly_once(sim, msgs)
+    check_books(sim, msgs, kept)
+    (refused,) = [e for e in events(msgs, "error") if "error 7" in e["reason"]]
+    assert "delete_markets trade" in refused["reason"]

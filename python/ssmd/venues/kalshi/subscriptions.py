@@ -19,8 +19,8 @@ it is not asked again. What the exchange may answer instead:
   lost). `list_subscriptions` names the sid; the markets are then added on it
   (add_markets of a market the sid holds changes nothing), so that they are acknowledged
   and the sid's gaps, snapshots and deletes reach it like any other's.
-- error 7 (unknown subscription id) on add_markets: the sid is gone; the channel is
-  subscribed afresh at the next try.
+- error 7 (unknown subscription id) on add_markets or delete_markets: the sid is gone;
+  the channel is subscribed afresh at the next try.
 - any other error (27, too many commands, among them): the markets are not subscribed.
   An `error` event names them, `subscribe_refused` counts it, and the shard asks again
   after a backoff (Shard.catch_up). An error naming one market of the batch
@@ -258,13 +258,16 @@ class KalshiSubscriptions:
         if sid is None:
             return
         for batch in self._batches(tickers):
-            self._check(
-                await self.session.command(
-                    "update_subscription",
-                    {"sids": [sid], "market_tickers": batch, "action": action},
-                ),
-                f"{action} {channel}",
+            replies = await self.session.command(
+                "update_subscription",
+                {"sids": [sid], "market_tickers": batch, "action": action},
             )
+            self._check(replies, f"{action} {channel}")
+            if any(r.type == "error" and r.code == UNKNOWN_SID for r in replies):
+                # The sid is gone, and its markets' frames with it: the channel is
+                # subscribed afresh with the shard's markets (Shard.catch_up).
+                self._forget(channel)
+                return
 
     async def add(self, symbols: list[str]) -> None:
         shard = self.shard
