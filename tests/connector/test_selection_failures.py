@@ -31,6 +31,7 @@ from ssmd.sim.polymarket import PolymarketSimulator
 from ssmd.testing import until
 from ssmd.testing.connector import streaming
 from ssmd.testing.nats import nats_server
+from ssmd.venues.listing import ListingSelection
 
 
 def refresh_errors(conn: Connector) -> float:
@@ -177,10 +178,10 @@ async def test_rest_401_until_a_read_succeeds_then_a_failed_read_keeps_the_selec
 async def test_a_venue_listing_that_is_no_listing_is_counted_and_read_again(
     tmp_path: Path,
 ) -> None:
-    """Polymarket's listing answers an HTML page with status 200: not a RestError but a
-    JSONDecodeError out of the REST client. The connector keeps running, counts each
-    failed read and says why; once the listing is readable its markets are subscribed,
-    and when it fails again the selection is kept."""
+    """Polymarket's listing answers an HTML page with status 200. The connector keeps
+    running, counts each failed read and says why (the page is not JSON); once the
+    listing is readable its markets are subscribed, and when it fails again the
+    selection is kept."""
     async with (
         nats_server(tmp_path / "nats") as srv,
         PolymarketSimulator(markets=4, rate=50.0, seed=43) as sim,
@@ -200,7 +201,8 @@ async def test_a_venue_listing_that_is_no_listing_is_counted_and_read_again(
             await until(lambda: refresh_errors(conn) >= 2, 20, "the listing read again")
             status, health = await get_health(conn)
             assert status == 503
-            assert health["reason"].startswith("no market selection yet: JSONDecodeError")
+            assert health["reason"].startswith("no market selection yet: RestError")
+            assert "/markets: not JSON" in health["reason"]
             assert health["selection"]["selected"] is False
             assert health["markets"] == 0
             # The listing is readable again: its markets are taken up and subscribed.
@@ -217,5 +219,30 @@ async def test_a_venue_listing_that_is_no_listing_is_counted_and_read_again(
             assert conn.shards.subscribed == want
             status, health = await get_health(conn)
             assert status == 200
-            assert health["selection"]["error"].startswith("JSONDecodeError")
+            assert health["selection"]["error"].startswith("RestError")
     assert front.garbled_answers >= 4
+
+
+class _Failing(ListingSelection):
+    """A venue's listing whose reader fails with what no REST client wraps."""
+
+    def __init__(self) -> None:
+        super().__init__(Symbols(statuses=["open"]), "http://127.0.0.1:9", None)
+        self.answer: set[str] | Exception = {"a", "b"}
+
+    async def _select(self) -> set[str]:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+async def test_a_listing_failing_with_any_exception_keeps_the_last_selection() -> None:
+    """Not only a RestError: a failure the venue's client did not foresee (a KeyError on
+    a reply of a new shape, say) is counted and said, and the markets known stay."""
+    listing = _Failing()
+    await listing.refresh()
+    assert listing.desired() == {"a", "b"} and listing.last_error == ""
+    listing.answer = KeyError("outcomes")
+    await listing.refresh()
+    assert listing.desired() == {"a", "b"}
+    assert (listing.refresh_errors, listing.last_error) == (1, "KeyError: 'outcomes'")

@@ -119,7 +119,10 @@ async def _get(client: httpx.AsyncClient, url: str, params: dict[str, Any], retr
             why = f"{exc!r}"
         else:
             if resp.status_code == 200:
-                return orjson.loads(resp.content)
+                try:
+                    return orjson.loads(resp.content)
+                except orjson.JSONDecodeError as exc:
+                    raise RestError(f"GET {url}: not JSON: {exc}") from None
             why = f"HTTP {resp.status_code}"
             if resp.status_code not in (429, 500, 502, 503, 504):
                 raise RestError(f"GET {url} {params}: {why}: {resp.text[:200]}")
