@@ -10,6 +10,7 @@ import re
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import cast
@@ -32,11 +33,13 @@ from _support.gwfix import (
     trade,
     until,
 )
+from _support.secmaster_fixtures import fresh_database, postgres_server
 from ssmd.config import Overrides, ResolvedEnvironment, load_environment
 from ssmd.config.models.environment import Entitlements, TenantLimits
 from ssmd.exceptions import ConfigError
 from ssmd.gateway import GatewaySettings
 from ssmd.gateway.auth import KeyRing, new_key
+from ssmd.gateway.markets import Filters, _store_page
 from ssmd.gateway.tenants import Policy, Tenants, glob_like
 from ssmd.secmaster.db import Store
 from ssmd.testing.nats import nats_server
@@ -623,3 +626,31 @@ def test_a_glob_becomes_a_like_pattern_with_its_own_characters_escaped() -> None
     assert glob_like("KX_BTC*") == "KX\\_BTC%"
     assert glob_like("BTC/US?") == "BTC/US_"
     assert glob_like("A_?") == "A\\__"
+
+
+@pytest.fixture(scope="module")
+def pg_admin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with postgres_server(tmp_path_factory.mktemp("pg")) as url:
+        yield url
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_a_tenants_patterns_narrow_the_listing_query_on_either_store(
+    dialect: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The LIKE terms run as meant on SQLite and PostgreSQL alike: '/' as it is, a
+    pattern's own '_' escaped (XBTA1 is not XBT_1), '?' one character."""
+    if dialect == "sqlite":
+        store = Store.open(tmp_path / "sm.sqlite3")
+    else:
+        store = Store.open(fresh_database(request.getfixturevalue("pg_admin"), "tenant_likes"))
+    tickers = ("BTC/USD", "BTC/USDT", "ETH/USD", "XBT_1", "XBTA1")
+    policy = Policy(
+        "t", "kraken", Entitlements(venues=["kraken"], markets=["BTC/USD", "XBT_?"]),
+        TenantLimits(),
+    )  # fmt: skip
+    with store:
+        store.migrate()
+        store.apply_markets([{"ticker": t, "venue": "kraken", "status": "open"} for t in tickers])
+        rows = _store_page(store, "kraken", Filters(likes=policy.ticker_likes()), 100, None)
+    assert [r["ticker"] for r in rows] == ["BTC/USD", "XBT_1"]
