@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,17 @@ from ssmd.testing.nats import NatsServer, client, read_stream
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_784_557_805.0  # 2026-07-20 14:30:05 UTC, inside a 15-minute window
+
+
+async def reselect(conn: Connector, *, add: Iterable[str] = (), drop: Iterable[str] = ()) -> None:
+    """Change the tickers the connector selects, as a listing read would, and read the
+    selection again: the tracking loop's next sweep subscribes and unsubscribes. (A market
+    put on the shards, or taken off, behind the selection's back is undone by that sweep.)"""
+    assert conn.tracking is not None
+    tickers = conn.tracking.selection.tickers
+    tickers.update(add)
+    tickers.difference_update(drop)
+    await conn.tracking.refresh()
 
 
 def manual_sim(**kw: Any) -> tuple[Simulator, ManualClock]:

@@ -16,6 +16,7 @@ from _support.connfix import (
     events,
     manual_sim,
     open_markets,
+    reselect,
     running,
     sent,
     settings_for,
@@ -46,11 +47,7 @@ async def test_cap_forces_new_shards_and_delete_markets_spares_the_rest(tmp_path
             shard = conn.shards.shards[1]
             gone = sorted(shard.markets)[0]
             conn_id = shard.conn_id
-            # Dropped from the selection, as a listing would drop it (a market taken off the
-            # shards behind the selection's back is put back by the next sweep).
-            assert conn.tracking is not None
-            conn.tracking.selection.tickers.discard(gone)
-            await conn.tracking.refresh()
+            await reselect(conn, drop=[gone])
             await until(lambda: gone not in conn.shards.subscribed, 10, "the market removed")
             simconn = next(
                 c
@@ -187,13 +184,9 @@ async def test_market_limit_error_26_moves_markets_to_other_shards(tmp_path: Pat
             assert conn.shards.cap == 3
             sizes = sorted(len(s.subscribed) for n, s in conn.shards.shards.items() if n > 0)
             assert sizes == [2, 3, 3]
-            # A market selected later goes to the shard with room, not above the cap. It
-            # is added to the selection, as a listing would add it: a market put on the
-            # shards behind the selection's back is removed again by the next sweep.
+            # A market selected later goes to the shard with room, not above the cap.
             extra = open_markets(sim, 9)[8]
-            assert conn.tracking is not None
-            conn.tracking.selection.tickers.add(extra)
-            await conn.tracking.refresh()
+            await reselect(conn, add=[extra])
             await until(lambda: streaming(conn, 9), 10, "extra market")
             assert sorted(len(s.subscribed) for n, s in conn.shards.shards.items() if n > 0) == [
                 3,

@@ -5,6 +5,7 @@ the stream then holds everything the simulator sent and the books are exact."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from _support.connfix import (
@@ -16,13 +17,14 @@ from _support.connfix import (
     manual_sim,
     open_in_series,
     open_markets,
+    reselect,
     running,
     settings_for,
     stream_messages,
 )
 from ssmd.config.models.environment import Symbols
 from ssmd.connector.runner import Connector
-from ssmd.sim import CommandRate, Fault, FaultKind, Scenario, Simulator
+from ssmd.sim import CommandRate, Fault, FaultKind, ManualClock, Scenario, Simulator
 from ssmd.testing import until
 from ssmd.testing.connector import streaming, tickers_symbols
 from ssmd.testing.nats import nats_server
@@ -44,6 +46,22 @@ def market_conn(sim: Simulator) -> int:
     """The simulator's connection number of the (one) market shard."""
     (n,) = [n for n, c in sim.connections.items() if "orderbook_delta" in c.by_channel]
     return n
+
+
+async def open_a_window_with(
+    sim: Simulator, clock: ManualClock, fault: Fault, open_now: Callable[[], list[str]]
+) -> str:
+    """Arm `fault`, then open the next 15-minute window while the connection lives: the
+    market it opens, whose add_markets meets the fault."""
+    before = open_now()
+    clock.set(sim.started_at + 894.0)  # 14:44:59, a second before the next window
+    await sim.wait_idle(20)
+    assert open_now() == before
+    sim.inject(fault)
+    clock.advance(1.0)
+    await sim.wait_idle(20)
+    (new,) = set(open_now()) - set(before)
+    return new
 
 
 def sim_tickers(sim: Simulator, n: int, channel: str) -> set[str]:
@@ -173,14 +191,9 @@ async def test_a_live_add_whose_reply_is_lost_is_asked_again(tmp_path: Path) -> 
         async with running(settings) as conn:
             await until(lambda: streaming(conn, len(open_now())), 20)
             shard = conn.shards.shards[1]
-            conn_id, before = shard.conn_id, open_now()
-            clock.set(sim.started_at + 894.0)  # 14:44:59, a second before the next window
-            await sim.wait_idle(20)
-            assert open_now() == before
-            sim.inject(Fault(FaultKind.DROP_REPLY, at=0, channel="orderbook_delta"))
-            clock.advance(1.0)
-            await sim.wait_idle(20)
-            (new,) = set(open_now()) - set(before)
+            conn_id = shard.conn_id
+            fault = Fault(FaultKind.DROP_REPLY, at=0, channel="orderbook_delta")
+            new = await open_a_window_with(sim, clock, fault, open_now)
             await until(lambda: sorted(shard.subscribed) == open_now(), 20, "the new market")
             n = market_conn(sim)
             for channel in ("orderbook_delta", "trade", "ticker"):
@@ -273,14 +286,8 @@ async def test_error_7_subscribes_the_channel_afresh(tmp_path: Path) -> None:
             shard = conn.shards.shards[1]
             n = market_conn(sim)
             conn_id, old = shard.conn_id, shard.sids["orderbook_delta"]
-            before = open_now()
-            clock.set(sim.started_at + 894.0)  # 14:44:59, a second before the next window
-            await sim.wait_idle(20)
-            assert open_now() == before
-            sim.inject(Fault(FaultKind.UNKNOWN_SID, at=0, channel="orderbook_delta"))
-            clock.advance(1.0)
-            await sim.wait_idle(20)
-            (new,) = set(open_now()) - set(before)
+            fault = Fault(FaultKind.UNKNOWN_SID, at=0, channel="orderbook_delta")
+            new = await open_a_window_with(sim, clock, fault, open_now)
 
             def afresh() -> bool:
                 sub = sim.connections[n].by_channel.get("orderbook_delta")
@@ -320,9 +327,7 @@ async def test_error_7_on_a_delete_subscribes_the_channel_afresh(tmp_path: Path)
             old = shard.sids["trade"]
             gone, kept = tickers[0], tickers[1:]
             sim.inject(Fault(FaultKind.UNKNOWN_SID, at=0, channel="trade"))
-            assert conn.tracking is not None
-            conn.tracking.selection.tickers.discard(gone)
-            await conn.tracking.refresh()
+            await reselect(conn, drop=[gone])
 
             def afresh() -> bool:
                 sub = sim.connections[n].by_channel.get("trade")

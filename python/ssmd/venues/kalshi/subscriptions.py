@@ -185,9 +185,18 @@ class KalshiSubscriptions:
             return None
         if error.code == ALREADY_SUBSCRIBED and sid is None and await self._learn_sid(channel):
             return await self._try(channel, tickers)
-        if error.code == UNKNOWN_SID and sid is not None:
-            self._forget(channel)
+        if sid is not None:
+            self._forget_if_lost(channel, error)
         return error
+
+    def _forget_if_lost(self, channel: str, error: Reply) -> bool:
+        """Error 7 on a command naming the channel's sid: the exchange no longer holds it,
+        nor the frames of its markets. The sid is forgotten, so that the channel is
+        subscribed afresh with the shard's markets (Shard.catch_up). True if it was."""
+        if error.code != UNKNOWN_SID:
+            return False
+        self._forget(channel)
+        return True
 
     async def _learn_sid(self, channel: str) -> bool:
         """Error 6 on a subscribe: the channel is subscribed here under a sid this side
@@ -263,10 +272,7 @@ class KalshiSubscriptions:
                 {"sids": [sid], "market_tickers": batch, "action": action},
             )
             self._check(replies, f"{action} {channel}")
-            if any(r.type == "error" and r.code == UNKNOWN_SID for r in replies):
-                # The sid is gone, and its markets' frames with it: the channel is
-                # subscribed afresh with the shard's markets (Shard.catch_up).
-                self._forget(channel)
+            if any(r.type == "error" and self._forget_if_lost(channel, r) for r in replies):
                 return
 
     async def add(self, symbols: list[str]) -> None:
