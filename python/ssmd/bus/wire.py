@@ -262,7 +262,7 @@ class Wire:
                     self._unanswered_pings = 0
                 for err in got.errors:
                     log.warning("nats server %s: %s", self.server.address, err)
-                if got.acks or got.refusals or got.confirmations or got.delivered or got.statuses:
+                if got.replies or got.confirmations or got.delivered or got.statuses:
                     self._on_received(got)
                 for raw in got.infos:
                     info = orjson.loads(raw)

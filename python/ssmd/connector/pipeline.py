@@ -2,8 +2,9 @@
 
 `Pipeline.process(items)` is synchronous and runs once per batch: it calls the venue's
 codec (ssmd.venues.base.Codec; Kalshi's is normalize_kalshi) once per run of frames
-from one connection, builds the raw and normalized messages (subjects from
-ssmd.bus.subjects, ids `{conn}:{frame}` and `{conn}:{frame}:n`), asks the codec for
+from one connection, has the Rust core lay out the raw and normalized messages in one
+OutBatch (subjects from ssmd.bus.subjects, ids `{conn}:{frame}` and `{conn}:{frame}:n`;
+no Python object per message), asks the codec for
 the batch's book events (Kalshi: a BookSet tracks seqs per (connection, sid) and the
 books) and sequence events (a SeqTracker for trade and lifecycle records), and returns
 what to publish plus what happened (gaps, resyncs, duplicates, lifecycle records) for
@@ -35,9 +36,7 @@ __all__ = ["Gap", "Outcome", "Pipeline"]
 
 HDR_RECEIVE = core.RECEIVE_HEADER
 HDR_CONN = core.CONN_HEADER
-HDR_EXCHANGE = "Ssmd-Exchange-Ns"
-_HDR_RECEIVE_B = HDR_RECEIVE.encode()
-_HDR_EXCHANGE_B = HDR_EXCHANGE.encode()
+HDR_EXCHANGE = core.EXCHANGE_HEADER
 
 
 @dataclass
@@ -61,7 +60,7 @@ class Gap:
 
 @dataclass
 class Outcome:
-    messages: list[OutMsg] = field(default_factory=list)
+    messages: core.OutBatch = field(default_factory=core.OutBatch)
     gaps: list[Gap] = field(default_factory=list)
     resynced: list[str] = field(default_factory=list)
     duplicates: int = 0
@@ -109,13 +108,13 @@ class Pipeline:
         checkpoint round says so to late readers."""
         self.codec.forget(conn_id)
 
-    def _subject(self, record_type: str, ticker: str) -> str:
+    def _token(self, ticker: str) -> str:
         token = self._tokens.get(ticker)
         if token is None:
             if len(self._tokens) > 200_000:
                 self._tokens.clear()
             token = self._tokens[ticker] = subjects.escape_token(ticker)
-        return self._heads[record_type] + token
+        return token
 
     def checkpoint(self, now_ns: int, everything: bool = False) -> list[OutMsg]:
         """Book checkpoints to publish after what has been processed so far: a `book`
@@ -123,7 +122,7 @@ class Pipeline:
         `{env}.{feed}.book.{ticker}`. A consumer that joins late (the gateway) restores
         the books from the latest checkpoints and applies only the deltas after them."""
         return [
-            OutMsg(self._subject(subjects.BOOK, ticker), data, f"bk:{now_ns}:{ticker}")
+            OutMsg(self._heads[subjects.BOOK] + self._token(ticker), data, f"bk:{now_ns}:{ticker}")
             for ticker, data in self.codec.checkpoint(now_ns, everything)
         ]
 
@@ -159,58 +158,26 @@ class Pipeline:
     def _frames(self, group: list[Item], out: Outcome) -> None:
         conn = group[0].conn_id
         frames = [it.data for it in group]
-        batch = self.codec.normalize(frames, [it.receive_ns for it in group], conn)
-        msgs = out.messages
-        raw_subjects = self.raw_subjects
+        receive_ns = [it.receive_ns for it in group]
+        batch = self.codec.normalize(frames, receive_ns, conn)
         kinds = batch.kinds
-        conn_s = str(conn)
-        conn_line = f"{HDR_CONN}: {conn_s}\r\n".encode()
-        exchange: list[int] = []
-        first_exchange: dict[int, int] = {}
-        if self.exchange_headers:
-            exchange = core.exchange_times(batch.data)
-            for (fi, *_), ns in zip(batch.records, exchange, strict=True):
-                first_exchange.setdefault(fi, ns)
-        for k, it in enumerate(group):
-            rns = it.receive_ns
-            lines = b"%b: %d\r\n%b" % (_HDR_RECEIVE_B, rns, conn_line)
-            first = first_exchange.get(k)
-            if first is not None:
-                lines += b"%b: %d\r\n" % (_HDR_EXCHANGE_B, first)
-            msgs.append(
-                OutMsg(raw_subjects[kinds[k]], it.data, f"{conn_s}:{it.frame_no}", None, rns, lines)
-            )
+        lifecycle = out.messages.add_frames(
+            batch,
+            frames,
+            kinds,
+            receive_ns,
+            [it.frame_no for it in group],
+            conn,
+            self.raw_subjects,
+            self._heads,
+            self._token,
+            self.exchange_headers,
+        )
+        for payload in lifecycle:
+            out.lifecycle.extend(core.decode_records(payload))
         names = self.kind_names
         for k, count in Counter(kinds).items():
             out.frames[names[k]] += count
-        data = batch.data
-        last_fi, dup_n = -1, 0
-        for r, (fi, rtype, ticker, start, end) in enumerate(batch.records):
-            dup_n = dup_n + 1 if fi == last_fi else 0
-            last_fi = fi
-            it = group[fi]
-            suffix = ":n" if dup_n == 0 else f":n{dup_n}"
-            payload = data[start:end]
-            times = b""
-            if exchange:
-                times = b"%b: %d\r\n%b: %d\r\n" % (
-                    _HDR_RECEIVE_B,
-                    it.receive_ns,
-                    _HDR_EXCHANGE_B,
-                    exchange[r],
-                )
-            msgs.append(
-                OutMsg(
-                    self._subject(rtype, ticker),
-                    payload,
-                    f"{conn_s}:{it.frame_no}{suffix}",
-                    None,
-                    it.receive_ns,
-                    times,
-                )
-            )
-            if rtype == "lifecycle":
-                out.lifecycle.extend(core.decode_records(payload))
         for _, problem, _detail in batch.problems:
             out.problems[problem] += 1
         # In frame order, frames without a record included: each took its seq.

@@ -33,7 +33,7 @@ from ssmd import core
 from ssmd.aio import cancel_and_wait
 from ssmd.bus import subjects
 from ssmd.bus.connection import NatsClient, connect, server_addresses
-from ssmd.bus.publisher import OutMsg, Publisher
+from ssmd.bus.publisher import Publisher
 from ssmd.bus.stream import ensure_stream
 from ssmd.config import NatsSettings, ResolvedEnvironment, parse_duration
 from ssmd.config.models.environment import Symbols
@@ -339,13 +339,14 @@ class Connector:
         self._bg.add(t)
         t.add_done_callback(self._bg.discard)
 
-    def _acked(self, msg: OutMsg, seq: int, dup: bool) -> None:
-        # Per ack: keep it minimal (the counters are read from the publisher on demand).
-        if msg.header_lines:  # a raw frame
-            self.frames_acked += 1
-            lag = self.publish_lag_ns = time.time_ns() - msg.receive_ns
+    def _acked(self, acked: core.Acked) -> None:
+        # Per read of PubAcks (the other counters are read from the publisher on demand).
+        if acked.frames:
+            self.frames_acked += acked.frames
+            now = time.time_ns()
+            self.publish_lag_ns = now - acked.newest_frame_ns
             if self._record_latency:
-                self.latencies_ns.append(lag)
+                self.latencies_ns.extend(now - t for t in acked.frame_times)
 
     async def _pump(self) -> None:
         q, s = self.queue, self.settings
@@ -379,19 +380,19 @@ class Connector:
         if o.duplicates:
             self.metrics.errors.labels(feed, "seq_duplicate").inc(o.duplicates)
 
-    def sample_lag(self, messages: list[OutMsg]) -> None:
+    def sample_lag(self, messages: core.OutBatch) -> None:
         """Once per batch, not per message: the receipt time of its newest frame, and the
         exchange-to-receipt lag of its newest record that carries an exchange time (a few
         records at most are decoded; connector events and some lifecycle records have none)."""
-        newest_frame = next((m for m in reversed(messages) if m.header_lines), None)
-        if newest_frame is not None:
-            self.last_frame_ns = newest_frame.receive_ns
-        newest_records = (m for m in reversed(messages) if m.receive_ns and not m.header_lines)
-        for msg in itertools.islice(newest_records, 4):
-            for rec in core.decode_records(msg.payload):
+        if messages.last_frame_ns:
+            self.last_frame_ns = messages.last_frame_ns
+        newest = range(len(messages) - 1, -1, -1)
+        records = (i for i in newest if messages.receive_ns(i) and not messages.is_frame(i))
+        for i in itertools.islice(records, 4):
+            for rec in core.decode_records(messages.payload(i)):
                 exchange_ns = int(rec.get("exchange_ts") or 0)
                 if exchange_ns:
-                    self.exchange_lag_ns = msg.receive_ns - exchange_ns
+                    self.exchange_lag_ns = messages.receive_ns(i) - exchange_ns
                     return
 
     def _react(self, o: Outcome) -> None:
@@ -491,6 +492,7 @@ class Connector:
                 max_inflight=s.max_inflight,
                 ack_timeout=s.ack_timeout,
                 on_ack=self._acked,
+                keep_frame_times=self._record_latency,
                 on_error=lambda why: self.metrics.errors.labels(s.feed, "publish").inc(),
             )
             await publisher.start()

@@ -133,7 +133,7 @@ class NatsTarget:
         last = entries[-1].receive_ns
         if last >= self._next_checkpoint:
             everything = self._rounds % CHECKPOINT_FULL_EVERY == 0
-            messages += self.pipeline.checkpoint(last, everything)
+            messages.extend(self.pipeline.checkpoint(last, everything))
             self._rounds += 1
             self._next_checkpoint = last + CHECKPOINT_EVERY_NS
         await self.publisher.publish_many(messages)

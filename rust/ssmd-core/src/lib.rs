@@ -23,6 +23,7 @@ pub mod model;
 pub mod nats;
 pub mod normalize;
 pub mod packed;
+pub mod publish;
 pub mod raw_line;
 pub mod render;
 pub mod route;

@@ -329,7 +329,7 @@ pub fn encode_header(out: &mut Vec<u8>, key: &[u8], value: &[u8]) -> Result<(), 
     Ok(())
 }
 
-fn check_token(s: &[u8], what: &str) -> Result<(), ProtocolError> {
+pub fn check_token(s: &[u8], what: &str) -> Result<(), ProtocolError> {
     if s.is_empty() || s.iter().any(|b| b.is_ascii_whitespace() || *b == 0) {
         return Err(ProtocolError(format!(
             "{what} {:?} is empty or holds whitespace",

@@ -16,6 +16,8 @@ use std::collections::HashMap;
 /// The headers the connector puts on each raw frame's message.
 pub const RECEIVE_HEADER: &str = "Ssmd-Receive-Ns";
 pub const CONN_HEADER: &str = "Ssmd-Conn-Id";
+/// The exchange time of a record (on a raw frame: of its first), on a replay's messages.
+pub const EXCHANGE_HEADER: &str = "Ssmd-Exchange-Ns";
 
 pub const HOUR_NS: u64 = 3_600_000_000_000;
 pub const DAY_NS: u64 = 24 * HOUR_NS;

@@ -11,8 +11,8 @@ use ssmd_core::venues::kraken::{Batch, Event, Kraken};
 /// The result of normalizing one batch of one connection's frames.
 #[pyclass(module = "ssmd._core")]
 pub struct KrakenBatch {
-    batch: Batch,
-    data: Py<PyBytes>,
+    pub(crate) batch: Batch,
+    pub(crate) data: Py<PyBytes>,
 }
 
 #[pymethods]

@@ -16,6 +16,7 @@ mod kraken;
 mod nats;
 mod normalize;
 mod polymarket;
+mod publish;
 mod records;
 mod route;
 mod seq;
@@ -43,5 +44,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     polymarket::register(m)?;
     kraken::register(m)?;
     nats::register(m)?;
+    publish::register(m)?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
-use pyo3::{intern, Bound};
+use pyo3::Bound;
 use ssmd_core::nats::{
     ack_meta, encode_ack, encode_header, encode_publish, read_reply, status, Op, Parser, Publish,
     Reply,
@@ -20,7 +20,6 @@ use ssmd_core::nats::{
 
 use crate::errors::py_err;
 
-const MSG_ID: &[u8] = b"Nats-Msg-Id";
 /// The subscription ids the wire gives the reply prefix's wildcard and the pull
 /// consumer's inbox (a JetStream delivery keeps its own subject: only the sid
 /// says which subscription it came on).
@@ -30,12 +29,10 @@ const DELIVER_SID: u64 = 2;
 /// What one `receive` found, in the order the server sent it within each kind.
 #[pyclass(module = "ssmd._core", name = "Received", frozen)]
 pub struct PyReceived {
-    /// (token, stream seq, duplicate) of each PubAck.
-    #[pyo3(get)]
-    acks: Py<PyList>,
+    /// (token, stream seq, duplicate) of each PubAck, for a PublishWindow.
+    pub(crate) ack_list: Vec<(u64, u64, bool)>,
     /// (token, reason) of each publish JetStream refused.
-    #[pyo3(get)]
-    refusals: Py<PyList>,
+    pub(crate) refusal_list: Vec<(u64, String)>,
     /// Each INFO's JSON.
     #[pyo3(get)]
     infos: Py<PyList>,
@@ -83,6 +80,27 @@ type HandMade = (String, u64, u64, Option<HashMap<String, String>>, Vec<u8>);
 type MessageTuple<'py> = (String, Option<Bound<'py, PyDict>>, Bound<'py, PyBytes>);
 
 /// Messages delivered by a pull consumer, in the order they arrived, held in Rust.
+#[pymethods]
+impl PyReceived {
+    /// (token, stream seq, duplicate) of each PubAck.
+    #[getter]
+    fn acks(&self) -> Vec<(u64, u64, bool)> {
+        self.ack_list.clone()
+    }
+
+    /// (token, reason) of each publish JetStream refused.
+    #[getter]
+    fn refusals(&self) -> Vec<(u64, String)> {
+        self.refusal_list.clone()
+    }
+
+    /// How many PubAcks and refusals this read brought.
+    #[getter]
+    fn replies(&self) -> usize {
+        self.ack_list.len() + self.refusal_list.len()
+    }
+}
+
 #[pyclass(module = "ssmd._core", name = "Deliveries", frozen)]
 pub struct PyDeliveries {
     pub msgs: Vec<Delivered>,
@@ -275,8 +293,8 @@ impl PyNatsProtocol {
     /// Parses bytes read from the server; raises BusProtocolError when the
     /// server breaks the protocol (the connection is then unusable).
     fn receive(&mut self, py: Python<'_>, data: &[u8]) -> PyResult<PyReceived> {
-        let acks = PyList::empty(py);
-        let refusals = PyList::empty(py);
+        let mut ack_list = Vec::new();
+        let mut refusal_list = Vec::new();
         let infos = PyList::empty(py);
         let errors = PyList::empty(py);
         let confirmations = PyList::empty(py);
@@ -331,8 +349,14 @@ impl PyNatsProtocol {
                 } => match subject.strip_prefix(prefix.as_slice()).and_then(token) {
                     Some(t) if payload.is_empty() && headers.is_none() => confirmations.append(t),
                     Some(t) => match read_reply(headers, payload) {
-                        Reply::Stored { seq, duplicate } => acks.append((t, seq, duplicate)),
-                        Reply::Refused(why) => refusals.append((t, why)),
+                        Reply::Stored { seq, duplicate } => {
+                            ack_list.push((t, seq, duplicate));
+                            Ok(())
+                        }
+                        Reply::Refused(why) => {
+                            refusal_list.push((t, why));
+                            Ok(())
+                        }
                     },
                     None => {
                         others += 1;
@@ -364,8 +388,8 @@ impl PyNatsProtocol {
         }
         parsed.map_err(py_err)?;
         Ok(PyReceived {
-            acks: acks.unbind(),
-            refusals: refusals.unbind(),
+            ack_list,
+            refusal_list,
             infos: infos.unbind(),
             errors: errors.unbind(),
             confirmations: confirmations.unbind(),
@@ -375,58 +399,6 @@ impl PyNatsProtocol {
             pongs,
             others,
         })
-    }
-
-    /// The HPUBs of `msgs` (objects with `subject`, `payload`, `msg_id`,
-    /// `headers` (dict or None) and `header_lines` (encoded lines)), the i-th
-    /// replying to the prefix + (`first_token` + i), as one buffer.
-    fn encode_publishes(
-        &self,
-        py: Python<'_>,
-        msgs: &Bound<'_, PyAny>,
-        first_token: u64,
-    ) -> PyResult<Py<PyBytes>> {
-        let bad = |e: ssmd_core::nats::ProtocolError| py_err(e);
-        let mut out = Vec::with_capacity(msgs.len()? * 256);
-        let mut headers = Vec::with_capacity(256);
-        let mut reply = self.reply_prefix.clone();
-        let base = reply.len();
-        let mut num = itoa::Buffer::new();
-        for (i, msg) in msgs.try_iter()?.enumerate() {
-            let msg = msg?;
-            let subject = msg.getattr(intern!(py, "subject"))?;
-            let payload = msg.getattr(intern!(py, "payload"))?;
-            let msg_id = msg.getattr(intern!(py, "msg_id"))?;
-            let dict = msg.getattr(intern!(py, "headers"))?;
-            let lines = msg.getattr(intern!(py, "header_lines"))?;
-            headers.clear();
-            encode_header(&mut headers, MSG_ID, msg_id.extract::<&str>()?.as_bytes())
-                .map_err(bad)?;
-            if !dict.is_none() {
-                for (k, v) in dict.downcast::<PyDict>()?.iter() {
-                    encode_header(
-                        &mut headers,
-                        k.extract::<&str>()?.as_bytes(),
-                        v.extract::<&str>()?.as_bytes(),
-                    )
-                    .map_err(bad)?;
-                }
-            }
-            headers.extend_from_slice(lines.downcast::<PyBytes>()?.as_bytes());
-            reply.truncate(base);
-            reply.extend_from_slice(num.format(first_token + i as u64).as_bytes());
-            encode_publish(
-                &mut out,
-                &Publish {
-                    subject: subject.extract::<&str>()?.as_bytes(),
-                    reply: &reply,
-                    headers: &headers,
-                    payload: payload.downcast::<PyBytes>()?.as_bytes(),
-                },
-            )
-            .map_err(bad)?;
-        }
-        Ok(PyBytes::new(py, &out).unbind())
     }
 }
 

@@ -17,7 +17,7 @@ use ssmd_core::venues::kalshi::parse::FrameKind;
 #[pyclass(module = "ssmd._core")]
 pub struct NormalizedBatch {
     pub(crate) batch: Batch,
-    data: Py<PyBytes>,
+    pub(crate) data: Py<PyBytes>,
     records: Option<Py<PyList>>,
     problems: Option<Py<PyList>>,
     control: Option<Py<PyList>>,

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 /// The result of normalizing one batch of one connection's frames.
 #[pyclass(module = "ssmd._core")]
 pub struct PolymarketBatch {
-    batch: PolyBatch,
-    data: Py<PyBytes>,
+    pub(crate) batch: PolyBatch,
+    pub(crate) data: Py<PyBytes>,
 }
 
 fn kind_code(kind: EventKind) -> u8 {

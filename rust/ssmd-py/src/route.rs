@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use ssmd_core::coverage::{Coverage, Run};
 use ssmd_core::nats::header_value;
-use ssmd_core::route::{route, Chunk, Dest, Message, CONN_HEADER, RECEIVE_HEADER};
+use ssmd_core::route::{route, Chunk, Dest, Message, CONN_HEADER, EXCHANGE_HEADER, RECEIVE_HEADER};
 
 use crate::nats::PyDeliveries;
 
@@ -255,6 +255,7 @@ fn route_batch(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RECEIVE_HEADER", RECEIVE_HEADER)?;
     m.add("CONN_HEADER", CONN_HEADER)?;
+    m.add("EXCHANGE_HEADER", EXCHANGE_HEADER)?;
     m.add("HOUR_NS", ssmd_core::route::HOUR_NS)?;
     m.add("DAY_NS", ssmd_core::route::DAY_NS)?;
     m.add_class::<PyChunk>()?;
