@@ -19,7 +19,7 @@ Pulling drains the stream those publishes filled (2 x `--rounds` x `--messages`
 messages) through a durable pull consumer each, in batches of `--pull-batch`, acking
 every batch before the next:
 
-- ssmd: `ssmd.archiver.consumer.Puller` (ssmd.bus.wire; deliveries stay in Rust, the
+- ssmd: `ssmd.archiver.consumer.puller` (ssmd.bus.wire; deliveries stay in Rust, the
   acks of a batch are one write) and, per batch, `len()` of what it holds;
 - baseline: nats-py's `pull_subscribe` and `fetch`, and `ack` per message (a `Msg` per
   message, its headers and metadata parsed), the last of a batch as `ack_sync`.
@@ -43,7 +43,7 @@ from typing import Any
 import orjson
 
 from ssmd import core
-from ssmd.archiver.consumer import ConsumerSettings, Puller, ensure_consumer
+from ssmd.archiver.consumer import ConsumerSettings, ensure_consumer, puller
 from ssmd.bus.connection import connect
 from ssmd.bus.publisher import MSG_ID, OutMsg, Publisher
 from ssmd.bus.stream import ensure_stream
@@ -138,16 +138,16 @@ async def consumer(url: str, durable: str, batch: int) -> ConsumerSettings:
 
 async def pull_ssmd(url: str, total: int, batch: int, durable: str) -> float:
     settings = await consumer(url, durable, batch)
-    puller = Puller(url, "bench-ssmd-pull", "BENCH", settings)
-    await puller.start()
+    pull = puller(url, "bench-ssmd-pull", "BENCH", settings)
+    await pull.start()
     got = 0
     t = time.perf_counter()
     while got < total:
-        deliveries = await puller.fetch()
+        deliveries = await pull.fetch()
         got += len(deliveries)
-        await puller.ack(deliveries)
+        await pull.ack(deliveries)
     seconds = time.perf_counter() - t
-    await puller.stop()
+    await pull.stop()
     return seconds
 
 
