@@ -34,10 +34,6 @@ from ssmd.venues.base import Codec
 
 __all__ = ["Gap", "Outcome", "Pipeline"]
 
-HDR_RECEIVE = core.RECEIVE_HEADER
-HDR_CONN = core.CONN_HEADER
-HDR_EXCHANGE = core.EXCHANGE_HEADER
-
 
 @dataclass
 class Gap:

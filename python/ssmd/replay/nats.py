@@ -23,18 +23,20 @@ import logging
 import time
 from typing import Any
 
+from ssmd import core
 from ssmd.bus import subjects
 from ssmd.bus.connection import NatsClient, connect
 from ssmd.bus.publisher import OutMsg, Publisher
 from ssmd.bus.stream import ensure_stream
 from ssmd.config import ResolvedEnvironment
 from ssmd.connector.capture_queue import Item
-from ssmd.connector.pipeline import HDR_EXCHANGE as EXCHANGE_HEADER
 from ssmd.connector.pipeline import Pipeline
 from ssmd.exceptions import ConfigError
 from ssmd.replay.source import Entry
 
 __all__ = ["EXCHANGE_HEADER", "NatsTarget"]
+
+EXCHANGE_HEADER = core.EXCHANGE_HEADER
 
 log = logging.getLogger(__name__)
 
