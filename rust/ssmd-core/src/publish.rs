@@ -167,6 +167,19 @@ impl Outbox {
         self.msgs[i].frame
     }
 
+    /// The size of messages `start..end`: subjects, headers and payloads.
+    fn run_bytes(&self, start: usize, end: usize) -> usize {
+        match (
+            self.msgs.get(start),
+            end.checked_sub(1).and_then(|e| self.msgs.get(e)),
+        ) {
+            (Some(first), Some(last)) if start < end => {
+                (last.payload.end - first.subject.start) as usize
+            }
+            _ => 0,
+        }
+    }
+
     /// The end of the run from `start` that takes at most `count` messages (one at
     /// least) and `bytes` of payload (or its first message alone, if that is bigger).
     pub fn end_within(&self, start: usize, count: usize, bytes: usize) -> usize {
@@ -287,6 +300,7 @@ impl Window {
         now: f64,
         out: &mut Vec<u8>,
     ) -> Result<(), ProtocolError> {
+        out.reserve(outbox.run_bytes(start, end) + (end - start) * (self.reply_prefix.len() + 48));
         let mut reply = self.reply_prefix.clone();
         let base = reply.len();
         let mut num = itoa::Buffer::new();

@@ -394,10 +394,7 @@ impl PyWindow {
         now: f64,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let end = end.min(batch.inner.len());
-        let mut out = Vec::with_capacity(
-            (batch.inner.payload_bytes() / batch.inner.len().max(1) + 200)
-                * (end.saturating_sub(start)),
-        );
+        let mut out = Vec::new();
         self.inner
             .send(&batch.inner, start, end, now, &mut out)
             .map_err(py_err)?;
