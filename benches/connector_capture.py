@@ -30,7 +30,8 @@ connector's figures are its own (the three still share the machine's cores).
   the mean of the last third is within 5% of the first third's.
 
 Each run also reports the connector's own CPU: its share of one core, microseconds per
-frame published, and the frames/s that would make on a core of its own.
+frame published, and the frames/s that would make on a core of its own; and the CPU per
+frame of nats-server and of the simulator, which share the machine's cores with it.
 `--profile FILE` writes a cProfile of this process (the connector).
 
 Prints one JSON line with everything.
@@ -134,6 +135,12 @@ def _backlog(conn: Connector) -> int:
     return conn.queue.memory_used + conn.queue.spool_used + (pub.inflight if pub else 0)
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -189,6 +196,9 @@ async def _run(
             conn.latencies_ns.clear()
             t0, f0, a0, b0 = time.monotonic(), conn.frames_in, conn.frames_acked, _backlog(conn)
             c0 = time.process_time()
+            assert srv.proc is not None and sim.proc.pid is not None
+            others = {"nats_server": srv.proc.pid, "simulator": sim.proc.pid}
+            o0 = {name: _cpu_s(pid) for name, pid in others.items()}
             rss: list[float] = []
             while time.monotonic() - t0 < seconds:
                 step = sample_every or seconds
@@ -197,6 +207,7 @@ async def _run(
                     rss.append(round(_rss_mb(), 1))
             t1, f1, a1, b1 = time.monotonic(), conn.frames_in, conn.frames_acked, _backlog(conn)
             c1 = time.process_time()
+            o1 = {name: _cpu_s(pid) for name, pid in others.items()}
             stopped = await asyncio.get_running_loop().run_in_executor(None, sim.quiesce)
             await until(
                 lambda: (
@@ -231,6 +242,11 @@ async def _run(
             "connector_cpu_share": round((c1 - c0) / (t1 - t0), 2),
             "cpu_us_per_frame": round((c1 - c0) / max(1, a1 - a0) * 1e6, 1),
             "one_core_frames_per_s": round(max(1, a1 - a0) / max(1e-9, c1 - c0)),
+            # The other two processes on the same cores, per frame published.
+            **{
+                f"{name}_cpu_us_per_frame": round((o1[name] - o0[name]) / max(1, a1 - a0) * 1e6, 1)
+                for name in others
+            },
             "kept_up": b1 - b0 < 4 * 1024 * 1024,
             "frames_sent": stopped["frames_sent"],
             "raw_in_stream": raw_in_stream,

@@ -695,3 +695,46 @@ class PublishWindow:
         """Every unacked message in the order sent; the window is then empty and a
         replay begins."""
     def end_replay(self) -> None: ...
+
+@final
+class WsEnd:
+    """How a WebSocket connection ended, as read: the server's close frame
+    (`by_server`), or the protocol error the client closes for (1002, 1007, 1009)."""
+
+    @property
+    def code(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def by_server(self) -> bool: ...
+
+@final
+class WsRead:
+    """What one read from the socket held."""
+
+    @property
+    def messages(self) -> list[bytes]:
+        """The whole messages, text and binary, in order, as received."""
+    @property
+    def watched(self) -> list[bytes]:
+        """Those of the messages that contain one of the reader's `watch`, in order."""
+    @property
+    def pings(self) -> list[bytes]: ...
+    @property
+    def pongs(self) -> list[bytes]: ...
+    @property
+    def end(self) -> WsEnd | None:
+        """Set once the connection ended; nothing is read after it."""
+
+@final
+class WsReader:
+    """Reads the frames a WebSocket server sends to a client (no extension agreed);
+    refuses a message over `max_size` bytes before buffering it. The messages that
+    contain one of `watch` are also listed in `watched`."""
+
+    def __new__(cls, max_size: int, watch: list[bytes] = ...) -> WsReader: ...
+    def read(self, data: bytes) -> WsRead:
+        """Reads the next bytes from the socket."""
+    @property
+    def buffered(self) -> int:
+        """Bytes held for a frame or a message not yet whole."""

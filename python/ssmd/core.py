@@ -122,3 +122,9 @@ ack_meta = _core.ack_meta
 OutBatch = _core.OutBatch
 PublishWindow = _core.PublishWindow
 Acked = _core.Acked
+
+# A WebSocket client's reads without I/O (rust/ssmd-py/src/websocket.rs), for
+# ssmd.venues.websocket.
+WsReader = _core.WsReader
+WsRead = _core.WsRead
+WsEnd = _core.WsEnd

@@ -161,6 +161,34 @@ async def test_spool_keeps_order_drops_with_count_and_survives_restart(tmp_path:
     assert got == sorted(got) and got[0] == 10 and not path.exists()
 
 
+async def test_a_read_queued_at_once_follows_the_same_policy(tmp_path: Path) -> None:
+    """A read's frames go in with one call: in memory while they fit, else each as `put`
+    would (spooled in order, then dropped and counted), the same as one by one."""
+    one, many = (
+        CaptureQueue(tmp_path / f"{name}.spool", memory_bytes=10 * 74, spool_bytes=5 * 60)
+        for name in ("one", "many")
+    )
+    reads = [
+        [Item(1, i, i, b"x" * 10) for i in range(start, start + 4)] for start in range(0, 20, 4)
+    ]
+    dropped = [many.put_many(reads[0])]
+    assert dropped == [0] and many.memory_used == 4 * 74  # the first read, whole, in memory
+    dropped += [many.put_many(read) for read in reads[1:]]
+    for read in reads:
+        for item in read:
+            one.put(item)
+    assert sum(dropped) == many.dropped == one.dropped > 0
+    assert (
+        [s for s, _ in many.transitions] == [s for s, _ in one.transitions] == ["spool", "dropping"]
+    )
+    got = {}
+    for name, q in (("one", one), ("many", many)):
+        got[name] = []
+        while not q.empty():
+            got[name].extend(it.frame_no for it in await q.get_batch(3, 0))
+    assert got["many"] == got["one"] == sorted(got["one"])
+
+
 async def test_market_limit_error_26_moves_markets_to_other_shards(tmp_path: Path) -> None:
     """The exchange allows 3 markets per subscription; the connector is configured for 200
     per connection: every market still ends up subscribed, none on a sid above the cap."""

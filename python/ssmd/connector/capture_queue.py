@@ -22,6 +22,7 @@ import contextlib
 import logging
 import struct
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -101,12 +102,8 @@ class CaptureQueue:
     def put(self, item: Item) -> bool:
         """Queue `item`; False when it had to be dropped (spool full)."""
         size = len(item.data) + 64
-        if self.spool_used == 0 and self._mem_size + size <= self.memory_bytes:
-            self._mem.append(item)
-            self._mem_size += size
-            self._nonempty.set()
-            if self.state != "memory":
-                self._set_state("memory", "back to memory")
+        if self._fits(size):
+            self._keep((item,), size)
             return True
         if self.spool_used + size > self.spool_bytes:
             self.dropped += 1
@@ -117,6 +114,24 @@ class CaptureQueue:
             "spool", f"memory full at {self.memory_bytes} bytes; spooling to {self.path}"
         )
         return True
+
+    def put_many(self, items: list[Item]) -> int:
+        """Queue `items` in order, each as `put` would; returns how many were dropped."""
+        size = sum(len(item.data) for item in items) + 64 * len(items)
+        if self._fits(size):
+            self._keep(items, size)
+            return 0
+        return sum(not self.put(item) for item in items)
+
+    def _fits(self, size: int) -> bool:
+        return self.spool_used == 0 and self._mem_size + size <= self.memory_bytes
+
+    def _keep(self, items: Iterable[Item], size: int) -> None:
+        self._mem.extend(items)
+        self._mem_size += size
+        self._nonempty.set()
+        if self.state != "memory":
+            self._set_state("memory", "back to memory")
 
     def put_event(self, item: Item) -> None:
         """A connector event: small and rare, so it is queued in order even past the bounds."""

@@ -279,10 +279,11 @@ class Connector:
 
     # ---- shard hooks ------------------------------------------------------------------
 
-    def frame(self, shard: Shard, data: bytes, receive_ns: int) -> None:
-        self.frames_in += 1
+    def frames(self, shard: Shard, first_no: int, frames: list[bytes], receive_ns: int) -> None:
+        self.frames_in += len(frames)
         q = self.queue
-        q.put(Item(shard.conn_id, shard.frame_no, receive_ns, data))  # a drop is counted there
+        conn = shard.conn_id
+        q.put_many([Item(conn, first_no + i, receive_ns, data) for i, data in enumerate(frames)])
         if q.transitions:
             self._report_queue()
 

@@ -96,7 +96,8 @@ class ShardConfig:
 
 
 class ShardHooks(Protocol):
-    def frame(self, shard: Shard, data: bytes, receive_ns: int) -> None: ...
+    def frames(self, shard: Shard, first_no: int, frames: list[bytes], receive_ns: int) -> None:
+        """One read's frames, numbered first_no, first_no + 1, ... on the shard's connection."""
 
     def count_error(self, error_type: str) -> None:
         """Count an error (ssmd_connector_errors_total{error_type})."""
@@ -207,9 +208,10 @@ class Shard:
         if self.session is not None:
             self.session.abort(reason)
 
-    def _on_frame(self, data: bytes, receive_ns: int) -> None:
-        self.frame_no += 1
-        self.hooks.frame(self, data, receive_ns)
+    def _on_frames(self, frames: list[bytes], receive_ns: int) -> None:
+        first = self.frame_no + 1
+        self.frame_no += len(frames)
+        self.hooks.frames(self, first, frames, receive_ns)
 
     def _on_stream_error(self, stream: int, code: int, text: str) -> None:
         if self.subs is not None:
@@ -228,7 +230,7 @@ class Shard:
             session = cfg.venue.session(
                 cfg.url,
                 cfg.credentials,
-                self._on_frame,
+                self._on_frames,
                 liveness=cfg.liveness,
                 on_stream_error=self._on_stream_error,
                 max_frame_bytes=cfg.max_frame_bytes,

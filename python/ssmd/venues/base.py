@@ -9,7 +9,7 @@ same name (`ssmd.venues.venue(name)`).
     Venue
       name                the feed's name ("kalshi", "kraken", ...)
       session(...)        one WebSocket connection: connect, keep-alive, read frames
-                          (every frame to on_frame first, as received), send commands.
+                          (each read's messages to on_frames first, as received), send commands.
       subscriptions(shard, session)
                           the subscription protocol on that connection: subscribe the
                           shard's symbols (or its global channels), add and remove some,
@@ -238,7 +238,7 @@ class Selector(Protocol):
 @dataclass(frozen=True)
 class Venue:
     name: str
-    # (url, credentials, on_frame, *, liveness, on_stream_error, max_frame_bytes) -> Session
+    # (url, credentials, on_frames, *, liveness, on_stream_error, max_frame_bytes) -> Session
     session: Callable[..., Session]
     subscriptions: Callable[[Shard, Any], Subscriptions]
     codec: Callable[[], Codec]

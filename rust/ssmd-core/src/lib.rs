@@ -31,3 +31,4 @@ pub mod scalar;
 pub mod seq;
 pub mod time;
 pub mod venues;
+pub mod websocket;

@@ -20,6 +20,7 @@ mod publish;
 mod records;
 mod route;
 mod seq;
+mod websocket;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -45,5 +46,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     kraken::register(m)?;
     nats::register(m)?;
     publish::register(m)?;
+    websocket::register(m)?;
     Ok(())
 }

@@ -27,7 +27,7 @@ class Client:
         self.frames: list[bytes] = []
         self.replies: list[dict[str, Any]] = []
         self.session = KrakenSession(
-            sim.ws_url, None, lambda data, ns: self.frames.append(data), liveness=liveness
+            sim.ws_url, None, lambda data, ns: self.frames.extend(data), liveness=liveness
         )
         self.session.on_reply = self.replies.append
         self.task: asyncio.Task[str] | None = None

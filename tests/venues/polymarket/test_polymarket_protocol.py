@@ -41,7 +41,7 @@ async def test_subscription_forms_dumps_and_the_venues_error_text() -> None:
         session = PolymarketSession(
             sim.ws_url,
             None,
-            lambda data, ns: frames.append(data),
+            lambda data, ns: frames.extend(data),
             liveness=Liveness(ping_interval=0.1, stale_after=5.0),
             on_stream_error=lambda *e: errors.append(e),
         )

@@ -29,7 +29,7 @@ SELECTION_REST_RETRIES = 3
 def _session(
     url: str,
     credentials: Any,
-    on_frame: Callable[[bytes, int], None],
+    on_frames: Callable[[list[bytes], int], None],
     *,
     liveness: Liveness = DEFAULT_LIVENESS,
     on_stream_error: Callable[[int, int, str], None] | None = None,
@@ -38,7 +38,7 @@ def _session(
     return Session(
         url,
         credentials,
-        on_frame,
+        on_frames,
         liveness=liveness,
         on_sid_error=on_stream_error,
         max_frame_bytes=max_frame_bytes,

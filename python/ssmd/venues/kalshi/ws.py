@@ -1,32 +1,27 @@
 """One Kalshi WebSocket session: signed connect, commands with ids, interleaved acks, liveness.
 
-Every frame read is handed to `on_frame(data, receive_ns)` first, exactly as received
-(bytes, never decoded and re-encoded), whatever it is; only then is it looked at as a
-possible command reply. So a subscribe handshake never throws away the data frames that
+Every message read is handed to `on_frames(messages, receive_ns)` first, exactly as
+received (bytes, never decoded and re-encoded), whatever it is; only then is it looked
+at as a possible command reply. So a subscribe handshake never throws away the data frames that
 arrive before its acknowledgement.
 
 Liveness never keys on market data alone: the session pings every `ping_interval` (the
 send itself times out after `ping_timeout`), records every pong, and a watchdog closes
 the socket when neither a frame nor a pong came for `stale_after`. Server pings are
-answered by websockets. TCP keepalive is on as well. A quiet market stays connected as
+answered as they are read. TCP keepalive is on as well. A quiet market stays connected as
 long as pongs come back; a half-open socket is detected within `stale_after`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric import rsa
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from ssmd.exceptions import AuthenticationError, NoReply, SessionError
 from ssmd.venues.base import DEFAULT_LIVENESS, MAX_FRAME_BYTES, Liveness
@@ -60,39 +55,29 @@ class Reply:
     body: dict[str, Any]
 
 
-def _tcp_keepalive(ws: ClientConnection) -> None:
-    sock = ws.transport.get_extra_info("socket")
-    if sock is None:
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 30)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
-
-
 class Session(WebSocketSession):
     """One connection. `await open()`, then `await run()` until it returns the close reason."""
+
+    WATCH = (b'"id"', b'"error"')  # command replies carry the id; errors may not
 
     def __init__(
         self,
         url: str,
         credentials: Credentials | None,
-        on_frame: Callable[[bytes, int], None],
+        on_frames: Callable[[list[bytes], int], None],
         *,
         liveness: Liveness = DEFAULT_LIVENESS,
         on_sid_error: Callable[[int, int, str], None] | None = None,
         max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
-        super().__init__(url, on_frame, liveness=liveness, max_frame_bytes=max_frame_bytes)
+        super().__init__(url, on_frames, liveness=liveness, max_frame_bytes=max_frame_bytes)
         self.credentials = credentials
         self.on_sid_error = on_sid_error
         self._ids = itertools.count(1)
         self._waiting: dict[int, tuple[int, list[Reply], asyncio.Future[list[Reply]]]] = {}
 
-    def _connect_options(self) -> dict[str, Any]:
-        headers = self.credentials.headers() if self.credentials else None
-        return {"additional_headers": headers, "compression": None}
+    def _headers(self) -> dict[str, str]:
+        return self.credentials.headers() if self.credentials else {}
 
     def _refused(self, status: int) -> Exception:
         if status == 401:
@@ -101,11 +86,6 @@ class Session(WebSocketSession):
                 "KALSHI_API_KEY and KALSHI_PRIVATE_KEY_PATH (and the clock)"
             )
         return super()._refused(status)
-
-    async def open(self) -> None:
-        await super().open()
-        assert self.ws is not None
-        _tcp_keepalive(self.ws)
 
     # ---- commands -------------------------------------------------------------------
 
@@ -133,10 +113,6 @@ class Session(WebSocketSession):
             self._waiting.pop(cid, None)
 
     def _inspect(self, data: bytes, now: float) -> None:
-        if b'"id"' in data or b'"error"' in data:
-            self._route(data)
-
-    def _route(self, data: bytes) -> None:
         try:
             msg = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -174,21 +150,8 @@ class Session(WebSocketSession):
 
     # ---- liveness: WebSocket pings, each pong recorded ----------------------------------
 
-    async def _keep_alive(self, ws: ClientConnection) -> None:
-        lv = self.liveness
+    async def _keep_alive(self) -> None:
         while True:
-            await asyncio.sleep(lv.ping_interval)
-            try:
-                async with asyncio.timeout(lv.ping_timeout):
-                    waiter = await ws.ping()
-            except TimeoutError:
-                self._kill(ws, f"ping send blocked for {lv.ping_timeout}s")
+            await asyncio.sleep(self.liveness.ping_interval)
+            if not await self._keep_alive_send("ping"):
                 return
-            except ConnectionClosed:
-                return
-
-            def pong(f: asyncio.Future[float]) -> None:
-                if not f.cancelled() and f.exception() is None:
-                    self.last_pong = time.monotonic()
-
-            asyncio.ensure_future(waiter).add_done_callback(pong)

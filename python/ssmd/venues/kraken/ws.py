@@ -1,6 +1,6 @@
 """One Kraken spot WebSocket v2 session: connect, request/reply by `req_id`, keep-alive.
 
-Every frame read goes to `on_frame(data, receive_ns)` first, exactly as received. Market
+Every message read goes to `on_frames(messages, receive_ns)` first, exactly as received. Market
 data starts with `{"channel":` and is left to the codec; anything else is a reply to a
 request (`method`: `pong`, `subscribe`, `unsubscribe`) and is read here. The keep-alive
 is the venue's application-level `{"method": "ping", "req_id": n}`, answered by
@@ -21,8 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from ssmd.venues.base import DEFAULT_LIVENESS, MAX_FRAME_BYTES, Liveness
 from ssmd.venues.websocket import WebSocketSession
@@ -36,18 +34,20 @@ DATA_PREFIX = b'{"channel":'
 class KrakenSession(WebSocketSession):
     """One connection. `await open()`, then `await run()` until it returns why it ended."""
 
+    WATCH = (b'"method"',)  # every reply names its method; market data never does
+
     def __init__(
         self,
         url: str,
         credentials: Any,
-        on_frame: Callable[[bytes, int], None],
+        on_frames: Callable[[list[bytes], int], None],
         *,
         liveness: Liveness = DEFAULT_LIVENESS,
         on_stream_error: Callable[[int, int, str], None] | None = None,
         max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
         del credentials  # public data: no sign-in
-        super().__init__(url, on_frame, liveness=liveness, max_frame_bytes=max_frame_bytes)
+        super().__init__(url, on_frames, liveness=liveness, max_frame_bytes=max_frame_bytes)
         self.on_stream_error = on_stream_error
         self.on_reply: Callable[[dict[str, Any]], None] | None = None
         self.pongs = 0
@@ -77,17 +77,11 @@ class KrakenSession(WebSocketSession):
         elif self.on_reply is not None and isinstance(msg.get("method"), str):
             self.on_reply(msg)
 
-    async def _keep_alive(self, ws: ClientConnection) -> None:
+    async def _keep_alive(self) -> None:
         lv = self.liveness
         interval = min(lv.ping_interval, MAX_PING_INTERVAL)
         while True:
             await asyncio.sleep(interval)
-            body = orjson.dumps({"method": "ping", "req_id": next(self._req_ids)}).decode()
-            try:
-                async with asyncio.timeout(lv.ping_timeout):
-                    await ws.send(body)
-            except TimeoutError:
-                self._kill(ws, f"ping send blocked for {lv.ping_timeout}s")
-                return
-            except ConnectionClosed:
+            body = orjson.dumps({"method": "ping", "req_id": next(self._req_ids)})
+            if not await self._keep_alive_send("ping", body):
                 return

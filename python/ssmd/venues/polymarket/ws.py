@@ -1,12 +1,12 @@
 """One Polymarket market-channel session: connect, subscribe by token id, text keep-alive.
 
-Every frame read goes to `on_frame(data, receive_ns)` first, exactly as received. The
+Every message read goes to `on_frames(messages, receive_ns)` first, exactly as received. The
 venue's keep-alive is the text `PING`, answered by the text `PONG` (not WebSocket ping
 frames): the session sends it every `ping_interval` (at most every 10 s, as the venue
 asks), but only after the first subscription, since a `PING` before it gets the
 connection closed (1008). A watchdog closes the socket when neither a frame nor a
 `PONG` came for `stale_after`; quiet markets stay connected as long as `PONG`s come.
-Server pings, if any, are answered by websockets.
+Server pings, if any, are answered as they are read.
 
 The venue acknowledges nothing: a subscription is answered by the tokens' `book` dump
 (or `[]` for tokens it does not know). Its errors are plain text (`INVALID OPERATION`);
@@ -20,8 +20,6 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
 from ssmd.venues.base import DEFAULT_LIVENESS, MAX_FRAME_BYTES, Liveness
 from ssmd.venues.websocket import WebSocketSession
@@ -36,18 +34,20 @@ ERROR_TEXTS = (b"INVALID OPERATION",)
 class PolymarketSession(WebSocketSession):
     """One connection. `await open()`, then `await run()` until it returns why it ended."""
 
+    WATCH = (b"PONG", *ERROR_TEXTS)
+
     def __init__(
         self,
         url: str,
         credentials: Any,
-        on_frame: Callable[[bytes, int], None],
+        on_frames: Callable[[list[bytes], int], None],
         *,
         liveness: Liveness = DEFAULT_LIVENESS,
         on_stream_error: Callable[[int, int, str], None] | None = None,
         max_frame_bytes: int = MAX_FRAME_BYTES,
     ) -> None:
         del credentials  # public data: no sign-in
-        super().__init__(url, on_frame, liveness=liveness, max_frame_bytes=max_frame_bytes)
+        super().__init__(url, on_frames, liveness=liveness, max_frame_bytes=max_frame_bytes)
         self.on_stream_error = on_stream_error
         self.subscribed = asyncio.Event()
         self.pongs = 0
@@ -66,17 +66,11 @@ class PolymarketSession(WebSocketSession):
             elif text in ERROR_TEXTS and self.on_stream_error is not None:
                 self.on_stream_error(STREAM, 0, text.decode())
 
-    async def _keep_alive(self, ws: ClientConnection) -> None:
+    async def _keep_alive(self) -> None:
         lv = self.liveness
         await self.subscribed.wait()  # a PING before the first subscription closes (1008)
         interval = min(lv.ping_interval, MAX_PING_INTERVAL)
         while True:
             await asyncio.sleep(interval)
-            try:
-                async with asyncio.timeout(lv.ping_timeout):
-                    await ws.send("PING")
-            except TimeoutError:
-                self._kill(ws, f"PING send blocked for {lv.ping_timeout}s")
-                return
-            except ConnectionClosed:
+            if not await self._keep_alive_send("PING", b"PING"):
                 return
