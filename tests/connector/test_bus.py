@@ -234,7 +234,10 @@ async def test_publisher_keeps_at_most_its_window_unacked(
         await pub.publish(OutMsg("t.kalshi.raw.x", b"q" * 400, "x:big"))  # alone over it
         assert await pub.flush(10)
         await pub.close()
-        assert unacked == [2, 2, 2, 2, 1, 2]
+        # Never three of the 100-byte messages (300 bytes) unacked, so the nine took at
+        # least five writes; the 400-byte one went anyway (how many PubAcks a read
+        # brings decides the exact sequence, not the policy).
+        assert max(unacked) <= 2 and len(unacked) >= 6
         got = [
             (m.data[:1], m.headers and m.headers["Nats-Msg-Id"])
             for m in await read_stream(nc, "SSMD_T")
