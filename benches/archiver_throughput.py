@@ -8,6 +8,9 @@
   archiver (this process) drains it: frames/s and messages/s until the consumer's ack
   floor reaches the last sequence (spool written, fsynced, acked). Then every file is
   sealed (timed separately) and the archive is checked: every sequence exactly once.
+  Then the same for the baseline (`baseline_nats_py`, on a nats-server of its own): the
+  same archiver with its puller on nats-py's public API (benches/stock_bus.py), and the
+  ratio of the two (`throughput_vs_baseline`); `--no-baseline` skips it.
 - sustained: a publisher process sends `--rate` frames/s for `--seconds` while the
   archiver runs; zero loss is checked (archived sequences == stream sequences) and the
   final lag reported.
@@ -44,6 +47,7 @@ from ssmd.config import Overrides, load_environment
 from ssmd.store import keys, open_store
 from ssmd.testing.frames import frame_mix
 from ssmd.testing.nats import NatsServer
+from stock_bus import StockArchiver
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -192,7 +196,9 @@ def count_archived(tmp: Path, s: ArchiverSettings, arc: Archiver) -> tuple[int, 
     return lines, len(seqs), raw_bytes, norm_bytes
 
 
-async def run_throughput(tmp: Path, url: str, frames: list[bytes]) -> dict[str, Any]:
+async def run_throughput(
+    tmp: Path, url: str, frames: list[bytes], kind: type[Archiver] = Archiver
+) -> dict[str, Any]:
     import nats
 
     s = settings_for(tmp, url)
@@ -204,7 +210,7 @@ async def run_throughput(tmp: Path, url: str, frames: list[bytes]) -> dict[str, 
             ).nats,
         )
     last = await fill(url, frames)
-    arc = Archiver(s)
+    arc = kind(s)
     stop = asyncio.Event()
     nc = await nats.connect(url)
     js = nc.jetstream()
@@ -223,6 +229,7 @@ async def run_throughput(tmp: Path, url: str, frames: list[bytes]) -> dict[str, 
     await nc.close()
     lines, distinct, raw_bytes, norm_bytes = count_archived(tmp, s, arc)
     return {
+        "bus": "nats-py" if kind is StockArchiver else "ssmd",
         "frames": len(frames),
         "messages": last,
         "seconds": round(elapsed, 2),
@@ -342,6 +349,18 @@ def _flat(samples: list[float]) -> bool | None:
     return None if thirds is None else thirds[1] <= thirds[0] * 1.10
 
 
+async def drain(frames: list[bytes], kind: type[Archiver]) -> dict[str, Any]:
+    """`frames` into a new stream on a nats-server of its own, drained by a `kind`."""
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        server = NatsServer(tmp / "nats")
+        await server.start()
+        try:
+            return await run_throughput(tmp, server.url, frames, kind)
+        finally:
+            server.stop()
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=600_000)
@@ -350,18 +369,21 @@ async def main() -> None:
     ap.add_argument("--minutes", type=float, default=0)
     ap.add_argument("--markets", type=int, default=200)
     ap.add_argument("--mode", default="all", choices=["all", "throughput", "sustained"])
+    ap.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="throughput: skip the same drain with the puller on nats-py's public API",
+    )
     args = ap.parse_args()
     out: dict[str, Any] = {"bench": "archiver_throughput"}
     if args.mode in ("all", "throughput"):
         frames = frame_mix(args.frames, markets=args.markets)
-        with tempfile.TemporaryDirectory() as d:
-            tmp = Path(d)
-            server = NatsServer(tmp / "nats")
-            await server.start()
-            try:
-                out["throughput"] = await run_throughput(tmp, server.url, frames)
-            finally:
-                server.stop()
+        out["throughput"] = await drain(frames, Archiver)
+        if args.baseline:
+            base = out["baseline_nats_py"] = await drain(frames, StockArchiver)
+            ratio = out["throughput"]["frames_per_s"] / base["frames_per_s"]
+            out["throughput_vs_baseline"] = round(ratio, 2)
         gz_plain, gz_ours = gzip_bytes(frames)
         t = out["throughput"]
         out["bytes"] = {

@@ -23,6 +23,9 @@ connector's figures are its own (the three still share the machine's cores).
   only sends them during it, flat out and then paced (`release_output`) at 90% of what
   the connector last received, until a run keeps up with zero loss. The simulator's
   cost per frame is then out of the window, so this finds the connector's own limit.
+  Then the same search for the baseline (`baseline_nats_py_preloaded`): the same
+  connector with its publisher on nats-py's public API (benches/stock_bus.py), and the
+  ratio of the two (`preloaded_vs_baseline`); `--no-baseline` skips it.
 - latency: the simulator at a fixed rate tuned to `--latency-rate` frames/s; local
   receive time -> PubAck of each raw frame, p50 and p99.
 - memory: `--memory-markets` markets subscribed, simulator at maximum rate, the
@@ -56,6 +59,7 @@ from ssmd.connector.runner import Connector
 from ssmd.testing import until
 from ssmd.testing.connector import STREAM, settings_for, streaming, tickers_symbols
 from ssmd.testing.nats import client, nats_server
+from stock_bus import StockConnector
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -157,6 +161,7 @@ async def _run(
     sample_every: float = 0.0,
     preload: int = 0,
     pace: float | None = None,
+    kind: type[Connector] = Connector,
 ) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp())
     sim = SimProcess(markets, rate)
@@ -181,7 +186,7 @@ async def _run(
                 record_latency=latency,
                 clock=time.time,
             )
-            conn = Connector(settings)
+            conn = kind(settings)
             stop = asyncio.Event()
             task = asyncio.create_task(conn.run(stop))
             await until(lambda: streaming(conn, len(tickers)), 300, "subscriptions")
@@ -228,6 +233,7 @@ async def _run(
         lat = sorted(conn.latencies_ns)
         errors25 = sum(1 for e in conn.events.recent if "error 25" in e[2])
         out: dict[str, Any] = {
+            "bus": "nats-py" if kind is StockConnector else "ssmd",
             "markets": len(tickers),
             "source": "preloaded" if preload else "live",
             "sim_rate": rate,
@@ -270,17 +276,20 @@ async def _run(
             sim.proc.kill()
 
 
-async def throughput_preloaded(markets: int, seconds: float) -> dict[str, Any]:
+async def throughput_preloaded(
+    markets: int, seconds: float, kind: type[Connector] = Connector
+) -> dict[str, Any]:
     """The frames rendered before the window and then sent (the simulator's own cost out
     of the way): flat out first, then paced just below what the connector received,
     stepping down until a run keeps up with zero loss. Each run renders enough frames for
     its window and two seconds more, so the source never runs dry inside it."""
     flat_out = 150_000 * round(seconds + 2)
-    tries = [await _run(markets, None, seconds, preload=flat_out)]
+    tries = [await _run(markets, None, seconds, preload=flat_out, kind=kind)]
     pace = tries[-1]["received_frames_per_s"] * 0.9
     while not (tries[-1]["zero_loss"] and tries[-1]["kept_up"]) and pace > 100:
         frames = round(pace * (seconds + 2))
-        tries.append(await _run(markets, None, seconds, preload=frames, pace=round(pace)))
+        run = await _run(markets, None, seconds, preload=frames, pace=round(pace), kind=kind)
+        tries.append(run)
         pace = tries[-1]["received_frames_per_s"] * 0.9
     best = next((t for t in reversed(tries) if t["zero_loss"] and t["kept_up"]), None)
     return {"max_zero_loss_frames_per_s": best and best["frames_per_s"], "runs": tries}
@@ -329,7 +338,13 @@ async def main(a: argparse.Namespace) -> dict[str, Any]:
         out["throughput"] = await _run(a.markets, a.rate, a.seconds)
     elif a.mode in ("all", "throughput"):
         out["throughput"] = await throughput(a.markets, a.seconds)
-        out["throughput_preloaded"] = await throughput_preloaded(a.markets, a.seconds)
+        out["throughput_preloaded"] = ours = await throughput_preloaded(a.markets, a.seconds)
+        if a.baseline:
+            base = await throughput_preloaded(a.markets, a.seconds, StockConnector)
+            out["baseline_nats_py_preloaded"] = base
+            if ours["max_zero_loss_frames_per_s"] and base["max_zero_loss_frames_per_s"]:
+                ratio = ours["max_zero_loss_frames_per_s"] / base["max_zero_loss_frames_per_s"]
+                out["preloaded_vs_baseline"] = round(ratio, 2)
     if a.mode in ("all", "latency"):
         out["latency"] = await latency(a.markets, a.latency_rate, a.seconds)
     if a.mode in ("all", "memory"):
@@ -346,6 +361,12 @@ if __name__ == "__main__":
     ap.add_argument("--latency-rate", type=int, default=1000)
     ap.add_argument("--memory-markets", type=int, default=10_000)
     ap.add_argument("--minutes", type=float, default=2.0)
+    ap.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="throughput: skip the same search with the publisher on nats-py's public API",
+    )
     ap.add_argument("--profile", help="write a cProfile of this (the connector) process here")
     args = ap.parse_args()
     if args.profile:

@@ -610,7 +610,7 @@ class Archiver:
                 with self._storage_faults():
                     await asyncio.to_thread(self.recover, floor, info.state.first_seq)
             await self._serve_health()
-            sub = puller(s.nats_url, f"ssmd-archiver-{s.env}-pull", s.stream, s.consumer)
+            sub = self.new_puller()
             await sub.start()
             self.puller = sub
             log.info("archiving %s from %s (ack floor %d)", filt, s.stream, floor)
@@ -798,6 +798,11 @@ class Archiver:
         )
         await health.start()
         self.health_server = health  # set once it listens: its port is known
+
+    def new_puller(self) -> Puller:
+        """The pulls `run` archives from (a connection of their own to NATS)."""
+        s = self.s
+        return puller(s.nats_url, f"ssmd-archiver-{s.env}-pull", s.stream, s.consumer)
 
     async def _fetch(self, sub: Puller, stop: asyncio.Event) -> core.Deliveries | None:
         fetch = asyncio.ensure_future(sub.fetch())

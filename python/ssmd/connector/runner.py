@@ -340,6 +340,19 @@ class Connector:
         self._bg.add(t)
         t.add_done_callback(self._bg.discard)
 
+    def new_publisher(self, name: str) -> Publisher:
+        """The publisher `run` sends through (its own connection to NATS)."""
+        s = self.settings
+        return Publisher(
+            s.nats.url,
+            name,
+            max_inflight=s.max_inflight,
+            ack_timeout=s.ack_timeout,
+            on_ack=self._acked,
+            keep_frame_times=self._record_latency,
+            on_error=lambda why: self.metrics.errors.labels(s.feed, "publish").inc(),
+        )
+
     def _acked(self, acked: core.Acked) -> None:
         # Per read of PubAcks (the other counters are read from the publisher on demand).
         if acked.frames:
@@ -487,15 +500,7 @@ class Connector:
             js = nc.jetstream()
             self.metrics.stream.update(await ensure_stream(js, s.nats))
             self._spawn(self.metrics.stream.poll(js, STREAM_POLL_INTERVAL))
-            publisher = self.publisher = Publisher(
-                s.nats.url,
-                f"{name}-publisher",
-                max_inflight=s.max_inflight,
-                ack_timeout=s.ack_timeout,
-                on_ack=self._acked,
-                keep_frame_times=self._record_latency,
-                on_error=lambda why: self.metrics.errors.labels(s.feed, "publish").inc(),
-            )
+            publisher = self.publisher = self.new_publisher(f"{name}-publisher")
             await publisher.start()
             if s.health_port is not None:
                 health = HealthServer(
