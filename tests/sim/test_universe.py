@@ -1,9 +1,11 @@
-"""Ticker date and hour codes are in US Eastern time, across daylight-saving changes."""
+"""Ticker date and hour codes are in US Eastern time, across daylight-saving changes; the
+markets that open on the hour get order flow."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from ssmd.sim.flow import FlowEngine
 from ssmd.sim.universe import Universe
 
 
@@ -53,3 +55,20 @@ def test_fall_back_repeated_hour_keeps_tickers_unique() -> None:
     crypto = [m for m in u.markets.values() if m.series_ticker.startswith(("KXBTC", "KXETH"))]
     assert len({m.ticker for m in crypto}) == len(crypto)
     assert all(m.close_ts != int(_utc("2026-11-01T06:00:00")) for m in crypto)
+
+
+def test_the_next_hours_ladder_trades_once_the_hour_turns() -> None:
+    """The hour's ladder closes on the hour and the next one opens then: from that moment
+    the order flow trades exactly the tradable markets, the new ladder among them."""
+    u = Universe(1, _utc("2026-07-20T20:59:50"), markets=20)
+    flow = FlowEngine(u, seed=1)
+    turn = _utc("2026-07-20T21:00:00")
+    while (t := u.next_time()) is not None and t <= turn + 5:
+        tr = u.pop_due(t)
+        if tr is not None:
+            flow.transition(tr)
+    traded = {msg.ticker for _ in range(5000) for msg in flow.step(turn + 5)}
+    tradable = {m.ticker for m in u.markets.values() if m.tradable}
+    new_ladder = {m.ticker for m in u.markets.values() if m.event_ticker == "KXBTCD-26JUL2018"}
+    assert len(new_ladder) == u.ladder_size and new_ladder <= tradable
+    assert traded == tradable

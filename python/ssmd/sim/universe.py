@@ -219,10 +219,11 @@ class Universe:
             for k in range(-1, 5):
                 self._create_15m(coin, w0 + k * WINDOW_15M, t0)
             self._at(w0 + WINDOW_15M, "roll15", coin)
-        # Hourly ladders for BTC and ETH: the current hour and the next one.
+        # Hourly ladders for BTC and ETH: the hour just closed, the current one and the
+        # next one (listed ahead, so that it opens on the hour as the flow expects).
         h0 = int(t0 // HOUR) * HOUR
         for coin in ("BTC", "ETH"):
-            for k in range(0, 2):
+            for k in range(0, 3):
                 self._create_ladder(coin, h0 + k * HOUR, t0)
             self._at(h0 + HOUR, "rollH", coin)
         # Long-lived markets up to the requested size.
@@ -419,7 +420,7 @@ class Universe:
         if kind == "rollH":
             h = int(ts)
             self._at(h + HOUR, "rollH", key)
-            ms = self._create_ladder(key, h + HOUR, ts)
+            ms = self._create_ladder(key, h + 2 * HOUR, ts)
             if not ms:
                 return None
             for extra in ms[1:]:
