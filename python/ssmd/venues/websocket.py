@@ -372,12 +372,16 @@ class _Socket(asyncio.Protocol):
             if chunk:  # an empty chunk is websockets' "half-close": the close follows
                 self.transport.write(chunk)
 
+    def _send_close(self, code: int, reason: str) -> None:
+        """Our close frame, once per connection."""
+        if not self._closing:
+            self._write(lambda p: p.send_close(code, reason))
+            self._closing = True
+
     def _close_with(self, code: int, reason: str) -> None:
         """Answers (or starts) the closing handshake and closes the socket."""
-        if not self._closing:
-            code = 1000 if code in (1005, 1006) else code
-            self._write(lambda p: p.send_close(code, reason.encode()[:120].decode(errors="ignore")))
-            self._closing = True
+        code = 1000 if code in (1005, 1006) else code
+        self._send_close(code, reason.encode()[:120].decode(errors="ignore"))
         if self.transport is not None:
             self.transport.close()
 
@@ -386,9 +390,7 @@ class _Socket(asyncio.Protocol):
         is still read, until it closes."""
         if self.lost.done():
             return
-        if not self._closing:
-            self._write(lambda p: p.send_close(1000, ""))
-            self._closing = True
+        self._send_close(1000, "")
         await self.lost
 
     def abort(self) -> None:
