@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -67,7 +68,12 @@ async def _call(url: str) -> tuple[int, dict[str, Any]]:
 
 def test_seek_from_the_control_endpoint(captured: Capture) -> None:
     p = replay_plan(captured, DAY2.isoformat(), UNUSED_NATS)
-    to_ns = window(DAY2).start_ns + 30 * SEC
+    # A seek forward past the first batch: to the whole second after the receive time
+    # of the entry half a batch beyond it.
+    day = p_entries(p, window(DAY2).start_ns)
+    beyond = day[BATCH + BATCH // 2]
+    to_ns = (beyond.receive_ns // SEC + 1) * SEC
+    to = datetime.fromtimestamp(to_ns // SEC, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     async def main() -> list[Any]:
         rec = Recorder()
@@ -76,7 +82,7 @@ def test_seek_from_the_control_endpoint(captured: Capture) -> None:
         task = asyncio.create_task(replay.run())
         await asyncio.wait_for(rec.in_send.wait(), 30)
         base = replay.control.url
-        status, body = await _call(f"{base}/replay/seek?to=2026-07-21T00:00:30Z")
+        status, body = await _call(f"{base}/replay/seek?to={to}")
         assert status == 200
         status, body = await _call(f"{base}/replay/seek?to=yesterday")
         assert status == 400 and "not a time" in body["error"]
